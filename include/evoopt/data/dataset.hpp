@@ -1,0 +1,31 @@
+#pragma once
+// In-memory image classification data. Images stay uint8 (N, C, H, W) so the
+// three built-in datasets together take a few hundred MB; conversion to float
+// and normalisation happen per batch (see split.hpp).
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace evoopt::data {
+
+struct Dataset {
+  torch::Tensor images;  // uint8, (N, C, H, W)
+  torch::Tensor labels;  // int64, (N)
+  std::int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+};
+
+// A dataset's official train and test parts plus where they came from.
+struct DatasetPair {
+  std::string name;        // registry name, e.g. "cifar10"
+  std::string label;       // provenance label shown wherever results are, e.g. "CIFAR-10 (JPEG mirror, lossy)"
+  bool lossy = false;
+  std::vector<std::string> classes;
+  Dataset train;
+  Dataset test;
+};
+
+// Counts of each label 0..num_classes-1.
+std::vector<std::int64_t> label_histogram(const Dataset& ds, int num_classes);
+
+}  // namespace evoopt::data

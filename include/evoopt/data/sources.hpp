@@ -1,0 +1,85 @@
+#pragma once
+// Where each dataset comes from, and the one table of official files and
+// checksums. A dataset is resolved, in order, from: the data dir (already
+// verified), mirror dirs (--mirror or EVOOPT_DATA_MIRROR), system package dirs
+// (e.g. /usr/share/datasets/fashion-mnist), the official URLs (libcurl). Every
+// file is verified by the checksum of its decompressed bytes before use, and a
+// dataset is staged in a temporary directory that is renamed into place only
+// once complete, so the data dir never holds half-written data.
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "evoopt/data/dataset.hpp"
+
+namespace evoopt::data {
+
+enum class Format { Idx, CifarBinary };
+
+struct FileSpec {
+  std::string name;     // decompressed file name
+  std::string sha256;   // of the decompressed bytes (empty when the source publishes only MD5)
+  std::string md5;      // of the decompressed bytes (CIFAR-10's published checksums)
+  std::uint64_t bytes = 0;
+};
+
+struct DatasetSpec {
+  std::string name;     // registry name: mnist, fashion_mnist, cifar10
+  std::string display;  // MNIST, Fashion-MNIST, CIFAR-10
+  Format format = Format::Idx;
+  std::vector<std::string> classes;
+  std::vector<FileSpec> files;              // IDX: train images, train labels, test images, test labels; CIFAR: batches
+  std::vector<std::string> urls;            // IDX: base URLs (+ name + ".gz"); CIFAR: the binary tarball
+  std::string archive_md5;                  // CIFAR: MD5 of the official tarball as published
+  std::vector<std::string> mirror_subdirs;  // sub-directories of a mirror dir to look in
+  std::vector<std::string> system_dirs;     // directories filled by Debian packages
+};
+
+const std::vector<DatasetSpec>& dataset_registry();
+const DatasetSpec& dataset_spec(const std::string& name);  // throws evoopt::Error listing the known names
+std::vector<std::string> dataset_names();
+
+// The CIFAR-10 JPEG image-folder mirror (lossy): its archive and the SHA-256 of the uncompressed tar.
+inline constexpr const char* kCifarJpegArchive = "cifar10-jpeg.tar.gz";
+inline constexpr const char* kCifarJpegTarSha256 = "74f15e6469def9a38eaeb54947d736a95716532de50fd246e8924944cc8b4f88";
+inline constexpr const char* kCifarJpegLabel = "cifar10 (JPEG mirror, lossy)";
+
+std::filesystem::path default_data_dir();                 // $EVOOPT_DATA_DIR or ./data
+std::vector<std::filesystem::path> default_mirrors();     // $EVOOPT_DATA_MIRROR, ':'-separated
+
+using LogFn = std::function<void(const std::string&)>;
+
+struct FetchOptions {
+  std::filesystem::path data_dir = default_data_dir();
+  std::vector<std::filesystem::path> mirrors;   // searched in order
+  std::vector<std::filesystem::path> system_dirs_override;  // tests: replace the spec's system dirs
+  bool use_system_dirs = true;
+  bool allow_download = true;
+  bool force = false;  // re-fetch even when the data dir already has it
+};
+
+struct FetchResult {
+  std::string dataset;
+  std::string source;  // "data dir", "mirror <path>", "system <path>", "url <url>"
+  std::string label;   // provenance label
+  std::int64_t train_count = 0, test_count = 0;
+};
+
+FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, const LogFn& log = {});
+
+struct VerifyResult {
+  std::string dataset;
+  bool ok = false;
+  std::string source;
+  std::string label;
+  std::int64_t train_count = 0, test_count = 0;
+  std::string status;  // "ok", or what is wrong
+};
+
+VerifyResult verify_dataset(const std::string& name, const std::filesystem::path& data_dir);
+
+// Loads a fetched dataset; throws evoopt::Error saying how to fetch it when absent.
+DatasetPair load_dataset(const std::string& name, const std::filesystem::path& data_dir);
+
+}  // namespace evoopt::data

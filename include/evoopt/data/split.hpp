@@ -1,0 +1,56 @@
+#pragma once
+// Train/val/test splits: validation is carved deterministically (by a split
+// seed) from the official training set; test is the official test set,
+// touched only when explicitly asked for. Per-channel normalisation statistics
+// come from the training split alone. Images stay uint8 in memory; batches are
+// converted and normalised on the fly.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "evoopt/common/rng.hpp"
+#include "evoopt/data/dataset.hpp"
+
+namespace evoopt::data {
+
+struct SplitOptions {
+  std::int64_t val_size = 5000;
+  std::uint64_t split_seed = 0;
+  std::int64_t train_subset = 0;  // 0: the whole remaining training set
+};
+
+enum class Split { Train, Val, Test };
+const char* split_name(Split s);
+
+struct Splits {
+  std::string name;   // "mnist"
+  std::string label;  // provenance label, e.g. "cifar10 (JPEG mirror, lossy)"
+  std::vector<std::string> classes;
+  Dataset train, val, test;
+  std::vector<double> mean, stddev;  // per channel, in [0,1] pixel units, from the training split
+  const Dataset& get(Split s) const { return s == Split::Train ? train : s == Split::Val ? val : test; }
+  // uint8 (B,C,H,W) -> normalised float32.
+  torch::Tensor normalise(const torch::Tensor& images_u8) const;
+};
+
+Splits make_splits(const DatasetPair& pair, const SplitOptions& options);
+
+// Draws minibatch indices: a fresh permutation of the training split each epoch,
+// all from one explicit RNG, so the batch sequence is a function of the seed.
+class BatchSampler {
+ public:
+  BatchSampler(std::int64_t dataset_size, std::int64_t batch_size, std::uint64_t seed);
+  torch::Tensor next();  // int64 indices (batch_size)
+
+ private:
+  std::int64_t n_, batch_;
+  Rng rng_;
+  std::vector<std::int64_t> order_;
+  std::size_t pos_ = 0;
+};
+
+// CIFAR-style augmentation on a uint8 batch: zero-pad by `pad`, random crop back
+// to the original size, random horizontal flip (probability 1/2).
+torch::Tensor augment_crop_flip(const torch::Tensor& images_u8, int pad, Rng& rng);
+
+}  // namespace evoopt::data

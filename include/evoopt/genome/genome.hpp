@@ -1,0 +1,93 @@
+#pragma once
+// An optimizer genome: a weighted sum of update terms plus hyperparameters.
+//   θ ← θ − η_t·Σ_k α_k·T_k − η_t·λ·θ
+// where η_t follows the schedule (linear warmup, optional cosine decay) over the
+// run's total steps, m and v are EMAs of g and g² with β1 and β2 (optionally
+// bias-corrected), and λ is decoupled weight decay (Loshchilov & Hutter 2019).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "evoopt/genome/term.hpp"
+
+namespace evoopt::genome {
+
+struct TermGene {
+  Term term;
+  double weight;
+  bool operator==(const TermGene& o) const { return term == o.term && weight == o.weight; }
+};
+
+// Allowed ranges; validate() names the field, the value and the range.
+struct Bounds {
+  static constexpr int kDefaultMaxTerms = 4;
+  static constexpr int kHardMaxTerms = 16;
+  static constexpr double kWeightMin = -10.0, kWeightMax = 10.0;
+  static constexpr double kLog10LrMin = -7.0, kLog10LrMax = 1.0;
+  static constexpr double kBeta1Min = 0.0, kBeta1Max = 0.9999;
+  static constexpr double kBeta2Min = 0.0, kBeta2Max = 0.99999;
+  static constexpr double kLog10EpsMin = -12.0, kLog10EpsMax = -2.0;
+  static constexpr double kLog10WdMin = -8.0, kLog10WdMax = -1.0;
+  static constexpr double kWarmupMin = 0.0, kWarmupMax = 0.5;
+  static constexpr double kClipMin = 1e-3, kClipMax = 1e3;
+};
+
+struct Genome {
+  std::vector<TermGene> terms;
+  double log10_lr = -3.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double log10_eps = -8.0;
+  std::optional<double> log10_weight_decay;  // nullopt: no weight decay
+  bool bias_correction = true;
+  double warmup_fraction = 0.0;  // fraction of the run's steps spent in linear warmup
+  bool cosine_decay = false;     // cosine decay to 0 after warmup
+  std::optional<double> clip_norm;  // clip gradients by global norm when set
+
+  double lr() const;
+  double eps() const;
+  double weight_decay() const;  // 0 when off
+  bool needs_m() const;
+  bool needs_v() const;
+  bool has_schedule() const { return warmup_fraction > 0.0 || cosine_decay; }
+
+  // Throws evoopt::Error naming the first bad field, its value and the allowed range.
+  void validate(int max_terms = Bounds::kDefaultMaxTerms) const;
+
+  // Repeated terms merged (weights summed), zero weights dropped, terms in
+  // registry order, and genes the update cannot see reset to fixed values
+  // (β1 without m; β2 and ε without v; bias correction without either), so
+  // genomes that behave identically share one canonical form.
+  Genome canonical() const;
+  // Stable 64-bit hash of the canonical form (FNV-1a over its exact bits).
+  std::uint64_t hash() const;
+  std::string hash_hex() const;
+
+  // Δθ = −η·(0.41·sign(g) + 2.00·m̂/(√v̂+ε)) − η·λ·θ
+  std::string formula() const;
+  // η = 1.2e-03 (warmup 5%, cosine), β1 = 0.855, ... one line.
+  std::string hyperparameters() const;
+
+  nlohmann::json to_json() const;
+  // Accepts evoopt's own format and common field aliases (lr, learning_rate,
+  // eps, epsilon, weight_decay, use_bias_correction, terms as names + weights).
+  static Genome from_json(const nlohmann::json& j);
+
+  bool operator==(const Genome& o) const;
+  bool operator!=(const Genome& o) const { return !(*this == o); }
+};
+
+inline constexpr const char* kGenomeFormat = "evoopt.genome";
+inline constexpr int kGenomeFormatVersion = 1;
+
+// Presets: sgd (EMA momentum), adam, adamw, rmsprop, signum, lion-like.
+std::vector<std::string> preset_names();
+Genome preset(const std::string& name);  // throws evoopt::Error listing the presets
+// A preset name or a JSON file path.
+Genome load_genome(const std::string& preset_or_file);
+void save_genome(const Genome& g, const std::string& path);  // atomic
+
+}  // namespace evoopt::genome

@@ -1,0 +1,61 @@
+#pragma once
+// GenomeOptimizer: a genome as a real libtorch optimizer, in the shape of
+// torch/optim/adam.h (Options, ParamState, step() under NoGradGuard, state
+// created on first use and only for what the genome needs). Drop it in
+// wherever torch::optim::Adam goes:
+//
+//   evoopt::optim::GenomeOptimizer opt(model->parameters(),
+//       evoopt::optim::GenomeOptimizerOptions(evoopt::genome::preset("adam")));
+#include <torch/optim/optimizer.h>
+#include <torch/optim/serialize.h>
+
+#include "evoopt/genome/genome.hpp"
+
+namespace evoopt::optim {
+
+struct GenomeOptimizerOptions : public torch::optim::OptimizerCloneableOptions<GenomeOptimizerOptions> {
+  // `total_steps` is the run length the schedule spans; required (> 0) when the
+  // genome has warmup or cosine decay.
+  explicit GenomeOptimizerOptions(genome::Genome genome = genome::preset("adam"), std::int64_t total_steps = 0);
+  // The adam genome with base learning rate `lr`; libtorch's serialize()
+  // helpers construct options this way before reading them back.
+  explicit GenomeOptimizerOptions(double lr);
+  // Base learning rate, initialised from the genome; exposed so libtorch LR
+  // schedulers (which call set_lr) work on top of the genome's own schedule.
+  TORCH_ARG(double, lr);
+  TORCH_ARG(std::int64_t, total_steps);
+
+ public:  // TORCH_ARG leaves the section private
+  const genome::Genome& genome() const { return genome_; }
+
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+  double get_lr() const override { return lr(); }
+  void set_lr(const double lr) override { this->lr(lr); }
+
+ private:
+  genome::Genome genome_;
+};
+
+struct GenomeParamState : public torch::optim::OptimizerCloneableParamState<GenomeParamState> {
+  TORCH_ARG(std::int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, exp_avg);     // m, only when a term needs it
+  TORCH_ARG(torch::Tensor, exp_avg_sq);  // v, only when a term needs it
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
+};
+
+class GenomeOptimizer : public torch::optim::Optimizer {
+ public:
+  explicit GenomeOptimizer(std::vector<torch::optim::OptimizerParamGroup> param_groups, GenomeOptimizerOptions defaults = GenomeOptimizerOptions());
+  explicit GenomeOptimizer(std::vector<torch::Tensor> params, GenomeOptimizerOptions defaults = GenomeOptimizerOptions())
+      : GenomeOptimizer({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+
+  torch::Tensor step(LossClosure closure = nullptr) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+};
+
+}  // namespace evoopt::optim

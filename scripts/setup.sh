@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One-command set-up on Debian 12: installs every Debian package evoopt needs
+# (skipping what is present), builds in Release, and prepares the datasets.
+# Idempotent: run it as often as you like. Afterwards the CLI is build/evoopt.
+#
+#   scripts/setup.sh                 # packages + build + datasets
+#   EVOOPT_DATA_MIRROR=DIR scripts/setup.sh   # also look for datasets in DIR
+#   EVOOPT_SKIP_DATA=1 scripts/setup.sh       # packages + build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libtorch-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libfmt-dev
+  libstb-dev zlib1g-dev libcurl4-openssl-dev libssl-dev
+  libgtest-dev libbenchmark-dev
+  dataset-fashion-mnist
+  python3-torch
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+BUILD_DIR=${EVOOPT_BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${EVOOPT_CMAKE_ARGS:-} >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+
+if [ "${EVOOPT_SKIP_DATA:-0}" != "1" ]; then
+  # The offline mirror beside a checkout (as on the project's own machines) is
+  # used when present; EVOOPT_DATA_MIRROR adds more.
+  MIRRORS=()
+  if [ -d "$ROOT/../shared/datasets" ]; then MIRRORS+=(--mirror "$ROOT/../shared/datasets"); fi
+  "$BUILD_DIR/evoopt" data fetch "${MIRRORS[@]}"
+  "$BUILD_DIR/evoopt" data verify
+fi
+echo "setup: done; the CLI is $BUILD_DIR/evoopt"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up (packages, build, datasets) and runs the whole test suite.
+#   scripts/test.sh            # everything, including tests labelled slow
+#   scripts/test.sh -LE slow   # extra arguments go to ctest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cd "${EVOOPT_BUILD_DIR:-build}"
+ctest --output-on-failure -j"$(nproc)" "$@"

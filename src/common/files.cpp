@@ -1,0 +1,129 @@
+#include "evoopt/common/files.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "evoopt/common/error.hpp"
+
+namespace evoopt {
+namespace fs = std::filesystem;
+
+Bytes read_file_maybe_gz(const fs::path& path) {
+  if (!fs::exists(path)) throw Error(path.string() + ": file not found");
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (file == nullptr) throw Error(path.string() + ": cannot open: " + std::strerror(errno));
+  gzbuffer(file, 1 << 20);
+  Bytes out;
+  std::uint8_t buffer[1 << 16];
+  for (;;) {
+    int n = gzread(file, buffer, sizeof(buffer));
+    if (n < 0) {
+      int code = 0;
+      std::string message = gzerror(file, &code);
+      gzclose(file);
+      throw Error(path.string() + ": corrupt or truncated gzip data (" + message + ")");
+    }
+    if (n == 0) break;
+    out.insert(out.end(), buffer, buffer + n);
+  }
+  // gzread stops silently at a truncated gzip member; gzclose reports it.
+  int rc = gzclose(file);
+  if (rc != Z_OK) throw Error(path.string() + ": corrupt or truncated gzip data");
+  return out;
+}
+
+Bytes gunzip(const Bytes& compressed, const std::string& what) {
+  z_stream stream{};
+  if (inflateInit2(&stream, 15 + 32) != Z_OK) throw Error(what + ": zlib initialisation failed");
+  Bytes out;
+  out.reserve(compressed.size() * 4);
+  stream.next_in = const_cast<Bytef*>(compressed.data());
+  stream.avail_in = static_cast<uInt>(compressed.size());
+  std::uint8_t buffer[1 << 16];
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    stream.next_out = buffer;
+    stream.avail_out = sizeof(buffer);
+    rc = inflate(&stream, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      inflateEnd(&stream);
+      throw Error(what + ": corrupt or truncated gzip data");
+    }
+    out.insert(out.end(), buffer, buffer + (sizeof(buffer) - stream.avail_out));
+    if (rc == Z_OK && stream.avail_in == 0 && stream.avail_out != 0) {
+      inflateEnd(&stream);
+      throw Error(what + ": truncated gzip data");
+    }
+  }
+  inflateEnd(&stream);
+  return out;
+}
+
+std::string read_text_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot read file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+namespace {
+void write_all(int fd, const void* data, std::size_t size, const fs::path& tmp) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::string reason = std::strerror(errno);
+      ::close(fd);
+      fs::remove(tmp);
+      throw Error(tmp.string() + ": write failed: " + reason);
+    }
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+}  // namespace
+
+void write_file_atomic(const fs::path& path, const void* data, std::size_t size) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  std::random_device rd;
+  fs::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw Error(path.string() + ": cannot write: " + std::strerror(errno));
+  write_all(fd, data, size, tmp);
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    fs::remove(tmp);
+    throw Error(path.string() + ": cannot flush to disk");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp);
+    throw Error(path.string() + ": cannot rename into place: " + ec.message());
+  }
+}
+
+void write_file_atomic(const fs::path& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+void append_line_durable(const fs::path& path, const std::string& line) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) throw Error(path.string() + ": cannot append: " + std::strerror(errno));
+  std::string data = line + "\n";
+  write_all(fd, data.data(), data.size(), fs::path());
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace evoopt

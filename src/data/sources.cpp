@@ -1,0 +1,465 @@
+#include "evoopt/data/sources.hpp"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/data/checksum.hpp"
+#include "evoopt/data/cifar.hpp"
+#include "evoopt/data/idx.hpp"
+#include "evoopt/data/image_folder.hpp"
+
+namespace evoopt::data {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+const std::vector<std::string> kDigits = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+}
+
+// The one table of official files and checksums. Sources:
+//  MNIST          http://yann.lecun.com/exdb/mnist/ (SHA-256s of the decompressed IDX files)
+//  Fashion-MNIST  https://github.com/zalandoresearch/fashion-mnist (MIT, Zalando SE)
+//  CIFAR-10       https://www.cs.toronto.edu/~kriz/cifar.html (the binary version; MD5s as published)
+const std::vector<DatasetSpec>& dataset_registry() {
+  static const std::vector<DatasetSpec> registry = {
+      {"mnist", "MNIST", Format::Idx, kDigits,
+       {{"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", "", 47040016},
+        {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", "", 60008},
+        {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", "", 7840016},
+        {"t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", "", 10008}},
+       {"https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"},
+       "",
+       {"mnist", "MNIST"},
+       {"/usr/share/datasets/mnist"}},
+      {"fashion_mnist", "Fashion-MNIST", Format::Idx,
+       {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"},
+       {{"train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", "", 47040016},
+        {"train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", "", 60008},
+        {"t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", "", 7840016},
+        {"t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", "", 10008}},
+       {"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"},
+       "",
+       {"fashion-mnist", "fashion_mnist", "FashionMNIST"},
+       {"/usr/share/datasets/fashion-mnist"}},
+      {"cifar10", "CIFAR-10", Format::CifarBinary,
+       {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"},
+       {{"data_batch_1.bin", "", "5dd7e06a14cb22eb9f671a540d1b7c25", 30730000},
+        {"data_batch_2.bin", "", "5ea93a67294ea407fff1d09f752e9692", 30730000},
+        {"data_batch_3.bin", "", "942cd6a4bcdd0dd3c604fbe906cb4421", 30730000},
+        {"data_batch_4.bin", "", "ae636b3ba5c66a11e91e8cb52e771fcb", 30730000},
+        {"data_batch_5.bin", "", "53f37980c15c3d472c316c40844f3f0d", 30730000},
+        {"test_batch.bin", "", "803d5f7f4d78ea53de84dbe85f74fb6d", 30730000}},
+       {"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"},
+       "c32a1d4ab5d03f1284b67883e8d87530",
+       {"cifar10", "cifar-10", "CIFAR-10"},
+       {}},
+  };
+  return registry;
+}
+
+std::vector<std::string> dataset_names() {
+  std::vector<std::string> names;
+  for (const auto& s : dataset_registry()) names.push_back(s.name);
+  return names;
+}
+
+const DatasetSpec& dataset_spec(const std::string& name) {
+  for (const auto& s : dataset_registry())
+    if (s.name == name) return s;
+  std::string known;
+  for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error("unknown dataset '" + name + "' (known: " + known + ")");
+}
+
+fs::path default_data_dir() {
+  if (const char* env = std::getenv("EVOOPT_DATA_DIR"); env != nullptr && *env != 0) return env;
+  return "data";
+}
+
+std::vector<fs::path> default_mirrors() {
+  std::vector<fs::path> out;
+  if (const char* env = std::getenv("EVOOPT_DATA_MIRROR"); env != nullptr) {
+    std::string s = env;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+      auto colon = s.find(':', start);
+      if (colon == std::string::npos) colon = s.size();
+      if (colon > start) out.emplace_back(s.substr(start, colon - start));
+      start = colon + 1;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// The files a dataset occupies in the data dir (always decompressed).
+struct StagedFile {
+  std::string name;
+  Bytes bytes;
+};
+
+struct Candidate {
+  std::vector<StagedFile> files;  // verified
+  std::string source;
+  std::string label;
+  std::string verification;
+  bool lossy = false;
+};
+
+std::string idx_count_check(const DatasetSpec& spec, const std::vector<StagedFile>& files, std::int64_t& train, std::int64_t& test) {
+  Dataset tr, te;
+  tr.images = parse_idx_images(files[0].bytes, files[0].name);
+  tr.labels = parse_idx_labels(files[1].bytes, files[1].name, static_cast<int>(spec.classes.size()));
+  te.images = parse_idx_images(files[2].bytes, files[2].name);
+  te.labels = parse_idx_labels(files[3].bytes, files[3].name, static_cast<int>(spec.classes.size()));
+  train = tr.size();
+  test = te.size();
+  return "";
+}
+
+// IDX: all four files from one directory (raw or .gz), each checked against the table.
+bool try_idx_dir(const DatasetSpec& spec, const fs::path& dir, Candidate& out, std::vector<std::string>& problems) {
+  std::vector<StagedFile> files;
+  for (const auto& f : spec.files) {
+    fs::path found;
+    for (const fs::path& p : {dir / f.name, dir / (f.name + ".gz")})
+      if (fs::is_regular_file(p)) {
+        found = p;
+        break;
+      }
+    if (found.empty()) return false;
+    Bytes bytes;
+    try {
+      bytes = read_file_maybe_gz(found);
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+      return false;
+    }
+    const std::string actual = sha256_hex(bytes);
+    if (actual != f.sha256) {
+      problems.push_back(found.string() + ": SHA-256 mismatch (got " + actual.substr(0, 16) + "..., expected " + f.sha256.substr(0, 16) + "...)");
+      return false;
+    }
+    files.push_back({f.name, std::move(bytes)});
+  }
+  out.files = std::move(files);
+  out.verification = "SHA-256 of decompressed files matches the official table";
+  return true;
+}
+
+// CIFAR: the six official batches (MD5 as published), concatenated into train.bin / test.bin.
+bool cifar_from_batches(const DatasetSpec& spec, std::vector<std::pair<std::string, Bytes>> batches, const std::string& where,
+                        Candidate& out, std::vector<std::string>& problems) {
+  Bytes train, test;
+  for (const auto& f : spec.files) {
+    auto it = std::find_if(batches.begin(), batches.end(), [&](const auto& b) { return b.first == f.name; });
+    if (it == batches.end()) {
+      problems.push_back(where + ": missing " + f.name);
+      return false;
+    }
+    const std::string actual = md5_hex(it->second);
+    if (actual != f.md5) {
+      problems.push_back(where + "/" + f.name + ": MD5 mismatch (got " + actual + ", expected " + f.md5 + ")");
+      return false;
+    }
+    Bytes& dst = f.name == "test_batch.bin" ? test : train;
+    dst.insert(dst.end(), it->second.begin(), it->second.end());
+  }
+  out.files = {{"train.bin", std::move(train)}, {"test.bin", std::move(test)}};
+  out.verification = "MD5 of each official batch matches the published value";
+  out.label = spec.name;
+  return true;
+}
+
+bool cifar_from_official_tar(const DatasetSpec& spec, const Bytes& tar, const std::string& where, Candidate& out, std::vector<std::string>& problems) {
+  std::vector<std::pair<std::string, Bytes>> batches;
+  try {
+    for (const TarEntry& e : list_tar(tar, where)) {
+      auto slash = e.name.rfind('/');
+      std::string base = slash == std::string::npos ? e.name : e.name.substr(slash + 1);
+      batches.emplace_back(base, Bytes(tar.begin() + static_cast<std::ptrdiff_t>(e.offset), tar.begin() + static_cast<std::ptrdiff_t>(e.offset + e.size)));
+    }
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+    return false;
+  }
+  return cifar_from_batches(spec, std::move(batches), where, out, problems);
+}
+
+bool cifar_from_jpeg_tar(const DatasetSpec& spec, const fs::path& archive, Candidate& out, std::vector<std::string>& problems, const LogFn& log) {
+  Bytes tar;
+  try {
+    tar = read_file_maybe_gz(archive);
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+    return false;
+  }
+  const std::string actual = sha256_hex(tar);
+  if (actual != kCifarJpegTarSha256) {
+    problems.push_back(archive.string() + ": SHA-256 mismatch of the uncompressed tar (got " + actual.substr(0, 16) + "..., expected " +
+                       std::string(kCifarJpegTarSha256).substr(0, 16) + "...)");
+    return false;
+  }
+  if (log) log("cifar10: decoding 60,000 JPEG images from " + archive.string() + " (once; cached in CIFAR binary layout)");
+  ImageFolderOptions opt;
+  opt.classes = spec.classes;
+  ImageFolderResult r = import_image_folder_tar(tar, archive.string(), opt);
+  if (r.train.size() != 50000 || r.test.size() != 10000) {
+    problems.push_back(archive.string() + ": expected 50000/10000 images, found " + std::to_string(r.train.size()) + "/" + std::to_string(r.test.size()));
+    return false;
+  }
+  out.files = {{"train.bin", to_cifar_records(r.train)}, {"test.bin", to_cifar_records(r.test)}};
+  out.lossy = true;
+  out.label = kCifarJpegLabel;
+  out.verification = "SHA-256 of the mirror's uncompressed tar matches; images decoded from lossy JPEG";
+  return true;
+}
+
+bool try_cifar_dir(const DatasetSpec& spec, const fs::path& dir, Candidate& out, std::vector<std::string>& problems, const LogFn& log) {
+  const fs::path official = dir / "cifar-10-binary.tar.gz";
+  if (fs::is_regular_file(official)) {
+    try {
+      if (cifar_from_official_tar(spec, read_file_maybe_gz(official), official.string(), out, problems)) return true;
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+  const fs::path batches_dir = dir / "cifar-10-batches-bin";
+  if (fs::is_directory(batches_dir)) {
+    std::vector<std::pair<std::string, Bytes>> batches;
+    try {
+      for (const auto& f : spec.files)
+        if (fs::exists(batches_dir / f.name)) batches.emplace_back(f.name, read_file_maybe_gz(batches_dir / f.name));
+      if (cifar_from_batches(spec, std::move(batches), batches_dir.string(), out, problems)) return true;
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+  const fs::path jpeg = dir / kCifarJpegArchive;
+  if (fs::is_regular_file(jpeg) && cifar_from_jpeg_tar(spec, jpeg, out, problems, log)) return true;
+  return false;
+}
+
+size_t curl_write(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  auto* out = static_cast<Bytes*>(userdata);
+  out->insert(out->end(), ptr, ptr + size * nmemb);
+  return size * nmemb;
+}
+
+Bytes download(const std::string& url) {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) throw Error("libcurl initialisation failed");
+  Bytes out;
+  char err[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_write);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, err);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
+  curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) throw Error(url + ": download failed: " + (err[0] ? err : curl_easy_strerror(rc)));
+  return out;
+}
+
+bool try_urls(const DatasetSpec& spec, Candidate& out, std::vector<std::string>& problems, const LogFn& log) {
+  for (const auto& base : spec.urls) {
+    try {
+      if (spec.format == Format::Idx) {
+        std::vector<StagedFile> files;
+        for (const auto& f : spec.files) {
+          const std::string url = base + f.name + ".gz";
+          if (log) log(spec.name + ": downloading " + url);
+          Bytes bytes = gunzip(download(url), url);
+          const std::string actual = sha256_hex(bytes);
+          if (actual != f.sha256) throw Error(url + ": SHA-256 mismatch of the decompressed file (got " + actual.substr(0, 16) + "...)");
+          files.push_back({f.name, std::move(bytes)});
+        }
+        out.files = std::move(files);
+        out.verification = "SHA-256 of decompressed files matches the official table";
+        out.source = "url " + base;
+        return true;
+      }
+      if (log) log(spec.name + ": downloading " + base);
+      Bytes archive = download(base);
+      const std::string md5 = md5_hex(archive);
+      if (md5 != spec.archive_md5) throw Error(base + ": MD5 mismatch (got " + md5 + ", expected " + spec.archive_md5 + ")");
+      if (cifar_from_official_tar(spec, gunzip(archive, base), base, out, problems)) {
+        out.source = "url " + base;
+        return true;
+      }
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+  return false;
+}
+
+fs::path metadata_path(const fs::path& data_dir, const std::string& name) { return data_dir / name / "metadata.json"; }
+
+json read_metadata(const fs::path& data_dir, const std::string& name) {
+  const fs::path p = metadata_path(data_dir, name);
+  if (!fs::is_regular_file(p)) throw Error("dataset '" + name + "' is not in " + data_dir.string() + " (run: evoopt data fetch " + name + ")");
+  try {
+    return json::parse(read_text_file(p));
+  } catch (const json::exception& e) {
+    throw Error(p.string() + ": malformed metadata (" + e.what() + ")");
+  }
+}
+
+DatasetPair load_from_dir(const DatasetSpec& spec, const fs::path& dir) {
+  DatasetPair pair;
+  pair.name = spec.name;
+  pair.classes = spec.classes;
+  if (spec.format == Format::Idx) {
+    pair.train = read_idx_pair(dir / spec.files[0].name, dir / spec.files[1].name);
+    pair.test = read_idx_pair(dir / spec.files[2].name, dir / spec.files[3].name);
+  } else {
+    pair.train = read_cifar_files({dir / "train.bin"});
+    pair.test = read_cifar_files({dir / "test.bin"});
+  }
+  return pair;
+}
+
+}  // namespace
+
+FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, const LogFn& log) {
+  const DatasetSpec& spec = dataset_spec(name);
+  const fs::path final_dir = options.data_dir / spec.name;
+  if (!options.force && fs::is_regular_file(metadata_path(options.data_dir, spec.name))) {
+    json meta = read_metadata(options.data_dir, spec.name);
+    bool complete = true;
+    for (const auto& [file, info] : meta.at("files").items())
+      complete = complete && fs::is_regular_file(final_dir / file) && fs::file_size(final_dir / file) == info.at("bytes").get<std::uint64_t>();
+    if (complete)
+      return {spec.name, "data dir " + final_dir.string(), meta.at("label").get<std::string>(), meta.at("train_count").get<std::int64_t>(),
+              meta.at("test_count").get<std::int64_t>()};
+    if (log) log(spec.name + ": data dir copy is incomplete; fetching again");
+  }
+
+  Candidate cand;
+  std::vector<std::string> problems;
+  bool found = false;
+  auto try_dir = [&](const fs::path& dir, const std::string& kind) {
+    if (found || !fs::is_directory(dir)) return;
+    const bool ok = spec.format == Format::Idx ? try_idx_dir(spec, dir, cand, problems) : try_cifar_dir(spec, dir, cand, problems, log);
+    if (ok) {
+      found = true;
+      cand.source = kind + " " + fs::absolute(dir).lexically_normal().string();
+    }
+  };
+  for (const auto& mirror : options.mirrors) {
+    if (!fs::is_directory(mirror)) {
+      problems.push_back("mirror " + mirror.string() + " is not a directory");
+      continue;
+    }
+    try_dir(mirror, "mirror");
+    for (const auto& sub : spec.mirror_subdirs) try_dir(mirror / sub, "mirror");
+  }
+  if (options.use_system_dirs)
+    for (const auto& dir : options.system_dirs_override.empty() ? std::vector<fs::path>(spec.system_dirs.begin(), spec.system_dirs.end())
+                                                                 : options.system_dirs_override)
+      try_dir(dir, "system");
+  if (!found && options.allow_download) found = try_urls(spec, cand, problems, log);
+  if (!found) {
+    std::string msg = spec.name + ": no usable source";
+    for (const auto& p : problems) msg += "; " + p;
+    if (problems.empty()) msg += " (no mirror, system or downloadable copy found; pass --mirror DIR or set EVOOPT_DATA_MIRROR)";
+    throw Error(msg);
+  }
+  if (cand.label.empty()) cand.label = spec.name;
+
+  // Parse what will be stored, to count it and to reject malformed content.
+  std::int64_t train = 0, test = 0;
+  if (spec.format == Format::Idx) {
+    idx_count_check(spec, cand.files, train, test);
+  } else {
+    train = static_cast<std::int64_t>(cand.files[0].bytes.size() / kCifarRecordBytes);
+    test = static_cast<std::int64_t>(cand.files[1].bytes.size() / kCifarRecordBytes);
+    parse_cifar_records(cand.files[0].bytes, cand.source + " train", 10);
+    parse_cifar_records(cand.files[1].bytes, cand.source + " test", 10);
+  }
+
+  // Stage everything in a temporary directory, then swap it into place.
+  fs::create_directories(options.data_dir);
+  const fs::path staging = options.data_dir / (".staging-" + spec.name + "-" + std::to_string(::getpid()));
+  fs::remove_all(staging);
+  try {
+    json meta;
+    meta["format"] = "evoopt.dataset";
+    meta["version"] = 1;
+    meta["dataset"] = spec.name;
+    meta["display"] = spec.display;
+    meta["label"] = cand.label;
+    meta["lossy"] = cand.lossy;
+    meta["source"] = cand.source;
+    meta["verification"] = cand.verification;
+    meta["classes"] = spec.classes;
+    meta["train_count"] = train;
+    meta["test_count"] = test;
+    for (const auto& f : cand.files) {
+      write_file_atomic(staging / f.name, f.bytes.data(), f.bytes.size());
+      meta["files"][f.name] = {{"sha256", sha256_hex(f.bytes)}, {"bytes", f.bytes.size()}};
+    }
+    write_file_atomic(staging / "metadata.json", meta.dump(2) + "\n");
+    fs::remove_all(final_dir);
+    fs::rename(staging, final_dir);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  return {spec.name, cand.source, cand.label, train, test};
+}
+
+VerifyResult verify_dataset(const std::string& name, const fs::path& data_dir) {
+  const DatasetSpec& spec = dataset_spec(name);
+  VerifyResult r;
+  r.dataset = spec.name;
+  json meta;
+  try {
+    meta = read_metadata(data_dir, spec.name);
+    r.source = meta.at("source").get<std::string>();
+    r.label = meta.at("label").get<std::string>();
+    for (const auto& [file, info] : meta.at("files").items()) {
+      const fs::path p = data_dir / spec.name / file;
+      if (!fs::is_regular_file(p)) throw Error(p.string() + ": missing");
+      const std::string text = read_text_file(p);
+      const std::string actual = sha256_hex(text.data(), text.size());
+      if (actual != info.at("sha256").get<std::string>()) throw Error(p.string() + ": SHA-256 mismatch (file changed since it was verified)");
+      // IDX files must also still match the official table.
+      for (const auto& f : spec.files)
+        if (f.name == file && !f.sha256.empty() && f.sha256 != actual) throw Error(p.string() + ": SHA-256 differs from the official table");
+    }
+    DatasetPair pair = load_from_dir(spec, data_dir / spec.name);
+    r.train_count = pair.train.size();
+    r.test_count = pair.test.size();
+    r.ok = true;
+    r.status = "ok";
+  } catch (const Error& e) {
+    r.status = e.what();
+  } catch (const json::exception& e) {
+    r.status = metadata_path(data_dir, spec.name).string() + ": malformed metadata (" + e.what() + ")";
+  }
+  return r;
+}
+
+DatasetPair load_dataset(const std::string& name, const fs::path& data_dir) {
+  const DatasetSpec& spec = dataset_spec(name);
+  json meta = read_metadata(data_dir, spec.name);
+  DatasetPair pair = load_from_dir(spec, data_dir / spec.name);
+  pair.label = meta.value("label", spec.name);
+  pair.lossy = meta.value("lossy", false);
+  return pair;
+}
+
+}  // namespace evoopt::data

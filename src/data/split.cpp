@@ -1,0 +1,93 @@
+#include "evoopt/data/split.hpp"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "evoopt/common/error.hpp"
+
+namespace evoopt::data {
+
+const char* split_name(Split s) { return s == Split::Train ? "train" : s == Split::Val ? "val" : "test"; }
+
+torch::Tensor Splits::normalise(const torch::Tensor& images_u8) const {
+  const auto c = static_cast<std::int64_t>(mean.size());
+  auto m = torch::tensor(mean, torch::kFloat32).view({1, c, 1, 1});
+  auto s = torch::tensor(stddev, torch::kFloat32).view({1, c, 1, 1});
+  // x/255 then (x - mean)/std, folded into one scale and shift.
+  return images_u8.to(torch::kFloat32).mul_(1.0 / 255.0).sub_(m).div_(s);
+}
+
+Splits make_splits(const DatasetPair& pair, const SplitOptions& options) {
+  const std::int64_t n = pair.train.size();
+  if (options.val_size < 1 || options.val_size >= n)
+    throw Error("validation size " + std::to_string(options.val_size) + " is outside 1.." + std::to_string(n - 1) + " for " + pair.name);
+  if (options.train_subset < 0) throw Error("training subset size must be >= 0 (0 = all), got " + std::to_string(options.train_subset));
+  Rng rng(derive_seed(options.split_seed, "split/" + pair.name));
+  const std::vector<std::int64_t> perm = permutation(n, rng);
+  std::vector<std::int64_t> val_idx(perm.begin(), perm.begin() + options.val_size);
+  std::vector<std::int64_t> train_idx(perm.begin() + options.val_size, perm.end());
+  if (options.train_subset > 0) {
+    if (options.train_subset > static_cast<std::int64_t>(train_idx.size()))
+      throw Error("training subset " + std::to_string(options.train_subset) + " is larger than the " + std::to_string(train_idx.size()) +
+                  " training images of " + pair.name);
+    train_idx.resize(static_cast<std::size_t>(options.train_subset));
+  }
+  // Keep official order within each split (sorting makes the split a set, not a sequence).
+  std::sort(val_idx.begin(), val_idx.end());
+  std::sort(train_idx.begin(), train_idx.end());
+  auto take = [&](const std::vector<std::int64_t>& idx) {
+    auto t = torch::tensor(idx, torch::kInt64);
+    return Dataset{pair.train.images.index_select(0, t), pair.train.labels.index_select(0, t)};
+  };
+  Splits s;
+  s.name = pair.name;
+  s.label = pair.label.empty() ? pair.name : pair.label;
+  s.classes = pair.classes;
+  s.train = take(train_idx);
+  s.val = take(val_idx);
+  s.test = pair.test;
+  const auto c = s.train.images.size(1);
+  // Per-channel statistics in float64 over the training split.
+  auto x = s.train.images.to(torch::kFloat64).div_(255.0).transpose(0, 1).reshape({c, -1});
+  auto mean = x.mean(1), std = x.std(1, /*unbiased=*/false);
+  for (std::int64_t i = 0; i < c; ++i) {
+    s.mean.push_back(mean[i].item<double>());
+    s.stddev.push_back(std::max(std[i].item<double>(), 1e-6));
+  }
+  return s;
+}
+
+BatchSampler::BatchSampler(std::int64_t dataset_size, std::int64_t batch_size, std::uint64_t seed)
+    : n_(dataset_size), batch_(batch_size), rng_(seed) {
+  if (n_ <= 0) throw Error("cannot sample batches from an empty dataset");
+  if (batch_ <= 0) throw Error("batch size must be positive, got " + std::to_string(batch_));
+  batch_ = std::min(batch_, n_);
+  pos_ = static_cast<std::size_t>(n_);  // forces a fresh permutation on the first call
+}
+
+torch::Tensor BatchSampler::next() {
+  if (pos_ + static_cast<std::size_t>(batch_) > order_.size()) {
+    order_ = permutation(n_, rng_);
+    pos_ = 0;
+  }
+  auto t = torch::from_blob(order_.data() + pos_, {batch_}, torch::kInt64).clone();
+  pos_ += static_cast<std::size_t>(batch_);
+  return t;
+}
+
+torch::Tensor augment_crop_flip(const torch::Tensor& images_u8, int pad, Rng& rng) {
+  const auto b = images_u8.size(0), h = images_u8.size(2), w = images_u8.size(3);
+  auto padded = torch::constant_pad_nd(images_u8, {pad, pad, pad, pad}, 0);
+  auto out = torch::empty_like(images_u8);
+  for (std::int64_t i = 0; i < b; ++i) {
+    const auto dy = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(2 * pad + 1)));
+    const auto dx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(2 * pad + 1)));
+    auto crop = padded[i].narrow(1, dy, h).narrow(2, dx, w);
+    if (rng.bernoulli(0.5)) crop = crop.flip({2});
+    out[i].copy_(crop);
+  }
+  return out;
+}
+
+}  // namespace evoopt::data

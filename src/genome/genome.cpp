@@ -1,0 +1,309 @@
+#include "evoopt/genome/genome.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/common/rng.hpp"
+
+namespace evoopt::genome {
+using nlohmann::json;
+
+double Genome::lr() const { return std::pow(10.0, log10_lr); }
+double Genome::eps() const { return std::pow(10.0, log10_eps); }
+double Genome::weight_decay() const { return log10_weight_decay ? std::pow(10.0, *log10_weight_decay) : 0.0; }
+bool Genome::needs_m() const {
+  return std::any_of(terms.begin(), terms.end(), [](const TermGene& t) { return term_info(t.term).needs_m; });
+}
+bool Genome::needs_v() const {
+  return std::any_of(terms.begin(), terms.end(), [](const TermGene& t) { return term_info(t.term).needs_v; });
+}
+
+namespace {
+void check_range(const char* field, double value, double lo, double hi) {
+  if (!std::isfinite(value) || value < lo || value > hi)
+    throw Error(fmt::format("genome field {} = {} is outside the allowed range [{}, {}]", field, value, lo, hi));
+}
+}  // namespace
+
+void Genome::validate(int max_terms) const {
+  if (max_terms < 1 || max_terms > Bounds::kHardMaxTerms)
+    throw Error(fmt::format("maximum term count {} is outside [1, {}]", max_terms, Bounds::kHardMaxTerms));
+  if (terms.empty()) throw Error("genome field terms is empty (needs 1 to " + std::to_string(max_terms) + " terms)");
+  if (static_cast<int>(terms.size()) > max_terms)
+    throw Error(fmt::format("genome field terms has {} terms, more than the maximum {}", terms.size(), max_terms));
+  for (std::size_t i = 0; i < terms.size(); ++i) {
+    const int id = static_cast<int>(terms[i].term);
+    if (id < 0 || id >= static_cast<int>(term_registry().size())) throw Error(fmt::format("genome field terms[{}] has unknown term id {}", i, id));
+    check_range(fmt::format("weights[{}]", i).c_str(), terms[i].weight, Bounds::kWeightMin, Bounds::kWeightMax);
+  }
+  if (canonical().terms.empty()) throw Error("genome field weights sum to zero for every term (no update direction left)");
+  check_range("log10_lr", log10_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
+  check_range("beta1", beta1, Bounds::kBeta1Min, Bounds::kBeta1Max);
+  check_range("beta2", beta2, Bounds::kBeta2Min, Bounds::kBeta2Max);
+  check_range("log10_eps", log10_eps, Bounds::kLog10EpsMin, Bounds::kLog10EpsMax);
+  if (log10_weight_decay) check_range("log10_weight_decay", *log10_weight_decay, Bounds::kLog10WdMin, Bounds::kLog10WdMax);
+  check_range("warmup_fraction", warmup_fraction, Bounds::kWarmupMin, Bounds::kWarmupMax);
+  if (clip_norm) check_range("clip_norm", *clip_norm, Bounds::kClipMin, Bounds::kClipMax);
+}
+
+Genome Genome::canonical() const {
+  Genome c = *this;
+  std::map<int, double> merged;
+  for (const auto& t : terms) merged[static_cast<int>(t.term)] += t.weight;
+  c.terms.clear();
+  for (const auto& [id, w] : merged)
+    if (w != 0.0) c.terms.push_back({static_cast<Term>(id), w});
+  const bool m = c.needs_m(), v = c.needs_v();
+  const bool uses_beta1 = m;  // NESTEROV and LION read β1 directly, and they need m anyway
+  if (!uses_beta1) c.beta1 = 0.9;
+  if (!v) {
+    c.beta2 = 0.999;
+    c.log10_eps = -8.0;
+  }
+  if (!m && !v) c.bias_correction = false;
+  if (!c.has_schedule()) c.warmup_fraction = 0.0;
+  return c;
+}
+
+std::uint64_t Genome::hash() const {
+  const Genome c = canonical();
+  std::string bytes = "evoopt.genome.v1";
+  auto put = [&bytes](const char* tag, double value) {
+    std::uint64_t bits;
+    value = value == 0.0 ? 0.0 : value;  // -0.0 and 0.0 hash alike
+    std::memcpy(&bits, &value, sizeof(bits));
+    bytes += tag;
+    for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
+  };
+  for (const auto& t : c.terms) {
+    bytes += "|";
+    bytes += term_info(t.term).name;
+    put("=", t.weight);
+  }
+  put("|lr", c.log10_lr);
+  put("|b1", c.beta1);
+  put("|b2", c.beta2);
+  put("|eps", c.log10_eps);
+  put("|wd", c.log10_weight_decay ? *c.log10_weight_decay : std::nan(""));
+  bytes += c.log10_weight_decay ? "|wd+" : "|wd-";
+  bytes += c.bias_correction ? "|bc+" : "|bc-";
+  put("|warm", c.warmup_fraction);
+  bytes += c.cosine_decay ? "|cos+" : "|cos-";
+  put("|clip", c.clip_norm ? *c.clip_norm : 0.0);
+  bytes += c.clip_norm ? "|clip+" : "|clip-";
+  return mix64(fnv1a64(bytes));
+}
+
+std::string Genome::hash_hex() const { return fmt::format("{:016x}", hash()); }
+
+namespace {
+std::string strip_hats(std::string s) {
+  const std::string hat = "\xCC\x82";  // U+0302 combining circumflex
+  for (auto pos = s.find(hat); pos != std::string::npos; pos = s.find(hat)) s.erase(pos, hat.size());
+  return s;
+}
+}  // namespace
+
+std::string Genome::formula() const {
+  const Genome c = canonical();
+  std::string sum;
+  for (std::size_t i = 0; i < c.terms.size(); ++i) {
+    const double w = c.terms[i].weight;
+    std::string f(term_info(c.terms[i].term).formula);
+    if (!c.bias_correction) f = strip_hats(f);
+    if (i == 0) {
+      sum += fmt::format("{}{:.2f}·{}", w < 0 ? "−" : "", std::fabs(w), f);
+    } else {
+      sum += fmt::format(" {} {:.2f}·{}", w < 0 ? "−" : "+", std::fabs(w), f);
+    }
+  }
+  std::string out = "Δθ = −η·(" + sum + ")";
+  if (c.log10_weight_decay) out += " − η·λ·θ";
+  return out;
+}
+
+std::string Genome::hyperparameters() const {
+  std::string sched;
+  if (warmup_fraction > 0) sched += fmt::format("warmup {:.0f}%", warmup_fraction * 100);
+  if (cosine_decay) sched += std::string(sched.empty() ? "" : ", ") + "cosine";
+  std::string out = fmt::format("η = {:.3g}{}", lr(), sched.empty() ? "" : " (" + sched + ")");
+  if (needs_m()) out += fmt::format(", β1 = {:.4g}", beta1);
+  if (needs_v()) out += fmt::format(", β2 = {:.5g}, ε = {:.2g}", beta2, eps());
+  out += log10_weight_decay ? fmt::format(", λ = {:.2g}", weight_decay()) : ", λ = off";
+  if (needs_m() || needs_v()) out += bias_correction ? ", bias correction" : ", no bias correction";
+  if (clip_norm) out += fmt::format(", clip ‖g‖ ≤ {:.3g}", *clip_norm);
+  return out;
+}
+
+json Genome::to_json() const {
+  json terms_json = json::array();
+  for (const auto& t : terms) terms_json.push_back({{"term", std::string(term_info(t.term).name)}, {"weight", t.weight}});
+  return {{"format", kGenomeFormat},
+          {"version", kGenomeFormatVersion},
+          {"terms", terms_json},
+          {"log10_lr", log10_lr},
+          {"beta1", beta1},
+          {"beta2", beta2},
+          {"log10_eps", log10_eps},
+          {"log10_weight_decay", log10_weight_decay ? json(*log10_weight_decay) : json(nullptr)},
+          {"bias_correction", bias_correction},
+          {"warmup_fraction", warmup_fraction},
+          {"cosine_decay", cosine_decay},
+          {"clip_norm", clip_norm ? json(*clip_norm) : json(nullptr)}};
+}
+
+namespace {
+double number(const json& j, const char* field) {
+  if (!j.is_number()) throw Error(std::string("genome field ") + field + " must be a number, got " + j.dump());
+  return j.get<double>();
+}
+bool boolean(const json& j, const char* field) {
+  if (!j.is_boolean()) throw Error(std::string("genome field ") + field + " must be true or false, got " + j.dump());
+  return j.get<bool>();
+}
+const json* find_any(const json& j, std::initializer_list<const char*> names, const char** which) {
+  for (const char* n : names)
+    if (j.contains(n)) {
+      *which = n;
+      return &j.at(n);
+    }
+  return nullptr;
+}
+double log10_positive(double v, const char* field) {
+  if (!(v > 0) || !std::isfinite(v)) throw Error(fmt::format("genome field {} = {} must be a positive finite number", field, v));
+  return std::log10(v);
+}
+Term parse_term(const json& j) {
+  if (!j.is_string()) throw Error("genome term must be a name string, got " + j.dump());
+  auto t = term_from_name(j.get<std::string>());
+  if (!t) {
+    std::string known;
+    for (const auto& info : term_registry()) known += (known.empty() ? "" : ", ") + std::string(info.name);
+    throw Error("unknown genome term '" + j.get<std::string>() + "' (known: " + known + ")");
+  }
+  return *t;
+}
+}  // namespace
+
+Genome Genome::from_json(const json& j) {
+  if (!j.is_object()) throw Error("genome JSON must be an object");
+  if (j.contains("format") && j.at("format") != kGenomeFormat) throw Error("genome JSON has format " + j.at("format").dump() + ", expected \"" + kGenomeFormat + "\"");
+  if (j.contains("version") && (!j.at("version").is_number_integer() || j.at("version").get<int>() > kGenomeFormatVersion))
+    throw Error("genome JSON version " + j.at("version").dump() + " is newer than this evoopt understands (" + std::to_string(kGenomeFormatVersion) + ")");
+  Genome g;
+  if (!j.contains("terms") || !j.at("terms").is_array()) throw Error("genome JSON needs a 'terms' array");
+  const json& terms = j.at("terms");
+  if (j.contains("weights")) {
+    const json& w = j.at("weights");
+    if (!w.is_array() || w.size() != terms.size())
+      throw Error(fmt::format("genome field weights must be an array as long as terms ({} terms)", terms.size()));
+    for (std::size_t i = 0; i < terms.size(); ++i) g.terms.push_back({parse_term(terms[i]), number(w[i], "weights[]")});
+  } else {
+    for (const auto& t : terms) {
+      if (t.is_string()) {
+        g.terms.push_back({parse_term(t), 1.0});
+      } else if (t.is_object() && t.contains("term")) {
+        g.terms.push_back({parse_term(t.at("term")), t.contains("weight") ? number(t.at("weight"), "weight") : 1.0});
+      } else {
+        throw Error("genome term entry must be a name or {\"term\": NAME, \"weight\": W}, got " + t.dump());
+      }
+    }
+  }
+  const char* which = nullptr;
+  if (const json* v = find_any(j, {"log10_lr"}, &which)) g.log10_lr = number(*v, which);
+  else if (const json* v = find_any(j, {"lr", "learning_rate"}, &which)) g.log10_lr = log10_positive(number(*v, which), which);
+  if (const json* v = find_any(j, {"beta1"}, &which)) g.beta1 = number(*v, which);
+  if (const json* v = find_any(j, {"beta2"}, &which)) g.beta2 = number(*v, which);
+  if (const json* v = find_any(j, {"log10_eps"}, &which)) g.log10_eps = number(*v, which);
+  else if (const json* v = find_any(j, {"eps", "epsilon"}, &which)) g.log10_eps = log10_positive(number(*v, which), which);
+  if (const json* v = find_any(j, {"log10_weight_decay"}, &which)) {
+    g.log10_weight_decay = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
+  } else if (const json* v = find_any(j, {"weight_decay"}, &which)) {
+    const double wd = v->is_null() ? 0.0 : number(*v, which);
+    if (wd < 0) throw Error(fmt::format("genome field weight_decay = {} must be >= 0", wd));
+    if (wd > 0) g.log10_weight_decay = std::log10(wd);
+  }
+  if (const json* v = find_any(j, {"bias_correction", "use_bias_correction"}, &which)) g.bias_correction = boolean(*v, which);
+  if (const json* v = find_any(j, {"warmup_fraction", "warmup"}, &which)) g.warmup_fraction = number(*v, which);
+  if (const json* v = find_any(j, {"cosine_decay", "use_cosine_decay", "cosine"}, &which)) g.cosine_decay = boolean(*v, which);
+  if (const json* v = find_any(j, {"clip_norm", "grad_clip"}, &which)) g.clip_norm = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
+  g.validate(Bounds::kHardMaxTerms);
+  return g;
+}
+
+bool Genome::operator==(const Genome& o) const {
+  return terms == o.terms && log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps &&
+         log10_weight_decay == o.log10_weight_decay && bias_correction == o.bias_correction && warmup_fraction == o.warmup_fraction &&
+         cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
+}
+
+std::vector<std::string> preset_names() { return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion-like"}; }
+
+Genome preset(const std::string& name) {
+  Genome g;
+  if (name == "sgd") {
+    // EMA momentum: equals torch SGD(momentum=0.9, lr=η·(1−β1)) = SGD(lr=0.01).
+    g.terms = {{Term::Momentum, 1.0}};
+    g.log10_lr = -1.0;
+    g.beta1 = 0.9;
+    g.bias_correction = false;
+  } else if (name == "adam") {
+    g.terms = {{Term::AdamTerm, 1.0}};  // torch::optim::Adam defaults
+  } else if (name == "adamw") {
+    g.terms = {{Term::AdamTerm, 1.0}};
+    g.log10_weight_decay = -2.0;  // torch::optim::AdamW default weight_decay 1e-2
+  } else if (name == "rmsprop") {
+    g.terms = {{Term::RmsNorm, 1.0}};
+    g.beta2 = 0.99;  // torch RMSprop alpha
+    g.bias_correction = false;
+  } else if (name == "signum") {
+    g.terms = {{Term::SignMomentum, 1.0}};
+    g.log10_lr = -4.0;
+    g.bias_correction = false;
+  } else if (name == "lion-like") {
+    g.terms = {{Term::LionLike, 1.0}};
+    g.log10_lr = std::log10(3e-4);
+    g.beta1 = 0.9;
+    g.bias_correction = false;
+    g.log10_weight_decay = -2.0;
+  } else {
+    std::string known;
+    for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+    throw Error("unknown genome preset '" + name + "' (presets: " + known + ")");
+  }
+  return g;
+}
+
+Genome load_genome(const std::string& preset_or_file) {
+  for (const auto& n : preset_names())
+    if (n == preset_or_file) return preset(n);
+  if (!std::filesystem::exists(preset_or_file)) {
+    std::string known;
+    for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+    throw Error("'" + preset_or_file + "' is neither a genome preset (" + known + ") nor an existing file");
+  }
+  json j;
+  try {
+    j = json::parse(read_text_file(preset_or_file));
+  } catch (const json::exception& e) {
+    throw Error(preset_or_file + ": malformed JSON (" + std::string(e.what()) + ")");
+  }
+  // A run's best_genome.json wraps the genome in {"genome": ...}.
+  if (j.is_object() && j.contains("genome") && j.at("genome").is_object()) j = j.at("genome");
+  try {
+    return Genome::from_json(j);
+  } catch (const Error& e) {
+    throw Error(preset_or_file + ": " + e.what());
+  }
+}
+
+void save_genome(const Genome& g, const std::string& path) { write_file_atomic(path, g.to_json().dump(2) + "\n"); }
+
+}  // namespace evoopt::genome

@@ -1,0 +1,97 @@
+#pragma once
+// Shared helpers for the test suite: paths to the prepared data dir and the
+// offline mirror, temporary directories, and running the real CLI.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace evoopt::test {
+
+inline std::filesystem::path source_dir() { return EVOOPT_SOURCE_DIR; }
+
+// The data dir prepared by scripts/setup.sh (or $EVOOPT_DATA_DIR).
+inline std::filesystem::path data_dir() {
+  if (const char* env = std::getenv("EVOOPT_DATA_DIR"); env != nullptr && *env) return env;
+  return source_dir() / "data";
+}
+
+// The offline mirror (shared/datasets beside the checkout, or $EVOOPT_TEST_MIRROR).
+inline std::filesystem::path mirror_dir() {
+  if (const char* env = std::getenv("EVOOPT_TEST_MIRROR"); env != nullptr && *env) return env;
+  return EVOOPT_SHARED_DATASETS;
+}
+
+// Skips (or, under CI, fails) when the offline mirror is absent.
+#define EVOOPT_REQUIRE_MIRROR()                                                                      \
+  do {                                                                                               \
+    if (!std::filesystem::is_directory(::evoopt::test::mirror_dir())) {                              \
+      if (std::getenv("CI") != nullptr) FAIL() << "offline mirror missing: " << ::evoopt::test::mirror_dir(); \
+      GTEST_SKIP() << "offline mirror not present: " << ::evoopt::test::mirror_dir();               \
+    }                                                                                                \
+  } while (0)
+
+#define EVOOPT_REQUIRE_DATASET(name)                                                                 \
+  do {                                                                                               \
+    if (!std::filesystem::exists(::evoopt::test::data_dir() / name / "metadata.json"))              \
+      FAIL() << "dataset " << name << " not prepared in " << ::evoopt::test::data_dir()              \
+             << " (run scripts/setup.sh or evoopt data fetch)";                                      \
+  } while (0)
+
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("evoopt-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& s) const { return path_ / s; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the real evoopt binary with `args` (a shell-quoted string).
+inline CliResult run_cli(const std::string& args, const std::string& env = "") {
+  TempDir tmp;
+  const std::string cmd = env + " " + std::string(EVOOPT_CLI) + " " + args + " >" + (tmp / "out").string() + " 2>" + (tmp / "err").string();
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  auto slurp = [](const std::filesystem::path& p) {
+    std::string s;
+    if (FILE* f = std::fopen(p.c_str(), "rb")) {
+      std::array<char, 4096> buf;
+      size_t n;
+      while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) s.append(buf.data(), n);
+      std::fclose(f);
+    }
+    return s;
+  };
+  r.out = slurp(tmp / "out");
+  r.err = slurp(tmp / "err");
+  return r;
+}
+
+inline int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace evoopt::test
