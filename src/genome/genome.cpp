@@ -231,7 +231,21 @@ Genome Genome::from_json(const json& j) {
     if (wd > 0) g.log10_weight_decay = std::log10(wd);
   }
   if (const json* v = find_any(j, {"bias_correction", "use_bias_correction"}, &which)) g.bias_correction = boolean(*v, which);
-  if (const json* v = find_any(j, {"warmup_fraction", "warmup"}, &which)) g.warmup_fraction = number(*v, which);
+  // A schedule given by name: "constant", "cosine", "warmup", "warmup_cosine"
+  // (warmup lasts 5% of the run unless a fraction is given).
+  if (const json* v = find_any(j, {"schedule", "lr_schedule"}, &which)) {
+    if (!v->is_string()) throw Error(std::string("genome field ") + which + " must be a string, got " + v->dump());
+    const std::string s = v->get<std::string>();
+    if (s != "constant" && s != "none" && s != "cosine" && s != "warmup" && s != "warmup_cosine")
+      throw Error(std::string("genome field ") + which + " = \"" + s + "\" is not one of constant, cosine, warmup, warmup_cosine");
+    g.cosine_decay = s.find("cosine") != std::string::npos;
+    if (s.find("warmup") != std::string::npos) g.warmup_fraction = 0.05;
+  }
+  if (const json* v = find_any(j, {"warmup_fraction"}, &which)) g.warmup_fraction = number(*v, which);
+  if (const json* v = find_any(j, {"use_warmup", "warmup"}, &which)) {
+    if (v->is_boolean()) g.warmup_fraction = v->get<bool>() ? (g.warmup_fraction > 0 ? g.warmup_fraction : 0.05) : 0.0;
+    else g.warmup_fraction = number(*v, which);
+  }
   if (const json* v = find_any(j, {"cosine_decay", "use_cosine_decay", "cosine"}, &which)) g.cosine_decay = boolean(*v, which);
   if (const json* v = find_any(j, {"clip_norm", "grad_clip"}, &which)) g.clip_norm = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
   g.validate(Bounds::kHardMaxTerms);

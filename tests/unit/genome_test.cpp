@@ -1,0 +1,225 @@
+// Term registry, genome validation, canonical form, hash, JSON, presets (issue 3).
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/genome/term.hpp"
+#include "test_support.hpp"
+
+using namespace evoopt;
+using namespace evoopt::genome;
+
+namespace {
+torch::Tensor t(std::vector<double> v) { return torch::tensor(v, torch::kFloat64); }
+void expect_close(const torch::Tensor& a, std::vector<double> b) {
+  ASSERT_EQ(a.numel(), static_cast<std::int64_t>(b.size()));
+  for (std::size_t i = 0; i < b.size(); ++i) EXPECT_NEAR(a[static_cast<std::int64_t>(i)].item<double>(), b[i], 1e-12) << "element " << i;
+}
+
+// The genome found by another tool (issue 3).
+Genome foreign_genome() {
+  return Genome::from_json(nlohmann::json::parse(R"({
+    "terms": ["SIGN_GRAD", "SIGN_GRAD", "ADAM_TERM", "ADAM_TERM"],
+    "weights": [0.41, 0.32, 2.00, 1.63],
+    "lr": 1.2e-3, "beta1": 0.855, "beta2": 0.936, "eps": 5.4e-9, "weight_decay": 9.7e-4,
+    "bias_correction": false, "warmup": true, "cosine_decay": true })"));
+}
+}  // namespace
+
+TEST(Terms, EachTermMatchesItsFormulaOnHandComputedTensors) {
+  // g, m̂, √v̂+ε and β1 chosen so every formula is easy to do by hand.
+  const auto g = t({1.0, -2.0, 0.5, 0.0});
+  const auto m = t({0.5, 0.1, -0.2, -1.0});
+  const auto denom = t({2.0, 1.0, 4.0, 0.5});
+  const TermInputs in{g, m, denom, 0.9};
+  auto run = [&](Term term) { return term_info(term).fn(in); };
+  expect_close(run(Term::Grad), {1.0, -2.0, 0.5, 0.0});
+  expect_close(run(Term::Momentum), {0.5, 0.1, -0.2, -1.0});
+  expect_close(run(Term::RmsNorm), {0.5, -2.0, 0.125, 0.0});
+  expect_close(run(Term::AdamTerm), {0.25, 0.1, -0.05, -2.0});
+  expect_close(run(Term::SignGrad), {1.0, -1.0, 1.0, 0.0});
+  // 0.9·m + 0.1·g
+  expect_close(run(Term::Nesterov), {0.55, -0.11, -0.13, -0.9});
+  expect_close(run(Term::SignMomentum), {1.0, 1.0, -1.0, -1.0});
+  expect_close(run(Term::LionLike), {1.0, -1.0, -1.0, -1.0});
+  // (1 + sign(g)·sign(m))·g: agree → 2g, disagree → 0, g = 0 → 0.
+  expect_close(run(Term::AddSign), {2.0, 0.0, 0.0, 0.0});
+  // exp(sign(g)·sign(m))·g
+  expect_close(run(Term::PowerSign), {std::exp(1.0), -2.0 * std::exp(-1.0), 0.5 * std::exp(-1.0), 0.0});
+  // Pure: inputs unchanged.
+  expect_close(g, {1.0, -2.0, 0.5, 0.0});
+  expect_close(m, {0.5, 0.1, -0.2, -1.0});
+}
+
+TEST(Terms, RegistryNamesStateNeedsAndVocabularies) {
+  EXPECT_EQ(term_registry().size(), 10u);
+  for (std::size_t i = 0; i < term_registry().size(); ++i) {
+    const auto& info = term_registry()[i];
+    EXPECT_EQ(static_cast<std::size_t>(info.id), i);
+    EXPECT_EQ(term_from_name(info.name), info.id);
+  }
+  EXPECT_TRUE(term_info(Term::AdamTerm).needs_m && term_info(Term::AdamTerm).needs_v);
+  EXPECT_FALSE(term_info(Term::SignGrad).needs_m || term_info(Term::SignGrad).needs_v);
+  EXPECT_EQ(vocabulary_terms(Vocabulary::Seed).size(), 5u);
+  EXPECT_EQ(vocabulary_terms(Vocabulary::Extended).size(), 10u);
+  EXPECT_FALSE(term_from_name("ADAMW").has_value());
+  EXPECT_THROW(vocabulary_from_name("huge"), Error);
+}
+
+TEST(Genome, ValidationNamesEachBadField) {
+  auto message = [](const Genome& g) {
+    try {
+      g.validate();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("valid");
+  };
+  const Genome ok = preset("adam");
+  EXPECT_EQ(message(ok), "valid");
+  struct Case {
+    std::function<void(Genome&)> edit;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {[](Genome& g) { g.terms.clear(); }, "terms is empty"},
+      {[](Genome& g) { g.terms.assign(5, {Term::Grad, 1.0}); }, "5 terms, more than the maximum 4"},
+      {[](Genome& g) { g.terms[0].weight = 11; }, "weights[0] = 11 is outside the allowed range [-10, 10]"},
+      {[](Genome& g) { g.terms[0].weight = std::nan(""); }, "weights[0] = nan"},
+      {[](Genome& g) { g.terms = {{Term::Grad, 1.0}, {Term::Grad, -1.0}}; }, "weights sum to zero"},
+      {[](Genome& g) { g.log10_lr = 2; }, "log10_lr = 2 is outside the allowed range [-7, 1]"},
+      {[](Genome& g) { g.log10_lr = std::numeric_limits<double>::infinity(); }, "log10_lr = inf"},
+      {[](Genome& g) { g.beta1 = 1.0; }, "beta1 = 1 is outside"},
+      {[](Genome& g) { g.beta2 = -0.1; }, "beta2 = -0.1 is outside"},
+      {[](Genome& g) { g.log10_eps = 0; }, "log10_eps = 0 is outside"},
+      {[](Genome& g) { g.log10_weight_decay = 0.5; }, "log10_weight_decay = 0.5 is outside"},
+      {[](Genome& g) { g.warmup_fraction = 0.9; }, "warmup_fraction = 0.9 is outside"},
+      {[](Genome& g) { g.clip_norm = 0.0; }, "clip_norm = 0 is outside"},
+  };
+  for (const auto& c : cases) {
+    Genome g = ok;
+    c.edit(g);
+    EXPECT_NE(message(g).find(c.expect), std::string::npos) << message(g) << " (expected: " << c.expect << ")";
+  }
+}
+
+TEST(Genome, JsonRoundTripsExactly) {
+  for (const auto& name : preset_names()) {
+    const Genome g = preset(name);
+    const Genome back = Genome::from_json(nlohmann::json::parse(g.to_json().dump()));
+    EXPECT_EQ(back, g) << name;
+    EXPECT_EQ(back.hash(), g.hash()) << name;
+  }
+  const Genome f = foreign_genome();
+  const Genome back = Genome::from_json(nlohmann::json::parse(f.to_json().dump()));
+  EXPECT_EQ(back, f);
+  EXPECT_EQ(f.to_json()["format"], "evoopt.genome");
+  EXPECT_EQ(f.to_json()["version"], 1);
+  // Bad JSON is rejected with a message naming the problem.
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["FOO"]})")), Error);
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "weights": [1, 2]})")), Error);
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "lr": -1})")), Error);
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "beta1": "x"})")), Error);
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"format": "other", "terms": ["GRAD"]})")), Error);
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "version": 99})")), Error);
+}
+
+TEST(Genome, LoadsTheGenomeFoundByAnotherTool) {
+  const Genome g = foreign_genome();
+  EXPECT_NO_THROW(g.validate());
+  ASSERT_EQ(g.terms.size(), 4u);
+  EXPECT_NEAR(g.lr(), 1.2e-3, 1e-15);
+  EXPECT_NEAR(g.eps(), 5.4e-9, 1e-22);
+  EXPECT_NEAR(g.weight_decay(), 9.7e-4, 1e-16);
+  EXPECT_EQ(g.beta1, 0.855);
+  EXPECT_EQ(g.beta2, 0.936);
+  EXPECT_FALSE(g.bias_correction);
+  EXPECT_GT(g.warmup_fraction, 0.0);
+  EXPECT_TRUE(g.cosine_decay);
+  const Genome c = g.canonical();
+  ASSERT_EQ(c.terms.size(), 2u);
+  EXPECT_EQ(c.terms[0].term, Term::AdamTerm);  // registry order
+  EXPECT_DOUBLE_EQ(c.terms[0].weight, 3.63);
+  EXPECT_EQ(c.terms[1].term, Term::SignGrad);
+  EXPECT_DOUBLE_EQ(c.terms[1].weight, 0.41 + 0.32);
+  EXPECT_EQ(g.formula(), "Δθ = −η·(3.63·m/(√v+ε) + 0.73·sign(g)) − η·λ·θ");
+}
+
+TEST(Genome, CanonicalFormAndHashAreStable) {
+  Genome a = preset("adam");
+  Genome b = a;
+  b.terms = {{Term::AdamTerm, 0.25}, {Term::Grad, 0.0}, {Term::AdamTerm, 0.75}};
+  EXPECT_EQ(a.canonical(), b.canonical());
+  EXPECT_EQ(a.hash(), b.hash());
+  // Genes the update cannot see do not change the hash.
+  Genome s = preset("sgd");
+  Genome s2 = s;
+  s2.beta2 = 0.5;
+  s2.log10_eps = -5;
+  EXPECT_EQ(s.hash(), s2.hash());
+  // Genes it can see do.
+  Genome a2 = a;
+  a2.beta2 = 0.99;
+  EXPECT_NE(a.hash(), a2.hash());
+  a2 = a;
+  a2.log10_lr = std::nextafter(a.log10_lr, 0.0);
+  EXPECT_NE(a.hash(), a2.hash());
+  // Distinct across presets.
+  std::set<std::uint64_t> hashes;
+  for (const auto& n : preset_names()) hashes.insert(preset(n).hash());
+  EXPECT_EQ(hashes.size(), preset_names().size());
+  // Pinned: identical across runs, builds and machines.
+  EXPECT_EQ(preset("adam").hash_hex(), "67c1262e8a235a57");
+  EXPECT_EQ(foreign_genome().hash_hex(), foreign_genome().canonical().hash_hex());
+}
+
+TEST(Genome, FormulaStrings) {
+  EXPECT_EQ(preset("adam").formula(), "Δθ = −η·(1.00·m̂/(√v̂+ε))");
+  EXPECT_EQ(preset("adamw").formula(), "Δθ = −η·(1.00·m̂/(√v̂+ε)) − η·λ·θ");
+  EXPECT_EQ(preset("sgd").formula(), "Δθ = −η·(1.00·m)");
+  Genome g = preset("adam");
+  g.terms = {{Term::SignGrad, -0.5}, {Term::AdamTerm, 2.0}};
+  EXPECT_EQ(g.formula(), "Δθ = −η·(2.00·m̂/(√v̂+ε) − 0.50·sign(g))");
+  EXPECT_NE(preset("adam").hyperparameters().find("η = 0.001"), std::string::npos);
+}
+
+TEST(Genome, PresetsAndLoading) {
+  for (const auto& n : preset_names()) EXPECT_NO_THROW(preset(n).validate()) << n;
+  EXPECT_THROW(preset("adagrad"), Error);
+  evoopt::test::TempDir tmp;
+  save_genome(foreign_genome(), (tmp / "g.json").string());
+  EXPECT_EQ(load_genome((tmp / "g.json").string()), foreign_genome());
+  EXPECT_EQ(load_genome("rmsprop"), preset("rmsprop"));
+  std::ofstream(tmp / "bad.json") << "{ not json";
+  try {
+    load_genome((tmp / "bad.json").string());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json: malformed JSON"), std::string::npos);
+  }
+  EXPECT_THROW(load_genome("/no/such/genome.json"), Error);
+}
+
+TEST(GenomeCli, ShowPrintsFormulaJsonAndHash) {
+  auto r = evoopt::test::run_cli("genome show adam");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Δθ = −η·(1.00·m̂/(√v̂+ε))"), std::string::npos);
+  EXPECT_NE(r.out.find("hash: 67c1262e8a235a57"), std::string::npos);
+  EXPECT_NE(r.out.find("\"format\": \"evoopt.genome\""), std::string::npos);
+  evoopt::test::TempDir tmp;
+  std::ofstream(tmp / "g.json") << foreign_genome().to_json().dump();
+  auto f = evoopt::test::run_cli("genome show " + (tmp / "g.json").string());
+  EXPECT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_NE(f.out.find("0.73·sign(g)"), std::string::npos) << f.out;
+  std::ofstream(tmp / "bad.json") << R"({"terms": ["GRAD"], "beta1": 1.5})";
+  auto bad = evoopt::test::run_cli("genome show " + (tmp / "bad.json").string());
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(evoopt::test::count_lines(bad.err), 1) << bad.err;
+  EXPECT_NE(bad.err.find("beta1 = 1.5 is outside the allowed range"), std::string::npos) << bad.err;
+  auto unknown = evoopt::test::run_cli("genome show nadam");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("neither a genome preset"), std::string::npos);
+}
