@@ -1,0 +1,73 @@
+#pragma once
+// One genome evaluation: train a fresh model for N steps with GenomeOptimizer,
+// then measure accuracy on the validation split (the test split only when
+// explicitly asked). Common random numbers: the model's initial weights and
+// the minibatch sequence depend only on (task, seed), so genomes evaluated
+// with the same seed differ by their optimizer alone.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "evoopt/data/split.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/task/task.hpp"
+
+namespace evoopt::train {
+
+struct Budget {
+  std::int64_t steps = 0;             // 0: the task's default
+  std::int64_t log_every = 10;        // loss curve resolution
+  double divergence_loss = 50.0;      // a training loss above this counts as divergence
+  std::int64_t eval_batch = 1000;
+  int threads = 1;                    // intra-op threads for this run
+  data::Split eval_split = data::Split::Val;
+};
+
+struct LossPoint {
+  std::int64_t step;
+  double loss;
+  double smoothed;
+};
+
+struct RunResult {
+  std::string task;
+  std::string task_label;  // provenance, e.g. "cifar10 (JPEG mirror, lossy)"
+  std::uint64_t seed = 0;
+  std::string split;  // "val" or "test"
+  double accuracy = 0.0;
+  double final_loss = 0.0;
+  double smoothed_loss = 0.0;
+  std::vector<LossPoint> loss_curve;
+  bool diverged = false;
+  std::string divergence_reason;
+  std::int64_t steps_done = 0;
+  std::int64_t steps_planned = 0;
+  double seconds = 0.0;
+  // Fitness contribution: accuracy, or −1 when diverged.
+  double fitness() const { return diverged ? -1.0 : accuracy; }
+};
+
+nlohmann::json to_json(const RunResult& r);
+RunResult run_result_from_json(const nlohmann::json& j);
+
+// Called every `log_every` steps with (step, loss, smoothed loss).
+using ProgressFn = std::function<void(std::int64_t, double, double)>;
+
+RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
+                             const ProgressFn& progress = {});
+
+// Accuracy of a model on a split, in no-grad batches.
+double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch);
+
+struct Fitness {
+  double overall = 0.0;                  // mean over tasks of the per-task value
+  std::map<std::string, double> per_task;  // mean over seeds, diverged = −1
+};
+// Per task the mean over seeds, overall the mean over tasks.
+Fitness aggregate_fitness(const std::vector<RunResult>& runs);
+
+}  // namespace evoopt::train

@@ -1,0 +1,40 @@
+#include "evoopt/task/task.hpp"
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/data/sources.hpp"
+
+namespace evoopt::task {
+
+std::vector<std::string> task_names() { return {"mnist", "fashion_mnist", "cifar10"}; }
+
+InputShape Task::input() const {
+  const auto& img = data->train.images;
+  return {img.size(1), img.size(2), img.size(3), static_cast<std::int64_t>(data->classes.size())};
+}
+
+Task make_task(const std::string& name, std::shared_ptr<const data::Splits> splits, const TaskOptions& options) {
+  Task t;
+  t.name = name;
+  t.model = options.model;
+  t.data = std::move(splits);
+  const bool rgb = t.data->train.images.size(1) == 3;
+  t.batch_size = options.batch_size > 0 ? options.batch_size : 64;
+  t.default_steps = 300;
+  t.augment = options.augment < 0 ? rgb : options.augment == 1;
+  return t;
+}
+
+Task load_task(const std::string& name, const TaskOptions& options) {
+  bool known = false;
+  for (const auto& n : task_names()) known = known || n == name;
+  if (!known) {
+    std::string list;
+    for (const auto& n : task_names()) list += (list.empty() ? "" : ", ") + n;
+    throw Error("unknown task '" + name + "' (known: " + list + ")");
+  }
+  auto pair = data::load_dataset(name, options.data_dir);
+  auto splits = std::make_shared<data::Splits>(data::make_splits(pair, options.split));
+  return make_task(name, std::move(splits), options);
+}
+
+}  // namespace evoopt::task

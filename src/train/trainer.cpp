@@ -1,0 +1,137 @@
+#include "evoopt/train/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/rng.hpp"
+#include "evoopt/optim/genome_optimizer.hpp"
+
+namespace evoopt::train {
+
+nlohmann::json to_json(const RunResult& r) {
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& p : r.loss_curve) curve.push_back({p.step, p.loss, p.smoothed});
+  return {{"task", r.task},           {"task_label", r.task_label},   {"seed", r.seed},
+          {"split", r.split},         {"accuracy", r.accuracy},       {"final_loss", r.final_loss},
+          {"smoothed_loss", r.smoothed_loss}, {"loss_curve", curve},  {"diverged", r.diverged},
+          {"divergence_reason", r.divergence_reason}, {"steps_done", r.steps_done}, {"steps_planned", r.steps_planned},
+          {"seconds", r.seconds}};
+}
+
+RunResult run_result_from_json(const nlohmann::json& j) {
+  RunResult r;
+  r.task = j.at("task");
+  r.task_label = j.value("task_label", r.task);
+  r.seed = j.at("seed");
+  r.split = j.at("split");
+  r.accuracy = j.at("accuracy");
+  r.final_loss = j.at("final_loss");
+  r.smoothed_loss = j.at("smoothed_loss");
+  for (const auto& p : j.at("loss_curve")) r.loss_curve.push_back({p.at(0).get<std::int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
+  r.diverged = j.at("diverged");
+  r.divergence_reason = j.value("divergence_reason", "");
+  r.steps_done = j.at("steps_done");
+  r.steps_planned = j.value("steps_planned", r.steps_done);
+  r.seconds = j.value("seconds", 0.0);
+  return r;
+}
+
+double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const data::Dataset& ds = task.data->get(split);
+  const std::int64_t n = ds.size();
+  std::int64_t correct = 0;
+  for (std::int64_t start = 0; start < n; start += batch) {
+    const std::int64_t len = std::min(batch, n - start);
+    auto x = task.data->normalise(ds.images.narrow(0, start, len));
+    auto pred = model->forward(x).argmax(1);
+    correct += pred.eq(ds.labels.narrow(0, start, len)).sum().item<std::int64_t>();
+  }
+  model->train();
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
+                             const ProgressFn& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (budget.threads > 0 && at::get_num_threads() != budget.threads) at::set_num_threads(budget.threads);
+  genome.validate(genome::Bounds::kHardMaxTerms);
+  const std::int64_t steps = budget.steps > 0 ? budget.steps : task.default_steps;
+
+  RunResult r;
+  r.task = task.name;
+  r.task_label = task.label();
+  r.seed = seed;
+  r.split = data::split_name(budget.eval_split);
+  r.steps_planned = steps;
+
+  // Common random numbers: everything random below is a function of (task, seed).
+  auto model = task::make_model(task.model, task.input(), derive_seed(seed, "init/" + task.name));
+  data::BatchSampler sampler(task.data->train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name));
+  Rng augment_rng(derive_seed(seed, "augment/" + task.name));
+  optim::GenomeOptimizer opt(model->parameters(), optim::GenomeOptimizerOptions(genome, steps));
+  model->train();
+
+  auto params_finite = [&] {
+    for (const auto& p : model->parameters())
+      if (!torch::isfinite(p).all().item<bool>()) return false;
+    return true;
+  };
+
+  double smoothed = 0.0;
+  for (std::int64_t step = 1; step <= steps; ++step) {
+    auto idx = sampler.next();
+    auto images = task.data->train.images.index_select(0, idx);
+    if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
+    auto x = task.data->normalise(images);
+    auto y = task.data->train.labels.index_select(0, idx);
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value) || loss_value > budget.divergence_loss) {
+      r.diverged = true;
+      r.divergence_reason = std::isfinite(loss_value) ? "loss " + std::to_string(loss_value) + " above " + std::to_string(budget.divergence_loss)
+                                                      : "non-finite loss";
+      r.final_loss = loss_value;
+      break;
+    }
+    loss.backward();
+    opt.step();
+    r.steps_done = step;
+    smoothed = step == 1 ? loss_value : 0.9 * smoothed + 0.1 * loss_value;
+    r.final_loss = loss_value;
+    if (step % budget.log_every == 0 || step == steps) {
+      if (!params_finite()) {
+        r.diverged = true;
+        r.divergence_reason = "non-finite parameter";
+        break;
+      }
+      r.loss_curve.push_back({step, loss_value, smoothed});
+      if (progress) progress(step, loss_value, smoothed);
+    }
+  }
+  r.smoothed_loss = smoothed;
+  if (!r.diverged) r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+Fitness aggregate_fitness(const std::vector<RunResult>& runs) {
+  std::map<std::string, std::pair<double, int>> sums;
+  for (const auto& r : runs) {
+    auto& s = sums[r.task];
+    s.first += r.fitness();
+    s.second += 1;
+  }
+  Fitness f;
+  for (const auto& [task, s] : sums) f.per_task[task] = s.first / s.second;
+  for (const auto& [_, v] : f.per_task) f.overall += v;
+  if (!f.per_task.empty()) f.overall /= static_cast<double>(f.per_task.size());
+  return f;
+}
+
+}  // namespace evoopt::train

@@ -1,0 +1,163 @@
+// Training engine: determinism, common random numbers, divergence, models,
+// fitness aggregation, the train CLI (issue 4).
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/task/task.hpp"
+#include "evoopt/train/trainer.hpp"
+#include "test_support.hpp"
+
+using namespace evoopt;
+
+namespace {
+// MNIST with a 2,000-image training subset: fast, and the real data.
+const task::Task& small_mnist() {
+  static const task::Task t = [] {
+    task::TaskOptions o;
+    o.data_dir = test::data_dir();
+    o.split.train_subset = 2000;
+    o.split.val_size = 1000;
+    return task::load_task("mnist", o);
+  }();
+  return t;
+}
+
+train::Budget budget(std::int64_t steps) {
+  train::Budget b;
+  b.steps = steps;
+  b.log_every = 1;
+  return b;
+}
+
+void expect_identical(const train::RunResult& a, const train::RunResult& b) {
+  EXPECT_EQ(a.accuracy, b.accuracy);
+  EXPECT_EQ(a.final_loss, b.final_loss);
+  ASSERT_EQ(a.loss_curve.size(), b.loss_curve.size());
+  for (std::size_t i = 0; i < a.loss_curve.size(); ++i) EXPECT_EQ(a.loss_curve[i].loss, b.loss_curve[i].loss) << "step " << i + 1;
+}
+}  // namespace
+
+TEST(Trainer, SameGenomeTaskAndSeedGiveIdenticalResults) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const auto g = genome::preset("adam");
+  auto a = train::train_and_evaluate(g, small_mnist(), 5, budget(40));
+  auto b = train::train_and_evaluate(g, small_mnist(), 5, budget(40));
+  expect_identical(a, b);
+  EXPECT_FALSE(a.diverged);
+  EXPECT_EQ(a.steps_done, 40);
+  EXPECT_GT(a.accuracy, 0.5);
+  // A different seed gives a different run.
+  auto c = train::train_and_evaluate(g, small_mnist(), 6, budget(40));
+  EXPECT_NE(a.loss_curve[0].loss, c.loss_curve[0].loss);
+}
+
+TEST(Trainer, ParallelRunsMatchSerialRuns) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const auto g = genome::preset("adam");
+  const auto& t = small_mnist();
+  auto serial1 = train::train_and_evaluate(g, t, 1, budget(30));
+  auto serial2 = train::train_and_evaluate(genome::preset("sgd"), t, 2, budget(30));
+  train::RunResult par1, par2;
+  std::thread th1([&] { par1 = train::train_and_evaluate(g, t, 1, budget(30)); });
+  std::thread th2([&] { par2 = train::train_and_evaluate(genome::preset("sgd"), t, 2, budget(30)); });
+  th1.join();
+  th2.join();
+  expect_identical(serial1, par1);
+  expect_identical(serial2, par2);
+}
+
+TEST(Trainer, GenomesWithTheSameSeedStartFromIdenticalWeightsAndBatches) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const auto& t = small_mnist();
+  auto m1 = task::make_model(t.model, t.input(), 99), m2 = task::make_model(t.model, t.input(), 99);
+  auto m3 = task::make_model(t.model, t.input(), 100);
+  for (std::size_t i = 0; i < m1->parameters().size(); ++i) EXPECT_TRUE(torch::equal(m1->parameters()[i], m2->parameters()[i]));
+  EXPECT_FALSE(torch::equal(m1->parameters()[0], m3->parameters()[0]));
+  // The loss of step 1 is computed before any update: equal for any two genomes.
+  auto a = train::train_and_evaluate(genome::preset("adam"), t, 3, budget(5));
+  auto b = train::train_and_evaluate(genome::preset("rmsprop"), t, 3, budget(5));
+  EXPECT_EQ(a.loss_curve[0].loss, b.loss_curve[0].loss);
+  EXPECT_NE(a.loss_curve[4].loss, b.loss_curve[4].loss);
+}
+
+TEST(Trainer, LearningRateTenDivergesEarlyAndScoresMinusOne) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  genome::Genome g = genome::preset("sgd");
+  g.terms = {{genome::Term::Grad, 1.0}};
+  g.log10_lr = 1.0;  // lr 10
+  auto r = train::train_and_evaluate(g, small_mnist(), 0, budget(200));
+  EXPECT_TRUE(r.diverged);
+  EXPECT_LT(r.steps_done, 200);
+  EXPECT_EQ(r.fitness(), -1.0);
+  EXPECT_FALSE(r.divergence_reason.empty());
+}
+
+TEST(Trainer, FitnessIsMeanOverTasksOfMeanOverSeeds) {
+  auto run = [](const std::string& task, double acc, bool diverged) {
+    train::RunResult r;
+    r.task = task;
+    r.accuracy = acc;
+    r.diverged = diverged;
+    return r;
+  };
+  auto f = train::aggregate_fitness({run("a", 0.8, false), run("a", 0.6, false), run("b", 0.9, false), run("b", 0.5, true)});
+  EXPECT_DOUBLE_EQ(f.per_task["a"], 0.7);
+  EXPECT_DOUBLE_EQ(f.per_task["b"], (0.9 - 1.0) / 2);
+  EXPECT_DOUBLE_EQ(f.overall, (0.7 + (-0.05)) / 2);
+}
+
+TEST(Models, PresetsHaveTheDocumentedShapes) {
+  auto count = [](torch::nn::Sequential& m) {
+    std::int64_t n = 0;
+    for (auto& p : m->parameters()) n += p.numel();
+    return n;
+  };
+  auto grey = task::make_model(task::ModelPreset::Paper, {1, 28, 28, 10}, 0);
+  // conv 1→32 (320) + conv 32→64 (18,496) + 3136→256 (803,072) + 256→10 (2,570)
+  EXPECT_EQ(count(grey), 320 + 18496 + 803072 + 2570);
+  EXPECT_EQ(grey->forward(torch::zeros({2, 1, 28, 28})).sizes(), (std::vector<std::int64_t>{2, 10}));
+  auto rgb = task::make_model(task::ModelPreset::Paper, {3, 32, 32, 10}, 0);
+  // convs 896 + 9,248 + 18,496 + 36,928, BN 64 + 128, 4096→512 (2,097,664), 512→10 (5,130)
+  EXPECT_EQ(count(rgb), 896 + 9248 + 18496 + 36928 + 64 + 128 + 2097664 + 5130);
+  EXPECT_EQ(rgb->forward(torch::zeros({2, 3, 32, 32})).sizes(), (std::vector<std::int64_t>{2, 10}));
+  auto tiny = task::make_model(task::ModelPreset::Tiny, {1, 28, 28, 10}, 0);
+  EXPECT_EQ(tiny->forward(torch::zeros({3, 1, 28, 28})).sizes(), (std::vector<std::int64_t>{3, 10}));
+  EXPECT_GT(task::forward_flops(task::ModelPreset::Paper, {3, 32, 32, 10}), task::forward_flops(task::ModelPreset::Tiny, {3, 32, 32, 10}));
+  EXPECT_THROW(task::model_preset_from_name("huge"), Error);
+  // Seeded dropout: deterministic in its own seed, identity in eval mode.
+  task::SeededDropout d1(0.5, 1), d2(0.5, 1);
+  auto x = torch::ones({100});
+  EXPECT_TRUE(torch::equal(d1->forward(x), d2->forward(x)));
+  d1->eval();
+  EXPECT_TRUE(torch::equal(d1->forward(x), x));
+}
+
+TEST(TrainCli, WritesJsonAndRejectsBadInput) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  test::TempDir tmp;
+  const std::string common = " --data-dir " + test::data_dir().string() + " --train-subset 1000 --val-size 500";
+  auto r = test::run_cli("train --genome adam --task mnist --steps 20 --seed 3 --out " + (tmp / "r.json").string() + common);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("val accuracy:"), std::string::npos);
+  EXPECT_NE(r.out.find("steps/s"), std::string::npos);
+  auto j = nlohmann::json::parse(read_text_file(tmp / "r.json"));
+  EXPECT_EQ(j["steps_done"], 20);
+  EXPECT_EQ(j["split"], "val");
+  EXPECT_EQ(j["seed"], 3);
+  EXPECT_EQ(j["genome"]["terms"][0]["term"], "ADAM_TERM");
+  auto bad_task = test::run_cli("train --task imagenet" + common);
+  EXPECT_EQ(bad_task.exit_code, 1);
+  EXPECT_NE(bad_task.err.find("unknown task 'imagenet'"), std::string::npos) << bad_task.err;
+  auto bad_split = test::run_cli("train --split train" + common);
+  EXPECT_EQ(bad_split.exit_code, 1);
+  EXPECT_NE(bad_split.err.find("--split must be val or test"), std::string::npos);
+  auto bad_model = test::run_cli("train --model huge" + common);
+  EXPECT_NE(bad_model.err.find("unknown model preset 'huge'"), std::string::npos);
+  EXPECT_EQ(test::count_lines(bad_model.err), 1);
+}
