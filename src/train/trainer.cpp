@@ -84,6 +84,10 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
 
   double smoothed = 0.0;
   for (std::int64_t step = 1; step <= steps; ++step) {
+    if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
+      r.cancelled = true;
+      break;
+    }
     auto idx = sampler.next();
     auto images = task.data->train.images.index_select(0, idx);
     if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
@@ -115,7 +119,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
     }
   }
   r.smoothed_loss = smoothed;
-  if (!r.diverged) r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch);
+  if (!r.diverged && !r.cancelled) r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

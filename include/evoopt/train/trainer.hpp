@@ -4,6 +4,7 @@
 // explicitly asked). Common random numbers: the model's initial weights and
 // the minibatch sequence depend only on (task, seed), so genomes evaluated
 // with the same seed differ by their optimizer alone.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -25,6 +26,7 @@ struct Budget {
   std::int64_t eval_batch = 1000;
   int threads = 1;                    // intra-op threads for this run
   data::Split eval_split = data::Split::Val;
+  const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
 };
 
 struct LossPoint {
@@ -44,6 +46,7 @@ struct RunResult {
   std::vector<LossPoint> loss_curve;
   bool diverged = false;
   std::string divergence_reason;
+  bool cancelled = false;  // stopped by Budget::cancel: not a result, never journaled
   std::int64_t steps_done = 0;
   std::int64_t steps_planned = 0;
   double seconds = 0.0;

@@ -1,0 +1,81 @@
+#pragma once
+// Evaluators run training runs for the GA and the comparison. The interface is
+// at the level of single runs (genome, task, seed) so a run can be journaled
+// the moment it completes; backends: local worker threads (each with one
+// intra-op thread), a synthetic fitness for testing the search itself, and
+// (later) MPI ranks.
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/task/task.hpp"
+#include "evoopt/train/trainer.hpp"
+
+namespace evoopt::eval {
+
+struct RunRequest {
+  genome::Genome genome;
+  std::string task;
+  std::uint64_t seed = 0;
+  data::Split split = data::Split::Val;
+  std::int64_t steps = 0;  // 0: the evaluator's budget
+};
+
+// Called once per completed (not cancelled) run, serialised by the evaluator.
+using RunDone = std::function<void(std::size_t index, const train::RunResult& result)>;
+
+class Evaluator {
+ public:
+  virtual ~Evaluator() = default;
+  // Runs every request; results come back in request order. Runs stopped by
+  // `cancel` come back empty.
+  virtual std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
+                                                                const std::atomic<bool>* cancel) = 0;
+  virtual int workers() const = 0;
+  virtual std::string describe() const = 0;
+};
+
+// Parallel local workers: `workers` threads, each training with one intra-op thread.
+class LocalEvaluator : public Evaluator {
+ public:
+  LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget, int workers);
+  std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
+                                                        const std::atomic<bool>* cancel) override;
+  int workers() const override { return workers_; }
+  std::string describe() const override;
+  const task::Task& task(const std::string& name) const;
+  const train::Budget& budget() const { return budget_; }
+
+ private:
+  std::map<std::string, task::Task> tasks_;
+  train::Budget budget_;
+  int workers_;
+};
+
+// A synthetic fitness: accuracy = fn(genome, task, seed), no training. For
+// testing the search (operators, selection, resume) in milliseconds.
+class SyntheticEvaluator : public Evaluator {
+ public:
+  using Fn = std::function<double(const genome::Genome&, const std::string& task, std::uint64_t seed)>;
+  SyntheticEvaluator(Fn fn, int workers = 1) : fn_(std::move(fn)), workers_(workers) {}
+  std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
+                                                        const std::atomic<bool>* cancel) override;
+  int workers() const override { return workers_; }
+  std::string describe() const override { return "synthetic fitness"; }
+  std::size_t calls() const { return calls_; }
+
+ private:
+  Fn fn_;
+  int workers_;
+  std::size_t calls_ = 0;
+};
+
+// Default worker count: one per core.
+int default_workers();
+
+}  // namespace evoopt::eval

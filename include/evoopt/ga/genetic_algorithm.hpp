@@ -1,0 +1,130 @@
+#pragma once
+// The genetic algorithm: tournament selection, single-point/uniform crossover,
+// mutation, elites; evaluation through an Evaluator; and a run directory that
+// makes the search resumable and reproducible:
+//   journal.jsonl    append-only, one line per completed training run
+//   checkpoint.json  population, RNG state, generation, typed log (atomic)
+//   history.csv      per generation: best/mean/median/std, per-task best, diversity, evaluations, seconds
+//   lineage.json     every genome: parents, operators, fitness
+//   best_genome.json the best genome by validation fitness, with its formula
+// A run killed at any moment continues from its checkpoint and journal with no
+// completed run repeated and identical outputs (timing fields aside).
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "evoopt/eval/evaluator.hpp"
+#include "evoopt/ga/operators.hpp"
+
+namespace evoopt::ga {
+
+struct GaOptions {
+  int population = 20;
+  int generations = 15;
+  int tournament = 3;
+  int elites = 2;
+  double crossover_rate = 0.7;
+  MutationOptions mutation;
+  bool anneal = false;  // mutation strength falls linearly from 1 to 0.3 over the generations
+  SearchSpace space;
+  std::uint64_t seed = 0;
+  std::vector<std::string> tasks;  // fitness = mean over these of the mean over seeds
+  int search_seeds = 1;            // training seeds per task per genome
+  std::vector<std::string> seed_presets;  // empty: sgd, adam, rmsprop (+ adamw, signum, lion-like when the vocabulary has them)
+  void validate() const;
+  nlohmann::json to_json() const;
+  static GaOptions from_json(const nlohmann::json& j);
+};
+
+// The seed of search run `index` on `task`: a function of (run seed, task, index) only.
+std::uint64_t search_seed(std::uint64_t run_seed, const std::string& task, int index);
+
+struct Individual {
+  std::uint64_t id = 0;
+  int generation = 0;
+  genome::Genome genome;
+  std::string origin;  // "seed:adam", "random", "elite", "crossover", "mutation"
+  std::vector<std::uint64_t> parents;
+  std::vector<std::string> mutations;
+  double fitness = 0.0;
+  std::map<std::string, double> per_task;
+  nlohmann::json to_json() const;
+  static Individual from_json(const nlohmann::json& j);
+};
+
+// Typed log: one record per generation; printing and plotting read these.
+struct GenerationRecord {
+  int generation = 0;
+  double best = 0, mean = 0, median = 0, stddev = 0;
+  std::map<std::string, double> best_per_task;  // the best per-task value in the population
+  double diversity = 0;                         // distinct canonical genomes / population
+  int evaluations = 0;                          // training runs this generation needed (not known from earlier ones)
+  int reused = 0;                               // runs reused from earlier generations
+  double seconds = 0;
+  std::uint64_t best_id = 0;
+  nlohmann::json to_json() const;
+  static GenerationRecord from_json(const nlohmann::json& j);
+};
+
+struct GaEvents {
+  std::function<void(int generation, int generations)> generation_started;
+  std::function<void(int done, int total)> run_finished;
+  std::function<void(const GenerationRecord&, const Individual& best)> generation_finished;
+};
+
+struct GaOutcome {
+  bool completed = false;   // false: interrupted (checkpoint written)
+  bool resumed = false;
+  Individual best;
+  std::vector<GenerationRecord> history;
+  std::int64_t runs_executed = 0;   // training runs done by this process
+  std::int64_t steps_executed = 0;
+  std::int64_t runs_total = 0;      // all runs in the journal (this and earlier processes)
+  std::int64_t steps_total = 0;
+  double train_seconds_total = 0;   // sum of per-run wall seconds in the journal
+};
+
+class GeneticAlgorithm {
+ public:
+  // `run_dir` empty: nothing is persisted.
+  GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, std::filesystem::path run_dir = {});
+  GaOutcome run(const GaEvents& events = {}, const std::atomic<bool>* cancel = nullptr);
+
+  std::vector<Individual> initial_population(Rng& rng);
+  std::vector<Individual> breed(const std::vector<Individual>& parents, int generation, Rng& rng);
+
+ private:
+  struct Key {
+    std::uint64_t hash;
+    std::string task;
+    int seed_index;
+    bool operator<(const Key& o) const { return std::tie(hash, task, seed_index) < std::tie(o.hash, o.task, o.seed_index); }
+  };
+  void load_journal();
+  void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
+                GaOutcome& outcome, bool& interrupted);
+  void write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const;
+  void save_checkpoint(int generation, const Rng& rng, const std::vector<Individual>& population, const std::vector<GenerationRecord>& history,
+                       const std::vector<Individual>& all) const;
+
+  GaOptions options_;
+  eval::Evaluator& evaluator_;
+  std::filesystem::path run_dir_;
+  std::uint64_t next_id_ = 0;
+  std::map<Key, train::RunResult> cache_;  // every completed run (journal)
+};
+
+// history.csv text for a log (deterministic formatting).
+std::string history_csv(const std::vector<GenerationRecord>& history, const std::vector<std::string>& tasks);
+
+// Best individual by fitness (ties: lowest id).
+const Individual& best_of(const std::vector<Individual>& individuals);
+
+}  // namespace evoopt::ga

@@ -1,0 +1,96 @@
+#include "evoopt/eval/evaluator.hpp"
+
+#include <mutex>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "evoopt/common/error.hpp"
+
+namespace evoopt::eval {
+
+int default_workers() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+LocalEvaluator::LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget, int workers)
+    : tasks_(std::move(tasks)), budget_(budget), workers_(workers) {
+  if (workers_ < 1) throw Error("workers must be >= 1, got " + std::to_string(workers_));
+  if (tasks_.empty()) throw Error("no tasks to evaluate on");
+}
+
+const task::Task& LocalEvaluator::task(const std::string& name) const {
+  auto it = tasks_.find(name);
+  if (it == tasks_.end()) throw Error("task '" + name + "' is not loaded in this evaluator");
+  return it->second;
+}
+
+std::string LocalEvaluator::describe() const { return std::to_string(workers_) + " local worker(s), 1 intra-op thread each"; }
+
+std::vector<std::optional<train::RunResult>> LocalEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
+                                                                      const std::atomic<bool>* cancel) {
+  for (const auto& r : requests) task(r.task);  // fail before any work
+  std::vector<std::optional<train::RunResult>> results(requests.size());
+  std::atomic<std::size_t> next{0};
+  std::mutex done_mutex;
+  std::exception_ptr error;
+  auto worker = [&] {
+    at::set_num_threads(1);
+    for (;;) {
+      const std::size_t i = next.fetch_add(1);
+      if (i >= requests.size()) return;
+      if (cancel != nullptr && cancel->load()) return;
+      try {
+        const RunRequest& req = requests[i];
+        train::Budget b = budget_;
+        b.threads = 1;
+        b.eval_split = req.split;
+        b.cancel = cancel;
+        if (req.steps > 0) b.steps = req.steps;
+        train::RunResult r = train::train_and_evaluate(req.genome, task(req.task), req.seed, b);
+        if (r.cancelled) return;
+        std::lock_guard<std::mutex> lock(done_mutex);
+        results[i] = r;
+        if (on_done) on_done(i, r);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(done_mutex);
+        if (!error) error = std::current_exception();
+        next = requests.size();
+        return;
+      }
+    }
+  };
+  const int n = std::min<int>(workers_, static_cast<int>(std::max<std::size_t>(1, requests.size())));
+  if (n == 1) {
+    worker();
+  } else {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+  }
+  if (error) std::rethrow_exception(error);
+  return results;
+}
+
+std::vector<std::optional<train::RunResult>> SyntheticEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
+                                                                          const std::atomic<bool>* cancel) {
+  std::vector<std::optional<train::RunResult>> results(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (cancel != nullptr && cancel->load()) break;
+    train::RunResult r;
+    r.task = requests[i].task;
+    r.task_label = requests[i].task;
+    r.seed = requests[i].seed;
+    r.split = data::split_name(requests[i].split);
+    r.accuracy = fn_(requests[i].genome, requests[i].task, requests[i].seed);
+    r.diverged = r.accuracy < 0;
+    r.steps_done = r.steps_planned = 1;
+    ++calls_;
+    results[i] = r;
+    if (on_done) on_done(i, r);
+  }
+  return results;
+}
+
+}  // namespace evoopt::eval

@@ -1,0 +1,437 @@
+#include "evoopt/ga/genetic_algorithm.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+
+namespace evoopt::ga {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---------------------------------------------------------------- options
+
+void GaOptions::validate() const {
+  if (population < 2) throw Error("population must be >= 2, got " + std::to_string(population));
+  if (generations < 1) throw Error("generations must be >= 1, got " + std::to_string(generations));
+  if (tournament < 1 || tournament > population)
+    throw Error("tournament size " + std::to_string(tournament) + " is outside [1, population " + std::to_string(population) + "]");
+  if (elites < 0 || elites >= population) throw Error("elites " + std::to_string(elites) + " must lie in [0, population)");
+  if (!(crossover_rate >= 0 && crossover_rate <= 1)) throw Error("crossover rate must lie in [0, 1]");
+  if (tasks.empty()) throw Error("no tasks given");
+  if (search_seeds < 1) throw Error("search seeds per task must be >= 1, got " + std::to_string(search_seeds));
+  space.validate();
+  mutation.validate();
+  for (const auto& p : seed_presets) genome::preset(p);
+}
+
+json GaOptions::to_json() const {
+  return {{"population", population},
+          {"generations", generations},
+          {"tournament", tournament},
+          {"elites", elites},
+          {"crossover_rate", crossover_rate},
+          {"anneal", anneal},
+          {"vocabulary", genome::vocabulary_name(space.vocabulary)},
+          {"max_terms", space.max_terms},
+          {"seed", seed},
+          {"tasks", tasks},
+          {"search_seeds", search_seeds},
+          {"seed_presets", seed_presets},
+          {"mutation",
+           {{"gene_rate", mutation.gene_rate},
+            {"structural_rate", mutation.structural_rate},
+            {"flip_rate", mutation.flip_rate},
+            {"sigma_log10_lr", mutation.sigma_log10_lr},
+            {"sigma_log10_eps", mutation.sigma_log10_eps},
+            {"sigma_log10_wd", mutation.sigma_log10_wd},
+            {"sigma_beta1", mutation.sigma_beta1},
+            {"sigma_log10_1m_beta2", mutation.sigma_log10_1m_beta2},
+            {"sigma_weight", mutation.sigma_weight},
+            {"sigma_warmup", mutation.sigma_warmup}}}};
+}
+
+GaOptions GaOptions::from_json(const json& j) {
+  GaOptions o;
+  o.population = j.at("population");
+  o.generations = j.at("generations");
+  o.tournament = j.at("tournament");
+  o.elites = j.at("elites");
+  o.crossover_rate = j.at("crossover_rate");
+  o.anneal = j.at("anneal");
+  o.space.vocabulary = genome::vocabulary_from_name(j.at("vocabulary"));
+  o.space.max_terms = j.at("max_terms");
+  o.seed = j.at("seed");
+  o.tasks = j.at("tasks").get<std::vector<std::string>>();
+  o.search_seeds = j.at("search_seeds");
+  o.seed_presets = j.at("seed_presets").get<std::vector<std::string>>();
+  const json& m = j.at("mutation");
+  o.mutation.gene_rate = m.at("gene_rate");
+  o.mutation.structural_rate = m.at("structural_rate");
+  o.mutation.flip_rate = m.at("flip_rate");
+  o.mutation.sigma_log10_lr = m.at("sigma_log10_lr");
+  o.mutation.sigma_log10_eps = m.at("sigma_log10_eps");
+  o.mutation.sigma_log10_wd = m.at("sigma_log10_wd");
+  o.mutation.sigma_beta1 = m.at("sigma_beta1");
+  o.mutation.sigma_log10_1m_beta2 = m.at("sigma_log10_1m_beta2");
+  o.mutation.sigma_weight = m.at("sigma_weight");
+  o.mutation.sigma_warmup = m.at("sigma_warmup");
+  return o;
+}
+
+std::uint64_t search_seed(std::uint64_t run_seed, const std::string& task, int index) {
+  return derive_seed(run_seed, "search/" + task, static_cast<std::uint64_t>(index));
+}
+
+// ---------------------------------------------------------------- records
+
+json Individual::to_json() const {
+  return {{"id", id},         {"generation", generation}, {"hash", genome.hash_hex()}, {"genome", genome.to_json()},
+          {"origin", origin}, {"parents", parents},       {"mutations", mutations},    {"fitness", fitness},
+          {"per_task", per_task}, {"formula", genome.formula()}};
+}
+
+Individual Individual::from_json(const json& j) {
+  Individual i;
+  i.id = j.at("id");
+  i.generation = j.at("generation");
+  i.genome = genome::Genome::from_json(j.at("genome"));
+  i.origin = j.at("origin");
+  i.parents = j.at("parents").get<std::vector<std::uint64_t>>();
+  i.mutations = j.at("mutations").get<std::vector<std::string>>();
+  i.fitness = j.at("fitness");
+  i.per_task = j.at("per_task").get<std::map<std::string, double>>();
+  return i;
+}
+
+json GenerationRecord::to_json() const {
+  return {{"generation", generation}, {"best", best},         {"mean", mean},       {"median", median},     {"std", stddev},
+          {"best_per_task", best_per_task}, {"diversity", diversity}, {"evaluations", evaluations}, {"reused", reused},
+          {"seconds", seconds},       {"best_id", best_id}};
+}
+
+GenerationRecord GenerationRecord::from_json(const json& j) {
+  GenerationRecord r;
+  r.generation = j.at("generation");
+  r.best = j.at("best");
+  r.mean = j.at("mean");
+  r.median = j.at("median");
+  r.stddev = j.at("std");
+  r.best_per_task = j.at("best_per_task").get<std::map<std::string, double>>();
+  r.diversity = j.at("diversity");
+  r.evaluations = j.at("evaluations");
+  r.reused = j.at("reused");
+  r.seconds = j.at("seconds");
+  r.best_id = j.at("best_id");
+  return r;
+}
+
+std::string history_csv(const std::vector<GenerationRecord>& history, const std::vector<std::string>& tasks) {
+  std::string out = "generation,best,mean,median,std";
+  for (const auto& t : tasks) out += ",best_" + t;
+  out += ",diversity,evaluations,reused,seconds\n";
+  for (const auto& r : history) {
+    out += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f}", r.generation, r.best, r.mean, r.median, r.stddev);
+    for (const auto& t : tasks) out += fmt::format(",{:.6f}", r.best_per_task.count(t) ? r.best_per_task.at(t) : 0.0);
+    out += fmt::format(",{:.4f},{},{},{:.2f}\n", r.diversity, r.evaluations, r.reused, r.seconds);
+  }
+  return out;
+}
+
+const Individual& best_of(const std::vector<Individual>& individuals) {
+  if (individuals.empty()) throw Error("no individuals");
+  const Individual* best = &individuals.front();
+  for (const auto& i : individuals)
+    if (i.fitness > best->fitness || (i.fitness == best->fitness && i.id < best->id)) best = &i;
+  return *best;
+}
+
+// ---------------------------------------------------------------- algorithm
+
+GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, fs::path run_dir)
+    : options_(std::move(options)), evaluator_(evaluator), run_dir_(std::move(run_dir)) {
+  if (options_.seed_presets.empty()) {
+    options_.seed_presets = {"sgd", "adam", "rmsprop", "adamw"};
+    if (options_.space.vocabulary == genome::Vocabulary::Extended) {
+      options_.seed_presets.push_back("signum");
+      options_.seed_presets.push_back("lion-like");
+    }
+  }
+  options_.validate();
+}
+
+std::vector<Individual> GeneticAlgorithm::initial_population(Rng& rng) {
+  std::vector<Individual> pop;
+  for (const auto& name : options_.seed_presets) {
+    if (static_cast<int>(pop.size()) == options_.population) break;
+    Individual i;
+    i.id = next_id_++;
+    i.genome = genome::preset(name);
+    i.origin = "seed:" + name;
+    pop.push_back(i);
+  }
+  while (static_cast<int>(pop.size()) < options_.population) {
+    Individual i;
+    i.id = next_id_++;
+    i.genome = random_genome(options_.space, rng);
+    i.origin = "random";
+    pop.push_back(i);
+  }
+  return pop;
+}
+
+std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& parents, int generation, Rng& rng) {
+  std::vector<Individual> ranked = parents;
+  std::stable_sort(ranked.begin(), ranked.end(), [](const Individual& a, const Individual& b) {
+    return a.fitness > b.fitness || (a.fitness == b.fitness && a.id < b.id);
+  });
+  std::vector<double> fitness;
+  for (const auto& p : parents) fitness.push_back(p.fitness);
+  MutationOptions m = options_.mutation;
+  if (options_.anneal && options_.generations > 1)
+    m.strength *= 1.0 - 0.7 * static_cast<double>(generation) / static_cast<double>(options_.generations - 1);
+
+  std::vector<Individual> next;
+  for (int e = 0; e < options_.elites; ++e) {
+    Individual i = ranked[static_cast<std::size_t>(e)];
+    i.parents = {i.id};
+    i.id = next_id_++;
+    i.generation = generation;
+    i.origin = "elite";
+    i.mutations.clear();
+    next.push_back(i);
+  }
+  while (static_cast<int>(next.size()) < options_.population) {
+    Individual child;
+    const Individual& a = parents[tournament_select(fitness, options_.tournament, rng)];
+    genome::Genome g;
+    if (rng.bernoulli(options_.crossover_rate)) {
+      const Individual& b = parents[tournament_select(fitness, options_.tournament, rng)];
+      g = crossover(a.genome, b.genome, options_.space, rng);
+      child.parents = {a.id, b.id};
+      child.origin = "crossover";
+    } else {
+      g = a.genome;
+      child.parents = {a.id};
+      child.origin = "mutation";
+    }
+    child.genome = mutate(g, options_.space, m, rng, &child.mutations);
+    child.id = next_id_++;
+    child.generation = generation;
+    next.push_back(child);
+  }
+  return next;
+}
+
+void GeneticAlgorithm::load_journal() {
+  cache_.clear();
+  if (run_dir_.empty() || !fs::exists(run_dir_ / "journal.jsonl")) return;
+  std::ifstream in(run_dir_ / "journal.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception&) {
+      break;  // a torn last line from a crash mid-append: ignore it and what follows
+    }
+    cache_[{std::stoull(j.at("hash").get<std::string>(), nullptr, 16), j.at("task"), j.at("seed_index")}] = train::run_result_from_json(j.at("result"));
+  }
+}
+
+void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
+                                const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted) {
+  // Every (genome, task, seed) this generation needs, de-duplicated by canonical hash.
+  std::vector<Key> needed;
+  std::set<Key> seen;
+  for (const auto& ind : population)
+    for (const auto& task : options_.tasks)
+      for (int s = 0; s < options_.search_seeds; ++s) {
+        Key k{ind.genome.hash(), task, s};
+        if (seen.insert(k).second) needed.push_back(k);
+      }
+  std::vector<eval::RunRequest> requests;
+  std::vector<Key> request_keys;
+  for (const auto& k : needed) {
+    if (cache_.count(k)) continue;
+    const auto it = std::find_if(population.begin(), population.end(), [&](const Individual& i) { return i.genome.hash() == k.hash; });
+    requests.push_back({it->genome, k.task, search_seed(options_.seed, k.task, k.seed_index), data::Split::Val, 0});
+    request_keys.push_back(k);
+  }
+  const int total = static_cast<int>(requests.size());
+  int done = 0;
+  auto on_done = [&](std::size_t i, const train::RunResult& r) {
+    const Key& k = request_keys[i];
+    cache_[k] = r;
+    if (!run_dir_.empty()) {
+      json line = {{"hash", fmt::format("{:016x}", k.hash)}, {"task", k.task}, {"seed_index", k.seed_index}, {"result", train::to_json(r)}};
+      append_line_durable(run_dir_ / "journal.jsonl", line.dump());
+    }
+    ++outcome.runs_executed;
+    outcome.steps_executed += r.steps_done;
+    ++done;
+    if (events.run_finished) events.run_finished(done, total);
+  };
+  if (!requests.empty()) evaluator_.evaluate(requests, on_done, cancel);
+  for (const auto& k : needed)
+    if (!cache_.count(k)) {
+      interrupted = true;
+      return;
+    }
+  for (auto& ind : population) {
+    std::vector<train::RunResult> runs;
+    for (const auto& task : options_.tasks)
+      for (int s = 0; s < options_.search_seeds; ++s) runs.push_back(cache_.at({ind.genome.hash(), task, s}));
+    const auto f = train::aggregate_fitness(runs);
+    ind.fitness = f.overall;
+    ind.per_task = f.per_task;
+  }
+  record.reused = static_cast<int>(population.size() * options_.tasks.size() * static_cast<std::size_t>(options_.search_seeds)) - record.evaluations;
+}
+
+void GeneticAlgorithm::write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const {
+  if (run_dir_.empty()) return;
+  write_file_atomic(run_dir_ / "history.csv", history_csv(history, options_.tasks));
+  json lineage = json::array();
+  for (const auto& i : all) lineage.push_back(i.to_json());
+  write_file_atomic(run_dir_ / "lineage.json", json{{"format", "evoopt.lineage"}, {"version", 1}, {"individuals", lineage}}.dump(1) + "\n");
+  const Individual& best = best_of(all);
+  json b = {{"format", "evoopt.best_genome"},
+            {"version", 1},
+            {"genome", best.genome.to_json()},
+            {"formula", best.genome.formula()},
+            {"hyperparameters", best.genome.hyperparameters()},
+            {"hash", best.genome.hash_hex()},
+            {"id", best.id},
+            {"generation", best.generation},
+            {"validation_fitness", best.fitness},
+            {"validation_per_task", best.per_task}};
+  write_file_atomic(run_dir_ / "best_genome.json", b.dump(2) + "\n");
+}
+
+void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std::vector<Individual>& population,
+                                       const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const {
+  if (run_dir_.empty()) return;
+  std::ostringstream rng_state;
+  rng_state << const_cast<Rng&>(rng).engine();
+  json pop = json::array(), everyone = json::array(), hist = json::array();
+  for (const auto& i : population) pop.push_back(i.id);
+  for (const auto& i : all) everyone.push_back(i.to_json());
+  for (const auto& r : history) hist.push_back(r.to_json());
+  json ck = {{"format", "evoopt.checkpoint"}, {"version", 1},  {"generation", generation}, {"next_id", next_id_},
+             {"rng", rng_state.str()},        {"population", pop}, {"individuals", everyone}, {"history", hist}};
+  write_file_atomic(run_dir_ / "checkpoint.json", ck.dump() + "\n");
+}
+
+GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>* cancel) {
+  GaOutcome outcome;
+  if (!run_dir_.empty()) fs::create_directories(run_dir_);
+  load_journal();
+
+  Rng rng(derive_seed(options_.seed, "ga"));
+  std::vector<Individual> all, population;
+  std::vector<GenerationRecord> history;
+  int generation = 0;
+  const fs::path ck_path = run_dir_.empty() ? fs::path() : run_dir_ / "checkpoint.json";
+  if (!ck_path.empty() && fs::exists(ck_path)) {
+    json ck;
+    try {
+      ck = json::parse(read_text_file(ck_path));
+    } catch (const json::exception& e) {
+      throw Error(ck_path.string() + ": malformed checkpoint (" + e.what() + ")");
+    }
+    outcome.resumed = true;
+    next_id_ = ck.at("next_id");
+    std::istringstream rs(ck.at("rng").get<std::string>());
+    rs >> rng.engine();
+    for (const auto& j : ck.at("individuals")) all.push_back(Individual::from_json(j));
+    for (const auto& j : ck.at("history")) history.push_back(GenerationRecord::from_json(j));
+    std::map<std::uint64_t, Individual> by_id;
+    for (const auto& i : all) by_id[i.id] = i;
+    std::vector<Individual> last;
+    for (const auto& id : ck.at("population")) last.push_back(by_id.at(id.get<std::uint64_t>()));
+    generation = ck.at("generation").get<int>() + 1;
+    write_outputs(history, all);
+    if (generation < options_.generations) population = breed(last, generation, rng);
+  } else {
+    if (!cache_.empty()) outcome.resumed = true;
+    population = initial_population(rng);
+  }
+
+  // Runs that earlier generations already needed (for the `evaluations` column,
+  // which must not depend on where a previous process stopped).
+  std::set<Key> known;
+  for (const auto& i : all)
+    for (const auto& t : options_.tasks)
+      for (int s = 0; s < options_.search_seeds; ++s) known.insert({i.genome.hash(), t, s});
+
+  for (; generation < options_.generations; ++generation) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (events.generation_started) events.generation_started(generation, options_.generations);
+    GenerationRecord rec;
+    rec.generation = generation;
+    std::set<Key> fresh;
+    for (const auto& i : population)
+      for (const auto& t : options_.tasks)
+        for (int s = 0; s < options_.search_seeds; ++s)
+          if (!known.count({i.genome.hash(), t, s})) fresh.insert({i.genome.hash(), t, s});
+    rec.evaluations = static_cast<int>(fresh.size());
+    bool interrupted = false;
+    evaluate(population, rec, events, cancel, outcome, interrupted);
+    if (interrupted) {
+      outcome.completed = false;
+      outcome.history = history;
+      if (!all.empty()) outcome.best = best_of(all);
+      return outcome;
+    }
+    known.insert(fresh.begin(), fresh.end());
+    std::vector<double> f;
+    for (const auto& i : population) f.push_back(i.fitness);
+    std::vector<double> sorted = f;
+    std::sort(sorted.begin(), sorted.end());
+    const std::size_t n = sorted.size();
+    rec.best = sorted.back();
+    rec.mean = 0;
+    for (double v : f) rec.mean += v;
+    rec.mean /= static_cast<double>(n);
+    rec.median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    double var = 0;
+    for (double v : f) var += (v - rec.mean) * (v - rec.mean);
+    rec.stddev = std::sqrt(var / static_cast<double>(n));
+    for (const auto& t : options_.tasks) {
+      double b = -1e9;
+      for (const auto& i : population) b = std::max(b, i.per_task.at(t));
+      rec.best_per_task[t] = b;
+    }
+    std::set<std::uint64_t> distinct;
+    for (const auto& i : population) distinct.insert(i.genome.hash());
+    rec.diversity = static_cast<double>(distinct.size()) / static_cast<double>(n);
+    rec.best_id = best_of(population).id;
+    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    all.insert(all.end(), population.begin(), population.end());
+    history.push_back(rec);
+    save_checkpoint(generation, rng, population, history, all);
+    write_outputs(history, all);
+    if (events.generation_finished) events.generation_finished(rec, best_of(population));
+    if (generation + 1 < options_.generations) population = breed(population, generation + 1, rng);
+  }
+  outcome.completed = true;
+  outcome.history = history;
+  outcome.best = best_of(all);
+  for (const auto& [k, r] : cache_) {
+    ++outcome.runs_total;
+    outcome.steps_total += r.steps_done;
+    outcome.train_seconds_total += r.seconds;
+  }
+  return outcome;
+}
+
+}  // namespace evoopt::ga
