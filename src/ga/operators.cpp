@@ -61,6 +61,7 @@ Genome random_genome(const SearchSpace& space, Rng& rng) {
   g.beta2 = 1.0 - std::pow(10.0, rng.uniform(-4.0, -1.0));
   g.log10_eps = rng.uniform(-10.0, -6.0);
   if (rng.bernoulli(0.5)) g.log10_weight_decay = rng.uniform(-6.0, -2.0);
+  g.decoupled_weight_decay = rng.bernoulli(0.7);
   g.bias_correction = rng.bernoulli(0.5);
   g.warmup_fraction = rng.bernoulli(0.3) ? rng.uniform(0.0, 0.2) : 0.0;
   g.cosine_decay = rng.bernoulli(0.5);
@@ -92,6 +93,7 @@ Genome crossover(const Genome& a, const Genome& b, const SearchSpace& space, Rng
   child.beta2 = pick(a.beta2, b.beta2);
   child.log10_eps = pick(a.log10_eps, b.log10_eps);
   child.log10_weight_decay = pick(a.log10_weight_decay, b.log10_weight_decay);
+  child.decoupled_weight_decay = pick(a.decoupled_weight_decay, b.decoupled_weight_decay);
   child.bias_correction = pick(a.bias_correction, b.bias_correction);
   child.warmup_fraction = pick(a.warmup_fraction, b.warmup_fraction);
   child.cosine_decay = pick(a.cosine_decay, b.cosine_decay);
@@ -167,6 +169,10 @@ Genome mutate(const Genome& parent, const SearchSpace& space, const MutationOpti
   if (rng.bernoulli(o.flip_rate)) {
     g.log10_weight_decay = g.log10_weight_decay ? std::nullopt : std::optional<double>(-4.0);
     note("flip_weight_decay");
+  }
+  if (g.log10_weight_decay && rng.bernoulli(o.flip_rate / 2)) {
+    g.decoupled_weight_decay = !g.decoupled_weight_decay;
+    note("flip_decoupled");
   }
   if (rng.bernoulli(o.flip_rate / 2)) {
     g.clip_norm = g.clip_norm ? std::nullopt : std::optional<double>(1.0);

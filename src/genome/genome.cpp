@@ -69,6 +69,7 @@ Genome Genome::canonical() const {
   }
   if (!m && !v) c.bias_correction = false;
   if (!c.has_schedule()) c.warmup_fraction = 0.0;
+  if (!c.log10_weight_decay) c.decoupled_weight_decay = true;
   return c;
 }
 
@@ -93,6 +94,7 @@ std::uint64_t Genome::hash() const {
   put("|eps", c.log10_eps);
   put("|wd", c.log10_weight_decay ? *c.log10_weight_decay : std::nan(""));
   bytes += c.log10_weight_decay ? "|wd+" : "|wd-";
+  if (!c.decoupled_weight_decay) bytes += "|l2";
   bytes += c.bias_correction ? "|bc+" : "|bc-";
   put("|warm", c.warmup_fraction);
   bytes += c.cosine_decay ? "|cos+" : "|cos-";
@@ -125,7 +127,7 @@ std::string Genome::formula() const {
     }
   }
   std::string out = "Δθ = −η·(" + sum + ")";
-  if (c.log10_weight_decay) out += " − η·λ·θ";
+  if (c.log10_weight_decay) out += c.decoupled_weight_decay ? " − η·λ·θ" : ",  g ← g + λ·θ";
   return out;
 }
 
@@ -136,7 +138,7 @@ std::string Genome::hyperparameters() const {
   std::string out = fmt::format("η = {:.3g}{}", lr(), sched.empty() ? "" : " (" + sched + ")");
   if (needs_m()) out += fmt::format(", β1 = {:.4g}", beta1);
   if (needs_v()) out += fmt::format(", β2 = {:.5g}, ε = {:.2g}", beta2, eps());
-  out += log10_weight_decay ? fmt::format(", λ = {:.2g}", weight_decay()) : ", λ = off";
+  out += log10_weight_decay ? fmt::format(", λ = {:.2g} ({})", weight_decay(), decoupled_weight_decay ? "decoupled" : "L2") : ", λ = off";
   if (needs_m() || needs_v()) out += bias_correction ? ", bias correction" : ", no bias correction";
   if (clip_norm) out += fmt::format(", clip ‖g‖ ≤ {:.3g}", *clip_norm);
   return out;
@@ -153,6 +155,7 @@ json Genome::to_json() const {
           {"beta2", beta2},
           {"log10_eps", log10_eps},
           {"log10_weight_decay", log10_weight_decay ? json(*log10_weight_decay) : json(nullptr)},
+          {"decoupled_weight_decay", decoupled_weight_decay},
           {"bias_correction", bias_correction},
           {"warmup_fraction", warmup_fraction},
           {"cosine_decay", cosine_decay},
@@ -230,6 +233,7 @@ Genome Genome::from_json(const json& j) {
     if (wd < 0) throw Error(fmt::format("genome field weight_decay = {} must be >= 0", wd));
     if (wd > 0) g.log10_weight_decay = std::log10(wd);
   }
+  if (const json* v = find_any(j, {"decoupled_weight_decay"}, &which)) g.decoupled_weight_decay = boolean(*v, which);
   if (const json* v = find_any(j, {"bias_correction", "use_bias_correction"}, &which)) g.bias_correction = boolean(*v, which);
   // A schedule given by name: "constant", "cosine", "warmup", "warmup_cosine"
   // (warmup lasts 5% of the run unless a fraction is given).
@@ -254,7 +258,7 @@ Genome Genome::from_json(const json& j) {
 
 bool Genome::operator==(const Genome& o) const {
   return terms == o.terms && log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps &&
-         log10_weight_decay == o.log10_weight_decay && bias_correction == o.bias_correction && warmup_fraction == o.warmup_fraction &&
+         log10_weight_decay == o.log10_weight_decay && decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction && warmup_fraction == o.warmup_fraction &&
          cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
 }
 

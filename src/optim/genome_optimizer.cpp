@@ -84,7 +84,8 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
 
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      const torch::Tensor& grad = p.grad();
+      // L2 weight decay enters the gradient (torch's Adam/SGD/RMSprop weight_decay).
+      const torch::Tensor grad = (wd != 0.0 && !g.decoupled_weight_decay) ? p.grad().add(p, wd) : p.grad();
       TORCH_CHECK(!grad.is_sparse(), "GenomeOptimizer does not support sparse gradients");
       auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
       auto it = state_.find(key);
@@ -107,7 +108,7 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
       const double bc2 = g.bias_correction ? 1 - std::pow(beta2, static_cast<double>(t)) : 1.0;
 
       // Decoupled weight decay on θ before the update: θ(1−ηλ) − ηΣ = θ − ηΣ − ηλθ.
-      if (wd != 0.0) p.mul_(1 - lr_t * wd);
+      if (wd != 0.0 && g.decoupled_weight_decay) p.mul_(1 - lr_t * wd);
 
       // √v̂ + ε, computed as torch::optim::Adam does: √v/√bc2 + ε.
       torch::Tensor denom;

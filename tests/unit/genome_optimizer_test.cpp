@@ -85,6 +85,32 @@ TEST(Equivalence, AdamWGenomeEqualsTorchAdamW) {
   EXPECT_LE(max_relative_error(*a, *b), 1e-9);
 }
 
+TEST(Equivalence, L2WeightDecayEqualsTorchAdamAndSgdWeightDecay) {
+  {
+    auto a = make_net(), b = make_net();
+    Genome adam = preset("adam");
+    adam.log10_weight_decay = -2.0;
+    adam.decoupled_weight_decay = false;
+    GenomeOptimizer g(a->parameters(), GenomeOptimizerOptions(adam));
+    torch::optim::Adam ref(b->parameters(), torch::optim::AdamOptions(1e-3).weight_decay(1e-2));
+    train(*a, g, kSteps);
+    train(*b, ref, kSteps);
+    expect_moved(*a);
+    EXPECT_LE(max_relative_error(*a, *b), 1e-9);
+  }
+  {
+    auto a = make_net(), b = make_net();
+    Genome sgd = preset("sgd");
+    sgd.log10_weight_decay = -3.0;
+    sgd.decoupled_weight_decay = false;
+    GenomeOptimizer g(a->parameters(), GenomeOptimizerOptions(sgd));
+    torch::optim::SGD ref(b->parameters(), torch::optim::SGDOptions(sgd.lr() * 0.1).momentum(0.9).weight_decay(1e-3));
+    train(*a, g, kSteps);
+    train(*b, ref, kSteps);
+    EXPECT_LE(max_relative_error(*a, *b), 1e-9);
+  }
+}
+
 TEST(Equivalence, RmspropGenomeEqualsTorchRmsprop) {
   auto a = make_net(), b = make_net();
   GenomeOptimizer g(a->parameters(), GenomeOptimizerOptions(preset("rmsprop")));

@@ -184,6 +184,11 @@ TEST(Genome, FormulaStrings) {
   g.terms = {{Term::SignGrad, -0.5}, {Term::AdamTerm, 2.0}};
   EXPECT_EQ(g.formula(), "Δθ = −η·(2.00·m̂/(√v̂+ε) − 0.50·sign(g))");
   EXPECT_NE(preset("adam").hyperparameters().find("η = 0.001"), std::string::npos);
+  Genome l2 = preset("adam");
+  l2.log10_weight_decay = -4;
+  l2.decoupled_weight_decay = false;
+  EXPECT_EQ(l2.formula(), "Δθ = −η·(1.00·m̂/(√v̂+ε)),  g ← g + λ·θ");
+  EXPECT_NE(l2.hash(), preset("adamw").hash());
 }
 
 TEST(Genome, PresetsAndLoading) {

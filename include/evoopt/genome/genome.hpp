@@ -1,6 +1,7 @@
 #pragma once
 // An optimizer genome: a weighted sum of update terms plus hyperparameters.
 //   θ ← θ − η_t·Σ_k α_k·T_k − η_t·λ·θ
+// (or, with L2 weight decay, g ← g + λ·θ before the moments)
 // where η_t follows the schedule (linear warmup, optional cosine decay) over the
 // run's total steps, m and v are EMAs of g and g² with β1 and β2 (optionally
 // bias-corrected), and λ is decoupled weight decay (Loshchilov & Hutter 2019).
@@ -42,6 +43,9 @@ struct Genome {
   double beta2 = 0.999;
   double log10_eps = -8.0;
   std::optional<double> log10_weight_decay;  // nullopt: no weight decay
+  // true: decoupled, θ ← θ − η·λ·θ (AdamW); false: L2, g ← g + λ·θ before
+  // the moments (torch's SGD/Adam/RMSprop weight_decay).
+  bool decoupled_weight_decay = true;
   bool bias_correction = true;
   double warmup_fraction = 0.0;  // fraction of the run's steps spent in linear warmup
   bool cosine_decay = false;     // cosine decay to 0 after warmup
