@@ -126,4 +126,20 @@ void append_line_durable(const fs::path& path, const std::string& line) {
   ::close(fd);
 }
 
+std::vector<std::string> read_journal_lines(const fs::path& path) {
+  std::vector<std::string> lines;
+  if (!fs::exists(path)) return lines;
+  const std::string text = read_text_file(path);
+  const auto last_newline = text.rfind('\n');
+  const std::size_t complete = last_newline == std::string::npos ? 0 : last_newline + 1;
+  if (complete < text.size()) fs::resize_file(path, complete);
+  std::size_t start = 0;
+  while (start < complete) {
+    const auto nl = text.find('\n', start);
+    if (nl > start) lines.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return lines;
+}
+
 }  // namespace evoopt

@@ -233,16 +233,8 @@ std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& p
 void GeneticAlgorithm::load_journal() {
   cache_.clear();
   if (run_dir_.empty() || !fs::exists(run_dir_ / "journal.jsonl")) return;
-  std::ifstream in(run_dir_ / "journal.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception&) {
-      break;  // a torn last line from a crash mid-append: ignore it and what follows
-    }
+  for (const auto& line : read_journal_lines(run_dir_ / "journal.jsonl")) {
+    const json j = json::parse(line);
     cache_[{std::stoull(j.at("hash").get<std::string>(), nullptr, 16), j.at("task"), j.at("seed_index")}] = train::run_result_from_json(j.at("result"));
   }
 }

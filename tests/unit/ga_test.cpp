@@ -201,15 +201,26 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
     EXPECT_EQ(read_text_file(dir / "lineage.json"), read_text_file(tmp / "full/lineage.json"));
     EXPECT_EQ(read_text_file(dir / "best_genome.json"), read_text_file(tmp / "full/best_genome.json"));
   }
-  // A torn last journal line (crash mid-append) is ignored.
+  // A torn last journal line (crash mid-append) is cut off; runs appended
+  // after it are read back by the next resume.
   const auto torn = tmp / "torn";
   std::filesystem::create_directories(torn);
-  std::filesystem::copy_file(tmp / "cut7/journal.jsonl", torn / "journal.jsonl");
-  { std::ofstream(torn / "journal.jsonl", std::ios::app) << "{\"hash\": \"00"; }
-  eval::SyntheticEvaluator se(fn);
-  GaOutcome r = GeneticAlgorithm(o, se, torn).run();
+  const auto lines = read_journal_lines(tmp / "full/journal.jsonl");
+  {
+    std::ofstream out(torn / "journal.jsonl");
+    for (std::size_t i = 0; i < lines.size() / 2; ++i) out << lines[i] << "\n";
+    out << "{\"hash\": \"00";
+  }
+  std::atomic<bool> cancel{false};
+  int runs = 0;
+  GaEvents stop_soon;
+  stop_soon.run_finished = [&](int, int) { cancel = ++runs >= 5; };
+  eval::SyntheticEvaluator first(fn);
+  EXPECT_FALSE(GeneticAlgorithm(o, first, torn).run(stop_soon, &cancel).completed);
+  eval::SyntheticEvaluator second(fn);
+  GaOutcome r = GeneticAlgorithm(o, second, torn).run();
   EXPECT_TRUE(r.completed);
-  EXPECT_EQ(se.calls(), 0u);  // every run was already in the journal
+  EXPECT_EQ(first.calls() + second.calls() + lines.size() / 2, full_ev.calls());
   EXPECT_EQ(without_seconds(read_text_file(torn / "history.csv")), without_seconds(read_text_file(tmp / "full/history.csv")));
 }
 

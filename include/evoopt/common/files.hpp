@@ -29,4 +29,8 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& tex
 // Appends one line to a file and fsyncs it (for append-only journals).
 void append_line_durable(const std::filesystem::path& path, const std::string& line);
 
+// Reads the complete lines of a journal. A torn last line (a crash mid-append)
+// is cut off the file, so the next append starts on a fresh line.
+std::vector<std::string> read_journal_lines(const std::filesystem::path& path);
+
 }  // namespace evoopt

@@ -1,0 +1,229 @@
+#include "evoopt/experiment/config.hpp"
+
+#include <set>
+
+#include <toml++/toml.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/data/sources.hpp"
+#include "evoopt/eval/evaluator.hpp"
+#include "evoopt/task/task.hpp"
+
+namespace evoopt::experiment {
+using nlohmann::json;
+
+void CompareOptions::validate() const {
+  for (const auto& b : baselines) genome::preset(b);
+  if (lr_grid.empty() || wd_grid.empty()) throw Error("compare: the learning-rate and weight-decay grids must not be empty");
+  for (double lr : lr_grid)
+    if (!(lr > 0) || std::log10(lr) < genome::Bounds::kLog10LrMin || std::log10(lr) > genome::Bounds::kLog10LrMax)
+      throw Error("compare: learning rate " + std::to_string(lr) + " is outside [1e-7, 10]");
+  for (double wd : wd_grid)
+    if (!(wd >= 0) || (wd > 0 && (std::log10(wd) < genome::Bounds::kLog10WdMin || std::log10(wd) > genome::Bounds::kLog10WdMax)))
+      throw Error("compare: weight decay " + std::to_string(wd) + " is outside {0} ∪ [1e-8, 0.1]");
+  if (test_seeds < 2) throw Error("compare: test seeds must be >= 2 for a confidence interval, got " + std::to_string(test_seeds));
+  if (horizon_multiple != 0 && !(horizon_multiple > 1)) throw Error("compare: horizon multiple must be > 1 (or 0 = off)");
+  if (equal_budget_runs < 0) throw Error("compare: equal-budget runs must be >= 0");
+}
+
+ExperimentConfig::ExperimentConfig() {
+  ga.population = 20;
+  ga.generations = 15;
+  ga.tasks = tasks;
+}
+
+void ExperimentConfig::apply_preset(const std::string& name) {
+  if (name == "default") {
+    *this = ExperimentConfig();
+    return;
+  }
+  if (name != "quick") throw Error("unknown preset '" + name + "' (allowed: default, quick)");
+  *this = ExperimentConfig();
+  preset = "quick";
+  // A first look in about two minutes on two cores: every size shrunk.
+  ga.population = 8;
+  ga.generations = 4;
+  steps = 60;
+  train_subset = 10000;
+  val_size = 1000;
+  final_test_seeds = 3;
+  compare.lr_grid = {1e-3, 1e-2};
+  compare.wd_grid = {1e-4};
+  compare.test_seeds = 3;
+}
+
+namespace {
+template <typename T>
+T get(const toml::node& node, const std::string& key, const std::string& file) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = node.value<std::string>()) return *v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (auto v = node.value<bool>()) return *v;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (auto v = node.value<double>()) return *v;
+  } else {
+    if (auto v = node.value<std::int64_t>()) {
+      if (*v < 0 && std::is_unsigned_v<T>) throw Error(file + ": " + key + " must be >= 0");
+      return static_cast<T>(*v);
+    }
+  }
+  throw Error(file + ": " + key + " has the wrong type");
+}
+template <typename T>
+std::vector<T> get_array(const toml::node& node, const std::string& key, const std::string& file) {
+  const toml::array* arr = node.as_array();
+  if (arr == nullptr) throw Error(file + ": " + key + " must be an array");
+  std::vector<T> out;
+  for (const auto& e : *arr) out.push_back(get<T>(e, key + "[]", file));
+  return out;
+}
+}  // namespace
+
+void ExperimentConfig::load_toml(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  toml::table tbl;
+  try {
+    tbl = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    throw Error(file + ": " + std::string(e.description()) + " (line " + std::to_string(e.source().begin.line) + ")");
+  }
+  if (auto p = tbl["preset"]) apply_preset(get<std::string>(*p.node(), "preset", file));
+  for (auto&& [k, v] : tbl) {
+    const std::string key(k.str());
+    if (key == "preset") continue;
+    else if (key == "seed") seed = get<std::uint64_t>(v, key, file);
+    else if (key == "tasks") tasks = get_array<std::string>(v, key, file);
+    else if (key == "model") model = get<std::string>(v, key, file);
+    else if (key == "steps") steps = get<std::int64_t>(v, key, file);
+    else if (key == "batch_size") batch_size = get<std::int64_t>(v, key, file);
+    else if (key == "workers") workers = get<int>(v, key, file);
+    else if (key == "final_test_seeds") final_test_seeds = get<int>(v, key, file);
+    else if (key == "break_even") break_even = get<bool>(v, key, file);
+    else if (key == "data" && v.is_table()) {
+      for (auto&& [dk, dv] : *v.as_table()) {
+        const std::string d = "data." + std::string(dk.str());
+        if (dk == "dir") data_dir = get<std::string>(dv, d, file);
+        else if (dk == "train_subset") train_subset = get<std::int64_t>(dv, d, file);
+        else if (dk == "val_size") val_size = get<std::int64_t>(dv, d, file);
+        else if (dk == "split_seed") split_seed = get<std::uint64_t>(dv, d, file);
+        else if (dk == "augment") augment = get<bool>(dv, d, file) ? 1 : 0;
+        else throw Error(file + ": unknown key " + d);
+      }
+    } else if (key == "ga" && v.is_table()) {
+      for (auto&& [gk, gv] : *v.as_table()) {
+        const std::string g = "ga." + std::string(gk.str());
+        if (gk == "population") ga.population = get<int>(gv, g, file);
+        else if (gk == "generations") ga.generations = get<int>(gv, g, file);
+        else if (gk == "tournament") ga.tournament = get<int>(gv, g, file);
+        else if (gk == "elites") ga.elites = get<int>(gv, g, file);
+        else if (gk == "crossover_rate") ga.crossover_rate = get<double>(gv, g, file);
+        else if (gk == "mutation_rate") ga.mutation.gene_rate = get<double>(gv, g, file);
+        else if (gk == "structural_rate") ga.mutation.structural_rate = get<double>(gv, g, file);
+        else if (gk == "flip_rate") ga.mutation.flip_rate = get<double>(gv, g, file);
+        else if (gk == "anneal") ga.anneal = get<bool>(gv, g, file);
+        else if (gk == "vocabulary") ga.space.vocabulary = genome::vocabulary_from_name(get<std::string>(gv, g, file));
+        else if (gk == "max_terms") ga.space.max_terms = get<int>(gv, g, file);
+        else if (gk == "search_seeds") ga.search_seeds = get<int>(gv, g, file);
+        else throw Error(file + ": unknown key " + g);
+      }
+    } else if (key == "compare" && v.is_table()) {
+      for (auto&& [ck, cv] : *v.as_table()) {
+        const std::string c = "compare." + std::string(ck.str());
+        if (ck == "enabled") compare.enabled = get<bool>(cv, c, file);
+        else if (ck == "baselines") compare.baselines = get_array<std::string>(cv, c, file);
+        else if (ck == "lr_grid") compare.lr_grid = get_array<double>(cv, c, file);
+        else if (ck == "wd_grid") compare.wd_grid = get_array<double>(cv, c, file);
+        else if (ck == "test_seeds") compare.test_seeds = get<int>(cv, c, file);
+        else if (ck == "horizon_multiple") compare.horizon_multiple = get<double>(cv, c, file);
+        else if (ck == "equal_budget") compare.equal_budget = get<bool>(cv, c, file);
+        else if (ck == "equal_budget_runs") compare.equal_budget_runs = get<std::int64_t>(cv, c, file);
+        else throw Error(file + ": unknown key " + c);
+      }
+    } else {
+      throw Error(file + ": unknown key " + key);
+    }
+  }
+}
+
+void ExperimentConfig::validate() const {
+  if (tasks.empty()) throw Error("no tasks given");
+  std::set<std::string> seen;
+  const auto known = task::task_names();
+  for (const auto& t : tasks) {
+    if (std::find(known.begin(), known.end(), t) == known.end()) data::dataset_spec(t);  // names the known datasets
+    if (!seen.insert(t).second) throw Error("task '" + t + "' is listed twice");
+  }
+  task::model_preset_from_name(model);
+  if (steps < 1) throw Error("steps must be >= 1, got " + std::to_string(steps));
+  if (batch_size < 1) throw Error("batch size must be >= 1, got " + std::to_string(batch_size));
+  if (workers < 0) throw Error("workers must be >= 0 (0 = one per core), got " + std::to_string(workers));
+  if (final_test_seeds < 1) throw Error("final test seeds must be >= 1");
+  if (val_size < 1) throw Error("validation size must be >= 1");
+  if (train_subset < 0) throw Error("training subset must be >= 0");
+  ga::GaOptions g = ga;
+  g.tasks = tasks;
+  g.validate();
+  compare.validate();
+}
+
+int ExperimentConfig::resolved_workers() const { return workers > 0 ? workers : eval::default_workers(); }
+
+json ExperimentConfig::to_json() const {
+  ga::GaOptions g = ga;
+  g.tasks = tasks;
+  return {{"format", "evoopt.config"},
+          {"version", 1},
+          {"preset", preset},
+          {"seed", seed},
+          {"tasks", tasks},
+          {"model", model},
+          {"steps", steps},
+          {"batch_size", batch_size},
+          {"workers", workers},
+          {"final_test_seeds", final_test_seeds},
+          {"break_even", break_even},
+          {"data", {{"dir", data_dir}, {"train_subset", train_subset}, {"val_size", val_size}, {"split_seed", split_seed}, {"augment", augment}}},
+          {"ga", g.to_json()},
+          {"compare",
+           {{"enabled", compare.enabled},
+            {"baselines", compare.baselines},
+            {"lr_grid", compare.lr_grid},
+            {"wd_grid", compare.wd_grid},
+            {"test_seeds", compare.test_seeds},
+            {"horizon_multiple", compare.horizon_multiple},
+            {"equal_budget", compare.equal_budget},
+            {"equal_budget_runs", compare.equal_budget_runs}}}};
+}
+
+ExperimentConfig ExperimentConfig::from_json(const json& j) {
+  if (j.value("format", "") != "evoopt.config") throw Error("not an evoopt config (format field missing or different)");
+  ExperimentConfig c;
+  c.preset = j.at("preset");
+  c.seed = j.at("seed");
+  c.tasks = j.at("tasks").get<std::vector<std::string>>();
+  c.model = j.at("model");
+  c.steps = j.at("steps");
+  c.batch_size = j.at("batch_size");
+  c.workers = j.at("workers");
+  c.final_test_seeds = j.at("final_test_seeds");
+  c.break_even = j.at("break_even");
+  const json& d = j.at("data");
+  c.data_dir = d.at("dir");
+  c.train_subset = d.at("train_subset");
+  c.val_size = d.at("val_size");
+  c.split_seed = d.at("split_seed");
+  c.augment = d.at("augment");
+  c.ga = ga::GaOptions::from_json(j.at("ga"));
+  const json& cm = j.at("compare");
+  c.compare.enabled = cm.at("enabled");
+  c.compare.baselines = cm.at("baselines").get<std::vector<std::string>>();
+  c.compare.lr_grid = cm.at("lr_grid").get<std::vector<double>>();
+  c.compare.wd_grid = cm.at("wd_grid").get<std::vector<double>>();
+  c.compare.test_seeds = cm.at("test_seeds");
+  c.compare.horizon_multiple = cm.at("horizon_multiple");
+  c.compare.equal_budget = cm.at("equal_budget");
+  c.compare.equal_budget_runs = cm.at("equal_budget_runs");
+  return c;
+}
+
+}  // namespace evoopt::experiment
