@@ -3,14 +3,20 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <atomic>
 #include <iostream>
+#include <map>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/genome/genome.hpp"
+#include "evoopt/experiment/study.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 #include "evoopt/task/task.hpp"
 #include "evoopt/train/trainer.hpp"
@@ -221,6 +227,271 @@ int cmd_bench_optimizer(const TrainArgs& a) {
   return 0;
 }
 
+// ------------------------------------------------------------ evolve / resume / compare
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) {
+  g_interrupted = true;
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C stops at once (journal and checkpoint stay consistent)
+}
+
+// Progress: a bar with ETA on a terminal, plain lines otherwise.
+class Progress {
+ public:
+  Progress() : tty_(::isatty(STDOUT_FILENO) != 0) {}
+  void start(const std::string& what) {
+    what_ = what;
+    t0_ = std::chrono::steady_clock::now();
+    last_plain_ = -1;
+  }
+  void update(int done, int total) {
+    if (total <= 0) return;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    if (tty_) {
+      const int width = 30, filled = width * done / total;
+      std::string eta = "--:--";
+      if (done > 0) {
+        const int left = static_cast<int>(secs / done * (total - done));
+        eta = fmt::format("{}:{:02d}", left / 60, left % 60);
+      }
+      std::cout << fmt::format("\r  {} [{}{}] {}/{}  ETA {}   ", what_, std::string(static_cast<std::size_t>(filled), '#'),
+                               std::string(static_cast<std::size_t>(width - filled), '.'), done, total, eta)
+                << std::flush;
+      if (done == total) std::cout << "\n";
+    } else {
+      // Plain lines, about every 25%.
+      const int quarter = total >= 4 ? 4 * done / total : done;
+      if (quarter != last_plain_ || done == total) {
+        std::cout << fmt::format("Evaluated {}/{} {}...", done, total, what_) << std::endl;
+        last_plain_ = quarter;
+      }
+    }
+  }
+
+ private:
+  bool tty_;
+  std::string what_;
+  std::chrono::steady_clock::time_point t0_;
+  int last_plain_ = -1;
+};
+
+std::string fmt_stat(const experiment::Summary& s) { return fmt::format("{:.4f} ± {:.4f}", s.mean, s.stddev); }
+
+void print_comparison(const experiment::Comparison& c) {
+  std::cout << "\nTest accuracy (test split, " << c.seeds.begin()->second.size()
+            << " fresh seeds, same seeds for every method): mean ± std; (Δ) = evolved − method, paired per seed, * = 95% CI excludes 0\n";
+  for (const auto& b : c.baselines)
+    std::cout << fmt::format("  {:<10} tuned on validation: lr {:g}, weight decay {:g} (val fitness {:.4f})", b.name, b.best().lr, b.best().wd,
+                             b.best().val_fitness)
+              << "\n";
+  if (c.random_search)
+    std::cout << fmt::format("  {} ({} runs): lr {:.3g}, weight decay {:.3g} (val fitness {:.4f})", c.random_search->name, c.random_search_runs,
+                             c.random_search->best().lr, c.random_search->best().wd, c.random_search->best().val_fitness)
+              << "\n";
+  for (const auto& h : c.horizons) {
+    std::cout << fmt::format("\n{} steps{}\n", h.steps, &h == &c.horizons.front() ? " (search horizon)" : " (longer horizon)");
+    std::string head = fmt::format("{:<28}", "method");
+    for (const auto& t : c.tasks) head += fmt::format(" {:<30}", c.labels.at(t));
+    head += fmt::format(" {:<30}", "overall");
+    std::cout << head << "\n";
+    const auto& ev = h.methods.front();
+    for (const auto& m : h.methods) {
+      std::string row = fmt::format("{:<28}", m.name);
+      auto cell = [&](const std::vector<double>& v, const std::vector<double>& e) {
+        std::string s = fmt_stat(experiment::summarize(v));
+        if (&m != &ev) {
+          const auto d = experiment::paired_difference(e, v);
+          s += fmt::format(" ({:+.3f}{})", d.mean, d.significant ? "*" : "");
+        }
+        return fmt::format(" {:<30}", s);
+      };
+      for (const auto& t : c.tasks) row += cell(m.test.at(t), ev.test.at(t));
+      row += cell(m.overall, ev.overall);
+      std::cout << row << "\n";
+    }
+  }
+}
+
+struct EvolveArgs {
+  std::string config_file;
+  std::string preset;
+  std::string out;
+  std::vector<std::string> tasks;
+  int population = 0, generations = 0, workers = -1, seeds = 0, final_test_seeds = 0, max_terms = 0;
+  std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
+  std::uint64_t seed = 0;
+  bool seed_given = false;
+  std::string model, vocabulary, data_dir;
+  bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false;
+};
+
+experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
+  experiment::ExperimentConfig c;
+  if (!a.preset.empty()) c.apply_preset(a.preset);
+  if (!a.config_file.empty()) {
+    const std::string preset = c.preset;
+    c.load_toml(a.config_file);
+    if (!a.preset.empty() && c.preset != preset) c.apply_preset(a.preset);  // an explicit --preset wins over the file's
+  }
+  if (cmd->count("--seed")) c.seed = a.seed;
+  if (!a.tasks.empty()) c.tasks = a.tasks;
+  if (a.population > 0) c.ga.population = a.population;
+  if (a.generations > 0) c.ga.generations = a.generations;
+  if (a.workers >= 0) c.workers = a.workers;
+  if (a.seeds > 0) c.ga.search_seeds = a.seeds;
+  if (a.final_test_seeds > 0) c.final_test_seeds = a.final_test_seeds;
+  if (a.max_terms > 0) c.ga.space.max_terms = a.max_terms;
+  if (a.steps > 0) c.steps = a.steps;
+  if (a.train_subset >= 0) c.train_subset = a.train_subset;
+  if (a.val_size > 0) c.val_size = a.val_size;
+  if (!a.model.empty()) c.model = a.model;
+  if (!a.vocabulary.empty()) c.ga.space.vocabulary = genome::vocabulary_from_name(a.vocabulary);
+  if (!a.data_dir.empty()) c.data_dir = a.data_dir;
+  if (a.no_compare) c.compare.enabled = false;
+  if (a.equal_budget) c.compare.equal_budget = true;
+  if (a.equal_budget_runs > 0) c.compare.equal_budget_runs = a.equal_budget_runs;
+  if (a.no_break_even) c.break_even = false;
+  if (a.anneal) c.ga.anneal = true;
+  c.validate();
+  return c;
+}
+
+int report_study(const experiment::StudyResult& r) {
+  const auto& dir = r.run_dir.string();
+  if (!r.completed) {
+    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl and " << dir << "/stages.jsonl; the checkpoint is "
+              << dir << "/checkpoint.json.\nResume with: evoopt resume " << dir << std::endl;
+    return 130;
+  }
+  const auto& best = r.ga.best;
+  std::cout << "\nWinner (best validation fitness " << fmt::format("{:.4f}", best.fitness) << ", generation " << best.generation << "):\n  "
+            << best.genome.formula() << "\n  " << best.genome.hyperparameters() << "\n";
+  std::cout << "Final test of the winner (test split, touched once, " << r.final_test.per_task.begin()->second.seeds.size()
+            << " fresh seeds):\n";
+  for (const auto& [t, tt] : r.final_test.per_task) std::cout << fmt::format("  {:<26} {}", tt.label, fmt_stat(tt.summary)) << "\n";
+  std::cout << fmt::format("  {:<26} {}", "overall", fmt_stat(r.final_test.overall)) << "\n";
+  std::cout << fmt::format("Cost: {} search training runs ({} steps, {:.0f} s of single-core training), {} further runs ({} steps); this process: "
+                           "{:.0f} s wall, {:.0f} s CPU",
+                           r.cost.search_runs, r.cost.search_steps, r.cost.search_train_seconds, r.cost.other_runs, r.cost.other_steps,
+                           r.cost.wall_seconds, r.cost.cpu_seconds)
+            << "\n";
+  if (r.break_even) std::cout << "Break-even: " << r.break_even->verdict << "\n";
+  if (r.comparison) print_comparison(*r.comparison);
+  std::cout << "\nOutputs in " << dir << ": config.json history.csv lineage.json best_genome.json final_test.json summary.json"
+            << (r.comparison ? " comparison.json comparison.csv" : "") << "\n";
+  return 0;
+}
+
+experiment::StudyEvents study_events(Progress& progress) {
+  experiment::StudyEvents ev;
+  ev.message = [](const std::string& m) { std::cout << m << std::endl; };
+  ev.ga.generation_started = [&progress](int g, int n) {
+    std::cout << fmt::format("Generation {}/{}", g + 1, n) << std::endl;
+    progress.start("training runs");
+  };
+  ev.ga.run_finished = [&progress](int done, int total) { progress.update(done, total); };
+  ev.ga.generation_finished = [](const ga::GenerationRecord& rec, const ga::Individual& best) {
+    std::string per;
+    for (const auto& [t, v] : best.per_task) per += fmt::format("{}{} {:.2f}", per.empty() ? "" : ", ", t, v);
+    std::cout << fmt::format("Best fitness: {:.4f} (val_acc: {})  mean {:.4f}, diversity {:.2f}, {} new runs, {:.1f} s", rec.best, per, rec.mean,
+                             rec.diversity, rec.evaluations, rec.seconds)
+              << std::endl;
+  };
+  std::string current;
+  ev.stage_progress = [&progress, current](const std::string& stage, int done, int total) mutable {
+    if (stage != current) {
+      current = stage;
+      progress.start(stage + " runs");
+    }
+    progress.update(done, total);
+  };
+  return ev;
+}
+
+int cmd_evolve(const EvolveArgs& a, CLI::App* cmd) {
+  const experiment::ExperimentConfig c = build_config(a, cmd);
+  const std::string out = a.out.empty() ? fmt::format("runs/evolve-seed{}", c.seed) : a.out;
+  std::cout << fmt::format("evoopt evolve: preset {}, population {}, generations {}, seed {} -> {}", c.preset, c.ga.population, c.ga.generations, c.seed, out)
+            << std::endl;
+  Progress progress;
+  std::signal(SIGINT, on_sigint);
+  auto r = experiment::run_study(c, out, /*resume=*/false, study_events(progress), &g_interrupted);
+  return report_study(r);
+}
+
+int cmd_resume(const std::string& dir) {
+  Progress progress;
+  std::cout << "evoopt resume " << dir << std::endl;
+  std::signal(SIGINT, on_sigint);
+  auto r = experiment::run_study(experiment::load_run_config(dir), dir, /*resume=*/true, study_events(progress), &g_interrupted);
+  return report_study(r);
+}
+
+int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_file, int test_seeds) {
+  experiment::ExperimentConfig c = build_config(a, cmd);
+  if (test_seeds > 0) c.compare.test_seeds = test_seeds;
+  c.compare.validate();
+  const genome::Genome g = genome::load_genome(genome_file);
+  g.validate(genome::Bounds::kHardMaxTerms);
+  const std::string out = a.out.empty() ? "runs/compare-" + g.hash_hex() : a.out;
+  std::filesystem::create_directories(out);
+  const std::filesystem::path data_dir = c.data_dir.empty() ? data::default_data_dir() : std::filesystem::path(c.data_dir);
+  task::TaskOptions to;
+  to.data_dir = data_dir;
+  to.model = task::model_preset_from_name(c.model);
+  to.split.train_subset = c.train_subset;
+  to.split.val_size = c.val_size;
+  to.split.split_seed = c.split_seed;
+  to.batch_size = c.batch_size;
+  to.augment = c.augment;
+  std::map<std::string, task::Task> tasks;
+  std::map<std::string, std::string> labels;
+  for (const auto& t : c.tasks) {
+    tasks.emplace(t, task::load_task(t, to));
+    labels[t] = experiment::display_label(t, tasks.at(t).label());
+  }
+  train::Budget b;
+  b.steps = c.steps;
+  eval::LocalEvaluator evaluator(tasks, b, c.resolved_workers());
+  eval::RunJournal journal(std::filesystem::path(out) / "stages.jsonl");
+  Progress progress;
+  std::string current;
+  experiment::RunContext ctx{evaluator, journal, &g_interrupted, [&](const std::string& stage, int done, int total) {
+                               if (stage != current) {
+                                 current = stage;
+                                 progress.start(stage + " runs");
+                               }
+                               progress.update(done, total);
+                             }};
+  std::signal(SIGINT, on_sigint);
+  std::cout << fmt::format("evoopt compare: {} vs {} tuned baselines, {} steps, {} test seeds -> {}", g.formula(), c.compare.baselines.size(), c.steps,
+                           c.compare.test_seeds, out)
+            << std::endl;
+  try {
+    experiment::CompareInputs in;
+    in.evolved = g;
+    in.evolved_val_fitness = experiment::validation_fitness(ctx, "sweep", {g}, c.tasks, c.seed, c.ga.search_seeds).front().overall;
+    in.tasks = c.tasks;
+    in.labels = labels;
+    in.run_seed = c.seed;
+    in.search_seeds = c.ga.search_seeds;
+    in.steps = c.steps;
+    in.evolution_runs = c.compare.equal_budget_runs;
+    in.options = c.compare;
+    if (in.options.equal_budget && in.options.equal_budget_runs == 0)
+      throw Error("--equal-budget with evoopt compare needs --equal-budget-runs N (the evolution's run count is not known here)");
+    auto cmp = experiment::run_comparison(ctx, in);
+    write_file_atomic(std::filesystem::path(out) / "comparison.json", cmp.to_json().dump(2) + "\n");
+    write_file_atomic(std::filesystem::path(out) / "comparison.csv", cmp.to_csv());
+    print_comparison(cmp);
+    std::cout << "\nOutputs in " << out << ": comparison.json comparison.csv" << std::endl;
+  } catch (const experiment::Interrupted&) {
+    std::cout << "\nInterrupted; completed runs are in " << out << "/stages.jsonl; the same command continues." << std::endl;
+    return 130;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -280,6 +551,44 @@ int main(int argc, char** argv) {
   bench_opt->add_option("--task", train_args.task, "Input shape of this task")->capture_default_str();
   bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)");
 
+  EvolveArgs evolve_args;
+  auto add_study_flags = [&](CLI::App* c) {
+    c->add_option("--config", evolve_args.config_file, "TOML config file (flags override it)")->check(CLI::ExistingFile);
+    c->add_option("--preset", evolve_args.preset, "default or quick (every size shrunk, a first look in about 2 minutes)");
+    c->add_option("--out", evolve_args.out, "Run directory");
+    c->add_option("--tasks", evolve_args.tasks, "Tasks (default: fashion_mnist cifar10 mnist)");
+    c->add_option("--population", evolve_args.population, "Population size (default 20)");
+    c->add_option("--generations", evolve_args.generations, "Generations (default 15)");
+    c->add_option("--seed", evolve_args.seed, "Run seed (default 0)");
+    c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)");
+    c->add_option("--final-test-seeds", evolve_args.final_test_seeds, "Fresh test seeds for the winner (default 3)");
+    c->add_option("--steps", evolve_args.steps, "Training steps per run");
+    c->add_option("--workers", evolve_args.workers, "Parallel local workers (0 = one per core)");
+    c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)");
+    c->add_option("--val-size", evolve_args.val_size, "Validation images carved from the training set");
+    c->add_option("--model", evolve_args.model, "tiny or paper");
+    c->add_option("--vocabulary", evolve_args.vocabulary, "Term vocabulary: seed or extended");
+    c->add_option("--max-terms", evolve_args.max_terms, "Maximum terms per genome (default 4)");
+    c->add_option("--data-dir", evolve_args.data_dir, "Data directory");
+    c->add_flag("--anneal", evolve_args.anneal, "Anneal mutation strength over the generations");
+  };
+  auto* evolve_cmd = app.add_subcommand("evolve", "Run the study: evolve, test the winner, compare with tuned baselines");
+  add_study_flags(evolve_cmd);
+  evolve_cmd->add_flag("--no-compare", evolve_args.no_compare, "Skip the baseline comparison");
+  evolve_cmd->add_flag("--no-break-even", evolve_args.no_break_even, "Skip the break-even measurement");
+  evolve_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Also give the strongest baseline a random search with the evolution's run count");
+  std::string resume_dir;
+  auto* resume_cmd = app.add_subcommand("resume", "Continue an interrupted run");
+  resume_cmd->add_option("run_dir", resume_dir, "Run directory")->required();
+  std::string compare_genome;
+  int compare_seeds = 0;
+  auto* compare_cmd = app.add_subcommand("compare", "Compare a genome with tuned baselines on fresh test seeds");
+  compare_cmd->add_option("--genome", compare_genome, "Genome JSON (e.g. a run's best_genome.json) or preset")->required();
+  compare_cmd->add_option("--test-seeds", compare_seeds, "Fresh test seeds (default 5)");
+  add_study_flags(compare_cmd);
+  compare_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Random search for the strongest baseline (needs --equal-budget-runs)");
+  compare_cmd->add_option("--equal-budget-runs", evolve_args.equal_budget_runs, "Training runs for the equal-budget random search");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -293,6 +602,9 @@ int main(int argc, char** argv) {
     if (train_cmd->parsed()) return cmd_train(train_args);
     if (bench_train->parsed()) return cmd_bench_train(train_args, bench_tasks, bench_models);
     if (bench_opt->parsed()) return cmd_bench_optimizer(train_args);
+    if (evolve_cmd->parsed()) return cmd_evolve(evolve_args, evolve_cmd);
+    if (resume_cmd->parsed()) return cmd_resume(resume_dir);
+    if (compare_cmd->parsed()) return cmd_compare(evolve_args, compare_cmd, compare_genome, compare_seeds);
   } catch (const evoopt::Error& e) {
     std::fprintf(stderr, "evoopt: error: %s\n", e.what());
     return 1;

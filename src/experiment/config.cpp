@@ -43,7 +43,7 @@ void ExperimentConfig::apply_preset(const std::string& name) {
   // A first look in about two minutes on two cores: every size shrunk.
   ga.population = 8;
   ga.generations = 4;
-  steps = 60;
+  steps = 50;
   train_subset = 10000;
   val_size = 1000;
   final_test_seeds = 3;

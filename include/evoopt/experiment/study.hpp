@@ -1,0 +1,78 @@
+#pragma once
+// The whole study behind `evoopt evolve`: evolve on validation → test the
+// winner once on fresh seeds → (optionally) compare with tuned baselines →
+// outputs in one run directory. Resumable at any point: the GA has its
+// checkpoint and journal, the later stages their own journal (stages.jsonl).
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "evoopt/experiment/compare.hpp"
+#include "evoopt/experiment/config.hpp"
+#include "evoopt/ga/genetic_algorithm.hpp"
+
+namespace evoopt::experiment {
+
+struct StudyEvents {
+  ga::GaEvents ga;
+  std::function<void(const std::string& stage, int done, int total)> stage_progress;
+  std::function<void(const std::string& message)> message;
+};
+
+struct TaskTest {
+  std::string label;
+  std::vector<std::uint64_t> seeds;
+  std::vector<double> accuracy;  // fitness per seed (diverged = −1)
+  Summary summary;
+};
+
+struct FinalTest {
+  std::map<std::string, TaskTest> per_task;
+  Summary overall;  // per-seed mean over tasks
+};
+
+struct BreakEven {
+  std::string baseline;          // the best seed optimizer of generation 0
+  double baseline_val_fitness = 0;
+  double winner_val_fitness = 0;
+  double improvement = 0;        // winner − baseline (validation fitness)
+  std::optional<double> multiple_needed;  // steps multiple at which the baseline matches the winner
+  std::vector<std::pair<double, double>> measured;  // (multiple, baseline validation fitness)
+  std::string verdict;           // one line, with the number of runs
+};
+
+struct Cost {
+  std::int64_t search_runs = 0, search_steps = 0;
+  double search_train_seconds = 0;  // sum of single-threaded run times
+  std::int64_t other_runs = 0, other_steps = 0;  // final test, break-even, comparison
+  double wall_seconds = 0;          // this process
+  double cpu_seconds = 0;           // this process (user + system)
+};
+
+struct StudyResult {
+  bool completed = false;
+  std::filesystem::path run_dir;
+  ga::GaOutcome ga;
+  FinalTest final_test;
+  std::optional<BreakEven> break_even;
+  std::optional<Comparison> comparison;
+  Cost cost;
+  nlohmann::json summary_json() const;
+};
+
+// Display label of a task's data with provenance: "MNIST", "CIFAR-10 (JPEG mirror)".
+std::string display_label(const std::string& task, const std::string& provenance_label);
+
+// `resume`: continue the run in `run_dir` with its stored config (the given one is ignored).
+StudyResult run_study(const ExperimentConfig& config, const std::filesystem::path& run_dir, bool resume, const StudyEvents& events,
+                      const std::atomic<bool>* cancel);
+
+// Loads RUN_DIR/config.json.
+ExperimentConfig load_run_config(const std::filesystem::path& run_dir);
+
+}  // namespace evoopt::experiment

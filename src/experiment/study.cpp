@@ -1,0 +1,272 @@
+#include "evoopt/experiment/study.hpp"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/data/sources.hpp"
+
+namespace evoopt::experiment {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string display_label(const std::string& task, const std::string& provenance_label) {
+  std::string name = task;
+  for (const auto& s : data::dataset_registry())
+    if (s.name == task) name = s.display;
+  if (provenance_label.find("JPEG mirror") != std::string::npos) name += " (JPEG mirror)";
+  return name;
+}
+
+ExperimentConfig load_run_config(const fs::path& run_dir) {
+  const fs::path p = run_dir / "config.json";
+  if (!fs::exists(p)) throw Error(run_dir.string() + ": not a run directory (no config.json)");
+  try {
+    return ExperimentConfig::from_json(json::parse(read_text_file(p)));
+  } catch (const json::exception& e) {
+    throw Error(p.string() + ": malformed config (" + e.what() + ")");
+  } catch (const Error& e) {
+    throw Error(p.string() + ": " + e.what());
+  }
+}
+
+namespace {
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+json provenance(const ExperimentConfig& c, const fs::path& data_dir) {
+  json p;
+  for (const auto& t : c.tasks) {
+    const fs::path meta = data_dir / t / "metadata.json";
+    if (!fs::exists(meta)) continue;
+    json m = json::parse(read_text_file(meta));
+    p[t] = {{"label", m.value("label", t)}, {"source", m.value("source", "")}, {"lossy", m.value("lossy", false)}, {"files", m.value("files", json::object())}};
+  }
+  return p;
+}
+
+}  // namespace
+
+json StudyResult::summary_json() const {
+  json ft;
+  for (const auto& [t, r] : final_test.per_task)
+    ft[t] = {{"label", r.label}, {"seeds", r.seeds}, {"accuracy", r.accuracy}, {"mean", r.summary.mean}, {"std", r.summary.stddev}};
+  json j = {{"format", "evoopt.summary"},
+            {"version", 1},
+            {"completed", completed},
+            {"winner",
+             {{"genome", ga.best.genome.to_json()},
+              {"formula", ga.best.genome.formula()},
+              {"hyperparameters", ga.best.genome.hyperparameters()},
+              {"hash", ga.best.genome.hash_hex()},
+              {"validation_fitness", ga.best.fitness},
+              {"validation_per_task", ga.best.per_task}}},
+            {"final_test", {{"per_task", ft}, {"overall_mean", final_test.overall.mean}, {"overall_std", final_test.overall.stddev}}},
+            {"cost",
+             {{"search_training_runs", cost.search_runs},
+              {"search_training_steps", cost.search_steps},
+              {"search_train_seconds", cost.search_train_seconds},
+              {"other_training_runs", cost.other_runs},
+              {"other_training_steps", cost.other_steps},
+              {"wall_seconds_this_process", cost.wall_seconds},
+              {"cpu_seconds_this_process", cost.cpu_seconds}}}};
+  if (break_even) {
+    json m = json::array();
+    for (const auto& [k, f] : break_even->measured) m.push_back({{"steps_multiple", k}, {"baseline_val_fitness", f}});
+    j["break_even"] = {{"baseline", break_even->baseline},
+                       {"baseline_val_fitness", break_even->baseline_val_fitness},
+                       {"winner_val_fitness", break_even->winner_val_fitness},
+                       {"improvement", break_even->improvement},
+                       {"multiple_needed", break_even->multiple_needed ? json(*break_even->multiple_needed) : json(nullptr)},
+                       {"measured", m},
+                       {"verdict", break_even->verdict}};
+  }
+  return j;
+}
+
+StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bool resume, const StudyEvents& events,
+                      const std::atomic<bool>* cancel) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = cpu_seconds();
+  ExperimentConfig config = given;
+  if (resume) {
+    config = load_run_config(run_dir);
+  } else {
+    config.validate();
+    if (fs::exists(run_dir / "config.json"))
+      throw Error(run_dir.string() + " already holds a run (resume it with: evoopt resume " + run_dir.string() + ", or choose another --out)");
+  }
+  config.validate();
+  const fs::path data_dir = config.data_dir.empty() ? data::default_data_dir() : fs::path(config.data_dir);
+  auto say = [&](const std::string& m) {
+    if (events.message) events.message(m);
+  };
+
+  // Tasks first: a missing dataset fails before anything is written.
+  task::TaskOptions to;
+  to.data_dir = data_dir;
+  to.model = task::model_preset_from_name(config.model);
+  to.split.train_subset = config.train_subset;
+  to.split.val_size = config.val_size;
+  to.split.split_seed = config.split_seed;
+  to.batch_size = config.batch_size;
+  to.augment = config.augment;
+  std::map<std::string, task::Task> tasks;
+  std::map<std::string, std::string> labels;
+  for (const auto& t : config.tasks) {
+    tasks.emplace(t, task::load_task(t, to));
+    labels[t] = display_label(t, tasks.at(t).label());
+  }
+
+  fs::create_directories(run_dir);
+  if (!resume) {
+    json cfg = config.to_json();
+    cfg["provenance"] = provenance(config, data_dir);
+    cfg["evoopt_version"] = EVOOPT_VERSION;
+    write_file_atomic(run_dir / "config.json", cfg.dump(2) + "\n");
+  }
+
+  train::Budget budget;
+  budget.steps = config.steps;
+  budget.log_every = std::max<std::int64_t>(1, config.steps / 20);
+  eval::LocalEvaluator evaluator(tasks, budget, config.resolved_workers());
+  say(fmt::format("{} tasks ({}), model {}, {} steps per run, {}", config.tasks.size(), [&] {
+    std::string s;
+    for (const auto& t : config.tasks) s += (s.empty() ? "" : ", ") + labels[t];
+    return s;
+  }(), config.model, config.steps, evaluator.describe()));
+
+  StudyResult result;
+  result.run_dir = run_dir;
+  ga::GaOptions gopt = config.ga;
+  gopt.seed = config.seed;
+  gopt.tasks = config.tasks;
+  ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir);
+  result.ga = algorithm.run(events.ga, cancel);
+  auto finish_cost = [&] {
+    result.cost.search_runs = result.ga.runs_total;
+    result.cost.search_steps = result.ga.steps_total;
+    result.cost.search_train_seconds = result.ga.train_seconds_total;
+    result.cost.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    result.cost.cpu_seconds = cpu_seconds() - cpu0;
+  };
+  if (!result.ga.completed) {
+    finish_cost();
+    return result;
+  }
+
+  eval::RunJournal journal(run_dir / "stages.jsonl");
+  RunContext ctx{evaluator, journal, cancel, events.stage_progress};
+  try {
+    // Final test of the winner: once, on the test split, with fresh seeds.
+    const genome::Genome& winner = result.ga.best.genome;
+    std::vector<eval::RunRequest> req;
+    for (const auto& t : config.tasks)
+      for (auto s : test_seeds(config.seed, t, config.final_test_seeds, config.ga.search_seeds)) req.push_back({winner, t, s, data::Split::Test, config.steps});
+    const auto runs = run_all(ctx, "test", req);
+    std::vector<double> overall(static_cast<std::size_t>(config.final_test_seeds), 0.0);
+    std::size_t k = 0;
+    for (const auto& t : config.tasks) {
+      TaskTest tt;
+      tt.label = labels[t];
+      for (int i = 0; i < config.final_test_seeds; ++i, ++k) {
+        tt.seeds.push_back(runs[k].seed);
+        tt.accuracy.push_back(runs[k].fitness());
+        overall[static_cast<std::size_t>(i)] += runs[k].fitness() / static_cast<double>(config.tasks.size());
+      }
+      tt.summary = summarize(tt.accuracy);
+      result.final_test.per_task[t] = tt;
+    }
+    result.final_test.overall = summarize(overall);
+
+    // Break-even: how many steps the best seed optimizer needs to match the winner.
+    if (config.break_even) {
+      const ga::Individual* base = nullptr;
+      std::vector<ga::Individual> gen0;
+      const json lineage = json::parse(read_text_file(run_dir / "lineage.json"));  // kept alive for the loop
+      for (const auto& j : lineage.at("individuals"))
+        if (j.at("generation").get<int>() == 0 && j.at("origin").get<std::string>().rfind("seed:", 0) == 0) gen0.push_back(ga::Individual::from_json(j));
+      if (!gen0.empty()) {
+        base = &ga::best_of(gen0);
+        BreakEven be;
+        be.baseline = base->origin.substr(5);
+        be.baseline_val_fitness = base->fitness;
+        be.winner_val_fitness = result.ga.best.fitness;
+        be.improvement = be.winner_val_fitness - be.baseline_val_fitness;
+        const double search_steps = static_cast<double>(result.ga.steps_total);
+        if (be.improvement <= 0) {
+          be.verdict = "the winner is no better than " + be.baseline + " on validation: the search does not pay back";
+        } else {
+          for (double mult : {1.5, 2.0, 3.0}) {
+            std::vector<eval::RunRequest> r;
+            const auto steps = static_cast<std::int64_t>(std::llround(static_cast<double>(config.steps) * mult));
+            for (const auto& t : config.tasks)
+              for (int s = 0; s < config.ga.search_seeds; ++s) r.push_back({base->genome, t, ga::search_seed(config.seed, t, s), data::Split::Val, steps});
+            const double f = train::aggregate_fitness(run_all(ctx, "break-even", r)).overall;
+            be.measured.emplace_back(mult, f);
+            if (f >= be.winner_val_fitness) {
+              be.multiple_needed = mult;
+              break;
+            }
+          }
+          const double per_task_runs = static_cast<double>(config.tasks.size());
+          if (be.multiple_needed) {
+            const double saved = (*be.multiple_needed - 1.0) * static_cast<double>(config.steps);
+            const double runs_needed = std::ceil(search_steps / saved);
+            be.verdict = fmt::format("{} needs {:.1f}x the steps to match the winner; each future run saves {:.0f} steps, so the search ({:.0f} steps) "
+                                     "pays back after {:.0f} training runs ({:.0f} per task)",
+                                     be.baseline, *be.multiple_needed, saved, search_steps, runs_needed, std::ceil(runs_needed / per_task_runs));
+          } else {
+            const double saved = 2.0 * static_cast<double>(config.steps);
+            be.verdict = fmt::format("{} does not match the winner even with 3x the steps; each future run saves more than {:.0f} steps, so the search "
+                                     "pays back within {:.0f} training runs",
+                                     be.baseline, saved, std::ceil(search_steps / saved));
+          }
+        }
+        result.break_even = be;
+      }
+    }
+
+    // Comparison with tuned baselines.
+    if (config.compare.enabled) {
+      CompareInputs in;
+      in.evolved = winner;
+      in.evolved_val_fitness = result.ga.best.fitness;
+      in.tasks = config.tasks;
+      in.labels = labels;
+      in.run_seed = config.seed;
+      in.search_seeds = config.ga.search_seeds;
+      in.steps = config.steps;
+      in.evolution_runs = result.ga.runs_total;
+      in.options = config.compare;
+      Comparison c = run_comparison(ctx, in);
+      write_file_atomic(run_dir / "comparison.json", c.to_json().dump(2) + "\n");
+      write_file_atomic(run_dir / "comparison.csv", c.to_csv());
+      result.comparison = std::move(c);
+    }
+  } catch (const Interrupted&) {
+    finish_cost();
+    return result;
+  }
+  for (const auto& [key, r] : journal.all()) {
+    ++result.cost.other_runs;
+    result.cost.other_steps += r.steps_done;
+  }
+  finish_cost();
+  result.completed = true;
+  json ft = result.summary_json();
+  write_file_atomic(run_dir / "final_test.json", json{{"format", "evoopt.final_test"}, {"version", 1}, {"winner", ft["winner"]}, {"final_test", ft["final_test"]}}.dump(2) + "\n");
+  write_file_atomic(run_dir / "summary.json", result.summary_json().dump(2) + "\n");
+  return result;
+}
+
+}  // namespace evoopt::experiment

@@ -1,0 +1,134 @@
+// evoopt evolve / resume end to end through the real CLI: kill -9 and resume
+// gives identical outputs, Ctrl-C checkpoints and says how to resume, and the
+// quick preset produces every output file (issues 5 and 6). Label: slow.
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "evoopt/common/files.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using namespace evoopt;
+
+namespace {
+
+const std::string kTiny =
+    " --tasks mnist fashion_mnist --population 4 --generations 4 --steps 30 --train-subset 2000 --val-size 500"
+    " --no-break-even --final-test-seeds 2 --workers 2 --seed 11";
+
+std::size_t journal_lines(const fs::path& p) {
+  if (!fs::exists(p)) return 0;
+  return read_journal_lines(p).size();
+}
+
+std::string without_seconds(const fs::path& p) {
+  std::string out, line;
+  std::istringstream in(read_text_file(p));
+  while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
+  return out;
+}
+
+// Starts the CLI in the background; returns when `ready` holds, then sends `sig`.
+// Returns the exit code.
+int run_and_signal(const std::string& args, const fs::path& dir, const std::function<bool()>& ready, int sig, std::string* out_text) {
+  test::TempDir tmp;
+  const std::string cmd = "(" + std::string(EVOOPT_CLI) + " " + args + " > " + (tmp / "out").string() + " 2>&1 & echo $! > " + (tmp / "pid").string() +
+                          "; wait $!; echo $? > " + (tmp / "rc").string() + ") &";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (!fs::exists(tmp / "pid") || read_text_file(tmp / "pid").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const int pid = std::stoi(read_text_file(tmp / "pid"));
+  bool signalled = false;
+  while (!fs::exists(tmp / "rc") && std::chrono::steady_clock::now() < deadline) {
+    if (!signalled && ready()) {
+      ::kill(pid, sig);
+      signalled = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(signalled) << "the run ended before it could be signalled";
+  while (!fs::exists(tmp / "rc") || read_text_file(tmp / "rc").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (out_text) *out_text = read_text_file(tmp / "out");
+  (void)dir;
+  return std::stoi(read_text_file(tmp / "rc"));
+}
+
+}  // namespace
+
+TEST(CliEvolve, KillNineThenResumeGivesIdenticalOutputs) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  EVOOPT_REQUIRE_DATASET("fashion_mnist");
+  test::TempDir tmp;
+  const std::string data = " --data-dir " + test::data_dir().string();
+  auto full = test::run_cli("evolve --out " + (tmp / "full").string() + kTiny + data);
+  ASSERT_EQ(full.exit_code, 0) << full.out << full.err;
+  const std::size_t total = journal_lines(tmp / "full/journal.jsonl");
+  ASSERT_GT(total, 10u);
+  // Kill at two different moments: early in the search, and later.
+  for (std::size_t at : {std::size_t{3}, total - 2}) {
+    const fs::path dir = tmp / ("killed" + std::to_string(at));
+    const int rc = run_and_signal("evolve --out " + dir.string() + kTiny + data, dir,
+                                  [&] { return journal_lines(dir / "journal.jsonl") >= at; }, SIGKILL, nullptr);
+    EXPECT_EQ(rc, 128 + SIGKILL);
+    const std::size_t before = journal_lines(dir / "journal.jsonl");
+    auto resumed = test::run_cli("resume " + dir.string());
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+    // No completed run was repeated: the journal grew by exactly the missing runs.
+    EXPECT_EQ(journal_lines(dir / "journal.jsonl"), total) << "killed after " << before << " runs";
+    EXPECT_EQ(without_seconds(dir / "history.csv"), without_seconds(tmp / "full/history.csv"));
+    for (const char* f : {"lineage.json", "best_genome.json", "final_test.json"})
+      EXPECT_EQ(read_text_file(dir / f), read_text_file(tmp / "full" / f)) << f;
+  }
+}
+
+TEST(CliEvolve, CtrlCWritesACheckpointAndSaysHowToResume) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  EVOOPT_REQUIRE_DATASET("fashion_mnist");
+  test::TempDir tmp;
+  const fs::path dir = tmp / "run";
+  std::string out;
+  const int rc = run_and_signal("evolve --out " + dir.string() + kTiny + " --data-dir " + test::data_dir().string(), dir,
+                                [&] { return fs::exists(dir / "checkpoint.json"); }, SIGINT, &out);
+  EXPECT_EQ(rc, 130) << out;
+  EXPECT_NE(out.find("Resume with: evoopt resume " + dir.string()), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(dir / "checkpoint.json"));
+  auto resumed = test::run_cli("resume " + dir.string());
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_TRUE(fs::exists(dir / "final_test.json"));
+  // A second evolve into the same directory is refused with one line.
+  auto again = test::run_cli("evolve --out " + dir.string() + kTiny);
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("already holds a run"), std::string::npos) << again.err;
+}
+
+TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
+  for (const char* n : {"mnist", "fashion_mnist", "cifar10"}) EVOOPT_REQUIRE_DATASET(n);
+  test::TempDir tmp;
+  const fs::path dir = tmp / "quick";
+  auto r = test::run_cli("evolve --preset quick --out " + dir.string() + " --data-dir " + test::data_dir().string());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  for (const char* f : {"config.json", "journal.jsonl", "checkpoint.json", "history.csv", "lineage.json", "best_genome.json", "stages.jsonl",
+                        "final_test.json", "summary.json", "comparison.json", "comparison.csv"})
+    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  EXPECT_NE(r.out.find("Generation 1/4"), std::string::npos);
+  EXPECT_NE(r.out.find("Best fitness:"), std::string::npos);
+  EXPECT_NE(r.out.find("Final test of the winner"), std::string::npos);
+  EXPECT_NE(r.out.find("Break-even:"), std::string::npos);
+  EXPECT_NE(r.out.find("adam (tuned)"), std::string::npos);
+  EXPECT_NE(r.out.find("CIFAR-10 (JPEG mirror)"), std::string::npos);
+  const auto cmp = nlohmann::json::parse(read_text_file(dir / "comparison.json"));
+  EXPECT_EQ(cmp["labels"]["cifar10"], "CIFAR-10 (JPEG mirror)");
+  EXPECT_EQ(cmp["horizons"].size(), 2u);
+  EXPECT_EQ(cmp["baselines"].size(), 5u);
+  EXPECT_NE(read_text_file(dir / "comparison.csv").find("CIFAR-10 (JPEG mirror)"), std::string::npos);
+  const auto cfg = nlohmann::json::parse(read_text_file(dir / "config.json"));
+  EXPECT_EQ(cfg["provenance"]["cifar10"]["label"], "cifar10 (JPEG mirror, lossy)");
+  // The winner loads as a genome and drives evoopt compare / train.
+  auto show = test::run_cli("genome show " + (dir / "best_genome.json").string());
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+}

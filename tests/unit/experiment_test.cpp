@@ -1,0 +1,195 @@
+// Comparison statistics, baseline sweeps, config files, and the rule that
+// selection never sees the test split (issue 6).
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/experiment/compare.hpp"
+#include "evoopt/experiment/config.hpp"
+#include "evoopt/experiment/stats.hpp"
+#include "evoopt/ga/genetic_algorithm.hpp"
+#include "test_support.hpp"
+
+using namespace evoopt;
+using namespace evoopt::experiment;
+
+TEST(Stats, PairedConfidenceIntervalMatchesAHandComputedExample) {
+  const std::vector<double> a = {0.80, 0.82, 0.78, 0.85, 0.81};
+  const std::vector<double> b = {0.75, 0.80, 0.77, 0.80, 0.79};
+  // d = 0.05 0.02 0.01 0.05 0.02: mean 0.03, s = sqrt(0.0014/4) = 0.0187083,
+  // se = s/√5 = 0.0083666, t(0.975, 4) = 2.776, half-width 0.0232257.
+  const PairedDifference d = paired_difference(a, b);
+  EXPECT_NEAR(d.mean, 0.03, 1e-12);
+  EXPECT_NEAR(d.stddev, 0.0187083, 1e-6);
+  EXPECT_NEAR(d.ci_low, 0.0067743, 1e-6);
+  EXPECT_NEAR(d.ci_high, 0.0532257, 1e-6);
+  EXPECT_TRUE(d.significant);
+  // Swapping the methods mirrors the interval.
+  const PairedDifference r = paired_difference(b, a);
+  EXPECT_NEAR(r.ci_low, -0.0532257, 1e-6);
+  // Noisy, centred differences are not significant.
+  const PairedDifference n = paired_difference({0.5, 0.6, 0.4}, {0.55, 0.5, 0.45});
+  EXPECT_FALSE(n.significant);
+  EXPECT_THROW(paired_difference({1.0}, {1.0}), Error);
+  EXPECT_THROW(paired_difference({1.0, 2.0}, {1.0}), Error);
+  const Summary s = summarize({1.0, 2.0, 3.0, 4.0});
+  EXPECT_DOUBLE_EQ(s.mean, 2.5);
+  EXPECT_NEAR(s.stddev, 1.2909944, 1e-6);
+  EXPECT_DOUBLE_EQ(t_quantile_975(1), 12.706);
+  EXPECT_NEAR(t_quantile_975(60), 2.000, 2e-3);
+  EXPECT_NEAR(t_quantile_975(1000), 1.962, 2e-3);
+}
+
+TEST(Sweep, PicksTheBestConfigurationOnASyntheticFitness) {
+  // Validation fitness peaks at lr 1e-3, weight decay 1e-4 for adam; test runs are garbage.
+  eval::SyntheticEvaluator ev([](const genome::Genome& g, const std::string&, std::uint64_t) {
+    return 1.0 - 0.1 * std::fabs(g.log10_lr + 3.0) - 0.1 * std::fabs(g.log10_weight_decay.value_or(-9.0) + 4.0);
+  });
+  eval::RunJournal journal;
+  RunContext ctx{ev, journal};
+  BaselineChoice c = sweep_baseline(ctx, "adam", {1e-4, 1e-3, 1e-2}, {1e-5, 1e-4, 1e-3}, {"a", "b"}, 0, 2);
+  EXPECT_EQ(c.sweep.size(), 9u);
+  EXPECT_EQ(c.best().lr, 1e-3);
+  EXPECT_EQ(c.best().wd, 1e-4);
+  EXPECT_FALSE(c.best().genome.decoupled_weight_decay);  // adam: torch's L2 weight decay
+  EXPECT_EQ(ev.calls(), 9u * 2 * 2);
+  // The sgd grid is torch's learning rate: η = lr/(1−β1).
+  EXPECT_NEAR(baseline_genome("sgd", 0.01, 0).lr(), 0.1, 1e-12);
+  EXPECT_TRUE(baseline_genome("adamw", 1e-3, 1e-2).decoupled_weight_decay);
+  EXPECT_FALSE(baseline_genome("rmsprop", 1e-3, 0).log10_weight_decay.has_value());
+  // A second sweep finds everything in the journal.
+  sweep_baseline(ctx, "adam", {1e-4, 1e-3, 1e-2}, {1e-5, 1e-4, 1e-3}, {"a", "b"}, 0, 2);
+  EXPECT_EQ(ev.calls(), 9u * 2 * 2);
+}
+
+TEST(Seeds, TestSeedsAreFreshAndDisjointFromSearchSeeds) {
+  for (std::uint64_t run : {0ull, 1ull, 12345ull}) {
+    const auto t = test_seeds(run, "mnist", 20, 10);
+    std::set<std::uint64_t> uniq(t.begin(), t.end());
+    EXPECT_EQ(uniq.size(), 20u);
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(uniq.count(ga::search_seed(run, "mnist", i)), 0u);
+    EXPECT_EQ(test_seeds(run, "mnist", 5, 1), test_seeds(run, "mnist", 5, 1));
+  }
+}
+
+namespace {
+std::string history_without_seconds(const std::filesystem::path& p) {
+  std::string out, line;
+  std::istringstream in(read_text_file(p));
+  while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
+  return out;
+}
+}  // namespace
+
+TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTest) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  task::TaskOptions to;
+  to.data_dir = test::data_dir();
+  to.split.train_subset = 800;
+  to.split.val_size = 400;
+  const task::Task real = task::load_task("mnist", to);
+  // Same task, but the test split is noise with shuffled labels.
+  auto garbage_splits = std::make_shared<data::Splits>(*real.data);
+  torch::manual_seed(0);
+  garbage_splits->test.images = torch::randint(0, 256, real.data->test.images.sizes(), torch::TensorOptions().dtype(torch::kUInt8));
+  garbage_splits->test.labels = real.data->test.labels.flip({0});
+  const task::Task garbage = task::make_task("mnist", garbage_splits, to);
+
+  train::Budget b;
+  b.steps = 10;
+  test::TempDir tmp;
+  struct Outcome {
+    std::string history, lineage, best;
+    std::vector<double> sweep;
+    double test_accuracy;
+  };
+  auto study = [&](const task::Task& t, const std::string& name) {
+    eval::LocalEvaluator ev({{"mnist", t}}, b, 2);
+    ga::GaOptions o;
+    o.population = 4;
+    o.generations = 2;
+    o.tasks = {"mnist"};
+    ga::GaOutcome g = ga::GeneticAlgorithm(o, ev, tmp / name).run();
+    eval::RunJournal journal;
+    RunContext ctx{ev, journal};
+    Outcome out;
+    out.history = history_without_seconds(tmp / name / "history.csv");
+    out.lineage = read_text_file(tmp / name / "lineage.json");
+    out.best = read_text_file(tmp / name / "best_genome.json");
+    for (const auto& e : sweep_baseline(ctx, "adam", {1e-3, 1e-2}, {1e-4}, {"mnist"}, 0, 1).sweep) out.sweep.push_back(e.val_fitness);
+    // The final step: the winner on the test split.
+    out.test_accuracy = run_all(ctx, "test", {{g.best.genome, "mnist", 99, data::Split::Test, 0}}).front().accuracy;
+    return out;
+  };
+  const Outcome a = study(real, "real"), z = study(garbage, "garbage");
+  EXPECT_EQ(a.history, z.history);
+  EXPECT_EQ(a.lineage, z.lineage);
+  EXPECT_EQ(a.best, z.best);
+  EXPECT_EQ(a.sweep, z.sweep);
+  EXPECT_NE(a.test_accuracy, z.test_accuracy);  // only the final test sees the difference
+  EXPECT_GT(a.test_accuracy, z.test_accuracy);
+}
+
+TEST(Config, TomlFileFlagsPresetsAndErrors) {
+  test::TempDir tmp;
+  std::ofstream(tmp / "c.toml") << R"(seed = 7
+tasks = ["mnist"]
+steps = 40
+[ga]
+population = 6
+generations = 3
+vocabulary = "seed"
+[data]
+train_subset = 1000
+[compare]
+lr_grid = [0.001]
+wd_grid = [0.0]
+test_seeds = 2
+)";
+  ExperimentConfig c;
+  c.load_toml(tmp / "c.toml");
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.tasks, std::vector<std::string>{"mnist"});
+  EXPECT_EQ(c.steps, 40);
+  EXPECT_EQ(c.ga.population, 6);
+  EXPECT_EQ(c.ga.space.vocabulary, genome::Vocabulary::Seed);
+  EXPECT_EQ(c.train_subset, 1000);
+  EXPECT_NO_THROW(c.validate());
+  // JSON round trip (what config.json and resume use).
+  const ExperimentConfig back = ExperimentConfig::from_json(c.to_json());
+  EXPECT_EQ(back.to_json(), c.to_json());
+  // The quick preset shrinks every size.
+  ExperimentConfig q;
+  q.apply_preset("quick");
+  ExperimentConfig d;
+  EXPECT_LT(q.ga.population, d.ga.population);
+  EXPECT_LT(q.ga.generations, d.ga.generations);
+  EXPECT_LT(q.steps, d.steps);
+  EXPECT_LT(q.val_size, d.val_size);
+  EXPECT_GT(q.train_subset, 0);
+  EXPECT_THROW(q.apply_preset("huge"), Error);
+  // Errors name the file and the key.
+  std::ofstream(tmp / "bad.toml") << "[ga]\npopulaton = 3\n";
+  try {
+    ExperimentConfig e;
+    e.load_toml(tmp / "bad.toml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown key ga.populaton"), std::string::npos) << e.what();
+  }
+  std::ofstream(tmp / "type.toml") << "steps = \"many\"\n";
+  ExperimentConfig e;
+  EXPECT_THROW(e.load_toml(tmp / "type.toml"), Error);
+  std::ofstream(tmp / "syntax.toml") << "steps = = 3\n";
+  EXPECT_THROW(e.load_toml(tmp / "syntax.toml"), Error);
+  ExperimentConfig v;
+  v.tasks = {"mnist", "mnist"};
+  EXPECT_THROW(v.validate(), Error);
+  v = ExperimentConfig();
+  v.compare.test_seeds = 1;
+  EXPECT_THROW(v.validate(), Error);
+}
