@@ -19,7 +19,7 @@ namespace {
 
 const std::string kTiny =
     " --tasks mnist fashion_mnist --population 4 --generations 4 --steps 30 --train-subset 2000 --val-size 500"
-    " --no-break-even --final-test-seeds 2 --workers 2 --seed 11";
+    " --no-compare --no-break-even --final-test-seeds 2 --workers 2 --seed 11";
 
 std::size_t journal_lines(const fs::path& p) {
   if (!fs::exists(p)) return 0;
