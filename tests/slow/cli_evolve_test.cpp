@@ -132,3 +132,24 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
   auto show = test::run_cli("genome show " + (dir / "best_genome.json").string());
   EXPECT_EQ(show.exit_code, 0) << show.err;
 }
+
+TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  test::TempDir tmp;
+  auto r = test::run_cli("compare --genome adam --tasks mnist --steps 20 --train-subset 1000 --val-size 300 --test-seeds 2 --out " +
+                         (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("lion-like (tuned)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("40 steps (longer horizon)"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.json"));
+  EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.csv"));
+  // Re-running finds every run in the journal.
+  const auto lines = journal_lines(tmp / "cmp/stages.jsonl");
+  auto again = test::run_cli("compare --genome adam --tasks mnist --steps 20 --train-subset 1000 --val-size 300 --test-seeds 2 --out " +
+                             (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_EQ(journal_lines(tmp / "cmp/stages.jsonl"), lines);
+  auto bad = test::run_cli("compare --genome adam --test-seeds 1 --data-dir " + test::data_dir().string());
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("test seeds must be >= 2"), std::string::npos) << bad.err;
+}

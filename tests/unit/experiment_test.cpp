@@ -193,3 +193,51 @@ test_seeds = 2
   v.compare.test_seeds = 1;
   EXPECT_THROW(v.validate(), Error);
 }
+
+TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
+  // Validation and test share one synthetic landscape: adam is best near lr 3e-3.
+  eval::SyntheticEvaluator ev([](const genome::Genome& g, const std::string& task, std::uint64_t seed) {
+    double base = 0.9 - 0.1 * std::fabs(g.log10_lr - std::log10(3e-3));
+    if (g.terms.front().term != genome::Term::AdamTerm) base -= 0.2;
+    return base - (task == "b" ? 0.1 : 0.0) + 1e-3 * static_cast<double>(seed % 5);
+  });
+  eval::RunJournal journal;
+  RunContext ctx{ev, journal};
+  CompareInputs in;
+  in.evolved = genome::preset("adam");
+  in.evolved.log10_lr = std::log10(3e-3);
+  in.evolved_val_fitness = 0.85;
+  in.tasks = {"a", "b"};
+  in.labels = {{"a", "A"}, {"b", "B"}};
+  in.run_seed = 4;
+  in.search_seeds = 1;
+  in.steps = 10;
+  in.evolution_runs = 40;
+  in.options.baselines = {"sgd", "adam"};
+  in.options.lr_grid = {1e-3, 1e-2};
+  in.options.wd_grid = {0.0};
+  in.options.test_seeds = 4;
+  in.options.equal_budget = true;
+  const Comparison c = run_comparison(ctx, in);
+  ASSERT_EQ(c.baselines.size(), 2u);
+  ASSERT_TRUE(c.random_search.has_value());
+  EXPECT_EQ(c.random_search->name, "adam (random search)");  // the strongest baseline on validation
+  EXPECT_EQ(c.random_search_runs, 40);                       // as many runs as the evolution spent
+  EXPECT_EQ(c.random_search->sweep.size(), 20u);             // 40 runs / (2 tasks × 1 seed)
+  ASSERT_EQ(c.horizons.size(), 2u);
+  EXPECT_EQ(c.horizons[0].steps, 10);
+  EXPECT_EQ(c.horizons[1].steps, 20);
+  const auto& methods = c.horizons[0].methods;
+  ASSERT_EQ(methods.size(), 4u);  // evolved, sgd, adam, random search
+  EXPECT_EQ(methods[0].name, "evolved");
+  EXPECT_EQ(methods[0].test.at("a").size(), 4u);
+  // Test runs used the fresh test seeds, not the search seeds.
+  for (const auto& t : in.tasks) EXPECT_EQ(c.seeds.at(t), test_seeds(4, t, 4, 1));
+  const auto j = c.to_json();
+  EXPECT_EQ(j["labels"]["a"], "A");
+  EXPECT_TRUE(j["horizons"][0]["methods"][1]["overall"].contains("evolved_minus_this"));
+  EXPECT_TRUE(j["horizons"][0]["methods"][1]["overall"]["evolved_minus_this"]["significant"].get<bool>());  // sgd is 0.2 worse
+  const std::string csv = c.to_csv();
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness");
+  EXPECT_EQ(test::count_lines(csv), 1 + 2 * 4 * 3);  // header + horizons × methods × (2 tasks + overall)
+}
