@@ -18,7 +18,7 @@ nlohmann::json to_json(const RunResult& r) {
           {"split", r.split},         {"accuracy", r.accuracy},       {"final_loss", r.final_loss},
           {"smoothed_loss", r.smoothed_loss}, {"loss_curve", curve},  {"diverged", r.diverged},
           {"divergence_reason", r.divergence_reason}, {"steps_done", r.steps_done}, {"steps_planned", r.steps_planned},
-          {"seconds", r.seconds}};
+          {"seconds", r.seconds}, {"train_seconds", r.train_seconds}};
 }
 
 RunResult run_result_from_json(const nlohmann::json& j) {
@@ -36,6 +36,7 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.steps_done = j.at("steps_done");
   r.steps_planned = j.value("steps_planned", r.steps_done);
   r.seconds = j.value("seconds", 0.0);
+  r.train_seconds = j.value("train_seconds", 0.0);
   return r;
 }
 
@@ -83,6 +84,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   };
 
   double smoothed = 0.0;
+  const auto train_t0 = std::chrono::steady_clock::now();
   for (std::int64_t step = 1; step <= steps; ++step) {
     if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
       r.cancelled = true;
@@ -118,6 +120,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
       if (progress) progress(step, loss_value, smoothed);
     }
   }
+  r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = smoothed;
   if (!r.diverged && !r.cancelled) r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -49,7 +49,8 @@ struct RunResult {
   bool cancelled = false;  // stopped by Budget::cancel: not a result, never journaled
   std::int64_t steps_done = 0;
   std::int64_t steps_planned = 0;
-  double seconds = 0.0;
+  double seconds = 0.0;        // the whole run: set-up, training, evaluation
+  double train_seconds = 0.0;  // the training steps alone
   // Fitness contribution: accuracy, or −1 when diverged.
   double fitness() const { return diverged ? -1.0 : accuracy; }
 };
