@@ -428,24 +428,11 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
   g.validate(genome::Bounds::kHardMaxTerms);
   const std::string out = a.out.empty() ? "runs/compare-" + g.hash_hex() : a.out;
   std::filesystem::create_directories(out);
-  const std::filesystem::path data_dir = c.data_dir.empty() ? data::default_data_dir() : std::filesystem::path(c.data_dir);
-  task::TaskOptions to;
-  to.data_dir = data_dir;
-  to.model = task::model_preset_from_name(c.model);
-  to.split.train_subset = c.train_subset;
-  to.split.val_size = c.val_size;
-  to.split.split_seed = c.split_seed;
-  to.batch_size = c.batch_size;
-  to.augment = c.augment;
-  std::map<std::string, task::Task> tasks;
-  std::map<std::string, std::string> labels;
-  for (const auto& t : c.tasks) {
-    tasks.emplace(t, task::load_task(t, to));
-    labels[t] = experiment::display_label(t, tasks.at(t).label());
-  }
+  const experiment::LoadedTasks loaded = experiment::load_tasks(c);
+  const auto& labels = loaded.labels;
   train::Budget b;
   b.steps = c.steps;
-  eval::LocalEvaluator evaluator(tasks, b, c.resolved_workers());
+  eval::LocalEvaluator evaluator(loaded.tasks, b, c.resolved_workers());
   eval::RunJournal journal(std::filesystem::path(out) / "stages.jsonl");
   Progress progress;
   std::string current;

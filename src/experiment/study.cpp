@@ -23,6 +23,24 @@ std::string display_label(const std::string& task, const std::string& provenance
   return name;
 }
 
+LoadedTasks load_tasks(const ExperimentConfig& config) {
+  LoadedTasks out;
+  out.data_dir = config.data_dir.empty() ? data::default_data_dir() : fs::path(config.data_dir);
+  task::TaskOptions to;
+  to.data_dir = out.data_dir;
+  to.model = task::model_preset_from_name(config.model);
+  to.split.train_subset = config.train_subset;
+  to.split.val_size = config.val_size;
+  to.split.split_seed = config.split_seed;
+  to.batch_size = config.batch_size;
+  to.augment = config.augment;
+  for (const auto& t : config.tasks) {
+    out.tasks.emplace(t, task::load_task(t, to));
+    out.labels[t] = display_label(t, out.tasks.at(t).label());
+  }
+  return out;
+}
+
 ExperimentConfig load_run_config(const fs::path& run_dir) {
   const fs::path p = run_dir / "config.json";
   if (!fs::exists(p)) throw Error(run_dir.string() + ": not a run directory (no config.json)");
@@ -106,26 +124,15 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
       throw Error(run_dir.string() + " already holds a run (resume it with: evoopt resume " + run_dir.string() + ", or choose another --out)");
   }
   config.validate();
-  const fs::path data_dir = config.data_dir.empty() ? data::default_data_dir() : fs::path(config.data_dir);
   auto say = [&](const std::string& m) {
     if (events.message) events.message(m);
   };
 
   // Tasks first: a missing dataset fails before anything is written.
-  task::TaskOptions to;
-  to.data_dir = data_dir;
-  to.model = task::model_preset_from_name(config.model);
-  to.split.train_subset = config.train_subset;
-  to.split.val_size = config.val_size;
-  to.split.split_seed = config.split_seed;
-  to.batch_size = config.batch_size;
-  to.augment = config.augment;
-  std::map<std::string, task::Task> tasks;
-  std::map<std::string, std::string> labels;
-  for (const auto& t : config.tasks) {
-    tasks.emplace(t, task::load_task(t, to));
-    labels[t] = display_label(t, tasks.at(t).label());
-  }
+  const LoadedTasks loaded = load_tasks(config);
+  const auto& tasks = loaded.tasks;
+  auto labels = loaded.labels;
+  const fs::path& data_dir = loaded.data_dir;
 
   fs::create_directories(run_dir);
   if (!resume) {

@@ -26,12 +26,6 @@ std::size_t journal_lines(const fs::path& p) {
   return read_journal_lines(p).size();
 }
 
-std::string without_seconds(const fs::path& p) {
-  std::string out, line;
-  std::istringstream in(read_text_file(p));
-  while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
-  return out;
-}
 
 // Starts the CLI in the background; returns when `ready` holds, then sends `sig`.
 // Returns the exit code.
@@ -80,7 +74,7 @@ TEST(CliEvolve, KillNineThenResumeGivesIdenticalOutputs) {
     ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
     // No completed run was repeated: the journal grew by exactly the missing runs.
     EXPECT_EQ(journal_lines(dir / "journal.jsonl"), total) << "killed after " << before << " runs";
-    EXPECT_EQ(without_seconds(dir / "history.csv"), without_seconds(tmp / "full/history.csv"));
+    EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "history.csv")), test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
     for (const char* f : {"lineage.json", "best_genome.json", "final_test.json"})
       EXPECT_EQ(read_text_file(dir / f), read_text_file(tmp / "full" / f)) << f;
   }

@@ -76,14 +76,6 @@ TEST(Seeds, TestSeedsAreFreshAndDisjointFromSearchSeeds) {
   }
 }
 
-namespace {
-std::string history_without_seconds(const std::filesystem::path& p) {
-  std::string out, line;
-  std::istringstream in(read_text_file(p));
-  while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
-  return out;
-}
-}  // namespace
 
 TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTest) {
   EVOOPT_REQUIRE_DATASET("mnist");
@@ -117,7 +109,7 @@ TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTes
     eval::RunJournal journal;
     RunContext ctx{ev, journal};
     Outcome out;
-    out.history = history_without_seconds(tmp / name / "history.csv");
+    out.history = test::csv_without_last_column(read_text_file(tmp / name / "history.csv"));
     out.lineage = read_text_file(tmp / name / "lineage.json");
     out.best = read_text_file(tmp / name / "best_genome.json");
     for (const auto& e : sweep_baseline(ctx, "adam", {1e-3, 1e-2}, {1e-4}, {"mnist"}, 0, 1).sweep) out.sweep.push_back(e.val_fitness);

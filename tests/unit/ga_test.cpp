@@ -60,13 +60,6 @@ GaOptions synthetic_options(std::uint64_t seed) {
   return o;
 }
 
-std::string without_seconds(const std::string& csv) {
-  // Drops the last column (seconds): the only timing field.
-  std::string out, line;
-  std::istringstream in(csv);
-  while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
-  return out;
-}
 
 }  // namespace
 
@@ -197,7 +190,7 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
       completed = part.completed;
     }
     EXPECT_EQ(total_calls, full_ev.calls()) << "a completed run was repeated (stop every " << stop_every << ")";
-    EXPECT_EQ(without_seconds(read_text_file(dir / "history.csv")), without_seconds(read_text_file(tmp / "full/history.csv")));
+    EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "history.csv")), test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
     EXPECT_EQ(read_text_file(dir / "lineage.json"), read_text_file(tmp / "full/lineage.json"));
     EXPECT_EQ(read_text_file(dir / "best_genome.json"), read_text_file(tmp / "full/best_genome.json"));
   }
@@ -221,7 +214,7 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
   GaOutcome r = GeneticAlgorithm(o, second, torn).run();
   EXPECT_TRUE(r.completed);
   EXPECT_EQ(first.calls() + second.calls() + lines.size() / 2, full_ev.calls());
-  EXPECT_EQ(without_seconds(read_text_file(torn / "history.csv")), without_seconds(read_text_file(tmp / "full/history.csv")));
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(torn / "history.csv")), test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
 }
 
 TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
@@ -243,7 +236,7 @@ TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
   GaOutcome a = GeneticAlgorithm(o, one, tmp / "w1").run();
   GaOutcome c = GeneticAlgorithm(o, two, tmp / "w2").run();
   ASSERT_TRUE(a.completed && c.completed);
-  EXPECT_EQ(without_seconds(read_text_file(tmp / "w1/history.csv")), without_seconds(read_text_file(tmp / "w2/history.csv")));
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "w1/history.csv")), test::csv_without_last_column(read_text_file(tmp / "w2/history.csv")));
   EXPECT_EQ(read_text_file(tmp / "w1/lineage.json"), read_text_file(tmp / "w2/lineage.json"));
   EXPECT_GT(a.best.fitness, 0.1);
 }

@@ -88,6 +88,20 @@ inline CliResult run_cli(const std::string& args, const std::string& env = "") {
   return r;
 }
 
+// history.csv without its last column (seconds, the only timing field).
+inline std::string csv_without_last_column(const std::string& csv) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < csv.size()) {
+    auto nl = csv.find('\n', start);
+    if (nl == std::string::npos) nl = csv.size();
+    const std::string line = csv.substr(start, nl - start);
+    out += line.substr(0, line.rfind(',')) + "\n";
+    start = nl + 1;
+  }
+  return out;
+}
+
 inline int count_lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';

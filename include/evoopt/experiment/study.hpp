@@ -68,6 +68,14 @@ struct StudyResult {
 // Display label of a task's data with provenance: "MNIST", "CIFAR-10 (JPEG mirror)".
 std::string display_label(const std::string& task, const std::string& provenance_label);
 
+// The config's tasks, loaded from its data dir, with their display labels.
+struct LoadedTasks {
+  std::filesystem::path data_dir;
+  std::map<std::string, task::Task> tasks;
+  std::map<std::string, std::string> labels;
+};
+LoadedTasks load_tasks(const ExperimentConfig& config);
+
 // `resume`: continue the run in `run_dir` with its stored config (the given one is ignored).
 StudyResult run_study(const ExperimentConfig& config, const std::filesystem::path& run_dir, bool resume, const StudyEvents& events,
                       const std::atomic<bool>* cancel);
