@@ -14,9 +14,8 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libtorch-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libfmt-dev
   libstb-dev zlib1g-dev libcurl4-openssl-dev libssl-dev
-  libgtest-dev libbenchmark-dev
+  libgtest-dev clang-format
   dataset-fashion-mnist
-  python3-torch
 )
 
 missing=()

@@ -1,22 +1,22 @@
 // evoopt CLI: parses flags, calls the library, prints. No logic of its own.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <atomic>
 #include <iostream>
 #include <map>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/data/sources.hpp"
-#include "evoopt/genome/genome.hpp"
 #include "evoopt/experiment/study.hpp"
+#include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 #include "evoopt/task/task.hpp"
 #include "evoopt/train/trainer.hpp"
@@ -38,9 +38,7 @@ struct DataArgs {
   bool force = false;
 };
 
-std::vector<std::string> names_or_all(const std::vector<std::string>& names) {
-  return names.empty() ? data::dataset_names() : names;
-}
+std::vector<std::string> names_or_all(const std::vector<std::string>& names) { return names.empty() ? data::dataset_names() : names; }
 
 int cmd_data_fetch(const DataArgs& a) {
   data::FetchOptions opt;
@@ -163,7 +161,9 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
   const double peak = sgemm_gflops();
   std::cout << fmt::format("reference: single-core sgemm (torch::mm 256x256, 1 thread, this run): {:.1f} GFLOP/s", peak) << "\n";
   if (const char* core = std::getenv("OPENBLAS_CORETYPE")) std::cout << "  (OPENBLAS_CORETYPE=" << core << " is set: BLAS runs that kernel)\n";
-  std::cout << fmt::format("{:<14} {:<6} {:>6} {:>9} {:>10} {:>9} {:>9}  {}", "task", "model", "batch", "ms/step", "GFLOP/step", "GFLOP/s", "/ sgemm", "data") << "\n";
+  std::cout << fmt::format("{:<14} {:<6} {:>6} {:>9} {:>10} {:>9} {:>9}  {}", "task", "model", "batch", "ms/step", "GFLOP/step", "GFLOP/s", "/ sgemm",
+                           "data")
+            << "\n";
   const genome::Genome g = genome::preset("adam");
   for (const auto& tn : tasks)
     for (const auto& mn : models) {
@@ -180,7 +180,8 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
       const double ms = 1000.0 * r.train_seconds / static_cast<double>(r.steps_done);
       const double gflop = 3.0 * task::forward_flops(t.model, t.input()) * static_cast<double>(t.batch_size) / 1e9;
       const double rate = gflop / (ms / 1000.0);
-      std::cout << fmt::format("{:<14} {:<6} {:>6} {:>9.2f} {:>10.4f} {:>9.2f} {:>8.2f}x  {}", tn, mn, t.batch_size, ms, gflop, rate, rate / peak, t.label())
+      std::cout << fmt::format("{:<14} {:<6} {:>6} {:>9.2f} {:>10.4f} {:>9.2f} {:>8.2f}x  {}", tn, mn, t.batch_size, ms, gflop, rate, rate / peak,
+                               t.label())
                 << std::endl;
     }
   std::cout << "GFLOP/step = 3 x analytic forward FLOPs (conv + linear) x batch (forward + backward; the first layer needs no input\n"
@@ -352,21 +353,21 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
 int report_study(const experiment::StudyResult& r) {
   const auto& dir = r.run_dir.string();
   if (!r.completed) {
-    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl and " << dir << "/stages.jsonl; the checkpoint is "
-              << dir << "/checkpoint.json.\nResume with: evoopt resume " << dir << std::endl;
+    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl and " << dir << "/stages.jsonl; the checkpoint is " << dir
+              << "/checkpoint.json.\nResume with: evoopt resume " << dir << std::endl;
     return 130;
   }
   const auto& best = r.ga.best;
   std::cout << "\nWinner (best validation fitness " << fmt::format("{:.4f}", best.fitness) << ", generation " << best.generation << "):\n  "
             << best.genome.formula() << "\n  " << best.genome.hyperparameters() << "\n";
-  std::cout << "Final test of the winner (test split, touched once, " << r.final_test.per_task.begin()->second.seeds.size()
-            << " fresh seeds):\n";
+  std::cout << "Final test of the winner (test split, touched once, " << r.final_test.per_task.begin()->second.seeds.size() << " fresh seeds):\n";
   for (const auto& [t, tt] : r.final_test.per_task) std::cout << fmt::format("  {:<26} {}", tt.label, fmt_stat(tt.summary)) << "\n";
   std::cout << fmt::format("  {:<26} {}", "overall", fmt_stat(r.final_test.overall)) << "\n";
-  std::cout << fmt::format("Cost: {} search training runs ({} steps, {:.0f} s of single-core training), {} further runs ({} steps); this process: "
-                           "{:.0f} s wall, {:.0f} s CPU",
-                           r.cost.search_runs, r.cost.search_steps, r.cost.search_train_seconds, r.cost.other_runs, r.cost.other_steps,
-                           r.cost.wall_seconds, r.cost.cpu_seconds)
+  std::cout << fmt::format(
+                   "Cost: {} search training runs ({} steps, {:.0f} s of single-core training), {} further runs ({} steps); this process: "
+                   "{:.0f} s wall, {:.0f} s CPU",
+                   r.cost.search_runs, r.cost.search_steps, r.cost.search_train_seconds, r.cost.other_runs, r.cost.other_steps, r.cost.wall_seconds,
+                   r.cost.cpu_seconds)
             << "\n";
   if (r.break_even) std::cout << "Break-even: " << r.break_even->verdict << "\n";
   if (r.comparison) print_comparison(*r.comparison);
@@ -404,7 +405,8 @@ experiment::StudyEvents study_events(Progress& progress) {
 int cmd_evolve(const EvolveArgs& a, CLI::App* cmd) {
   const experiment::ExperimentConfig c = build_config(a, cmd);
   const std::string out = a.out.empty() ? fmt::format("runs/evolve-seed{}", c.seed) : a.out;
-  std::cout << fmt::format("evoopt evolve: preset {}, population {}, generations {}, seed {} -> {}", c.preset, c.ga.population, c.ga.generations, c.seed, out)
+  std::cout << fmt::format("evoopt evolve: preset {}, population {}, generations {}, seed {} -> {}", c.preset, c.ga.population, c.ga.generations,
+                           c.seed, out)
             << std::endl;
   Progress progress;
   std::signal(SIGINT, on_sigint);
@@ -444,8 +446,8 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
                                progress.update(done, total);
                              }};
   std::signal(SIGINT, on_sigint);
-  std::cout << fmt::format("evoopt compare: {} vs {} tuned baselines, {} steps, {} test seeds -> {}", g.formula(), c.compare.baselines.size(), c.steps,
-                           c.compare.test_seeds, out)
+  std::cout << fmt::format("evoopt compare: {} vs {} tuned baselines, {} steps, {} test seeds -> {}", g.formula(), c.compare.baselines.size(),
+                           c.steps, c.compare.test_seeds, out)
             << std::endl;
   try {
     experiment::CompareInputs in;

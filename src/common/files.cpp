@@ -112,9 +112,7 @@ void write_file_atomic(const fs::path& path, const void* data, std::size_t size)
   }
 }
 
-void write_file_atomic(const fs::path& path, const std::string& text) {
-  write_file_atomic(path, text.data(), text.size());
-}
+void write_file_atomic(const fs::path& path, const std::string& text) { write_file_atomic(path, text.data(), text.size()); }
 
 void append_line_durable(const fs::path& path, const std::string& line) {
   if (path.has_parent_path()) fs::create_directories(path.parent_path());

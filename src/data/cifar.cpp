@@ -21,7 +21,8 @@ Dataset parse_cifar_records(const Bytes& bytes, const std::string& what, int num
   for (std::int64_t i = 0; i < n; ++i) {
     const std::uint8_t* rec = bytes.data() + static_cast<std::size_t>(i) * kCifarRecordBytes;
     if (rec[0] >= num_classes)
-      throw Error(what + ": record " + std::to_string(i) + " has label " + std::to_string(rec[0]) + ", outside 0.." + std::to_string(num_classes - 1));
+      throw Error(what + ": record " + std::to_string(i) + " has label " + std::to_string(rec[0]) + ", outside 0.." +
+                  std::to_string(num_classes - 1));
     lab[i] = rec[0];
     std::memcpy(img + i * 3072, rec + 1, 3072);
   }

@@ -53,7 +53,8 @@ ImageFolderResult build(std::vector<ImageRef> refs, const std::string& what, con
   for (int s = 0; s < 2; ++s) {
     const char* split_name = s == 0 ? "train" : "test";
     for (const auto& [cls, _] : by_split_class[s])
-      if (!class_index.count(cls)) throw Error(what + ": " + split_name + "/" + cls + " is not one of the " + std::to_string(result.classes.size()) + " classes");
+      if (!class_index.count(cls))
+        throw Error(what + ": " + split_name + "/" + cls + " is not one of the " + std::to_string(result.classes.size()) + " classes");
     std::int64_t n = 0;
     for (const auto& [_, v] : by_split_class[s]) n += static_cast<std::int64_t>(v.size());
     Dataset ds;

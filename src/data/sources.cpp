@@ -3,9 +3,9 @@
 #include <curl/curl.h>
 #include <unistd.h>
 
+#include <torch/torch.h>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
@@ -28,7 +28,10 @@ const std::vector<std::string> kDigits = {"0", "1", "2", "3", "4", "5", "6", "7"
 //  CIFAR-10       https://www.cs.toronto.edu/~kriz/cifar.html (the binary version; MD5s as published)
 const std::vector<DatasetSpec>& dataset_registry() {
   static const std::vector<DatasetSpec> registry = {
-      {"mnist", "MNIST", Format::Idx, kDigits,
+      {"mnist",
+       "MNIST",
+       Format::Idx,
+       kDigits,
        {{"train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", "", 47040016},
         {"train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", "", 60008},
         {"t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", "", 7840016},
@@ -37,7 +40,9 @@ const std::vector<DatasetSpec>& dataset_registry() {
        "",
        {"mnist", "MNIST"},
        {"/usr/share/datasets/mnist"}},
-      {"fashion_mnist", "Fashion-MNIST", Format::Idx,
+      {"fashion_mnist",
+       "Fashion-MNIST",
+       Format::Idx,
        {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"},
        {{"train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", "", 47040016},
         {"train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", "", 60008},
@@ -47,7 +52,9 @@ const std::vector<DatasetSpec>& dataset_registry() {
        "",
        {"fashion-mnist", "fashion_mnist", "FashionMNIST"},
        {"/usr/share/datasets/fashion-mnist"}},
-      {"cifar10", "CIFAR-10", Format::CifarBinary,
+      {"cifar10",
+       "CIFAR-10",
+       Format::CifarBinary,
        {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"},
        {{"data_batch_1.bin", "", "5dd7e06a14cb22eb9f671a540d1b7c25", 30730000},
         {"data_batch_2.bin", "", "5ea93a67294ea407fff1d09f752e9692", 30730000},
@@ -155,8 +162,8 @@ bool try_idx_dir(const DatasetSpec& spec, const fs::path& dir, Candidate& out, s
 }
 
 // CIFAR: the six official batches (MD5 as published), concatenated into train.bin / test.bin.
-bool cifar_from_batches(const DatasetSpec& spec, std::vector<std::pair<std::string, Bytes>> batches, const std::string& where,
-                        Candidate& out, std::vector<std::string>& problems) {
+bool cifar_from_batches(const DatasetSpec& spec, std::vector<std::pair<std::string, Bytes>> batches, const std::string& where, Candidate& out,
+                        std::vector<std::string>& problems) {
   Bytes train, test;
   for (const auto& f : spec.files) {
     auto it = std::find_if(batches.begin(), batches.end(), [&](const auto& b) { return b.first == f.name; });
@@ -178,13 +185,15 @@ bool cifar_from_batches(const DatasetSpec& spec, std::vector<std::pair<std::stri
   return true;
 }
 
-bool cifar_from_official_tar(const DatasetSpec& spec, const Bytes& tar, const std::string& where, Candidate& out, std::vector<std::string>& problems) {
+bool cifar_from_official_tar(const DatasetSpec& spec, const Bytes& tar, const std::string& where, Candidate& out,
+                             std::vector<std::string>& problems) {
   std::vector<std::pair<std::string, Bytes>> batches;
   try {
     for (const TarEntry& e : list_tar(tar, where)) {
       auto slash = e.name.rfind('/');
       std::string base = slash == std::string::npos ? e.name : e.name.substr(slash + 1);
-      batches.emplace_back(base, Bytes(tar.begin() + static_cast<std::ptrdiff_t>(e.offset), tar.begin() + static_cast<std::ptrdiff_t>(e.offset + e.size)));
+      batches.emplace_back(base,
+                           Bytes(tar.begin() + static_cast<std::ptrdiff_t>(e.offset), tar.begin() + static_cast<std::ptrdiff_t>(e.offset + e.size)));
     }
   } catch (const Error& e) {
     problems.push_back(e.what());
@@ -212,7 +221,8 @@ bool cifar_from_jpeg_tar(const DatasetSpec& spec, const fs::path& archive, Candi
   opt.classes = spec.classes;
   ImageFolderResult r = import_image_folder_tar(tar, archive.string(), opt);
   if (r.train.size() != 50000 || r.test.size() != 10000) {
-    problems.push_back(archive.string() + ": expected 50000/10000 images, found " + std::to_string(r.train.size()) + "/" + std::to_string(r.test.size()));
+    problems.push_back(archive.string() + ": expected 50000/10000 images, found " + std::to_string(r.train.size()) + "/" +
+                       std::to_string(r.test.size()));
     return false;
   }
   out.files = {{"train.bin", to_cifar_records(r.train)}, {"test.bin", to_cifar_records(r.test)}};
@@ -367,7 +377,7 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
   }
   if (options.use_system_dirs)
     for (const auto& dir : options.system_dirs_override.empty() ? std::vector<fs::path>(spec.system_dirs.begin(), spec.system_dirs.end())
-                                                                 : options.system_dirs_override)
+                                                                : options.system_dirs_override)
       try_dir(dir, "system");
   if (!found && options.allow_download) found = try_urls(spec, cand, problems, log);
   if (!found) {

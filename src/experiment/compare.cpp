@@ -202,7 +202,8 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
 
   // 3. Test split, same fresh seeds for everyone, at each horizon.
   std::vector<std::int64_t> horizons = {in.steps};
-  if (in.options.horizon_multiple > 0) horizons.push_back(static_cast<std::int64_t>(std::llround(static_cast<double>(in.steps) * in.options.horizon_multiple)));
+  if (in.options.horizon_multiple > 0)
+    horizons.push_back(static_cast<std::int64_t>(std::llround(static_cast<double>(in.steps) * in.options.horizon_multiple)));
   for (std::int64_t steps : horizons) {
     HorizonResult h;
     h.steps = steps;
@@ -210,8 +211,8 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
     for (const auto& b : c.baselines)
       h.methods.push_back(test_method(ctx, b.name + " (tuned)", "baseline", b.best().genome, b.best().val_fitness, in, c.seeds, steps));
     if (c.random_search)
-      h.methods.push_back(
-          test_method(ctx, c.random_search->name, "random-search", c.random_search->best().genome, c.random_search->best().val_fitness, in, c.seeds, steps));
+      h.methods.push_back(test_method(ctx, c.random_search->name, "random-search", c.random_search->best().genome,
+                                      c.random_search->best().val_fitness, in, c.seeds, steps));
     c.horizons.push_back(h);
   }
   return c;
@@ -224,7 +225,8 @@ json Comparison::to_json() const {
   j["test_seeds"] = seeds_json;
   auto choice_json = [](const BaselineChoice& b) {
     json sweep = json::array();
-    for (const auto& e : b.sweep) sweep.push_back({{"lr", e.lr}, {"weight_decay", e.wd}, {"val_fitness", e.val_fitness}, {"val_per_task", e.per_task}});
+    for (const auto& e : b.sweep)
+      sweep.push_back({{"lr", e.lr}, {"weight_decay", e.wd}, {"val_fitness", e.val_fitness}, {"val_per_task", e.per_task}});
     return json{{"name", b.name},
                 {"chosen", {{"lr", b.best().lr}, {"weight_decay", b.best().wd}, {"val_fitness", b.best().val_fitness}}},
                 {"genome", b.best().genome.to_json()},

@@ -90,54 +90,91 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
   if (auto p = tbl["preset"]) apply_preset(get<std::string>(*p.node(), "preset", file));
   for (auto&& [k, v] : tbl) {
     const std::string key(k.str());
-    if (key == "preset") continue;
-    else if (key == "seed") seed = get<std::uint64_t>(v, key, file);
-    else if (key == "tasks") tasks = get_array<std::string>(v, key, file);
-    else if (key == "model") model = get<std::string>(v, key, file);
-    else if (key == "steps") steps = get<std::int64_t>(v, key, file);
-    else if (key == "batch_size") batch_size = get<std::int64_t>(v, key, file);
-    else if (key == "workers") workers = get<int>(v, key, file);
-    else if (key == "final_test_seeds") final_test_seeds = get<int>(v, key, file);
-    else if (key == "break_even") break_even = get<bool>(v, key, file);
+    if (key == "preset")
+      continue;
+    else if (key == "seed")
+      seed = get<std::uint64_t>(v, key, file);
+    else if (key == "tasks")
+      tasks = get_array<std::string>(v, key, file);
+    else if (key == "model")
+      model = get<std::string>(v, key, file);
+    else if (key == "steps")
+      steps = get<std::int64_t>(v, key, file);
+    else if (key == "batch_size")
+      batch_size = get<std::int64_t>(v, key, file);
+    else if (key == "workers")
+      workers = get<int>(v, key, file);
+    else if (key == "final_test_seeds")
+      final_test_seeds = get<int>(v, key, file);
+    else if (key == "break_even")
+      break_even = get<bool>(v, key, file);
     else if (key == "data" && v.is_table()) {
       for (auto&& [dk, dv] : *v.as_table()) {
         const std::string d = "data." + std::string(dk.str());
-        if (dk == "dir") data_dir = get<std::string>(dv, d, file);
-        else if (dk == "train_subset") train_subset = get<std::int64_t>(dv, d, file);
-        else if (dk == "val_size") val_size = get<std::int64_t>(dv, d, file);
-        else if (dk == "split_seed") split_seed = get<std::uint64_t>(dv, d, file);
-        else if (dk == "augment") augment = get<bool>(dv, d, file) ? 1 : 0;
-        else throw Error(file + ": unknown key " + d);
+        if (dk == "dir")
+          data_dir = get<std::string>(dv, d, file);
+        else if (dk == "train_subset")
+          train_subset = get<std::int64_t>(dv, d, file);
+        else if (dk == "val_size")
+          val_size = get<std::int64_t>(dv, d, file);
+        else if (dk == "split_seed")
+          split_seed = get<std::uint64_t>(dv, d, file);
+        else if (dk == "augment")
+          augment = get<bool>(dv, d, file) ? 1 : 0;
+        else
+          throw Error(file + ": unknown key " + d);
       }
     } else if (key == "ga" && v.is_table()) {
       for (auto&& [gk, gv] : *v.as_table()) {
         const std::string g = "ga." + std::string(gk.str());
-        if (gk == "population") ga.population = get<int>(gv, g, file);
-        else if (gk == "generations") ga.generations = get<int>(gv, g, file);
-        else if (gk == "tournament") ga.tournament = get<int>(gv, g, file);
-        else if (gk == "elites") ga.elites = get<int>(gv, g, file);
-        else if (gk == "crossover_rate") ga.crossover_rate = get<double>(gv, g, file);
-        else if (gk == "mutation_rate") ga.mutation.gene_rate = get<double>(gv, g, file);
-        else if (gk == "structural_rate") ga.mutation.structural_rate = get<double>(gv, g, file);
-        else if (gk == "flip_rate") ga.mutation.flip_rate = get<double>(gv, g, file);
-        else if (gk == "anneal") ga.anneal = get<bool>(gv, g, file);
-        else if (gk == "vocabulary") ga.space.vocabulary = genome::vocabulary_from_name(get<std::string>(gv, g, file));
-        else if (gk == "max_terms") ga.space.max_terms = get<int>(gv, g, file);
-        else if (gk == "search_seeds") ga.search_seeds = get<int>(gv, g, file);
-        else throw Error(file + ": unknown key " + g);
+        if (gk == "population")
+          ga.population = get<int>(gv, g, file);
+        else if (gk == "generations")
+          ga.generations = get<int>(gv, g, file);
+        else if (gk == "tournament")
+          ga.tournament = get<int>(gv, g, file);
+        else if (gk == "elites")
+          ga.elites = get<int>(gv, g, file);
+        else if (gk == "crossover_rate")
+          ga.crossover_rate = get<double>(gv, g, file);
+        else if (gk == "mutation_rate")
+          ga.mutation.gene_rate = get<double>(gv, g, file);
+        else if (gk == "structural_rate")
+          ga.mutation.structural_rate = get<double>(gv, g, file);
+        else if (gk == "flip_rate")
+          ga.mutation.flip_rate = get<double>(gv, g, file);
+        else if (gk == "anneal")
+          ga.anneal = get<bool>(gv, g, file);
+        else if (gk == "vocabulary")
+          ga.space.vocabulary = genome::vocabulary_from_name(get<std::string>(gv, g, file));
+        else if (gk == "max_terms")
+          ga.space.max_terms = get<int>(gv, g, file);
+        else if (gk == "search_seeds")
+          ga.search_seeds = get<int>(gv, g, file);
+        else
+          throw Error(file + ": unknown key " + g);
       }
     } else if (key == "compare" && v.is_table()) {
       for (auto&& [ck, cv] : *v.as_table()) {
         const std::string c = "compare." + std::string(ck.str());
-        if (ck == "enabled") compare.enabled = get<bool>(cv, c, file);
-        else if (ck == "baselines") compare.baselines = get_array<std::string>(cv, c, file);
-        else if (ck == "lr_grid") compare.lr_grid = get_array<double>(cv, c, file);
-        else if (ck == "wd_grid") compare.wd_grid = get_array<double>(cv, c, file);
-        else if (ck == "test_seeds") compare.test_seeds = get<int>(cv, c, file);
-        else if (ck == "horizon_multiple") compare.horizon_multiple = get<double>(cv, c, file);
-        else if (ck == "equal_budget") compare.equal_budget = get<bool>(cv, c, file);
-        else if (ck == "equal_budget_runs") compare.equal_budget_runs = get<std::int64_t>(cv, c, file);
-        else throw Error(file + ": unknown key " + c);
+        if (ck == "enabled")
+          compare.enabled = get<bool>(cv, c, file);
+        else if (ck == "baselines")
+          compare.baselines = get_array<std::string>(cv, c, file);
+        else if (ck == "lr_grid")
+          compare.lr_grid = get_array<double>(cv, c, file);
+        else if (ck == "wd_grid")
+          compare.wd_grid = get_array<double>(cv, c, file);
+        else if (ck == "test_seeds")
+          compare.test_seeds = get<int>(cv, c, file);
+        else if (ck == "horizon_multiple")
+          compare.horizon_multiple = get<double>(cv, c, file);
+        else if (ck == "equal_budget")
+          compare.equal_budget = get<bool>(cv, c, file);
+        else if (ck == "equal_budget_runs")
+          compare.equal_budget_runs = get<std::int64_t>(cv, c, file);
+        else
+          throw Error(file + ": unknown key " + c);
       }
     } else {
       throw Error(file + ": unknown key " + key);

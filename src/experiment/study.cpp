@@ -67,7 +67,10 @@ json provenance(const ExperimentConfig& c, const fs::path& data_dir) {
     const fs::path meta = data_dir / t / "metadata.json";
     if (!fs::exists(meta)) continue;
     json m = json::parse(read_text_file(meta));
-    p[t] = {{"label", m.value("label", t)}, {"source", m.value("source", "")}, {"lossy", m.value("lossy", false)}, {"files", m.value("files", json::object())}};
+    p[t] = {{"label", m.value("label", t)},
+            {"source", m.value("source", "")},
+            {"lossy", m.value("lossy", false)},
+            {"files", m.value("files", json::object())}};
   }
   return p;
 }
@@ -146,11 +149,14 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   budget.steps = config.steps;
   budget.log_every = std::max<std::int64_t>(1, config.steps / 20);
   eval::LocalEvaluator evaluator(tasks, budget, config.resolved_workers());
-  say(fmt::format("{} tasks ({}), model {}, {} steps per run, {}", config.tasks.size(), [&] {
-    std::string s;
-    for (const auto& t : config.tasks) s += (s.empty() ? "" : ", ") + labels[t];
-    return s;
-  }(), config.model, config.steps, evaluator.describe()));
+  say(fmt::format(
+      "{} tasks ({}), model {}, {} steps per run, {}", config.tasks.size(),
+      [&] {
+        std::string s;
+        for (const auto& t : config.tasks) s += (s.empty() ? "" : ", ") + labels[t];
+        return s;
+      }(),
+      config.model, config.steps, evaluator.describe()));
 
   StudyResult result;
   result.run_dir = run_dir;
@@ -178,7 +184,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     const genome::Genome& winner = result.ga.best.genome;
     std::vector<eval::RunRequest> req;
     for (const auto& t : config.tasks)
-      for (auto s : test_seeds(config.seed, t, config.final_test_seeds, config.ga.search_seeds)) req.push_back({winner, t, s, data::Split::Test, config.steps});
+      for (auto s : test_seeds(config.seed, t, config.final_test_seeds, config.ga.search_seeds))
+        req.push_back({winner, t, s, data::Split::Test, config.steps});
     const auto runs = run_all(ctx, "test", req);
     std::vector<double> overall(static_cast<std::size_t>(config.final_test_seeds), 0.0);
     std::size_t k = 0;
@@ -201,7 +208,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
       std::vector<ga::Individual> gen0;
       const json lineage = json::parse(read_text_file(run_dir / "lineage.json"));  // kept alive for the loop
       for (const auto& j : lineage.at("individuals"))
-        if (j.at("generation").get<int>() == 0 && j.at("origin").get<std::string>().rfind("seed:", 0) == 0) gen0.push_back(ga::Individual::from_json(j));
+        if (j.at("generation").get<int>() == 0 && j.at("origin").get<std::string>().rfind("seed:", 0) == 0)
+          gen0.push_back(ga::Individual::from_json(j));
       if (!gen0.empty()) {
         base = &ga::best_of(gen0);
         BreakEven be;
@@ -217,7 +225,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
             std::vector<eval::RunRequest> r;
             const auto steps = static_cast<std::int64_t>(std::llround(static_cast<double>(config.steps) * mult));
             for (const auto& t : config.tasks)
-              for (int s = 0; s < config.ga.search_seeds; ++s) r.push_back({base->genome, t, ga::search_seed(config.seed, t, s), data::Split::Val, steps});
+              for (int s = 0; s < config.ga.search_seeds; ++s)
+                r.push_back({base->genome, t, ga::search_seed(config.seed, t, s), data::Split::Val, steps});
             const double f = train::aggregate_fitness(run_all(ctx, "break-even", r)).overall;
             be.measured.emplace_back(mult, f);
             if (f >= be.winner_val_fitness) {
@@ -229,14 +238,16 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
           if (be.multiple_needed) {
             const double saved = (*be.multiple_needed - 1.0) * static_cast<double>(config.steps);
             const double runs_needed = std::ceil(search_steps / saved);
-            be.verdict = fmt::format("{} needs {:.1f}x the steps to match the winner; each future run saves {:.0f} steps, so the search ({:.0f} steps) "
-                                     "pays back after {:.0f} training runs ({:.0f} per task)",
-                                     be.baseline, *be.multiple_needed, saved, search_steps, runs_needed, std::ceil(runs_needed / per_task_runs));
+            be.verdict = fmt::format(
+                "{} needs {:.1f}x the steps to match the winner; each future run saves {:.0f} steps, so the search ({:.0f} steps) "
+                "pays back after {:.0f} training runs ({:.0f} per task)",
+                be.baseline, *be.multiple_needed, saved, search_steps, runs_needed, std::ceil(runs_needed / per_task_runs));
           } else {
             const double saved = 2.0 * static_cast<double>(config.steps);
-            be.verdict = fmt::format("{} does not match the winner even with 3x the steps; each future run saves more than {:.0f} steps, so the search "
-                                     "pays back within {:.0f} training runs",
-                                     be.baseline, saved, std::ceil(search_steps / saved));
+            be.verdict = fmt::format(
+                "{} does not match the winner even with 3x the steps; each future run saves more than {:.0f} steps, so the search "
+                "pays back within {:.0f} training runs",
+                be.baseline, saved, std::ceil(search_steps / saved));
           }
         }
         result.break_even = be;
@@ -271,7 +282,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   finish_cost();
   result.completed = true;
   json ft = result.summary_json();
-  write_file_atomic(run_dir / "final_test.json", json{{"format", "evoopt.final_test"}, {"version", 1}, {"winner", ft["winner"]}, {"final_test", ft["final_test"]}}.dump(2) + "\n");
+  write_file_atomic(run_dir / "final_test.json",
+                    json{{"format", "evoopt.final_test"}, {"version", 1}, {"winner", ft["winner"]}, {"final_test", ft["final_test"]}}.dump(2) + "\n");
   write_file_atomic(run_dir / "summary.json", result.summary_json().dump(2) + "\n");
   return result;
 }

@@ -93,9 +93,8 @@ std::uint64_t search_seed(std::uint64_t run_seed, const std::string& task, int i
 // ---------------------------------------------------------------- records
 
 json Individual::to_json() const {
-  return {{"id", id},         {"generation", generation}, {"hash", genome.hash_hex()}, {"genome", genome.to_json()},
-          {"origin", origin}, {"parents", parents},       {"mutations", mutations},    {"fitness", fitness},
-          {"per_task", per_task}, {"formula", genome.formula()}};
+  return {{"id", id},           {"generation", generation}, {"hash", genome.hash_hex()}, {"genome", genome.to_json()}, {"origin", origin},
+          {"parents", parents}, {"mutations", mutations},   {"fitness", fitness},        {"per_task", per_task},       {"formula", genome.formula()}};
 }
 
 Individual Individual::from_json(const json& j) {
@@ -112,9 +111,17 @@ Individual Individual::from_json(const json& j) {
 }
 
 json GenerationRecord::to_json() const {
-  return {{"generation", generation}, {"best", best},         {"mean", mean},       {"median", median},     {"std", stddev},
-          {"best_per_task", best_per_task}, {"diversity", diversity}, {"evaluations", evaluations}, {"reused", reused},
-          {"seconds", seconds},       {"best_id", best_id}};
+  return {{"generation", generation},
+          {"best", best},
+          {"mean", mean},
+          {"median", median},
+          {"std", stddev},
+          {"best_per_task", best_per_task},
+          {"diversity", diversity},
+          {"evaluations", evaluations},
+          {"reused", reused},
+          {"seconds", seconds},
+          {"best_id", best_id}};
 }
 
 GenerationRecord GenerationRecord::from_json(const json& j) {
@@ -189,9 +196,8 @@ std::vector<Individual> GeneticAlgorithm::initial_population(Rng& rng) {
 
 std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& parents, int generation, Rng& rng) {
   std::vector<Individual> ranked = parents;
-  std::stable_sort(ranked.begin(), ranked.end(), [](const Individual& a, const Individual& b) {
-    return a.fitness > b.fitness || (a.fitness == b.fitness && a.id < b.id);
-  });
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const Individual& a, const Individual& b) { return a.fitness > b.fitness || (a.fitness == b.fitness && a.id < b.id); });
   std::vector<double> fitness;
   for (const auto& p : parents) fitness.push_back(p.fitness);
   MutationOptions m = options_.mutation;
@@ -235,7 +241,8 @@ void GeneticAlgorithm::load_journal() {
   if (run_dir_.empty() || !fs::exists(run_dir_ / "journal.jsonl")) return;
   for (const auto& line : read_journal_lines(run_dir_ / "journal.jsonl")) {
     const json j = json::parse(line);
-    cache_[{std::stoull(j.at("hash").get<std::string>(), nullptr, 16), j.at("task"), j.at("seed_index")}] = train::run_result_from_json(j.at("result"));
+    cache_[{std::stoull(j.at("hash").get<std::string>(), nullptr, 16), j.at("task"), j.at("seed_index")}] =
+        train::run_result_from_json(j.at("result"));
   }
 }
 
@@ -318,8 +325,8 @@ void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std
   for (const auto& i : population) pop.push_back(i.id);
   for (const auto& i : all) everyone.push_back(i.to_json());
   for (const auto& r : history) hist.push_back(r.to_json());
-  json ck = {{"format", "evoopt.checkpoint"}, {"version", 1},  {"generation", generation}, {"next_id", next_id_},
-             {"rng", rng_state.str()},        {"population", pop}, {"individuals", everyone}, {"history", hist}};
+  json ck = {{"format", "evoopt.checkpoint"}, {"version", 1},      {"generation", generation}, {"next_id", next_id_},
+             {"rng", rng_state.str()},        {"population", pop}, {"individuals", everyone},  {"history", hist}};
   write_file_atomic(run_dir_ / "checkpoint.json", ck.dump() + "\n");
 }
 

@@ -197,9 +197,11 @@ Term parse_term(const json& j) {
 
 Genome Genome::from_json(const json& j) {
   if (!j.is_object()) throw Error("genome JSON must be an object");
-  if (j.contains("format") && j.at("format") != kGenomeFormat) throw Error("genome JSON has format " + j.at("format").dump() + ", expected \"" + kGenomeFormat + "\"");
+  if (j.contains("format") && j.at("format") != kGenomeFormat)
+    throw Error("genome JSON has format " + j.at("format").dump() + ", expected \"" + kGenomeFormat + "\"");
   if (j.contains("version") && (!j.at("version").is_number_integer() || j.at("version").get<int>() > kGenomeFormatVersion))
-    throw Error("genome JSON version " + j.at("version").dump() + " is newer than this evoopt understands (" + std::to_string(kGenomeFormatVersion) + ")");
+    throw Error("genome JSON version " + j.at("version").dump() + " is newer than this evoopt understands (" + std::to_string(kGenomeFormatVersion) +
+                ")");
   Genome g;
   if (!j.contains("terms") || !j.at("terms").is_array()) throw Error("genome JSON needs a 'terms' array");
   const json& terms = j.at("terms");
@@ -220,12 +222,16 @@ Genome Genome::from_json(const json& j) {
     }
   }
   const char* which = nullptr;
-  if (const json* v = find_any(j, {"log10_lr"}, &which)) g.log10_lr = number(*v, which);
-  else if (const json* v = find_any(j, {"lr", "learning_rate"}, &which)) g.log10_lr = log10_positive(number(*v, which), which);
+  if (const json* v = find_any(j, {"log10_lr"}, &which))
+    g.log10_lr = number(*v, which);
+  else if (const json* v = find_any(j, {"lr", "learning_rate"}, &which))
+    g.log10_lr = log10_positive(number(*v, which), which);
   if (const json* v = find_any(j, {"beta1"}, &which)) g.beta1 = number(*v, which);
   if (const json* v = find_any(j, {"beta2"}, &which)) g.beta2 = number(*v, which);
-  if (const json* v = find_any(j, {"log10_eps"}, &which)) g.log10_eps = number(*v, which);
-  else if (const json* v = find_any(j, {"eps", "epsilon"}, &which)) g.log10_eps = log10_positive(number(*v, which), which);
+  if (const json* v = find_any(j, {"log10_eps"}, &which))
+    g.log10_eps = number(*v, which);
+  else if (const json* v = find_any(j, {"eps", "epsilon"}, &which))
+    g.log10_eps = log10_positive(number(*v, which), which);
   if (const json* v = find_any(j, {"log10_weight_decay"}, &which)) {
     g.log10_weight_decay = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
   } else if (const json* v = find_any(j, {"weight_decay"}, &which)) {
@@ -247,19 +253,22 @@ Genome Genome::from_json(const json& j) {
   }
   if (const json* v = find_any(j, {"warmup_fraction"}, &which)) g.warmup_fraction = number(*v, which);
   if (const json* v = find_any(j, {"use_warmup", "warmup"}, &which)) {
-    if (v->is_boolean()) g.warmup_fraction = v->get<bool>() ? (g.warmup_fraction > 0 ? g.warmup_fraction : 0.05) : 0.0;
-    else g.warmup_fraction = number(*v, which);
+    if (v->is_boolean())
+      g.warmup_fraction = v->get<bool>() ? (g.warmup_fraction > 0 ? g.warmup_fraction : 0.05) : 0.0;
+    else
+      g.warmup_fraction = number(*v, which);
   }
   if (const json* v = find_any(j, {"cosine_decay", "use_cosine_decay", "cosine"}, &which)) g.cosine_decay = boolean(*v, which);
-  if (const json* v = find_any(j, {"clip_norm", "grad_clip"}, &which)) g.clip_norm = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
+  if (const json* v = find_any(j, {"clip_norm", "grad_clip"}, &which))
+    g.clip_norm = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
   g.validate(Bounds::kHardMaxTerms);
   return g;
 }
 
 bool Genome::operator==(const Genome& o) const {
   return terms == o.terms && log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps &&
-         log10_weight_decay == o.log10_weight_decay && decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction && warmup_fraction == o.warmup_fraction &&
-         cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
+         log10_weight_decay == o.log10_weight_decay && decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction &&
+         warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
 }
 
 std::vector<std::string> preset_names() { return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion-like"}; }

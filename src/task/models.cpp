@@ -110,8 +110,7 @@ double forward_flops(ModelPreset preset, const InputShape& in) {
     const double c1 = in.channels == 1 ? 8 : 16, c2 = 2 * c1;
     return conv_flops(C, c1, H, W) + conv_flops(c1, c2, H / 2, W / 2) + 2.0 * c2 * (H / 4) * (W / 4) * K;
   }
-  if (in.channels == 1)
-    return conv_flops(C, 32, H, W) + conv_flops(32, 64, H / 2, W / 2) + 2.0 * 64 * (H / 4) * (W / 4) * 256 + 2.0 * 256 * K;
+  if (in.channels == 1) return conv_flops(C, 32, H, W) + conv_flops(32, 64, H / 2, W / 2) + 2.0 * 64 * (H / 4) * (W / 4) * 256 + 2.0 * 256 * K;
   return conv_flops(C, 32, H, W) + conv_flops(32, 32, H, W) + conv_flops(32, 64, H / 2, W / 2) + conv_flops(64, 64, H / 2, W / 2) +
          2.0 * 64 * (H / 4) * (W / 4) * 512 + 2.0 * 512 * K;
 }

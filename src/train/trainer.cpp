@@ -14,11 +14,20 @@ namespace evoopt::train {
 nlohmann::json to_json(const RunResult& r) {
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& p : r.loss_curve) curve.push_back({p.step, p.loss, p.smoothed});
-  return {{"task", r.task},           {"task_label", r.task_label},   {"seed", r.seed},
-          {"split", r.split},         {"accuracy", r.accuracy},       {"final_loss", r.final_loss},
-          {"smoothed_loss", r.smoothed_loss}, {"loss_curve", curve},  {"diverged", r.diverged},
-          {"divergence_reason", r.divergence_reason}, {"steps_done", r.steps_done}, {"steps_planned", r.steps_planned},
-          {"seconds", r.seconds}, {"train_seconds", r.train_seconds}};
+  return {{"task", r.task},
+          {"task_label", r.task_label},
+          {"seed", r.seed},
+          {"split", r.split},
+          {"accuracy", r.accuracy},
+          {"final_loss", r.final_loss},
+          {"smoothed_loss", r.smoothed_loss},
+          {"loss_curve", curve},
+          {"diverged", r.diverged},
+          {"divergence_reason", r.divergence_reason},
+          {"steps_done", r.steps_done},
+          {"steps_planned", r.steps_planned},
+          {"seconds", r.seconds},
+          {"train_seconds", r.train_seconds}};
 }
 
 RunResult run_result_from_json(const nlohmann::json& j) {
@@ -100,8 +109,8 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value) || loss_value > budget.divergence_loss) {
       r.diverged = true;
-      r.divergence_reason = std::isfinite(loss_value) ? "loss " + std::to_string(loss_value) + " above " + std::to_string(budget.divergence_loss)
-                                                      : "non-finite loss";
+      r.divergence_reason =
+          std::isfinite(loss_value) ? "loss " + std::to_string(loss_value) + " above " + std::to_string(budget.divergence_loss) : "non-finite loss";
       r.final_loss = loss_value;
       break;
     }

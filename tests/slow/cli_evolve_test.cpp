@@ -26,13 +26,12 @@ std::size_t journal_lines(const fs::path& p) {
   return read_journal_lines(p).size();
 }
 
-
 // Starts the CLI in the background; returns when `ready` holds, then sends `sig`.
 // Returns the exit code.
 int run_and_signal(const std::string& args, const fs::path& dir, const std::function<bool()>& ready, int sig, std::string* out_text) {
   test::TempDir tmp;
-  const std::string cmd = "(" + std::string(EVOOPT_CLI) + " " + args + " > " + (tmp / "out").string() + " 2>&1 & echo $! > " + (tmp / "pid").string() +
-                          "; wait $!; echo $? > " + (tmp / "rc").string() + ") &";
+  const std::string cmd = "(" + std::string(EVOOPT_CLI) + " " + args + " > " + (tmp / "out").string() + " 2>&1 & echo $! > " +
+                          (tmp / "pid").string() + "; wait $!; echo $? > " + (tmp / "rc").string() + ") &";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
   while (!fs::exists(tmp / "pid") || read_text_file(tmp / "pid").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -66,15 +65,16 @@ TEST(CliEvolve, KillNineThenResumeGivesIdenticalOutputs) {
   // Kill at two different moments: early in the search, and later.
   for (std::size_t at : {std::size_t{3}, total - 2}) {
     const fs::path dir = tmp / ("killed" + std::to_string(at));
-    const int rc = run_and_signal("evolve --out " + dir.string() + kTiny + data, dir,
-                                  [&] { return journal_lines(dir / "journal.jsonl") >= at; }, SIGKILL, nullptr);
+    const int rc = run_and_signal(
+        "evolve --out " + dir.string() + kTiny + data, dir, [&] { return journal_lines(dir / "journal.jsonl") >= at; }, SIGKILL, nullptr);
     EXPECT_EQ(rc, 128 + SIGKILL);
     const std::size_t before = journal_lines(dir / "journal.jsonl");
     auto resumed = test::run_cli("resume " + dir.string());
     ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
     // No completed run was repeated: the journal grew by exactly the missing runs.
     EXPECT_EQ(journal_lines(dir / "journal.jsonl"), total) << "killed after " << before << " runs";
-    EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "history.csv")), test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
+    EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "history.csv")),
+              test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
     for (const char* f : {"lineage.json", "best_genome.json", "final_test.json"})
       EXPECT_EQ(read_text_file(dir / f), read_text_file(tmp / "full" / f)) << f;
   }
@@ -86,8 +86,9 @@ TEST(CliEvolve, CtrlCWritesACheckpointAndSaysHowToResume) {
   test::TempDir tmp;
   const fs::path dir = tmp / "run";
   std::string out;
-  const int rc = run_and_signal("evolve --out " + dir.string() + kTiny + " --data-dir " + test::data_dir().string(), dir,
-                                [&] { return fs::exists(dir / "checkpoint.json"); }, SIGINT, &out);
+  const int rc = run_and_signal(
+      "evolve --out " + dir.string() + kTiny + " --data-dir " + test::data_dir().string(), dir, [&] { return fs::exists(dir / "checkpoint.json"); },
+      SIGINT, &out);
   EXPECT_EQ(rc, 130) << out;
   EXPECT_NE(out.find("Resume with: evoopt resume " + dir.string()), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(dir / "checkpoint.json"));

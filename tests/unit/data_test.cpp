@@ -2,8 +2,8 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
@@ -370,7 +370,7 @@ TEST(Split, BatchSamplerCoversEpochAndAugmentationKeepsShape) {
   auto out = augment_crop_flip(imgs, 4, rng);
   EXPECT_EQ(out.sizes(), imgs.sizes());
   Rng rng0(1);
-  EXPECT_TRUE(torch::equal(out, augment_crop_flip(imgs, 4, rng0)));  // deterministic in the RNG
+  EXPECT_TRUE(torch::equal(out, augment_crop_flip(imgs, 4, rng0)));                                             // deterministic in the RNG
   EXPECT_TRUE(torch::equal(std::get<0>(augment_crop_flip(imgs, 0, rng0).sort(3)), std::get<0>(imgs.sort(3))));  // pad 0: only flips
 }
 

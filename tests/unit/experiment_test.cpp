@@ -3,8 +3,8 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
@@ -75,7 +75,6 @@ TEST(Seeds, TestSeedsAreFreshAndDisjointFromSearchSeeds) {
     EXPECT_EQ(test_seeds(run, "mnist", 5, 1), test_seeds(run, "mnist", 5, 1));
   }
 }
-
 
 TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTest) {
   EVOOPT_REQUIRE_DATASET("mnist");

@@ -38,8 +38,8 @@ double distance(const Genome& g0, const Genome& t0) {
       if (tg.term == term) return tg.weight;
     return 0.0;
   };
-  double d = std::fabs(g.log10_lr - t.log10_lr) + 5 * std::fabs(g.beta1 - t.beta1) +
-             std::fabs(std::log10(1 - g.beta2) - std::log10(1 - t.beta2)) + 0.2 * std::fabs(g.log10_eps - t.log10_eps);
+  double d = std::fabs(g.log10_lr - t.log10_lr) + 5 * std::fabs(g.beta1 - t.beta1) + std::fabs(std::log10(1 - g.beta2) - std::log10(1 - t.beta2)) +
+             0.2 * std::fabs(g.log10_eps - t.log10_eps);
   for (const auto& info : genome::term_registry()) d += std::fabs(weight(g, info.id) - weight(t, info.id));
   d += 0.5 * (g.bias_correction != t.bias_correction) + 0.5 * (g.cosine_decay != t.cosine_decay) +
        0.5 * (g.log10_weight_decay.has_value() != t.log10_weight_decay.has_value()) + 0.5 * ((g.warmup_fraction > 0) != (t.warmup_fraction > 0)) +
@@ -59,7 +59,6 @@ GaOptions synthetic_options(std::uint64_t seed) {
   o.anneal = true;
   return o;
 }
-
 
 }  // namespace
 
@@ -190,7 +189,8 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
       completed = part.completed;
     }
     EXPECT_EQ(total_calls, full_ev.calls()) << "a completed run was repeated (stop every " << stop_every << ")";
-    EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "history.csv")), test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
+    EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "history.csv")),
+              test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
     EXPECT_EQ(read_text_file(dir / "lineage.json"), read_text_file(tmp / "full/lineage.json"));
     EXPECT_EQ(read_text_file(dir / "best_genome.json"), read_text_file(tmp / "full/best_genome.json"));
   }
@@ -214,7 +214,8 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
   GaOutcome r = GeneticAlgorithm(o, second, torn).run();
   EXPECT_TRUE(r.completed);
   EXPECT_EQ(first.calls() + second.calls() + lines.size() / 2, full_ev.calls());
-  EXPECT_EQ(test::csv_without_last_column(read_text_file(torn / "history.csv")), test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(torn / "history.csv")),
+            test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
 }
 
 TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
@@ -236,7 +237,8 @@ TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
   GaOutcome a = GeneticAlgorithm(o, one, tmp / "w1").run();
   GaOutcome c = GeneticAlgorithm(o, two, tmp / "w2").run();
   ASSERT_TRUE(a.completed && c.completed);
-  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "w1/history.csv")), test::csv_without_last_column(read_text_file(tmp / "w2/history.csv")));
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "w1/history.csv")),
+            test::csv_without_last_column(read_text_file(tmp / "w2/history.csv")));
   EXPECT_EQ(read_text_file(tmp / "w1/lineage.json"), read_text_file(tmp / "w2/lineage.json"));
   EXPECT_GT(a.best.fitness, 0.1);
 }

@@ -164,8 +164,16 @@ TEST(GenomeOptimizer, EveryTermPathMatchesAnIndependentReferenceUpdate) {
     auto denom = vh.sqrt() + 1e-8;
     const double lr = 1e-3 * optim::schedule_factor(0.2, true, t - 1, steps);
     auto sg = grad.sign(), sm = mh.sign();
-    std::vector<torch::Tensor> T = {grad, mh, grad / denom, mh / denom, sg, 0.8 * mh + 0.2 * grad, sm, (0.8 * mh + 0.2 * grad).sign(),
-                                    (1 + sg * sm) * grad, (sg * sm).exp() * grad};
+    std::vector<torch::Tensor> T = {grad,
+                                    mh,
+                                    grad / denom,
+                                    mh / denom,
+                                    sg,
+                                    0.8 * mh + 0.2 * grad,
+                                    sm,
+                                    (0.8 * mh + 0.2 * grad).sign(),
+                                    (1 + sg * sm) * grad,
+                                    (sg * sm).exp() * grad};
     auto update = torch::zeros_like(ref);
     for (std::size_t k = 0; k < T.size(); ++k) update += (0.1 + 0.05 * static_cast<double>(k)) * T[k];
     ref = ref - lr * update - lr * 1e-3 * ref;

@@ -86,10 +86,16 @@ TEST(Genome, ValidationNamesEachBadField) {
   };
   const std::vector<Case> cases = {
       {[](Genome& g) { g.terms.clear(); }, "terms is empty"},
-      {[](Genome& g) { g.terms.assign(5, {Term::Grad, 1.0}); }, "5 terms, more than the maximum 4"},
+      {[](Genome& g) {
+         g.terms.assign(5, {Term::Grad, 1.0});
+       },
+       "5 terms, more than the maximum 4"},
       {[](Genome& g) { g.terms[0].weight = 11; }, "weights[0] = 11 is outside the allowed range [-10, 10]"},
       {[](Genome& g) { g.terms[0].weight = std::nan(""); }, "weights[0] = nan"},
-      {[](Genome& g) { g.terms = {{Term::Grad, 1.0}, {Term::Grad, -1.0}}; }, "weights sum to zero"},
+      {[](Genome& g) {
+         g.terms = {{Term::Grad, 1.0}, {Term::Grad, -1.0}};
+       },
+       "weights sum to zero"},
       {[](Genome& g) { g.log10_lr = 2; }, "log10_lr = 2 is outside the allowed range [-7, 1]"},
       {[](Genome& g) { g.log10_lr = std::numeric_limits<double>::infinity(); }, "log10_lr = inf"},
       {[](Genome& g) { g.beta1 = 1.0; }, "beta1 = 1 is outside"},

@@ -27,19 +27,18 @@ inline std::filesystem::path mirror_dir() {
 }
 
 // Skips (or, under CI, fails) when the offline mirror is absent.
-#define EVOOPT_REQUIRE_MIRROR()                                                                      \
-  do {                                                                                               \
-    if (!std::filesystem::is_directory(::evoopt::test::mirror_dir())) {                              \
+#define EVOOPT_REQUIRE_MIRROR()                                                                               \
+  do {                                                                                                        \
+    if (!std::filesystem::is_directory(::evoopt::test::mirror_dir())) {                                       \
       if (std::getenv("CI") != nullptr) FAIL() << "offline mirror missing: " << ::evoopt::test::mirror_dir(); \
-      GTEST_SKIP() << "offline mirror not present: " << ::evoopt::test::mirror_dir();               \
-    }                                                                                                \
+      GTEST_SKIP() << "offline mirror not present: " << ::evoopt::test::mirror_dir();                         \
+    }                                                                                                         \
   } while (0)
 
-#define EVOOPT_REQUIRE_DATASET(name)                                                                 \
-  do {                                                                                               \
-    if (!std::filesystem::exists(::evoopt::test::data_dir() / name / "metadata.json"))              \
-      FAIL() << "dataset " << name << " not prepared in " << ::evoopt::test::data_dir()              \
-             << " (run scripts/setup.sh or evoopt data fetch)";                                      \
+#define EVOOPT_REQUIRE_DATASET(name)                                                                                                       \
+  do {                                                                                                                                     \
+    if (!std::filesystem::exists(::evoopt::test::data_dir() / name / "metadata.json"))                                                     \
+      FAIL() << "dataset " << name << " not prepared in " << ::evoopt::test::data_dir() << " (run scripts/setup.sh or evoopt data fetch)"; \
   } while (0)
 
 class TempDir {

@@ -4,8 +4,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"

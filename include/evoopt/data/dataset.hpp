@@ -17,8 +17,8 @@ struct Dataset {
 
 // A dataset's official train and test parts plus where they came from.
 struct DatasetPair {
-  std::string name;        // registry name, e.g. "cifar10"
-  std::string label;       // provenance label shown wherever results are, e.g. "CIFAR-10 (JPEG mirror, lossy)"
+  std::string name;   // registry name, e.g. "cifar10"
+  std::string label;  // provenance label shown wherever results are, e.g. "CIFAR-10 (JPEG mirror, lossy)"
   bool lossy = false;
   std::vector<std::string> classes;
   Dataset train;

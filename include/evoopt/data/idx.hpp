@@ -11,7 +11,7 @@
 namespace evoopt::data {
 
 // Parse IDX bytes; `what` names the source in error messages.
-torch::Tensor parse_idx_images(const Bytes& bytes, const std::string& what);  // uint8 (N,1,H,W)
+torch::Tensor parse_idx_images(const Bytes& bytes, const std::string& what);                        // uint8 (N,1,H,W)
 torch::Tensor parse_idx_labels(const Bytes& bytes, const std::string& what, int num_classes = 10);  // int64 (N)
 
 // Read an images file and a labels file and check that their counts agree.

@@ -18,9 +18,9 @@ namespace evoopt::data {
 enum class Format { Idx, CifarBinary };
 
 struct FileSpec {
-  std::string name;     // decompressed file name
-  std::string sha256;   // of the decompressed bytes (empty when the source publishes only MD5)
-  std::string md5;      // of the decompressed bytes (CIFAR-10's published checksums)
+  std::string name;    // decompressed file name
+  std::string sha256;  // of the decompressed bytes (empty when the source publishes only MD5)
+  std::string md5;     // of the decompressed bytes (CIFAR-10's published checksums)
   std::uint64_t bytes = 0;
 };
 
@@ -45,14 +45,14 @@ inline constexpr const char* kCifarJpegArchive = "cifar10-jpeg.tar.gz";
 inline constexpr const char* kCifarJpegTarSha256 = "74f15e6469def9a38eaeb54947d736a95716532de50fd246e8924944cc8b4f88";
 inline constexpr const char* kCifarJpegLabel = "cifar10 (JPEG mirror, lossy)";
 
-std::filesystem::path default_data_dir();                 // $EVOOPT_DATA_DIR or ./data
-std::vector<std::filesystem::path> default_mirrors();     // $EVOOPT_DATA_MIRROR, ':'-separated
+std::filesystem::path default_data_dir();              // $EVOOPT_DATA_DIR or ./data
+std::vector<std::filesystem::path> default_mirrors();  // $EVOOPT_DATA_MIRROR, ':'-separated
 
 using LogFn = std::function<void(const std::string&)>;
 
 struct FetchOptions {
   std::filesystem::path data_dir = default_data_dir();
-  std::vector<std::filesystem::path> mirrors;   // searched in order
+  std::vector<std::filesystem::path> mirrors;               // searched in order
   std::vector<std::filesystem::path> system_dirs_override;  // tests: replace the spec's system dirs
   bool use_system_dirs = true;
   bool allow_download = true;

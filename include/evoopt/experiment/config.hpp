@@ -18,9 +18,9 @@ struct CompareOptions {
   std::vector<std::string> baselines = {"sgd", "adam", "rmsprop", "adamw", "lion-like"};
   std::vector<double> lr_grid = {1e-4, 1e-3, 1e-2};
   std::vector<double> wd_grid = {1e-5, 1e-4, 1e-3};
-  int test_seeds = 5;               // fresh seeds for the test split, disjoint from search seeds
-  double horizon_multiple = 2.0;    // the longer-horizon column: steps × this (0 = off)
-  bool equal_budget = false;        // random search for the strongest baseline with the evolution's run count
+  int test_seeds = 5;                  // fresh seeds for the test split, disjoint from search seeds
+  double horizon_multiple = 2.0;       // the longer-horizon column: steps × this (0 = off)
+  bool equal_budget = false;           // random search for the strongest baseline with the evolution's run count
   std::int64_t equal_budget_runs = 0;  // 0: as many training runs as the evolution spent
   void validate() const;
 };
@@ -30,22 +30,22 @@ struct ExperimentConfig {
   std::uint64_t seed = 0;
   std::vector<std::string> tasks = {"fashion_mnist", "cifar10", "mnist"};
   std::string model = "tiny";
-  std::int64_t steps = 100;       // training steps per evaluation
+  std::int64_t steps = 100;  // training steps per evaluation
   std::int64_t batch_size = 64;
-  int workers = 0;                // 0: one per core
+  int workers = 0;  // 0: one per core
   int final_test_seeds = 3;
-  bool break_even = true;         // measure how many steps the best seed optimizer needs to match the winner
+  bool break_even = true;  // measure how many steps the best seed optimizer needs to match the winner
   // data
-  std::string data_dir;           // empty: $EVOOPT_DATA_DIR or ./data
+  std::string data_dir;  // empty: $EVOOPT_DATA_DIR or ./data
   std::int64_t train_subset = 0;
   std::int64_t val_size = 5000;
   std::uint64_t split_seed = 0;
-  int augment = -1;               // -1: task default
+  int augment = -1;  // -1: task default
   ga::GaOptions ga;
   CompareOptions compare;
 
   ExperimentConfig();
-  void apply_preset(const std::string& name);  // "default" | "quick"
+  void apply_preset(const std::string& name);         // "default" | "quick"
   void load_toml(const std::filesystem::path& file);  // throws evoopt::Error naming the file and key
   void validate() const;
   int resolved_workers() const;

@@ -37,21 +37,21 @@ struct FinalTest {
 };
 
 struct BreakEven {
-  std::string baseline;          // the best seed optimizer of generation 0
+  std::string baseline;  // the best seed optimizer of generation 0
   double baseline_val_fitness = 0;
   double winner_val_fitness = 0;
-  double improvement = 0;        // winner − baseline (validation fitness)
-  std::optional<double> multiple_needed;  // steps multiple at which the baseline matches the winner
+  double improvement = 0;                           // winner − baseline (validation fitness)
+  std::optional<double> multiple_needed;            // steps multiple at which the baseline matches the winner
   std::vector<std::pair<double, double>> measured;  // (multiple, baseline validation fitness)
-  std::string verdict;           // one line, with the number of runs
+  std::string verdict;                              // one line, with the number of runs
 };
 
 struct Cost {
   std::int64_t search_runs = 0, search_steps = 0;
-  double search_train_seconds = 0;  // sum of single-threaded run times
+  double search_train_seconds = 0;               // sum of single-threaded run times
   std::int64_t other_runs = 0, other_steps = 0;  // final test, break-even, comparison
-  double wall_seconds = 0;          // this process
-  double cpu_seconds = 0;           // this process (user + system)
+  double wall_seconds = 0;                       // this process
+  double cpu_seconds = 0;                        // this process (user + system)
 };
 
 struct StudyResult {

@@ -35,8 +35,8 @@ struct GaOptions {
   bool anneal = false;  // mutation strength falls linearly from 1 to 0.3 over the generations
   SearchSpace space;
   std::uint64_t seed = 0;
-  std::vector<std::string> tasks;  // fitness = mean over these of the mean over seeds
-  int search_seeds = 1;            // training seeds per task per genome
+  std::vector<std::string> tasks;         // fitness = mean over these of the mean over seeds
+  int search_seeds = 1;                   // training seeds per task per genome
   std::vector<std::string> seed_presets;  // empty: sgd, adam, rmsprop (+ adamw, signum, lion-like when the vocabulary has them)
   void validate() const;
   nlohmann::json to_json() const;
@@ -80,15 +80,15 @@ struct GaEvents {
 };
 
 struct GaOutcome {
-  bool completed = false;   // false: interrupted (checkpoint written)
+  bool completed = false;  // false: interrupted (checkpoint written)
   bool resumed = false;
   Individual best;
   std::vector<GenerationRecord> history;
-  std::int64_t runs_executed = 0;   // training runs done by this process
+  std::int64_t runs_executed = 0;  // training runs done by this process
   std::int64_t steps_executed = 0;
-  std::int64_t runs_total = 0;      // all runs in the journal (this and earlier processes)
+  std::int64_t runs_total = 0;  // all runs in the journal (this and earlier processes)
   std::int64_t steps_total = 0;
-  double train_seconds_total = 0;   // sum of per-run wall seconds in the journal
+  double train_seconds_total = 0;  // sum of per-run wall seconds in the journal
 };
 
 class GeneticAlgorithm {

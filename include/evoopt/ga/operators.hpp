@@ -18,17 +18,17 @@ struct SearchSpace {
 };
 
 struct MutationOptions {
-  double gene_rate = 0.3;         // probability that each scalar gene is nudged
-  double structural_rate = 0.3;   // probability of one add / remove / change of a term
-  double flip_rate = 0.1;         // probability that each flag gene flips
-  double sigma_log10_lr = 0.25;   // Gaussian nudges in log10 space
+  double gene_rate = 0.3;        // probability that each scalar gene is nudged
+  double structural_rate = 0.3;  // probability of one add / remove / change of a term
+  double flip_rate = 0.1;        // probability that each flag gene flips
+  double sigma_log10_lr = 0.25;  // Gaussian nudges in log10 space
   double sigma_log10_eps = 0.5;
   double sigma_log10_wd = 0.5;
-  double sigma_beta1 = 0.03;      // bounded nudge of β1
+  double sigma_beta1 = 0.03;           // bounded nudge of β1
   double sigma_log10_1m_beta2 = 0.25;  // β2 is nudged in log10(1−β2)
-  double sigma_weight = 0.25;     // multiplicative: w·exp(N(0, σ))
+  double sigma_weight = 0.25;          // multiplicative: w·exp(N(0, σ))
   double sigma_warmup = 0.05;
-  double strength = 1.0;          // scales every σ (annealing)
+  double strength = 1.0;  // scales every σ (annealing)
   void validate() const;
 };
 

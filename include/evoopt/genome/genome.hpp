@@ -47,8 +47,8 @@ struct Genome {
   // the moments (torch's SGD/Adam/RMSprop weight_decay).
   bool decoupled_weight_decay = true;
   bool bias_correction = true;
-  double warmup_fraction = 0.0;  // fraction of the run's steps spent in linear warmup
-  bool cosine_decay = false;     // cosine decay to 0 after warmup
+  double warmup_fraction = 0.0;     // fraction of the run's steps spent in linear warmup
+  bool cosine_decay = false;        // cosine decay to 0 after warmup
   std::optional<double> clip_norm;  // clip gradients by global norm when set
 
   double lr() const;

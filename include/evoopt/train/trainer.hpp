@@ -20,11 +20,11 @@
 namespace evoopt::train {
 
 struct Budget {
-  std::int64_t steps = 0;             // 0: the task's default
-  std::int64_t log_every = 10;        // loss curve resolution
-  double divergence_loss = 50.0;      // a training loss above this counts as divergence
+  std::int64_t steps = 0;         // 0: the task's default
+  std::int64_t log_every = 10;    // loss curve resolution
+  double divergence_loss = 50.0;  // a training loss above this counts as divergence
   std::int64_t eval_batch = 1000;
-  int threads = 1;                    // intra-op threads for this run
+  int threads = 1;  // intra-op threads for this run
   data::Split eval_split = data::Split::Val;
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
 };
@@ -68,7 +68,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
 double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch);
 
 struct Fitness {
-  double overall = 0.0;                  // mean over tasks of the per-task value
+  double overall = 0.0;                    // mean over tasks of the per-task value
   std::map<std::string, double> per_task;  // mean over seeds, diverged = −1
 };
 // Per task the mean over seeds, overall the mean over tasks.
