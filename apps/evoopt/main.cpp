@@ -534,7 +534,7 @@ int main(int argc, char** argv) {
   bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)");
 
   EvolveArgs evolve_args;
-  auto add_study_flags = [&](CLI::App* c) {
+  auto add_study_flags = [&](CLI::App* c, bool is_compare) {
     c->add_option("--config", evolve_args.config_file, "TOML config file (flags override it)")->check(CLI::ExistingFile);
     c->add_option("--preset", evolve_args.preset, "default or quick (every size shrunk, a first look in about 2 minutes)");
     c->add_option("--out", evolve_args.out, "Run directory");
@@ -542,8 +542,10 @@ int main(int argc, char** argv) {
     c->add_option("--population", evolve_args.population, "Population size (default 20)");
     c->add_option("--generations", evolve_args.generations, "Generations (default 15)");
     c->add_option("--seed", evolve_args.seed, "Run seed (default 0)");
-    c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)");
-    c->add_option("--final-test-seeds", evolve_args.final_test_seeds, "Fresh test seeds for the winner (default 3)");
+    if (is_compare)
+      c->add_option("--val-seeds", evolve_args.seeds, "Validation seeds per task for the sweeps (default 1)");
+    else
+      c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)");
     c->add_option("--steps", evolve_args.steps, "Training steps per run");
     c->add_option("--workers", evolve_args.workers, "Parallel local workers (0 = one per core)");
     c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)");
@@ -555,7 +557,8 @@ int main(int argc, char** argv) {
     c->add_flag("--anneal", evolve_args.anneal, "Anneal mutation strength over the generations");
   };
   auto* evolve_cmd = app.add_subcommand("evolve", "Run the study: evolve, test the winner, compare with tuned baselines");
-  add_study_flags(evolve_cmd);
+  add_study_flags(evolve_cmd, false);
+  evolve_cmd->add_option("--final-test-seeds", evolve_args.final_test_seeds, "Fresh test seeds for the winner (default 3)");
   evolve_cmd->add_flag("--no-compare", evolve_args.no_compare, "Skip the baseline comparison");
   evolve_cmd->add_flag("--no-break-even", evolve_args.no_break_even, "Skip the break-even measurement");
   evolve_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Also give the strongest baseline a random search with the evolution's run count");
@@ -566,8 +569,8 @@ int main(int argc, char** argv) {
   int compare_seeds = 0;
   auto* compare_cmd = app.add_subcommand("compare", "Compare a genome with tuned baselines on fresh test seeds");
   compare_cmd->add_option("--genome", compare_genome, "Genome JSON (e.g. a run's best_genome.json) or preset")->required();
-  compare_cmd->add_option("--test-seeds", compare_seeds, "Fresh test seeds (default 5)");
-  add_study_flags(compare_cmd);
+  compare_cmd->add_option("--seeds,--test-seeds", compare_seeds, "Fresh test seeds, the same for every method (default 5)");
+  add_study_flags(compare_cmd, true);
   compare_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Random search for the strongest baseline (needs --equal-budget-runs)");
   compare_cmd->add_option("--equal-budget-runs", evolve_args.equal_budget_runs, "Training runs for the equal-budget random search");
 

@@ -144,7 +144,7 @@ TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
                              (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_EQ(journal_lines(tmp / "cmp/stages.jsonl"), lines);
-  auto bad = test::run_cli("compare --genome adam --test-seeds 1 --data-dir " + test::data_dir().string());
+  auto bad = test::run_cli("compare --genome adam --seeds 1 --data-dir " + test::data_dir().string());
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("test seeds must be >= 2"), std::string::npos) << bad.err;
 }
