@@ -339,6 +339,9 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   std::vector<Individual> all, population;
   std::vector<GenerationRecord> history;
   int generation = 0;
+  // The state a checkpoint of "nothing completed yet" (generation −1) holds.
+  Rng rng_at_start = rng;
+  std::uint64_t next_id_at_start = next_id_;
   const fs::path ck_path = run_dir_.empty() ? fs::path() : run_dir_ / "checkpoint.json";
   if (!ck_path.empty() && fs::exists(ck_path)) {
     json ck;
@@ -358,8 +361,14 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     std::vector<Individual> last;
     for (const auto& id : ck.at("population")) last.push_back(by_id.at(id.get<std::uint64_t>()));
     generation = ck.at("generation").get<int>() + 1;
-    write_outputs(history, all);
-    if (generation < options_.generations) population = breed(last, generation, rng);
+    if (generation == 0) {
+      rng_at_start = rng;
+      next_id_at_start = next_id_;
+      population = initial_population(rng);  // interrupted during generation 0
+    } else {
+      write_outputs(history, all);
+      if (generation < options_.generations) population = breed(last, generation, rng);
+    }
   } else {
     if (!cache_.empty()) outcome.resumed = true;
     population = initial_population(rng);
@@ -386,6 +395,14 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     bool interrupted = false;
     evaluate(population, rec, events, cancel, outcome, interrupted);
     if (interrupted) {
+      // Generations ≥ 1 already have the checkpoint of the one before; the
+      // first gets one that says "start from the beginning".
+      if (generation == 0 && !run_dir_.empty() && !fs::exists(run_dir_ / "checkpoint.json")) {
+        const std::uint64_t keep = next_id_;
+        next_id_ = next_id_at_start;
+        save_checkpoint(-1, rng_at_start, {}, {}, {});
+        next_id_ = keep;
+      }
       outcome.completed = false;
       outcome.history = history;
       if (!all.empty()) outcome.best = best_of(all);

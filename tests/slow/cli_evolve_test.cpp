@@ -87,8 +87,8 @@ TEST(CliEvolve, CtrlCWritesACheckpointAndSaysHowToResume) {
   const fs::path dir = tmp / "run";
   std::string out;
   const int rc = run_and_signal(
-      "evolve --out " + dir.string() + kTiny + " --data-dir " + test::data_dir().string(), dir, [&] { return fs::exists(dir / "checkpoint.json"); },
-      SIGINT, &out);
+      "evolve --out " + dir.string() + kTiny + " --data-dir " + test::data_dir().string(), dir,
+      [&] { return journal_lines(dir / "journal.jsonl") >= 1; }, SIGINT, &out);
   EXPECT_EQ(rc, 130) << out;
   EXPECT_NE(out.find("Resume with: evoopt resume " + dir.string()), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(dir / "checkpoint.json"));

@@ -187,6 +187,7 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
       GaOutcome part = GeneticAlgorithm(o, se, dir).run(ev, &cancel);
       total_calls += se.calls();
       completed = part.completed;
+      EXPECT_TRUE(std::filesystem::exists(dir / "checkpoint.json")) << "an interrupted run always leaves a checkpoint";
     }
     EXPECT_EQ(total_calls, full_ev.calls()) << "a completed run was repeated (stop every " << stop_every << ")";
     EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "history.csv")),
