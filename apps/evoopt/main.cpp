@@ -429,7 +429,7 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
   const genome::Genome g = genome::load_genome(genome_file);
   g.validate(genome::Bounds::kHardMaxTerms);
   const std::string out = a.out.empty() ? "runs/compare-" + g.hash_hex() : a.out;
-  std::filesystem::create_directories(out);
+  const DirLock lock(out);
   const experiment::LoadedTasks loaded = experiment::load_tasks(c);
   const auto& labels = loaded.labels;
   train::Budget b;

@@ -1,6 +1,7 @@
 #include "evoopt/common/files.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -122,6 +123,22 @@ void append_line_durable(const fs::path& path, const std::string& line) {
   write_all(fd, data.data(), data.size(), fs::path());
   ::fsync(fd);
   ::close(fd);
+}
+
+DirLock::DirLock(const fs::path& dir) {
+  fs::create_directories(dir);
+  const fs::path p = dir / ".lock";
+  fd_ = ::open(p.c_str(), O_RDWR | O_CREAT, 0644);
+  if (fd_ < 0) throw Error(p.string() + ": cannot open lock file: " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(dir.string() + " is in use by another evoopt process");
+  }
+}
+
+DirLock::~DirLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 std::vector<std::string> read_journal_lines(const fs::path& path) {

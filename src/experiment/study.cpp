@@ -137,7 +137,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   auto labels = loaded.labels;
   const fs::path& data_dir = loaded.data_dir;
 
-  fs::create_directories(run_dir);
+  const DirLock lock(run_dir);
   if (!resume) {
     json cfg = config.to_json();
     cfg["provenance"] = provenance(config, data_dir);

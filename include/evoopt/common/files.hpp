@@ -29,6 +29,19 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& tex
 // Appends one line to a file and fsyncs it (for append-only journals).
 void append_line_durable(const std::filesystem::path& path, const std::string& line);
 
+// An exclusive lock on a run directory (flock on DIR/.lock), held for the
+// object's lifetime, so two processes never append to the same journals.
+class DirLock {
+ public:
+  explicit DirLock(const std::filesystem::path& dir);  // throws evoopt::Error when another process holds it
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // Reads the complete lines of a journal. A torn last line (a crash mid-append)
 // is cut off the file, so the next append starts on a fresh line.
 std::vector<std::string> read_journal_lines(const std::filesystem::path& path);
