@@ -120,15 +120,21 @@ struct Candidate {
   bool lossy = false;
 };
 
-std::string idx_count_check(const DatasetSpec& spec, const std::vector<StagedFile>& files, std::int64_t& train, std::int64_t& test) {
-  Dataset tr, te;
-  tr.images = parse_idx_images(files[0].bytes, files[0].name);
-  tr.labels = parse_idx_labels(files[1].bytes, files[1].name, static_cast<int>(spec.classes.size()));
-  te.images = parse_idx_images(files[2].bytes, files[2].name);
-  te.labels = parse_idx_labels(files[3].bytes, files[3].name, static_cast<int>(spec.classes.size()));
-  train = tr.size();
-  test = te.size();
-  return "";
+// Parses the four staged IDX files (rejecting malformed content) and returns
+// the train and test counts; images and labels must agree.
+std::pair<std::int64_t, std::int64_t> idx_counts(const DatasetSpec& spec, const std::vector<StagedFile>& files) {
+  const int classes = static_cast<int>(spec.classes.size());
+  std::int64_t counts[2];
+  for (int part = 0; part < 2; ++part) {
+    const StagedFile& img = files[static_cast<std::size_t>(2 * part)];
+    const StagedFile& lab = files[static_cast<std::size_t>(2 * part + 1)];
+    const auto n_img = parse_idx_images(img.bytes, img.name).size(0);
+    const auto n_lab = parse_idx_labels(lab.bytes, lab.name, classes).size(0);
+    if (n_img != n_lab)
+      throw Error(img.name + ": " + std::to_string(n_img) + " images but " + lab.name + " has " + std::to_string(n_lab) + " labels");
+    counts[part] = n_img;
+  }
+  return {counts[0], counts[1]};
 }
 
 // IDX: all four files from one directory (raw or .gz), each checked against the table.
@@ -391,7 +397,7 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
   // Parse what will be stored, to count it and to reject malformed content.
   std::int64_t train = 0, test = 0;
   if (spec.format == Format::Idx) {
-    idx_count_check(spec, cand.files, train, test);
+    std::tie(train, test) = idx_counts(spec, cand.files);
   } else {
     train = static_cast<std::int64_t>(cand.files[0].bytes.size() / kCifarRecordBytes);
     test = static_cast<std::int64_t>(cand.files[1].bytes.size() / kCifarRecordBytes);
