@@ -30,7 +30,7 @@ std::size_t journal_lines(const fs::path& p) {
 
 // Starts the CLI in the background; returns when `ready` holds, then sends `sig`.
 // Returns the exit code.
-int run_and_signal(const std::string& args, const fs::path& dir, const std::function<bool()>& ready, int sig, std::string* out_text) {
+int run_and_signal(const std::string& args, const std::function<bool()>& ready, int sig, std::string* out_text) {
   test::TempDir tmp;
   const std::string cmd = "(" + std::string(EVOOPT_CLI) + " " + args + " > " + (tmp / "out").string() + " 2>&1 & echo $! > " +
                           (tmp / "pid").string() + "; wait $!; echo $? > " + (tmp / "rc").string() + ") &";
@@ -49,7 +49,6 @@ int run_and_signal(const std::string& args, const fs::path& dir, const std::func
   EXPECT_TRUE(signalled) << "the run ended before it could be signalled";
   while (!fs::exists(tmp / "rc") || read_text_file(tmp / "rc").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (out_text) *out_text = read_text_file(tmp / "out");
-  (void)dir;
   return std::stoi(read_text_file(tmp / "rc"));
 }
 
@@ -68,7 +67,7 @@ TEST(CliEvolve, KillNineThenResumeGivesIdenticalOutputs) {
   for (std::size_t at : {std::size_t{3}, total - 2}) {
     const fs::path dir = tmp / ("killed" + std::to_string(at));
     const int rc = run_and_signal(
-        "evolve --out " + dir.string() + kTiny + data, dir, [&] { return journal_lines(dir / "journal.jsonl") >= at; }, SIGKILL, nullptr);
+        "evolve --out " + dir.string() + kTiny + data, [&] { return journal_lines(dir / "journal.jsonl") >= at; }, SIGKILL, nullptr);
     EXPECT_EQ(rc, 128 + SIGKILL);
     const std::size_t before = journal_lines(dir / "journal.jsonl");
     auto resumed = test::run_cli("resume " + dir.string());
@@ -89,8 +88,8 @@ TEST(CliEvolve, CtrlCWritesACheckpointAndSaysHowToResume) {
   const fs::path dir = tmp / "run";
   std::string out;
   const int rc = run_and_signal(
-      "evolve --out " + dir.string() + kTiny + " --data-dir " + test::data_dir().string(), dir,
-      [&] { return journal_lines(dir / "journal.jsonl") >= 1; }, SIGINT, &out);
+      "evolve --out " + dir.string() + kTiny + " --data-dir " + test::data_dir().string(), [&] { return journal_lines(dir / "journal.jsonl") >= 1; },
+      SIGINT, &out);
   EXPECT_EQ(rc, 130) << out;
   EXPECT_NE(out.find("Resume with: evoopt resume " + dir.string()), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(dir / "checkpoint.json"));
