@@ -141,6 +141,14 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   if (!resume) {
     json cfg = config.to_json();
     cfg["provenance"] = provenance(config, data_dir);
+    // The derived training seeds, spelled out: search (validation) and test are disjoint.
+    json search = json::object(), test = json::object();
+    const int n_test = std::max(config.final_test_seeds, config.compare.enabled ? config.compare.test_seeds : 0);
+    for (const auto& t : config.tasks) {
+      for (int s = 0; s < config.ga.search_seeds; ++s) search[t].push_back(ga::search_seed(config.seed, t, s));
+      test[t] = test_seeds(config.seed, t, n_test, config.ga.search_seeds);
+    }
+    cfg["derived_seeds"] = {{"search", search}, {"test", test}};
     cfg["evoopt_version"] = EVOOPT_VERSION;
     write_file_atomic(run_dir / "config.json", cfg.dump(2) + "\n");
   }
