@@ -18,6 +18,11 @@ using nlohmann::json;
 
 // ---------------------------------------------------------------- options
 
+// JSON of the mutation options: one list of fields for both directions (strength,
+// the annealing factor, is set per generation and not stored).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MutationOptions, gene_rate, structural_rate, flip_rate, sigma_log10_lr, sigma_log10_eps, sigma_log10_wd,
+                                   sigma_beta1, sigma_log10_1m_beta2, sigma_weight, sigma_warmup)
+
 void GaOptions::validate() const {
   if (population < 2) throw Error("population must be >= 2, got " + std::to_string(population));
   if (generations < 1) throw Error("generations must be >= 1, got " + std::to_string(generations));
@@ -45,17 +50,7 @@ json GaOptions::to_json() const {
           {"tasks", tasks},
           {"search_seeds", search_seeds},
           {"seed_presets", seed_presets},
-          {"mutation",
-           {{"gene_rate", mutation.gene_rate},
-            {"structural_rate", mutation.structural_rate},
-            {"flip_rate", mutation.flip_rate},
-            {"sigma_log10_lr", mutation.sigma_log10_lr},
-            {"sigma_log10_eps", mutation.sigma_log10_eps},
-            {"sigma_log10_wd", mutation.sigma_log10_wd},
-            {"sigma_beta1", mutation.sigma_beta1},
-            {"sigma_log10_1m_beta2", mutation.sigma_log10_1m_beta2},
-            {"sigma_weight", mutation.sigma_weight},
-            {"sigma_warmup", mutation.sigma_warmup}}}};
+          {"mutation", mutation}};
 }
 
 GaOptions GaOptions::from_json(const json& j) {
@@ -72,17 +67,7 @@ GaOptions GaOptions::from_json(const json& j) {
   o.tasks = j.at("tasks").get<std::vector<std::string>>();
   o.search_seeds = j.at("search_seeds");
   o.seed_presets = j.at("seed_presets").get<std::vector<std::string>>();
-  const json& m = j.at("mutation");
-  o.mutation.gene_rate = m.at("gene_rate");
-  o.mutation.structural_rate = m.at("structural_rate");
-  o.mutation.flip_rate = m.at("flip_rate");
-  o.mutation.sigma_log10_lr = m.at("sigma_log10_lr");
-  o.mutation.sigma_log10_eps = m.at("sigma_log10_eps");
-  o.mutation.sigma_log10_wd = m.at("sigma_log10_wd");
-  o.mutation.sigma_beta1 = m.at("sigma_beta1");
-  o.mutation.sigma_log10_1m_beta2 = m.at("sigma_log10_1m_beta2");
-  o.mutation.sigma_weight = m.at("sigma_weight");
-  o.mutation.sigma_warmup = m.at("sigma_warmup");
+  o.mutation = j.at("mutation").get<MutationOptions>();
   return o;
 }
 
