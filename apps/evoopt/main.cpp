@@ -450,21 +450,12 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
                            c.steps, c.compare.test_seeds, out)
             << std::endl;
   try {
-    experiment::CompareInputs in;
-    in.evolved = g;
-    in.evolved_val_fitness = experiment::validation_fitness(ctx, "sweep", {g}, c.tasks, c.seed, c.ga.search_seeds).front().overall;
-    in.tasks = c.tasks;
-    in.labels = labels;
-    in.run_seed = c.seed;
-    in.search_seeds = c.ga.search_seeds;
-    in.steps = c.steps;
-    in.evolution_runs = c.compare.equal_budget_runs;
-    in.options = c.compare;
+    const double val_fitness = experiment::validation_fitness(ctx, "sweep", {g}, c.tasks, c.seed, c.ga.search_seeds).front().overall;
+    const experiment::CompareInputs in = experiment::compare_inputs(c, g, val_fitness, labels, c.compare.equal_budget_runs);
     if (in.options.equal_budget && in.options.equal_budget_runs == 0)
       throw Error("--equal-budget with evoopt compare needs --equal-budget-runs N (the evolution's run count is not known here)");
     auto cmp = experiment::run_comparison(ctx, in);
-    write_file_atomic(std::filesystem::path(out) / "comparison.json", cmp.to_json().dump(2) + "\n");
-    write_file_atomic(std::filesystem::path(out) / "comparison.csv", cmp.to_csv());
+    experiment::write_comparison(cmp, out);
     print_comparison(cmp);
     std::cout << "\nOutputs in " << out << ": comparison.json comparison.csv" << std::endl;
   } catch (const experiment::Interrupted&) {

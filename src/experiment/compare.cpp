@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
 namespace evoopt::experiment {
@@ -157,6 +158,26 @@ json stats_json(const std::vector<double>& v, const std::vector<double>* evolved
 }
 
 }  // namespace
+
+CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genome& evolved, double evolved_val_fitness,
+                             const std::map<std::string, std::string>& labels, std::int64_t evolution_runs) {
+  CompareInputs in;
+  in.evolved = evolved;
+  in.evolved_val_fitness = evolved_val_fitness;
+  in.tasks = config.tasks;
+  in.labels = labels;
+  in.run_seed = config.seed;
+  in.search_seeds = config.ga.search_seeds;
+  in.steps = config.steps;
+  in.evolution_runs = evolution_runs;
+  in.options = config.compare;
+  return in;
+}
+
+void write_comparison(const Comparison& c, const std::filesystem::path& dir) {
+  write_file_atomic(dir / "comparison.json", c.to_json().dump(2) + "\n");
+  write_file_atomic(dir / "comparison.csv", c.to_csv());
+}
 
 Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   in.options.validate();

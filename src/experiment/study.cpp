@@ -264,19 +264,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
 
     // Comparison with tuned baselines.
     if (config.compare.enabled) {
-      CompareInputs in;
-      in.evolved = winner;
-      in.evolved_val_fitness = result.ga.best.fitness;
-      in.tasks = config.tasks;
-      in.labels = labels;
-      in.run_seed = config.seed;
-      in.search_seeds = config.ga.search_seeds;
-      in.steps = config.steps;
-      in.evolution_runs = result.ga.runs_total;
-      in.options = config.compare;
-      Comparison c = run_comparison(ctx, in);
-      write_file_atomic(run_dir / "comparison.json", c.to_json().dump(2) + "\n");
-      write_file_atomic(run_dir / "comparison.csv", c.to_csv());
+      Comparison c = run_comparison(ctx, compare_inputs(config, winner, result.ga.best.fitness, labels, result.ga.runs_total));
+      write_comparison(c, run_dir);
       result.comparison = std::move(c);
     }
   } catch (const Interrupted&) {

@@ -6,6 +6,7 @@
 // one. Optionally the strongest baseline also gets a random search with as
 // many training runs as the evolution spent.
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -107,6 +108,13 @@ struct CompareInputs {
   CompareOptions options;
 };
 
+// The inputs a study's config gives the comparison of `evolved`.
+CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genome& evolved, double evolved_val_fitness,
+                             const std::map<std::string, std::string>& labels, std::int64_t evolution_runs);
+
 Comparison run_comparison(RunContext& ctx, const CompareInputs& in);
+
+// Writes DIR/comparison.json and DIR/comparison.csv atomically.
+void write_comparison(const Comparison& c, const std::filesystem::path& dir);
 
 }  // namespace evoopt::experiment
