@@ -25,6 +25,17 @@ namespace {
 namespace fs = std::filesystem;
 using namespace evoopt;
 
+// A CLI11 check that an integer flag is at least `min`, with a short message.
+CLI::Validator at_least(long long min) {
+  return CLI::Validator(
+      [min](std::string& value) -> std::string {
+        long long v = 0;
+        if (!CLI::detail::lexical_cast(value, v)) return "must be an integer, got '" + value + "'";
+        return v < min ? "must be >= " + std::to_string(min) + ", got " + value : std::string();
+      },
+      ">=" + std::to_string(min));
+}
+
 std::string first_line(const std::string& s) {
   auto nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl);
@@ -314,7 +325,6 @@ struct EvolveArgs {
   int population = 0, generations = 0, workers = -1, seeds = 0, final_test_seeds = 0, max_terms = 0;
   std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
   std::uint64_t seed = 0;
-  bool seed_given = false;
   std::string model, vocabulary, data_dir;
   bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false;
 };
@@ -327,23 +337,28 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
     c.load_toml(a.config_file);
     if (!a.preset.empty() && c.preset != preset) c.apply_preset(a.preset);  // an explicit --preset wins over the file's
   }
-  if (cmd->count("--seed")) c.seed = a.seed;
-  if (!a.tasks.empty()) c.tasks = a.tasks;
-  if (a.population > 0) c.ga.population = a.population;
-  if (a.generations > 0) c.ga.generations = a.generations;
-  if (a.workers >= 0) c.workers = a.workers;
-  if (a.seeds > 0) c.ga.search_seeds = a.seeds;
-  if (a.final_test_seeds > 0) c.final_test_seeds = a.final_test_seeds;
-  if (a.max_terms > 0) c.ga.space.max_terms = a.max_terms;
-  if (a.steps > 0) c.steps = a.steps;
-  if (a.train_subset >= 0) c.train_subset = a.train_subset;
-  if (a.val_size > 0) c.val_size = a.val_size;
-  if (!a.model.empty()) c.model = a.model;
-  if (!a.vocabulary.empty()) c.ga.space.vocabulary = genome::vocabulary_from_name(a.vocabulary);
-  if (!a.data_dir.empty()) c.data_dir = a.data_dir;
+  // A flag the user gave is applied as given (and validated below), even when it is 0.
+  const auto given = [cmd](const char* name) {
+    const CLI::Option* o = cmd->get_option_no_throw(name);
+    return o != nullptr && o->count() > 0;
+  };
+  if (given("--seed")) c.seed = a.seed;
+  if (given("--tasks")) c.tasks = a.tasks;
+  if (given("--population")) c.ga.population = a.population;
+  if (given("--generations")) c.ga.generations = a.generations;
+  if (given("--workers")) c.workers = a.workers;
+  if (given("--seeds") || given("--val-seeds")) c.ga.search_seeds = a.seeds;
+  if (given("--final-test-seeds")) c.final_test_seeds = a.final_test_seeds;
+  if (given("--max-terms")) c.ga.space.max_terms = a.max_terms;
+  if (given("--steps")) c.steps = a.steps;
+  if (given("--train-subset")) c.train_subset = a.train_subset;
+  if (given("--val-size")) c.val_size = a.val_size;
+  if (given("--model")) c.model = a.model;
+  if (given("--vocabulary")) c.ga.space.vocabulary = genome::vocabulary_from_name(a.vocabulary);
+  if (given("--data-dir")) c.data_dir = a.data_dir;
   if (a.no_compare) c.compare.enabled = false;
   if (a.equal_budget) c.compare.equal_budget = true;
-  if (a.equal_budget_runs > 0) c.compare.equal_budget_runs = a.equal_budget_runs;
+  if (given("--equal-budget-runs")) c.compare.equal_budget_runs = a.equal_budget_runs;
   if (a.no_break_even) c.break_even = false;
   if (a.anneal) c.ga.anneal = true;
   c.validate();
@@ -471,6 +486,8 @@ int main(int argc, char** argv) {
   CLI::App app{"evoopt: discover neural-network optimizers by evolution"};
   app.set_version_flag("--version", std::string(EVOOPT_VERSION));
   app.require_subcommand(1);
+  // Bad flags get one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) { return "evoopt: error: " + std::string(e.what()) + " (see --help)\n"; });
 
   DataArgs data_args;
   auto* data_cmd = app.add_subcommand("data", "Fetch and verify datasets");
@@ -495,15 +512,15 @@ int main(int argc, char** argv) {
   auto add_task_flags = [&](CLI::App* c) {
     c->add_option("--model", train_args.model, "Model preset: tiny (CPU default) or paper")->capture_default_str();
     c->add_option("--data-dir", train_args.data_dir, "Data directory (default: $EVOOPT_DATA_DIR or ./data)");
-    c->add_option("--train-subset", train_args.train_subset, "Use only N training images (0 = all)")->capture_default_str();
-    c->add_option("--val-size", train_args.val_size, "Validation images carved from the training set")->capture_default_str();
-    c->add_option("--batch-size", train_args.batch_size, "Minibatch size (0 = the task's default, 64)");
+    c->add_option("--train-subset", train_args.train_subset, "Use only N training images (0 = all)")->capture_default_str()->check(at_least(0));
+    c->add_option("--val-size", train_args.val_size, "Validation images carved from the training set")->capture_default_str()->check(at_least(1));
+    c->add_option("--batch-size", train_args.batch_size, "Minibatch size (0 = the task's default, 64)")->check(at_least(0));
     c->add_flag("--no-augment", train_args.no_augment, "Disable CIFAR-10 random crop + flip");
   };
   auto* train_cmd = app.add_subcommand("train", "Train one model with one genome and report accuracy");
   train_cmd->add_option("--genome", train_args.genome, "Preset or JSON file")->capture_default_str();
   train_cmd->add_option("--task", train_args.task, "mnist, fashion_mnist or cifar10")->capture_default_str();
-  train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)");
+  train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->check(at_least(0));
   train_cmd->add_option("--seed", train_args.seed, "Seed for initial weights and minibatches")->capture_default_str();
   train_cmd->add_option("--split", train_args.split, "Evaluate on val (default) or test")->capture_default_str();
   train_cmd->add_option("--out", train_args.out, "Write the result as JSON");
@@ -517,12 +534,12 @@ int main(int argc, char** argv) {
   auto* bench_train = bench_cmd->add_subcommand("train", "ms/step and GFLOP/s per task and model, beside single-core sgemm");
   bench_train->add_option("--tasks", bench_tasks, "Tasks")->capture_default_str();
   bench_train->add_option("--models", bench_models, "Model presets")->capture_default_str();
-  bench_train->add_option("--steps", train_args.steps, "Timed steps per configuration (default 50)");
+  bench_train->add_option("--steps", train_args.steps, "Timed steps per configuration (default 50)")->check(at_least(1));
   add_task_flags(bench_train);
   auto* bench_opt = bench_cmd->add_subcommand("optimizer", "GenomeOptimizer(adam) step time vs torch::optim::Adam");
   bench_opt->add_option("--model", train_args.model, "Model preset")->capture_default_str();
   bench_opt->add_option("--task", train_args.task, "Input shape of this task")->capture_default_str();
-  bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)");
+  bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)")->check(at_least(1));
 
   EvolveArgs evolve_args;
   auto add_study_flags = [&](CLI::App* c, bool is_compare) {
@@ -560,7 +577,7 @@ int main(int argc, char** argv) {
   int compare_seeds = 0;
   auto* compare_cmd = app.add_subcommand("compare", "Compare a genome with tuned baselines on fresh test seeds");
   compare_cmd->add_option("--genome", compare_genome, "Genome JSON (e.g. a run's best_genome.json) or preset")->required();
-  compare_cmd->add_option("--seeds,--test-seeds", compare_seeds, "Fresh test seeds, the same for every method (default 5)");
+  compare_cmd->add_option("--seeds,--test-seeds", compare_seeds, "Fresh test seeds, the same for every method (default 5)")->check(at_least(1));
   add_study_flags(compare_cmd, true);
   compare_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Random search for the strongest baseline (needs --equal-budget-runs)");
   compare_cmd->add_option("--equal-budget-runs", evolve_args.equal_budget_runs, "Training runs for the equal-budget random search");

@@ -232,3 +232,29 @@ TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
   EXPECT_EQ(csv.substr(0, csv.find('\n')), "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness");
   EXPECT_EQ(test::count_lines(csv), 1 + 2 * 4 * 3);  // header + horizons × methods × (2 tasks + overall)
 }
+
+// A flag given on the command line is applied as given and validated, even when it is 0;
+// nothing starts and nothing is written.
+TEST(Config, CliFlagsGivenAsZeroOrNegativeAreRejectedBeforeAnythingRuns) {
+  test::TempDir tmp;
+  const std::string out = " --out " + (tmp / "run").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"evolve --population 0", "population must be >= 2, got 0"},
+      {"evolve --generations 0", "generations must be >= 1, got 0"},
+      {"evolve --steps 0", "steps must be >= 1, got 0"},
+      {"evolve --seeds 0", "search seeds per task must be >= 1, got 0"},
+      {"evolve --final-test-seeds 0", "final test seeds must be >= 1"},
+      {"evolve --max-terms 0", "max"},
+      {"evolve --train-subset -5", "training subset must be >= 0"},
+      {"compare --genome adam --val-size 0", "validation size must be >= 1"},
+      {"compare --genome adam --seeds 0", "--seeds: must be >= 1, got 0"},
+      {"train --steps -3", "--steps: must be >= 0, got -3"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto r = test::run_cli(args + (args.rfind("train", 0) == 0 ? std::string() : out));
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << ": " << r.err;
+    EXPECT_EQ(test::count_lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(tmp / "run")) << args;
+  }
+}
