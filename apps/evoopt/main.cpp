@@ -44,6 +44,7 @@ std::string first_line(const std::string& s) {
 struct DataArgs {
   std::vector<std::string> names;
   std::vector<std::string> mirrors;
+  std::vector<std::string> urls;
   std::string data_dir = data::default_data_dir().string();
   bool offline = false;
   bool force = false;
@@ -57,6 +58,8 @@ int cmd_data_fetch(const DataArgs& a) {
   for (const auto& m : a.mirrors) opt.mirrors.emplace_back(m);
   for (const auto& m : data::default_mirrors()) opt.mirrors.push_back(m);
   opt.allow_download = !a.offline;
+  if (a.offline && !a.urls.empty()) throw Error("--url and --offline contradict each other");
+  opt.url_bases = a.urls;
   opt.force = a.force;
   for (const auto& name : names_or_all(a.names)) {
     data::dataset_spec(name);  // reject unknown names before any work
@@ -496,6 +499,7 @@ int main(int argc, char** argv) {
   fetch->add_option("names", data_args.names, "Datasets (default: all): mnist fashion_mnist cifar10");
   fetch->add_option("--mirror", data_args.mirrors, "Mirror directory (repeatable; EVOOPT_DATA_MIRROR adds more, ':'-separated)");
   fetch->add_option("--data-dir", data_args.data_dir, "Data directory (default: $EVOOPT_DATA_DIR or ./data)");
+  fetch->add_option("--url", data_args.urls, "Download base URL tried before the official ones (repeatable; http(s):// or file://)");
   fetch->add_flag("--offline", data_args.offline, "Never download");
   fetch->add_flag("--force", data_args.force, "Fetch again even if the data dir has it");
   auto* verify = data_cmd->add_subcommand("verify", "Check stored datasets: source, counts, checksums");

@@ -287,8 +287,21 @@ Bytes download(const std::string& url) {
   return out;
 }
 
-bool try_urls(const DatasetSpec& spec, Candidate& out, std::vector<std::string>& problems, const LogFn& log) {
-  for (const auto& base : spec.urls) {
+// The URLs to try for a dataset: the user's bases first, then (unless turned off) the official ones.
+std::vector<std::string> download_urls(const DatasetSpec& spec, const FetchOptions& options) {
+  std::vector<std::string> urls;
+  for (std::string base : options.url_bases) {
+    if (base.empty()) throw Error("--url: empty URL");
+    if (base.back() != '/') base += '/';
+    // IDX: the directory itself (files are NAME.gz); CIFAR: the official tarball's name inside it.
+    urls.push_back(spec.format == Format::Idx ? base : base + spec.urls.front().substr(spec.urls.front().rfind('/') + 1));
+  }
+  if (options.official_urls) urls.insert(urls.end(), spec.urls.begin(), spec.urls.end());
+  return urls;
+}
+
+bool try_urls(const DatasetSpec& spec, const FetchOptions& options, Candidate& out, std::vector<std::string>& problems, const LogFn& log) {
+  for (const auto& base : download_urls(spec, options)) {
     try {
       if (spec.format == Format::Idx) {
         std::vector<StagedFile> files;
@@ -385,7 +398,7 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
     for (const auto& dir : options.system_dirs_override.empty() ? std::vector<fs::path>(spec.system_dirs.begin(), spec.system_dirs.end())
                                                                 : options.system_dirs_override)
       try_dir(dir, "system");
-  if (!found && options.allow_download) found = try_urls(spec, cand, problems, log);
+  if (!found && options.allow_download) found = try_urls(spec, options, cand, problems, log);
   if (!found) {
     std::string msg = spec.name + ": no usable source";
     for (const auto& p : problems) msg += "; " + p;

@@ -233,6 +233,76 @@ TEST(Sources, FetchFromMirrorVerifiesAndRecordsProvenance) {
   for (const auto& e : fs::directory_iterator(opt.data_dir)) EXPECT_EQ(e.path().filename().string().rfind(".staging", 0), std::string::npos);
 }
 
+// The download path (libcurl) without internet: a --url base with file:// serves the
+// official .gz files; they are decompressed and verified like any other source.
+TEST(Sources, DownloadsFromAUrlBaseAndVerifiesEveryFile) {
+  EVOOPT_REQUIRE_MIRROR();
+  TempDir tmp;
+  fs::create_directories(tmp / "srv");
+  for (const auto& e : fs::directory_iterator(test::mirror_dir() / "mnist"))
+    if (e.path().extension() == ".gz") fs::copy_file(e.path(), tmp / "srv" / e.path().filename());
+  FetchOptions opt;
+  opt.data_dir = tmp / "data";
+  opt.use_system_dirs = false;
+  opt.official_urls = false;
+  opt.url_bases = {"file://" + (tmp / "srv").string()};  // no trailing slash: one is added
+  std::vector<std::string> log;
+  FetchResult r = fetch_dataset("mnist", opt, [&log](const std::string& m) { log.push_back(m); });
+  EXPECT_EQ(r.train_count, 60000);
+  EXPECT_EQ(r.test_count, 10000);
+  EXPECT_EQ(r.source, "url file://" + (tmp / "srv").string() + "/");
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_NE(log[0].find("downloading file://"), std::string::npos) << log[0];
+  EXPECT_TRUE(verify_dataset("mnist", opt.data_dir).ok);
+  const auto meta = nlohmann::json::parse(read_text_file(tmp / "data/mnist/metadata.json"));
+  EXPECT_EQ(meta["files"]["train-labels-idx1-ubyte"]["sha256"], "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5");
+
+  // A served file whose content is wrong: SHA-256 mismatch named, nothing written.
+  fs::create_directories(tmp / "bad");
+  for (const auto& e : fs::directory_iterator(tmp / "srv")) fs::copy_file(e.path(), tmp / "bad" / e.path().filename());
+  Bytes labels = read_file_maybe_gz(tmp / "srv/t10k-labels-idx1-ubyte.gz");
+  labels[500] ^= 1;
+  fs::remove(tmp / "bad/t10k-labels-idx1-ubyte.gz");
+  write_bytes(tmp / "bad/t10k-labels-idx1-ubyte", labels);
+  ASSERT_EQ(std::system(("gzip -n " + (tmp / "bad/t10k-labels-idx1-ubyte").string()).c_str()), 0);
+  FetchOptions bad = opt;
+  bad.data_dir = tmp / "data2";
+  bad.url_bases = {"file://" + (tmp / "bad").string() + "/"};
+  try {
+    fetch_dataset("mnist", bad);
+    FAIL() << "no error for a corrupt download";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("t10k-labels-idx1-ubyte.gz: SHA-256 mismatch of the decompressed file"), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos);
+  }
+  EXPECT_FALSE(fs::exists(tmp / "data2/mnist"));
+  // A missing file on the server, and a CIFAR tarball that is not the official one.
+  bad.url_bases = {"file://" + (tmp / "nowhere").string() + "/"};
+  try {
+    fetch_dataset("mnist", bad);
+    FAIL() << "no error for a missing download";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("download failed"), std::string::npos) << e.what();
+  }
+  write_bytes(tmp / "srv/cifar-10-binary.tar.gz", Bytes(100, 7));
+  try {
+    fetch_dataset("cifar10", opt);
+    FAIL() << "no error for a wrong CIFAR tarball";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("srv/cifar-10-binary.tar.gz: MD5 mismatch"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp / "data/cifar10"));
+  // The CLI flag, and its contradiction with --offline.
+  auto cli =
+      test::run_cli("data fetch mnist --data-dir " + (tmp / "data3").string() + " --url file://" + (tmp / "srv").string(), "EVOOPT_DATA_MIRROR=");
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("from url file://"), std::string::npos) << cli.out;
+  auto off = test::run_cli("data fetch mnist --offline --url file:///x --data-dir " + (tmp / "data4").string());
+  EXPECT_NE(off.exit_code, 0);
+  EXPECT_NE(off.err.find("--url and --offline contradict"), std::string::npos) << off.err;
+}
+
 TEST(Sources, FashionMnistComesFromTheSystemPackageDir) {
   if (!fs::is_directory("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   TempDir tmp;

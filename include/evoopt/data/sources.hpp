@@ -56,7 +56,11 @@ struct FetchOptions {
   std::vector<std::filesystem::path> system_dirs_override;  // tests: replace the spec's system dirs
   bool use_system_dirs = true;
   bool allow_download = true;
-  bool force = false;  // re-fetch even when the data dir already has it
+  // Extra download locations tried before the official URLs, each a directory URL
+  // holding the official file names (an internal HTTP mirror; file:// works too).
+  std::vector<std::string> url_bases;
+  bool official_urls = true;  // false: only url_bases (air-gapped sites, tests)
+  bool force = false;         // re-fetch even when the data dir already has it
 };
 
 struct FetchResult {
