@@ -405,8 +405,8 @@ experiment::StudyEvents study_events(Progress& progress) {
   ev.ga.generation_finished = [](const ga::GenerationRecord& rec, const ga::Individual& best) {
     std::string per;
     for (const auto& [t, v] : best.per_task) per += fmt::format("{}{} {:.2f}", per.empty() ? "" : ", ", t, v);
-    std::cout << fmt::format("Best fitness: {:.4f} (val_acc: {})  mean {:.4f}, diversity {:.2f}, {} new runs, {:.1f} s", rec.best, per, rec.mean,
-                             rec.diversity, rec.evaluations, rec.seconds)
+    std::cout << fmt::format("Best fitness: {:.4f} (val_acc: {})  mean {:.4f}, distinct {:.2f}, gene distance {:.3f}, {} new runs, {:.1f} s",
+                             rec.best, per, rec.mean, rec.diversity, rec.gene_distance, rec.evaluations, rec.seconds)
               << std::endl;
   };
   std::string current;

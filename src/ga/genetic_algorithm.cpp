@@ -103,6 +103,7 @@ json GenerationRecord::to_json() const {
           {"std", stddev},
           {"best_per_task", best_per_task},
           {"diversity", diversity},
+          {"gene_distance", gene_distance},
           {"evaluations", evaluations},
           {"reused", reused},
           {"seconds", seconds},
@@ -118,6 +119,7 @@ GenerationRecord GenerationRecord::from_json(const json& j) {
   r.stddev = j.at("std");
   r.best_per_task = j.at("best_per_task").get<std::map<std::string, double>>();
   r.diversity = j.at("diversity");
+  r.gene_distance = j.value("gene_distance", 0.0);  // absent in checkpoints written before it existed
   r.evaluations = j.at("evaluations");
   r.reused = j.at("reused");
   r.seconds = j.at("seconds");
@@ -128,11 +130,11 @@ GenerationRecord GenerationRecord::from_json(const json& j) {
 std::string history_csv(const std::vector<GenerationRecord>& history, const std::vector<std::string>& tasks) {
   std::string out = "generation,best,mean,median,std";
   for (const auto& t : tasks) out += ",best_" + t;
-  out += ",diversity,evaluations,reused,seconds\n";
+  out += ",diversity,gene_distance,evaluations,reused,seconds\n";
   for (const auto& r : history) {
     out += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f}", r.generation, r.best, r.mean, r.median, r.stddev);
     for (const auto& t : tasks) out += fmt::format(",{:.6f}", r.best_per_task.count(t) ? r.best_per_task.at(t) : 0.0);
-    out += fmt::format(",{:.4f},{},{},{:.2f}\n", r.diversity, r.evaluations, r.reused, r.seconds);
+    out += fmt::format(",{:.4f},{:.4f},{},{},{:.2f}\n", r.diversity, r.gene_distance, r.evaluations, r.reused, r.seconds);
   }
   return out;
 }
@@ -415,6 +417,10 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     std::set<std::uint64_t> distinct;
     for (const auto& i : population) distinct.insert(i.genome.hash());
     rec.diversity = static_cast<double>(distinct.size()) / static_cast<double>(n);
+    double distance_sum = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t k = i + 1; k < n; ++k) distance_sum += genome::genome_distance(population[i].genome, population[k].genome);
+    rec.gene_distance = n > 1 ? distance_sum / (0.5 * static_cast<double>(n) * static_cast<double>(n - 1)) : 0.0;
     rec.best_id = best_of(population).id;
     rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     all.insert(all.end(), population.begin(), population.end());

@@ -333,4 +333,47 @@ Genome load_genome(const std::string& preset_or_file) {
 
 void save_genome(const Genome& g, const std::string& path) { write_file_atomic(path, g.to_json().dump(2) + "\n"); }
 
+double genome_distance(const Genome& a_in, const Genome& b_in) {
+  const Genome a = a_in.canonical(), b = b_in.canonical();
+  std::map<Term, double> wa, wb;
+  for (const auto& t : a.terms) wa[t.term] += t.weight;
+  for (const auto& t : b.terms) wb[t.term] += t.weight;
+  // Over the union of terms in registry order, so that d(a, b) == d(b, a) bit for bit.
+  std::map<Term, std::pair<double, double>> both;
+  for (const auto& [term, w] : wa) both[term].first = w;
+  for (const auto& [term, w] : wb) both[term].second = w;
+  double diff = 0, norm = 0;
+  for (const auto& [term, w] : both) {
+    diff += std::abs(w.first - w.second);
+    norm += std::abs(w.first) + std::abs(w.second);
+  }
+  const double term_part = norm > 0 ? diff / norm : 0.0;
+
+  // Each hyperparameter difference scaled to [0, 1] by its allowed range.
+  const auto scaled = [](double x, double y, double lo, double hi) { return std::min(1.0, std::abs(x - y) / (hi - lo)); };
+  const auto one_minus = [](double beta, double floor_log) { return std::max(floor_log, std::log10(1.0 - beta)); };
+  const auto optional_gene = [&scaled](const std::optional<double>& x, const std::optional<double>& y, double lo, double hi) {
+    if (x.has_value() != y.has_value()) return 1.0;
+    return x ? scaled(*x, *y, lo, hi) : 0.0;
+  };
+  const double genes[] = {
+      scaled(a.log10_lr, b.log10_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax),
+      scaled(one_minus(a.beta1, -4), one_minus(b.beta1, -4), -4, 0),
+      scaled(one_minus(a.beta2, -5), one_minus(b.beta2, -5), -5, 0),
+      scaled(a.log10_eps, b.log10_eps, Bounds::kLog10EpsMin, Bounds::kLog10EpsMax),
+      optional_gene(a.log10_weight_decay, b.log10_weight_decay, Bounds::kLog10WdMin, Bounds::kLog10WdMax),
+      a.log10_weight_decay && b.log10_weight_decay && a.decoupled_weight_decay != b.decoupled_weight_decay ? 1.0 : 0.0,
+      a.bias_correction != b.bias_correction ? 1.0 : 0.0,
+      scaled(a.warmup_fraction, b.warmup_fraction, Bounds::kWarmupMin, Bounds::kWarmupMax),
+      a.cosine_decay != b.cosine_decay ? 1.0 : 0.0,
+      optional_gene(a.clip_norm ? std::optional<double>(std::log10(*a.clip_norm)) : std::nullopt,
+                    b.clip_norm ? std::optional<double>(std::log10(*b.clip_norm)) : std::nullopt, std::log10(Bounds::kClipMin),
+                    std::log10(Bounds::kClipMax)),
+  };
+  double gene_sum = 0;
+  for (double g : genes) gene_sum += g;
+  const double gene_part = gene_sum / static_cast<double>(std::size(genes));
+  return 0.5 * term_part + 0.5 * gene_part;
+}
+
 }  // namespace evoopt::genome

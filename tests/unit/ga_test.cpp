@@ -99,6 +99,31 @@ TEST(Operators, InvariantsHoldOverThousandsOfDraws) {
     }
 }
 
+// The population diversity measure: a distance in [0, 1], symmetric, 0 exactly for
+// genomes with the same canonical form, over thousands of random pairs.
+TEST(Operators, GenomeDistanceIsABoundedSymmetricMeasureOverRandomPairs) {
+  SearchSpace space;
+  space.vocabulary = genome::Vocabulary::Extended;
+  Rng rng(11);
+  double sum = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const Genome a = random_genome(space, rng), b = random_genome(space, rng);
+    const double d = genome::genome_distance(a, b);
+    ASSERT_GE(d, 0.0);
+    ASSERT_LE(d, 1.0);
+    ASSERT_EQ(d, genome::genome_distance(b, a));
+    ASSERT_EQ(genome::genome_distance(a, a), 0.0);
+    if (a.hash() != b.hash()) ASSERT_GT(d, 0.0) << a.to_json().dump() << " " << b.to_json().dump();
+    sum += d;
+  }
+  // Random genomes are far apart on average; a small mutation is close.
+  EXPECT_GT(sum / 3000, 0.2);
+  const Genome g = random_genome(space, rng);
+  Genome near = g;
+  near.log10_lr += 0.1;
+  EXPECT_LT(genome::genome_distance(g, near), 0.01);
+}
+
 TEST(Operators, AreDeterministicInTheRngAndCrossoverIsSinglePoint) {
   SearchSpace space;
   Rng r1(5), r2(5);
@@ -269,7 +294,7 @@ TEST(GeneticAlgorithm, RecordsLineageAndRejectsBadOptions) {
   EXPECT_EQ(best["validation_fitness"].get<double>(), out.best.fitness);
   EXPECT_EQ(genome::load_genome((tmp / "best_genome.json").string()), out.best.genome);
   const std::string csv = read_text_file(tmp / "history.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "generation,best,mean,median,std,best_synthetic,diversity,evaluations,reused,seconds");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "generation,best,mean,median,std,best_synthetic,diversity,gene_distance,evaluations,reused,seconds");
   EXPECT_EQ(test::count_lines(csv), 4);
   GaOptions bad = o;
   bad.population = 1;

@@ -182,6 +182,20 @@ TEST(Genome, CanonicalFormAndHashAreStable) {
   EXPECT_EQ(foreign_genome().hash_hex(), foreign_genome().canonical().hash_hex());
 }
 
+TEST(Genome, DistanceOnHandComputedExamples) {
+  const Genome adam = preset("adam");
+  Genome faster = adam;
+  faster.log10_lr = -2.0;  // one gene of ten moves by 1 of its range 8: (1/8)/10/2
+  EXPECT_DOUBLE_EQ(genome_distance(adam, faster), 0.5 * (0.125 / 10));
+  Genome mixed = adam;
+  mixed.terms = {{Term::AdamTerm, 1.0}, {Term::SignGrad, 1.0}};  // term part: |0|+|1| over 1+2
+  EXPECT_DOUBLE_EQ(genome_distance(adam, mixed), 0.5 * (1.0 / 3.0));
+  Genome split = adam;
+  split.terms = {{Term::AdamTerm, 0.5}, {Term::AdamTerm, 0.5}};  // same canonical form
+  EXPECT_EQ(genome_distance(adam, split), 0.0);
+  EXPECT_GT(genome_distance(adam, preset("sgd")), 0.5);  // no shared term
+}
+
 TEST(Genome, FormulaStrings) {
   EXPECT_EQ(preset("adam").formula(), "Δθ = −η·(1.00·m̂/(√v̂+ε))");
   EXPECT_EQ(preset("adamw").formula(), "Δθ = −η·(1.00·m̂/(√v̂+ε)) − η·λ·θ");

@@ -4,7 +4,7 @@
 // makes the search resumable and reproducible:
 //   journal.jsonl    append-only, one line per completed training run
 //   checkpoint.json  population, RNG state, generation, typed log (atomic)
-//   history.csv      per generation: best/mean/median/std, per-task best, diversity, evaluations, seconds
+//   history.csv      per generation: best/mean/median/std, per-task best, diversity, gene distance, evaluations, seconds
 //   lineage.json     every genome: parents, operators, fitness
 //   best_genome.json the best genome by validation fitness, with its formula
 // A run killed at any moment continues from its checkpoint and journal with no
@@ -65,6 +65,7 @@ struct GenerationRecord {
   double best = 0, mean = 0, median = 0, stddev = 0;
   std::map<std::string, double> best_per_task;  // the best per-task value in the population
   double diversity = 0;                         // distinct canonical genomes / population
+  double gene_distance = 0;                     // mean pairwise genome_distance over the population
   int evaluations = 0;                          // training runs this generation needed (not known from earlier ones)
   int reused = 0;                               // runs reused from earlier generations
   double seconds = 0;

@@ -94,4 +94,11 @@ Genome preset(const std::string& name);  // throws evoopt::Error listing the pre
 Genome load_genome(const std::string& preset_or_file);
 void save_genome(const Genome& g, const std::string& path);  // atomic
 
+// Genotype distance in [0, 1] between the canonical forms of two genomes, for the
+// population diversity in history.csv: half from the term weights (L1 difference of the
+// weight vectors over the sum of their L1 norms), half from the mean normalised
+// difference of the hyperparameters (log10 η, log10(1−β1), log10(1−β2), log10 ε, weight
+// decay, warmup, clipping, flags), each scaled by its allowed range. 0 = same canonical form.
+double genome_distance(const Genome& a, const Genome& b);
+
 }  // namespace evoopt::genome
