@@ -1,5 +1,8 @@
 #include "evoopt/eval/evaluator.hpp"
 
+#include <dlfcn.h>
+
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -14,10 +17,28 @@ int default_workers() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+std::string blas_concurrency_problem() {
+  // OpenBLAS built SINGLE_THREADED (Debian's libopenblas0-serial) gave different results
+  // from run to run when two workers called it at once (measured on the project's machine:
+  // the same seed, different history.csv), so parallel workers must not use it.
+  using ConfigFn = const char* (*)();
+  const auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  if (config == nullptr) return "";
+  const char* c = config();
+  if (c == nullptr || std::strstr(c, "SINGLE_THREADED") == nullptr) return "";
+  return "the BLAS in use is a single-threaded OpenBLAS (" + std::string(c) +
+         "), which is not reproducible when several workers call it at once: use --workers 1, or switch the BLAS "
+         "(update-alternatives --config libblas.so.3-x86_64-linux-gnu)";
+}
+
 LocalEvaluator::LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget, int workers)
     : tasks_(std::move(tasks)), budget_(budget), workers_(workers) {
   if (workers_ < 1) throw Error("workers must be >= 1, got " + std::to_string(workers_));
   if (tasks_.empty()) throw Error("no tasks to evaluate on");
+  if (workers_ > 1) {
+    const std::string problem = blas_concurrency_problem();
+    if (!problem.empty()) throw Error(problem);
+  }
 }
 
 const task::Task& LocalEvaluator::task(const std::string& name) const {

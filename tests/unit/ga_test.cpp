@@ -269,6 +269,23 @@ TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
   EXPECT_GT(a.best.fitness, 0.1);
 }
 
+// A single-threaded OpenBLAS gave different histories for the same seed with two workers
+// (measured), so parallel workers are refused on it with a one-line reason; any other BLAS
+// (Debian's reference BLAS on a fresh machine) takes two workers.
+TEST(GeneticAlgorithm, ParallelWorkersAreRefusedOnABlasThatIsNotReproducibleUnderConcurrency) {
+  std::map<std::string, task::Task> tasks = {{"synthetic", task::Task{}}};
+  train::Budget b;
+  const std::string problem = eval::blas_concurrency_problem();
+  EXPECT_NO_THROW(eval::LocalEvaluator(tasks, b, 1));
+  if (problem.empty()) {
+    EXPECT_NO_THROW(eval::LocalEvaluator(tasks, b, 2));
+  } else {
+    EXPECT_NE(problem.find("SINGLE_THREADED"), std::string::npos) << problem;
+    EXPECT_EQ(problem.find('\n'), std::string::npos);
+    EXPECT_THROW(eval::LocalEvaluator(tasks, b, 2), Error);
+  }
+}
+
 TEST(GeneticAlgorithm, RecordsLineageAndRejectsBadOptions) {
   eval::SyntheticEvaluator ev([](const Genome& g, const std::string&, std::uint64_t) { return synthetic_fitness(g); });
   GaOptions o = synthetic_options(1);

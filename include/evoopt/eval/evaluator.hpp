@@ -40,6 +40,10 @@ class Evaluator {
   virtual std::string describe() const = 0;
 };
 
+// Empty, or why the loaded BLAS library cannot be called from several worker threads
+// reproducibly (LocalEvaluator refuses more than one worker then).
+std::string blas_concurrency_problem();
+
 // Parallel local workers: `workers` threads, each training with one intra-op thread.
 class LocalEvaluator : public Evaluator {
  public:
