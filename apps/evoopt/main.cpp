@@ -4,6 +4,9 @@
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -15,6 +18,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/data/sources.hpp"
+#include "evoopt/eval/evaluator.hpp"
 #include "evoopt/experiment/study.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
@@ -365,6 +369,9 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   if (a.no_break_even) c.break_even = false;
   if (a.anneal) c.ga.anneal = true;
   c.validate();
+  // Before anything is written: parallel workers need a BLAS that is reproducible under concurrent calls.
+  if (c.resolved_workers() > 1)
+    if (const std::string problem = eval::blas_concurrency_problem(); !problem.empty()) throw Error(problem);
   return c;
 }
 
@@ -485,7 +492,21 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
 
 }  // namespace
 
+// Training allocates and frees the same few multi-megabyte activations every step. glibc
+// serves blocks above 128 KiB with fresh mmap()s by default, so each one page-faults in
+// anew; keeping them in the heap (up to glibc's 32 MiB limit) and not trimming it made a
+// test-split evaluation 1.35-1.7x faster on the project's 2-core machine (same results:
+// only where memory comes from changes). The library leaves process-wide settings alone.
+static void tune_allocator() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 64 * 1024 * 1024);
+#endif
+}
+
 int main(int argc, char** argv) {
+  tune_allocator();
   CLI::App app{"evoopt: discover neural-network optimizers by evolution"};
   app.set_version_flag("--version", std::string(EVOOPT_VERSION));
   app.require_subcommand(1);

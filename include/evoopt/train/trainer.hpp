@@ -23,8 +23,8 @@ struct Budget {
   std::int64_t steps = 0;         // 0: the task's default
   std::int64_t log_every = 10;    // loss curve resolution
   double divergence_loss = 50.0;  // a training loss above this counts as divergence
-  std::int64_t eval_batch = 1000;
-  int threads = 1;  // intra-op threads for this run
+  std::int64_t eval_batch = 250;  // no-grad batches; activations stay below the allocator's mmap threshold
+  int threads = 1;                // intra-op threads for this run
   data::Split eval_split = data::Split::Val;
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
 };
