@@ -354,7 +354,8 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   if (given("--population")) c.ga.population = a.population;
   if (given("--generations")) c.ga.generations = a.generations;
   if (given("--workers")) c.workers = a.workers;
-  if (given("--seeds") || given("--val-seeds")) c.ga.search_seeds = a.seeds;
+  // evolve: --seeds (search seeds); compare: --val-seeds (its --seeds means test seeds).
+  if (cmd->get_name() == "compare" ? given("--val-seeds") : given("--seeds")) c.ga.search_seeds = a.seeds;
   if (given("--final-test-seeds")) c.final_test_seeds = a.final_test_seeds;
   if (given("--max-terms")) c.ga.space.max_terms = a.max_terms;
   if (given("--steps")) c.steps = a.steps;

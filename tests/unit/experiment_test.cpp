@@ -248,6 +248,7 @@ TEST(Config, CliFlagsGivenAsZeroOrNegativeAreRejectedBeforeAnythingRuns) {
       {"evolve --train-subset -5", "training subset must be >= 0"},
       {"compare --genome adam --val-size 0", "validation size must be >= 1"},
       {"compare --genome adam --seeds 0", "--seeds: must be >= 1, got 0"},
+      {"compare --genome adam --val-seeds 0", "search seeds per task must be >= 1, got 0"},
       {"train --steps -3", "--steps: must be >= 0, got -3"},
   };
   for (const auto& [args, message] : cases) {
