@@ -30,6 +30,18 @@ void write_bytes(const fs::path& p, const Bytes& b) {
   std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
 
+// The one-line error fetch_dataset throws; a test failure (and "") when it does not throw.
+std::string fetch_error(const std::string& name, const FetchOptions& opt) {
+  try {
+    fetch_dataset(name, opt);
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "fetching " << name << " gave no error";
+  return "";
+}
+
 Bytes idx_images(std::uint32_t magic, std::uint32_t n, std::uint32_t rows, std::uint32_t cols, std::size_t pixels) {
   Bytes b;
   for (std::uint32_t v : {magic, n, rows, cols})
@@ -268,30 +280,16 @@ TEST(Sources, DownloadsFromAUrlBaseAndVerifiesEveryFile) {
   FetchOptions bad = opt;
   bad.data_dir = tmp / "data2";
   bad.url_bases = {"file://" + (tmp / "bad").string() + "/"};
-  try {
-    fetch_dataset("mnist", bad);
-    FAIL() << "no error for a corrupt download";
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("t10k-labels-idx1-ubyte.gz: SHA-256 mismatch of the decompressed file"), std::string::npos) << m;
-    EXPECT_EQ(m.find('\n'), std::string::npos);
-  }
+  const std::string corrupt = fetch_error("mnist", bad);
+  EXPECT_NE(corrupt.find("t10k-labels-idx1-ubyte.gz: SHA-256 mismatch of the decompressed file"), std::string::npos) << corrupt;
   EXPECT_FALSE(fs::exists(tmp / "data2/mnist"));
   // A missing file on the server, and a CIFAR tarball that is not the official one.
   bad.url_bases = {"file://" + (tmp / "nowhere").string() + "/"};
-  try {
-    fetch_dataset("mnist", bad);
-    FAIL() << "no error for a missing download";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("download failed"), std::string::npos) << e.what();
-  }
+  const std::string missing = fetch_error("mnist", bad);
+  EXPECT_NE(missing.find("download failed"), std::string::npos) << missing;
   write_bytes(tmp / "srv/cifar-10-binary.tar.gz", Bytes(100, 7));
-  try {
-    fetch_dataset("cifar10", opt);
-    FAIL() << "no error for a wrong CIFAR tarball";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("srv/cifar-10-binary.tar.gz: MD5 mismatch"), std::string::npos) << e.what();
-  }
+  const std::string wrong = fetch_error("cifar10", opt);
+  EXPECT_NE(wrong.find("srv/cifar-10-binary.tar.gz: MD5 mismatch"), std::string::npos) << wrong;
   EXPECT_FALSE(fs::exists(tmp / "data/cifar10"));
   // The CLI flag, and its contradiction with --offline.
   auto cli =
@@ -329,14 +327,8 @@ TEST(Sources, ChecksumMismatchAndMissingFilesLeaveNothingBehind) {
   opt.mirrors = {tmp / "mirror"};
   opt.allow_download = false;
   opt.use_system_dirs = false;
-  try {
-    fetch_dataset("mnist", opt);
-    FAIL() << "no error for a checksum mismatch";
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("train-labels-idx1-ubyte: SHA-256 mismatch"), std::string::npos) << m;
-    EXPECT_EQ(m.find('\n'), std::string::npos);
-  }
+  const std::string m = fetch_error("mnist", opt);
+  EXPECT_NE(m.find("train-labels-idx1-ubyte: SHA-256 mismatch"), std::string::npos) << m;
   EXPECT_FALSE(fs::exists(tmp / "data/mnist"));
   // The CLI: one line on stderr, non-zero exit, nothing written.
   auto r = test::run_cli("data fetch mnist --offline --data-dir " + (tmp / "data").string() + " --mirror " + (tmp / "mirror").string(),
