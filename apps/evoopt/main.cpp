@@ -532,7 +532,7 @@ int main(int argc, char** argv) {
   auto* genome_cmd = app.add_subcommand("genome", "Inspect genomes");
   genome_cmd->require_subcommand(1);
   auto* show = genome_cmd->add_subcommand("show", "Print formula, hyperparameters, hash and canonical JSON");
-  show->add_option("genome", genome_which, "Preset (sgd adam adamw rmsprop signum lion-like) or JSON file")->required();
+  show->add_option("genome", genome_which, "Preset (sgd adam adamw rmsprop signum lion) or JSON file")->required();
 
   TrainArgs train_args;
   auto add_task_flags = [&](CLI::App* c) {

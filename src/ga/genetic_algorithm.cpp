@@ -155,7 +155,7 @@ GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator
     options_.seed_presets = {"sgd", "adam", "rmsprop", "adamw"};
     if (options_.space.vocabulary == genome::Vocabulary::Extended) {
       options_.seed_presets.push_back("signum");
-      options_.seed_presets.push_back("lion-like");
+      options_.seed_presets.push_back("lion");
     }
   }
   options_.validate();

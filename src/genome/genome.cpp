@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -23,6 +24,12 @@ bool Genome::needs_m() const {
 }
 bool Genome::needs_v() const {
   return std::any_of(terms.begin(), terms.end(), [](const TermGene& t) { return term_info(t.term).needs_v; });
+}
+bool Genome::needs_lion_m() const {
+  return std::any_of(terms.begin(), terms.end(), [](const TermGene& t) { return term_info(t.term).needs_lion_m; });
+}
+bool Genome::reads_bias_correction() const {
+  return std::any_of(terms.begin(), terms.end(), [](const TermGene& t) { return term_info(t.term).reads_bias_correction; });
 }
 
 namespace {
@@ -60,14 +67,11 @@ Genome Genome::canonical() const {
   c.terms.clear();
   for (const auto& [id, w] : merged)
     if (w != 0.0) c.terms.push_back({static_cast<Term>(id), w});
-  const bool m = c.needs_m(), v = c.needs_v();
-  const bool uses_beta1 = m;  // NESTEROV and LION read β1 directly, and they need m anyway
-  if (!uses_beta1) c.beta1 = 0.9;
-  if (!v) {
-    c.beta2 = 0.999;
-    c.log10_eps = -8.0;
-  }
-  if (!m && !v) c.bias_correction = false;
+  const bool m = c.needs_m(), v = c.needs_v(), lion = c.needs_lion_m();
+  if (!m && !lion) c.beta1 = 0.9;    // β1: the EMA m, and LION's interpolation
+  if (!v && !lion) c.beta2 = 0.999;  // β2: the EMA v, and LION's momentum
+  if (!v) c.log10_eps = -8.0;
+  if (!c.reads_bias_correction()) c.bias_correction = false;
   if (!c.has_schedule()) c.warmup_fraction = 0.0;
   if (!c.log10_weight_decay) c.decoupled_weight_decay = true;
   return c;
@@ -119,6 +123,8 @@ std::string Genome::formula() const {
   for (std::size_t i = 0; i < c.terms.size(); ++i) {
     const double w = c.terms[i].weight;
     std::string f(term_info(c.terms[i].term).formula);
+    // NESTEROV with bias correction is NAdam's numerator (μ_t from β1, see term.hpp).
+    if (c.terms[i].term == Term::Nesterov && c.bias_correction) f = "((1−μₜ)·ĝ+μₜ₊₁·m̂)";
     if (!c.bias_correction) f = strip_hats(f);
     if (i == 0) {
       sum += fmt::format("{}{:.2f}·{}", w < 0 ? "−" : "", std::fabs(w), f);
@@ -136,10 +142,11 @@ std::string Genome::hyperparameters() const {
   if (warmup_fraction > 0) sched += fmt::format("warmup {:.0f}%", warmup_fraction * 100);
   if (cosine_decay) sched += std::string(sched.empty() ? "" : ", ") + "cosine";
   std::string out = fmt::format("η = {:.3g}{}", lr(), sched.empty() ? "" : " (" + sched + ")");
-  if (needs_m()) out += fmt::format(", β1 = {:.4g}", beta1);
-  if (needs_v()) out += fmt::format(", β2 = {:.5g}, ε = {:.2g}", beta2, eps());
+  if (needs_m() || needs_lion_m()) out += fmt::format(", β1 = {:.4g}", beta1);
+  if (needs_v() || needs_lion_m()) out += fmt::format(", β2 = {:.5g}", beta2);
+  if (needs_v()) out += fmt::format(", ε = {:.2g}", eps());
   out += log10_weight_decay ? fmt::format(", λ = {:.2g} ({})", weight_decay(), decoupled_weight_decay ? "decoupled" : "L2") : ", λ = off";
-  if (needs_m() || needs_v()) out += bias_correction ? ", bias correction" : ", no bias correction";
+  if (reads_bias_correction()) out += bias_correction ? ", bias correction" : ", no bias correction";
   if (clip_norm) out += fmt::format(", clip ‖g‖ ≤ {:.3g}", *clip_norm);
   return out;
 }
@@ -197,11 +204,46 @@ Term parse_term(const json& j) {
 
 Genome Genome::from_json(const json& j) {
   if (!j.is_object()) throw Error("genome JSON must be an object");
+  // Every key this reader understands; anything else (a typo such as "wieght") is an error,
+  // never silently a default.
+  static const std::set<std::string> known = {"format",
+                                              "version",
+                                              "terms",
+                                              "weights",
+                                              "log10_lr",
+                                              "lr",
+                                              "learning_rate",
+                                              "beta1",
+                                              "beta2",
+                                              "log10_eps",
+                                              "eps",
+                                              "epsilon",
+                                              "log10_weight_decay",
+                                              "weight_decay",
+                                              "decoupled_weight_decay",
+                                              "bias_correction",
+                                              "use_bias_correction",
+                                              "schedule",
+                                              "lr_schedule",
+                                              "warmup_fraction",
+                                              "use_warmup",
+                                              "warmup",
+                                              "cosine_decay",
+                                              "use_cosine_decay",
+                                              "cosine",
+                                              "clip_norm",
+                                              "grad_clip"};
+  for (const auto& [key, value] : j.items())
+    if (!known.count(key)) throw Error("genome JSON has an unknown key '" + key + "'");
   if (j.contains("format") && j.at("format") != kGenomeFormat)
     throw Error("genome JSON has format " + j.at("format").dump() + ", expected \"" + kGenomeFormat + "\"");
-  if (j.contains("version") && (!j.at("version").is_number_integer() || j.at("version").get<int>() > kGenomeFormatVersion))
-    throw Error("genome JSON version " + j.at("version").dump() + " is newer than this evoopt understands (" + std::to_string(kGenomeFormatVersion) +
-                ")");
+  int version = kGenomeFormatVersion;  // files from other tools carry no version: read as the current format
+  if (j.contains("version")) {
+    const json& v = j.at("version");
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > kGenomeFormatVersion)
+      throw Error("genome JSON version " + v.dump() + " is not one this evoopt reads (1 to " + std::to_string(kGenomeFormatVersion) + ")");
+    version = v.get<int>();
+  }
   Genome g;
   if (!j.contains("terms") || !j.at("terms").is_array()) throw Error("genome JSON needs a 'terms' array");
   const json& terms = j.at("terms");
@@ -215,6 +257,8 @@ Genome Genome::from_json(const json& j) {
       if (t.is_string()) {
         g.terms.push_back({parse_term(t), 1.0});
       } else if (t.is_object() && t.contains("term")) {
+        for (const auto& [key, value] : t.items())
+          if (key != "term" && key != "weight") throw Error("genome term entry has an unknown key '" + key + "' (allowed: term, weight)");
         g.terms.push_back({parse_term(t.at("term")), t.contains("weight") ? number(t.at("weight"), "weight") : 1.0});
       } else {
         throw Error("genome term entry must be a name or {\"term\": NAME, \"weight\": W}, got " + t.dump());
@@ -261,6 +305,14 @@ Genome Genome::from_json(const json& j) {
   if (const json* v = find_any(j, {"cosine_decay", "use_cosine_decay", "cosine"}, &which)) g.cosine_decay = boolean(*v, which);
   if (const json* v = find_any(j, {"clip_norm", "grad_clip"}, &which))
     g.clip_norm = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
+  if (version == 1) {
+    // Version 1 meanings (see kGenomeFormatVersion): LION read the genome's m, and
+    // NESTEROV with bias correction was β1·m̂ + (1−β1)·g.
+    for (auto& t : g.terms) {
+      if (t.term == Term::Lion) t.term = Term::LionV1;
+      if (t.term == Term::Nesterov && g.bias_correction) t.term = Term::NesterovV1;
+    }
+  }
   g.validate(Bounds::kHardMaxTerms);
   return g;
 }
@@ -271,7 +323,7 @@ bool Genome::operator==(const Genome& o) const {
          warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
 }
 
-std::vector<std::string> preset_names() { return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion-like"}; }
+std::vector<std::string> preset_names() { return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion"}; }
 
 Genome preset(const std::string& name) {
   Genome g;
@@ -294,10 +346,13 @@ Genome preset(const std::string& name) {
     g.terms = {{Term::SignMomentum, 1.0}};
     g.log10_lr = -4.0;
     g.bias_correction = false;
-  } else if (name == "lion-like") {
-    g.terms = {{Term::LionLike, 1.0}};
+  } else if (name == "lion" || name == "lion-like") {
+    // Lion (Chen et al. 2023) with its default betas (0.9, 0.99) and decoupled weight
+    // decay θ ← θ(1 − ηλ); "lion-like" is the name format v1 gave this preset.
+    g.terms = {{Term::Lion, 1.0}};
     g.log10_lr = std::log10(3e-4);
     g.beta1 = 0.9;
+    g.beta2 = 0.99;
     g.bias_correction = false;
     g.log10_weight_decay = -2.0;
   } else {
@@ -311,6 +366,7 @@ Genome preset(const std::string& name) {
 Genome load_genome(const std::string& preset_or_file) {
   for (const auto& n : preset_names())
     if (n == preset_or_file) return preset(n);
+  if (preset_or_file == "lion-like") return preset(preset_or_file);
   if (!std::filesystem::exists(preset_or_file)) {
     std::string known;
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;

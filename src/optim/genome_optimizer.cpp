@@ -1,5 +1,6 @@
 #include "evoopt/optim/genome_optimizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <torch/torch.h>
@@ -39,6 +40,8 @@ void GenomeParamState::serialize(torch::serialize::OutputArchive& archive) const
   archive.write("step", c10::IValue(step()));
   if (exp_avg().defined()) archive.write("exp_avg", exp_avg(), /*is_buffer=*/true);
   if (exp_avg_sq().defined()) archive.write("exp_avg_sq", exp_avg_sq(), /*is_buffer=*/true);
+  if (lion_exp_avg().defined()) archive.write("lion_exp_avg", lion_exp_avg(), /*is_buffer=*/true);
+  archive.write("mu_product", c10::IValue(mu_product()));
 }
 
 void GenomeParamState::serialize(torch::serialize::InputArchive& archive) {
@@ -49,6 +52,9 @@ void GenomeParamState::serialize(torch::serialize::InputArchive& archive) {
   if (archive.try_read("exp_avg", t, /*is_buffer=*/true)) exp_avg_ = t;
   torch::Tensor u;
   if (archive.try_read("exp_avg_sq", u, /*is_buffer=*/true)) exp_avg_sq_ = u;
+  torch::Tensor c;
+  if (archive.try_read("lion_exp_avg", c, /*is_buffer=*/true)) lion_exp_avg_ = c;
+  if (archive.try_read("mu_product", v)) mu_product_ = v.toDouble();
 }
 
 GenomeOptimizer::GenomeOptimizer(std::vector<torch::optim::OptimizerParamGroup> param_groups, GenomeOptimizerOptions defaults)
@@ -64,7 +70,8 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
   for (auto& group : param_groups_) {
     auto& options = static_cast<GenomeOptimizerOptions&>(group.options());
     const genome::Genome& g = options.genome();
-    const bool need_m = g.needs_m(), need_v = g.needs_v();
+    const bool need_m = g.needs_m(), need_v = g.needs_v(), need_lion = g.needs_lion_m();
+    const bool has_nesterov = std::any_of(g.terms.begin(), g.terms.end(), [](const genome::TermGene& t) { return t.term == genome::Term::Nesterov; });
     const double beta1 = g.beta1, beta2 = g.beta2, eps = g.eps(), wd = g.weight_decay();
 
     // Gradient clipping by the group's global norm (in place, like
@@ -93,6 +100,7 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
         auto s = std::make_unique<GenomeParamState>();
         if (need_m) s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
         if (need_v) s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        if (need_lion) s->lion_exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
         it = state_.emplace(key, std::move(s)).first;
       }
       auto& state = static_cast<GenomeParamState&>(*it->second);
@@ -114,6 +122,13 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
       torch::Tensor denom;
       if (need_v) denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
       torch::Tensor m_hat;  // made only when a term outside the fused paths reads m̂
+      genome::NesterovCoefficients nesterov{0.0, 0.0};
+      if (has_nesterov) {
+        double mu_product = state.mu_product();
+        nesterov = genome::nesterov_coefficients(beta1, g.bias_correction, t, mu_product);
+        state.mu_product(mu_product);
+      }
+      torch::Tensor& lion_m = state.lion_exp_avg();
       for (const auto& gene : g.terms) {
         const double scale = -lr_t * gene.weight;
         switch (gene.term) {
@@ -132,11 +147,13 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
             break;
           default: {
             if (need_m && !m_hat.defined()) m_hat = bc1 == 1.0 ? m : m / bc1;
-            const genome::TermInputs in{grad, m_hat, denom, beta1};
+            const genome::TermInputs in{grad, m_hat, denom, beta1, m, lion_m, nesterov.g, nesterov.m};
             p.add_(genome::term_info(gene.term).fn(in), scale);
           }
         }
       }
+      // Lion's momentum moves after the step reads c_{t−1} (Chen et al. 2023, Algorithm 2).
+      if (need_lion) lion_m.mul_(beta2).add_(grad, 1 - beta2);
     }
   }
   return loss;

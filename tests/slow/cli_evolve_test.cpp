@@ -135,7 +135,7 @@ TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
   auto r = test::run_cli("compare --genome adam --tasks mnist --steps 20 --train-subset 1000 --val-size 300 --test-seeds 2 --out " +
                          (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("lion-like (tuned)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lion (tuned)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("40 steps (longer horizon)"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.json"));
   EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.csv"));

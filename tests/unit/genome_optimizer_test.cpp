@@ -142,6 +142,7 @@ TEST(GenomeOptimizer, EveryTermPathMatchesAnIndependentReferenceUpdate) {
   Genome g = preset("adam");
   g.terms = {};
   for (const auto& info : term_registry()) g.terms.push_back({info.id, 0.1 + 0.05 * static_cast<int>(info.id)});
+  g.validate(Bounds::kHardMaxTerms);
   g.log10_weight_decay = -3.0;
   g.warmup_fraction = 0.2;
   g.cosine_decay = true;
@@ -152,7 +153,8 @@ TEST(GenomeOptimizer, EveryTermPathMatchesAnIndependentReferenceUpdate) {
   auto p = torch::randn({5}, torch::kFloat64).requires_grad_(true);
   auto ref = p.detach().clone();
   GenomeOptimizer opt({p}, GenomeOptimizerOptions(g, steps));
-  auto m = torch::zeros_like(ref), v = torch::zeros_like(ref);
+  auto m = torch::zeros_like(ref), v = torch::zeros_like(ref), c = torch::zeros_like(ref);
+  double mu_product = 1.0;
   for (int t = 1; t <= steps; ++t) {
     auto grad = torch::randn({5}, torch::kFloat64);
     p.mutable_grad() = grad.clone();
@@ -164,16 +166,24 @@ TEST(GenomeOptimizer, EveryTermPathMatchesAnIndependentReferenceUpdate) {
     auto denom = vh.sqrt() + 1e-8;
     const double lr = 1e-3 * optim::schedule_factor(0.2, true, t - 1, steps);
     auto sg = grad.sign(), sm = mh.sign();
+    // NAdam's numerator (torch.optim.NAdam, ψ = 0.004).
+    auto mu = [](double step) { return 0.8 * (1 - 0.5 * std::pow(0.96, step * 0.004)); };
+    mu_product *= mu(t);
+    const double a_g = (1 - mu(t)) / (1 - mu_product), a_m = mu(t + 1) / (1 - mu_product * mu(t + 1));
     std::vector<torch::Tensor> T = {grad,
                                     mh,
                                     grad / denom,
                                     mh / denom,
                                     sg,
-                                    0.8 * mh + 0.2 * grad,
+                                    a_g * grad + a_m * m,
                                     sm,
-                                    (0.8 * mh + 0.2 * grad).sign(),
+                                    (0.8 * c + 0.2 * grad).sign(),  // Lion: its own momentum, β2 = 0.95
                                     (1 + sg * sm) * grad,
-                                    (sg * sm).exp() * grad};
+                                    (sg * sm).exp() * grad,
+                                    (0.8 * mh + 0.2 * grad).sign(),  // LION_V1
+                                    0.8 * mh + 0.2 * grad};          // NESTEROV_V1
+    ASSERT_EQ(T.size(), term_registry().size());
+    c = 0.95 * c + 0.05 * grad;
     auto update = torch::zeros_like(ref);
     for (std::size_t k = 0; k < T.size(); ++k) update += (0.1 + 0.05 * static_cast<double>(k)) * T[k];
     ref = ref - lr * update - lr * 1e-3 * ref;
@@ -284,7 +294,7 @@ TEST(Convergence, EveryPresetSolvesAQuadraticAndRosenbrock) {
     bool cosine;
   };
   const std::vector<Setup> setups = {{"sgd", 0.1, 0.002, false},     {"adam", 0.05, 0.02, true},   {"adamw", 0.05, 0.02, true},
-                                     {"rmsprop", 0.01, 0.002, true}, {"signum", 0.02, 0.01, true}, {"lion-like", 0.02, 0.01, true}};
+                                     {"rmsprop", 0.01, 0.002, true}, {"signum", 0.02, 0.01, true}, {"lion", 0.02, 0.01, true}};
   const auto scales = torch::tensor({1.0, 2.0, 4.0, 0.5, 3.0}, torch::kFloat64);
   auto quadratic = [&](const torch::Tensor& x) { return (scales * (x - 1.0).pow(2)).sum(); };
   auto rosenbrock = [](const torch::Tensor& x) { return (1 - x[0]).pow(2) + 100 * (x[1] - x[0].pow(2)).pow(2); };

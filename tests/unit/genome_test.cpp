@@ -34,17 +34,22 @@ TEST(Terms, EachTermMatchesItsFormulaOnHandComputedTensors) {
   const auto g = t({1.0, -2.0, 0.5, 0.0});
   const auto m = t({0.5, 0.1, -0.2, -1.0});
   const auto denom = t({2.0, 1.0, 4.0, 0.5});
-  const TermInputs in{g, m, denom, 0.9};
+  const auto c = t({-1.0, 1.0, 1.0, 1.0});  // Lion's own momentum c_{t−1}
+  const TermInputs in{g, m, denom, 0.9, m, c, /*nesterov_g=*/0.1, /*nesterov_m=*/0.9};
   auto run = [&](Term term) { return term_info(term).fn(in); };
   expect_close(run(Term::Grad), {1.0, -2.0, 0.5, 0.0});
   expect_close(run(Term::Momentum), {0.5, 0.1, -0.2, -1.0});
   expect_close(run(Term::RmsNorm), {0.5, -2.0, 0.125, 0.0});
   expect_close(run(Term::AdamTerm), {0.25, 0.1, -0.05, -2.0});
   expect_close(run(Term::SignGrad), {1.0, -1.0, 1.0, 0.0});
-  // 0.9·m + 0.1·g
+  // a_g·g + a_m·m with the coefficients given: 0.1·g + 0.9·m
   expect_close(run(Term::Nesterov), {0.55, -0.11, -0.13, -0.9});
   expect_close(run(Term::SignMomentum), {1.0, 1.0, -1.0, -1.0});
-  expect_close(run(Term::LionLike), {1.0, -1.0, -1.0, -1.0});
+  // sign(0.9·c + 0.1·g): Lion reads its own momentum c, not m
+  expect_close(run(Term::Lion), {-1.0, 1.0, 1.0, 1.0});
+  // format v1's LION read m: sign(0.9·m + 0.1·g)
+  expect_close(run(Term::LionV1), {1.0, -1.0, -1.0, -1.0});
+  expect_close(run(Term::NesterovV1), {0.55, -0.11, -0.13, -0.9});
   // (1 + sign(g)·sign(m))·g: agree → 2g, disagree → 0, g = 0 → 0.
   expect_close(run(Term::AddSign), {2.0, 0.0, 0.0, 0.0});
   // exp(sign(g)·sign(m))·g
@@ -55,7 +60,7 @@ TEST(Terms, EachTermMatchesItsFormulaOnHandComputedTensors) {
 }
 
 TEST(Terms, RegistryNamesStateNeedsAndVocabularies) {
-  EXPECT_EQ(term_registry().size(), 10u);
+  EXPECT_EQ(term_registry().size(), 12u);
   for (std::size_t i = 0; i < term_registry().size(); ++i) {
     const auto& info = term_registry()[i];
     EXPECT_EQ(static_cast<std::size_t>(info.id), i);
@@ -64,7 +69,11 @@ TEST(Terms, RegistryNamesStateNeedsAndVocabularies) {
   EXPECT_TRUE(term_info(Term::AdamTerm).needs_m && term_info(Term::AdamTerm).needs_v);
   EXPECT_FALSE(term_info(Term::SignGrad).needs_m || term_info(Term::SignGrad).needs_v);
   EXPECT_EQ(vocabulary_terms(Vocabulary::Seed).size(), 5u);
-  EXPECT_EQ(vocabulary_terms(Vocabulary::Extended).size(), 10u);
+  EXPECT_EQ(vocabulary_terms(Vocabulary::Extended).size(), 10u);  // the two legacy terms are never searched
+  for (Term legacy : {Term::LionV1, Term::NesterovV1}) {
+    const auto ext = vocabulary_terms(Vocabulary::Extended);
+    EXPECT_EQ(std::find(ext.begin(), ext.end(), legacy), ext.end());
+  }
   EXPECT_FALSE(term_from_name("ADAMW").has_value());
   EXPECT_THROW(vocabulary_from_name("huge"), Error);
 }
@@ -123,7 +132,7 @@ TEST(Genome, JsonRoundTripsExactly) {
   const Genome back = Genome::from_json(nlohmann::json::parse(f.to_json().dump()));
   EXPECT_EQ(back, f);
   EXPECT_EQ(f.to_json()["format"], "evoopt.genome");
-  EXPECT_EQ(f.to_json()["version"], 1);
+  EXPECT_EQ(f.to_json()["version"], 2);
   // Bad JSON is rejected with a message naming the problem.
   EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["FOO"]})")), Error);
   EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "weights": [1, 2]})")), Error);
@@ -131,6 +140,41 @@ TEST(Genome, JsonRoundTripsExactly) {
   EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "beta1": "x"})")), Error);
   EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"format": "other", "terms": ["GRAD"]})")), Error);
   EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "version": 99})")), Error);
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "version": 0})")), Error);
+  EXPECT_THROW(Genome::from_json(nlohmann::json::parse(R"({"terms": ["GRAD"], "version": "2"})")), Error);
+}
+
+TEST(Genome, UnknownKeysAreRejectedNamingTheKey) {
+  auto message = [](const char* text) {
+    try {
+      Genome::from_json(nlohmann::json::parse(text));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message(R"({"terms": [{"term": "GRAD", "wieght": 0.5}]})").find("unknown key 'wieght'"), std::string::npos);
+  EXPECT_NE(message(R"({"terms": ["GRAD"], "learning_rat": 0.1})").find("unknown key 'learning_rat'"), std::string::npos);
+  EXPECT_EQ(message(R"({"terms": [{"term": "GRAD", "weight": 0.5}], "lr": 0.1})"), "accepted");
+}
+
+TEST(Genome, Version1FilesKeepTheirOldMeaning) {
+  // v1 LION read the genome's m; v1 NESTEROV with bias correction was β1·m̂ + (1−β1)·g.
+  const Genome lion = Genome::from_json(nlohmann::json::parse(R"({"format": "evoopt.genome", "version": 1,
+      "terms": [{"term": "LION", "weight": 1.0}], "bias_correction": false})"));
+  EXPECT_EQ(lion.terms.at(0).term, Term::LionV1);
+  const Genome nest = Genome::from_json(nlohmann::json::parse(R"({"version": 1, "terms": ["NESTEROV"], "bias_correction": true})"));
+  EXPECT_EQ(nest.terms.at(0).term, Term::NesterovV1);
+  // Without bias correction v1's NESTEROV already was today's.
+  const Genome plain = Genome::from_json(nlohmann::json::parse(R"({"version": 1, "terms": ["NESTEROV"], "bias_correction": false})"));
+  EXPECT_EQ(plain.terms.at(0).term, Term::Nesterov);
+  // The current version reads the names as today's terms and writes version 2.
+  const Genome now = Genome::from_json(nlohmann::json::parse(R"({"version": 2, "terms": ["LION", "NESTEROV"]})"));
+  EXPECT_EQ(now.terms.at(0).term, Term::Lion);
+  EXPECT_EQ(now.terms.at(1).term, Term::Nesterov);
+  // A legacy genome round-trips under its legacy name.
+  EXPECT_EQ(Genome::from_json(lion.to_json()), lion);
+  EXPECT_EQ(lion.to_json()["terms"][0]["term"], "LION_V1");
 }
 
 TEST(Genome, LoadsTheGenomeFoundByAnotherTool) {
@@ -214,6 +258,7 @@ TEST(Genome, FormulaStrings) {
 TEST(Genome, PresetsAndLoading) {
   for (const auto& n : preset_names()) EXPECT_NO_THROW(preset(n).validate()) << n;
   EXPECT_THROW(preset("adagrad"), Error);
+  EXPECT_EQ(load_genome("lion-like"), preset("lion"));  // format v1's name for the preset
   evoopt::test::TempDir tmp;
   save_genome(foreign_genome(), (tmp / "g.json").string());
   EXPECT_EQ(load_genome((tmp / "g.json").string()), foreign_genome());

@@ -46,7 +46,7 @@ std::vector<std::uint64_t> test_seeds(std::uint64_t run_seed, const std::string&
 // A baseline preset with the sweep's learning rate and weight decay. SGD's
 // rate is torch's (η·(1−β1), see the sgd preset), so its grid means what it
 // means for torch.optim.SGD; sgd/adam/rmsprop use L2 weight decay (torch's
-// weight_decay), adamw and lion-like decoupled.
+// weight_decay), adamw and lion decoupled.
 genome::Genome baseline_genome(const std::string& name, double lr, double wd);
 
 struct SweepEntry {

@@ -15,7 +15,7 @@ namespace evoopt::experiment {
 
 struct CompareOptions {
   bool enabled = true;
-  std::vector<std::string> baselines = {"sgd", "adam", "rmsprop", "adamw", "lion-like"};
+  std::vector<std::string> baselines = {"sgd", "adam", "rmsprop", "adamw", "lion"};
   std::vector<double> lr_grid = {1e-4, 1e-3, 1e-2};
   std::vector<double> wd_grid = {1e-5, 1e-4, 1e-3};
   int test_seeds = 5;                  // fresh seeds for the test split, disjoint from search seeds

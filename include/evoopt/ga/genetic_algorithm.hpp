@@ -37,7 +37,7 @@ struct GaOptions {
   std::uint64_t seed = 0;
   std::vector<std::string> tasks;         // fitness = mean over these of the mean over seeds
   int search_seeds = 1;                   // training seeds per task per genome
-  std::vector<std::string> seed_presets;  // empty: sgd, adam, rmsprop (+ adamw, signum, lion-like when the vocabulary has them)
+  std::vector<std::string> seed_presets;  // empty: sgd, adam, rmsprop (+ adamw, signum, lion when the vocabulary has them)
   void validate() const;
   nlohmann::json to_json() const;
   static GaOptions from_json(const nlohmann::json& j);

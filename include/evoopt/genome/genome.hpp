@@ -56,6 +56,8 @@ struct Genome {
   double weight_decay() const;  // 0 when off
   bool needs_m() const;
   bool needs_v() const;
+  bool needs_lion_m() const;           // LION's own momentum (EMA with β2)
+  bool reads_bias_correction() const;  // some term's value depends on the flag
   bool has_schedule() const { return warmup_fraction > 0.0 || cosine_decay; }
 
   // Throws evoopt::Error naming the first bad field, its value and the allowed range.
@@ -85,9 +87,13 @@ struct Genome {
 };
 
 inline constexpr const char* kGenomeFormat = "evoopt.genome";
-inline constexpr int kGenomeFormatVersion = 1;
+// Version 2 (this one): LION is Lion as published (own momentum with β2) and
+// NESTEROV with bias correction is NAdam's numerator. A version-1 file loads with
+// its old meaning: its LION becomes LION_V1, its NESTEROV with bias correction
+// NESTEROV_V1 (legacy terms, never searched).
+inline constexpr int kGenomeFormatVersion = 2;
 
-// Presets: sgd (EMA momentum), adam, adamw, rmsprop, signum, lion-like.
+// Presets: sgd (EMA momentum), adam, adamw, rmsprop, signum, lion ("lion-like" is an alias).
 std::vector<std::string> preset_names();
 Genome preset(const std::string& name);  // throws evoopt::Error listing the presets
 // A preset name or a JSON file path.

@@ -39,8 +39,10 @@ struct GenomeOptimizerOptions : public torch::optim::OptimizerCloneableOptions<G
 
 struct GenomeParamState : public torch::optim::OptimizerCloneableParamState<GenomeParamState> {
   TORCH_ARG(std::int64_t, step) = 0;
-  TORCH_ARG(torch::Tensor, exp_avg);     // m, only when a term needs it
-  TORCH_ARG(torch::Tensor, exp_avg_sq);  // v, only when a term needs it
+  TORCH_ARG(torch::Tensor, exp_avg);       // m, only when a term needs it
+  TORCH_ARG(torch::Tensor, exp_avg_sq);    // v, only when a term needs it
+  TORCH_ARG(torch::Tensor, lion_exp_avg);  // LION's momentum c (EMA with β2), only when LION is used
+  TORCH_ARG(double, mu_product) = 1.0;     // NAdam's Π μ_i, for NESTEROV with bias correction
 
  public:
   void serialize(torch::serialize::InputArchive& archive) override;
