@@ -379,7 +379,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
 int report_study(const experiment::StudyResult& r) {
   const auto& dir = r.run_dir.string();
   if (!r.completed) {
-    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl and " << dir << "/stages.jsonl; the checkpoint is " << dir
+    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl; the checkpoint is " << dir
               << "/checkpoint.json.\nResume with: evoopt resume " << dir << std::endl;
     return 130;
   }
@@ -458,13 +458,11 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
   const DirLock lock(out);
   const experiment::LoadedTasks loaded = experiment::load_tasks(c);
   const auto& labels = loaded.labels;
-  train::Budget b;
-  b.steps = c.steps;
-  eval::LocalEvaluator evaluator(loaded.tasks, b, c.resolved_workers());
-  eval::RunJournal journal(std::filesystem::path(out) / "stages.jsonl");
+  eval::LocalEvaluator evaluator(loaded.tasks, experiment::study_budget(c), c.resolved_workers());
+  eval::RunStore store(std::filesystem::path(out) / "journal.jsonl");
   Progress progress;
   std::string current;
-  experiment::RunContext ctx{evaluator, journal, &g_interrupted, [&](const std::string& stage, int done, int total) {
+  experiment::RunContext ctx{evaluator, store, &g_interrupted, [&](const std::string& stage, int done, int total) {
                                if (stage != current) {
                                  current = stage;
                                  progress.start(stage + " runs");
@@ -485,7 +483,7 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
     print_comparison(cmp);
     std::cout << "\nOutputs in " << out << ": comparison.json comparison.csv" << std::endl;
   } catch (const experiment::Interrupted&) {
-    std::cout << "\nInterrupted; completed runs are in " << out << "/stages.jsonl; the same command continues." << std::endl;
+    std::cout << "\nInterrupted; completed runs are in " << out << "/journal.jsonl; the same command continues." << std::endl;
     return 130;
   }
   return 0;

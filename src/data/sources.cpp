@@ -1,5 +1,7 @@
 #include "evoopt/data/sources.hpp"
 
+#include <chrono>
+
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -482,12 +484,74 @@ VerifyResult verify_dataset(const std::string& name, const fs::path& data_dir) {
   return r;
 }
 
+namespace {
+
+std::int64_t mtime_ns(const fs::path& p) {
+  return static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(fs::last_write_time(p).time_since_epoch()).count());
+}
+
+// Checks every file a dataset's metadata lists against its SHA-256 (and the official
+// table), so what a run trains on is what config.json's provenance says. A stamp
+// (DIR/.verified.json: size, mtime and checksum of each file) spares re-hashing files
+// that have not changed since they were last verified. Returns the dataset's digest.
+std::string verify_on_load(const DatasetSpec& spec, const fs::path& dir, const json& meta) {
+  const fs::path stamp_path = dir / ".verified.json";
+  json stamp = json::object();
+  if (fs::is_regular_file(stamp_path)) {
+    try {
+      stamp = json::parse(read_text_file(stamp_path));
+    } catch (const std::exception&) {
+      stamp = json::object();  // a damaged stamp only costs a re-check
+    }
+  }
+  json fresh = json::object();
+  std::string all;
+  bool rewrite = false;
+  try {
+    for (const auto& [file, info] : meta.at("files").items()) {
+      const fs::path p = dir / file;
+      if (!fs::is_regular_file(p)) throw Error(p.string() + ": missing (run: evoopt data fetch " + spec.name + " --force)");
+      const std::string want = info.at("sha256").get<std::string>();
+      const auto size = static_cast<std::int64_t>(fs::file_size(p));
+      const std::int64_t mtime = mtime_ns(p);
+      const json* s = stamp.contains(file) ? &stamp.at(file) : nullptr;
+      const bool stamped = s != nullptr && s->is_object() && s->value("bytes", std::int64_t{-1}) == size &&
+                           s->value("mtime_ns", std::int64_t{-1}) == mtime && s->value("sha256", std::string()) == want;
+      if (!stamped) {
+        const std::string text = read_text_file(p);
+        const std::string actual = sha256_hex(text.data(), text.size());
+        if (actual != want)
+          throw Error(p.string() + ": SHA-256 mismatch: the file changed since it was fetched (run: evoopt data fetch " + spec.name + " --force)");
+        for (const auto& f : spec.files)
+          if (f.name == file && !f.sha256.empty() && f.sha256 != actual) throw Error(p.string() + ": SHA-256 differs from the official table");
+        rewrite = true;
+      }
+      fresh[file] = {{"bytes", size}, {"mtime_ns", mtime}, {"sha256", want}};
+      all += file + ":" + want + ";";
+    }
+  } catch (const json::exception& e) {
+    throw Error(metadata_path(dir.parent_path(), spec.name).string() + ": malformed metadata (" + e.what() + ")");
+  }
+  if (rewrite) {
+    try {
+      write_file_atomic(stamp_path, fresh.dump(1) + "\n");
+    } catch (const Error&) {
+      // A read-only data dir: verification still happened, it is just not remembered.
+    }
+  }
+  return sha256_hex(all.data(), all.size());
+}
+
+}  // namespace
+
 DatasetPair load_dataset(const std::string& name, const fs::path& data_dir) {
   const DatasetSpec& spec = dataset_spec(name);
   json meta = read_metadata(data_dir, spec.name);
+  const std::string digest = verify_on_load(spec, data_dir / spec.name, meta);
   DatasetPair pair = load_from_dir(spec, data_dir / spec.name);
   pair.label = meta.value("label", spec.name);
   pair.lossy = meta.value("lossy", false);
+  pair.digest = digest;
   return pair;
 }
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/data/checksum.hpp"
 
 namespace evoopt::data {
 
@@ -17,6 +18,21 @@ torch::Tensor Splits::normalise(const torch::Tensor& images_u8) const {
   // x/255 then (x - mean)/std, folded into one scale and shift.
   return images_u8.to(torch::kFloat32).mul_(1.0 / 255.0).sub_(m).div_(s);
 }
+
+namespace {
+// Data made in memory (tests, user code) has no files to checksum: hash the tensors.
+std::string tensor_digest(const DatasetPair& pair) {
+  std::string all;
+  for (const Dataset* d : {&pair.train, &pair.test}) {
+    if (!d->images.defined()) continue;
+    const auto img = d->images.contiguous();
+    const auto lab = d->labels.contiguous();
+    all += sha256_hex(img.data_ptr(), static_cast<std::size_t>(img.numel()) * img.element_size());
+    all += sha256_hex(lab.data_ptr(), static_cast<std::size_t>(lab.numel()) * lab.element_size());
+  }
+  return "tensors:" + sha256_hex(all.data(), all.size());
+}
+}  // namespace
 
 Splits make_splits(const DatasetPair& pair, const SplitOptions& options) {
   const std::int64_t n = pair.train.size();
@@ -47,6 +63,8 @@ Splits make_splits(const DatasetPair& pair, const SplitOptions& options) {
   s.train = take(train_idx);
   s.val = take(val_idx);
   s.test = pair.test;
+  s.options = options;
+  s.digest = pair.digest.empty() ? tensor_digest(pair) : pair.digest;
   const auto c = s.train.images.size(1);
   // Per-channel statistics in float64 over the training split.
   auto x = s.train.images.to(torch::kFloat64).div_(255.0).transpose(0, 1).reshape({c, -1});

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/data/checksum.hpp"
 
 namespace evoopt::eval {
 
@@ -35,10 +36,29 @@ LocalEvaluator::LocalEvaluator(std::map<std::string, task::Task> tasks, train::B
     : tasks_(std::move(tasks)), budget_(budget), workers_(workers) {
   if (workers_ < 1) throw Error("workers must be >= 1, got " + std::to_string(workers_));
   if (tasks_.empty()) throw Error("no tasks to evaluate on");
+  budget_.validate();
+  if (budget_.steps < 1) throw Error("the evaluator's budget needs a step count >= 1, got " + std::to_string(budget_.steps));
   if (workers_ > 1) {
     const std::string problem = blas_concurrency_problem();
     if (!problem.empty()) throw Error(problem);
   }
+  for (const auto& [name, t] : tasks_) {
+    const std::string text = fingerprint_description(name).dump();
+    fingerprints_[name] = data::sha256_hex(text.data(), text.size()).substr(0, 16);
+  }
+}
+
+nlohmann::json LocalEvaluator::fingerprint_description(const std::string& name) const {
+  return {{"training_semantics", train::kTrainingSemanticsVersion},
+          {"task", task(name).description()},
+          {"divergence_loss", budget_.divergence_loss},
+          {"log_every", budget_.log_every},
+          {"eval_batch", budget_.eval_batch}};
+}
+
+std::string LocalEvaluator::fingerprint(const std::string& name) const {
+  task(name);
+  return fingerprints_.at(name);
 }
 
 const task::Task& LocalEvaluator::task(const std::string& name) const {
@@ -68,7 +88,7 @@ std::vector<std::optional<train::RunResult>> LocalEvaluator::evaluate(const std:
         b.threads = 1;
         b.eval_split = req.split;
         b.cancel = cancel;
-        if (req.steps > 0) b.steps = req.steps;
+        if (req.steps > 0) b.steps = req.steps;  // else the budget's (>= 1, checked above)
         train::RunResult r = train::train_and_evaluate(req.genome, task(req.task), req.seed, b);
         if (r.cancelled) return;
         std::lock_guard<std::mutex> lock(done_mutex);

@@ -13,37 +13,20 @@ namespace evoopt::experiment {
 using nlohmann::json;
 
 std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage, const std::vector<eval::RunRequest>& requests) {
-  auto key = [&stage](const eval::RunRequest& r) {
-    return fmt::format("{}/{}/{}/{}/{}/{}", stage, r.genome.hash_hex(), r.task, data::split_name(r.split), r.steps, r.seed);
-  };
-  std::vector<std::optional<train::RunResult>> results(requests.size());
-  std::vector<eval::RunRequest> missing;
-  std::vector<std::size_t> where;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    if (auto r = ctx.journal.find(key(requests[i]))) {
-      results[i] = r;
-    } else {
-      missing.push_back(requests[i]);
-      where.push_back(i);
-    }
-  }
   const int total = static_cast<int>(requests.size());
-  int done = total - static_cast<int>(missing.size());
+  int done = 0;
+  for (const auto& r : requests) done += ctx.store.find(eval::run_key(ctx.evaluator, r)) ? 1 : 0;
   if (ctx.progress) ctx.progress(stage, done, total);
-  if (!missing.empty()) {
-    ctx.evaluator.evaluate(
-        missing,
-        [&](std::size_t i, const train::RunResult& r) {
-          ctx.journal.append(key(missing[i]), r);
-          results[where[i]] = r;
-          ++ctx.runs_executed;
-          ++done;
-          if (ctx.progress) ctx.progress(stage, done, total);
-        },
-        ctx.cancel);
-  }
+  const auto results = eval::run_with_store(
+      ctx.store, ctx.evaluator, stage, requests,
+      [&](std::size_t, const train::RunResult&) {
+        ++ctx.runs_executed;
+        ++done;
+        if (ctx.progress) ctx.progress(stage, std::min(done, total), total);
+      },
+      ctx.cancel);
   std::vector<train::RunResult> out;
-  for (auto& r : results) {
+  for (const auto& r : results) {
     if (!r) throw Interrupted();
     out.push_back(*r);
   }

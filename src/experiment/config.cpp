@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/data/checksum.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/task/task.hpp"
@@ -231,6 +232,13 @@ json ExperimentConfig::to_json() const {
             {"horizon_multiple", compare.horizon_multiple},
             {"equal_budget", compare.equal_budget},
             {"equal_budget_runs", compare.equal_budget_runs}}}};
+}
+
+std::string ExperimentConfig::fingerprint() const {
+  json j = to_json();
+  j.erase("workers");
+  const std::string text = j.dump();
+  return data::sha256_hex(text.data(), text.size()).substr(0, 16);
 }
 
 ExperimentConfig ExperimentConfig::from_json(const json& j) {

@@ -41,6 +41,13 @@ LoadedTasks load_tasks(const ExperimentConfig& config) {
   return out;
 }
 
+train::Budget study_budget(const ExperimentConfig& config) {
+  train::Budget budget;
+  budget.steps = config.steps;
+  budget.log_every = std::max<std::int64_t>(1, config.steps / 20);
+  return budget;
+}
+
 ExperimentConfig load_run_config(const fs::path& run_dir) {
   const fs::path p = run_dir / "config.json";
   if (!fs::exists(p)) throw Error(run_dir.string() + ": not a run directory (no config.json)");
@@ -119,8 +126,16 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = cpu_seconds();
   ExperimentConfig config = given;
+  json recorded;  // config.json as written when the run started (resume)
   if (resume) {
     config = load_run_config(run_dir);
+    recorded = json::parse(read_text_file(run_dir / "config.json"));
+    const std::string now = config.fingerprint();
+    if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
+      throw Error((run_dir / "config.json").string() + ": no fingerprint recorded (written by an older evoopt): start a new run with --out");
+    if (recorded.at("fingerprint").get<std::string>() != now)
+      throw Error((run_dir / "config.json").string() + ": changed since the run started (fingerprint " +
+                  recorded.at("fingerprint").get<std::string>() + " recorded, " + now + " now): restore the original, or start a new run with --out");
   } else {
     config.validate();
     if (fs::exists(run_dir / "config.json"))
@@ -136,10 +151,26 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   const auto& tasks = loaded.tasks;
   auto labels = loaded.labels;
   const fs::path& data_dir = loaded.data_dir;
+  // Recorded absolutely, so a resume from another directory or with another
+  // EVOOPT_DATA_DIR reads the same data.
+  if (!resume) config.data_dir = fs::absolute(data_dir).lexically_normal().string();
+
+  eval::LocalEvaluator evaluator(tasks, study_budget(config), config.resolved_workers());
+  if (resume) {
+    // The data and the training semantics must be those the run started with.
+    const json& fp = recorded.value("task_fingerprints", json::object());
+    for (const auto& t : config.tasks)
+      if (!fp.contains(t) || fp.at(t) != evaluator.fingerprint(t))
+        throw Error(
+            fmt::format("{}: task {} no longer matches the run (fingerprint {} recorded, {} now: its data, model settings or evoopt's "
+                        "training semantics changed); start a new run with --out",
+                        (run_dir / "config.json").string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
+  }
 
   const DirLock lock(run_dir);
   if (!resume) {
     json cfg = config.to_json();
+    cfg["fingerprint"] = config.fingerprint();
     cfg["provenance"] = provenance(config, data_dir);
     // The derived training seeds, spelled out: search (validation) and test are disjoint.
     json search = json::object(), test = json::object();
@@ -149,14 +180,18 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
       test[t] = test_seeds(config.seed, t, n_test, config.ga.search_seeds);
     }
     cfg["derived_seeds"] = {{"search", search}, {"test", test}};
+    json fps = json::object(), described = json::object();
+    for (const auto& t : config.tasks) {
+      fps[t] = evaluator.fingerprint(t);
+      described[t] = evaluator.fingerprint_description(t);
+    }
+    cfg["task_fingerprints"] = fps;
+    cfg["task_fingerprint_inputs"] = described;
     cfg["evoopt_version"] = EVOOPT_VERSION;
     write_file_atomic(run_dir / "config.json", cfg.dump(2) + "\n");
   }
+  eval::RunStore store(run_dir / "journal.jsonl");
 
-  train::Budget budget;
-  budget.steps = config.steps;
-  budget.log_every = std::max<std::int64_t>(1, config.steps / 20);
-  eval::LocalEvaluator evaluator(tasks, budget, config.resolved_workers());
   say(fmt::format(
       "{} tasks ({}), model {}, {} steps per run, {}", config.tasks.size(),
       [&] {
@@ -171,7 +206,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   ga::GaOptions gopt = config.ga;
   gopt.seed = config.seed;
   gopt.tasks = config.tasks;
-  ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir);
+  ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir, &store);
   result.ga = algorithm.run(events.ga, cancel);
   auto finish_cost = [&] {
     result.cost.search_runs = result.ga.runs_total;
@@ -185,8 +220,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     return result;
   }
 
-  eval::RunJournal journal(run_dir / "stages.jsonl");
-  RunContext ctx{evaluator, journal, cancel, events.stage_progress};
+  RunContext ctx{evaluator, store, cancel, events.stage_progress};
   try {
     // Final test of the winner: once, on the test split, with fresh seeds.
     const genome::Genome& winner = result.ga.best.genome;
@@ -272,9 +306,10 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     finish_cost();
     return result;
   }
-  for (const auto& [key, r] : journal.all()) {
+  for (const auto& e : store.entries()) {
+    if (e.stage == "search") continue;
     ++result.cost.other_runs;
-    result.cost.other_steps += r.steps_done;
+    result.cost.other_steps += e.result.steps_done;
   }
   finish_cost();
   result.completed = true;

@@ -149,8 +149,12 @@ const Individual& best_of(const std::vector<Individual>& individuals) {
 
 // ---------------------------------------------------------------- algorithm
 
-GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, fs::path run_dir)
-    : options_(std::move(options)), evaluator_(evaluator), run_dir_(std::move(run_dir)) {
+GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, fs::path run_dir, eval::RunStore* store)
+    : options_(std::move(options)), evaluator_(evaluator), run_dir_(std::move(run_dir)), store_(store) {
+  if (store_ == nullptr) {
+    own_store_ = std::make_unique<eval::RunStore>(run_dir_.empty() ? fs::path() : run_dir_ / "journal.jsonl");
+    store_ = own_store_.get();
+  }
   if (options_.seed_presets.empty()) {
     options_.seed_presets = {"sgd", "adam", "rmsprop", "adamw"};
     if (options_.space.vocabulary == genome::Vocabulary::Extended) {
@@ -223,59 +227,47 @@ std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& p
   return next;
 }
 
-void GeneticAlgorithm::load_journal() {
-  cache_.clear();
-  if (run_dir_.empty() || !fs::exists(run_dir_ / "journal.jsonl")) return;
-  for (const auto& line : read_journal_lines(run_dir_ / "journal.jsonl")) {
-    const json j = json::parse(line);
-    cache_[{std::stoull(j.at("hash").get<std::string>(), nullptr, 16), j.at("task"), j.at("seed_index")}] =
-        train::run_result_from_json(j.at("result"));
-  }
+eval::RunRequest GeneticAlgorithm::request(const Key& k, const genome::Genome& g) const {
+  return {g, k.task, search_seed(options_.seed, k.task, k.seed_index), data::Split::Val, evaluator_.default_steps()};
 }
 
 void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
                                 const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted) {
   // Every (genome, task, seed) this generation needs, de-duplicated by canonical hash.
   std::vector<Key> needed;
+  std::vector<eval::RunRequest> requests;
   std::set<Key> seen;
   for (const auto& ind : population)
     for (const auto& task : options_.tasks)
       for (int s = 0; s < options_.search_seeds; ++s) {
         Key k{ind.genome.hash(), task, s};
-        if (seen.insert(k).second) needed.push_back(k);
+        if (!seen.insert(k).second || results_.count(k)) continue;
+        needed.push_back(k);
+        requests.push_back(request(k, ind.genome));
       }
-  std::vector<eval::RunRequest> requests;
-  std::vector<Key> request_keys;
-  for (const auto& k : needed) {
-    if (cache_.count(k)) continue;
-    const auto it = std::find_if(population.begin(), population.end(), [&](const Individual& i) { return i.genome.hash() == k.hash; });
-    requests.push_back({it->genome, k.task, search_seed(options_.seed, k.task, k.seed_index), data::Split::Val, 0});
-    request_keys.push_back(k);
-  }
-  const int total = static_cast<int>(requests.size());
+  int total = 0;
+  for (const auto& r : requests) total += store_->find(eval::run_key(evaluator_, r)) ? 0 : 1;
   int done = 0;
-  auto on_done = [&](std::size_t i, const train::RunResult& r) {
-    const Key& k = request_keys[i];
-    cache_[k] = r;
-    if (!run_dir_.empty()) {
-      json line = {{"hash", fmt::format("{:016x}", k.hash)}, {"task", k.task}, {"seed_index", k.seed_index}, {"result", train::to_json(r)}};
-      append_line_durable(run_dir_ / "journal.jsonl", line.dump());
-    }
-    ++outcome.runs_executed;
-    outcome.steps_executed += r.steps_done;
-    ++done;
-    if (events.run_finished) events.run_finished(done, total);
-  };
-  if (!requests.empty()) evaluator_.evaluate(requests, on_done, cancel);
-  for (const auto& k : needed)
-    if (!cache_.count(k)) {
+  const auto found = eval::run_with_store(
+      *store_, evaluator_, "search", requests,
+      [&](std::size_t, const train::RunResult& r) {
+        ++outcome.runs_executed;
+        outcome.steps_executed += r.steps_done;
+        ++done;
+        if (events.run_finished) events.run_finished(done, total);
+      },
+      cancel);
+  for (std::size_t i = 0; i < needed.size(); ++i) {
+    if (!found[i]) {
       interrupted = true;
       return;
     }
+    results_[needed[i]] = *found[i];
+  }
   for (auto& ind : population) {
     std::vector<train::RunResult> runs;
     for (const auto& task : options_.tasks)
-      for (int s = 0; s < options_.search_seeds; ++s) runs.push_back(cache_.at({ind.genome.hash(), task, s}));
+      for (int s = 0; s < options_.search_seeds; ++s) runs.push_back(results_.at({ind.genome.hash(), task, s}));
     const auto f = train::aggregate_fitness(runs);
     ind.fitness = f.overall;
     ind.per_task = f.per_task;
@@ -320,7 +312,7 @@ void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std
 GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>* cancel) {
   GaOutcome outcome;
   if (!run_dir_.empty()) fs::create_directories(run_dir_);
-  load_journal();
+  results_.clear();
 
   Rng rng(derive_seed(options_.seed, "ga"));
   std::vector<Individual> all, population;
@@ -332,21 +324,47 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   const fs::path ck_path = run_dir_.empty() ? fs::path() : run_dir_ / "checkpoint.json";
   if (!ck_path.empty() && fs::exists(ck_path)) {
     json ck;
+    const std::string where = ck_path.string();
     try {
       ck = json::parse(read_text_file(ck_path));
     } catch (const json::exception& e) {
-      throw Error(ck_path.string() + ": malformed checkpoint (" + e.what() + ")");
+      throw Error(where + ": malformed checkpoint (" + e.what() + ")");
     }
-    outcome.resumed = true;
-    next_id_ = ck.at("next_id");
-    std::istringstream rs(ck.at("rng").get<std::string>());
-    rs >> rng.engine();
-    for (const auto& j : ck.at("individuals")) all.push_back(Individual::from_json(j));
-    for (const auto& j : ck.at("history")) history.push_back(GenerationRecord::from_json(j));
-    std::map<std::uint64_t, Individual> by_id;
-    for (const auto& i : all) by_id[i.id] = i;
     std::vector<Individual> last;
-    for (const auto& id : ck.at("population")) last.push_back(by_id.at(id.get<std::uint64_t>()));
+    try {
+      if (ck.value("format", "") != "evoopt.checkpoint") throw Error("not an evoopt checkpoint (format field missing or different)");
+      if (ck.at("version") != 1) throw Error("checkpoint version " + ck.at("version").dump() + " is not one this evoopt reads (1)");
+      const int g = ck.at("generation").get<int>();
+      if (g < -1 || g >= options_.generations)
+        throw Error(fmt::format("generation {} is outside -1..{} (the run has {} generations)", g, options_.generations - 1, options_.generations));
+      outcome.resumed = true;
+      next_id_ = ck.at("next_id").get<std::uint64_t>();
+      std::istringstream rs(ck.at("rng").get<std::string>());
+      rs >> rng.engine();
+      if (rs.fail()) throw Error("the RNG state is not a valid mt19937_64 state");
+      rs >> std::ws;
+      if (!rs.eof()) throw Error("the RNG state has trailing data");
+      for (const auto& j : ck.at("individuals")) all.push_back(Individual::from_json(j));
+      for (const auto& j : ck.at("history")) history.push_back(GenerationRecord::from_json(j));
+      if (static_cast<int>(history.size()) != g + 1)
+        throw Error(fmt::format("{} generation records for generation {} (expected {})", history.size(), g, g + 1));
+      std::map<std::uint64_t, Individual> by_id;
+      for (const auto& i : all) {
+        if (i.id >= next_id_) throw Error(fmt::format("individual {} is not below next_id {}", i.id, next_id_));
+        by_id[i.id] = i;
+      }
+      for (const auto& id : ck.at("population")) {
+        const auto it = by_id.find(id.get<std::uint64_t>());
+        if (it == by_id.end()) throw Error("population member " + id.dump() + " is not among the individuals");
+        last.push_back(it->second);
+      }
+      if (g >= 0 && static_cast<int>(last.size()) != options_.population)
+        throw Error(fmt::format("population has {} members, the run {}", last.size(), options_.population));
+    } catch (const json::exception& e) {
+      throw Error(where + ": invalid checkpoint (" + e.what() + ")");
+    } catch (const Error& e) {
+      throw Error(where + ": invalid checkpoint: " + e.what());
+    }
     generation = ck.at("generation").get<int>() + 1;
     if (generation == 0) {
       rng_at_start = rng;
@@ -357,7 +375,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
       if (generation < options_.generations) population = breed(last, generation, rng);
     }
   } else {
-    if (!cache_.empty()) outcome.resumed = true;
+    if (store_->size() > 0) outcome.resumed = true;
     population = initial_population(rng);
   }
 
@@ -433,10 +451,11 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   outcome.completed = true;
   outcome.history = history;
   outcome.best = best_of(all);
-  for (const auto& [k, r] : cache_) {
+  for (const auto& e : store_->entries()) {
+    if (e.stage != "search") continue;
     ++outcome.runs_total;
-    outcome.steps_total += r.steps_done;
-    outcome.train_seconds_total += r.seconds;
+    outcome.steps_total += e.result.steps_done;
+    outcome.train_seconds_total += e.result.seconds;
   }
   return outcome;
 }

@@ -12,6 +12,21 @@ InputShape Task::input() const {
   return {img.size(1), img.size(2), img.size(3), static_cast<std::int64_t>(data->classes.size())};
 }
 
+nlohmann::json Task::description() const {
+  if (!data) return {{"task", name}, {"model", model_preset_name(model)}, {"batch_size", batch_size}, {"augment", augment}, {"data", nullptr}};
+  return {{"task", name},
+          {"model", model_preset_name(model)},
+          {"batch_size", batch_size},
+          {"augment", augment},
+          {"data_label", data->label},
+          {"data_digest", data->digest},
+          {"train_size", data->train.size()},
+          {"val_size", data->val.size()},
+          {"test_size", data->test.size()},
+          {"split_seed", data->options.split_seed},
+          {"train_subset", data->options.train_subset}};
+}
+
 Task make_task(const std::string& name, std::shared_ptr<const data::Splits> splits, const TaskOptions& options) {
   Task t;
   t.name = name;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include <torch/torch.h>
 
@@ -11,16 +12,45 @@
 
 namespace evoopt::train {
 
+void Budget::validate() const {
+  if (steps < 0) throw Error("training steps must be >= 0 (0 = the task's default), got " + std::to_string(steps));
+  if (log_every < 1) throw Error("log_every must be >= 1, got " + std::to_string(log_every));
+  if (eval_batch < 1) throw Error("evaluation batch must be >= 1, got " + std::to_string(eval_batch));
+  if (threads < 0) throw Error("threads must be >= 0, got " + std::to_string(threads));
+  if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
+}
+
+namespace {
+// JSON has no NaN or Inf (nlohmann writes them as null, which then fails to read
+// back): a diverged run's loss is written as the string "nan", "inf" or "-inf".
+nlohmann::json number_json(double v) {
+  if (std::isfinite(v)) return v;
+  if (std::isnan(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+double number_from_json(const nlohmann::json& j, const char* field) {
+  if (j.is_number()) return j.get<double>();
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
+    if (s == "inf") return std::numeric_limits<double>::infinity();
+    if (s == "-inf") return -std::numeric_limits<double>::infinity();
+  }
+  if (j.is_null()) return std::numeric_limits<double>::quiet_NaN();  // written by versions before this rule
+  throw Error(std::string("run result field ") + field + " must be a number, got " + j.dump());
+}
+}  // namespace
+
 nlohmann::json to_json(const RunResult& r) {
   nlohmann::json curve = nlohmann::json::array();
-  for (const auto& p : r.loss_curve) curve.push_back({p.step, p.loss, p.smoothed});
+  for (const auto& p : r.loss_curve) curve.push_back({p.step, number_json(p.loss), number_json(p.smoothed)});
   return {{"task", r.task},
           {"task_label", r.task_label},
           {"seed", r.seed},
           {"split", r.split},
-          {"accuracy", r.accuracy},
-          {"final_loss", r.final_loss},
-          {"smoothed_loss", r.smoothed_loss},
+          {"accuracy", number_json(r.accuracy)},
+          {"final_loss", number_json(r.final_loss)},
+          {"smoothed_loss", number_json(r.smoothed_loss)},
           {"loss_curve", curve},
           {"diverged", r.diverged},
           {"divergence_reason", r.divergence_reason},
@@ -36,10 +66,11 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.task_label = j.value("task_label", r.task);
   r.seed = j.at("seed");
   r.split = j.at("split");
-  r.accuracy = j.at("accuracy");
-  r.final_loss = j.at("final_loss");
-  r.smoothed_loss = j.at("smoothed_loss");
-  for (const auto& p : j.at("loss_curve")) r.loss_curve.push_back({p.at(0).get<std::int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
+  r.accuracy = number_from_json(j.at("accuracy"), "accuracy");
+  r.final_loss = number_from_json(j.at("final_loss"), "final_loss");
+  r.smoothed_loss = number_from_json(j.at("smoothed_loss"), "smoothed_loss");
+  for (const auto& p : j.at("loss_curve"))
+    r.loss_curve.push_back({p.at(0).get<std::int64_t>(), number_from_json(p.at(1), "loss_curve"), number_from_json(p.at(2), "loss_curve")});
   r.diverged = j.at("diverged");
   r.divergence_reason = j.value("divergence_reason", "");
   r.steps_done = j.at("steps_done");
@@ -68,6 +99,7 @@ double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, d
 RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
                              const ProgressFn& progress) {
   const auto t0 = std::chrono::steady_clock::now();
+  budget.validate();
   if (budget.threads > 0 && at::get_num_threads() != budget.threads) at::set_num_threads(budget.threads);
   genome.validate(genome::Bounds::kHardMaxTerms);
   const std::int64_t steps = budget.steps > 0 ? budget.steps : task.default_steps;

@@ -108,8 +108,8 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
   const fs::path dir = tmp / "quick";
   auto r = test::run_cli("evolve --preset quick --out " + dir.string() + " --data-dir " + test::data_dir().string());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (const char* f : {"config.json", "journal.jsonl", "checkpoint.json", "history.csv", "lineage.json", "best_genome.json", "stages.jsonl",
-                        "final_test.json", "summary.json", "comparison.json", "comparison.csv"})
+  for (const char* f : {"config.json", "journal.jsonl", "checkpoint.json", "history.csv", "lineage.json", "best_genome.json", "final_test.json",
+                        "summary.json", "comparison.json", "comparison.csv"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   EXPECT_NE(r.out.find("Generation 1/4"), std::string::npos);
   EXPECT_NE(r.out.find("Best fitness:"), std::string::npos);
@@ -139,12 +139,21 @@ TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
   EXPECT_NE(r.out.find("40 steps (longer horizon)"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.json"));
   EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.csv"));
-  // Re-running finds every run in the journal.
-  const auto lines = journal_lines(tmp / "cmp/stages.jsonl");
+  // Re-running finds every run in the run store.
+  const auto lines = journal_lines(tmp / "cmp/journal.jsonl");
   auto again = test::run_cli("compare --genome adam --tasks mnist --steps 20 --train-subset 1000 --val-size 300 --test-seeds 2 --out " +
                              (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
   EXPECT_EQ(again.exit_code, 0);
-  EXPECT_EQ(journal_lines(tmp / "cmp/stages.jsonl"), lines);
+  EXPECT_EQ(journal_lines(tmp / "cmp/journal.jsonl"), lines);
+  // Other steps or another training subset into the same directory: nothing stale is reused,
+  // every run is trained anew (the comparison needs at least as many runs as the first time).
+  for (const char* change : {"--steps 21 --train-subset 1000", "--steps 20 --train-subset 900"}) {
+    const auto before = journal_lines(tmp / "cmp/journal.jsonl");
+    auto other = test::run_cli(std::string("compare --genome adam --tasks mnist ") + change + " --val-size 300 --test-seeds 2 --out " +
+                               (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
+    EXPECT_EQ(other.exit_code, 0) << other.err;
+    EXPECT_GE(journal_lines(tmp / "cmp/journal.jsonl") - before, lines) << change;
+  }
   auto bad = test::run_cli("compare --genome adam --seeds 1 --data-dir " + test::data_dir().string());
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("test seeds must be >= 2"), std::string::npos) << bad.err;

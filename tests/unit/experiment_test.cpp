@@ -49,8 +49,8 @@ TEST(Sweep, PicksTheBestConfigurationOnASyntheticFitness) {
   eval::SyntheticEvaluator ev([](const genome::Genome& g, const std::string&, std::uint64_t) {
     return 1.0 - 0.1 * std::fabs(g.log10_lr + 3.0) - 0.1 * std::fabs(g.log10_weight_decay.value_or(-9.0) + 4.0);
   });
-  eval::RunJournal journal;
-  RunContext ctx{ev, journal};
+  eval::RunStore store;
+  RunContext ctx{ev, store};
   BaselineChoice c = sweep_baseline(ctx, "adam", {1e-4, 1e-3, 1e-2}, {1e-5, 1e-4, 1e-3}, {"a", "b"}, 0, 2);
   EXPECT_EQ(c.sweep.size(), 9u);
   EXPECT_EQ(c.best().lr, 1e-3);
@@ -105,8 +105,8 @@ TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTes
     o.generations = 2;
     o.tasks = {"mnist"};
     ga::GaOutcome g = ga::GeneticAlgorithm(o, ev, tmp / name).run();
-    eval::RunJournal journal;
-    RunContext ctx{ev, journal};
+    eval::RunStore store;
+    RunContext ctx{ev, store};
     Outcome out;
     out.history = test::csv_without_last_column(read_text_file(tmp / name / "history.csv"));
     out.lineage = read_text_file(tmp / name / "lineage.json");
@@ -192,8 +192,8 @@ TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
     if (g.terms.front().term != genome::Term::AdamTerm) base -= 0.2;
     return base - (task == "b" ? 0.1 : 0.0) + 1e-3 * static_cast<double>(seed % 5);
   });
-  eval::RunJournal journal;
-  RunContext ctx{ev, journal};
+  eval::RunStore store;
+  RunContext ctx{ev, store};
   CompareInputs in;
   in.evolved = genome::preset("adam");
   in.evolved.log10_lr = std::log10(3e-3);

@@ -275,6 +275,7 @@ TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
 TEST(GeneticAlgorithm, ParallelWorkersAreRefusedOnABlasThatIsNotReproducibleUnderConcurrency) {
   std::map<std::string, task::Task> tasks = {{"synthetic", task::Task{}}};
   train::Budget b;
+  b.steps = 10;
   const std::string problem = eval::blas_concurrency_problem();
   EXPECT_NO_THROW(eval::LocalEvaluator(tasks, b, 1));
   if (problem.empty()) {

@@ -23,6 +23,9 @@ struct DatasetPair {
   std::vector<std::string> classes;
   Dataset train;
   Dataset test;
+  // SHA-256 over the verified files' checksums (load_dataset), or empty for
+  // data made in memory; part of every run-store fingerprint.
+  std::string digest;
 };
 
 // Counts of each label 0..num_classes-1.

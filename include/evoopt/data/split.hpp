@@ -28,6 +28,8 @@ struct Splits {
   std::vector<std::string> classes;
   Dataset train, val, test;
   std::vector<double> mean, stddev;  // per channel, in [0,1] pixel units, from the training split
+  std::string digest;                // the source files' digest (DatasetPair::digest), or of the tensors when made in memory
+  SplitOptions options;              // how the splits were carved
   const Dataset& get(Split s) const { return s == Split::Train ? train : s == Split::Val ? val : test; }
   // uint8 (B,C,H,W) -> normalised float32.
   torch::Tensor normalise(const torch::Tensor& images_u8) const;

@@ -38,6 +38,11 @@ class Evaluator {
                                                                 const std::atomic<bool>* cancel) = 0;
   virtual int workers() const = 0;
   virtual std::string describe() const = 0;
+  // Everything besides (genome, task, split, steps, seed) that changes a run's result
+  // on `task`, as a short stable hash: the run store's key holds it.
+  virtual std::string fingerprint(const std::string& task) const = 0;
+  // The step count of a request that gives none.
+  virtual std::int64_t default_steps() const = 0;
 };
 
 // Empty, or why the loaded BLAS library cannot be called from several worker threads
@@ -52,6 +57,12 @@ class LocalEvaluator : public Evaluator {
                                                         const std::atomic<bool>* cancel) override;
   int workers() const override { return workers_; }
   std::string describe() const override;
+  std::string fingerprint(const std::string& task) const override;
+  std::int64_t default_steps() const override { return budget_.steps; }
+  // What the fingerprint of `task` hashes: the training semantics version, the
+  // task's description (model, batch, data digest, splits, augmentation) and the
+  // evaluation settings of the budget.
+  nlohmann::json fingerprint_description(const std::string& task) const;
   const task::Task& task(const std::string& name) const;
   const train::Budget& budget() const { return budget_; }
 
@@ -59,6 +70,7 @@ class LocalEvaluator : public Evaluator {
   std::map<std::string, task::Task> tasks_;
   train::Budget budget_;
   int workers_;
+  std::map<std::string, std::string> fingerprints_;
 };
 
 // A synthetic fitness: accuracy = fn(genome, task, seed), no training. For
@@ -71,6 +83,8 @@ class SyntheticEvaluator : public Evaluator {
                                                         const std::atomic<bool>* cancel) override;
   int workers() const override { return workers_; }
   std::string describe() const override { return "synthetic fitness"; }
+  std::string fingerprint(const std::string&) const override { return "synthetic"; }
+  std::int64_t default_steps() const override { return 1; }
   std::size_t calls() const { return calls_; }
 
  private:

@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evoopt/eval/evaluator.hpp"
-#include "evoopt/eval/run_journal.hpp"
+#include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/config.hpp"
 #include "evoopt/experiment/stats.hpp"
 
@@ -27,16 +27,17 @@ struct Interrupted : std::exception {
   const char* what() const noexcept override { return "interrupted"; }
 };
 
-// Evaluator + journal + progress + cancel: what every stage needs to run training runs.
+// Evaluator + run store + progress + cancel: what every stage needs to run training runs.
 struct RunContext {
   eval::Evaluator& evaluator;
-  eval::RunJournal& journal;
+  eval::RunStore& store;
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(const std::string& stage, int done, int total)> progress;
-  std::int64_t runs_executed = 0;  // runs this process trained (not found in the journal)
+  std::int64_t runs_executed = 0;  // runs this process trained (not found in the store)
 };
 
-// Runs every request (journal first), in request order; throws Interrupted.
+// Runs every request (the run store first), in request order; throws Interrupted.
+// `stage` is recorded with each new run (provenance and cost accounting).
 std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage, const std::vector<eval::RunRequest>& requests);
 
 // Seeds for the test split: a function of (run seed, task, index), disjoint

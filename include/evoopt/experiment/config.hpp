@@ -51,6 +51,10 @@ struct ExperimentConfig {
   int resolved_workers() const;
   nlohmann::json to_json() const;
   static ExperimentConfig from_json(const nlohmann::json& j);
+  // A hash of every field that changes what the study computes (all of to_json()
+  // except `workers`, which changes only the speed). Recorded in config.json at the
+  // start; `evoopt resume` refuses a config.json that no longer matches it.
+  std::string fingerprint() const;
 };
 
 }  // namespace evoopt::experiment

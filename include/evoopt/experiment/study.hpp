@@ -76,6 +76,10 @@ struct LoadedTasks {
 };
 LoadedTasks load_tasks(const ExperimentConfig& config);
 
+// The training budget of every run a study (or `evoopt compare`) makes: one place, so
+// their run-store fingerprints agree.
+train::Budget study_budget(const ExperimentConfig& config);
+
 // `resume`: continue the run in `run_dir` with its stored config (the given one is ignored).
 StudyResult run_study(const ExperimentConfig& config, const std::filesystem::path& run_dir, bool resume, const StudyEvents& events,
                       const std::atomic<bool>* cancel);

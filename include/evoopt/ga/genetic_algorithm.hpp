@@ -2,7 +2,7 @@
 // The genetic algorithm: tournament selection, single-point/uniform crossover,
 // mutation, elites; evaluation through an Evaluator; and a run directory that
 // makes the search resumable and reproducible:
-//   journal.jsonl    append-only, one line per completed training run
+//   journal.jsonl    the run store (eval/run_store.hpp): one line per completed training run
 //   checkpoint.json  population, RNG state, generation, typed log (atomic)
 //   history.csv      per generation: best/mean/median/std, per-task best, diversity, gene distance, evaluations, seconds
 //   lineage.json     every genome: parents, operators, fitness
@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evoopt/eval/evaluator.hpp"
+#include "evoopt/eval/run_store.hpp"
 #include "evoopt/ga/operators.hpp"
 
 namespace evoopt::ga {
@@ -94,8 +96,9 @@ struct GaOutcome {
 
 class GeneticAlgorithm {
  public:
-  // `run_dir` empty: nothing is persisted.
-  GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, std::filesystem::path run_dir = {});
+  // `run_dir` empty: nothing is persisted. `store`: the run store to use (a study
+  // shares one with its later stages); null: RUN_DIR/journal.jsonl (or memory).
+  GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, std::filesystem::path run_dir = {}, eval::RunStore* store = nullptr);
   GaOutcome run(const GaEvents& events = {}, const std::atomic<bool>* cancel = nullptr);
 
   std::vector<Individual> initial_population(Rng& rng);
@@ -108,7 +111,7 @@ class GeneticAlgorithm {
     int seed_index;
     bool operator<(const Key& o) const { return std::tie(hash, task, seed_index) < std::tie(o.hash, o.task, o.seed_index); }
   };
-  void load_journal();
+  eval::RunRequest request(const Key& k, const genome::Genome& g) const;
   void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
                 GaOutcome& outcome, bool& interrupted);
   void write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const;
@@ -119,7 +122,9 @@ class GeneticAlgorithm {
   eval::Evaluator& evaluator_;
   std::filesystem::path run_dir_;
   std::uint64_t next_id_ = 0;
-  std::map<Key, train::RunResult> cache_;  // every completed run (journal)
+  std::unique_ptr<eval::RunStore> own_store_;
+  eval::RunStore* store_ = nullptr;
+  std::map<Key, train::RunResult> results_;  // the runs this process has needed so far
 };
 
 // history.csv text for a log (deterministic formatting).

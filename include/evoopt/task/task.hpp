@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "evoopt/data/split.hpp"
 #include "evoopt/task/models.hpp"
 
@@ -27,6 +29,10 @@ struct Task {
   std::shared_ptr<const data::Splits> data;
   InputShape input() const;
   const std::string& label() const { return data->label; }  // provenance label
+  // Everything about the task that changes a training run's result: name, model,
+  // batch size, augmentation, the data's digest (dataset checksums) and how the
+  // splits were carved (validation size, split seed, training subset).
+  nlohmann::json description() const;
 };
 
 std::vector<std::string> task_names();

@@ -19,6 +19,12 @@
 
 namespace evoopt::train {
 
+// The version of what a training run computes (model initialisation, batch sampling,
+// augmentation, optimizer semantics, evaluation). Bumped whenever a change makes the
+// same request give another result, so run stores never mix the two. 2: genome
+// format 2 (LION as published, NESTEROV with bias correction = NAdam).
+inline constexpr int kTrainingSemanticsVersion = 2;
+
 struct Budget {
   std::int64_t steps = 0;         // 0: the task's default
   std::int64_t log_every = 10;    // loss curve resolution
@@ -27,6 +33,7 @@ struct Budget {
   int threads = 1;                // intra-op threads for this run
   data::Split eval_split = data::Split::Val;
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
+  void validate() const;                      // throws evoopt::Error naming the bad field
 };
 
 struct LossPoint {

@@ -1,0 +1,78 @@
+#pragma once
+// The one store of completed training runs (DIR/journal.jsonl), used by every
+// stage of a study: search, final test, break-even, sweeps, comparison. Each line
+// is one run under a key that holds everything that changes its result: the
+// genome's canonical hash, task, split, the actual step count, the seed, and the
+// evaluator's fingerprint of that task (model, batch size, training subset,
+// validation size, split seed, augmentation, dataset checksums, training
+// semantics version, evaluation settings). A request whose key is in the store is
+// never trained again; a request that differs in any of these is never answered
+// from it. Lines are appended durably as runs complete, so a crash loses nothing.
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "evoopt/eval/evaluator.hpp"
+
+namespace evoopt::eval {
+
+struct RunKey {
+  std::string genome;  // canonical hash, hex
+  std::string task;
+  std::string split;  // "val" | "test"
+  std::int64_t steps = 0;
+  std::uint64_t seed = 0;
+  std::string fingerprint;  // Evaluator::fingerprint(task)
+  std::string str() const;
+  nlohmann::json to_json() const;
+  static RunKey from_json(const nlohmann::json& j);
+};
+
+// The key of a request under an evaluator (steps 0 resolves to the evaluator's budget).
+RunKey run_key(const Evaluator& evaluator, const RunRequest& request);
+
+class RunStore {
+ public:
+  // Empty path: in memory only. Throws evoopt::Error naming the file and line of a
+  // malformed entry (a torn last line, from a crash mid-append, is cut off instead).
+  explicit RunStore(std::filesystem::path path = {});
+  std::optional<train::RunResult> find(const RunKey& key) const;
+  // `stage` is provenance (which stage first needed the run), not part of the key.
+  void append(const RunKey& key, const std::string& stage, const train::RunResult& result);
+  std::size_t size() const;
+
+  struct Entry {
+    RunKey key;
+    std::string stage;
+    train::RunResult result;
+  };
+  std::vector<Entry> entries() const;  // in the order they were stored
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  mutable std::mutex mutex_;
+  std::vector<Entry> entries_;
+  std::map<std::string, std::size_t> index_;
+};
+
+// Called for each run this call trains (not those found in the store), serialised;
+// `index` counts the runs this call trains, not the requests.
+using NewRun = std::function<void(std::size_t index, const train::RunResult& result)>;
+
+// Runs every request through the store: stored results are reused, the rest go to
+// the evaluator and are stored the moment each completes. Results come back in
+// request order; a run stopped by `cancel` comes back empty. Requests with equal
+// keys are trained once.
+std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, const std::string& stage,
+                                                            const std::vector<RunRequest>& requests, const NewRun& on_new,
+                                                            const std::atomic<bool>* cancel);
+
+}  // namespace evoopt::eval

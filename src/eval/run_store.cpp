@@ -1,0 +1,119 @@
+#include "evoopt/eval/run_store.hpp"
+
+#include <fmt/format.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+
+namespace evoopt::eval {
+using nlohmann::json;
+
+std::string RunKey::str() const { return fmt::format("{}/{}/{}/{}/{}/{}", genome, task, split, steps, seed, fingerprint); }
+
+json RunKey::to_json() const {
+  return {{"genome", genome}, {"task", task}, {"split", split}, {"steps", steps}, {"seed", seed}, {"fingerprint", fingerprint}};
+}
+
+RunKey RunKey::from_json(const json& j) {
+  RunKey k;
+  k.genome = j.at("genome").get<std::string>();
+  k.task = j.at("task").get<std::string>();
+  k.split = j.at("split").get<std::string>();
+  k.steps = j.at("steps").get<std::int64_t>();
+  k.seed = j.at("seed").get<std::uint64_t>();
+  k.fingerprint = j.at("fingerprint").get<std::string>();
+  if (k.steps < 1) throw Error("key field steps must be >= 1, got " + std::to_string(k.steps));
+  return k;
+}
+
+RunKey run_key(const Evaluator& evaluator, const RunRequest& r) {
+  RunKey k;
+  k.genome = r.genome.hash_hex();
+  k.task = r.task;
+  k.split = data::split_name(r.split);
+  k.steps = r.steps > 0 ? r.steps : evaluator.default_steps();
+  if (k.steps < 1) throw Error("a training run needs a step count >= 1 (the request and the evaluator's budget give none)");
+  k.seed = r.seed;
+  k.fingerprint = evaluator.fingerprint(r.task);
+  return k;
+}
+
+RunStore::RunStore(std::filesystem::path path) : path_(std::move(path)) {
+  if (path_.empty() || !std::filesystem::exists(path_)) return;
+  std::size_t line_no = 0;
+  for (const auto& line : read_journal_lines(path_)) {
+    ++line_no;
+    try {
+      const json j = json::parse(line);
+      Entry e{RunKey::from_json(j.at("key")), j.at("stage").get<std::string>(), train::run_result_from_json(j.at("result"))};
+      const std::string k = e.key.str();
+      if (index_.count(k)) continue;  // the first result of a key is the one used
+      index_[k] = entries_.size();
+      entries_.push_back(std::move(e));
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{} line {}: not a run-store entry ({})", path_.string(), line_no, e.what()));
+    }
+  }
+}
+
+std::optional<train::RunResult> RunStore::find(const RunKey& key) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = index_.find(key.str());
+  if (it == index_.end()) return std::nullopt;
+  return entries_[it->second].result;
+}
+
+void RunStore::append(const RunKey& key, const std::string& stage, const train::RunResult& result) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string k = key.str();
+  if (index_.count(k)) return;
+  if (!path_.empty()) append_line_durable(path_, json{{"key", key.to_json()}, {"stage", stage}, {"result", train::to_json(result)}}.dump());
+  index_[k] = entries_.size();
+  entries_.push_back({key, stage, result});
+}
+
+std::size_t RunStore::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entries_.size();
+}
+
+std::vector<RunStore::Entry> RunStore::entries() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entries_;
+}
+
+std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, const std::string& stage,
+                                                            const std::vector<RunRequest>& requests, const NewRun& on_new,
+                                                            const std::atomic<bool>* cancel) {
+  std::vector<std::optional<train::RunResult>> results(requests.size());
+  std::vector<RunKey> keys;
+  for (const auto& r : requests) keys.push_back(run_key(evaluator, r));
+  // Missing runs, once per key, with the resolved step count.
+  std::vector<RunRequest> missing;
+  std::vector<RunKey> missing_keys;
+  std::map<std::string, std::size_t> first;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (auto r = store.find(keys[i])) {
+      results[i] = r;
+    } else if (first.emplace(keys[i].str(), missing.size()).second) {
+      RunRequest req = requests[i];
+      req.steps = keys[i].steps;
+      missing.push_back(std::move(req));
+      missing_keys.push_back(keys[i]);
+    }
+  }
+  if (!missing.empty()) {
+    evaluator.evaluate(
+        missing,
+        [&](std::size_t i, const train::RunResult& r) {
+          store.append(missing_keys[i], stage, r);
+          if (on_new) on_new(i, r);
+        },
+        cancel);
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      if (!results[i]) results[i] = store.find(keys[i]);
+  }
+  return results;
+}
+
+}  // namespace evoopt::eval

@@ -1,0 +1,229 @@
+// The one run store: keys that hold everything that changes a result, reload,
+// non-finite losses, dataset verification on load, and `evoopt resume` refusing a
+// run directory whose config, data or checkpoint no longer fits (issue 9).
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/data/sources.hpp"
+#include "evoopt/eval/run_store.hpp"
+#include "evoopt/task/task.hpp"
+#include "test_support.hpp"
+
+using namespace evoopt;
+namespace fs = std::filesystem;
+
+namespace {
+
+train::RunResult result(double accuracy) {
+  train::RunResult r;
+  r.task = "t";
+  r.split = "val";
+  r.accuracy = accuracy;
+  r.steps_done = r.steps_planned = 5;
+  r.loss_curve = {{1, 2.0, 2.0}, {5, 1.0, 1.5}};
+  return r;
+}
+
+eval::RunKey key(std::int64_t steps, const std::string& fingerprint = "f") { return {"abcd", "t", "val", steps, 7, fingerprint}; }
+
+// A tiny in-memory 28×28 task (random images) for real LocalEvaluator runs.
+task::Task synthetic_task(const task::TaskOptions& o) {
+  torch::manual_seed(0);
+  data::DatasetPair pair;
+  pair.name = "mnist";
+  pair.label = "synthetic";
+  pair.classes = {"0", "1"};
+  pair.train = {torch::randint(0, 256, {300, 1, 28, 28}, torch::kUInt8), torch::randint(0, 2, {300}, torch::kInt64)};
+  pair.test = {torch::randint(0, 256, {60, 1, 28, 28}, torch::kUInt8), torch::randint(0, 2, {60}, torch::kInt64)};
+  auto splits = std::make_shared<data::Splits>(data::make_splits(pair, o.split));
+  return task::make_task("mnist", splits, o);
+}
+
+task::TaskOptions small_options() {
+  task::TaskOptions o;
+  o.split.val_size = 50;
+  o.batch_size = 16;
+  return o;
+}
+
+}  // namespace
+
+TEST(RunStore, StoresReloadsAndKeysOnEveryField) {
+  test::TempDir tmp;
+  {
+    eval::RunStore store(tmp / "journal.jsonl");
+    store.append(key(5), "search", result(0.5));
+    store.append(key(5), "test", result(0.9));  // same key: the first result stays
+    store.append(key(6), "sweep", result(0.6));
+    EXPECT_EQ(store.size(), 2u);
+  }
+  eval::RunStore again(tmp / "journal.jsonl");
+  EXPECT_EQ(again.size(), 2u);
+  EXPECT_EQ(again.find(key(5))->accuracy, 0.5);
+  EXPECT_EQ(again.find(key(6))->accuracy, 0.6);
+  EXPECT_EQ(again.entries().at(1).stage, "sweep");
+  EXPECT_FALSE(again.find(key(7)).has_value());
+  EXPECT_FALSE(again.find(key(5, "other-fingerprint")).has_value());
+  eval::RunKey k = key(5);
+  k.split = "test";
+  EXPECT_FALSE(again.find(k).has_value());
+  k = key(5);
+  k.seed = 8;
+  EXPECT_FALSE(again.find(k).has_value());
+  // A malformed line names the file and the line.
+  std::ofstream(tmp / "journal.jsonl", std::ios::app) << "{\"key\": {\"genome\": \"x\"}}\n";
+  try {
+    eval::RunStore bad(tmp / "journal.jsonl");
+    FAIL() << "a malformed line was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("journal.jsonl line 3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RunStore, NonFiniteLossesSurviveTheJsonRoundTrip) {
+  train::RunResult r = result(0.1);
+  r.diverged = true;
+  r.final_loss = std::numeric_limits<double>::quiet_NaN();
+  r.smoothed_loss = std::numeric_limits<double>::infinity();
+  r.loss_curve.push_back({6, -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()});
+  const auto back = train::run_result_from_json(nlohmann::json::parse(train::to_json(r).dump()));
+  EXPECT_TRUE(std::isnan(back.final_loss));
+  EXPECT_TRUE(std::isinf(back.smoothed_loss) && back.smoothed_loss > 0);
+  EXPECT_TRUE(std::isinf(back.loss_curve.back().loss) && back.loss_curve.back().loss < 0);
+  test::TempDir tmp;
+  eval::RunStore(tmp / "j").append(key(5), "search", r);
+  EXPECT_TRUE(std::isnan(eval::RunStore(tmp / "j").find(key(5))->final_loss));
+}
+
+TEST(RunStore, ARequestWithOtherStepsModelBatchOrSubsetIsNeverAnsweredFromTheStore) {
+  const task::TaskOptions base = small_options();
+  train::Budget b;
+  b.steps = 3;
+  const genome::Genome adam = genome::preset("adam");
+  const eval::RunRequest req{adam, "mnist", 11, data::Split::Val, 0};
+  eval::RunStore store;
+  eval::LocalEvaluator ev({{"mnist", synthetic_task(base)}}, b, 1);
+  ASSERT_TRUE(eval::run_with_store(store, ev, "search", {req}, {}, nullptr).at(0).has_value());
+  EXPECT_EQ(store.size(), 1u);
+  EXPECT_EQ(store.entries().at(0).key.steps, 3);  // 0 = "the budget's" is never a key
+  // The same request again: found.
+  int trained = 0;
+  eval::run_with_store(
+      store, ev, "search", {req}, [&](std::size_t, const train::RunResult&) { ++trained; }, nullptr);
+  EXPECT_EQ(trained, 0);
+  // Any change that alters the result: trained anew.
+  auto expect_new = [&](const eval::Evaluator& other, const eval::RunRequest& r, const std::string& what) {
+    EXPECT_NE(eval::run_key(other, r).str(), eval::run_key(ev, req).str()) << what;
+  };
+  train::Budget b4 = b;
+  b4.steps = 4;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, b4, 1), req, "steps");
+  eval::RunRequest explicit_steps = req;
+  explicit_steps.steps = 5;
+  expect_new(ev, explicit_steps, "request steps");
+  task::TaskOptions o = base;
+  o.model = task::ModelPreset::Paper;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "model");
+  o = base;
+  o.batch_size = 32;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "batch size");
+  o = base;
+  o.split.train_subset = 100;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "training subset");
+  o = base;
+  o.split.val_size = 60;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "validation size");
+  o = base;
+  o.split.split_seed = 1;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "split seed");
+  o = base;
+  o.augment = 1;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "augmentation");
+  train::Budget log = b;
+  log.log_every = 1;
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, log, 1), req, "loss-curve resolution");
+  // Same settings, same fingerprint (it is a function of them, not of the object).
+  EXPECT_EQ(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, b, 1).fingerprint("mnist"), ev.fingerprint("mnist"));
+}
+
+TEST(RunStore, DatasetsAreVerifiedAgainstTheirChecksumsWhenLoaded) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  test::TempDir tmp;
+  fs::copy(test::data_dir() / "mnist", tmp / "mnist", fs::copy_options::recursive);
+  fs::remove(tmp / "mnist" / ".verified.json");
+  const auto first = data::load_dataset("mnist", tmp.path());
+  EXPECT_FALSE(first.digest.empty());
+  EXPECT_TRUE(fs::exists(tmp / "mnist" / ".verified.json"));  // the stamp spares re-hashing next time
+  EXPECT_EQ(data::load_dataset("mnist", tmp.path()).digest, first.digest);
+  // One flipped bit, same size: the load fails naming the file, never trains on it.
+  const fs::path labels = tmp / "mnist" / "t10k-labels-idx1-ubyte";
+  std::string bytes = read_text_file(labels);
+  bytes[100] = static_cast<char>(bytes[100] ^ 1);
+  std::ofstream(labels, std::ios::binary | std::ios::trunc) << bytes;
+  try {
+    data::load_dataset("mnist", tmp.path());
+    FAIL() << "a corrupted dataset was loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t10k-labels-idx1-ubyte: SHA-256 mismatch"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+const std::string kSmallRun =
+    " --tasks mnist --population 3 --generations 2 --steps 2 --train-subset 200 --val-size 100 --final-test-seeds 1 --no-compare "
+    "--no-break-even --workers 1";
+}
+
+TEST(Resume, RefusesAChangedConfigABadCheckpointAndUsesTheRecordedDataDir) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  test::TempDir tmp;
+  const fs::path dir = tmp / "run";
+  auto r = test::run_cli("evolve --out " + dir.string() + kSmallRun + " --data-dir " + test::data_dir().string());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string config_text = read_text_file(dir / "config.json");
+  const auto cfg = nlohmann::json::parse(config_text);
+  EXPECT_TRUE(fs::path(cfg["data"]["dir"].get<std::string>()).is_absolute());
+  EXPECT_EQ(cfg["fingerprint"].get<std::string>().size(), 16u);
+  EXPECT_TRUE(cfg["task_fingerprints"].contains("mnist"));
+
+  // From another working directory, with EVOOPT_DATA_DIR pointing elsewhere: the recorded data is used.
+  auto elsewhere = test::run_cli("resume " + dir.string(), "cd " + tmp.path().string() + " && EVOOPT_DATA_DIR=/nonexistent");
+  EXPECT_EQ(elsewhere.exit_code, 0) << elsewhere.err;
+
+  // config.json edited after the start: refused, naming the file.
+  for (const auto& [field, value] : std::vector<std::pair<std::string, nlohmann::json>>{{"steps", 3}, {"tasks", {"mnist", "cifar10"}}}) {
+    auto edited = cfg;
+    edited[field] = value;
+    write_file_atomic(dir / "config.json", edited.dump(2));
+    auto refused = test::run_cli("resume " + dir.string());
+    EXPECT_EQ(refused.exit_code, 1) << field;
+    EXPECT_NE(refused.err.find("config.json: changed since the run started"), std::string::npos) << refused.err;
+    EXPECT_EQ(test::count_lines(refused.err), 1) << refused.err;
+  }
+  auto edited = cfg;
+  edited["ga"]["population"] = 4;
+  write_file_atomic(dir / "config.json", edited.dump(2));
+  EXPECT_NE(test::run_cli("resume " + dir.string()).err.find("changed since the run started"), std::string::npos);
+  write_file_atomic(dir / "config.json", config_text);
+
+  // A damaged checkpoint: refused, naming the file and why.
+  const std::string ck_text = read_text_file(dir / "checkpoint.json");
+  const auto ck = nlohmann::json::parse(ck_text);
+  for (const auto& [field, value, why] : std::vector<std::tuple<std::string, nlohmann::json, std::string>>{
+           {"rng", "not an rng state", "RNG state"}, {"generation", 7, "generation 7 is outside"}, {"version", 9, "checkpoint version 9"}}) {
+    auto bad = ck;
+    bad[field] = value;
+    write_file_atomic(dir / "checkpoint.json", bad.dump());
+    auto refused = test::run_cli("resume " + dir.string());
+    EXPECT_EQ(refused.exit_code, 1) << field;
+    EXPECT_NE(refused.err.find("checkpoint.json: invalid checkpoint"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find(why), std::string::npos) << refused.err;
+  }
+  write_file_atomic(dir / "checkpoint.json", ck_text);
+  EXPECT_EQ(test::run_cli("resume " + dir.string()).exit_code, 0);
+}
