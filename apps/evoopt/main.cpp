@@ -289,39 +289,69 @@ class Progress {
 
 std::string fmt_stat(const experiment::Summary& s) { return fmt::format("{:.4f} ± {:.4f}", s.mean, s.stddev); }
 
+std::string fmt_diff(const experiment::PairedDifference& d) {
+  return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d.mean, d.ci_low, d.ci_high, d.significant ? " *" : "");
+}
+
 void print_comparison(const experiment::Comparison& c) {
-  std::cout << "\nTest accuracy (test split, " << c.seeds.begin()->second.size()
-            << " fresh seeds, same seeds for every method): mean ± std; (Δ) = evolved − method, paired per seed, * = 95% CI excludes 0\n";
+  const bool seed_protocol = c.protocol == "seed";
+  std::cout << "\nBaselines tuned on validation ("
+            << (seed_protocol ? "SEED protocol: lr {1e-4, 1e-3, 1e-2} x weight decay {1e-5, 1e-4, 1e-3}, constant lr, no clipping"
+                              : "strong protocol: lr x weight decay x {constant, the winner's schedule + clipping}, successive halving, "
+                                "chosen at the full budget")
+            << "):\n";
   for (const auto& b : c.baselines)
-    std::cout << fmt::format("  {:<10} tuned on validation: lr {:g}, weight decay {:g} (val fitness {:.4f})", b.name, b.best().lr, b.best().wd,
-                             b.best().val_fitness)
+    std::cout << fmt::format("  {:<10} lr {:.3g}, weight decay {:g}, {} (val fitness {:.4f}; {} runs)", b.name, b.best().lr, b.best().wd,
+                             b.best().regime.describe(), b.best().val_fitness, b.runs)
               << "\n";
   if (c.random_search)
-    std::cout << fmt::format("  {} ({} runs): lr {:.3g}, weight decay {:.3g} (val fitness {:.4f})", c.random_search->name, c.random_search_runs,
-                             c.random_search->best().lr, c.random_search->best().wd, c.random_search->best().val_fitness)
+    std::cout << fmt::format("  {} ({} runs): {} (val fitness {:.4f})", c.random_search->name, c.random_search_runs,
+                             c.random_search->best().genome.hyperparameters(), c.random_search->best().val_fitness)
               << "\n";
-  for (const auto& h : c.horizons) {
-    std::cout << fmt::format("\n{} steps{}\n", h.steps, &h == &c.horizons.front() ? " (search horizon)" : " (longer horizon)");
-    std::string head = fmt::format("{:<28}", "method");
+  std::cout << "\nTest accuracy (test split, " << c.seeds.begin()->second.size()
+            << " fresh seeds, same seeds for every method): mean ± std; (Δ) = evolved − method, paired per seed, * = 95% CI excludes 0\n";
+  const std::string suffix = seed_protocol ? " [seed protocol]" : "";
+  auto print_rows = [&](const std::vector<const experiment::MethodResult*>& methods, const experiment::MethodResult& ev) {
+    std::string head = fmt::format("{:<36}", "method");
     for (const auto& t : c.tasks) head += fmt::format(" {:<30}", c.labels.at(t));
     head += fmt::format(" {:<30}", "overall");
     std::cout << head << "\n";
-    const auto& ev = h.methods.front();
-    for (const auto& m : h.methods) {
-      std::string row = fmt::format("{:<28}", m.name);
+    for (const auto* m : methods) {
+      std::string name = m->name + (m->kind == "baseline" ? suffix : "");
+      std::string row = fmt::format("{:<36}", name);
       auto cell = [&](const std::vector<double>& v, const std::vector<double>& e) {
         std::string s = fmt_stat(experiment::summarize(v));
-        if (&m != &ev) {
+        if (m != &ev) {
           const auto d = experiment::paired_difference(e, v);
           s += fmt::format(" ({:+.3f}{})", d.mean, d.significant ? "*" : "");
         }
         return fmt::format(" {:<30}", s);
       };
-      for (const auto& t : c.tasks) row += cell(m.test.at(t), ev.test.at(t));
-      row += cell(m.overall, ev.overall);
+      for (const auto& t : c.tasks) row += cell(m->test.at(t), ev.test.at(t));
+      row += cell(m->overall, ev.overall);
       std::cout << row << "\n";
     }
+  };
+  for (const auto& h : c.horizons) {
+    std::cout << fmt::format("\n{} steps{}\n", h.steps, &h == &c.horizons.front() ? " (search horizon)" : " (longer horizon)");
+    std::vector<const experiment::MethodResult*> ms;
+    for (const auto& m : h.methods) ms.push_back(&m);
+    print_rows(ms, h.methods.front());
   }
+  if (c.attribution) {
+    const auto& a = *c.attribution;
+    std::cout << fmt::format("\nGain attribution against the strongest tuned baseline B = {} ({} steps, test split, paired per seed):\n", a.baseline,
+                             a.steps)
+              << fmt::format("  A1 = the evolved rule in {}'s setting (schedule, clipping, weight decay), lr re-tuned on validation: lr {:.3g}\n",
+                             a.baseline, a.rule_in_baseline_setting.best().lr)
+              << fmt::format("  A2 = {}'s rule in the evolved setting, lr re-tuned on validation: lr {:.3g}\n", a.baseline,
+                             a.baseline_in_evolved_setting.best().lr);
+    print_rows({&a.a1, &a.a2}, c.horizons.front().methods.front());
+    for (const auto& r : c.attribution_rows()) std::cout << fmt::format("  {:<36} {:<28} {}", r.part, r.how, fmt_diff(r.diff)) << "\n";
+  }
+  if (seed_protocol)
+    std::cout << "\nNote: the seed protocol gives baselines no schedule, no clipping and a coarse lr grid; use the default (strong) "
+                 "protocol before claiming a gain.\n";
 }
 
 struct EvolveArgs {
@@ -332,7 +362,7 @@ struct EvolveArgs {
   int population = 0, generations = 0, workers = -1, seeds = 0, final_test_seeds = 0, max_terms = 0;
   std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
   std::uint64_t seed = 0;
-  std::string model, vocabulary, data_dir;
+  std::string model, vocabulary, data_dir, baselines;
   bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false;
 };
 
@@ -367,6 +397,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   if (a.no_compare) c.compare.enabled = false;
   if (a.equal_budget) c.compare.equal_budget = true;
   if (given("--equal-budget-runs")) c.compare.equal_budget_runs = a.equal_budget_runs;
+  if (given("--baselines")) c.compare.protocol = a.baselines;
   if (a.no_break_even) c.break_even = false;
   if (a.anneal) c.ga.anneal = true;
   c.validate();
@@ -587,6 +618,9 @@ int main(int argc, char** argv) {
     c->add_option("--max-terms", evolve_args.max_terms, "Maximum terms per genome (default 4)");
     c->add_option("--data-dir", evolve_args.data_dir, "Data directory");
     c->add_flag("--anneal", evolve_args.anneal, "Anneal mutation strength over the generations");
+    c->add_option("--baselines", evolve_args.baselines,
+                  "How baselines are tuned: strong (default: lr x weight decay x schedule/clipping, successive halving) or seed (3 x 3 grid, "
+                  "constant lr)");
   };
   auto* evolve_cmd = app.add_subcommand("evolve", "Run the study: evolve, test the winner, compare with tuned baselines");
   add_study_flags(evolve_cmd, false);

@@ -89,6 +89,7 @@ std::vector<std::optional<train::RunResult>> LocalEvaluator::evaluate(const std:
         b.eval_split = req.split;
         b.cancel = cancel;
         if (req.steps > 0) b.steps = req.steps;  // else the budget's (>= 1, checked above)
+        b.eval_limit = req.eval_limit;
         train::RunResult r = train::train_and_evaluate(req.genome, task(req.task), req.seed, b);
         if (r.cancelled) return;
         std::lock_guard<std::mutex> lock(done_mutex);

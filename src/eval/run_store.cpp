@@ -31,6 +31,8 @@ RunKey run_key(const Evaluator& evaluator, const RunRequest& r) {
   k.genome = r.genome.hash_hex();
   k.task = r.task;
   k.split = data::split_name(r.split);
+  if (r.eval_limit < 0) throw Error("eval_limit must be >= 0, got " + std::to_string(r.eval_limit));
+  if (r.eval_limit > 0) k.split += ":first" + std::to_string(r.eval_limit);  // scored on a prefix: another result
   k.steps = r.steps > 0 ? r.steps : evaluator.default_steps();
   if (k.steps < 1) throw Error("a training run needs a step count >= 1 (the request and the evaluator's budget give none)");
   k.seed = r.seed;

@@ -44,26 +44,60 @@ std::vector<std::uint64_t> test_seeds(std::uint64_t run_seed, const std::string&
   return out;
 }
 
-genome::Genome baseline_genome(const std::string& name, double lr, double wd) {
+std::string Regime::describe() const {
+  std::string out;
+  if (warmup_fraction > 0) out += fmt::format("warmup {:.0f}%", warmup_fraction * 100);
+  if (cosine_decay) out += std::string(out.empty() ? "" : " + ") + "cosine";
+  if (out.empty()) out = "constant";
+  if (clip_norm) out += fmt::format(", clip {:.3g}", *clip_norm);
+  return out;
+}
+
+json Regime::to_json() const {
+  return {{"warmup_fraction", warmup_fraction}, {"cosine_decay", cosine_decay}, {"clip_norm", clip_norm ? json(*clip_norm) : json(nullptr)}};
+}
+
+Regime regime_of(const genome::Genome& g) { return {g.has_schedule() ? g.warmup_fraction : 0.0, g.cosine_decay, g.clip_norm}; }
+
+std::vector<Regime> strong_regimes(const genome::Genome& winner) {
+  Regime scheduled;
+  scheduled.cosine_decay = true;
+  scheduled.warmup_fraction = winner.has_schedule() ? winner.warmup_fraction : 0.05;
+  scheduled.clip_norm = winner.clip_norm;
+  return {Regime{}, scheduled};
+}
+
+double eta_for(const std::string& name, const genome::Genome& g, double lr) { return name == "sgd" ? lr / (1.0 - g.beta1) : lr; }
+
+namespace {
+void apply_regime(genome::Genome& g, const Regime& r) {
+  g.warmup_fraction = r.warmup_fraction;
+  g.cosine_decay = r.cosine_decay;
+  g.clip_norm = r.clip_norm;
+}
+}  // namespace
+
+genome::Genome baseline_genome(const std::string& name, double lr, double wd, const Regime& regime) {
   genome::Genome g = genome::preset(name);
-  const double eta = name == "sgd" ? lr / (1.0 - g.beta1) : lr;
-  g.log10_lr = std::log10(eta);
+  g.log10_lr = std::log10(eta_for(name, g, lr));
   if (wd > 0) {
     g.log10_weight_decay = std::log10(wd);
     g.decoupled_weight_decay = !(name == "sgd" || name == "adam" || name == "rmsprop");
   } else {
     g.log10_weight_decay.reset();
   }
+  apply_regime(g, regime);
   g.validate(genome::Bounds::kHardMaxTerms);
   return g;
 }
 
 std::vector<train::Fitness> validation_fitness(RunContext& ctx, const std::string& stage, const std::vector<genome::Genome>& genomes,
-                                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds) {
+                                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds, std::int64_t steps,
+                                               std::int64_t eval_limit) {
   std::vector<eval::RunRequest> requests;
   for (const auto& g : genomes)
     for (const auto& t : tasks)
-      for (int s = 0; s < search_seeds; ++s) requests.push_back({g, t, ga::search_seed(run_seed, t, s), data::Split::Val, 0});
+      for (int s = 0; s < search_seeds; ++s) requests.push_back({g, t, ga::search_seed(run_seed, t, s), data::Split::Val, steps, eval_limit});
   const auto results = run_all(ctx, stage, requests);
   std::vector<train::Fitness> out;
   const std::size_t per = tasks.size() * static_cast<std::size_t>(search_seeds);
@@ -73,35 +107,88 @@ std::vector<train::Fitness> validation_fitness(RunContext& ctx, const std::strin
   return out;
 }
 
-namespace {
-std::size_t argmax(const std::vector<SweepEntry>& sweep) {
-  std::size_t best = 0;
-  for (std::size_t i = 1; i < sweep.size(); ++i)
-    if (sweep[i].val_fitness > sweep[best].val_fitness) best = i;
-  return best;
+void tune(RunContext& ctx, const std::string& stage, BaselineChoice& c, const std::vector<std::string>& tasks, std::uint64_t run_seed,
+          int search_seeds, std::int64_t steps, const HalvingOptions& halving) {
+  if (c.sweep.empty()) throw Error("nothing to tune for " + c.name);
+  if (steps < 1) steps = ctx.evaluator.default_steps();
+  // Rungs: (steps, validation images, how many survive into it).
+  struct Rung {
+    std::int64_t steps, eval_limit;
+    std::size_t keep;
+  };
+  std::vector<Rung> rungs;
+  const std::size_t n = c.sweep.size();
+  if (halving.enabled && n > 3 && steps >= 8) {
+    const std::size_t second = std::max<std::size_t>(2, (n + 3) / 4);
+    const std::size_t third = std::max<std::size_t>(1, (second + 2) / 3);
+    rungs.push_back({steps / 4, halving.rung_val_size, n});
+    rungs.push_back({steps / 2, halving.rung_val_size, second});
+    rungs.push_back({steps, 0, third});
+  } else {
+    rungs.push_back({steps, 0, n});
+  }
+  std::vector<std::size_t> alive(n);
+  for (std::size_t i = 0; i < n; ++i) alive[i] = i;
+  for (const Rung& rung : rungs) {
+    if (rung.keep < alive.size()) {
+      // The best `keep` by the previous rung's fitness (ties: grid order).
+      std::stable_sort(alive.begin(), alive.end(), [&](std::size_t a, std::size_t b) { return c.sweep[a].val_fitness > c.sweep[b].val_fitness; });
+      alive.resize(rung.keep);
+      std::sort(alive.begin(), alive.end());
+    }
+    std::vector<genome::Genome> genomes;
+    for (std::size_t i : alive) genomes.push_back(c.sweep[i].genome);
+    const auto fit = validation_fitness(ctx, stage, genomes, tasks, run_seed, search_seeds, rung.steps, rung.eval_limit);
+    for (std::size_t k = 0; k < alive.size(); ++k) {
+      SweepEntry& e = c.sweep[alive[k]];
+      e.val_fitness = fit[k].overall;
+      e.per_task = fit[k].per_task;
+      e.rungs.emplace_back(rung.steps, fit[k].overall);
+    }
+    c.runs += static_cast<std::int64_t>(alive.size() * tasks.size()) * search_seeds;
+    c.steps += static_cast<std::int64_t>(alive.size() * tasks.size()) * search_seeds * rung.steps;
+  }
+  // The choice: the best at the full budget on the whole validation split.
+  std::size_t best = alive.front();
+  for (std::size_t i : alive)
+    if (c.sweep[i].val_fitness > c.sweep[best].val_fitness) best = i;
+  c.chosen = best;
 }
-}  // namespace
 
 BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const std::vector<double>& lr_grid, const std::vector<double>& wd_grid,
                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds) {
   BaselineChoice c;
   c.name = name;
-  std::vector<genome::Genome> genomes;
+  c.protocol = "seed";
   for (double lr : lr_grid)
     for (double wd : wd_grid) {
       SweepEntry e;
       e.lr = lr;
       e.wd = wd;
       e.genome = baseline_genome(name, lr, wd);
-      genomes.push_back(e.genome);
       c.sweep.push_back(e);
     }
-  const auto fit = validation_fitness(ctx, "sweep", genomes, tasks, run_seed, search_seeds);
-  for (std::size_t i = 0; i < c.sweep.size(); ++i) {
-    c.sweep[i].val_fitness = fit[i].overall;
-    c.sweep[i].per_task = fit[i].per_task;
-  }
-  c.chosen = argmax(c.sweep);
+  tune(ctx, "sweep", c, tasks, run_seed, search_seeds, 0, HalvingOptions{false, 0});
+  return c;
+}
+
+BaselineChoice tune_baseline(RunContext& ctx, const std::string& name, const std::vector<double>& lr_grid, const std::vector<double>& wd_grid,
+                             const std::vector<Regime>& regimes, const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds,
+                             std::int64_t steps, const HalvingOptions& halving) {
+  BaselineChoice c;
+  c.name = name;
+  c.protocol = "strong";
+  for (const Regime& r : regimes)
+    for (double wd : wd_grid)
+      for (double lr : lr_grid) {
+        SweepEntry e;
+        e.lr = lr;
+        e.wd = wd;
+        e.regime = r;
+        e.genome = baseline_genome(name, lr, wd, r);
+        c.sweep.push_back(e);
+      }
+  tune(ctx, "sweep", c, tasks, run_seed, search_seeds, steps, halving);
   return c;
 }
 
@@ -140,6 +227,40 @@ json stats_json(const std::vector<double>& v, const std::vector<double>* evolved
   return j;
 }
 
+json diff_json(const PairedDifference& d) {
+  return {{"mean", d.mean}, {"ci95_low", d.ci_low}, {"ci95_high", d.ci_high}, {"significant", d.significant}, {"n", d.n}};
+}
+
+// A genome's update rule (terms, β1, β2, ε, bias correction) with another genome's
+// schedule, clipping and weight decay; the learning rate is set later.
+genome::Genome rule_with_setting(const genome::Genome& rule, const genome::Genome& setting) {
+  genome::Genome g = rule;
+  apply_regime(g, regime_of(setting));
+  g.log10_weight_decay = setting.log10_weight_decay;
+  g.decoupled_weight_decay = setting.decoupled_weight_decay;
+  return g;
+}
+
+// An lr sweep of a fixed genome over the grid (full budget, whole validation split).
+BaselineChoice lr_retuned(RunContext& ctx, const std::string& name, const std::string& rule_name, const genome::Genome& g,
+                          const std::vector<double>& lr_grid, const CompareInputs& in) {
+  BaselineChoice c;
+  c.name = name;
+  c.protocol = "lr re-tuned";
+  for (double lr : lr_grid) {
+    SweepEntry e;
+    e.lr = lr;
+    e.wd = g.weight_decay();
+    e.regime = regime_of(g);
+    e.genome = g;
+    e.genome.log10_lr = std::log10(eta_for(rule_name, g, lr));
+    e.genome.validate(genome::Bounds::kHardMaxTerms);
+    c.sweep.push_back(e);
+  }
+  tune(ctx, "attribution", c, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{false, 0});
+  return c;
+}
+
 }  // namespace
 
 CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genome& evolved, double evolved_val_fitness,
@@ -162,47 +283,72 @@ void write_comparison(const Comparison& c, const std::filesystem::path& dir) {
   write_file_atomic(dir / "comparison.csv", c.to_csv());
 }
 
+namespace {
+
+// Equal budget: a random search over every hyperparameter the baseline's genome has.
+BaselineChoice random_search(RunContext& ctx, const std::string& name, const CompareInputs& in, std::int64_t& runs_out) {
+  const std::int64_t budget = in.options.equal_budget_runs > 0 ? in.options.equal_budget_runs : in.evolution_runs;
+  const std::int64_t per_config = static_cast<std::int64_t>(in.tasks.size()) * in.search_seeds;
+  const std::int64_t configs = std::max<std::int64_t>(1, budget / per_config);
+  Rng rng(derive_seed(in.run_seed, "equal-budget/" + name));
+  BaselineChoice rs;
+  rs.name = name + " (random search)";
+  rs.protocol = "random-search";
+  for (std::int64_t i = 0; i < configs; ++i) {
+    SweepEntry e;
+    e.lr = std::pow(10.0, rng.uniform(-5.0, -1.0));
+    e.wd = rng.bernoulli(0.25) ? 0.0 : std::pow(10.0, rng.uniform(-6.0, -2.0));
+    if (rng.bernoulli(0.5)) {
+      e.regime.cosine_decay = true;
+      e.regime.warmup_fraction = rng.bernoulli(0.5) ? rng.uniform(0.0, 0.3) : 0.0;
+    }
+    if (rng.bernoulli(0.5)) e.regime.clip_norm = std::pow(10.0, rng.uniform(-1.0, 1.0));
+    e.genome = baseline_genome(name, e.lr, e.wd, e.regime);
+    // The rule's own hyperparameters, where the rule reads them.
+    genome::Genome& g = e.genome;
+    const double beta1 = 1.0 - std::pow(10.0, rng.uniform(-3.0, -0.5));
+    const double beta2 = 1.0 - std::pow(10.0, rng.uniform(-4.0, -1.0));
+    const double log10_eps = rng.uniform(-10.0, -6.0);
+    if (g.needs_m() || g.needs_lion_m()) {
+      g.beta1 = beta1;
+      g.log10_lr = std::log10(eta_for(name, g, e.lr));  // sgd: torch's scale at the sampled β1
+    }
+    if (g.needs_v() || g.needs_lion_m()) g.beta2 = beta2;
+    if (g.needs_v()) g.log10_eps = log10_eps;
+    g.validate(genome::Bounds::kHardMaxTerms);
+    rs.sweep.push_back(e);
+  }
+  tune(ctx, "random-search", rs, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{false, 0});
+  runs_out = configs * per_config;
+  return rs;
+}
+
+}  // namespace
+
 Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   in.options.validate();
   Comparison c;
+  c.protocol = in.options.protocol;
   c.tasks = in.tasks;
   c.labels = in.labels;
   for (const auto& t : in.tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
 
   // 1. Tune every baseline on validation.
-  for (const auto& b : in.options.baselines)
-    c.baselines.push_back(sweep_baseline(ctx, b, in.options.lr_grid, in.options.wd_grid, in.tasks, in.run_seed, in.search_seeds));
+  const HalvingOptions halving{in.options.halving, in.options.rung_val_size};
+  for (const auto& b : in.options.baselines) {
+    if (in.options.protocol == "seed")
+      c.baselines.push_back(
+          sweep_baseline(ctx, b, CompareOptions::seed_lr_grid(), CompareOptions::seed_wd_grid(), in.tasks, in.run_seed, in.search_seeds));
+    else
+      c.baselines.push_back(tune_baseline(ctx, b, in.options.lr_grid, in.options.wd_grid, strong_regimes(in.evolved), in.tasks, in.run_seed,
+                                          in.search_seeds, in.steps, halving));
+  }
+  std::size_t strongest = 0;
+  for (std::size_t i = 1; i < c.baselines.size(); ++i)
+    if (c.baselines[i].best().val_fitness > c.baselines[strongest].best().val_fitness) strongest = i;
 
   // 2. Equal budget: random search over the strongest baseline's hyperparameters.
-  if (in.options.equal_budget) {
-    std::size_t strongest = 0;
-    for (std::size_t i = 1; i < c.baselines.size(); ++i)
-      if (c.baselines[i].best().val_fitness > c.baselines[strongest].best().val_fitness) strongest = i;
-    const std::string name = c.baselines[strongest].name;
-    const std::int64_t budget = in.options.equal_budget_runs > 0 ? in.options.equal_budget_runs : in.evolution_runs;
-    const std::int64_t per_config = static_cast<std::int64_t>(in.tasks.size()) * in.search_seeds;
-    const std::int64_t configs = std::max<std::int64_t>(1, budget / per_config);
-    Rng rng(derive_seed(in.run_seed, "equal-budget/" + name));
-    BaselineChoice rs;
-    rs.name = name + " (random search)";
-    std::vector<genome::Genome> genomes;
-    for (std::int64_t i = 0; i < configs; ++i) {
-      SweepEntry e;
-      e.lr = std::pow(10.0, rng.uniform(-5.0, -1.0));
-      e.wd = rng.bernoulli(0.25) ? 0.0 : std::pow(10.0, rng.uniform(-6.0, -2.0));
-      e.genome = baseline_genome(name, e.lr, e.wd);
-      genomes.push_back(e.genome);
-      rs.sweep.push_back(e);
-    }
-    const auto fit = validation_fitness(ctx, "random-search", genomes, in.tasks, in.run_seed, in.search_seeds);
-    for (std::size_t i = 0; i < rs.sweep.size(); ++i) {
-      rs.sweep[i].val_fitness = fit[i].overall;
-      rs.sweep[i].per_task = fit[i].per_task;
-    }
-    rs.chosen = argmax(rs.sweep);
-    c.random_search = rs;
-    c.random_search_runs = configs * per_config;
-  }
+  if (in.options.equal_budget) c.random_search = random_search(ctx, c.baselines[strongest].name, in, c.random_search_runs);
 
   // 3. Test split, same fresh seeds for everyone, at each horizon.
   std::vector<std::int64_t> horizons = {in.steps};
@@ -219,21 +365,73 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
                                       c.random_search->best().val_fitness, in, c.seeds, steps));
     c.horizons.push_back(h);
   }
+
+  // 4. Gain attribution against the strongest tuned baseline, at the search horizon.
+  if (in.options.attribution) {
+    const BaselineChoice& b = c.baselines[strongest];
+    Attribution a;
+    a.baseline = b.name;
+    a.steps = in.steps;
+    const genome::Genome& W = in.evolved;
+    const genome::Genome& B = b.best().genome;
+    a.rule_in_baseline_setting = lr_retuned(ctx, "evolved rule, " + b.name + " setting", "evolved", rule_with_setting(W, B), in.options.lr_grid, in);
+    a.baseline_in_evolved_setting = lr_retuned(ctx, b.name + " rule, evolved setting", b.name, rule_with_setting(B, W), in.options.lr_grid, in);
+    a.a1 = test_method(ctx, a.rule_in_baseline_setting.name, "attribution", a.rule_in_baseline_setting.best().genome,
+                       a.rule_in_baseline_setting.best().val_fitness, in, c.seeds, in.steps);
+    a.a2 = test_method(ctx, a.baseline_in_evolved_setting.name, "attribution", a.baseline_in_evolved_setting.best().genome,
+                       a.baseline_in_evolved_setting.best().val_fitness, in, c.seeds, in.steps);
+    c.attribution = a;
+  }
   return c;
 }
 
+std::vector<Comparison::AttributionRow> Comparison::attribution_rows() const {
+  std::vector<AttributionRow> rows;
+  if (!attribution || horizons.empty()) return rows;
+  const HorizonResult& h = horizons.front();
+  const MethodResult& W = h.methods.front();
+  const MethodResult* B = nullptr;
+  for (const auto& m : h.methods)
+    if (m.kind == "baseline" && m.name == attribution->baseline + " (tuned)") B = &m;
+  if (B == nullptr) return rows;
+  const auto& A1 = attribution->a1.overall;
+  const auto& A2 = attribution->a2.overall;
+  rows.push_back({"total gain", "W − B", paired_difference(W.overall, B->overall)});
+  rows.push_back({"update rule", "A1 − B (in B's setting)", paired_difference(A1, B->overall)});
+  rows.push_back({"update rule", "W − A2 (in W's setting)", paired_difference(W.overall, A2)});
+  rows.push_back({"schedule/clipping/hyperparameters", "W − A1 (with W's rule)", paired_difference(W.overall, A1)});
+  rows.push_back({"schedule/clipping/hyperparameters", "A2 − B (with B's rule)", paired_difference(A2, B->overall)});
+  return rows;
+}
+
 json Comparison::to_json() const {
-  json j = {{"format", "evoopt.comparison"}, {"version", 1}, {"tasks", tasks}, {"labels", labels}};
+  json j = {{"format", "evoopt.comparison"}, {"version", 2}, {"protocol", protocol}, {"tasks", tasks}, {"labels", labels}};
   json seeds_json;
   for (const auto& [t, s] : seeds) seeds_json[t] = s;
   j["test_seeds"] = seeds_json;
   auto choice_json = [](const BaselineChoice& b) {
     json sweep = json::array();
-    for (const auto& e : b.sweep)
-      sweep.push_back({{"lr", e.lr}, {"weight_decay", e.wd}, {"val_fitness", e.val_fitness}, {"val_per_task", e.per_task}});
+    for (const auto& e : b.sweep) {
+      json rungs = json::array();
+      for (const auto& [steps, f] : e.rungs) rungs.push_back({{"steps", steps}, {"val_fitness", f}});
+      sweep.push_back({{"lr", e.lr},
+                       {"weight_decay", e.wd},
+                       {"regime", e.regime.to_json()},
+                       {"val_fitness", e.val_fitness},
+                       {"val_per_task", e.per_task},
+                       {"rungs", rungs}});
+    }
     return json{{"name", b.name},
-                {"chosen", {{"lr", b.best().lr}, {"weight_decay", b.best().wd}, {"val_fitness", b.best().val_fitness}}},
+                {"protocol", b.protocol},
+                {"chosen",
+                 {{"lr", b.best().lr},
+                  {"weight_decay", b.best().wd},
+                  {"regime", b.best().regime.to_json()},
+                  {"regime_text", b.best().regime.describe()},
+                  {"val_fitness", b.best().val_fitness}}},
                 {"genome", b.best().genome.to_json()},
+                {"training_runs", b.runs},
+                {"training_steps", b.steps},
                 {"sweep", sweep}};
   };
   j["baselines"] = json::array();
@@ -242,47 +440,63 @@ json Comparison::to_json() const {
     j["equal_budget_random_search"] = choice_json(*random_search);
     j["equal_budget_random_search"]["training_runs"] = random_search_runs;
   }
+  auto method_json = [&](const MethodResult& m, const MethodResult* ev) {
+    json per_task;
+    for (const auto& t : tasks) per_task[t] = stats_json(m.test.at(t), ev == nullptr ? nullptr : &ev->test.at(t));
+    return json{{"name", m.name},
+                {"kind", m.kind},
+                {"val_fitness", m.val_fitness},
+                {"formula", m.genome.formula()},
+                {"hyperparameters", m.genome.hyperparameters()},
+                {"genome", m.genome.to_json()},
+                {"test", per_task},
+                {"overall", stats_json(m.overall, ev == nullptr ? nullptr : &ev->overall)}};
+  };
   j["horizons"] = json::array();
   for (const auto& h : horizons) {
     json methods = json::array();
     const MethodResult& ev = h.methods.front();
-    for (const auto& m : h.methods) {
-      const bool is_evolved = &m == &ev;
-      json per_task;
-      for (const auto& t : tasks) per_task[t] = stats_json(m.test.at(t), is_evolved ? nullptr : &ev.test.at(t));
-      methods.push_back({{"name", m.name},
-                         {"kind", m.kind},
-                         {"val_fitness", m.val_fitness},
-                         {"formula", m.genome.formula()},
-                         {"hyperparameters", m.genome.hyperparameters()},
-                         {"test", per_task},
-                         {"overall", stats_json(m.overall, is_evolved ? nullptr : &ev.overall)}});
-    }
+    for (const auto& m : h.methods) methods.push_back(method_json(m, &m == &ev ? nullptr : &ev));
     j["horizons"].push_back({{"steps", h.steps}, {"methods", methods}});
+  }
+  if (attribution) {
+    json rows = json::array();
+    for (const auto& r : attribution_rows()) rows.push_back({{"part", r.part}, {"difference", r.how}, {"paired", diff_json(r.diff)}});
+    const MethodResult& ev = horizons.front().methods.front();
+    j["attribution"] = {{"baseline", attribution->baseline},
+                        {"steps", attribution->steps},
+                        {"A1", method_json(attribution->a1, &ev)},
+                        {"A2", method_json(attribution->a2, &ev)},
+                        {"A1_lr_sweep", choice_json(attribution->rule_in_baseline_setting)},
+                        {"A2_lr_sweep", choice_json(attribution->baseline_in_evolved_setting)},
+                        {"rows", rows}};
   }
   return j;
 }
 
 std::string Comparison::to_csv() const {
-  std::string out = "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness\n";
-  for (const auto& h : horizons) {
-    const MethodResult& ev = h.methods.front();
-    for (const auto& m : h.methods) {
-      const bool is_evolved = &m == &ev;
-      auto row = [&](const std::string& task, const std::string& label, const std::vector<double>& v, const std::vector<double>& e) {
-        const Summary s = summarize(v);
-        out += fmt::format("{},\"{}\",{},{},\"{}\",{:.6f},{:.6f},{}", h.steps, m.name, m.kind, task, label, s.mean, s.stddev, s.n);
-        if (is_evolved) {
-          out += ",,,,";
-        } else {
-          const PairedDifference d = paired_difference(e, v);
-          out += fmt::format(",{:.6f},{:.6f},{:.6f},{}", d.mean, d.ci_low, d.ci_high, d.significant ? "yes" : "no");
-        }
-        out += fmt::format(",{:.6f}\n", m.val_fitness);
-      };
-      for (const auto& t : tasks) row(t, labels.count(t) ? labels.at(t) : t, m.test.at(t), ev.test.at(t));
-      row("overall", "mean over tasks", m.overall, ev.overall);
-    }
+  std::string out = "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness,protocol\n";
+  auto rows_for = [&](std::int64_t steps, const MethodResult& m, const MethodResult& ev) {
+    const bool is_evolved = &m == &ev;
+    auto row = [&](const std::string& task, const std::string& label, const std::vector<double>& v, const std::vector<double>& e) {
+      const Summary s = summarize(v);
+      out += fmt::format("{},\"{}\",{},{},\"{}\",{:.6f},{:.6f},{}", steps, m.name, m.kind, task, label, s.mean, s.stddev, s.n);
+      if (is_evolved) {
+        out += ",,,,";
+      } else {
+        const PairedDifference d = paired_difference(e, v);
+        out += fmt::format(",{:.6f},{:.6f},{:.6f},{}", d.mean, d.ci_low, d.ci_high, d.significant ? "yes" : "no");
+      }
+      out += fmt::format(",{:.6f},{}\n", m.val_fitness, protocol);
+    };
+    for (const auto& t : tasks) row(t, labels.count(t) ? labels.at(t) : t, m.test.at(t), ev.test.at(t));
+    row("overall", "mean over tasks", m.overall, ev.overall);
+  };
+  for (const auto& h : horizons)
+    for (const auto& m : h.methods) rows_for(h.steps, m, h.methods.front());
+  if (attribution) {
+    rows_for(attribution->steps, attribution->a1, horizons.front().methods.front());
+    rows_for(attribution->steps, attribution->a2, horizons.front().methods.front());
   }
   return out;
 }

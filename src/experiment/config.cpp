@@ -13,8 +13,20 @@
 namespace evoopt::experiment {
 using nlohmann::json;
 
+const std::vector<double>& CompareOptions::seed_lr_grid() {
+  static const std::vector<double> g = {1e-4, 1e-3, 1e-2};
+  return g;
+}
+const std::vector<double>& CompareOptions::seed_wd_grid() {
+  static const std::vector<double> g = {1e-5, 1e-4, 1e-3};
+  return g;
+}
+
 void CompareOptions::validate() const {
   for (const auto& b : baselines) genome::preset(b);
+  if (baselines.empty()) throw Error("compare: no baselines given");
+  if (protocol != "strong" && protocol != "seed") throw Error("compare: baseline protocol '" + protocol + "' is not one of strong, seed");
+  if (rung_val_size < 0) throw Error("compare: rung validation size must be >= 0 (0 = all), got " + std::to_string(rung_val_size));
   if (lr_grid.empty() || wd_grid.empty()) throw Error("compare: the learning-rate and weight-decay grids must not be empty");
   for (double lr : lr_grid)
     if (!(lr > 0) || std::log10(lr) < genome::Bounds::kLog10LrMin || std::log10(lr) > genome::Bounds::kLog10LrMax)
@@ -48,8 +60,8 @@ void ExperimentConfig::apply_preset(const std::string& name) {
   train_subset = 10000;
   val_size = 1000;
   final_test_seeds = 3;
-  compare.lr_grid = {1e-3, 1e-2};
-  compare.wd_grid = {1e-4};
+  compare.lr_grid = {1e-3, 3.16227766e-3, 1e-2, 3.16227766e-2};
+  compare.wd_grid = {0.0, 1e-4};
   compare.test_seeds = 3;
   compare.horizon_multiple = 0;  // no longer-horizon block: it would cost more than the rest of the comparison
 }
@@ -163,6 +175,14 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
           compare.enabled = get<bool>(cv, c, file);
         else if (ck == "baselines")
           compare.baselines = get_array<std::string>(cv, c, file);
+        else if (ck == "protocol")
+          compare.protocol = get<std::string>(cv, c, file);
+        else if (ck == "halving")
+          compare.halving = get<bool>(cv, c, file);
+        else if (ck == "rung_val_size")
+          compare.rung_val_size = get<std::int64_t>(cv, c, file);
+        else if (ck == "attribution")
+          compare.attribution = get<bool>(cv, c, file);
         else if (ck == "lr_grid")
           compare.lr_grid = get_array<double>(cv, c, file);
         else if (ck == "wd_grid")
@@ -226,6 +246,10 @@ json ExperimentConfig::to_json() const {
           {"compare",
            {{"enabled", compare.enabled},
             {"baselines", compare.baselines},
+            {"protocol", compare.protocol},
+            {"halving", compare.halving},
+            {"rung_val_size", compare.rung_val_size},
+            {"attribution", compare.attribution},
             {"lr_grid", compare.lr_grid},
             {"wd_grid", compare.wd_grid},
             {"test_seeds", compare.test_seeds},
@@ -263,6 +287,10 @@ ExperimentConfig ExperimentConfig::from_json(const json& j) {
   const json& cm = j.at("compare");
   c.compare.enabled = cm.at("enabled");
   c.compare.baselines = cm.at("baselines").get<std::vector<std::string>>();
+  c.compare.protocol = cm.at("protocol").get<std::string>();
+  c.compare.halving = cm.at("halving").get<bool>();
+  c.compare.rung_val_size = cm.at("rung_val_size").get<std::int64_t>();
+  c.compare.attribution = cm.at("attribution").get<bool>();
   c.compare.lr_grid = cm.at("lr_grid").get<std::vector<double>>();
   c.compare.wd_grid = cm.at("wd_grid").get<std::vector<double>>();
   c.compare.test_seeds = cm.at("test_seeds");

@@ -16,6 +16,7 @@ void Budget::validate() const {
   if (steps < 0) throw Error("training steps must be >= 0 (0 = the task's default), got " + std::to_string(steps));
   if (log_every < 1) throw Error("log_every must be >= 1, got " + std::to_string(log_every));
   if (eval_batch < 1) throw Error("evaluation batch must be >= 1, got " + std::to_string(eval_batch));
+  if (eval_limit < 0) throw Error("evaluation limit must be >= 0 (0 = the whole split), got " + std::to_string(eval_limit));
   if (threads < 0) throw Error("threads must be >= 0, got " + std::to_string(threads));
   if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
 }
@@ -80,11 +81,11 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   return r;
 }
 
-double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch) {
+double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit) {
   torch::NoGradGuard no_grad;
   model->eval();
   const data::Dataset& ds = task.data->get(split);
-  const std::int64_t n = ds.size();
+  const std::int64_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
   std::int64_t correct = 0;
   for (std::int64_t start = 0; start < n; start += batch) {
     const std::int64_t len = std::min(batch, n - start);
@@ -163,7 +164,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   }
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = smoothed;
-  if (!r.diverged && !r.cancelled) r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch);
+  if (!r.diverged && !r.cancelled) r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch, budget.eval_limit);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -1,6 +1,7 @@
 // Comparison statistics, baseline sweeps, config files, and the rule that
 // selection never sees the test split (issue 6).
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -209,6 +210,7 @@ TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
   in.options.wd_grid = {0.0};
   in.options.test_seeds = 4;
   in.options.equal_budget = true;
+  in.options.attribution = false;  // see GainAttribution below
   const Comparison c = run_comparison(ctx, in);
   ASSERT_EQ(c.baselines.size(), 2u);
   ASSERT_TRUE(c.random_search.has_value());
@@ -229,8 +231,132 @@ TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
   EXPECT_TRUE(j["horizons"][0]["methods"][1]["overall"].contains("evolved_minus_this"));
   EXPECT_TRUE(j["horizons"][0]["methods"][1]["overall"]["evolved_minus_this"]["significant"].get<bool>());  // sgd is 0.2 worse
   const std::string csv = c.to_csv();
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness,protocol");
   EXPECT_EQ(test::count_lines(csv), 1 + 2 * 4 * 3);  // header + horizons × methods × (2 tasks + overall)
+  // The equal-budget search samples every hyperparameter the baseline genome has.
+  std::set<double> beta1, beta2, eps;
+  int scheduled = 0, clipped = 0;
+  for (const auto& e : c.random_search->sweep) {
+    beta1.insert(e.genome.beta1);
+    beta2.insert(e.genome.beta2);
+    eps.insert(e.genome.log10_eps);
+    scheduled += e.genome.has_schedule() ? 1 : 0;
+    clipped += e.genome.clip_norm ? 1 : 0;
+  }
+  EXPECT_EQ(beta1.size(), 20u);
+  EXPECT_EQ(beta2.size(), 20u);
+  EXPECT_EQ(eps.size(), 20u);
+  EXPECT_GT(scheduled, 0);
+  EXPECT_LT(scheduled, 20);
+  EXPECT_GT(clipped, 0);
+  EXPECT_LT(clipped, 20);
+}
+
+namespace {
+// A landscape where a cosine schedule is worth +0.05, a SIGN_GRAD term +0.02, and lr
+// 1e-3 is best; every seed shifts all methods alike (common random numbers).
+double schedule_and_rule_fitness(const genome::Genome& g, const std::string&, std::uint64_t seed) {
+  double f = 0.6 - 0.05 * std::fabs(g.log10_lr + 3.0);
+  if (g.cosine_decay) f += 0.05;
+  for (const auto& t : g.terms)
+    if (t.term == genome::Term::SignGrad) f += 0.02;
+  return f + 0.01 * static_cast<double>(seed % 7);
+}
+
+CompareInputs attribution_inputs(const std::string& protocol) {
+  CompareInputs in;
+  in.evolved = genome::preset("adam");
+  in.evolved.terms.push_back({genome::Term::SignGrad, 0.5});
+  in.evolved.cosine_decay = true;
+  in.evolved.warmup_fraction = 0.2;
+  in.tasks = {"a", "b"};
+  in.labels = {{"a", "A"}, {"b", "B"}};
+  in.steps = 40;
+  in.options.baselines = {"adam", "rmsprop"};
+  in.options.protocol = protocol;
+  in.options.horizon_multiple = 0;
+  in.options.test_seeds = 5;
+  return in;
+}
+
+double row(const Comparison& c, const std::string& how) {
+  for (const auto& r : c.attribution_rows())
+    if (r.how == how) return r.diff.mean;
+  ADD_FAILURE() << "no attribution row " << how;
+  return 0;
+}
+}  // namespace
+
+TEST(GainAttribution, SplitsTheGainIntoRuleAndScheduleOnASyntheticFitness) {
+  // Seed protocol: the baseline gets no schedule, so most of the gain is the schedule's.
+  {
+    eval::SyntheticEvaluator ev(schedule_and_rule_fitness);
+    eval::RunStore store;
+    RunContext ctx{ev, store};
+    const Comparison c = run_comparison(ctx, attribution_inputs("seed"));
+    ASSERT_TRUE(c.attribution.has_value());
+    EXPECT_EQ(c.attribution->baseline, "adam");
+    EXPECT_FALSE(c.baselines[0].best().genome.cosine_decay);
+    EXPECT_NEAR(row(c, "W − B"), 0.07, 1e-9);
+    EXPECT_NEAR(row(c, "A1 − B (in B's setting)"), 0.02, 1e-9);
+    EXPECT_NEAR(row(c, "W − A2 (in W's setting)"), 0.02, 1e-9);
+    EXPECT_NEAR(row(c, "W − A1 (with W's rule)"), 0.05, 1e-9);
+    EXPECT_NEAR(row(c, "A2 − B (with B's rule)"), 0.05, 1e-9);
+    EXPECT_EQ(c.to_json()["attribution"]["rows"].size(), 5u);
+  }
+  // Strong protocol: the baselines are offered the winner's schedule and take it; the gain left
+  // is the rule's alone.
+  {
+    eval::SyntheticEvaluator ev(schedule_and_rule_fitness);
+    eval::RunStore store;
+    RunContext ctx{ev, store};
+    const Comparison c = run_comparison(ctx, attribution_inputs("strong"));
+    const auto& adam = c.baselines[0].best();
+    EXPECT_TRUE(adam.genome.cosine_decay);
+    EXPECT_EQ(adam.genome.warmup_fraction, 0.2);  // the winner's warmup fraction
+    EXPECT_EQ(adam.lr, 1e-3);
+    EXPECT_NEAR(row(c, "W − B"), 0.02, 1e-9);
+    EXPECT_NEAR(row(c, "A1 − B (in B's setting)"), 0.02, 1e-9);
+    EXPECT_NEAR(row(c, "W − A1 (with W's rule)"), 0.0, 1e-9);
+  }
+}
+
+TEST(Tuning, SuccessiveHalvingKeepsAQuarterThenAThirdAndChoosesAtTheFullBudget) {
+  int calls = 0;
+  std::map<std::int64_t, int> by_steps;
+  eval::SyntheticEvaluator ev([&](const genome::Genome& g, const std::string&, std::uint64_t) {
+    ++calls;
+    return 0.9 - 0.1 * std::fabs(g.log10_lr + 2.5) - (g.log10_weight_decay ? 0.01 : 0.0) - (g.cosine_decay ? 0.0 : 0.02);
+  });
+  eval::RunStore store;
+  RunContext ctx{ev, store};
+  const std::vector<double> lrs = {1e-4, 3.16227766e-4, 1e-3, 3.16227766e-3, 1e-2, 3.16227766e-2, 1e-1};
+  const BaselineChoice c =
+      tune_baseline(ctx, "adam", lrs, {0.0, 1e-5, 1e-4, 1e-3}, strong_regimes(genome::preset("adam")), {"a", "b"}, 0, 1, 100, HalvingOptions{});
+  EXPECT_EQ(c.sweep.size(), 7u * 4 * 2);
+  // 56 at 25 steps, 14 at 50, 5 at 100; two tasks each.
+  EXPECT_EQ(calls, (56 + 14 + 5) * 2);
+  EXPECT_EQ(c.runs, (56 + 14 + 5) * 2);
+  EXPECT_EQ(c.steps, (56 * 25 + 14 * 50 + 5 * 100) * 2);
+  for (const auto& e : store.entries()) by_steps[e.key.steps] += 1;
+  EXPECT_EQ(by_steps[25], 56 * 2);
+  EXPECT_EQ(by_steps[50], 14 * 2);
+  EXPECT_EQ(by_steps[100], 5 * 2);
+  // Cheap rungs are scored on the first 1,000 validation images, the choice on the whole split.
+  for (const auto& e : store.entries()) EXPECT_EQ(e.key.split, e.key.steps == 100 ? "val" : "val:first1000");
+  const SweepEntry& best = c.best();
+  EXPECT_NEAR(best.lr, 3.16227766e-3, 1e-12);
+  EXPECT_EQ(best.wd, 0.0);
+  EXPECT_TRUE(best.regime.cosine_decay);
+  ASSERT_EQ(best.rungs.size(), 3u);
+  EXPECT_EQ(best.rungs.back().first, 100);
+  // Halving off: every point at the full budget.
+  calls = 0;
+  eval::RunStore fresh;
+  RunContext ctx2{ev, fresh};
+  tune_baseline(ctx2, "adam", {1e-3, 1e-2}, {0.0}, {Regime{}}, {"a"}, 0, 1, 100, HalvingOptions{false, 0});
+  EXPECT_EQ(calls, 2);
 }
 
 // A flag given on the command line is applied as given and validated, even when it is 0;

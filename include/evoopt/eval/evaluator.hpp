@@ -23,7 +23,8 @@ struct RunRequest {
   std::string task;
   std::uint64_t seed = 0;
   data::Split split = data::Split::Val;
-  std::int64_t steps = 0;  // 0: the evaluator's budget
+  std::int64_t steps = 0;       // 0: the evaluator's budget
+  std::int64_t eval_limit = 0;  // > 0: score on the split's first N images only (a cheap rung of successive halving)
 };
 
 // Called once per completed (not cancelled) run, serialised by the evaluator.

@@ -44,36 +44,84 @@ std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage,
 // from the search seeds of the same run (checked, colliding values skipped).
 std::vector<std::uint64_t> test_seeds(std::uint64_t run_seed, const std::string& task, int count, int search_seeds);
 
-// A baseline preset with the sweep's learning rate and weight decay. SGD's
-// rate is torch's (η·(1−β1), see the sgd preset), so its grid means what it
-// means for torch.optim.SGD; sgd/adam/rmsprop use L2 weight decay (torch's
-// weight_decay), adamw and lion decoupled.
-genome::Genome baseline_genome(const std::string& name, double lr, double wd);
+// What a baseline is tuned over besides its learning rate and weight decay: a
+// learning-rate schedule and gradient clipping, searched as one pair ("regime").
+struct Regime {
+  double warmup_fraction = 0.0;
+  bool cosine_decay = false;
+  std::optional<double> clip_norm;
+  bool operator==(const Regime& o) const {
+    return warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
+  }
+  std::string describe() const;  // "constant", "warmup 20% + cosine, clip 1"
+  nlohmann::json to_json() const;
+};
+// The regimes the strong protocol offers against `winner`: constant without clipping,
+// and the winner's schedule (warmup + cosine with its warmup fraction; 5% warmup +
+// cosine when it has none) with the winner's clip norm (none when it has none).
+std::vector<Regime> strong_regimes(const genome::Genome& winner);
+// The regime of a genome (its schedule and clipping).
+Regime regime_of(const genome::Genome& g);
+
+// A baseline preset with a learning rate, weight decay and regime. SGD's rate is
+// torch's (η·(1−β1), see the sgd preset), so its grid means what it means for
+// torch.optim.SGD; sgd/adam/rmsprop use L2 weight decay (torch's weight_decay),
+// adamw and lion decoupled.
+genome::Genome baseline_genome(const std::string& name, double lr, double wd, const Regime& regime = {});
+// The learning rate a grid value means for a genome's rule: η = lr/(1−β1) for the
+// sgd preset's EMA momentum (torch's scale), lr otherwise.
+double eta_for(const std::string& name, const genome::Genome& g, double lr);
 
 struct SweepEntry {
   double lr = 0, wd = 0;
+  Regime regime;
   genome::Genome genome;
-  double val_fitness = 0;
-  std::map<std::string, double> per_task;
+  double val_fitness = 0;                              // at the last rung it reached
+  std::map<std::string, double> per_task;              // at the last rung it reached
+  std::vector<std::pair<std::int64_t, double>> rungs;  // (steps, validation fitness) per rung reached
 };
 
 struct BaselineChoice {
   std::string name;
+  std::string protocol;  // "strong" | "seed" | "random-search" | "lr re-tuned"
   std::vector<SweepEntry> sweep;
-  std::size_t chosen = 0;  // index into sweep: best validation fitness (ties: first)
+  std::size_t chosen = 0;  // index into sweep: best validation fitness at the full budget (ties: first)
+  std::int64_t runs = 0;   // training runs the tuning needed
+  std::int64_t steps = 0;  // training steps the tuning needed
   const SweepEntry& best() const { return sweep.at(chosen); }
 };
 
-// Validation fitness of each genome (mean over tasks of mean over search seeds).
+// Validation fitness of each genome (mean over tasks of mean over search seeds), at
+// `steps` (0: the evaluator's budget), scored on the first `eval_limit` validation images
+// (0: all).
 std::vector<train::Fitness> validation_fitness(RunContext& ctx, const std::string& stage, const std::vector<genome::Genome>& genomes,
-                                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds);
+                                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds,
+                                               std::int64_t steps = 0, std::int64_t eval_limit = 0);
 
+// The seed protocol: lr × weight decay grid, constant learning rate, no clipping, every
+// point at the full budget.
 BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const std::vector<double>& lr_grid, const std::vector<double>& wd_grid,
                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds);
 
+// Successive halving over training steps: every candidate at steps/4 (scored on the
+// first `rung_val_size` validation images), the best quarter at steps/2 (same), the best
+// third of those at the full budget on the whole validation split, where the choice is
+// made. `halving` false: every candidate at the full budget.
+struct HalvingOptions {
+  bool enabled = true;
+  std::int64_t rung_val_size = 1000;  // 0: the whole validation split at every rung
+};
+void tune(RunContext& ctx, const std::string& stage, BaselineChoice& choice, const std::vector<std::string>& tasks, std::uint64_t run_seed,
+          int search_seeds, std::int64_t steps, const HalvingOptions& halving);
+
+// The strong protocol: lr grid × weight-decay grid × regimes, tuned with `tune`.
+BaselineChoice tune_baseline(RunContext& ctx, const std::string& name, const std::vector<double>& lr_grid, const std::vector<double>& wd_grid,
+                             const std::vector<Regime>& regimes, const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds,
+                             std::int64_t steps, const HalvingOptions& halving);
+
 struct MethodResult {
   std::string name;  // "evolved", "adam (tuned)", ...
-  std::string kind;  // evolved | baseline | random-search
+  std::string kind;  // evolved | baseline | random-search | attribution
   genome::Genome genome;
   double val_fitness = 0;
   std::map<std::string, std::vector<double>> test;  // per task: fitness per test seed (diverged = −1)
@@ -85,7 +133,23 @@ struct HorizonResult {
   std::vector<MethodResult> methods;  // evolved first
 };
 
+// How much of the evolved genome W's gain over the strongest tuned baseline B comes from
+// its update rule and how much from its schedule, clipping and hyperparameters:
+//   A1 = W's rule (terms, β1, β2, ε, bias correction) with B's schedule, clipping and
+//        weight decay, learning rate re-tuned on validation;
+//   A2 = B's rule with W's schedule, clipping and weight decay, lr re-tuned likewise.
+// Per test seed, W − B = (A1 − B) + (W − A1) = (W − A2) + (A2 − B): the first term of each
+// pair is the update rule's share (under B's setting, under W's), the second the setting's.
+struct Attribution {
+  std::string baseline;                        // B
+  BaselineChoice rule_in_baseline_setting;     // A1's lr sweep
+  BaselineChoice baseline_in_evolved_setting;  // A2's lr sweep
+  MethodResult a1, a2;                         // on the test split at the search horizon
+  std::int64_t steps = 0;
+};
+
 struct Comparison {
+  std::string protocol;  // "strong" | "seed": how the baselines were tuned
   std::vector<std::string> tasks;
   std::map<std::string, std::string> labels;  // task → display label with provenance
   std::map<std::string, std::vector<std::uint64_t>> seeds;
@@ -93,8 +157,16 @@ struct Comparison {
   std::optional<BaselineChoice> random_search;  // equal-budget option
   std::int64_t random_search_runs = 0;
   std::vector<HorizonResult> horizons;
+  std::optional<Attribution> attribution;
   nlohmann::json to_json() const;
   std::string to_csv() const;
+  // The attribution's rows: (what, which difference, paired difference); empty without one.
+  struct AttributionRow {
+    std::string part;  // "total", "update rule", "schedule/clipping/hyperparameters"
+    std::string how;   // "W − B", "A1 − B (in B's setting)", ...
+    PairedDifference diff;
+  };
+  std::vector<AttributionRow> attribution_rows() const;
 };
 
 struct CompareInputs {

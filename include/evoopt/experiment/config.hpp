@@ -16,13 +16,23 @@ namespace evoopt::experiment {
 struct CompareOptions {
   bool enabled = true;
   std::vector<std::string> baselines = {"sgd", "adam", "rmsprop", "adamw", "lion"};
-  std::vector<double> lr_grid = {1e-4, 1e-3, 1e-2};
-  std::vector<double> wd_grid = {1e-5, 1e-4, 1e-3};
+  // "strong" (default): every baseline tuned over lr_grid × wd_grid × {constant, the
+  // winner's schedule + clipping} with successive halving; "seed": the original
+  // protocol, lr {1e-4, 1e-3, 1e-2} × weight decay {1e-5, 1e-4, 1e-3}, constant, no clipping.
+  std::string protocol = "strong";
+  // Half-decades over 1e-4 … 1e-1 (SGD on torch's lr scale); weight decay 0 = off.
+  std::vector<double> lr_grid = {1e-4, 3.16227766e-4, 1e-3, 3.16227766e-3, 1e-2, 3.16227766e-2, 1e-1};
+  std::vector<double> wd_grid = {0.0, 1e-5, 1e-4, 1e-3};
+  bool halving = true;                 // successive halving over steps (strong protocol)
+  std::int64_t rung_val_size = 1000;   // validation images scoring the cheap rungs (0 = all)
+  bool attribution = true;             // split the gain into update rule vs schedule/clipping/hyperparameters
   int test_seeds = 5;                  // fresh seeds for the test split, disjoint from search seeds
   double horizon_multiple = 2.0;       // the longer-horizon column: steps × this (0 = off)
   bool equal_budget = false;           // random search for the strongest baseline with the evolution's run count
   std::int64_t equal_budget_runs = 0;  // 0: as many training runs as the evolution spent
   void validate() const;
+  static const std::vector<double>& seed_lr_grid();
+  static const std::vector<double>& seed_wd_grid();
 };
 
 struct ExperimentConfig {

@@ -32,6 +32,7 @@ struct Budget {
   std::int64_t eval_batch = 250;  // no-grad batches; activations stay below the allocator's mmap threshold
   int threads = 1;                // intra-op threads for this run
   data::Split eval_split = data::Split::Val;
+  std::int64_t eval_limit = 0;                // > 0: score on the split's first N images only
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
   void validate() const;                      // throws evoopt::Error naming the bad field
 };
@@ -72,7 +73,8 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
                              const ProgressFn& progress = {});
 
 // Accuracy of a model on a split, in no-grad batches.
-double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch);
+// `limit` > 0: the split's first `limit` images only.
+double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit = 0);
 
 struct Fitness {
   double overall = 0.0;                    // mean over tasks of the per-task value
