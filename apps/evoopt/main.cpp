@@ -40,6 +40,25 @@ CLI::Validator at_least(long long min) {
       ">=" + std::to_string(min));
 }
 
+// Seeds are 0 … 2^64−1 written as decimal digits: "-1" and "2^70" are errors, never wrapped.
+CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits) return "must be an integer in 0 … 18446744073709551615, got '" + value + "'";
+        const std::string max = "18446744073709551615";
+        const std::string v = value.substr(std::min(value.find_first_not_of('0'), value.size() - 1));
+        if (v.size() > max.size() || (v.size() == max.size() && v > max)) return "must be at most 18446744073709551615 (2^64 − 1), got " + value;
+        return std::string();
+      },
+      "SEED");
+}
+
+// An output path flag given as "" is an error, not "no output".
+CLI::Validator non_empty() {
+  return CLI::Validator([](std::string& value) -> std::string { return value.empty() ? "must not be empty" : std::string(); }, "PATH");
+}
+
 std::string first_line(const std::string& s) {
   auto nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl);
@@ -486,10 +505,11 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
   const genome::Genome g = genome::load_genome(genome_file);
   g.validate(genome::Bounds::kHardMaxTerms);
   const std::string out = a.out.empty() ? "runs/compare-" + g.hash_hex() : a.out;
-  const DirLock lock(out);
+  // Data and evaluator first: a bad dataset fails before the output directory exists.
   const experiment::LoadedTasks loaded = experiment::load_tasks(c);
   const auto& labels = loaded.labels;
   eval::LocalEvaluator evaluator(loaded.tasks, experiment::study_budget(c), c.resolved_workers());
+  const DirLock lock(out);
   eval::RunStore store(std::filesystem::path(out) / "journal.jsonl");
   Progress progress;
   std::string current;
@@ -576,9 +596,9 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--genome", train_args.genome, "Preset or JSON file")->capture_default_str();
   train_cmd->add_option("--task", train_args.task, "mnist, fashion_mnist or cifar10")->capture_default_str();
   train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->check(at_least(0));
-  train_cmd->add_option("--seed", train_args.seed, "Seed for initial weights and minibatches")->capture_default_str();
+  train_cmd->add_option("--seed", train_args.seed, "Seed for initial weights and minibatches")->capture_default_str()->check(seed_value());
   train_cmd->add_option("--split", train_args.split, "Evaluate on val (default) or test")->capture_default_str();
-  train_cmd->add_option("--out", train_args.out, "Write the result as JSON");
+  train_cmd->add_option("--out", train_args.out, "Write the result as JSON")->check(non_empty());
   train_cmd->add_option("--threads", train_args.threads, "Intra-op threads")->capture_default_str();
   add_task_flags(train_cmd);
 
@@ -600,11 +620,11 @@ int main(int argc, char** argv) {
   auto add_study_flags = [&](CLI::App* c, bool is_compare) {
     c->add_option("--config", evolve_args.config_file, "TOML config file (flags override it)")->check(CLI::ExistingFile);
     c->add_option("--preset", evolve_args.preset, "default or quick (every size shrunk, a first look in about 2 minutes)");
-    c->add_option("--out", evolve_args.out, "Run directory");
+    c->add_option("--out", evolve_args.out, "Run directory")->check(non_empty());
     c->add_option("--tasks", evolve_args.tasks, "Tasks (default: fashion_mnist cifar10 mnist)");
     c->add_option("--population", evolve_args.population, "Population size (default 20)");
     c->add_option("--generations", evolve_args.generations, "Generations (default 15)");
-    c->add_option("--seed", evolve_args.seed, "Run seed (default 0)");
+    c->add_option("--seed", evolve_args.seed, "Run seed (default 0)")->check(seed_value());
     if (is_compare)
       c->add_option("--val-seeds", evolve_args.seeds, "Validation seeds per task for the sweeps (default 1)");
     else

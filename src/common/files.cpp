@@ -76,7 +76,9 @@ std::string read_text_file(const fs::path& path) {
 }
 
 namespace {
-void write_all(int fd, const void* data, std::size_t size, const fs::path& tmp) {
+// Writes everything or throws naming `target` (the file the user knows, not a temporary);
+// `tmp`, when given, is removed on failure.
+void write_all(int fd, const void* data, std::size_t size, const fs::path& target, const fs::path& tmp) {
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
     ssize_t n = ::write(fd, p, size);
@@ -84,8 +86,9 @@ void write_all(int fd, const void* data, std::size_t size, const fs::path& tmp) 
       if (errno == EINTR) continue;
       std::string reason = std::strerror(errno);
       ::close(fd);
-      fs::remove(tmp);
-      throw Error(tmp.string() + ": write failed: " + reason);
+      std::error_code ec;
+      if (!tmp.empty()) fs::remove(tmp, ec);
+      throw Error(target.string() + ": write failed: " + reason);
     }
     p += n;
     size -= static_cast<std::size_t>(n);
@@ -100,10 +103,12 @@ void write_file_atomic(const fs::path& path, const void* data, std::size_t size)
   tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw Error(path.string() + ": cannot write: " + std::strerror(errno));
-  write_all(fd, data, size, tmp);
+  write_all(fd, data, size, path, tmp);
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    fs::remove(tmp);
-    throw Error(path.string() + ": cannot flush to disk");
+    const std::string reason = std::strerror(errno);
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw Error(path.string() + ": cannot flush to disk: " + reason);
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
@@ -120,9 +125,10 @@ void append_line_durable(const fs::path& path, const std::string& line) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd < 0) throw Error(path.string() + ": cannot append: " + std::strerror(errno));
   std::string data = line + "\n";
-  write_all(fd, data.data(), data.size(), fs::path());
-  ::fsync(fd);
-  ::close(fd);
+  write_all(fd, data.data(), data.size(), path, fs::path());
+  const bool synced = ::fsync(fd) == 0 || errno == EINVAL;  // EINVAL: a special file that cannot sync
+  const std::string reason = synced ? "" : std::strerror(errno);
+  if (::close(fd) != 0 || !synced) throw Error(path.string() + ": cannot flush to disk: " + (synced ? std::strerror(errno) : reason));
 }
 
 DirLock::DirLock(const fs::path& dir) {

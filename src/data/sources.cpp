@@ -11,6 +11,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/data/cifar.hpp"
 #include "evoopt/data/idx.hpp"
@@ -340,11 +341,7 @@ fs::path metadata_path(const fs::path& data_dir, const std::string& name) { retu
 json read_metadata(const fs::path& data_dir, const std::string& name) {
   const fs::path p = metadata_path(data_dir, name);
   if (!fs::is_regular_file(p)) throw Error("dataset '" + name + "' is not in " + data_dir.string() + " (run: evoopt data fetch " + name + ")");
-  try {
-    return json::parse(read_text_file(p));
-  } catch (const json::exception& e) {
-    throw Error(p.string() + ": malformed metadata (" + e.what() + ")");
-  }
+  return read_json_file(p);
 }
 
 DatasetPair load_from_dir(const DatasetSpec& spec, const fs::path& dir) {
@@ -499,7 +496,7 @@ std::string verify_on_load(const DatasetSpec& spec, const fs::path& dir, const j
   json stamp = json::object();
   if (fs::is_regular_file(stamp_path)) {
     try {
-      stamp = json::parse(read_text_file(stamp_path));
+      stamp = read_json_file(stamp_path);
     } catch (const std::exception&) {
       stamp = json::object();  // a damaged stamp only costs a re-check
     }

@@ -4,6 +4,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
 
 namespace evoopt::eval {
 using nlohmann::json;
@@ -46,7 +47,7 @@ RunStore::RunStore(std::filesystem::path path) : path_(std::move(path)) {
   for (const auto& line : read_journal_lines(path_)) {
     ++line_no;
     try {
-      const json j = json::parse(line);
+      const json j = parse_json(line, "entry");
       Entry e{RunKey::from_json(j.at("key")), j.at("stage").get<std::string>(), train::run_result_from_json(j.at("result"))};
       const std::string k = e.key.str();
       if (index_.count(k)) continue;  // the first result of a key is the one used

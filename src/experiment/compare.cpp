@@ -257,7 +257,7 @@ BaselineChoice lr_retuned(RunContext& ctx, const std::string& name, const std::s
     e.genome.validate(genome::Bounds::kHardMaxTerms);
     c.sweep.push_back(e);
   }
-  tune(ctx, "attribution", c, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{false, 0});
+  tune(ctx, "attribution", c, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{in.options.halving, in.options.rung_val_size});
   return c;
 }
 
@@ -358,8 +358,13 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
     HorizonResult h;
     h.steps = steps;
     h.methods.push_back(test_method(ctx, "evolved", "evolved", in.evolved, in.evolved_val_fitness, in, c.seeds, steps));
-    for (const auto& b : c.baselines)
+    // The longer horizon asks whether the gain over the strongest tuned baseline persists:
+    // that baseline only (every baseline at the search horizon).
+    for (std::size_t i = 0; i < c.baselines.size(); ++i) {
+      if (steps != in.steps && i != strongest) continue;
+      const auto& b = c.baselines[i];
       h.methods.push_back(test_method(ctx, b.name + " (tuned)", "baseline", b.best().genome, b.best().val_fitness, in, c.seeds, steps));
+    }
     if (c.random_search)
       h.methods.push_back(test_method(ctx, c.random_search->name, "random-search", c.random_search->best().genome,
                                       c.random_search->best().val_fitness, in, c.seeds, steps));

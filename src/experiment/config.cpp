@@ -1,5 +1,6 @@
 #include "evoopt/experiment/config.hpp"
 
+#include <limits>
 #include <set>
 
 #include <toml++/toml.h>
@@ -67,21 +68,31 @@ void ExperimentConfig::apply_preset(const std::string& name) {
 }
 
 namespace {
+// Strict reads: a TOML value must have the key's type (no integer where a boolean goes),
+// and an integer must fit the field (population = 4294967298 is an error, not 2).
 template <typename T>
 T get(const toml::node& node, const std::string& key, const std::string& file) {
   if constexpr (std::is_same_v<T, std::string>) {
-    if (auto v = node.value<std::string>()) return *v;
+    if (const auto* v = node.as_string()) return v->get();
+    throw Error(file + ": " + key + " must be a string");
   } else if constexpr (std::is_same_v<T, bool>) {
-    if (auto v = node.value<bool>()) return *v;
+    if (const auto* v = node.as_boolean()) return v->get();
+    throw Error(file + ": " + key + " must be true or false");
   } else if constexpr (std::is_floating_point_v<T>) {
-    if (auto v = node.value<double>()) return *v;
+    if (const auto* v = node.as_floating_point()) return v->get();
+    if (const auto* v = node.as_integer()) return static_cast<T>(v->get());
+    throw Error(file + ": " + key + " must be a number");
   } else {
-    if (auto v = node.value<std::int64_t>()) {
-      if (*v < 0 && std::is_unsigned_v<T>) throw Error(file + ": " + key + " must be >= 0");
-      return static_cast<T>(*v);
+    const auto* v = node.as_integer();
+    if (v == nullptr) throw Error(file + ": " + key + " must be an integer");
+    const std::int64_t x = v->get();
+    if (x < 0 && std::is_unsigned_v<T>) throw Error(file + ": " + key + " must be >= 0, got " + std::to_string(x));
+    if constexpr (!std::is_same_v<T, std::int64_t> && !std::is_same_v<T, std::uint64_t>) {
+      if (x < static_cast<std::int64_t>(std::numeric_limits<T>::min()) || x > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
+        throw Error(file + ": " + key + " = " + std::to_string(x) + " is out of range");
     }
+    return static_cast<T>(x);
   }
-  throw Error(file + ": " + key + " has the wrong type");
 }
 template <typename T>
 std::vector<T> get_array(const toml::node& node, const std::string& key, const std::string& file) {

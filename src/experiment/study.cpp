@@ -9,6 +9,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/data/sources.hpp"
 
 namespace evoopt::experiment {
@@ -52,7 +53,7 @@ ExperimentConfig load_run_config(const fs::path& run_dir) {
   const fs::path p = run_dir / "config.json";
   if (!fs::exists(p)) throw Error(run_dir.string() + ": not a run directory (no config.json)");
   try {
-    return ExperimentConfig::from_json(json::parse(read_text_file(p)));
+    return ExperimentConfig::from_json(read_json_file(p));
   } catch (const json::exception& e) {
     throw Error(p.string() + ": malformed config (" + e.what() + ")");
   } catch (const Error& e) {
@@ -73,7 +74,7 @@ json provenance(const ExperimentConfig& c, const fs::path& data_dir) {
   for (const auto& t : c.tasks) {
     const fs::path meta = data_dir / t / "metadata.json";
     if (!fs::exists(meta)) continue;
-    json m = json::parse(read_text_file(meta));
+    json m = read_json_file(meta);
     p[t] = {{"label", m.value("label", t)},
             {"source", m.value("source", "")},
             {"lossy", m.value("lossy", false)},
@@ -129,7 +130,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   json recorded;  // config.json as written when the run started (resume)
   if (resume) {
     config = load_run_config(run_dir);
-    recorded = json::parse(read_text_file(run_dir / "config.json"));
+    recorded = read_json_file(run_dir / "config.json");
     const std::string now = config.fingerprint();
     if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
       throw Error((run_dir / "config.json").string() + ": no fingerprint recorded (written by an older evoopt): start a new run with --out");
@@ -248,10 +249,17 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     if (config.break_even) {
       const ga::Individual* base = nullptr;
       std::vector<ga::Individual> gen0;
-      const json lineage = json::parse(read_text_file(run_dir / "lineage.json"));  // kept alive for the loop
-      for (const auto& j : lineage.at("individuals"))
-        if (j.at("generation").get<int>() == 0 && j.at("origin").get<std::string>().rfind("seed:", 0) == 0)
-          gen0.push_back(ga::Individual::from_json(j));
+      const fs::path lineage_path = run_dir / "lineage.json";
+      const json lineage = read_json_file(lineage_path);  // kept alive for the loop
+      try {
+        for (const auto& j : lineage.at("individuals"))
+          if (j.at("generation").get<int>() == 0 && j.at("origin").get<std::string>().rfind("seed:", 0) == 0)
+            gen0.push_back(ga::Individual::from_json(j));
+      } catch (const json::exception& e) {
+        throw Error(lineage_path.string() + ": invalid lineage (" + e.what() + ")");
+      } catch (const Error& e) {
+        throw Error(lineage_path.string() + ": invalid lineage: " + e.what());
+      }
       if (!gen0.empty()) {
         base = &ga::best_of(gen0);
         BreakEven be;

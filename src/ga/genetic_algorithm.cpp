@@ -11,6 +11,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
 
 namespace evoopt::ga {
 namespace fs = std::filesystem;
@@ -325,11 +326,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   if (!ck_path.empty() && fs::exists(ck_path)) {
     json ck;
     const std::string where = ck_path.string();
-    try {
-      ck = json::parse(read_text_file(ck_path));
-    } catch (const json::exception& e) {
-      throw Error(where + ": malformed checkpoint (" + e.what() + ")");
-    }
+    ck = read_json_file(ck_path);
     std::vector<Individual> last;
     try {
       if (ck.value("format", "") != "evoopt.checkpoint") throw Error("not an evoopt checkpoint (format field missing or different)");

@@ -11,6 +11,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/common/rng.hpp"
 
 namespace evoopt::genome {
@@ -372,12 +373,7 @@ Genome load_genome(const std::string& preset_or_file) {
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
     throw Error("'" + preset_or_file + "' is neither a genome preset (" + known + ") nor an existing file");
   }
-  json j;
-  try {
-    j = json::parse(read_text_file(preset_or_file));
-  } catch (const json::exception& e) {
-    throw Error(preset_or_file + ": malformed JSON (" + std::string(e.what()) + ")");
-  }
+  json j = read_json_file(preset_or_file);
   // A run's best_genome.json wraps the genome in {"genome": ...}.
   if (j.is_object() && j.contains("genome") && j.at("genome").is_object()) j = j.at("genome");
   try {

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <thread>
 
+#include <set>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -121,6 +123,13 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
   EXPECT_EQ(cmp["labels"]["cifar10"], "CIFAR-10 (JPEG mirror)");
   EXPECT_EQ(cmp["horizons"].size(), 1u);  // quick skips the longer-horizon block (the default has it; see CliCompare)
   EXPECT_EQ(cmp["baselines"].size(), 5u);
+  // The strong protocol and the gain attribution are the default.
+  EXPECT_EQ(cmp["protocol"], "strong");
+  EXPECT_EQ(cmp["baselines"][0]["sweep"].size(), 4u * 2 * 2);  // quick: 4 lr x 2 weight decay x 2 regimes
+  EXPECT_EQ(cmp["attribution"]["rows"].size(), 5u);
+  EXPECT_NE(r.out.find("strong protocol"), std::string::npos);
+  EXPECT_NE(r.out.find("Gain attribution against the strongest tuned baseline"), std::string::npos);
+  EXPECT_NE(r.out.find("update rule"), std::string::npos);
   EXPECT_NE(read_text_file(dir / "comparison.csv").find("CIFAR-10 (JPEG mirror)"), std::string::npos);
   const auto cfg = nlohmann::json::parse(read_text_file(dir / "config.json"));
   EXPECT_EQ(cfg["provenance"]["cifar10"]["label"], "cifar10 (JPEG mirror, lossy)");
@@ -145,14 +154,36 @@ TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
                              (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_EQ(journal_lines(tmp / "cmp/journal.jsonl"), lines);
-  // Other steps or another training subset into the same directory: nothing stale is reused,
-  // every run is trained anew (the comparison needs at least as many runs as the first time).
-  for (const char* change : {"--steps 21 --train-subset 1000", "--steps 20 --train-subset 900"}) {
-    const auto before = journal_lines(tmp / "cmp/journal.jsonl");
-    auto other = test::run_cli(std::string("compare --genome adam --tasks mnist ") + change + " --val-size 300 --test-seeds 2 --out " +
-                               (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
-    EXPECT_EQ(other.exit_code, 0) << other.err;
-    EXPECT_GE(journal_lines(tmp / "cmp/journal.jsonl") - before, lines) << change;
+  // Other steps or another training subset into the same directory: nothing stale is reused.
+  // The comparison made over the old store equals one made from scratch in a fresh
+  // directory, and it trained exactly the runs whose full keys the store did not hold (a
+  // successive-halving rung of 5 steps is the same run under --steps 20 and 21; under
+  // another training subset nothing is shared). The seed protocol keeps this cheap.
+  auto keys = [](const fs::path& journal) {
+    std::set<std::string> out;
+    for (const auto& line : read_journal_lines(journal)) out.insert(nlohmann::json::parse(line).at("key").dump());
+    return out;
+  };
+  for (const std::string change : {"--steps 21 --train-subset 1000", "--steps 20 --train-subset 900"}) {
+    const std::string args = "compare --genome adam --tasks mnist --baselines seed " + change + " --val-size 300 --test-seeds 2 --data-dir " +
+                             test::data_dir().string() + " --out ";
+    const auto old_keys = keys(tmp / "cmp/journal.jsonl");
+    auto reused = test::run_cli(args + (tmp / "cmp").string());
+    ASSERT_EQ(reused.exit_code, 0) << reused.err;
+    EXPECT_NE(reused.out.find("[seed protocol]"), std::string::npos) << reused.out;
+    test::TempDir fresh_dir;
+    auto fresh = test::run_cli(args + (fresh_dir / "cmp").string());
+    ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+    EXPECT_EQ(nlohmann::json::parse(read_text_file(tmp / "cmp/comparison.json")),
+              nlohmann::json::parse(read_text_file(fresh_dir / "cmp/comparison.json")))
+        << change;
+    const auto fresh_keys = keys(fresh_dir / "cmp/journal.jsonl");
+    std::size_t shared = 0;
+    for (const auto& k : fresh_keys) shared += old_keys.count(k);
+    EXPECT_EQ(journal_lines(tmp / "cmp/journal.jsonl") - old_keys.size(), fresh_keys.size() - shared) << change;
+    if (change.find("900") != std::string::npos) EXPECT_EQ(shared, 0u) << "a run of another training subset was reused";
+    for (const auto& k : fresh_keys)
+      if (old_keys.count(k)) EXPECT_LT(nlohmann::json::parse(k).at("steps").get<int>(), 20) << "reused " << k;
   }
   auto bad = test::run_cli("compare --genome adam --seeds 1 --data-dir " + test::data_dir().string());
   EXPECT_EQ(bad.exit_code, 1);

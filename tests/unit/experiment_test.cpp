@@ -233,7 +233,10 @@ TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
   const std::string csv = c.to_csv();
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
             "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness,protocol");
-  EXPECT_EQ(test::count_lines(csv), 1 + 2 * 4 * 3);  // header + horizons × methods × (2 tasks + overall)
+  // header + (4 methods at 10 steps + evolved, the strongest baseline and the random search at 20) × (2 tasks + overall)
+  EXPECT_EQ(test::count_lines(csv), 1 + (4 + 3) * 3);
+  EXPECT_EQ(c.horizons[1].methods.size(), 3u);
+  EXPECT_EQ(c.horizons[1].methods[1].name, "adam (tuned)");
   // The equal-budget search samples every hyperparameter the baseline genome has.
   std::set<double> beta1, beta2, eps;
   int scheduled = 0, clipped = 0;
@@ -343,8 +346,8 @@ TEST(Tuning, SuccessiveHalvingKeepsAQuarterThenAThirdAndChoosesAtTheFullBudget) 
   EXPECT_EQ(by_steps[25], 56 * 2);
   EXPECT_EQ(by_steps[50], 14 * 2);
   EXPECT_EQ(by_steps[100], 5 * 2);
-  // Cheap rungs are scored on the first 1,000 validation images, the choice on the whole split.
-  for (const auto& e : store.entries()) EXPECT_EQ(e.key.split, e.key.steps == 100 ? "val" : "val:first1000");
+  // Cheap rungs are scored on the first 500 validation images, the choice on the whole split.
+  for (const auto& e : store.entries()) EXPECT_EQ(e.key.split, e.key.steps == 100 ? "val" : "val:first500");
   const SweepEntry& best = c.best();
   EXPECT_NEAR(best.lr, 3.16227766e-3, 1e-12);
   EXPECT_EQ(best.wd, 0.0);

@@ -109,7 +109,7 @@ BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const st
 // made. `halving` false: every candidate at the full budget.
 struct HalvingOptions {
   bool enabled = true;
-  std::int64_t rung_val_size = 1000;  // 0: the whole validation split at every rung
+  std::int64_t rung_val_size = 500;  // 0: the whole validation split at every rung
 };
 void tune(RunContext& ctx, const std::string& stage, BaselineChoice& choice, const std::vector<std::string>& tasks, std::uint64_t run_seed,
           int search_seeds, std::int64_t steps, const HalvingOptions& halving);

@@ -27,7 +27,7 @@ struct CompareOptions {
   std::int64_t rung_val_size = 1000;   // validation images scoring the cheap rungs (0 = all)
   bool attribution = true;             // split the gain into update rule vs schedule/clipping/hyperparameters
   int test_seeds = 5;                  // fresh seeds for the test split, disjoint from search seeds
-  double horizon_multiple = 2.0;       // the longer-horizon column: steps × this (0 = off)
+  double horizon_multiple = 2.0;       // the longer-horizon block (evolved vs the strongest tuned baseline): steps × this (0 = off)
   bool equal_budget = false;           // random search for the strongest baseline with the evolution's run count
   std::int64_t equal_budget_runs = 0;  // 0: as many training runs as the evolution spent
   void validate() const;
