@@ -505,38 +505,18 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
   const genome::Genome g = genome::load_genome(genome_file);
   g.validate(genome::Bounds::kHardMaxTerms);
   const std::string out = a.out.empty() ? "runs/compare-" + g.hash_hex() : a.out;
-  // Data and evaluator first: a bad dataset fails before the output directory exists.
-  const experiment::LoadedTasks loaded = experiment::load_tasks(c);
-  const auto& labels = loaded.labels;
-  eval::LocalEvaluator evaluator(loaded.tasks, experiment::study_budget(c), c.resolved_workers());
-  const DirLock lock(out);
-  eval::RunStore store(std::filesystem::path(out) / "journal.jsonl");
-  Progress progress;
-  std::string current;
-  experiment::RunContext ctx{evaluator, store, &g_interrupted, [&](const std::string& stage, int done, int total) {
-                               if (stage != current) {
-                                 current = stage;
-                                 progress.start(stage + " runs");
-                               }
-                               progress.update(done, total);
-                             }};
-  std::signal(SIGINT, on_sigint);
   std::cout << fmt::format("evoopt compare: {} vs {} tuned baselines, {} steps, {} test seeds -> {}", g.formula(), c.compare.baselines.size(),
                            c.steps, c.compare.test_seeds, out)
             << std::endl;
-  try {
-    const double val_fitness = experiment::validation_fitness(ctx, "sweep", {g}, c.tasks, c.seed, c.ga.search_seeds).front().overall;
-    const experiment::CompareInputs in = experiment::compare_inputs(c, g, val_fitness, labels, c.compare.equal_budget_runs);
-    if (in.options.equal_budget && in.options.equal_budget_runs == 0)
-      throw Error("--equal-budget with evoopt compare needs --equal-budget-runs N (the evolution's run count is not known here)");
-    auto cmp = experiment::run_comparison(ctx, in);
-    experiment::write_comparison(cmp, out);
-    print_comparison(cmp);
-    std::cout << "\nOutputs in " << out << ": comparison.json comparison.csv" << std::endl;
-  } catch (const experiment::Interrupted&) {
+  Progress progress;
+  std::signal(SIGINT, on_sigint);
+  const auto cmp = experiment::run_compare(c, g, out, study_events(progress), &g_interrupted);
+  if (!cmp) {
     std::cout << "\nInterrupted; completed runs are in " << out << "/journal.jsonl; the same command continues." << std::endl;
     return 130;
   }
+  print_comparison(*cmp);
+  std::cout << "\nOutputs in " << out << ": comparison.json comparison.csv" << std::endl;
   return 0;
 }
 

@@ -49,6 +49,28 @@ train::Budget study_budget(const ExperimentConfig& config) {
   return budget;
 }
 
+std::optional<Comparison> run_compare(const ExperimentConfig& config, const genome::Genome& genome, const fs::path& out_dir,
+                                      const StudyEvents& events, const std::atomic<bool>* cancel) {
+  config.validate();
+  genome.validate(genome::Bounds::kHardMaxTerms);
+  if (config.compare.equal_budget && config.compare.equal_budget_runs == 0)
+    throw Error("--equal-budget with evoopt compare needs --equal-budget-runs N (the evolution's run count is not known here)");
+  // Data and evaluator first: a bad dataset fails before the output directory exists.
+  const LoadedTasks loaded = load_tasks(config);
+  eval::LocalEvaluator evaluator(loaded.tasks, study_budget(config), config.resolved_workers());
+  const DirLock lock(out_dir);
+  eval::RunStore store(out_dir / "journal.jsonl");
+  RunContext ctx{evaluator, store, cancel, events.stage_progress};
+  try {
+    const double val_fitness = validation_fitness(ctx, "sweep", {genome}, config.tasks, config.seed, config.ga.search_seeds).front().overall;
+    Comparison c = run_comparison(ctx, compare_inputs(config, genome, val_fitness, loaded.labels, config.compare.equal_budget_runs));
+    write_comparison(c, out_dir);
+    return c;
+  } catch (const Interrupted&) {
+    return std::nullopt;
+  }
+}
+
 ExperimentConfig load_run_config(const fs::path& run_dir) {
   const fs::path p = run_dir / "config.json";
   if (!fs::exists(p)) throw Error(run_dir.string() + ": not a run directory (no config.json)");

@@ -84,6 +84,13 @@ train::Budget study_budget(const ExperimentConfig& config);
 StudyResult run_study(const ExperimentConfig& config, const std::filesystem::path& run_dir, bool resume, const StudyEvents& events,
                       const std::atomic<bool>* cancel);
 
+// `evoopt compare`: `genome` against baselines tuned as `config.compare` says, with the
+// run store in `out_dir` (the same call continues an interrupted one). Checks the inputs
+// and loads the data before creating `out_dir`; writes comparison.json/csv there.
+// Returns nullopt when stopped by `cancel`.
+std::optional<Comparison> run_compare(const ExperimentConfig& config, const genome::Genome& genome, const std::filesystem::path& out_dir,
+                                      const StudyEvents& events, const std::atomic<bool>* cancel);
+
 // Loads RUN_DIR/config.json.
 ExperimentConfig load_run_config(const std::filesystem::path& run_dir);
 
