@@ -494,7 +494,8 @@ int cmd_resume(const std::string& dir) {
   Progress progress;
   std::cout << "evoopt resume " << dir << std::endl;
   std::signal(SIGINT, on_sigint);
-  auto r = experiment::run_study(experiment::load_run_config(dir), dir, /*resume=*/true, study_events(progress), &g_interrupted);
+  // The stored config is read by run_study itself (the one passed is ignored on resume).
+  auto r = experiment::run_study(experiment::ExperimentConfig(), dir, /*resume=*/true, study_events(progress), &g_interrupted);
   return report_study(r);
 }
 

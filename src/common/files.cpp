@@ -126,9 +126,12 @@ void append_line_durable(const fs::path& path, const std::string& line) {
   if (fd < 0) throw Error(path.string() + ": cannot append: " + std::strerror(errno));
   std::string data = line + "\n";
   write_all(fd, data.data(), data.size(), path, fs::path());
-  const bool synced = ::fsync(fd) == 0 || errno == EINVAL;  // EINVAL: a special file that cannot sync
-  const std::string reason = synced ? "" : std::strerror(errno);
-  if (::close(fd) != 0 || !synced) throw Error(path.string() + ": cannot flush to disk: " + (synced ? std::strerror(errno) : reason));
+  if (::fsync(fd) != 0 && errno != EINVAL) {  // EINVAL: a special file that cannot sync
+    const std::string reason = std::strerror(errno);
+    ::close(fd);
+    throw Error(path.string() + ": cannot flush to disk: " + reason);
+  }
+  if (::close(fd) != 0) throw Error(path.string() + ": cannot flush to disk: " + std::strerror(errno));
 }
 
 DirLock::DirLock(const fs::path& dir) {

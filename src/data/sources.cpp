@@ -449,6 +449,20 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
   return {spec.name, cand.source, cand.label, train, test};
 }
 
+namespace {
+// Throws naming `p` when the dataset file `file` is missing, or its SHA-256 differs from
+// `want` (recorded when it was fetched) or from the official table.
+void check_file_sha256(const DatasetSpec& spec, const fs::path& p, const std::string& file, const std::string& want) {
+  if (!fs::is_regular_file(p)) throw Error(p.string() + ": missing (run: evoopt data fetch " + spec.name + " --force)");
+  const std::string text = read_text_file(p);
+  const std::string actual = sha256_hex(text.data(), text.size());
+  if (actual != want)
+    throw Error(p.string() + ": SHA-256 mismatch: the file changed since it was fetched (run: evoopt data fetch " + spec.name + " --force)");
+  for (const auto& f : spec.files)
+    if (f.name == file && !f.sha256.empty() && f.sha256 != actual) throw Error(p.string() + ": SHA-256 differs from the official table");
+}
+}  // namespace
+
 VerifyResult verify_dataset(const std::string& name, const fs::path& data_dir) {
   const DatasetSpec& spec = dataset_spec(name);
   VerifyResult r;
@@ -458,16 +472,8 @@ VerifyResult verify_dataset(const std::string& name, const fs::path& data_dir) {
     meta = read_metadata(data_dir, spec.name);
     r.source = meta.at("source").get<std::string>();
     r.label = meta.at("label").get<std::string>();
-    for (const auto& [file, info] : meta.at("files").items()) {
-      const fs::path p = data_dir / spec.name / file;
-      if (!fs::is_regular_file(p)) throw Error(p.string() + ": missing");
-      const std::string text = read_text_file(p);
-      const std::string actual = sha256_hex(text.data(), text.size());
-      if (actual != info.at("sha256").get<std::string>()) throw Error(p.string() + ": SHA-256 mismatch (file changed since it was verified)");
-      // IDX files must also still match the official table.
-      for (const auto& f : spec.files)
-        if (f.name == file && !f.sha256.empty() && f.sha256 != actual) throw Error(p.string() + ": SHA-256 differs from the official table");
-    }
+    for (const auto& [file, info] : meta.at("files").items())
+      check_file_sha256(spec, data_dir / spec.name / file, file, info.at("sha256").get<std::string>());
     DatasetPair pair = load_from_dir(spec, data_dir / spec.name);
     r.train_count = pair.train.size();
     r.test_count = pair.test.size();
@@ -515,12 +521,7 @@ std::string verify_on_load(const DatasetSpec& spec, const fs::path& dir, const j
       const bool stamped = s != nullptr && s->is_object() && s->value("bytes", std::int64_t{-1}) == size &&
                            s->value("mtime_ns", std::int64_t{-1}) == mtime && s->value("sha256", std::string()) == want;
       if (!stamped) {
-        const std::string text = read_text_file(p);
-        const std::string actual = sha256_hex(text.data(), text.size());
-        if (actual != want)
-          throw Error(p.string() + ": SHA-256 mismatch: the file changed since it was fetched (run: evoopt data fetch " + spec.name + " --force)");
-        for (const auto& f : spec.files)
-          if (f.name == file && !f.sha256.empty() && f.sha256 != actual) throw Error(p.string() + ": SHA-256 differs from the official table");
+        check_file_sha256(spec, p, file, want);
         rewrite = true;
       }
       fresh[file] = {{"bytes", size}, {"mtime_ns", mtime}, {"sha256", want}};

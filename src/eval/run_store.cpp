@@ -86,7 +86,7 @@ std::vector<RunStore::Entry> RunStore::entries() const {
 }
 
 std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, const std::string& stage,
-                                                            const std::vector<RunRequest>& requests, const NewRun& on_new,
+                                                            const std::vector<RunRequest>& requests, const StoreEvents& events,
                                                             const std::atomic<bool>* cancel) {
   std::vector<std::optional<train::RunResult>> results(requests.size());
   std::vector<RunKey> keys;
@@ -95,9 +95,11 @@ std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Eva
   std::vector<RunRequest> missing;
   std::vector<RunKey> missing_keys;
   std::map<std::string, std::size_t> first;
+  std::size_t found = 0;
   for (std::size_t i = 0; i < requests.size(); ++i) {
     if (auto r = store.find(keys[i])) {
       results[i] = r;
+      ++found;
     } else if (first.emplace(keys[i].str(), missing.size()).second) {
       RunRequest req = requests[i];
       req.steps = keys[i].steps;
@@ -105,12 +107,13 @@ std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Eva
       missing_keys.push_back(keys[i]);
     }
   }
+  if (events.planned) events.planned(found, missing.size());
   if (!missing.empty()) {
     evaluator.evaluate(
         missing,
         [&](std::size_t i, const train::RunResult& r) {
           store.append(missing_keys[i], stage, r);
-          if (on_new) on_new(i, r);
+          if (events.trained) events.trained(r);
         },
         cancel);
     for (std::size_t i = 0; i < requests.size(); ++i)

@@ -15,16 +15,17 @@ using nlohmann::json;
 std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage, const std::vector<eval::RunRequest>& requests) {
   const int total = static_cast<int>(requests.size());
   int done = 0;
-  for (const auto& r : requests) done += ctx.store.find(eval::run_key(ctx.evaluator, r)) ? 1 : 0;
-  if (ctx.progress) ctx.progress(stage, done, total);
-  const auto results = eval::run_with_store(
-      ctx.store, ctx.evaluator, stage, requests,
-      [&](std::size_t, const train::RunResult&) {
-        ++ctx.runs_executed;
-        ++done;
-        if (ctx.progress) ctx.progress(stage, std::min(done, total), total);
-      },
-      ctx.cancel);
+  eval::StoreEvents events;
+  events.planned = [&](std::size_t found, std::size_t) {
+    done = static_cast<int>(found);
+    if (ctx.progress) ctx.progress(stage, done, total);
+  };
+  events.trained = [&](const train::RunResult&) {
+    ++ctx.runs_executed;
+    ++done;
+    if (ctx.progress) ctx.progress(stage, std::min(done, total), total);
+  };
+  const auto results = eval::run_with_store(ctx.store, ctx.evaluator, stage, requests, events, ctx.cancel);
   std::vector<train::RunResult> out;
   for (const auto& r : results) {
     if (!r) throw Interrupted();

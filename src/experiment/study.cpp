@@ -71,16 +71,28 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   }
 }
 
-ExperimentConfig load_run_config(const fs::path& run_dir) {
+namespace {
+fs::path run_config_path(const fs::path& run_dir) {
   const fs::path p = run_dir / "config.json";
   if (!fs::exists(p)) throw Error(run_dir.string() + ": not a run directory (no config.json)");
+  return p;
+}
+
+// The config in config.json's JSON `j`; errors name the file `p`.
+ExperimentConfig run_config_from(const json& j, const fs::path& p) {
   try {
-    return ExperimentConfig::from_json(read_json_file(p));
+    return ExperimentConfig::from_json(j);
   } catch (const json::exception& e) {
     throw Error(p.string() + ": malformed config (" + e.what() + ")");
   } catch (const Error& e) {
     throw Error(p.string() + ": " + e.what());
   }
+}
+}  // namespace
+
+ExperimentConfig load_run_config(const fs::path& run_dir) {
+  const fs::path p = run_config_path(run_dir);
+  return run_config_from(read_json_file(p), p);
 }
 
 namespace {
@@ -151,8 +163,9 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   ExperimentConfig config = given;
   json recorded;  // config.json as written when the run started (resume)
   if (resume) {
-    config = load_run_config(run_dir);
-    recorded = read_json_file(run_dir / "config.json");
+    const fs::path p = run_config_path(run_dir);
+    recorded = read_json_file(p);  // read once: the config and the fingerprint it was started with
+    config = run_config_from(recorded, p);
     const std::string now = config.fingerprint();
     if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
       throw Error((run_dir / "config.json").string() + ": no fingerprint recorded (written by an older evoopt): start a new run with --out");

@@ -246,18 +246,16 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
         needed.push_back(k);
         requests.push_back(request(k, ind.genome));
       }
-  int total = 0;
-  for (const auto& r : requests) total += store_->find(eval::run_key(evaluator_, r)) ? 0 : 1;
-  int done = 0;
-  const auto found = eval::run_with_store(
-      *store_, evaluator_, "search", requests,
-      [&](std::size_t, const train::RunResult& r) {
-        ++outcome.runs_executed;
-        outcome.steps_executed += r.steps_done;
-        ++done;
-        if (events.run_finished) events.run_finished(done, total);
-      },
-      cancel);
+  int total = 0, done = 0;
+  eval::StoreEvents store_events;
+  store_events.planned = [&](std::size_t, std::size_t to_train) { total = static_cast<int>(to_train); };
+  store_events.trained = [&](const train::RunResult& r) {
+    ++outcome.runs_executed;
+    outcome.steps_executed += r.steps_done;
+    ++done;
+    if (events.run_finished) events.run_finished(done, total);
+  };
+  const auto found = eval::run_with_store(*store_, evaluator_, "search", requests, store_events, cancel);
   for (std::size_t i = 0; i < needed.size(); ++i) {
     if (!found[i]) {
       interrupted = true;
@@ -324,9 +322,8 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   std::uint64_t next_id_at_start = next_id_;
   const fs::path ck_path = run_dir_.empty() ? fs::path() : run_dir_ / "checkpoint.json";
   if (!ck_path.empty() && fs::exists(ck_path)) {
-    json ck;
     const std::string where = ck_path.string();
-    ck = read_json_file(ck_path);
+    const json ck = read_json_file(ck_path);
     std::vector<Individual> last;
     try {
       if (ck.value("format", "") != "evoopt.checkpoint") throw Error("not an evoopt checkpoint (format field missing or different)");

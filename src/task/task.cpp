@@ -13,18 +13,19 @@ InputShape Task::input() const {
 }
 
 nlohmann::json Task::description() const {
-  if (!data) return {{"task", name}, {"model", model_preset_name(model)}, {"batch_size", batch_size}, {"augment", augment}, {"data", nullptr}};
-  return {{"task", name},
-          {"model", model_preset_name(model)},
-          {"batch_size", batch_size},
-          {"augment", augment},
-          {"data_label", data->label},
-          {"data_digest", data->digest},
-          {"train_size", data->train.size()},
-          {"val_size", data->val.size()},
-          {"test_size", data->test.size()},
-          {"split_seed", data->options.split_seed},
-          {"train_subset", data->options.train_subset}};
+  nlohmann::json d = {{"task", name}, {"model", model_preset_name(model)}, {"batch_size", batch_size}, {"augment", augment}};
+  if (!data) {
+    d["data"] = nullptr;
+    return d;
+  }
+  d["data_label"] = data->label;
+  d["data_digest"] = data->digest;
+  d["train_size"] = data->train.size();
+  d["val_size"] = data->val.size();
+  d["test_size"] = data->test.size();
+  d["split_seed"] = data->options.split_seed;
+  d["train_subset"] = data->options.train_subset;
+  return d;
 }
 
 Task make_task(const std::string& name, std::shared_ptr<const data::Splits> splits, const TaskOptions& options) {

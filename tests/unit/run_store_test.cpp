@@ -113,8 +113,9 @@ TEST(RunStore, ARequestWithOtherStepsModelBatchOrSubsetIsNeverAnsweredFromTheSto
   EXPECT_EQ(store.entries().at(0).key.steps, 3);  // 0 = "the budget's" is never a key
   // The same request again: found.
   int trained = 0;
-  eval::run_with_store(
-      store, ev, "search", {req}, [&](std::size_t, const train::RunResult&) { ++trained; }, nullptr);
+  eval::StoreEvents events;
+  events.trained = [&](const train::RunResult&) { ++trained; };
+  eval::run_with_store(store, ev, "search", {req}, events, nullptr);
   EXPECT_EQ(trained, 0);
   // Any change that alters the result: trained anew.
   auto expect_new = [&](const eval::Evaluator& other, const eval::RunRequest& r, const std::string& what) {

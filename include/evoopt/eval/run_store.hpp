@@ -63,16 +63,20 @@ class RunStore {
   std::map<std::string, std::size_t> index_;
 };
 
-// Called for each run this call trains (not those found in the store), serialised;
-// `index` counts the runs this call trains, not the requests.
-using NewRun = std::function<void(std::size_t index, const train::RunResult& result)>;
+// What run_with_store reports, serialised: `planned` once, before any training, with
+// how many requests the store answers and how many runs must be trained (requests
+// with equal keys count once); `trained` for each run this call trains.
+struct StoreEvents {
+  std::function<void(std::size_t found, std::size_t to_train)> planned;
+  std::function<void(const train::RunResult& result)> trained;
+};
 
 // Runs every request through the store: stored results are reused, the rest go to
 // the evaluator and are stored the moment each completes. Results come back in
 // request order; a run stopped by `cancel` comes back empty. Requests with equal
 // keys are trained once.
 std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, const std::string& stage,
-                                                            const std::vector<RunRequest>& requests, const NewRun& on_new,
+                                                            const std::vector<RunRequest>& requests, const StoreEvents& events,
                                                             const std::atomic<bool>* cancel);
 
 }  // namespace evoopt::eval
