@@ -6,7 +6,9 @@
 #include <mutex>
 #include <thread>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/data/checksum.hpp"
@@ -18,16 +20,23 @@ int default_workers() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+namespace {
+// OpenBLAS's build description ("OpenBLAS 0.3.21 ... Haswell ..."), or empty for another BLAS.
+std::string openblas_config() {
+  using ConfigFn = const char* (*)();
+  const auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  const char* c = config == nullptr ? nullptr : config();
+  return c == nullptr ? std::string() : std::string(c);
+}
+}  // namespace
+
 std::string blas_concurrency_problem() {
   // OpenBLAS built SINGLE_THREADED (Debian's libopenblas0-serial) gave different results
   // from run to run when two workers called it at once (measured on the project's machine:
   // the same seed, different history.csv), so parallel workers must not use it.
-  using ConfigFn = const char* (*)();
-  const auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
-  if (config == nullptr) return "";
-  const char* c = config();
-  if (c == nullptr || std::strstr(c, "SINGLE_THREADED") == nullptr) return "";
-  return "the BLAS in use is a single-threaded OpenBLAS (" + std::string(c) +
+  const std::string c = openblas_config();
+  if (c.find("SINGLE_THREADED") == std::string::npos) return "";
+  return "the BLAS in use is a single-threaded OpenBLAS (" + c +
          "), which is not reproducible when several workers call it at once: use --workers 1, or switch the BLAS "
          "(update-alternatives --config libblas.so.3-x86_64-linux-gnu)";
 }
@@ -49,7 +58,12 @@ LocalEvaluator::LocalEvaluator(std::map<std::string, task::Task> tasks, train::B
 }
 
 nlohmann::json LocalEvaluator::fingerprint_description(const std::string& name) const {
+  // The numeric libraries change float rounding, so they are part of what a result depends on:
+  // libtorch's version and the BLAS (OpenBLAS's description names its CPU kernel).
+  const std::string blas = openblas_config();
   return {{"training_semantics", train::kTrainingSemanticsVersion},
+          {"libtorch", fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH)},
+          {"blas", blas.empty() ? "not OpenBLAS (reference or other)" : blas},
           {"task", task(name).description()},
           {"divergence_loss", budget_.divergence_loss},
           {"log_every", budget_.log_every},
