@@ -15,6 +15,7 @@ PACKAGES=(
   libtorch-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libfmt-dev
   libstb-dev zlib1g-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev clang-format
+  libopenblas0-pthread
   dataset-fashion-mnist
 )
 
@@ -28,6 +29,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+# The fast BLAS: libtorch-dev links libblas.so.3, which Debian resolves through
+# update-alternatives. OpenBLAS (pthread build) made the `paper` models' linear layers
+# 3.8x faster than the reference BLAS; evoopt runs each worker process with one BLAS
+# thread. EVOOPT_KEEP_BLAS=1 leaves the system's choice alone.
+OPENBLAS=/usr/lib/$(gcc -print-multiarch)/openblas-pthread/libblas.so.3
+if [ "${EVOOPT_KEEP_BLAS:-0}" != "1" ] && [ -e "$OPENBLAS" ]; then
+  ALT="libblas.so.3-$(gcc -print-multiarch)"
+  if [ "$(readlink -f "/etc/alternatives/$ALT")" != "$(readlink -f "$OPENBLAS")" ]; then
+    echo "setup: selecting OpenBLAS ($OPENBLAS) for $ALT"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO update-alternatives --set "$ALT" "$OPENBLAS"
+  fi
 fi
 
 BUILD_DIR=${EVOOPT_BUILD_DIR:-build}

@@ -11,12 +11,34 @@ namespace evoopt::data {
 
 const char* split_name(Split s) { return s == Split::Train ? "train" : s == Split::Val ? "val" : "test"; }
 
-torch::Tensor Splits::normalise(const torch::Tensor& images_u8) const {
+Split split_from_name(const std::string& name) {
+  for (Split s : {Split::Train, Split::Val, Split::Test})
+    if (name == split_name(s)) return s;
+  throw Error("unknown split '" + name + "' (allowed: train, val, test)");
+}
+
+void Splits::set_statistics(std::vector<double> channel_mean, std::vector<double> channel_stddev) {
+  if (channel_mean.size() != channel_stddev.size() || channel_mean.empty())
+    throw Error("normalisation statistics need one mean and one standard deviation per channel");
+  mean = std::move(channel_mean);
+  stddev = std::move(channel_stddev);
   const auto c = static_cast<std::int64_t>(mean.size());
-  auto m = torch::tensor(mean, torch::kFloat32).view({1, c, 1, 1});
-  auto s = torch::tensor(stddev, torch::kFloat32).view({1, c, 1, 1});
-  // x/255 then (x - mean)/std, folded into one scale and shift.
-  return images_u8.to(torch::kFloat32).mul_(1.0 / 255.0).sub_(m).div_(s);
+  // (x/255 − mean)/std = x · 1/(255·std) − mean/std, computed in float64 then stored as float32.
+  std::vector<double> scale(mean.size()), shift(mean.size());
+  for (std::size_t i = 0; i < mean.size(); ++i) {
+    scale[i] = 1.0 / (255.0 * stddev[i]);
+    shift[i] = -mean[i] / stddev[i];
+  }
+  scale_ = torch::tensor(scale, torch::kFloat64).to(torch::kFloat32).view({1, c, 1, 1});
+  shift_ = torch::tensor(shift, torch::kFloat64).to(torch::kFloat32).view({1, c, 1, 1});
+}
+
+torch::Tensor Splits::normalise(const torch::Tensor& images_u8, at::MemoryFormat format) const {
+  if (!scale_.defined()) throw Error("normalisation statistics of " + name + " are not set");
+  if (images_u8.dim() != 4 || images_u8.size(1) != scale_.size(1))
+    throw Error("normalise expects a (batch, " + std::to_string(scale_.size(1)) + ", height, width) batch of " + name);
+  auto x = images_u8.to(torch::TensorOptions().dtype(torch::kFloat32), /*non_blocking=*/false, /*copy=*/false, format);
+  return x.mul_(scale_).add_(shift_);
 }
 
 namespace {
@@ -69,10 +91,12 @@ Splits make_splits(const DatasetPair& pair, const SplitOptions& options) {
   // Per-channel statistics in float64 over the training split.
   auto x = s.train.images.to(torch::kFloat64).div_(255.0).transpose(0, 1).reshape({c, -1});
   auto mean = x.mean(1), std = x.std(1, /*unbiased=*/false);
+  std::vector<double> channel_mean, channel_stddev;
   for (std::int64_t i = 0; i < c; ++i) {
-    s.mean.push_back(mean[i].item<double>());
-    s.stddev.push_back(std::max(std[i].item<double>(), 1e-6));
+    channel_mean.push_back(mean[i].item<double>());
+    channel_stddev.push_back(std::max(std[i].item<double>(), 1e-6));
   }
+  s.set_statistics(std::move(channel_mean), std::move(channel_stddev));
   return s;
 }
 

@@ -1,15 +1,13 @@
 #include "evoopt/eval/evaluator.hpp"
 
-#include <dlfcn.h>
-
 #include <cstring>
-#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/data/checksum.hpp"
 
@@ -20,54 +18,55 @@ int default_workers() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-namespace {
-// OpenBLAS's build description ("OpenBLAS 0.3.21 ... Haswell ..."), or empty for another BLAS.
-std::string openblas_config() {
-  using ConfigFn = const char* (*)();
-  const auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
-  const char* c = config == nullptr ? nullptr : config();
-  return c == nullptr ? std::string() : std::string(c);
-}
-}  // namespace
-
-std::string blas_concurrency_problem() {
-  // OpenBLAS built SINGLE_THREADED (Debian's libopenblas0-serial) gave different results
-  // from run to run when two workers called it at once (measured on the project's machine:
-  // the same seed, different history.csv), so parallel workers must not use it.
-  const std::string c = openblas_config();
-  if (c.find("SINGLE_THREADED") == std::string::npos) return "";
-  return "the BLAS in use is a single-threaded OpenBLAS (" + c +
-         "), which is not reproducible when several workers call it at once: use --workers 1, or switch the BLAS "
-         "(update-alternatives --config libblas.so.3-x86_64-linux-gnu)";
+nlohmann::json to_json(const RunRequest& r) {
+  return {{"genome", r.genome.to_json()},       {"task", r.task},   {"seed", r.seed},
+          {"split", data::split_name(r.split)}, {"steps", r.steps}, {"eval_limit", r.eval_limit}};
 }
 
-LocalEvaluator::LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget, int workers)
-    : tasks_(std::move(tasks)), budget_(budget), workers_(workers) {
-  if (workers_ < 1) throw Error("workers must be >= 1, got " + std::to_string(workers_));
+RunRequest run_request_from_json(const nlohmann::json& j) {
+  RunRequest r;
+  r.genome = genome::Genome::from_json(j.at("genome"));
+  r.task = j.at("task").get<std::string>();
+  r.seed = j.at("seed").get<std::uint64_t>();
+  r.split = data::split_from_name(j.at("split").get<std::string>());
+  r.steps = j.at("steps").get<std::int64_t>();
+  r.eval_limit = j.at("eval_limit").get<std::int64_t>();
+  return r;
+}
+
+nlohmann::json fingerprint_description(const task::Task& task, const train::Budget& budget) {
+  // The numeric libraries change float rounding, so they are part of what a result depends on:
+  // libtorch's version and the BLAS (OpenBLAS's description names its CPU kernel).
+  return {{"training_semantics", train::kTrainingSemanticsVersion},
+          {"libtorch", fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH)},
+          {"blas", blas_identity()},
+          {"task", task.description()},
+          {"divergence_loss", budget.divergence_loss},
+          {"log_every", budget.log_every},
+          {"eval_batch", budget.eval_batch},
+          {"layout", budget.memory_format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous"}};
+}
+
+std::string fingerprint_of(const task::Task& task, const train::Budget& budget) {
+  const std::string text = fingerprint_description(task, budget).dump();
+  return data::sha256_hex(text.data(), text.size()).substr(0, 16);
+}
+
+train::RunResult run_request(const task::Task& task, const train::Budget& budget, const RunRequest& request, const std::atomic<bool>* cancel) {
+  train::Budget b = budget;
+  b.threads = 1;
+  b.eval_split = request.split;
+  b.cancel = cancel;
+  if (request.steps > 0) b.steps = request.steps;  // else the budget's (>= 1, checked by the evaluator)
+  b.eval_limit = request.eval_limit;
+  return train::train_and_evaluate(request.genome, task, request.seed, b);
+}
+
+LocalEvaluator::LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget) : tasks_(std::move(tasks)), budget_(budget) {
   if (tasks_.empty()) throw Error("no tasks to evaluate on");
   budget_.validate();
   if (budget_.steps < 1) throw Error("the evaluator's budget needs a step count >= 1, got " + std::to_string(budget_.steps));
-  if (workers_ > 1) {
-    const std::string problem = blas_concurrency_problem();
-    if (!problem.empty()) throw Error(problem);
-  }
-  for (const auto& [name, t] : tasks_) {
-    const std::string text = fingerprint_description(name).dump();
-    fingerprints_[name] = data::sha256_hex(text.data(), text.size()).substr(0, 16);
-  }
-}
-
-nlohmann::json LocalEvaluator::fingerprint_description(const std::string& name) const {
-  // The numeric libraries change float rounding, so they are part of what a result depends on:
-  // libtorch's version and the BLAS (OpenBLAS's description names its CPU kernel).
-  const std::string blas = openblas_config();
-  return {{"training_semantics", train::kTrainingSemanticsVersion},
-          {"libtorch", fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH)},
-          {"blas", blas.empty() ? "not OpenBLAS (reference or other)" : blas},
-          {"task", task(name).description()},
-          {"divergence_loss", budget_.divergence_loss},
-          {"log_every", budget_.log_every},
-          {"eval_batch", budget_.eval_batch}};
+  for (const auto& [name, t] : tasks_) fingerprints_[name] = fingerprint_of(t, budget_);
 }
 
 std::string LocalEvaluator::fingerprint(const std::string& name) const {
@@ -81,51 +80,17 @@ const task::Task& LocalEvaluator::task(const std::string& name) const {
   return it->second;
 }
 
-std::string LocalEvaluator::describe() const { return std::to_string(workers_) + " local worker(s), 1 intra-op thread each"; }
-
 std::vector<std::optional<train::RunResult>> LocalEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
                                                                       const std::atomic<bool>* cancel) {
   for (const auto& r : requests) task(r.task);  // fail before any work
   std::vector<std::optional<train::RunResult>> results(requests.size());
-  std::atomic<std::size_t> next{0};
-  std::mutex done_mutex;
-  std::exception_ptr error;
-  auto worker = [&] {
-    at::set_num_threads(1);
-    for (;;) {
-      const std::size_t i = next.fetch_add(1);
-      if (i >= requests.size()) return;
-      if (cancel != nullptr && cancel->load()) return;
-      try {
-        const RunRequest& req = requests[i];
-        train::Budget b = budget_;
-        b.threads = 1;
-        b.eval_split = req.split;
-        b.cancel = cancel;
-        if (req.steps > 0) b.steps = req.steps;  // else the budget's (>= 1, checked above)
-        b.eval_limit = req.eval_limit;
-        train::RunResult r = train::train_and_evaluate(req.genome, task(req.task), req.seed, b);
-        if (r.cancelled) return;
-        std::lock_guard<std::mutex> lock(done_mutex);
-        results[i] = r;
-        if (on_done) on_done(i, r);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(done_mutex);
-        if (!error) error = std::current_exception();
-        next = requests.size();
-        return;
-      }
-    }
-  };
-  const int n = std::min<int>(workers_, static_cast<int>(std::max<std::size_t>(1, requests.size())));
-  if (n == 1) {
-    worker();
-  } else {
-    std::vector<std::thread> threads;
-    for (int t = 0; t < n; ++t) threads.emplace_back(worker);
-    for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (cancel != nullptr && cancel->load()) break;
+    train::RunResult r = run_request(task(requests[i].task), budget_, requests[i], cancel);
+    if (r.cancelled) break;
+    results[i] = r;
+    if (on_done) on_done(i, r);
   }
-  if (error) std::rethrow_exception(error);
   return results;
 }
 

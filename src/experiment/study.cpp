@@ -11,6 +11,7 @@
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
 #include "evoopt/data/sources.hpp"
+#include "evoopt/eval/factory.hpp"
 
 namespace evoopt::experiment {
 namespace fs = std::filesystem;
@@ -39,7 +40,17 @@ LoadedTasks load_tasks(const ExperimentConfig& config) {
     out.tasks.emplace(t, task::load_task(t, to));
     out.labels[t] = display_label(t, out.tasks.at(t).label());
   }
+  out.options = to;
   return out;
+}
+
+std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded) {
+  eval::EvaluatorSpec spec;
+  spec.tasks = loaded.tasks;
+  spec.task_options = loaded.options;
+  spec.budget = study_budget(config);
+  spec.workers = config.resolved_workers();
+  return eval::make_evaluator(spec);
 }
 
 train::Budget study_budget(const ExperimentConfig& config) {
@@ -57,7 +68,8 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
     throw Error("--equal-budget with evoopt compare needs --equal-budget-runs N (the evolution's run count is not known here)");
   // Data and evaluator first: a bad dataset fails before the output directory exists.
   const LoadedTasks loaded = load_tasks(config);
-  eval::LocalEvaluator evaluator(loaded.tasks, study_budget(config), config.resolved_workers());
+  const auto evaluator_ptr = make_study_evaluator(config, loaded);
+  eval::Evaluator& evaluator = *evaluator_ptr;
   const DirLock lock(out_dir);
   eval::RunStore store(out_dir / "journal.jsonl");
   RunContext ctx{evaluator, store, cancel, events.stage_progress};
@@ -97,10 +109,16 @@ ExperimentConfig load_run_config(const fs::path& run_dir) {
 
 namespace {
 
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+// CPU time of this process and its worker processes (reaped ones through RUSAGE_CHILDREN,
+// live ones as they last reported).
+double cpu_seconds(const eval::Evaluator* evaluator) {
+  double s = 0;
+  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage u{};
+    getrusage(who, &u);
+    s += static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  }
+  return s + (evaluator != nullptr ? evaluator->live_worker_cpu_seconds() : 0.0);
 }
 
 json provenance(const ExperimentConfig& c, const fs::path& data_dir) {
@@ -141,7 +159,7 @@ json StudyResult::summary_json() const {
               {"other_training_runs", cost.other_runs},
               {"other_training_steps", cost.other_steps},
               {"wall_seconds_this_process", cost.wall_seconds},
-              {"cpu_seconds_this_process", cost.cpu_seconds}}}};
+              {"cpu_seconds", cost.cpu_seconds}}}};
   if (break_even) {
     json m = json::array();
     for (const auto& [k, f] : break_even->measured) m.push_back({{"steps_multiple", k}, {"baseline_val_fitness", f}});
@@ -159,7 +177,7 @@ json StudyResult::summary_json() const {
 StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bool resume, const StudyEvents& events,
                       const std::atomic<bool>* cancel) {
   const auto t0 = std::chrono::steady_clock::now();
-  const double cpu0 = cpu_seconds();
+  const double cpu0 = cpu_seconds(nullptr);
   ExperimentConfig config = given;
   json recorded;  // config.json as written when the run started (resume)
   if (resume) {
@@ -191,7 +209,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   // EVOOPT_DATA_DIR reads the same data.
   if (!resume) config.data_dir = fs::absolute(data_dir).lexically_normal().string();
 
-  eval::LocalEvaluator evaluator(tasks, study_budget(config), config.resolved_workers());
+  const auto evaluator_ptr = make_study_evaluator(config, loaded);
+  eval::Evaluator& evaluator = *evaluator_ptr;
   if (resume) {
     // The data and the training semantics must be those the run started with.
     const json& fp = recorded.value("task_fingerprints", json::object());
@@ -219,7 +238,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     json fps = json::object(), described = json::object();
     for (const auto& t : config.tasks) {
       fps[t] = evaluator.fingerprint(t);
-      described[t] = evaluator.fingerprint_description(t);
+      described[t] = eval::fingerprint_description(tasks.at(t), study_budget(config));
     }
     cfg["task_fingerprints"] = fps;
     cfg["task_fingerprint_inputs"] = described;
@@ -249,7 +268,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     result.cost.search_steps = result.ga.steps_total;
     result.cost.search_train_seconds = result.ga.train_seconds_total;
     result.cost.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    result.cost.cpu_seconds = cpu_seconds() - cpu0;
+    result.cost.cpu_seconds = cpu_seconds(&evaluator) - cpu0;
   };
   if (!result.ga.completed) {
     finish_cost();

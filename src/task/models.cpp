@@ -50,7 +50,7 @@ void initialise(nn::Sequential& model, std::uint64_t seed) {
 
 }  // namespace
 
-nn::Sequential make_model(ModelPreset preset, const InputShape& in, std::uint64_t seed) {
+nn::Sequential make_model(ModelPreset preset, const InputShape& in, std::uint64_t seed, at::MemoryFormat format) {
   nn::Sequential m;
   const auto h4 = in.height / 4, w4 = in.width / 4;
   const std::uint64_t dseed = derive_seed(seed, "dropout");
@@ -99,6 +99,11 @@ nn::Sequential make_model(ModelPreset preset, const InputShape& in, std::uint64_
     m->push_back(nn::Linear(512, in.classes));
   }
   initialise(m, seed);
+  if (format != at::MemoryFormat::Contiguous) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : m->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(format));
+  }
   return m;
 }
 

@@ -5,6 +5,28 @@
 
 namespace evoopt::task {
 
+nlohmann::json to_json(const TaskOptions& o) {
+  return {{"data_dir", o.data_dir.string()},
+          {"model", model_preset_name(o.model)},
+          {"val_size", o.split.val_size},
+          {"split_seed", o.split.split_seed},
+          {"train_subset", o.split.train_subset},
+          {"batch_size", o.batch_size},
+          {"augment", o.augment}};
+}
+
+TaskOptions task_options_from_json(const nlohmann::json& j) {
+  TaskOptions o;
+  o.data_dir = j.at("data_dir").get<std::string>();
+  o.model = model_preset_from_name(j.at("model").get<std::string>());
+  o.split.val_size = j.at("val_size").get<std::int64_t>();
+  o.split.split_seed = j.at("split_seed").get<std::uint64_t>();
+  o.split.train_subset = j.at("train_subset").get<std::int64_t>();
+  o.batch_size = j.at("batch_size").get<std::int64_t>();
+  o.augment = j.at("augment").get<int>();
+  return o;
+}
+
 std::vector<std::string> task_names() { return {"mnist", "fashion_mnist", "cifar10"}; }
 
 InputShape Task::input() const {

@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/rng.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
@@ -18,7 +19,36 @@ void Budget::validate() const {
   if (eval_batch < 1) throw Error("evaluation batch must be >= 1, got " + std::to_string(eval_batch));
   if (eval_limit < 0) throw Error("evaluation limit must be >= 0 (0 = the whole split), got " + std::to_string(eval_limit));
   if (threads < 0) throw Error("threads must be >= 0, got " + std::to_string(threads));
+  if (memory_format != at::MemoryFormat::ChannelsLast && memory_format != at::MemoryFormat::Contiguous)
+    throw Error("memory format must be channels-last or contiguous");
   if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
+}
+
+nlohmann::json to_json(const Budget& b) {
+  return {{"steps", b.steps},
+          {"log_every", b.log_every},
+          {"divergence_loss", b.divergence_loss},
+          {"eval_batch", b.eval_batch},
+          {"threads", b.threads},
+          {"eval_split", data::split_name(b.eval_split)},
+          {"eval_limit", b.eval_limit},
+          {"memory_format", b.memory_format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous"}};
+}
+
+Budget budget_from_json(const nlohmann::json& j) {
+  Budget b;
+  b.steps = j.at("steps").get<std::int64_t>();
+  b.log_every = j.at("log_every").get<std::int64_t>();
+  b.divergence_loss = j.at("divergence_loss").get<double>();
+  b.eval_batch = j.at("eval_batch").get<std::int64_t>();
+  b.threads = j.at("threads").get<int>();
+  b.eval_split = data::split_from_name(j.at("eval_split").get<std::string>());
+  b.eval_limit = j.at("eval_limit").get<std::int64_t>();
+  const std::string layout = j.at("memory_format").get<std::string>();
+  if (layout != "channels_last" && layout != "contiguous") throw Error("unknown memory format '" + layout + "'");
+  b.memory_format = layout == "channels_last" ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  b.validate();
+  return b;
 }
 
 namespace {
@@ -81,7 +111,8 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   return r;
 }
 
-double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit) {
+double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit,
+                         at::MemoryFormat format) {
   torch::NoGradGuard no_grad;
   model->eval();
   const data::Dataset& ds = task.data->get(split);
@@ -89,7 +120,7 @@ double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, d
   std::int64_t correct = 0;
   for (std::int64_t start = 0; start < n; start += batch) {
     const std::int64_t len = std::min(batch, n - start);
-    auto x = task.data->normalise(ds.images.narrow(0, start, len));
+    auto x = task.data->normalise(ds.images.narrow(0, start, len), format);
     auto pred = model->forward(x).argmax(1);
     correct += pred.eq(ds.labels.narrow(0, start, len)).sum().item<std::int64_t>();
   }
@@ -102,6 +133,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   const auto t0 = std::chrono::steady_clock::now();
   budget.validate();
   if (budget.threads > 0 && at::get_num_threads() != budget.threads) at::set_num_threads(budget.threads);
+  set_blas_threads(budget.threads);
   genome.validate(genome::Bounds::kHardMaxTerms);
   const std::int64_t steps = budget.steps > 0 ? budget.steps : task.default_steps;
 
@@ -113,7 +145,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   r.steps_planned = steps;
 
   // Common random numbers: everything random below is a function of (task, seed).
-  auto model = task::make_model(task.model, task.input(), derive_seed(seed, "init/" + task.name));
+  auto model = task::make_model(task.model, task.input(), derive_seed(seed, "init/" + task.name), budget.memory_format);
   data::BatchSampler sampler(task.data->train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name));
   Rng augment_rng(derive_seed(seed, "augment/" + task.name));
   optim::GenomeOptimizer opt(model->parameters(), optim::GenomeOptimizerOptions(genome, steps));
@@ -135,7 +167,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
     auto idx = sampler.next();
     auto images = task.data->train.images.index_select(0, idx);
     if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
-    auto x = task.data->normalise(images);
+    auto x = task.data->normalise(images, budget.memory_format);
     auto y = task.data->train.labels.index_select(0, idx);
     opt.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
@@ -164,7 +196,8 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   }
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = smoothed;
-  if (!r.diverged && !r.cancelled) r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch, budget.eval_limit);
+  if (!r.diverged && !r.cancelled)
+    r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

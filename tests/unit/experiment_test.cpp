@@ -100,7 +100,7 @@ TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTes
     double test_accuracy;
   };
   auto study = [&](const task::Task& t, const std::string& name) {
-    eval::LocalEvaluator ev({{"mnist", t}}, b, 2);
+    eval::LocalEvaluator ev({{"mnist", t}}, b);
     ga::GaOptions o;
     o.population = 4;
     o.generations = 2;

@@ -7,6 +7,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/eval/process_evaluator.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 #include "evoopt/ga/operators.hpp"
 #include "test_support.hpp"
@@ -244,7 +245,8 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
             test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
 }
 
-TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
+// In this process, and in 2 and 3 worker processes (the real evoopt binary): one history.
+TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneTwoAndThreeWorkerProcesses) {
   EVOOPT_REQUIRE_DATASET("mnist");
   task::TaskOptions to;
   to.data_dir = test::data_dir();
@@ -259,32 +261,19 @@ TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneAndTwoRealWorkers) {
   o.tasks = {"mnist"};
   o.seed = 3;
   test::TempDir tmp;
-  eval::LocalEvaluator one(tasks, b, 1), two(tasks, b, 2);
+  eval::LocalEvaluator one(tasks, b);
+  eval::ProcessEvaluator two(tasks, to, b, 2, EVOOPT_CLI), three(tasks, to, b, 3, EVOOPT_CLI);
   GaOutcome a = GeneticAlgorithm(o, one, tmp / "w1").run();
   GaOutcome c = GeneticAlgorithm(o, two, tmp / "w2").run();
-  ASSERT_TRUE(a.completed && c.completed);
-  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "w1/history.csv")),
-            test::csv_without_last_column(read_text_file(tmp / "w2/history.csv")));
-  EXPECT_EQ(read_text_file(tmp / "w1/lineage.json"), read_text_file(tmp / "w2/lineage.json"));
-  EXPECT_GT(a.best.fitness, 0.1);
-}
-
-// A single-threaded OpenBLAS gave different histories for the same seed with two workers
-// (measured), so parallel workers are refused on it with a one-line reason; any other BLAS
-// (Debian's reference BLAS on a fresh machine) takes two workers.
-TEST(GeneticAlgorithm, ParallelWorkersAreRefusedOnABlasThatIsNotReproducibleUnderConcurrency) {
-  std::map<std::string, task::Task> tasks = {{"synthetic", task::Task{}}};
-  train::Budget b;
-  b.steps = 10;
-  const std::string problem = eval::blas_concurrency_problem();
-  EXPECT_NO_THROW(eval::LocalEvaluator(tasks, b, 1));
-  if (problem.empty()) {
-    EXPECT_NO_THROW(eval::LocalEvaluator(tasks, b, 2));
-  } else {
-    EXPECT_NE(problem.find("SINGLE_THREADED"), std::string::npos) << problem;
-    EXPECT_EQ(problem.find('\n'), std::string::npos);
-    EXPECT_THROW(eval::LocalEvaluator(tasks, b, 2), Error);
+  GaOutcome d = GeneticAlgorithm(o, three, tmp / "w3").run();
+  ASSERT_TRUE(a.completed && c.completed && d.completed);
+  for (const char* dir : {"w2", "w3"}) {
+    EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "w1/history.csv")),
+              test::csv_without_last_column(read_text_file(tmp / dir / "history.csv")))
+        << dir;
+    EXPECT_EQ(read_text_file(tmp / "w1/lineage.json"), read_text_file(tmp / dir / "lineage.json")) << dir;
   }
+  EXPECT_GT(a.best.fitness, 0.1);
 }
 
 TEST(GeneticAlgorithm, RecordsLineageAndRejectsBadOptions) {

@@ -107,7 +107,7 @@ TEST(RunStore, ARequestWithOtherStepsModelBatchOrSubsetIsNeverAnsweredFromTheSto
   const genome::Genome adam = genome::preset("adam");
   const eval::RunRequest req{adam, "mnist", 11, data::Split::Val, 0};
   eval::RunStore store;
-  eval::LocalEvaluator ev({{"mnist", synthetic_task(base)}}, b, 1);
+  eval::LocalEvaluator ev({{"mnist", synthetic_task(base)}}, b);
   ASSERT_TRUE(eval::run_with_store(store, ev, "search", {req}, {}, nullptr).at(0).has_value());
   EXPECT_EQ(store.size(), 1u);
   EXPECT_EQ(store.entries().at(0).key.steps, 3);  // 0 = "the budget's" is never a key
@@ -123,33 +123,33 @@ TEST(RunStore, ARequestWithOtherStepsModelBatchOrSubsetIsNeverAnsweredFromTheSto
   };
   train::Budget b4 = b;
   b4.steps = 4;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, b4, 1), req, "steps");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, b4), req, "steps");
   eval::RunRequest explicit_steps = req;
   explicit_steps.steps = 5;
   expect_new(ev, explicit_steps, "request steps");
   task::TaskOptions o = base;
   o.model = task::ModelPreset::Paper;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "model");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b), req, "model");
   o = base;
   o.batch_size = 32;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "batch size");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b), req, "batch size");
   o = base;
   o.split.train_subset = 100;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "training subset");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b), req, "training subset");
   o = base;
   o.split.val_size = 60;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "validation size");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b), req, "validation size");
   o = base;
   o.split.split_seed = 1;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "split seed");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b), req, "split seed");
   o = base;
   o.augment = 1;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b, 1), req, "augmentation");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(o)}}, b), req, "augmentation");
   train::Budget log = b;
   log.log_every = 1;
-  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, log, 1), req, "loss-curve resolution");
+  expect_new(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, log), req, "loss-curve resolution");
   // Same settings, same fingerprint (it is a function of them, not of the object).
-  EXPECT_EQ(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, b, 1).fingerprint("mnist"), ev.fingerprint("mnist"));
+  EXPECT_EQ(eval::LocalEvaluator({{"mnist", synthetic_task(base)}}, b).fingerprint("mnist"), ev.fingerprint("mnist"));
 }
 
 TEST(RunStore, DatasetsAreVerifiedAgainstTheirChecksumsWhenLoaded) {

@@ -138,6 +138,48 @@ TEST(Models, PresetsHaveTheDocumentedShapes) {
   EXPECT_TRUE(torch::equal(d1->forward(x), x));
 }
 
+// The fast path (channels-last weights and batches) computes what the straightforward NCHW
+// layout computes, up to float rounding: the same initial weights, one step's loss and
+// gradients, and whole training runs (issue 10, "a faster step").
+TEST(Models, ChannelsLastStepMatchesTheStraightforwardLayout) {
+  for (auto preset : {task::ModelPreset::Tiny, task::ModelPreset::Paper})
+    for (const task::InputShape in : {task::InputShape{1, 28, 28, 10}, task::InputShape{3, 32, 32, 10}}) {
+      SCOPED_TRACE(std::string(task::model_preset_name(preset)) + " " + std::to_string(in.channels) + " channel(s)");
+      auto fast = task::make_model(preset, in, 7), plain = task::make_model(preset, in, 7, at::MemoryFormat::Contiguous);
+      auto pf = fast->parameters(), pp = plain->parameters();
+      ASSERT_EQ(pf.size(), pp.size());
+      for (std::size_t i = 0; i < pf.size(); ++i) {
+        EXPECT_TRUE(torch::equal(pf[i], pp[i]));  // same values, other strides
+        if (pf[i].dim() == 4 && in.channels > 1) EXPECT_TRUE(pf[i].is_contiguous(at::MemoryFormat::ChannelsLast));
+        if (pp[i].dim() == 4) EXPECT_TRUE(pp[i].is_contiguous());
+      }
+      torch::manual_seed(3);
+      auto x = torch::randn({16, in.channels, in.height, in.width});
+      auto y = torch::randint(in.classes, {16});
+      fast->eval();  // no dropout: the two models would draw different masks only through rounding, never
+      plain->eval();
+      auto lf = torch::nn::functional::cross_entropy(fast->forward(x.contiguous(at::MemoryFormat::ChannelsLast)), y);
+      auto lp = torch::nn::functional::cross_entropy(plain->forward(x), y);
+      lf.backward();
+      lp.backward();
+      EXPECT_NEAR(lf.item<double>(), lp.item<double>(), 1e-5 * std::abs(lp.item<double>()));
+      for (std::size_t i = 0; i < pf.size(); ++i)
+        EXPECT_TRUE(torch::allclose(pf[i].grad(), pp[i].grad(), /*rtol=*/1e-4, /*atol=*/1e-6)) << "parameter " << i;
+    }
+}
+
+TEST(Trainer, ChannelsLastRunMatchesTheStraightforwardLayout) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  auto plain = budget(60);
+  plain.memory_format = at::MemoryFormat::Contiguous;
+  const auto a = train::train_and_evaluate(genome::preset("adam"), small_mnist(), 4, budget(60));
+  const auto b = train::train_and_evaluate(genome::preset("adam"), small_mnist(), 4, plain);
+  ASSERT_EQ(a.loss_curve.size(), b.loss_curve.size());
+  for (std::size_t i = 0; i < a.loss_curve.size(); ++i)
+    EXPECT_NEAR(a.loss_curve[i].loss, b.loss_curve[i].loss, 1e-3 * std::abs(b.loss_curve[i].loss)) << "step " << i + 1;
+  EXPECT_NEAR(a.accuracy, b.accuracy, 0.005);
+}
+
 TEST(TrainCli, WritesJsonAndRejectsBadInput) {
   EVOOPT_REQUIRE_DATASET("mnist");
   test::TempDir tmp;

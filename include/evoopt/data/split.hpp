@@ -21,6 +21,7 @@ struct SplitOptions {
 
 enum class Split { Train, Val, Test };
 const char* split_name(Split s);
+Split split_from_name(const std::string& name);  // "train" | "val" | "test"; throws evoopt::Error
 
 struct Splits {
   std::string name;   // "mnist"
@@ -31,8 +32,15 @@ struct Splits {
   std::string digest;                // the source files' digest (DatasetPair::digest), or of the tensors when made in memory
   SplitOptions options;              // how the splits were carved
   const Dataset& get(Split s) const { return s == Split::Train ? train : s == Split::Val ? val : test; }
-  // uint8 (B,C,H,W) -> normalised float32.
-  torch::Tensor normalise(const torch::Tensor& images_u8) const;
+  // uint8 (B,C,H,W) -> normalised float32, channels-last by default (the layout
+  // oneDNN's convolutions run fastest in; make_model's weights use it too).
+  torch::Tensor normalise(const torch::Tensor& images_u8, at::MemoryFormat format = at::MemoryFormat::ChannelsLast) const;
+  // Sets mean/stddev and the folded per-channel scale and shift normalise() applies
+  // (built once here, not on every batch).
+  void set_statistics(std::vector<double> channel_mean, std::vector<double> channel_stddev);
+
+ private:
+  torch::Tensor scale_, shift_;  // (1, C, 1, 1) float32: x_u8 · scale + shift = (x/255 − mean)/std
 };
 
 Splits make_splits(const DatasetPair& pair, const SplitOptions& options);

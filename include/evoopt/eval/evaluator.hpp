@@ -1,9 +1,10 @@
 #pragma once
 // Evaluators run training runs for the GA and the comparison. The interface is
 // at the level of single runs (genome, task, seed) so a run can be journaled
-// the moment it completes; backends: local worker threads (each with one
-// intra-op thread), a synthetic fitness for testing the search itself, and
-// (later) MPI ranks.
+// the moment it completes; backends: in this process (LocalEvaluator), in local
+// worker processes (ProcessEvaluator, eval/process_evaluator.hpp), a synthetic
+// fitness for testing the search itself. eval::make_evaluator (eval/factory.hpp)
+// chooses; the GA, the study and the CLI never name a concrete evaluator.
 #include <atomic>
 #include <functional>
 #include <map>
@@ -27,6 +28,9 @@ struct RunRequest {
   std::int64_t eval_limit = 0;  // > 0: score on the split's first N images only (a cheap rung of successive halving)
 };
 
+nlohmann::json to_json(const RunRequest& r);
+RunRequest run_request_from_json(const nlohmann::json& j);
+
 // Called once per completed (not cancelled) run, serialised by the evaluator.
 using RunDone = std::function<void(std::size_t index, const train::RunResult& result)>;
 
@@ -44,33 +48,39 @@ class Evaluator {
   virtual std::string fingerprint(const std::string& task) const = 0;
   // The step count of a request that gives none.
   virtual std::int64_t default_steps() const = 0;
+  // CPU seconds spent so far by helper processes that are still alive (worker processes;
+  // the operating system counts them in RUSAGE_CHILDREN only once they are reaped).
+  virtual double live_worker_cpu_seconds() const { return 0.0; }
 };
 
-// Empty, or why the loaded BLAS library cannot be called from several worker threads
-// reproducibly (LocalEvaluator refuses more than one worker then).
-std::string blas_concurrency_problem();
+// What a task's run-store fingerprint hashes: the training semantics version, libtorch's
+// version, the BLAS, the task's description (model, batch, data digest, splits,
+// augmentation) and the budget's evaluation settings and layout.
+nlohmann::json fingerprint_description(const task::Task& task, const train::Budget& budget);
+std::string fingerprint_of(const task::Task& task, const train::Budget& budget);  // 16 hex digits
 
-// Parallel local workers: `workers` threads, each training with one intra-op thread.
+// One training run of `request` on `task` under `budget` (the request's steps, split and
+// evaluation limit replace the budget's; one intra-op thread). Every evaluator runs
+// requests through here, so a run's result does not depend on where it ran.
+train::RunResult run_request(const task::Task& task, const train::Budget& budget, const RunRequest& request, const std::atomic<bool>* cancel);
+
+// Runs requests one after another in this process.
 class LocalEvaluator : public Evaluator {
  public:
-  LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget, int workers);
+  LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget);
   std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
                                                         const std::atomic<bool>* cancel) override;
-  int workers() const override { return workers_; }
-  std::string describe() const override;
+  int workers() const override { return 1; }
+  std::string describe() const override { return "this process, 1 intra-op thread"; }
   std::string fingerprint(const std::string& task) const override;
   std::int64_t default_steps() const override { return budget_.steps; }
-  // What the fingerprint of `task` hashes: the training semantics version, the
-  // task's description (model, batch, data digest, splits, augmentation) and the
-  // evaluation settings of the budget.
-  nlohmann::json fingerprint_description(const std::string& task) const;
+  nlohmann::json fingerprint_description(const std::string& name) const { return eval::fingerprint_description(task(name), budget_); }
   const task::Task& task(const std::string& name) const;
   const train::Budget& budget() const { return budget_; }
 
  private:
   std::map<std::string, task::Task> tasks_;
   train::Budget budget_;
-  int workers_;
   std::map<std::string, std::string> fingerprints_;
 };
 

@@ -51,7 +51,7 @@ struct Cost {
   double search_train_seconds = 0;               // sum of single-threaded run times
   std::int64_t other_runs = 0, other_steps = 0;  // final test, break-even, comparison
   double wall_seconds = 0;                       // this process
-  double cpu_seconds = 0;                        // this process (user + system)
+  double cpu_seconds = 0;                        // this process and its worker processes (user + system)
 };
 
 struct StudyResult {
@@ -71,10 +71,15 @@ std::string display_label(const std::string& task, const std::string& provenance
 // The config's tasks, loaded from its data dir, with their display labels.
 struct LoadedTasks {
   std::filesystem::path data_dir;
+  task::TaskOptions options;  // how they were loaded (worker processes load them the same way)
   std::map<std::string, task::Task> tasks;
   std::map<std::string, std::string> labels;
 };
 LoadedTasks load_tasks(const ExperimentConfig& config);
+
+// The evaluator of a study or `evoopt compare` (eval::make_evaluator with the config's
+// workers and study_budget).
+std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded);
 
 // The training budget of every run a study (or `evoopt compare`) makes: one place, so
 // their run-store fingerprints agree.

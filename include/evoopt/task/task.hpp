@@ -35,6 +35,10 @@ struct Task {
   nlohmann::json description() const;
 };
 
+// The one field list of TaskOptions (worker processes load their tasks from it).
+nlohmann::json to_json(const TaskOptions& options);
+TaskOptions task_options_from_json(const nlohmann::json& j);
+
 std::vector<std::string> task_names();
 // Loads the dataset (must have been fetched) and builds the splits.
 Task load_task(const std::string& name, const TaskOptions& options);

@@ -22,8 +22,9 @@ namespace evoopt::train {
 // The version of what a training run computes (model initialisation, batch sampling,
 // augmentation, optimizer semantics, evaluation). Bumped whenever a change makes the
 // same request give another result, so run stores never mix the two. 2: genome
-// format 2 (LION as published, NESTEROV with bias correction = NAdam).
-inline constexpr int kTrainingSemanticsVersion = 2;
+// format 2 (LION as published, NESTEROV with bias correction = NAdam). 3: channels-last
+// models and batches, normalisation folded into one scale and shift (float rounding).
+inline constexpr int kTrainingSemanticsVersion = 3;
 
 struct Budget {
   std::int64_t steps = 0;         // 0: the task's default
@@ -32,10 +33,16 @@ struct Budget {
   std::int64_t eval_batch = 250;  // no-grad batches; activations stay below the allocator's mmap threshold
   int threads = 1;                // intra-op threads for this run
   data::Split eval_split = data::Split::Val;
-  std::int64_t eval_limit = 0;                // > 0: score on the split's first N images only
+  std::int64_t eval_limit = 0;  // > 0: score on the split's first N images only
+  // Layout of convolution weights and image batches. Channels-last is the fast path on
+  // oneDNN; Contiguous (NCHW) is the straightforward layout, kept for benchmarks and tests.
+  at::MemoryFormat memory_format = at::MemoryFormat::ChannelsLast;
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
   void validate() const;                      // throws evoopt::Error naming the bad field
 };
+// The one field list of Budget (all but `cancel`), for worker processes.
+nlohmann::json to_json(const Budget& b);
+Budget budget_from_json(const nlohmann::json& j);
 
 struct LossPoint {
   std::int64_t step;
@@ -74,7 +81,8 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
 
 // Accuracy of a model on a split, in no-grad batches.
 // `limit` > 0: the split's first `limit` images only.
-double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit = 0);
+double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit = 0,
+                         at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
 
 struct Fitness {
   double overall = 0.0;                    // mean over tasks of the per-task value

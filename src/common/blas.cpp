@@ -1,0 +1,45 @@
+#include "evoopt/common/blas.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <initializer_list>
+
+namespace evoopt {
+
+std::string blas_identity() {
+  using ConfigFn = const char* (*)();
+  const auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  const char* c = config == nullptr ? nullptr : config();
+  return c == nullptr ? std::string("not OpenBLAS (reference or other)") : std::string(c);
+}
+
+void set_blas_threads(int threads) {
+  using SetFn = void (*)(int);
+  using GetFn = int (*)();
+  static const auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  static const auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (set != nullptr && threads > 0 && (get == nullptr || get() != threads)) set(threads);
+}
+
+std::string better_openblas_coretype() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return "";
+  const std::string id = blas_identity();
+  if (id.rfind("OpenBLAS", 0) != 0) return "";
+  auto running = [&](std::initializer_list<const char*> cores) {
+    for (const char* c : cores)
+      if (id.find(std::string(" ") + c + " ") != std::string::npos) return true;
+    return false;
+  };
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx512 && !running({"SkylakeX", "Cooperlake", "SapphireRapids"})) return "SkylakeX";
+  if (avx2 && !avx512 && !running({"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"})) return "Haswell";
+#endif
+  return "";
+}
+
+}  // namespace evoopt
