@@ -16,6 +16,7 @@ PACKAGES=(
   libstb-dev zlib1g-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev clang-format
   libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )
 

@@ -20,7 +20,9 @@
 #include "evoopt/common/files.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
+#include "evoopt/eval/mpi.hpp"
 #include "evoopt/eval/process_evaluator.hpp"
+#include "evoopt/experiment/bench.hpp"
 #include "evoopt/experiment/study.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
@@ -241,6 +243,24 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
   std::cout << "GFLOP/step = 3 x analytic forward FLOPs (conv + linear) x batch (forward + backward; the first layer needs no input\n"
                "gradient, so this slightly overstates the work). 'eval ms' = scoring the validation split after training.\n"
                "Convolutions run on oneDNN, which can beat the BLAS sgemm reference; '/ sgemm' > 1 means exactly that.\n";
+  return 0;
+}
+
+int cmd_bench_workers(const experiment::ExperimentConfig& config, const std::vector<int>& counts, int genomes) {
+  std::cout << fmt::format("{} genomes x {} tasks = {} training runs of {} steps ({} model), timed once per worker count, one after another", genomes,
+                           config.tasks.size(), static_cast<std::size_t>(genomes) * config.tasks.size(), config.steps, config.model)
+            << std::endl;
+  std::cout << "BLAS: " << blas_identity() << "\n";
+  const auto rows = experiment::bench_workers(config, counts, genomes);
+  std::cout << fmt::format("{:<17} {:>7} {:>8} {:>8} {:>10} {:>8}  {}", "evaluator", "workers", "start s", "train s", "runs/hour", "speedup",
+                           "results")
+            << "\n";
+  for (const auto& r : rows)
+    std::cout << fmt::format("{:<17} {:>7} {:>8.1f} {:>8.1f} {:>10.0f} {:>7.2f}x  {}", r.kind, r.workers, r.startup_seconds, r.seconds,
+                             r.runs_per_hour, r.speedup, r.identical ? "identical to the first row" : "DIFFERENT from the first row")
+              << "\n";
+  std::cout << "speedup = runs/hour relative to the first row. 1 worker trains in the evoopt process itself; more start that many\n"
+               "worker processes (start-up: each loads its tasks); under mpirun a last row trains on the MPI ranks.\n";
   return 0;
 }
 
@@ -556,16 +576,35 @@ static void tune_allocator() {
 // when it loads, so evoopt sets it and starts itself again. Worker processes inherit it from
 // their parent (whose BLAS they must match: the run store's fingerprint names the kernel).
 static void select_blas_kernel(char** argv) {
-  if (argv[1] != nullptr && std::string(argv[1]) == "worker") return;
+  // Only commands that train (a worker inherits its parent's choice).
+  const std::string command = argv[1] != nullptr ? argv[1] : "";
+  if (command != "train" && command != "bench" && command != "evolve" && command != "resume" && command != "compare") return;
   const std::string core = better_openblas_coretype();
   if (core.empty()) return;
   setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
   execv("/proc/self/exe", argv);  // on failure: carry on with the kernel OpenBLAS chose
 }
 
+// Ends MPI (rank 0 first tells the other ranks to stop) however main returns.
+struct MpiFinish {
+  ~MpiFinish() { eval::mpi::finish(); }
+};
+
 int main(int argc, char** argv) {
   select_blas_kernel(argv);
   tune_allocator();
+  MpiFinish mpi_finish;
+  const bool is_worker = argc > 1 && std::string(argv[1]) == "worker";
+  if (eval::mpi::launched_size() > 1 && !is_worker) {
+    // Under mpirun/srun: rank 0 runs the command, every other rank serves its training runs.
+    try {
+      eval::mpi::start(&argc, &argv);
+    } catch (const evoopt::Error& e) {
+      std::fprintf(stderr, "evoopt: error: %s\n", e.what());
+      return 1;
+    }
+    if (eval::mpi::rank() > 0) return eval::mpi::serve();
+  }
   CLI::App app{"evoopt: discover neural-network optimizers by evolution"};
   app.set_version_flag("--version", std::string(EVOOPT_VERSION));
   app.require_subcommand(1);
@@ -628,6 +667,19 @@ int main(int argc, char** argv) {
   bench_opt->add_option("--model", train_args.model, "Model preset")->capture_default_str();
   bench_opt->add_option("--task", train_args.task, "Input shape of this task")->capture_default_str();
   bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)")->check(at_least(1));
+  experiment::ExperimentConfig bench_config;
+  std::vector<int> bench_worker_counts = {1, std::max(2, eval::default_workers())};
+  int bench_genomes = 8;
+  auto* bench_workers = bench_cmd->add_subcommand("workers", "Training runs per hour of the default search with 1 vs N worker processes");
+  bench_workers->add_option("--workers", bench_worker_counts, "Worker counts, timed one after another")->capture_default_str()->check(at_least(1));
+  bench_workers->add_option("--genomes", bench_genomes, "Genomes (seed presets, then random), each trained on every task")
+      ->capture_default_str()
+      ->check(at_least(1));
+  bench_workers->add_option("--tasks", bench_config.tasks, "Tasks")->capture_default_str();
+  bench_workers->add_option("--steps", bench_config.steps, "Training steps per run")->capture_default_str()->check(at_least(1));
+  bench_workers->add_option("--model", bench_config.model, "tiny or paper")->capture_default_str();
+  bench_workers->add_option("--train-subset", bench_config.train_subset, "Training images per task (0 = all)")->check(at_least(0));
+  bench_workers->add_option("--data-dir", bench_config.data_dir, "Data directory");
 
   EvolveArgs evolve_args;
   auto add_study_flags = [&](CLI::App* c, bool is_compare) {
@@ -643,7 +695,7 @@ int main(int argc, char** argv) {
     else
       c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)");
     c->add_option("--steps", evolve_args.steps, "Training steps per run");
-    c->add_option("--workers", evolve_args.workers, "Parallel local workers (0 = one per core)");
+    c->add_option("--workers", evolve_args.workers, "Worker processes (0 = one per core; 1 = train in this process; ignored under mpirun)");
     c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)");
     c->add_option("--val-size", evolve_args.val_size, "Validation images carved from the training set");
     c->add_option("--model", evolve_args.model, "tiny or paper");
@@ -690,6 +742,7 @@ int main(int argc, char** argv) {
     if (train_cmd->parsed()) return cmd_train(train_args);
     if (bench_train->parsed()) return cmd_bench_train(train_args, bench_tasks, bench_models, bench_layouts);
     if (bench_opt->parsed()) return cmd_bench_optimizer(train_args);
+    if (bench_workers->parsed()) return cmd_bench_workers(bench_config, bench_worker_counts, bench_genomes);
     if (evolve_cmd->parsed()) return cmd_evolve(evolve_args, evolve_cmd);
     if (resume_cmd->parsed()) return cmd_resume(resume_dir);
     if (compare_cmd->parsed()) return cmd_compare(evolve_args, compare_cmd, compare_genome, compare_seeds);

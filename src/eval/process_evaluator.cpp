@@ -32,8 +32,6 @@ double own_cpu_seconds() {
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
-void write_line(std::ostream& out, const json& j) { out << j.dump() << '\n' << std::flush; }
-
 // Threads libraries may start on their own: one per worker, the parallelism is the pool's.
 const char* const kThreadVariables[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"};
 
@@ -41,40 +39,55 @@ const char* const kThreadVariables[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS
 constexpr int kStartTimeoutMs = 600 * 1000;
 }  // namespace
 
-int run_worker(std::istream& in, std::ostream& out) {
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  std::map<std::string, task::Task> tasks;
-  train::Budget budget;
+std::string WorkerSession::handle(const std::string& message, bool& fatal) {
+  fatal = false;
+  json j;
   try {
-    const json setup = parse_json(line, "worker setup").at("setup");
-    const task::TaskOptions options = task::task_options_from_json(setup.at("task_options"));
-    budget = train::budget_from_json(setup.at("budget"));
-    json fingerprints = json::object();
-    for (const auto& name : setup.at("tasks")) {
-      const std::string n = name.get<std::string>();
-      tasks.emplace(n, task::load_task(n, options));
-      fingerprints[n] = fingerprint_of(tasks.at(n), budget);
-    }
-    write_line(out, {{"ready", {{"fingerprints", fingerprints}, {"pid", static_cast<long>(getpid())}}}});
+    j = parse_json(message, "worker message");
   } catch (const std::exception& e) {
-    write_line(out, {{"error", e.what()}});
-    return 1;
+    return json{{"id", -1}, {"error", e.what()}}.dump();
   }
-  at::set_num_threads(1);
-  while (std::getline(in, line)) {
-    long id = -1;
+  if (j.contains("setup")) {
     try {
-      const json j = parse_json(line, "worker request");
-      id = j.at("id").get<long>();
-      const RunRequest request = run_request_from_json(j.at("request"));
-      const auto it = tasks.find(request.task);
-      if (it == tasks.end()) throw Error("task '" + request.task + "' is not loaded in this worker");
-      const train::RunResult r = run_request(it->second, budget, request, nullptr);
-      write_line(out, {{"id", id}, {"result", train::to_json(r)}, {"cpu_seconds", own_cpu_seconds()}});
+      const json& setup = j.at("setup");
+      const task::TaskOptions options = task::task_options_from_json(setup.at("task_options"));
+      budget_ = train::budget_from_json(setup.at("budget"));
+      tasks_.clear();
+      json fingerprints = json::object();
+      for (const auto& name : setup.at("tasks")) {
+        const std::string n = name.get<std::string>();
+        tasks_.emplace(n, task::load_task(n, options));
+        fingerprints[n] = fingerprint_of(tasks_.at(n), budget_);
+      }
+      at::set_num_threads(1);
+      return json{{"ready", {{"fingerprints", fingerprints}, {"pid", static_cast<long>(getpid())}}}}.dump();
     } catch (const std::exception& e) {
-      write_line(out, {{"id", id}, {"error", e.what()}});
+      tasks_.clear();
+      fatal = true;
+      return json{{"error", e.what()}}.dump();
     }
+  }
+  long id = -1;
+  try {
+    id = j.at("id").get<long>();
+    if (tasks_.empty()) throw Error("request before setup");
+    const RunRequest request = run_request_from_json(j.at("request"));
+    const auto it = tasks_.find(request.task);
+    if (it == tasks_.end()) throw Error("task '" + request.task + "' is not loaded in this worker");
+    const train::RunResult r = run_request(it->second, budget_, request, nullptr);
+    return json{{"id", id}, {"result", train::to_json(r)}, {"cpu_seconds", own_cpu_seconds()}}.dump();
+  } catch (const std::exception& e) {
+    return json{{"id", id}, {"error", e.what()}}.dump();
+  }
+}
+
+int run_worker(std::istream& in, std::ostream& out) {
+  WorkerSession session;
+  std::string line;
+  while (std::getline(in, line)) {
+    bool fatal = false;
+    out << session.handle(line, fatal) << '\n' << std::flush;
+    if (fatal) return 1;
   }
   return 0;
 }
@@ -87,47 +100,172 @@ std::filesystem::path default_worker_program() {
   return self;
 }
 
-ProcessEvaluator::ProcessEvaluator(std::map<std::string, task::Task> tasks, task::TaskOptions task_options, train::Budget budget, int workers,
-                                   std::filesystem::path program)
-    : tasks_(std::move(tasks)), task_options_(std::move(task_options)), budget_(budget), workers_(workers), program_(std::move(program)) {
-  if (workers_ < 1) throw Error("workers must be >= 1, got " + std::to_string(workers_));
+WorkerPoolEvaluator::WorkerPoolEvaluator(std::map<std::string, task::Task> tasks, task::TaskOptions task_options, train::Budget budget)
+    : tasks_(std::move(tasks)), task_options_(std::move(task_options)), budget_(budget) {
   if (tasks_.empty()) throw Error("no tasks to evaluate on");
   budget_.validate();
   if (budget_.steps < 1) throw Error("the evaluator's budget needs a step count >= 1, got " + std::to_string(budget_.steps));
   for (const auto& [name, t] : tasks_) fingerprints_[name] = fingerprint_of(t, budget_);
-  start();
 }
 
-ProcessEvaluator::~ProcessEvaluator() { stop(); }
-
-std::string ProcessEvaluator::describe() const { return std::to_string(workers_) + " worker process(es), 1 intra-op thread each"; }
-
-std::string ProcessEvaluator::fingerprint(const std::string& task) const {
+std::string WorkerPoolEvaluator::fingerprint(const std::string& task) const {
   auto it = fingerprints_.find(task);
   if (it == fingerprints_.end()) throw Error("task '" + task + "' is not loaded in this evaluator");
   return it->second;
 }
 
-double ProcessEvaluator::live_worker_cpu_seconds() const {
+double WorkerPoolEvaluator::live_worker_cpu_seconds() const {
   double s = 0;
-  for (const auto& w : pool_) s += w.cpu_seconds;
+  for (double c : cpu_) s += c;
   return s;
 }
 
+void WorkerPoolEvaluator::fail(std::size_t slot, const std::string& what, const RunRequest* request) {
+  const std::string name = slot_name(slot);
+  const std::string how = exit_detail(slot);
+  std::string msg = name + " " + what + (how.empty() ? "" : " (" + how + ")");
+  if (request != nullptr)
+    msg += fmt::format(" while training genome {} on {} (seed {}, split {}, {} steps)", request->genome.hash_hex(), request->task, request->seed,
+                       data::split_name(request->split), request->steps > 0 ? request->steps : budget_.steps);
+  if (slot < running_.size()) running_[slot] = -1;  // it runs nothing more: abandon() must not wait for it
+  abandon();
+  throw Error(msg);
+}
+
+void WorkerPoolEvaluator::set_up(const std::string& what) {
+  running_.assign(slots(), -1);
+  cpu_.assign(slots(), 0.0);
+  json names = json::array();
+  for (const auto& [name, t] : tasks_) names.push_back(name);
+  const std::string setup =
+      json{{"setup", {{"tasks", names}, {"task_options", task::to_json(task_options_)}, {"budget", train::to_json(budget_)}}}}.dump();
+  const std::string not_a_worker = "ended before it was ready (is " + what + " an evoopt binary?)";
+  for (std::size_t slot = 0; slot < slots(); ++slot)
+    if (!send(slot, setup)) fail(slot, not_a_worker, nullptr);
+  std::vector<bool> ready(slots(), false);
+  std::size_t left = slots();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
+  while (left > 0) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (ms <= 0) {
+      std::size_t slot = 0;
+      while (ready[slot]) ++slot;
+      fail(slot, "did not get ready within " + std::to_string(kStartTimeoutMs / 1000) + " s", nullptr);
+    }
+    const auto m = receive(static_cast<int>(std::min<long long>(ms, 1000)));
+    if (!m) continue;
+    if (m->gone) fail(m->slot, not_a_worker, nullptr);
+    json j;
+    try {
+      j = json::parse(m->text);
+    } catch (const std::exception&) {
+      fail(m->slot, "did not answer as an evoopt worker (" + what + " printed: " + m->text.substr(0, 80) + ")", nullptr);
+    }
+    if (j.contains("error")) fail(m->slot, "could not load its tasks: " + j.at("error").get<std::string>(), nullptr);
+    if (!j.contains("ready") || !j.at("ready").contains("fingerprints"))
+      fail(m->slot, "did not answer as an evoopt worker (" + what + " printed: " + m->text.substr(0, 80) + ")", nullptr);
+    const json& fp = j.at("ready").at("fingerprints");
+    for (const auto& [name, f] : fingerprints_)
+      if (!fp.contains(name) || fp.at(name) != f)
+        fail(m->slot,
+             fmt::format("computes another fingerprint for task {} ({} there, {} here): its binary, libraries or data differ from this "
+                         "process's",
+                         name, fp.contains(name) ? fp.at(name).dump() : "none", f),
+             nullptr);
+    if (!ready[m->slot]) --left;
+    ready[m->slot] = true;
+  }
+}
+
+std::vector<std::optional<train::RunResult>> WorkerPoolEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
+                                                                           const std::atomic<bool>* cancel) {
+  for (const auto& r : requests) fingerprint(r.task);  // fail before any work
+  std::vector<std::optional<train::RunResult>> results(requests.size());
+  if (requests.empty()) return results;
+  if (!connected()) connect();
+  auto cancelled = [&] { return cancel != nullptr && cancel->load(); };
+  std::size_t next = 0, running = 0;
+  auto dispatch = [&](std::size_t slot) {
+    if (next >= requests.size() || cancelled()) return;
+    const json msg = {{"id", static_cast<long>(next)}, {"request", to_json(requests[next])}};
+    running_[slot] = static_cast<long>(next);
+    ++next;
+    ++running;
+    if (!send(slot, msg.dump())) fail(slot, "has gone", &requests[static_cast<std::size_t>(running_[slot])]);
+  };
+  for (std::size_t slot = 0; slot < slots(); ++slot) dispatch(slot);
+  while (running > 0) {
+    if (cancelled() && kill_on_cancel()) {
+      abandon();
+      return results;
+    }
+    const auto m = receive(200);
+    if (!m) continue;
+    const std::size_t slot = m->slot;
+    const RunRequest* req = running_[slot] >= 0 ? &requests[static_cast<std::size_t>(running_[slot])] : nullptr;
+    if (m->gone) fail(slot, "died", req);
+    if (req == nullptr) fail(slot, "sent an answer it was not asked for", nullptr);
+    json j;
+    try {
+      j = json::parse(m->text);
+    } catch (const std::exception&) {
+      fail(slot, "sent a malformed answer (" + m->text.substr(0, 80) + ")", req);
+    }
+    if (j.contains("error")) fail(slot, "failed: " + j.at("error").get<std::string>(), req);
+    if (j.value("id", -1L) != running_[slot]) fail(slot, "answered another request than the one it was given", req);
+    const auto index = static_cast<std::size_t>(running_[slot]);
+    results[index] = train::run_result_from_json(j.at("result"));
+    cpu_[slot] = j.value("cpu_seconds", cpu_[slot]);
+    running_[slot] = -1;
+    --running;
+    if (on_done) on_done(index, *results[index]);
+    dispatch(slot);
+  }
+  return results;
+}
+
+ProcessEvaluator::ProcessEvaluator(std::map<std::string, task::Task> tasks, task::TaskOptions task_options, train::Budget budget, int workers,
+                                   std::filesystem::path program)
+    : WorkerPoolEvaluator(std::move(tasks), std::move(task_options), budget), workers_(workers), program_(std::move(program)) {
+  if (workers_ < 1) throw Error("workers must be >= 1, got " + std::to_string(workers_));
+  connect();
+}
+
+ProcessEvaluator::~ProcessEvaluator() { abandon(); }
+
+std::string ProcessEvaluator::describe() const { return std::to_string(workers_) + " worker process(es), 1 intra-op thread each"; }
+
 std::vector<pid_t> ProcessEvaluator::worker_pids() const {
   std::vector<pid_t> pids;
-  for (const auto& w : pool_) pids.push_back(w.pid);
+  for (const auto& p : procs_) pids.push_back(p.pid);
   return pids;
 }
 
-void ProcessEvaluator::spawn(Worker& w) {
+std::string ProcessEvaluator::slot_name(std::size_t slot) const {
+  return fmt::format("worker {} (pid {})", slot + 1, slot < procs_.size() ? procs_[slot].pid : -1);
+}
+
+void ProcessEvaluator::connect() {
+  procs_.assign(slots(), Proc{});
+  try {
+    for (auto& p : procs_) spawn(p);
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  set_up(program_.string());
+}
+
+void ProcessEvaluator::spawn(Proc& proc) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     throw Error(std::string("cannot create a socket for a worker process: ") + std::strerror(errno));
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
+    // A worker is not an MPI rank, even when its parent is one.
+    if (std::strncmp(*e, "OMPI_", 5) == 0 || std::strncmp(*e, "PMIX_", 5) == 0 || std::strncmp(*e, "PMI_", 4) == 0) continue;
     bool replaced = false;
-    for (const char* v : kThreadVariables) replaced = replaced || std::strncmp(*e, v, std::strlen(v)) == 0 && (*e)[std::strlen(v)] == '=';
+    for (const char* v : kThreadVariables) replaced = replaced || (std::strncmp(*e, v, std::strlen(v)) == 0 && (*e)[std::strlen(v)] == '=');
     if (!replaced) env.emplace_back(*e);
   }
   for (const char* v : kThreadVariables) env.push_back(std::string(v) + "=1");
@@ -164,61 +302,70 @@ void ProcessEvaluator::spawn(Worker& w) {
     close(sv[0]);
     throw Error("cannot start worker program " + prog + ": " + std::strerror(rc));
   }
-  w = Worker{};
-  w.pid = pid;
-  w.fd = sv[0];
+  proc.pid = pid;
+  proc.fd = sv[0];
 }
 
-namespace {
-bool send_line(int fd, const std::string& line) {
+bool ProcessEvaluator::send(std::size_t slot, const std::string& text) {
+  const std::string line = text + "\n";
+  const int fd = procs_.at(slot).fd;
   std::size_t done = 0;
   while (done < line.size()) {
-    const ssize_t n = send(fd, line.data() + done, line.size() - done, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd, line.data() + done, line.size() - done, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     done += static_cast<std::size_t>(n);
   }
   return true;
 }
-}  // namespace
 
-// Thrown by read_line at a worker's end of output.
-struct WorkerGone {};
-
-// A full line from `w`, waiting up to timeout_ms (< 0: forever); empty on timeout.
-std::string ProcessEvaluator::read_line(Worker& w, int timeout_ms) {
+std::optional<WorkerPoolEvaluator::Message> ProcessEvaluator::receive(int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    if (const auto nl = w.buffer.find('\n'); nl != std::string::npos) {
-      std::string line = w.buffer.substr(0, nl);
-      w.buffer.erase(0, nl + 1);
-      return line;
+    for (std::size_t slot = 0; slot < procs_.size(); ++slot) {
+      auto& b = procs_[slot].buffer;
+      if (const auto nl = b.find('\n'); nl != std::string::npos) {
+        Message m{slot, b.substr(0, nl), false};
+        b.erase(0, nl + 1);
+        return m;
+      }
     }
-    int wait = -1;
-    if (timeout_ms >= 0) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-      wait = static_cast<int>(std::max<long long>(0, left));
-    }
-    pollfd p{w.fd, POLLIN, 0};
-    const int r = poll(&p, 1, wait);
+    std::vector<pollfd> fds;
+    std::vector<std::size_t> which;
+    for (std::size_t slot = 0; slot < procs_.size(); ++slot)
+      if (procs_[slot].fd >= 0) {
+        fds.push_back({procs_[slot].fd, POLLIN, 0});
+        which.push_back(slot);
+      }
+    if (fds.empty()) return std::nullopt;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    const int r = poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(0, left)));
     if (r < 0 && errno == EINTR) continue;
-    if (r == 0) return "";
-    char buf[65536];
-    const ssize_t n = read(w.fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw WorkerGone{};
-    w.buffer.append(buf, static_cast<std::size_t>(n));
+    if (r < 0) throw Error(std::string("waiting for worker processes failed: ") + std::strerror(errno));
+    if (r == 0) return std::nullopt;
+    for (std::size_t k = 0; k < fds.size(); ++k) {
+      if (fds[k].revents == 0) continue;
+      char buf[65536];
+      const ssize_t n = read(fds[k].fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Message{which[k], "", true};
+      procs_[which[k]].buffer.append(buf, static_cast<std::size_t>(n));
+    }
   }
 }
 
-std::string ProcessEvaluator::describe_exit(Worker& w) {
-  if (w.pid <= 0) return "";
+std::string ProcessEvaluator::exit_detail(std::size_t slot) {
+  if (slot >= procs_.size() || procs_[slot].pid <= 0) return "";
+  Proc& p = procs_[slot];
+  if (p.fd >= 0) {
+    close(p.fd);  // a worker that is still running sees end of input
+    p.fd = -1;
+  }
   int status = 0;
-  // A worker that closed its end exits at once; one that hangs is killed.
   for (int i = 0; i < 50; ++i) {
-    const pid_t r = waitpid(w.pid, &status, WNOHANG);
-    if (r == w.pid) {
-      w.pid = -1;
+    const pid_t r = waitpid(p.pid, &status, WNOHANG);
+    if (r == p.pid) {
+      p.pid = -1;
       if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
       if (WIFSIGNALED(status)) return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
       return "ended";
@@ -226,145 +373,27 @@ std::string ProcessEvaluator::describe_exit(Worker& w) {
     if (r < 0) return "";
     usleep(20000);
   }
-  kill(w.pid, SIGKILL);
-  waitpid(w.pid, &status, 0);
-  w.pid = -1;
+  kill(p.pid, SIGKILL);
+  waitpid(p.pid, &status, 0);
+  p.pid = -1;
   return "stopped answering";
 }
 
-void ProcessEvaluator::fail(Worker& w, const std::string& what, const RunRequest* request) {
-  const std::size_t index = static_cast<std::size_t>(&w - pool_.data());
-  const pid_t pid = w.pid;
-  if (w.fd >= 0) {
-    close(w.fd);
-    w.fd = -1;
+void ProcessEvaluator::abandon() {
+  for (std::size_t slot = 0; slot < procs_.size(); ++slot) {
+    Proc& p = procs_[slot];
+    if (p.fd >= 0) close(p.fd);  // an idle worker sees end of input and exits
+    p.fd = -1;
+    if (p.pid > 0 && slot < running_.size() && running_[slot] >= 0) kill(p.pid, SIGKILL);  // a running one is not waited for
   }
-  const std::string how = describe_exit(w);
-  std::string msg = fmt::format("worker {} (pid {}) {}{}", index + 1, pid, what, how.empty() ? "" : " (" + how + ")");
-  if (request != nullptr)
-    msg += fmt::format(" while training genome {} on {} (seed {}, split {}, {} steps)", request->genome.hash_hex(), request->task, request->seed,
-                       data::split_name(request->split), request->steps > 0 ? request->steps : budget_.steps);
-  stop();
-  throw Error(msg);
-}
-
-void ProcessEvaluator::start() {
-  pool_.assign(static_cast<std::size_t>(workers_), Worker{});
-  try {
-    for (auto& w : pool_) spawn(w);
-  } catch (...) {
-    stop();
-    throw;
-  }
-  json names = json::array();
-  for (const auto& [name, t] : tasks_) names.push_back(name);
-  const std::string setup = json{{"setup", {{"tasks", names}, {"task_options", task::to_json(task_options_)}, {"budget", train::to_json(budget_)}}}}.dump() + "\n";
-  for (auto& w : pool_)
-    if (!send_line(w.fd, setup)) fail(w, "ended before it was ready (is " + program_.string() + " an evoopt binary?)", nullptr);
-  for (auto& w : pool_) {
-    std::string line;
-    try {
-      line = read_line(w, kStartTimeoutMs);
-    } catch (const WorkerGone&) {
-      fail(w, "ended before it was ready (is " + program_.string() + " an evoopt binary?)", nullptr);
-    }
-    if (line.empty()) fail(w, "did not get ready within " + std::to_string(kStartTimeoutMs / 1000) + " s", nullptr);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const std::exception&) {
-      fail(w, "did not answer as an evoopt worker (" + program_.string() + " printed: " + line.substr(0, 80) + ")", nullptr);
-    }
-    if (j.contains("error")) fail(w, "could not load its tasks: " + j.at("error").get<std::string>(), nullptr);
-    if (!j.contains("ready") || !j.at("ready").contains("fingerprints"))
-      fail(w, "did not answer as an evoopt worker (" + program_.string() + " printed: " + line.substr(0, 80) + ")", nullptr);
-    const json& fp = j.at("ready").at("fingerprints");
-    for (const auto& [name, f] : fingerprints_)
-      if (!fp.contains(name) || fp.at(name) != f)
-        fail(w,
-             fmt::format("computes another fingerprint for task {} ({} there, {} here): its binary, libraries or data differ from this "
-                         "process's",
-                         name, fp.contains(name) ? fp.at(name).dump() : "none", f),
-             nullptr);
-  }
-}
-
-void ProcessEvaluator::stop() {
-  for (auto& w : pool_) {
-    if (w.fd >= 0) close(w.fd);  // an idle worker sees end of input and exits
-    w.fd = -1;
-    if (w.pid > 0 && w.request >= 0) kill(w.pid, SIGKILL);  // a running one is not waited for
-  }
-  for (auto& w : pool_) {
-    if (w.pid > 0) {
+  for (auto& p : procs_)
+    if (p.pid > 0) {
       int status = 0;
-      waitpid(w.pid, &status, 0);
+      waitpid(p.pid, &status, 0);
     }
-  }
-  pool_.clear();
-}
-
-std::vector<std::optional<train::RunResult>> ProcessEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                                        const std::atomic<bool>* cancel) {
-  for (const auto& r : requests) fingerprint(r.task);  // fail before any work
-  std::vector<std::optional<train::RunResult>> results(requests.size());
-  if (requests.empty()) return results;
-  if (pool_.empty()) start();
-  auto cancelled = [&] { return cancel != nullptr && cancel->load(); };
-  std::size_t next = 0, running = 0;
-  auto dispatch = [&](Worker& w) {
-    if (next >= requests.size() || cancelled()) return;
-    const json msg = {{"id", static_cast<long>(next)}, {"request", to_json(requests[next])}};
-    w.request = static_cast<long>(next);
-    ++next;
-    ++running;
-    if (!send_line(w.fd, msg.dump() + "\n")) fail(w, "ended", &requests[static_cast<std::size_t>(w.request)]);
-  };
-  for (auto& w : pool_) dispatch(w);
-  while (running > 0) {
-    if (cancelled()) {
-      stop();
-      return results;
-    }
-    std::vector<pollfd> fds;
-    std::vector<Worker*> busy;
-    for (auto& w : pool_)
-      if (w.request >= 0) {
-        fds.push_back({w.fd, POLLIN, 0});
-        busy.push_back(&w);
-      }
-    const int r = poll(fds.data(), fds.size(), 200);
-    if (r < 0 && errno != EINTR) throw Error(std::string("waiting for worker processes failed: ") + std::strerror(errno));
-    if (r <= 0) continue;
-    for (std::size_t k = 0; k < fds.size(); ++k) {
-      if (fds[k].revents == 0) continue;
-      Worker& w = *busy[k];
-      const RunRequest& req = requests[static_cast<std::size_t>(w.request)];
-      std::string line;
-      try {
-        line = read_line(w, 0);
-      } catch (const WorkerGone&) {
-        fail(w, "died", &req);
-      }
-      if (line.empty()) continue;  // a partial line; the rest follows
-      json j;
-      try {
-        j = json::parse(line);
-      } catch (const std::exception&) {
-        fail(w, "sent a malformed answer (" + line.substr(0, 80) + ")", &req);
-      }
-      if (j.contains("error")) fail(w, "failed: " + j.at("error").get<std::string>(), &req);
-      if (j.value("id", -1L) != w.request) fail(w, "answered another request than the one it was given", &req);
-      const auto index = static_cast<std::size_t>(w.request);
-      results[index] = train::run_result_from_json(j.at("result"));
-      w.cpu_seconds = j.value("cpu_seconds", w.cpu_seconds);
-      w.request = -1;
-      --running;
-      if (on_done) on_done(index, *results[index]);
-      dispatch(w);
-    }
-  }
-  return results;
+  procs_.clear();
+  running_.assign(running_.size(), -1);
+  cpu_.assign(cpu_.size(), 0.0);  // reaped: the operating system counts them now
 }
 
 }  // namespace evoopt::eval

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evoopt/common/files.hpp"
+#include "evoopt/eval/mpi.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -188,4 +189,28 @@ TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
   auto bad = test::run_cli("compare --genome adam --seeds 1 --data-dir " + test::data_dir().string());
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("test seeds must be >= 2"), std::string::npos) << bad.err;
+}
+
+// MPI across machines (issue 10): under `mpirun -np 3`, rank 0 runs the search and ranks 1
+// and 2 train; the outputs equal a local run with the same seed.
+TEST(CliEvolve, MpiRunEqualsALocalRun) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  EVOOPT_REQUIRE_DATASET("fashion_mnist");
+  if (!eval::mpi::built_with_mpi()) GTEST_SKIP() << "evoopt was built without MPI";
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not found";
+  test::TempDir tmp;
+  const std::string data = " --data-dir " + test::data_dir().string();
+  auto local = test::run_cli("evolve --out " + (tmp / "local").string() + kTiny + data);
+  ASSERT_EQ(local.exit_code, 0) << local.out << local.err;
+  // As root, Open MPI needs --allow-run-as-root; --oversubscribe lets 3 ranks share 2 cores.
+  const std::string cmd = "mpirun --allow-run-as-root --oversubscribe -np 3 " + std::string(EVOOPT_CLI) + " evolve --out " + (tmp / "mpi").string() +
+                          kTiny + data + " > " + (tmp / "mpi.out").string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  const std::string out = read_text_file(tmp / "mpi.out");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  EXPECT_NE(out.find("2 MPI worker rank(s)"), std::string::npos) << out;
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "mpi/history.csv")),
+            test::csv_without_last_column(read_text_file(tmp / "local/history.csv")));
+  for (const char* f : {"lineage.json", "best_genome.json", "final_test.json"})
+    EXPECT_EQ(read_text_file(tmp / "mpi" / f), read_text_file(tmp / "local" / f)) << f;
 }

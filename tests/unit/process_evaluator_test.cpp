@@ -62,7 +62,8 @@ TEST(ProcessEvaluator, ResultsEqualInProcessRunsWhateverWorkerRanThem) {
   const auto reqs = requests(5);
   std::vector<std::size_t> reported;
   const auto a = local.evaluate(reqs, {}, nullptr);
-  const auto b = pool.evaluate(reqs, [&](std::size_t i, const train::RunResult&) { reported.push_back(i); }, nullptr);
+  const auto b = pool.evaluate(
+      reqs, [&](std::size_t i, const train::RunResult&) { reported.push_back(i); }, nullptr);
   ASSERT_EQ(reported.size(), reqs.size());
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     ASSERT_TRUE(a[i] && b[i]);
@@ -89,13 +90,14 @@ TEST(ProcessEvaluator, AWorkerThatDiesIsReportedWithItsRequestAndTheSearchResume
   eval::LocalEvaluator local(s.tasks, s.budget);
   ASSERT_TRUE(ga::GeneticAlgorithm(o, local, tmp / "full").run().completed);
 
-  // Kill every worker once the third run has been journaled: the GA ends with one line
-  // naming a worker and the genome, task and seed it was training.
+  // Kill every worker once the first run has been journaled (both are then busy: one with the
+  // second run, one about to get the third): the GA ends with one line naming a worker and
+  // the genome, task and seed it was training.
   eval::ProcessEvaluator pool(s.tasks, s.options, s.budget, 2, EVOOPT_CLI);
   int done = 0;
   ga::GaEvents events;
   events.run_finished = [&](int, int) {
-    if (++done == 3)
+    if (++done == 1)
       for (pid_t pid : pool.worker_pids()) kill(pid, SIGKILL);
   };
   std::string message;
@@ -109,7 +111,7 @@ TEST(ProcessEvaluator, AWorkerThatDiesIsReportedWithItsRequestAndTheSearchResume
   EXPECT_NE(message.find("while training genome"), std::string::npos) << message;
   EXPECT_NE(message.find("on mnist (seed"), std::string::npos) << message;
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-  EXPECT_GE(test::count_lines(read_text_file(tmp / "crash/journal.jsonl")), 3);
+  EXPECT_GE(test::count_lines(read_text_file(tmp / "crash/journal.jsonl")), 1);
 
   // Resuming (fresh workers) gives the uninterrupted history.
   ASSERT_TRUE(ga::GeneticAlgorithm(o, pool, tmp / "crash").run().completed);
@@ -123,7 +125,8 @@ TEST(ProcessEvaluator, CancelStopsTheWorkersAndTheNextCallStartsFreshOnes) {
   eval::ProcessEvaluator pool(s.tasks, s.options, s.budget, 2, EVOOPT_CLI);
   std::atomic<bool> cancel{false};
   const auto reqs = requests(6);
-  const auto r = pool.evaluate(reqs, [&](std::size_t, const train::RunResult&) { cancel = true; }, &cancel);
+  const auto r = pool.evaluate(
+      reqs, [&](std::size_t, const train::RunResult&) { cancel = true; }, &cancel);
   std::size_t completed = 0;
   for (const auto& x : r) completed += x.has_value();
   EXPECT_GE(completed, 1u);
@@ -143,11 +146,11 @@ TEST(ProcessEvaluator, AProgramThatIsNotAWorkerIsRefusedWithOneLine) {
   const auto json_echo = tmp / "echo";  // answers JSON, but not "ready"
   write_file_atomic(json_echo, "#!/bin/sh\nhead -n 1\ncat >/dev/null\n");
   std::filesystem::permissions(json_echo, std::filesystem::perms::owner_all);
-  for (const auto& [program, expected] : std::vector<std::pair<std::string, std::string>>{
-           {"/nonexistent/evoopt", "cannot start worker program /nonexistent/evoopt"},
-           {"/bin/true", "ended before it was ready"},
-           {chatty.string(), "did not answer as an evoopt worker"},
-           {json_echo.string(), "did not answer as an evoopt worker"}}) {
+  for (const auto& [program, expected] :
+       std::vector<std::pair<std::string, std::string>>{{"/nonexistent/evoopt", "cannot start worker program /nonexistent/evoopt"},
+                                                        {"/bin/true", "ended before it was ready"},
+                                                        {chatty.string(), "did not answer as an evoopt worker"},
+                                                        {json_echo.string(), "did not answer as an evoopt worker"}}) {
     const std::string msg = one_line_error([&] { eval::ProcessEvaluator(s.tasks, s.options, s.budget, 2, program); });
     EXPECT_NE(msg.find(expected), std::string::npos) << program << ": " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
@@ -162,4 +165,19 @@ TEST(ProcessEvaluator, AProgramThatIsNotAWorkerIsRefusedWithOneLine) {
   other.split.val_size = 299;
   const std::string fp = one_line_error([&] { eval::ProcessEvaluator(s.tasks, other, s.budget, 2, EVOOPT_CLI); });
   EXPECT_NE(fp.find("computes another fingerprint for task mnist"), std::string::npos) << fp;
+}
+
+// `evoopt bench workers` trains the same runs with each worker count and says whether the
+// results are identical (speed itself is never asserted).
+TEST(ProcessEvaluator, BenchWorkersReportsIdenticalResults) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const auto r =
+      test::run_cli("bench workers --workers 1 2 --genomes 2 --tasks mnist --steps 5 --train-subset 500 --data-dir " + test::data_dir().string());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("in-process"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("worker processes"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("DIFFERENT"), std::string::npos) << r.out;
+  EXPECT_EQ(test::count_lines(r.out) >= 5, true) << r.out;
+  const auto bad = test::run_cli("bench workers --workers 0");
+  EXPECT_NE(bad.exit_code, 0);
 }
