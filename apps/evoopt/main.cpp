@@ -419,7 +419,7 @@ struct EvolveArgs {
   std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
   std::uint64_t seed = 0;
   std::string model, vocabulary, data_dir, baselines;
-  bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false;
+  bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false, racing = false;
 };
 
 experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
@@ -456,6 +456,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   if (given("--baselines")) c.compare.protocol = a.baselines;
   if (a.no_break_even) c.break_even = false;
   if (a.anneal) c.ga.anneal = true;
+  if (a.racing) c.ga.racing.enabled = true;
   c.validate();
   return c;
 }
@@ -498,8 +499,9 @@ experiment::StudyEvents study_events(Progress& progress) {
   ev.ga.generation_finished = [](const ga::GenerationRecord& rec, const ga::Individual& best) {
     std::string per;
     for (const auto& [t, v] : best.per_task) per += fmt::format("{}{} {:.2f}", per.empty() ? "" : ", ", t, v);
-    std::cout << fmt::format("Best fitness: {:.4f} (val_acc: {})  mean {:.4f}, distinct {:.2f}, gene distance {:.3f}, {} new runs, {:.1f} s",
-                             rec.best, per, rec.mean, rec.diversity, rec.gene_distance, rec.evaluations, rec.seconds)
+    const std::string saved = rec.steps_saved != 0 ? fmt::format(", racing saved {} steps", rec.steps_saved) : "";
+    std::cout << fmt::format("Best fitness: {:.4f} (val_acc: {})  mean {:.4f}, distinct {:.2f}, gene distance {:.3f}, {} new runs{}, {:.1f} s",
+                             rec.best, per, rec.mean, rec.diversity, rec.gene_distance, rec.evaluations, saved, rec.seconds)
               << std::endl;
   };
   std::string current;
@@ -703,6 +705,9 @@ int main(int argc, char** argv) {
     c->add_option("--max-terms", evolve_args.max_terms, "Maximum terms per genome (default 4)");
     c->add_option("--data-dir", evolve_args.data_dir, "Data directory");
     c->add_flag("--anneal", evolve_args.anneal, "Anneal mutation strength over the generations");
+    if (!is_compare)
+      c->add_flag("--racing", evolve_args.racing,
+                  "Successive halving over steps in each generation: new genomes train 1/4 then 1/2 of the steps, the best third goes on");
     c->add_option("--baselines", evolve_args.baselines,
                   "How baselines are tuned: strong (default: lr x weight decay x schedule/clipping, successive halving) or seed (3 x 3 grid, "
                   "constant lr)");

@@ -176,6 +176,14 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
           ga.space.max_terms = get<int>(gv, g, file);
         else if (gk == "search_seeds")
           ga.search_seeds = get<int>(gv, g, file);
+        else if (gk == "racing")
+          ga.racing.enabled = get<bool>(gv, g, file);
+        else if (gk == "racing_rungs")
+          ga.racing.rungs = get_array<double>(gv, g, file);
+        else if (gk == "racing_keep")
+          ga.racing.keep = get<double>(gv, g, file);
+        else if (gk == "racing_rung_val_size")
+          ga.racing.rung_val_size = get<std::int64_t>(gv, g, file);
         else
           throw Error(file + ": unknown key " + g);
       }

@@ -24,7 +24,20 @@ using nlohmann::json;
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MutationOptions, gene_rate, structural_rate, flip_rate, sigma_log10_lr, sigma_log10_eps, sigma_log10_wd,
                                    sigma_beta1, sigma_log10_1m_beta2, sigma_weight, sigma_warmup)
 
+void RacingOptions::validate() const {
+  if (!enabled) return;
+  if (rungs.empty()) throw Error("racing needs at least one rung");
+  double prev = 0;
+  for (double r : rungs) {
+    if (!(r > prev && r < 1)) throw Error(fmt::format("racing rungs must be ascending fractions in (0, 1), got {}", r));
+    prev = r;
+  }
+  if (!(keep > 0 && keep < 1)) throw Error(fmt::format("racing keep must be in (0, 1), got {}", keep));
+  if (rung_val_size < 0) throw Error("racing rung validation size must be >= 0 (0 = all), got " + std::to_string(rung_val_size));
+}
+
 void GaOptions::validate() const {
+  racing.validate();
   if (population < 2) throw Error("population must be >= 2, got " + std::to_string(population));
   if (generations < 1) throw Error("generations must be >= 1, got " + std::to_string(generations));
   if (tournament < 1 || tournament > population)
@@ -51,7 +64,8 @@ json GaOptions::to_json() const {
           {"tasks", tasks},
           {"search_seeds", search_seeds},
           {"seed_presets", seed_presets},
-          {"mutation", mutation}};
+          {"mutation", mutation},
+          {"racing", {{"enabled", racing.enabled}, {"rungs", racing.rungs}, {"keep", racing.keep}, {"rung_val_size", racing.rung_val_size}}}};
 }
 
 GaOptions GaOptions::from_json(const json& j) {
@@ -69,6 +83,13 @@ GaOptions GaOptions::from_json(const json& j) {
   o.search_seeds = j.at("search_seeds");
   o.seed_presets = j.at("seed_presets").get<std::vector<std::string>>();
   o.mutation = j.at("mutation").get<MutationOptions>();
+  if (j.contains("racing")) {  // absent in configs written before racing existed
+    const json& r = j.at("racing");
+    o.racing.enabled = r.at("enabled").get<bool>();
+    o.racing.rungs = r.at("rungs").get<std::vector<double>>();
+    o.racing.keep = r.at("keep").get<double>();
+    o.racing.rung_val_size = r.at("rung_val_size").get<std::int64_t>();
+  }
   return o;
 }
 
@@ -79,8 +100,17 @@ std::uint64_t search_seed(std::uint64_t run_seed, const std::string& task, int i
 // ---------------------------------------------------------------- records
 
 json Individual::to_json() const {
-  return {{"id", id},           {"generation", generation}, {"hash", genome.hash_hex()}, {"genome", genome.to_json()}, {"origin", origin},
-          {"parents", parents}, {"mutations", mutations},   {"fitness", fitness},        {"per_task", per_task},       {"formula", genome.formula()}};
+  return {{"id", id},
+          {"generation", generation},
+          {"hash", genome.hash_hex()},
+          {"genome", genome.to_json()},
+          {"origin", origin},
+          {"parents", parents},
+          {"mutations", mutations},
+          {"fitness", fitness},
+          {"per_task", per_task},
+          {"formula", genome.formula()},
+          {"raced_out_at", raced_out_at}};
 }
 
 Individual Individual::from_json(const json& j) {
@@ -93,6 +123,7 @@ Individual Individual::from_json(const json& j) {
   i.mutations = j.at("mutations").get<std::vector<std::string>>();
   i.fitness = j.at("fitness");
   i.per_task = j.at("per_task").get<std::map<std::string, double>>();
+  i.raced_out_at = j.value("raced_out_at", std::int64_t{0});
   return i;
 }
 
@@ -107,6 +138,7 @@ json GenerationRecord::to_json() const {
           {"gene_distance", gene_distance},
           {"evaluations", evaluations},
           {"reused", reused},
+          {"steps_saved", steps_saved},
           {"seconds", seconds},
           {"best_id", best_id}};
 }
@@ -123,6 +155,7 @@ GenerationRecord GenerationRecord::from_json(const json& j) {
   r.gene_distance = j.value("gene_distance", 0.0);  // absent in checkpoints written before it existed
   r.evaluations = j.at("evaluations");
   r.reused = j.at("reused");
+  r.steps_saved = j.value("steps_saved", std::int64_t{0});
   r.seconds = j.at("seconds");
   r.best_id = j.at("best_id");
   return r;
@@ -131,20 +164,24 @@ GenerationRecord GenerationRecord::from_json(const json& j) {
 std::string history_csv(const std::vector<GenerationRecord>& history, const std::vector<std::string>& tasks) {
   std::string out = "generation,best,mean,median,std";
   for (const auto& t : tasks) out += ",best_" + t;
-  out += ",diversity,gene_distance,evaluations,reused,seconds\n";
+  out += ",diversity,gene_distance,evaluations,reused,steps_saved,seconds\n";
   for (const auto& r : history) {
     out += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.6f}", r.generation, r.best, r.mean, r.median, r.stddev);
     for (const auto& t : tasks) out += fmt::format(",{:.6f}", r.best_per_task.count(t) ? r.best_per_task.at(t) : 0.0);
-    out += fmt::format(",{:.4f},{:.4f},{},{},{:.2f}\n", r.diversity, r.gene_distance, r.evaluations, r.reused, r.seconds);
+    out += fmt::format(",{:.4f},{:.4f},{},{},{},{:.2f}\n", r.diversity, r.gene_distance, r.evaluations, r.reused, r.steps_saved, r.seconds);
   }
   return out;
 }
 
 const Individual& best_of(const std::vector<Individual>& individuals) {
   if (individuals.empty()) throw Error("no individuals");
-  const Individual* best = &individuals.front();
-  for (const auto& i : individuals)
-    if (i.fitness > best->fitness || (i.fitness == best->fitness && i.id < best->id)) best = &i;
+  bool any_full = false;
+  for (const auto& i : individuals) any_full = any_full || i.raced_out_at == 0;
+  const Individual* best = nullptr;
+  for (const auto& i : individuals) {
+    if (any_full && i.raced_out_at != 0) continue;
+    if (best == nullptr || i.fitness > best->fitness || (i.fitness == best->fitness && i.id < best->id)) best = &i;
+  }
   return *best;
 }
 
@@ -232,20 +269,8 @@ eval::RunRequest GeneticAlgorithm::request(const Key& k, const genome::Genome& g
   return {g, k.task, search_seed(options_.seed, k.task, k.seed_index), data::Split::Val, evaluator_.default_steps()};
 }
 
-void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
-                                const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted) {
-  // Every (genome, task, seed) this generation needs, de-duplicated by canonical hash.
-  std::vector<Key> needed;
-  std::vector<eval::RunRequest> requests;
-  std::set<Key> seen;
-  for (const auto& ind : population)
-    for (const auto& task : options_.tasks)
-      for (int s = 0; s < options_.search_seeds; ++s) {
-        Key k{ind.genome.hash(), task, s};
-        if (!seen.insert(k).second || results_.count(k)) continue;
-        needed.push_back(k);
-        requests.push_back(request(k, ind.genome));
-      }
+std::vector<std::optional<train::RunResult>> GeneticAlgorithm::train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events,
+                                                                          const std::atomic<bool>* cancel, GaOutcome& outcome) {
   int total = 0, done = 0;
   eval::StoreEvents store_events;
   store_events.planned = [&](std::size_t, std::size_t to_train) { total = static_cast<int>(to_train); };
@@ -255,7 +280,102 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
     ++done;
     if (events.run_finished) events.run_finished(done, total);
   };
-  const auto found = eval::run_with_store(*store_, evaluator_, "search", requests, store_events, cancel);
+  return eval::run_with_store(*store_, evaluator_, "search", requests, store_events, cancel);
+}
+
+std::map<std::uint64_t, Individual> GeneticAlgorithm::race(const std::vector<Individual>& population, GenerationRecord& record,
+                                                           const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome,
+                                                           bool& interrupted) {
+  // The racers: distinct genomes (in population order) whose full-budget runs are not all known.
+  std::vector<const Individual*> racers;
+  std::set<std::uint64_t> seen;
+  for (const auto& ind : population) {
+    if (!seen.insert(ind.genome.hash()).second) continue;
+    bool known = true;
+    for (const auto& task : options_.tasks)
+      for (int s = 0; s < options_.search_seeds; ++s) known = known && results_.count({ind.genome.hash(), task, s}) > 0;
+    if (!known) racers.push_back(&ind);
+  }
+  const std::int64_t full = evaluator_.default_steps();
+  const auto runs_per_genome = static_cast<std::int64_t>(options_.tasks.size()) * options_.search_seeds;
+  std::int64_t trained_steps = 0;
+  const std::int64_t started = static_cast<std::int64_t>(racers.size());
+  std::map<std::uint64_t, Individual> out;
+  for (double fraction : options_.racing.rungs) {
+    if (racers.size() <= 1) break;
+    const std::int64_t steps = std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(full)));
+    std::vector<eval::RunRequest> requests;
+    for (const Individual* ind : racers)
+      for (const auto& task : options_.tasks)
+        for (int s = 0; s < options_.search_seeds; ++s) {
+          eval::RunRequest r = request({ind->genome.hash(), task, s}, ind->genome);
+          r.steps = steps;
+          r.eval_limit = options_.racing.rung_val_size;
+          requests.push_back(r);
+        }
+    const auto found = train_runs(requests, events, cancel, outcome);
+    std::vector<std::pair<double, std::size_t>> ranked;  // (fitness, racer index)
+    std::vector<Individual> scored;
+    for (std::size_t k = 0; k < racers.size(); ++k) {
+      std::vector<train::RunResult> runs;
+      for (std::int64_t j = 0; j < runs_per_genome; ++j) {
+        const auto& r = found[k * static_cast<std::size_t>(runs_per_genome) + static_cast<std::size_t>(j)];
+        if (!r) {
+          interrupted = true;
+          return out;
+        }
+        runs.push_back(*r);
+      }
+      const auto f = train::aggregate_fitness(runs);
+      Individual i = *racers[k];
+      i.fitness = f.overall;
+      i.per_task = f.per_task;
+      i.raced_out_at = steps;
+      scored.push_back(i);
+      ranked.push_back({f.overall, k});
+    }
+    trained_steps += steps * static_cast<std::int64_t>(racers.size()) * runs_per_genome;
+    // Best first; ties by population order, so the cut is a function of the results alone.
+    std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    const auto keep = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(options_.racing.keep * static_cast<double>(racers.size()))));
+    std::vector<bool> stays(racers.size(), false);
+    for (std::size_t k = 0; k < keep; ++k) stays[ranked[k].second] = true;
+    std::vector<const Individual*> next;
+    for (std::size_t k = 0; k < racers.size(); ++k) {
+      if (stays[k])
+        next.push_back(racers[k]);
+      else
+        out[racers[k]->genome.hash()] = scored[k];
+    }
+    racers = next;
+  }
+  trained_steps += full * static_cast<std::int64_t>(racers.size()) * runs_per_genome;
+  record.steps_saved = full * started * runs_per_genome - trained_steps;
+  return out;
+}
+
+void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
+                                const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted) {
+  std::map<std::uint64_t, Individual> raced_out;
+  if (options_.racing.enabled) {
+    raced_out = race(population, record, events, cancel, outcome, interrupted);
+    if (interrupted) return;
+  }
+  // Every (genome, task, seed) this generation needs at the full budget, de-duplicated by canonical hash.
+  std::vector<Key> needed;
+  std::vector<eval::RunRequest> requests;
+  std::set<Key> seen;
+  for (const auto& ind : population) {
+    if (raced_out.count(ind.genome.hash())) continue;
+    for (const auto& task : options_.tasks)
+      for (int s = 0; s < options_.search_seeds; ++s) {
+        Key k{ind.genome.hash(), task, s};
+        if (!seen.insert(k).second || results_.count(k)) continue;
+        needed.push_back(k);
+        requests.push_back(request(k, ind.genome));
+      }
+  }
+  const auto found = train_runs(requests, events, cancel, outcome);
   for (std::size_t i = 0; i < needed.size(); ++i) {
     if (!found[i]) {
       interrupted = true;
@@ -264,12 +384,19 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
     results_[needed[i]] = *found[i];
   }
   for (auto& ind : population) {
+    if (const auto it = raced_out.find(ind.genome.hash()); it != raced_out.end()) {
+      ind.fitness = it->second.fitness;
+      ind.per_task = it->second.per_task;
+      ind.raced_out_at = it->second.raced_out_at;
+      continue;
+    }
     std::vector<train::RunResult> runs;
     for (const auto& task : options_.tasks)
       for (int s = 0; s < options_.search_seeds; ++s) runs.push_back(results_.at({ind.genome.hash(), task, s}));
     const auto f = train::aggregate_fitness(runs);
     ind.fitness = f.overall;
     ind.per_task = f.per_task;
+    ind.raced_out_at = 0;
   }
   record.reused = static_cast<int>(population.size() * options_.tasks.size() * static_cast<std::size_t>(options_.search_seeds)) - record.evaluations;
 }
@@ -413,7 +540,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     std::vector<double> sorted = f;
     std::sort(sorted.begin(), sorted.end());
     const std::size_t n = sorted.size();
-    rec.best = sorted.back();
+    rec.best = best_of(population).fitness;  // a genome raced out is never the best (best_of)
     rec.mean = 0;
     for (double v : f) rec.mean += v;
     rec.mean /= static_cast<double>(n);
@@ -423,7 +550,8 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     rec.stddev = std::sqrt(var / static_cast<double>(n));
     for (const auto& t : options_.tasks) {
       double b = -1e9;
-      for (const auto& i : population) b = std::max(b, i.per_task.at(t));
+      for (const auto& i : population)
+        if (i.raced_out_at == 0) b = std::max(b, i.per_task.at(t));
       rec.best_per_task[t] = b;
     }
     std::set<std::uint64_t> distinct;

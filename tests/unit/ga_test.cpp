@@ -7,6 +7,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/eval/process_evaluator.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 #include "evoopt/ga/operators.hpp"
@@ -301,7 +302,8 @@ TEST(GeneticAlgorithm, RecordsLineageAndRejectsBadOptions) {
   EXPECT_EQ(best["validation_fitness"].get<double>(), out.best.fitness);
   EXPECT_EQ(genome::load_genome((tmp / "best_genome.json").string()), out.best.genome);
   const std::string csv = read_text_file(tmp / "history.csv");
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "generation,best,mean,median,std,best_synthetic,diversity,gene_distance,evaluations,reused,seconds");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "generation,best,mean,median,std,best_synthetic,diversity,gene_distance,evaluations,reused,steps_saved,seconds");
   EXPECT_EQ(test::count_lines(csv), 4);
   GaOptions bad = o;
   bad.population = 1;
@@ -312,4 +314,65 @@ TEST(GeneticAlgorithm, RecordsLineageAndRejectsBadOptions) {
   bad = o;
   bad.tasks.clear();
   EXPECT_THROW(GeneticAlgorithm(bad, ev), Error);
+}
+
+// Racing (issue 10): new genomes train rungs of 1/4 and 1/2 of the steps first; those raced
+// out keep their rung fitness and are marked, are never the winner, the steps saved are
+// recorded, and an interrupted racing search resumes to the identical history.
+TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdentically) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  task::TaskOptions to;
+  to.data_dir = test::data_dir();
+  to.split.train_subset = 500;
+  to.split.val_size = 300;
+  std::map<std::string, task::Task> tasks = {{"mnist", task::load_task("mnist", to)}};
+  train::Budget b;
+  b.steps = 16;
+  GaOptions o;
+  o.population = 6;
+  o.generations = 2;
+  o.tasks = {"mnist"};
+  o.seed = 4;
+  o.racing.enabled = true;
+  o.racing.rung_val_size = 100;
+  test::TempDir tmp;
+  eval::LocalEvaluator ev(tasks, b);
+  GaOutcome full = GeneticAlgorithm(o, ev, tmp / "full").run();
+  ASSERT_TRUE(full.completed);
+  std::int64_t saved = 0;
+  for (const auto& r : full.history) saved += r.steps_saved;
+  // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 + 2×8 + 1×16 = 56.
+  EXPECT_EQ(full.history.front().steps_saved, 40);
+  EXPECT_GT(saved, 40);
+  const nlohmann::json lineage = read_json_file(tmp / "full/lineage.json");
+  int raced = 0;
+  for (const auto& i : lineage.at("individuals")) {
+    const auto at = i.at("raced_out_at").get<std::int64_t>();
+    EXPECT_TRUE(at == 0 || at == 4 || at == 8) << at;
+    raced += at > 0;
+  }
+  EXPECT_GE(raced, 5);
+  EXPECT_EQ(full.best.raced_out_at, 0);
+  for (const auto& r : full.history)
+    for (const auto& i : lineage.at("individuals"))
+      if (i.at("id").get<std::uint64_t>() == r.best_id) EXPECT_EQ(i.at("raced_out_at").get<std::int64_t>(), 0) << "generation " << r.generation;
+  // Rung runs are in the store under their own steps: an interrupted search resumes to the same history.
+  std::atomic<bool> cancel{false};
+  int finished = 0;
+  GaEvents stop_soon;
+  stop_soon.run_finished = [&](int, int) {
+    if (++finished == 7) cancel = true;
+  };
+  EXPECT_FALSE(GeneticAlgorithm(o, ev, tmp / "cut").run(stop_soon, &cancel).completed);
+  ASSERT_TRUE(GeneticAlgorithm(o, ev, tmp / "cut").run().completed);
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "cut/history.csv")),
+            test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
+  EXPECT_EQ(read_text_file(tmp / "cut/lineage.json"), read_text_file(tmp / "full/lineage.json"));
+  // Bad racing settings are refused naming the field.
+  GaOptions bad = o;
+  bad.racing.rungs = {0.5, 0.25};
+  EXPECT_THROW(bad.validate(), Error);
+  bad = o;
+  bad.racing.keep = 1.0;
+  EXPECT_THROW(bad.validate(), Error);
 }

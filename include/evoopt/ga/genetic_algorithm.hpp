@@ -27,6 +27,19 @@
 
 namespace evoopt::ga {
 
+// Racing: successive halving over training steps inside each generation. Every new genome
+// first trains `rungs[0]` of the steps (scored on the first `rung_val_size` validation
+// images); only the best `keep` fraction goes on to the next rung, and the survivors of the
+// last rung train the full budget. A genome raced out keeps the fitness of its last rung
+// (marked in lineage.json) and can be selected as a parent, but never be the winner.
+struct RacingOptions {
+  bool enabled = false;
+  std::vector<double> rungs = {0.25, 0.5};  // fractions of the steps, ascending, each in (0, 1)
+  double keep = 1.0 / 3.0;                  // fraction of a rung's genomes that go on (at least one)
+  std::int64_t rung_val_size = 1000;        // validation images scoring a rung (0 = all)
+  void validate() const;
+};
+
 struct GaOptions {
   int population = 20;
   int generations = 15;
@@ -40,6 +53,7 @@ struct GaOptions {
   std::vector<std::string> tasks;         // fitness = mean over these of the mean over seeds
   int search_seeds = 1;                   // training seeds per task per genome
   std::vector<std::string> seed_presets;  // empty: sgd, adam, rmsprop (+ adamw, signum, lion when the vocabulary has them)
+  RacingOptions racing;
   void validate() const;
   nlohmann::json to_json() const;
   static GaOptions from_json(const nlohmann::json& j);
@@ -57,6 +71,7 @@ struct Individual {
   std::vector<std::string> mutations;
   double fitness = 0.0;
   std::map<std::string, double> per_task;
+  std::int64_t raced_out_at = 0;  // racing: the steps of the rung it stopped at (its fitness is from there); 0: full budget
   nlohmann::json to_json() const;
   static Individual from_json(const nlohmann::json& j);
 };
@@ -70,6 +85,7 @@ struct GenerationRecord {
   double gene_distance = 0;                     // mean pairwise genome_distance over the population
   int evaluations = 0;                          // training runs this generation needed (not known from earlier ones)
   int reused = 0;                               // runs reused from earlier generations
+  std::int64_t steps_saved = 0;                 // racing: training steps not spent compared with training every new run fully
   double seconds = 0;
   std::uint64_t best_id = 0;
   nlohmann::json to_json() const;
@@ -114,6 +130,13 @@ class GeneticAlgorithm {
   eval::RunRequest request(const Key& k, const genome::Genome& g) const;
   void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
                 GaOutcome& outcome, bool& interrupted);
+  // Racing: trains the rungs for the population's new genomes; returns the genomes raced out
+  // (hash → individual holding the rung's fitness) and adds the steps saved to `record`.
+  std::map<std::uint64_t, Individual> race(const std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
+                                           const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted);
+  // Trains (or finds in the store) `requests`, counting them in `outcome`; empty when interrupted.
+  std::vector<std::optional<train::RunResult>> train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events,
+                                                          const std::atomic<bool>* cancel, GaOutcome& outcome);
   void write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const;
   void save_checkpoint(int generation, const Rng& rng, const std::vector<Individual>& population, const std::vector<GenerationRecord>& history,
                        const std::vector<Individual>& all) const;
@@ -130,7 +153,8 @@ class GeneticAlgorithm {
 // history.csv text for a log (deterministic formatting).
 std::string history_csv(const std::vector<GenerationRecord>& history, const std::vector<std::string>& tasks);
 
-// Best individual by fitness (ties: lowest id).
+// Best individual by fitness (ties: lowest id) among those trained at the full budget
+// (all of them when none was).
 const Individual& best_of(const std::vector<Individual>& individuals);
 
 }  // namespace evoopt::ga
