@@ -224,11 +224,25 @@ std::vector<Individual> GeneticAlgorithm::initial_population(Rng& rng) {
 }
 
 std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& parents, int generation, Rng& rng) {
+  // Selection compares fitness measured at the same budget only: a genome raced out at a rung
+  // ranks below every genome that went further (its shorter run can score higher than a full
+  // one: measured on the default study, raced-out genomes became elites and the search lost
+  // its best). Without racing the score is the fitness.
+  const std::int64_t full = evaluator_.default_steps();
+  auto score = [&](const Individual& i) {
+    if (i.raced_out_at == 0) return i.fitness;
+    int above = 1;  // the full budget
+    for (double r : options_.racing.rungs)
+      if (std::max<std::int64_t>(1, std::llround(r * static_cast<double>(full))) > i.raced_out_at) ++above;
+    return i.fitness - 3.0 * above;  // fitness is in [-1, 1]: levels never overlap
+  };
   std::vector<Individual> ranked = parents;
-  std::stable_sort(ranked.begin(), ranked.end(),
-                   [](const Individual& a, const Individual& b) { return a.fitness > b.fitness || (a.fitness == b.fitness && a.id < b.id); });
+  std::stable_sort(ranked.begin(), ranked.end(), [&](const Individual& a, const Individual& b) {
+    const double sa = score(a), sb = score(b);
+    return sa > sb || (sa == sb && a.id < b.id);
+  });
   std::vector<double> fitness;
-  for (const auto& p : parents) fitness.push_back(p.fitness);
+  for (const auto& p : parents) fitness.push_back(score(p));
   MutationOptions m = options_.mutation;
   if (options_.anneal && options_.generations > 1)
     m.strength *= 1.0 - 0.7 * static_cast<double>(generation) / static_cast<double>(options_.generations - 1);

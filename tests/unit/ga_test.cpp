@@ -368,6 +368,25 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
   EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "cut/history.csv")),
             test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
   EXPECT_EQ(read_text_file(tmp / "cut/lineage.json"), read_text_file(tmp / "full/lineage.json"));
+  // Selection ranks a raced-out genome below every genome that went further, whatever its
+  // (shorter-run) fitness: the elites are the two full-budget genomes here.
+  {
+    GaOptions sel = o;
+    sel.population = 4;
+    GeneticAlgorithm ga(sel, ev);
+    Rng rng(1);
+    std::vector<Individual> parents = ga.initial_population(rng);
+    const double fit[] = {0.5, 0.6, 0.9, 0.95};
+    const std::int64_t at[] = {0, 0, 8, 4};
+    for (std::size_t k = 0; k < 4; ++k) {
+      parents[k].fitness = fit[k];
+      parents[k].raced_out_at = at[k];
+    }
+    const auto next = ga.breed(parents, 1, rng);
+    ASSERT_EQ(next[0].origin, "elite");
+    EXPECT_EQ(next[0].parents.front(), parents[1].id);
+    EXPECT_EQ(next[1].parents.front(), parents[0].id);
+  }
   // Bad racing settings are refused naming the field.
   GaOptions bad = o;
   bad.racing.rungs = {0.5, 0.25};

@@ -31,7 +31,8 @@ namespace evoopt::ga {
 // first trains `rungs[0]` of the steps (scored on the first `rung_val_size` validation
 // images); only the best `keep` fraction goes on to the next rung, and the survivors of the
 // last rung train the full budget. A genome raced out keeps the fitness of its last rung
-// (marked in lineage.json) and can be selected as a parent, but never be the winner.
+// (marked in lineage.json) and can be selected as a parent, ranked below every genome that
+// went further, but never be the winner.
 struct RacingOptions {
   bool enabled = false;
   std::vector<double> rungs = {0.25, 0.5};  // fractions of the steps, ascending, each in (0, 1)
