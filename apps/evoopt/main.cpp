@@ -221,7 +221,7 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
         train::Budget b;
         b.steps = a.steps > 0 ? a.steps : 50;
         b.log_every = b.steps;
-        b.memory_format = layout == "contiguous" ? at::MemoryFormat::Contiguous : at::MemoryFormat::ChannelsLast;
+        b.memory_format = train::layout_from_name(layout);
         train::Budget warm{5, 5};
         warm.memory_format = b.memory_format;
         train::train_and_evaluate(g, t, 0, warm);  // warm-up

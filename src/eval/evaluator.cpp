@@ -44,7 +44,7 @@ nlohmann::json fingerprint_description(const task::Task& task, const train::Budg
           {"divergence_loss", budget.divergence_loss},
           {"log_every", budget.log_every},
           {"eval_batch", budget.eval_batch},
-          {"layout", budget.memory_format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous"}};
+          {"layout", train::layout_name(budget.memory_format)}};
 }
 
 std::string fingerprint_of(const task::Task& task, const train::Budget& budget) {

@@ -78,8 +78,18 @@ void send_text(const std::string& text, int dest, int tag) {
 }
 
 // Requests still running on a rank when rank 0 stopped waiting (cancel or failure); their
-// answers are drained before the rank is told to stop.
+// answers are drained before the rank is used again or told to stop.
 std::vector<int> g_outstanding;
+
+void drain_outstanding() {
+  for (int r = 1; r < g_size; ++r)
+    while (g_outstanding[static_cast<std::size_t>(r)] > 0) {
+      MPI_Status st;
+      wait_message(r, kTagAnswer, st, -1);
+      receive_text(st);
+      --g_outstanding[static_cast<std::size_t>(r)];
+    }
+}
 
 class MpiEvaluator : public WorkerPoolEvaluator {
  public:
@@ -95,7 +105,7 @@ class MpiEvaluator : public WorkerPoolEvaluator {
   std::size_t slots() const override { return static_cast<std::size_t>(g_size - 1); }
   bool connected() const override { return connected_; }
   void connect() override {
-    drain();
+    drain_outstanding();
     connected_ = true;
     set_up("MPI rank");
   }
@@ -118,21 +128,12 @@ class MpiEvaluator : public WorkerPoolEvaluator {
         ++g_outstanding[slot + 1];
         running_[slot] = -1;
       }
-    drain();
+    drain_outstanding();
   }
   bool kill_on_cancel() const override { return false; }
   std::string slot_name(std::size_t slot) const override { return "MPI rank " + std::to_string(slot + 1); }
 
  private:
-  static void drain() {
-    for (int r = 1; r < g_size; ++r)
-      while (g_outstanding[static_cast<std::size_t>(r)] > 0) {
-        MPI_Status st;
-        wait_message(r, kTagAnswer, st, -1);
-        receive_text(st);
-        --g_outstanding[static_cast<std::size_t>(r)];
-      }
-  }
   bool connected_ = false;
 };
 }  // namespace
@@ -164,13 +165,7 @@ int serve() {
 void finish() {
   if (!g_started) return;
   if (g_rank == 0) {
-    for (int r = 1; r < g_size; ++r)
-      while (g_outstanding[static_cast<std::size_t>(r)] > 0) {
-        MPI_Status st;
-        wait_message(r, kTagAnswer, st, -1);
-        receive_text(st);
-        --g_outstanding[static_cast<std::size_t>(r)];
-      }
+    drain_outstanding();
     for (int r = 1; r < g_size; ++r) send_text("", r, kTagStop);
   }
   MPI_Finalize();

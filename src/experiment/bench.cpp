@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "evoopt/common/error.hpp"
-#include "evoopt/eval/factory.hpp"
 #include "evoopt/eval/mpi.hpp"
 #include "evoopt/experiment/study.hpp"
 
@@ -44,15 +43,11 @@ std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const 
   std::vector<int> counts = worker_counts;
   if (eval::mpi::active()) counts.push_back(0);  // 0: the MPI ranks
   for (int w : counts) {
-    eval::EvaluatorSpec spec;
-    spec.tasks = loaded.tasks;
-    spec.task_options = loaded.options;
-    spec.budget = study_budget(config);
-    spec.workers = w == 0 ? 1 : w;
-    spec.use_mpi = w == 0;
+    ExperimentConfig c = config;
+    c.workers = w == 0 ? 1 : w;
     WorkerBenchRow row;
     const auto t0 = std::chrono::steady_clock::now();
-    const auto evaluator = eval::make_evaluator(spec);
+    const auto evaluator = make_study_evaluator(c, loaded, /*use_mpi=*/w == 0);
     row.workers = evaluator->workers();
     row.kind = w == 0 ? "MPI ranks" : w == 1 ? "in-process" : "worker processes";
     const auto t1 = std::chrono::steady_clock::now();

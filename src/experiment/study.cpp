@@ -44,12 +44,13 @@ LoadedTasks load_tasks(const ExperimentConfig& config) {
   return out;
 }
 
-std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded) {
+std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded, bool use_mpi) {
   eval::EvaluatorSpec spec;
   spec.tasks = loaded.tasks;
   spec.task_options = loaded.options;
   spec.budget = study_budget(config);
   spec.workers = config.resolved_workers();
+  spec.use_mpi = use_mpi;
   return eval::make_evaluator(spec);
 }
 

@@ -228,12 +228,11 @@ std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& p
   // ranks below every genome that went further (its shorter run can score higher than a full
   // one: measured on the default study, raced-out genomes became elites and the search lost
   // its best). Without racing the score is the fitness.
-  const std::int64_t full = evaluator_.default_steps();
   auto score = [&](const Individual& i) {
     if (i.raced_out_at == 0) return i.fitness;
     int above = 1;  // the full budget
     for (double r : options_.racing.rungs)
-      if (std::max<std::int64_t>(1, std::llround(r * static_cast<double>(full))) > i.raced_out_at) ++above;
+      if (rung_steps(r) > i.raced_out_at) ++above;
     return i.fitness - 3.0 * above;  // fitness is in [-1, 1]: levels never overlap
   };
   std::vector<Individual> ranked = parents;
@@ -279,6 +278,10 @@ std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& p
   return next;
 }
 
+std::int64_t GeneticAlgorithm::rung_steps(double fraction) const {
+  return std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(evaluator_.default_steps())));
+}
+
 eval::RunRequest GeneticAlgorithm::request(const Key& k, const genome::Genome& g) const {
   return {g, k.task, search_seed(options_.seed, k.task, k.seed_index), data::Split::Val, evaluator_.default_steps()};
 }
@@ -317,7 +320,7 @@ std::map<std::uint64_t, Individual> GeneticAlgorithm::race(const std::vector<Ind
   std::map<std::uint64_t, Individual> out;
   for (double fraction : options_.racing.rungs) {
     if (racers.size() <= 1) break;
-    const std::int64_t steps = std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(full)));
+    const std::int64_t steps = rung_steps(fraction);
     std::vector<eval::RunRequest> requests;
     for (const Individual* ind : racers)
       for (const auto& task : options_.tasks)

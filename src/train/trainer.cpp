@@ -24,6 +24,14 @@ void Budget::validate() const {
   if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
 }
 
+const char* layout_name(at::MemoryFormat format) { return format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous"; }
+
+at::MemoryFormat layout_from_name(const std::string& name) {
+  if (name == "channels_last") return at::MemoryFormat::ChannelsLast;
+  if (name == "contiguous") return at::MemoryFormat::Contiguous;
+  throw Error("unknown memory format '" + name + "' (allowed: channels_last, contiguous)");
+}
+
 nlohmann::json to_json(const Budget& b) {
   return {{"steps", b.steps},
           {"log_every", b.log_every},
@@ -32,7 +40,7 @@ nlohmann::json to_json(const Budget& b) {
           {"threads", b.threads},
           {"eval_split", data::split_name(b.eval_split)},
           {"eval_limit", b.eval_limit},
-          {"memory_format", b.memory_format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous"}};
+          {"memory_format", layout_name(b.memory_format)}};
 }
 
 Budget budget_from_json(const nlohmann::json& j) {
@@ -44,9 +52,7 @@ Budget budget_from_json(const nlohmann::json& j) {
   b.threads = j.at("threads").get<int>();
   b.eval_split = data::split_from_name(j.at("eval_split").get<std::string>());
   b.eval_limit = j.at("eval_limit").get<std::int64_t>();
-  const std::string layout = j.at("memory_format").get<std::string>();
-  if (layout != "channels_last" && layout != "contiguous") throw Error("unknown memory format '" + layout + "'");
-  b.memory_format = layout == "channels_last" ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  b.memory_format = layout_from_name(j.at("memory_format").get<std::string>());
   b.validate();
   return b;
 }

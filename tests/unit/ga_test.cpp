@@ -249,10 +249,7 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
 // In this process, and in 2 and 3 worker processes (the real evoopt binary): one history.
 TEST(GeneticAlgorithm, HistoryIsIdenticalWithOneTwoAndThreeWorkerProcesses) {
   EVOOPT_REQUIRE_DATASET("mnist");
-  task::TaskOptions to;
-  to.data_dir = test::data_dir();
-  to.split.train_subset = 500;
-  to.split.val_size = 300;
+  const task::TaskOptions to = test::small_mnist_options();
   std::map<std::string, task::Task> tasks = {{"mnist", task::load_task("mnist", to)}};
   train::Budget b;
   b.steps = 15;
@@ -321,10 +318,7 @@ TEST(GeneticAlgorithm, RecordsLineageAndRejectsBadOptions) {
 // recorded, and an interrupted racing search resumes to the identical history.
 TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdentically) {
   EVOOPT_REQUIRE_DATASET("mnist");
-  task::TaskOptions to;
-  to.data_dir = test::data_dir();
-  to.split.train_subset = 500;
-  to.split.val_size = 300;
+  const task::TaskOptions to = test::small_mnist_options();
   std::map<std::string, task::Task> tasks = {{"mnist", task::load_task("mnist", to)}};
   train::Budget b;
   b.steps = 16;

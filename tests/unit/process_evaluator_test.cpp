@@ -25,9 +25,7 @@ struct Setup {
 const Setup& small() {
   static const Setup s = [] {
     Setup s;
-    s.options.data_dir = test::data_dir();
-    s.options.split.train_subset = 500;
-    s.options.split.val_size = 300;
+    s.options = test::small_mnist_options();
     s.tasks = {{"mnist", task::load_task("mnist", s.options)}};
     s.budget.steps = 12;
     return s;

@@ -10,6 +10,8 @@
 #include <random>
 #include <string>
 
+#include "evoopt/task/task.hpp"
+
 namespace evoopt::test {
 
 inline std::filesystem::path source_dir() { return EVOOPT_SOURCE_DIR; }
@@ -40,6 +42,16 @@ inline std::filesystem::path mirror_dir() {
     if (!std::filesystem::exists(::evoopt::test::data_dir() / name / "metadata.json"))                                                     \
       FAIL() << "dataset " << name << " not prepared in " << ::evoopt::test::data_dir() << " (run scripts/setup.sh or evoopt data fetch)"; \
   } while (0)
+
+// MNIST from the prepared data dir with 500 training and 300 validation images: real data,
+// runs of a fraction of a second.
+inline task::TaskOptions small_mnist_options() {
+  task::TaskOptions o;
+  o.data_dir = data_dir();
+  o.split.train_subset = 500;
+  o.split.val_size = 300;
+  return o;
+}
 
 class TempDir {
  public:

@@ -78,8 +78,8 @@ struct LoadedTasks {
 LoadedTasks load_tasks(const ExperimentConfig& config);
 
 // The evaluator of a study or `evoopt compare` (eval::make_evaluator with the config's
-// workers and study_budget).
-std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded);
+// workers and study_budget). `use_mpi` false: local workers even under MPI (benchmarks).
+std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded, bool use_mpi = true);
 
 // The training budget of every run a study (or `evoopt compare`) makes: one place, so
 // their run-store fingerprints agree.

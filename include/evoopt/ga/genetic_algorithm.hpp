@@ -129,6 +129,7 @@ class GeneticAlgorithm {
     bool operator<(const Key& o) const { return std::tie(hash, task, seed_index) < std::tie(o.hash, o.task, o.seed_index); }
   };
   eval::RunRequest request(const Key& k, const genome::Genome& g) const;
+  std::int64_t rung_steps(double fraction) const;  // racing: a rung's step count (>= 1)
   void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
                 GaOutcome& outcome, bool& interrupted);
   // Racing: trains the rungs for the population's new genomes; returns the genomes raced out

@@ -40,6 +40,10 @@ struct Budget {
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
   void validate() const;                      // throws evoopt::Error naming the bad field
 };
+// "channels_last" | "contiguous": the layout's name in JSON, fingerprints and the CLI.
+const char* layout_name(at::MemoryFormat format);
+at::MemoryFormat layout_from_name(const std::string& name);  // throws evoopt::Error
+
 // The one field list of Budget (all but `cancel`), for worker processes.
 nlohmann::json to_json(const Budget& b);
 Budget budget_from_json(const nlohmann::json& j);
