@@ -134,6 +134,7 @@ struct TrainArgs {
   std::int64_t val_size = 5000;
   std::int64_t batch_size = 0;
   bool no_augment = false;
+  std::string device = "auto";
   int threads = 1;
 };
 
@@ -159,9 +160,12 @@ int cmd_train(const TrainArgs& a) {
   b.steps = a.steps;
   b.threads = a.threads;
   b.eval_split = a.split == "test" ? data::Split::Test : data::Split::Val;
+  b.device = train::resolve_device(a.device);
   const std::int64_t steps = a.steps > 0 ? a.steps : t.default_steps;
   b.log_every = std::max<std::int64_t>(1, steps / 10);
-  std::cout << fmt::format("task {} [{}], model {}, {} steps, batch {}, seed {}", t.name, t.label(), a.model, steps, t.batch_size, a.seed) << "\n";
+  std::cout << fmt::format("task {} [{}], model {}, {} steps, batch {}, seed {}, device {}", t.name, t.label(), a.model, steps, t.batch_size, a.seed,
+                           b.device)
+            << "\n";
   std::cout << "genome " << g.formula() << "\n       " << g.hyperparameters() << std::endl;
   auto r = train::train_and_evaluate(g, t, a.seed, b, [](std::int64_t step, double loss, double smoothed) {
     std::cout << fmt::format("step {:>6}  loss {:.4f}  smoothed {:.4f}", step, loss, smoothed) << std::endl;
@@ -418,8 +422,8 @@ struct EvolveArgs {
   int population = 0, generations = 0, workers = -1, seeds = 0, final_test_seeds = 0, max_terms = 0;
   std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
   std::uint64_t seed = 0;
-  std::string model, vocabulary, data_dir, baselines;
-  bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false, racing = false;
+  std::string model, vocabulary, data_dir, baselines, device;
+  bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false, racing = false, async = false;
 };
 
 experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
@@ -440,6 +444,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   if (given("--population")) c.ga.population = a.population;
   if (given("--generations")) c.ga.generations = a.generations;
   if (given("--workers")) c.workers = a.workers;
+  if (given("--device")) c.device = a.device;
   // evolve: --seeds (search seeds); compare: --val-seeds (its --seeds means test seeds).
   if (cmd->get_name() == "compare" ? given("--val-seeds") : given("--seeds")) c.ga.search_seeds = a.seeds;
   if (given("--final-test-seeds")) c.final_test_seeds = a.final_test_seeds;
@@ -457,6 +462,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   if (a.no_break_even) c.break_even = false;
   if (a.anneal) c.ga.anneal = true;
   if (a.racing) c.ga.racing.enabled = true;
+  if (a.async) c.ga.async = true;
   c.validate();
   return c;
 }
@@ -464,8 +470,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
 int report_study(const experiment::StudyResult& r) {
   const auto& dir = r.run_dir.string();
   if (!r.completed) {
-    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl; the checkpoint is " << dir
-              << "/checkpoint.json.\nResume with: evoopt resume " << dir << std::endl;
+    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl.\nResume with: evoopt resume " << dir << std::endl;
     return 130;
   }
   const auto& best = r.ga.best;
@@ -650,6 +655,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--split", train_args.split, "Evaluate on val (default) or test")->capture_default_str();
   train_cmd->add_option("--out", train_args.out, "Write the result as JSON")->check(non_empty());
   train_cmd->add_option("--threads", train_args.threads, "Intra-op threads")->capture_default_str();
+  train_cmd->add_option("--device", train_args.device, "auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N")->capture_default_str();
   add_task_flags(train_cmd);
 
   auto* bench_cmd = app.add_subcommand("bench", "Benchmarks (speed is measured here, never in tests)");
@@ -698,6 +704,7 @@ int main(int argc, char** argv) {
       c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)");
     c->add_option("--steps", evolve_args.steps, "Training steps per run");
     c->add_option("--workers", evolve_args.workers, "Worker processes (0 = one per core; 1 = train in this process; ignored under mpirun)");
+    c->add_option("--device", evolve_args.device, "auto (default: cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N");
     c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)");
     c->add_option("--val-size", evolve_args.val_size, "Validation images carved from the training set");
     c->add_option("--model", evolve_args.model, "tiny or paper");
@@ -708,6 +715,10 @@ int main(int argc, char** argv) {
     if (!is_compare)
       c->add_flag("--racing", evolve_args.racing,
                   "Successive halving over steps in each generation: new genomes train 1/4 then 1/2 of the steps, the best third goes on");
+    if (!is_compare)
+      c->add_flag("--async", evolve_args.async,
+                  "Steady state, no generation barrier: each finished genome joins the population (the oldest leaves) and a child takes "
+                  "its place on the workers");
     c->add_option("--baselines", evolve_args.baselines,
                   "How baselines are tuned: strong (default: lr x weight decay x schedule/clipping, successive halving) or seed (3 x 3 grid, "
                   "constant lr)");

@@ -33,6 +33,19 @@ void Splits::set_statistics(std::vector<double> channel_mean, std::vector<double
   shift_ = torch::tensor(shift, torch::kFloat64).to(torch::kFloat32).view({1, c, 1, 1});
 }
 
+Splits Splits::to(torch::Device device) const {
+  Splits s = *this;
+  for (Dataset* d : {&s.train, &s.val, &s.test}) {
+    if (d->images.defined()) d->images = d->images.to(device);
+    if (d->labels.defined()) d->labels = d->labels.to(device);
+  }
+  if (scale_.defined()) {
+    s.scale_ = scale_.to(device);
+    s.shift_ = shift_.to(device);
+  }
+  return s;
+}
+
 torch::Tensor Splits::normalise(const torch::Tensor& images_u8, at::MemoryFormat format) const {
   if (!scale_.defined()) throw Error("normalisation statistics of " + name + " are not set");
   if (images_u8.dim() != 4 || images_u8.size(1) != scale_.size(1))

@@ -1,6 +1,7 @@
 #include "evoopt/eval/evaluator.hpp"
 
 #include <cstring>
+#include <stdexcept>
 #include <thread>
 
 #include <fmt/format.h>
@@ -37,14 +38,18 @@ RunRequest run_request_from_json(const nlohmann::json& j) {
 nlohmann::json fingerprint_description(const task::Task& task, const train::Budget& budget) {
   // The numeric libraries change float rounding, so they are part of what a result depends on:
   // libtorch's version and the BLAS (OpenBLAS's description names its CPU kernel).
-  return {{"training_semantics", train::kTrainingSemanticsVersion},
-          {"libtorch", fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH)},
-          {"blas", blas_identity()},
-          {"task", task.description()},
-          {"divergence_loss", budget.divergence_loss},
-          {"log_every", budget.log_every},
-          {"eval_batch", budget.eval_batch},
-          {"layout", train::layout_name(budget.memory_format)}};
+  // The device changes float rounding too; named only off the CPU, so CPU stores made before
+  // devices existed keep their keys.
+  nlohmann::json j = {{"training_semantics", train::kTrainingSemanticsVersion},
+                      {"libtorch", fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH)},
+                      {"blas", blas_identity()},
+                      {"task", task.description()},
+                      {"divergence_loss", budget.divergence_loss},
+                      {"log_every", budget.log_every},
+                      {"eval_batch", budget.eval_batch},
+                      {"layout", train::layout_name(budget.memory_format)}};
+  if (budget.device != "cpu") j["device"] = budget.device;
+  return j;
 }
 
 std::string fingerprint_of(const task::Task& task, const train::Budget& budget) {
@@ -80,38 +85,64 @@ const task::Task& LocalEvaluator::task(const std::string& name) const {
   return it->second;
 }
 
-std::vector<std::optional<train::RunResult>> LocalEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                                      const std::atomic<bool>* cancel) {
-  for (const auto& r : requests) task(r.task);  // fail before any work
+std::vector<std::optional<train::RunResult>> Evaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
+                                                                 const std::atomic<bool>* cancel) {
+  if (outstanding() > 0) throw std::logic_error("Evaluator::evaluate called while streamed requests are outstanding");
+  for (const auto& r : requests) fingerprint(r.task);  // fail before any work
   std::vector<std::optional<train::RunResult>> results(requests.size());
+  std::map<std::uint64_t, std::size_t> index;
   for (std::size_t i = 0; i < requests.size(); ++i) {
     if (cancel != nullptr && cancel->load()) break;
-    train::RunResult r = run_request(task(requests[i].task), budget_, requests[i], cancel);
-    if (r.cancelled) break;
-    results[i] = r;
-    if (on_done) on_done(i, r);
+    index[submit(requests[i])] = i;
+  }
+  while (auto done = next_done(cancel)) {
+    const std::size_t i = index.at(done->ticket);
+    results[i] = std::move(done->result);
+    if (on_done) on_done(i, *results[i]);
   }
   return results;
 }
 
-std::vector<std::optional<train::RunResult>> SyntheticEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                                          const std::atomic<bool>* cancel) {
-  std::vector<std::optional<train::RunResult>> results(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    if (cancel != nullptr && cancel->load()) break;
-    train::RunResult r;
-    r.task = requests[i].task;
-    r.task_label = requests[i].task;
-    r.seed = requests[i].seed;
-    r.split = data::split_name(requests[i].split);
-    r.accuracy = fn_(requests[i].genome, requests[i].task, requests[i].seed);
-    r.diverged = r.accuracy < 0;
-    r.steps_done = r.steps_planned = 1;
-    ++calls_;
-    results[i] = r;
-    if (on_done) on_done(i, r);
+std::uint64_t Evaluator::submit(const RunRequest& request) {
+  fingerprint(request.task);  // an unknown task fails here, not later
+  queue_.emplace_back(next_ticket_, request);
+  return next_ticket_++;
+}
+
+std::optional<Completion> Evaluator::next_done(const std::atomic<bool>* cancel) {
+  if (cancel != nullptr && cancel->load()) queue_.clear();
+  if (queue_.empty()) return std::nullopt;
+  auto [ticket, request] = std::move(queue_.front());
+  queue_.pop_front();
+  auto r = run_one(request, cancel);
+  if (!r) {  // cancelled while it ran
+    queue_.clear();
+    return std::nullopt;
   }
-  return results;
+  return Completion{ticket, std::move(*r)};
+}
+
+std::optional<train::RunResult> Evaluator::run_one(const RunRequest&, const std::atomic<bool>*) {
+  throw std::logic_error(describe() + " does not run requests in this process");
+}
+
+std::optional<train::RunResult> LocalEvaluator::run_one(const RunRequest& request, const std::atomic<bool>* cancel) {
+  train::RunResult r = run_request(task(request.task), budget_, request, cancel);
+  if (r.cancelled) return std::nullopt;
+  return r;
+}
+
+std::optional<train::RunResult> SyntheticEvaluator::run_one(const RunRequest& request, const std::atomic<bool>*) {
+  train::RunResult r;
+  r.task = request.task;
+  r.task_label = request.task;
+  r.seed = request.seed;
+  r.split = data::split_name(request.split);
+  r.accuracy = fn_(request.genome, request.task, request.seed);
+  r.diverged = r.accuracy < 0;
+  r.steps_done = r.steps_planned = 1;
+  ++calls_;
+  return r;
 }
 
 }  // namespace evoopt::eval

@@ -129,6 +129,8 @@ void WorkerPoolEvaluator::fail(std::size_t slot, const std::string& what, const 
                        data::split_name(request->split), request->steps > 0 ? request->steps : budget_.steps);
   if (slot < running_.size()) running_[slot] = -1;  // it runs nothing more: abandon() must not wait for it
   abandon();
+  queued_.clear();
+  in_flight_.clear();
   throw Error(msg);
 }
 
@@ -177,32 +179,45 @@ void WorkerPoolEvaluator::set_up(const std::string& what) {
   }
 }
 
-std::vector<std::optional<train::RunResult>> WorkerPoolEvaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                                           const std::atomic<bool>* cancel) {
-  for (const auto& r : requests) fingerprint(r.task);  // fail before any work
-  std::vector<std::optional<train::RunResult>> results(requests.size());
-  if (requests.empty()) return results;
+std::uint64_t WorkerPoolEvaluator::submit(const RunRequest& request) {
+  fingerprint(request.task);  // an unknown task fails here, before any work
   if (!connected()) connect();
+  queued_.emplace_back(next_ticket_, request);
+  dispatch_idle();
+  return next_ticket_++;
+}
+
+void WorkerPoolEvaluator::dispatch_idle() {
+  for (std::size_t slot = 0; slot < slots() && !queued_.empty(); ++slot) {
+    if (running_[slot] >= 0) continue;
+    auto [ticket, request] = std::move(queued_.front());
+    queued_.pop_front();
+    const json msg = {{"id", static_cast<long>(ticket)}, {"request", to_json(request)}};
+    running_[slot] = static_cast<long>(ticket);
+    const RunRequest& r = in_flight_.emplace(ticket, std::move(request)).first->second;
+    if (!send(slot, msg.dump())) fail(slot, "has gone", &r);
+  }
+}
+
+std::optional<Completion> WorkerPoolEvaluator::next_done(const std::atomic<bool>* cancel) {
   auto cancelled = [&] { return cancel != nullptr && cancel->load(); };
-  std::size_t next = 0, running = 0;
-  auto dispatch = [&](std::size_t slot) {
-    if (next >= requests.size() || cancelled()) return;
-    const json msg = {{"id", static_cast<long>(next)}, {"request", to_json(requests[next])}};
-    running_[slot] = static_cast<long>(next);
-    ++next;
-    ++running;
-    if (!send(slot, msg.dump())) fail(slot, "has gone", &requests[static_cast<std::size_t>(running_[slot])]);
-  };
-  for (std::size_t slot = 0; slot < slots(); ++slot) dispatch(slot);
-  while (running > 0) {
-    if (cancelled() && kill_on_cancel()) {
-      abandon();
-      return results;
+  for (;;) {
+    if (cancelled()) {
+      queued_.clear();  // never started
+      if (kill_on_cancel()) {
+        abandon();
+        in_flight_.clear();
+        return std::nullopt;
+      }
+    }
+    if (in_flight_.empty()) {
+      if (queued_.empty()) return std::nullopt;
+      dispatch_idle();  // after a failed connect, say
     }
     const auto m = receive(200);
     if (!m) continue;
     const std::size_t slot = m->slot;
-    const RunRequest* req = running_[slot] >= 0 ? &requests[static_cast<std::size_t>(running_[slot])] : nullptr;
+    const RunRequest* req = running_[slot] >= 0 ? &in_flight_.at(static_cast<std::uint64_t>(running_[slot])) : nullptr;
     if (m->gone) fail(slot, "died", req);
     if (req == nullptr) fail(slot, "sent an answer it was not asked for", nullptr);
     json j;
@@ -213,15 +228,13 @@ std::vector<std::optional<train::RunResult>> WorkerPoolEvaluator::evaluate(const
     }
     if (j.contains("error")) fail(slot, "failed: " + j.at("error").get<std::string>(), req);
     if (j.value("id", -1L) != running_[slot]) fail(slot, "answered another request than the one it was given", req);
-    const auto index = static_cast<std::size_t>(running_[slot]);
-    results[index] = train::run_result_from_json(j.at("result"));
+    Completion done{static_cast<std::uint64_t>(running_[slot]), train::run_result_from_json(j.at("result"))};
     cpu_[slot] = j.value("cpu_seconds", cpu_[slot]);
+    in_flight_.erase(done.ticket);
     running_[slot] = -1;
-    --running;
-    if (on_done) on_done(index, *results[index]);
-    dispatch(slot);
+    if (!cancelled()) dispatch_idle();
+    return done;
   }
-  return results;
 }
 
 ProcessEvaluator::ProcessEvaluator(std::map<std::string, task::Task> tasks, task::TaskOptions task_options, train::Budget budget, int workers,

@@ -1,5 +1,7 @@
 #include "evoopt/eval/run_store.hpp"
 
+#include <stdexcept>
+
 #include <fmt/format.h>
 
 #include "evoopt/common/error.hpp"
@@ -120,6 +122,50 @@ std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Eva
       if (!results[i]) results[i] = store.find(keys[i]);
   }
   return results;
+}
+
+StoreStream::StoreStream(RunStore& store, Evaluator& evaluator, std::string stage) : store_(store), evaluator_(evaluator), stage_(std::move(stage)) {}
+
+std::uint64_t StoreStream::submit(const RunRequest& request) {
+  const std::uint64_t ticket = next_ticket_++;
+  const RunKey key = run_key(evaluator_, request);
+  if (auto r = store_.find(key)) {
+    ready_.push_back({ticket, *r});
+    return ticket;
+  }
+  if (auto it = evaluator_ticket_.find(key.str()); it != evaluator_ticket_.end()) {
+    waiting_.at(it->second).tickets.push_back(ticket);
+    return ticket;
+  }
+  RunRequest req = request;
+  req.steps = key.steps;
+  const std::uint64_t t = evaluator_.submit(req);
+  evaluator_ticket_[key.str()] = t;
+  waiting_[t] = Waiting{key, {ticket}};
+  return ticket;
+}
+
+std::optional<Completion> StoreStream::next_done(const std::atomic<bool>* cancel) {
+  if (cancel != nullptr && cancel->load()) ready_.clear();
+  if (ready_.empty()) {
+    if (waiting_.empty()) return std::nullopt;
+    auto done = evaluator_.next_done(cancel);
+    if (!done) {  // cancelled: nothing more comes back
+      waiting_.clear();
+      evaluator_ticket_.clear();
+      return std::nullopt;
+    }
+    const auto it = waiting_.find(done->ticket);
+    if (it == waiting_.end()) throw std::logic_error("StoreStream: the evaluator returned a ticket it was not given");
+    store_.append(it->second.key, stage_, done->result);
+    if (on_trained) on_trained(done->result);
+    for (std::uint64_t t : it->second.tickets) ready_.push_back({t, done->result});
+    evaluator_ticket_.erase(it->second.key.str());
+    waiting_.erase(it);
+  }
+  Completion c = std::move(ready_.front());
+  ready_.pop_front();
+  return c;
 }
 
 }  // namespace evoopt::eval

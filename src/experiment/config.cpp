@@ -129,6 +129,8 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
       batch_size = get<std::int64_t>(v, key, file);
     else if (key == "workers")
       workers = get<int>(v, key, file);
+    else if (key == "device")
+      device = get<std::string>(v, key, file);
     else if (key == "final_test_seeds")
       final_test_seeds = get<int>(v, key, file);
     else if (key == "break_even")
@@ -176,6 +178,8 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
           ga.space.max_terms = get<int>(gv, g, file);
         else if (gk == "search_seeds")
           ga.search_seeds = get<int>(gv, g, file);
+        else if (gk == "async")
+          ga.async = get<bool>(gv, g, file);
         else if (gk == "racing")
           ga.racing.enabled = get<bool>(gv, g, file);
         else if (gk == "racing_rungs")
@@ -235,6 +239,8 @@ void ExperimentConfig::validate() const {
   if (steps < 1) throw Error("steps must be >= 1, got " + std::to_string(steps));
   if (batch_size < 1) throw Error("batch size must be >= 1, got " + std::to_string(batch_size));
   if (workers < 0) throw Error("workers must be >= 0 (0 = one per core), got " + std::to_string(workers));
+  if (device != "auto" && device != "cpu" && device.rfind("cuda", 0) != 0)
+    throw Error("unknown device '" + device + "' (allowed: auto, cpu, cuda, cuda:N)");
   if (final_test_seeds < 1) throw Error("final test seeds must be >= 1");
   if (val_size < 1) throw Error("validation size must be >= 1");
   if (train_subset < 0) throw Error("training subset must be >= 0");
@@ -244,7 +250,12 @@ void ExperimentConfig::validate() const {
   compare.validate();
 }
 
-int ExperimentConfig::resolved_workers() const { return workers > 0 ? workers : eval::default_workers(); }
+int ExperimentConfig::resolved_workers() const {
+  if (workers > 0) return workers;
+  return resolved_device() == "cpu" ? eval::default_workers() : 1;  // one process per GPU by default
+}
+
+std::string ExperimentConfig::resolved_device() const { return train::resolve_device(device); }
 
 json ExperimentConfig::to_json() const {
   ga::GaOptions g = ga;
@@ -258,6 +269,7 @@ json ExperimentConfig::to_json() const {
           {"steps", steps},
           {"batch_size", batch_size},
           {"workers", workers},
+          {"device", device},
           {"final_test_seeds", final_test_seeds},
           {"break_even", break_even},
           {"data", {{"dir", data_dir}, {"train_subset", train_subset}, {"val_size", val_size}, {"split_seed", split_seed}, {"augment", augment}}},
@@ -280,6 +292,7 @@ json ExperimentConfig::to_json() const {
 std::string ExperimentConfig::fingerprint() const {
   json j = to_json();
   j.erase("workers");
+  if (device == "cpu") j.erase("device");
   const std::string text = j.dump();
   return data::sha256_hex(text.data(), text.size()).substr(0, 16);
 }
@@ -294,6 +307,7 @@ ExperimentConfig ExperimentConfig::from_json(const json& j) {
   c.steps = j.at("steps");
   c.batch_size = j.at("batch_size");
   c.workers = j.at("workers");
+  c.device = j.value("device", "cpu");  // written before the field existed: the CPU
   c.final_test_seeds = j.at("final_test_seeds");
   c.break_even = j.at("break_even");
   const json& d = j.at("data");

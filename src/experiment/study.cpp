@@ -58,6 +58,7 @@ train::Budget study_budget(const ExperimentConfig& config) {
   train::Budget budget;
   budget.steps = config.steps;
   budget.log_every = std::max<std::int64_t>(1, config.steps / 20);
+  budget.device = config.resolved_device();
   return budget;
 }
 
@@ -193,6 +194,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
                   recorded.at("fingerprint").get<std::string>() + " recorded, " + now + " now): restore the original, or start a new run with --out");
   } else {
     config.validate();
+    config.device = config.resolved_device();  // recorded resolved: a resume trains where the run started
     if (fs::exists(run_dir / "config.json"))
       throw Error(run_dir.string() + " already holds a run (resume it with: evoopt resume " + run_dir.string() + ", or choose another --out)");
   }

@@ -38,6 +38,7 @@ void RacingOptions::validate() const {
 
 void GaOptions::validate() const {
   racing.validate();
+  if (async && racing.enabled) throw Error("racing and the asynchronous mode cannot be combined (racing needs generations)");
   if (population < 2) throw Error("population must be >= 2, got " + std::to_string(population));
   if (generations < 1) throw Error("generations must be >= 1, got " + std::to_string(generations));
   if (tournament < 1 || tournament > population)
@@ -52,20 +53,22 @@ void GaOptions::validate() const {
 }
 
 json GaOptions::to_json() const {
-  return {{"population", population},
-          {"generations", generations},
-          {"tournament", tournament},
-          {"elites", elites},
-          {"crossover_rate", crossover_rate},
-          {"anneal", anneal},
-          {"vocabulary", genome::vocabulary_name(space.vocabulary)},
-          {"max_terms", space.max_terms},
-          {"seed", seed},
-          {"tasks", tasks},
-          {"search_seeds", search_seeds},
-          {"seed_presets", seed_presets},
-          {"mutation", mutation},
-          {"racing", {{"enabled", racing.enabled}, {"rungs", racing.rungs}, {"keep", racing.keep}, {"rung_val_size", racing.rung_val_size}}}};
+  json j = {{"population", population},
+            {"generations", generations},
+            {"tournament", tournament},
+            {"elites", elites},
+            {"crossover_rate", crossover_rate},
+            {"anneal", anneal},
+            {"vocabulary", genome::vocabulary_name(space.vocabulary)},
+            {"max_terms", space.max_terms},
+            {"seed", seed},
+            {"tasks", tasks},
+            {"search_seeds", search_seeds},
+            {"seed_presets", seed_presets},
+            {"mutation", mutation},
+            {"racing", {{"enabled", racing.enabled}, {"rungs", racing.rungs}, {"keep", racing.keep}, {"rung_val_size", racing.rung_val_size}}}};
+  if (async) j["async"] = true;  // written only when on: configs from before the mode keep their fingerprint
+  return j;
 }
 
 GaOptions GaOptions::from_json(const json& j) {
@@ -83,6 +86,7 @@ GaOptions GaOptions::from_json(const json& j) {
   o.search_seeds = j.at("search_seeds");
   o.seed_presets = j.at("seed_presets").get<std::vector<std::string>>();
   o.mutation = j.at("mutation").get<MutationOptions>();
+  o.async = j.value("async", false);
   if (j.contains("racing")) {  // absent in configs written before racing existed
     const json& r = j.at("racing");
     o.racing.enabled = r.at("enabled").get<bool>();
@@ -185,6 +189,36 @@ const Individual& best_of(const std::vector<Individual>& individuals) {
   return *best;
 }
 
+void summarise_population(const std::vector<Individual>& population, const std::vector<std::string>& tasks, GenerationRecord& rec) {
+  std::vector<double> f;
+  for (const auto& i : population) f.push_back(i.fitness);
+  std::vector<double> sorted = f;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t n = sorted.size();
+  rec.best = best_of(population).fitness;  // a genome raced out is never the best (best_of)
+  rec.mean = 0;
+  for (double v : f) rec.mean += v;
+  rec.mean /= static_cast<double>(n);
+  rec.median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  double var = 0;
+  for (double v : f) var += (v - rec.mean) * (v - rec.mean);
+  rec.stddev = std::sqrt(var / static_cast<double>(n));
+  for (const auto& t : tasks) {
+    double b = -1e9;
+    for (const auto& i : population)
+      if (i.raced_out_at == 0) b = std::max(b, i.per_task.at(t));
+    rec.best_per_task[t] = b;
+  }
+  std::set<std::uint64_t> distinct;
+  for (const auto& i : population) distinct.insert(i.genome.hash());
+  rec.diversity = static_cast<double>(distinct.size()) / static_cast<double>(n);
+  double distance_sum = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t k = i + 1; k < n; ++k) distance_sum += genome::genome_distance(population[i].genome, population[k].genome);
+  rec.gene_distance = n > 1 ? distance_sum / (0.5 * static_cast<double>(n) * static_cast<double>(n - 1)) : 0.0;
+  rec.best_id = best_of(population).id;
+}
+
 // ---------------------------------------------------------------- algorithm
 
 GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, fs::path run_dir, eval::RunStore* store)
@@ -242,9 +276,6 @@ std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& p
   });
   std::vector<double> fitness;
   for (const auto& p : parents) fitness.push_back(score(p));
-  MutationOptions m = options_.mutation;
-  if (options_.anneal && options_.generations > 1)
-    m.strength *= 1.0 - 0.7 * static_cast<double>(generation) / static_cast<double>(options_.generations - 1);
 
   std::vector<Individual> next;
   for (int e = 0; e < options_.elites; ++e) {
@@ -256,26 +287,31 @@ std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& p
     i.mutations.clear();
     next.push_back(i);
   }
-  while (static_cast<int>(next.size()) < options_.population) {
-    Individual child;
-    const Individual& a = parents[tournament_select(fitness, options_.tournament, rng)];
-    genome::Genome g;
-    if (rng.bernoulli(options_.crossover_rate)) {
-      const Individual& b = parents[tournament_select(fitness, options_.tournament, rng)];
-      g = crossover(a.genome, b.genome, options_.space, rng);
-      child.parents = {a.id, b.id};
-      child.origin = "crossover";
-    } else {
-      g = a.genome;
-      child.parents = {a.id};
-      child.origin = "mutation";
-    }
-    child.genome = mutate(g, options_.space, m, rng, &child.mutations);
-    child.id = next_id_++;
-    child.generation = generation;
-    next.push_back(child);
-  }
+  while (static_cast<int>(next.size()) < options_.population) next.push_back(child_of(parents, fitness, generation, rng));
   return next;
+}
+
+Individual GeneticAlgorithm::child_of(const std::vector<Individual>& parents, const std::vector<double>& score, int generation, Rng& rng) {
+  MutationOptions m = options_.mutation;
+  if (options_.anneal && options_.generations > 1)
+    m.strength *= 1.0 - 0.7 * static_cast<double>(std::min(generation, options_.generations - 1)) / static_cast<double>(options_.generations - 1);
+  Individual child;
+  const Individual& a = parents[tournament_select(score, options_.tournament, rng)];
+  genome::Genome g;
+  if (rng.bernoulli(options_.crossover_rate)) {
+    const Individual& b = parents[tournament_select(score, options_.tournament, rng)];
+    g = crossover(a.genome, b.genome, options_.space, rng);
+    child.parents = {a.id, b.id};
+    child.origin = "crossover";
+  } else {
+    g = a.genome;
+    child.parents = {a.id};
+    child.origin = "mutation";
+  }
+  child.genome = mutate(g, options_.space, m, rng, &child.mutations);
+  child.id = next_id_++;
+  child.generation = generation;
+  return child;
 }
 
 std::int64_t GeneticAlgorithm::rung_steps(double fraction) const {
@@ -407,15 +443,19 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
       ind.raced_out_at = it->second.raced_out_at;
       continue;
     }
-    std::vector<train::RunResult> runs;
-    for (const auto& task : options_.tasks)
-      for (int s = 0; s < options_.search_seeds; ++s) runs.push_back(results_.at({ind.genome.hash(), task, s}));
-    const auto f = train::aggregate_fitness(runs);
-    ind.fitness = f.overall;
-    ind.per_task = f.per_task;
-    ind.raced_out_at = 0;
+    score_full_runs(ind);
   }
   record.reused = static_cast<int>(population.size() * options_.tasks.size() * static_cast<std::size_t>(options_.search_seeds)) - record.evaluations;
+}
+
+void GeneticAlgorithm::score_full_runs(Individual& ind) const {
+  std::vector<train::RunResult> runs;
+  for (const auto& task : options_.tasks)
+    for (int s = 0; s < options_.search_seeds; ++s) runs.push_back(results_.at({ind.genome.hash(), task, s}));
+  const auto f = train::aggregate_fitness(runs);
+  ind.fitness = f.overall;
+  ind.per_task = f.per_task;
+  ind.raced_out_at = 0;
 }
 
 void GeneticAlgorithm::write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const {
@@ -453,6 +493,7 @@ void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std
 }
 
 GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>* cancel) {
+  if (options_.async) return run_async(events, cancel);
   GaOutcome outcome;
   if (!run_dir_.empty()) fs::create_directories(run_dir_);
   results_.clear();
@@ -552,33 +593,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
       return outcome;
     }
     known.insert(fresh.begin(), fresh.end());
-    std::vector<double> f;
-    for (const auto& i : population) f.push_back(i.fitness);
-    std::vector<double> sorted = f;
-    std::sort(sorted.begin(), sorted.end());
-    const std::size_t n = sorted.size();
-    rec.best = best_of(population).fitness;  // a genome raced out is never the best (best_of)
-    rec.mean = 0;
-    for (double v : f) rec.mean += v;
-    rec.mean /= static_cast<double>(n);
-    rec.median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-    double var = 0;
-    for (double v : f) var += (v - rec.mean) * (v - rec.mean);
-    rec.stddev = std::sqrt(var / static_cast<double>(n));
-    for (const auto& t : options_.tasks) {
-      double b = -1e9;
-      for (const auto& i : population)
-        if (i.raced_out_at == 0) b = std::max(b, i.per_task.at(t));
-      rec.best_per_task[t] = b;
-    }
-    std::set<std::uint64_t> distinct;
-    for (const auto& i : population) distinct.insert(i.genome.hash());
-    rec.diversity = static_cast<double>(distinct.size()) / static_cast<double>(n);
-    double distance_sum = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t k = i + 1; k < n; ++k) distance_sum += genome::genome_distance(population[i].genome, population[k].genome);
-    rec.gene_distance = n > 1 ? distance_sum / (0.5 * static_cast<double>(n) * static_cast<double>(n - 1)) : 0.0;
-    rec.best_id = best_of(population).id;
+    summarise_population(population, options_.tasks, rec);
     rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     all.insert(all.end(), population.begin(), population.end());
     history.push_back(rec);
@@ -590,12 +605,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   outcome.completed = true;
   outcome.history = history;
   outcome.best = best_of(all);
-  for (const auto& e : store_->entries()) {
-    if (e.stage != "search") continue;
-    ++outcome.runs_total;
-    outcome.steps_total += e.result.steps_done;
-    outcome.train_seconds_total += e.result.seconds;
-  }
+  tally_search_runs(outcome);
   return outcome;
 }
 

@@ -80,7 +80,13 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
       std::vector<torch::Tensor> norms;
       for (auto& p : group.params())
         if (p.grad().defined()) norms.push_back(p.grad().norm(2));
-      if (!norms.empty()) {
+      if (!norms.empty() && !norms.front().device().is_cpu()) {
+        // Off the CPU the coefficient stays on the device (no host read per step):
+        // min(1, c/(‖g‖+1e-6)), as torch.nn.utils.clip_grad_norm_ computes it since 1.13.
+        const torch::Tensor coef = (torch::stack(norms).norm(2).add_(1e-6)).reciprocal_().mul_(*g.clip_norm).clamp_max_(1.0);
+        for (auto& p : group.params())
+          if (p.grad().defined()) p.grad().mul_(coef);
+      } else if (!norms.empty()) {
         const double total = torch::stack(norms).norm(2).item<double>();
         const double coef = *g.clip_norm / (total + 1e-6);
         if (coef < 1.0)

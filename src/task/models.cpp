@@ -22,7 +22,9 @@ SeededDropoutImpl::SeededDropoutImpl(double p, std::uint64_t seed) : p_(p), gen_
 
 torch::Tensor SeededDropoutImpl::forward(const torch::Tensor& x) {
   if (!is_training() || p_ == 0.0) return x;
-  auto mask = torch::empty_like(x).bernoulli_(1.0 - p_, gen_);
+  // The mask is drawn from the CPU generator (the same mask on every device), then moved.
+  auto mask = x.device().is_cpu() ? torch::empty_like(x).bernoulli_(1.0 - p_, gen_)
+                                  : torch::empty(x.sizes(), x.options().device(torch::kCPU)).bernoulli_(1.0 - p_, gen_).to(x.device());
   return x * mask * (1.0 / (1.0 - p_));
 }
 

@@ -3,8 +3,12 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
@@ -22,6 +26,29 @@ void Budget::validate() const {
   if (memory_format != at::MemoryFormat::ChannelsLast && memory_format != at::MemoryFormat::Contiguous)
     throw Error("memory format must be channels-last or contiguous");
   if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
+  if (sync_every < 0)
+    throw Error("sync_every must be >= 0 (0 = every step on the CPU, every log_every steps on a GPU), got " + std::to_string(sync_every));
+  if (device != "cpu" && device.rfind("cuda", 0) != 0) throw Error("device must be cpu or cuda[:N], got '" + device + "' (resolve 'auto' first)");
+}
+
+std::string resolve_device(const std::string& requested) {
+  if (requested == "auto") return torch::cuda::is_available() ? "cuda" : "cpu";
+  if (requested == "cpu") return requested;
+  if (requested.rfind("cuda", 0) != 0) throw Error("unknown device '" + requested + "' (allowed: auto, cpu, cuda, cuda:N)");
+  std::optional<torch::Device> d;
+  try {
+    d = torch::Device(requested);
+  } catch (const c10::Error&) {
+    throw Error("unknown device '" + requested + "' (allowed: auto, cpu, cuda, cuda:N)");
+  }
+  if (!torch::cuda::is_available())
+    throw Error("device " + requested + ": no CUDA device is available (this libtorch " + std::string(TORCH_VERSION) +
+                (at::hasCUDA() ? " has CUDA support but sees no GPU)" : " was built without CUDA; build against a CUDA libtorch)"));
+  const auto count = static_cast<std::int64_t>(torch::cuda::device_count());
+  if (d->has_index() && d->index() >= count)
+    throw Error("device " + requested + ": only " + std::to_string(count) + " CUDA device(s) visible (cuda:0 .. cuda:" + std::to_string(count - 1) +
+                ")");
+  return requested;
 }
 
 const char* layout_name(at::MemoryFormat format) { return format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous"; }
@@ -40,7 +67,9 @@ nlohmann::json to_json(const Budget& b) {
           {"threads", b.threads},
           {"eval_split", data::split_name(b.eval_split)},
           {"eval_limit", b.eval_limit},
-          {"memory_format", layout_name(b.memory_format)}};
+          {"memory_format", layout_name(b.memory_format)},
+          {"device", b.device},
+          {"sync_every", b.sync_every}};
 }
 
 Budget budget_from_json(const nlohmann::json& j) {
@@ -53,6 +82,8 @@ Budget budget_from_json(const nlohmann::json& j) {
   b.eval_split = data::split_from_name(j.at("eval_split").get<std::string>());
   b.eval_limit = j.at("eval_limit").get<std::int64_t>();
   b.memory_format = layout_from_name(j.at("memory_format").get<std::string>());
+  b.device = j.value("device", "cpu");
+  b.sync_every = j.value("sync_every", std::int64_t{0});
   b.validate();
   return b;
 }
@@ -117,31 +148,66 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   return r;
 }
 
-double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit,
-                         at::MemoryFormat format) {
+namespace {
+// The task's splits on `device`: the task's own on the CPU, else a copy made once per
+// (splits, device) and kept while the task's splits live.
+const data::Splits& splits_on(const task::Task& task, const torch::Device& device) {
+  if (device.is_cpu()) return *task.data;
+  struct Entry {
+    std::weak_ptr<const data::Splits> source;
+    std::shared_ptr<const data::Splits> copy;
+  };
+  static std::mutex mutex;
+  static std::map<std::pair<const data::Splits*, std::string>, Entry> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto& e = cache[{task.data.get(), device.str()}];
+  if (e.source.lock() != task.data || !e.copy) e = Entry{task.data, std::make_shared<const data::Splits>(task.data->to(device))};
+  return *e.copy;
+}
+
+double accuracy_on(torch::nn::Sequential& model, const data::Splits& data, data::Split split, std::int64_t batch, std::int64_t limit,
+                   at::MemoryFormat format) {
   torch::NoGradGuard no_grad;
   model->eval();
-  const data::Dataset& ds = task.data->get(split);
+  const data::Dataset& ds = data.get(split);
   const std::int64_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
-  std::int64_t correct = 0;
+  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(ds.labels.device()));
   for (std::int64_t start = 0; start < n; start += batch) {
     const std::int64_t len = std::min(batch, n - start);
-    auto x = task.data->normalise(ds.images.narrow(0, start, len), format);
+    auto x = data.normalise(ds.images.narrow(0, start, len), format);
     auto pred = model->forward(x).argmax(1);
-    correct += pred.eq(ds.labels.narrow(0, start, len)).sum().item<std::int64_t>();
+    correct.add_(pred.eq(ds.labels.narrow(0, start, len)).sum());
   }
   model->train();
-  return static_cast<double>(correct) / static_cast<double>(n);
+  return static_cast<double>(correct.item<std::int64_t>()) / static_cast<double>(n);  // the one host read
+}
+
+// What the training loop keeps on the device between host reads: each step's loss and, at
+// the steps that log, whether every parameter is finite.
+struct PendingStep {
+  std::int64_t step;
+  torch::Tensor loss;           // 0-dim float
+  torch::Tensor params_finite;  // 0-dim bool; undefined when the step does not log
+};
+}  // namespace
+
+double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit,
+                         at::MemoryFormat format) {
+  const auto device = model->parameters().empty() ? torch::Device(torch::kCPU) : model->parameters().front().device();
+  return accuracy_on(model, splits_on(task, device), split, batch, limit, format);
 }
 
 RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
                              const ProgressFn& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   budget.validate();
+  const torch::Device device(resolve_device(budget.device));
   if (budget.threads > 0 && at::get_num_threads() != budget.threads) at::set_num_threads(budget.threads);
   set_blas_threads(budget.threads);
+  if (device.is_cuda()) at::globalContext().setDeterministicCuDNN(true);  // same seed, same result on one GPU
   genome.validate(genome::Bounds::kHardMaxTerms);
   const std::int64_t steps = budget.steps > 0 ? budget.steps : task.default_steps;
+  const std::int64_t sync_every = budget.sync_every > 0 ? budget.sync_every : device.is_cpu() ? 1 : budget.log_every;
 
   RunResult r;
   r.task = task.name;
@@ -151,19 +217,68 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   r.steps_planned = steps;
 
   // Common random numbers: everything random below is a function of (task, seed).
+  // The model is initialised on the CPU (one generator) and then moved.
   auto model = task::make_model(task.model, task.input(), derive_seed(seed, "init/" + task.name), budget.memory_format);
-  data::BatchSampler sampler(task.data->train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name));
+  if (!device.is_cpu()) model->to(device);
+  const data::Splits& data = splits_on(task, device);
+  data::BatchSampler sampler(data.train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name));
   Rng augment_rng(derive_seed(seed, "augment/" + task.name));
   optim::GenomeOptimizer opt(model->parameters(), optim::GenomeOptimizerOptions(genome, steps));
   model->train();
 
   auto params_finite = [&] {
-    for (const auto& p : model->parameters())
-      if (!torch::isfinite(p).all().item<bool>()) return false;
-    return true;
+    std::vector<torch::Tensor> flags;
+    for (const auto& p : model->parameters()) flags.push_back(torch::isfinite(p).all());
+    return torch::stack(flags).all();
   };
 
+  // Reads the pending steps' values from the device (one transfer) and applies, step by step,
+  // what a loop reading every step would: divergence, the smoothed loss, the loss curve.
+  // Returns false when the run diverged.
   double smoothed = 0.0;
+  std::vector<PendingStep> pending;
+  auto drain = [&]() -> bool {
+    if (pending.empty()) return true;
+    std::vector<torch::Tensor> losses, flags;
+    for (const auto& p : pending) {
+      losses.push_back(p.loss);
+      if (p.params_finite.defined()) flags.push_back(p.params_finite);
+    }
+    const torch::Tensor loss_host = torch::stack(losses).to(torch::kCPU);
+    const torch::Tensor flag_host = flags.empty() ? torch::Tensor() : torch::stack(flags).to(torch::kCPU);
+    const float* lv = loss_host.data_ptr<float>();
+    const bool* fv = flags.empty() ? nullptr : flag_host.data_ptr<bool>();
+    std::size_t flag_index = 0;
+    bool ok = true;
+    for (std::size_t i = 0; i < pending.size() && ok; ++i) {
+      const std::int64_t step = pending[i].step;
+      const double loss_value = lv[i];
+      if (!std::isfinite(loss_value) || loss_value > budget.divergence_loss) {
+        r.diverged = true;
+        r.divergence_reason =
+            std::isfinite(loss_value) ? "loss " + std::to_string(loss_value) + " above " + std::to_string(budget.divergence_loss) : "non-finite loss";
+        r.final_loss = loss_value;
+        ok = false;
+        break;
+      }
+      r.steps_done = step;
+      smoothed = step == 1 ? loss_value : 0.9 * smoothed + 0.1 * loss_value;
+      r.final_loss = loss_value;
+      if (pending[i].params_finite.defined()) {
+        if (!fv[flag_index++]) {
+          r.diverged = true;
+          r.divergence_reason = "non-finite parameter";
+          ok = false;
+          break;
+        }
+        r.loss_curve.push_back({step, loss_value, smoothed});
+        if (progress) progress(step, loss_value, smoothed);
+      }
+    }
+    pending.clear();
+    return ok;
+  };
+
   const auto train_t0 = std::chrono::steady_clock::now();
   for (std::int64_t step = 1; step <= steps; ++step) {
     if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
@@ -171,39 +286,24 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
       break;
     }
     auto idx = sampler.next();
-    auto images = task.data->train.images.index_select(0, idx);
+    if (!device.is_cpu()) idx = idx.to(device);
+    auto images = data.train.images.index_select(0, idx);
     if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
-    auto x = task.data->normalise(images, budget.memory_format);
-    auto y = task.data->train.labels.index_select(0, idx);
+    auto x = data.normalise(images, budget.memory_format);
+    auto y = data.train.labels.index_select(0, idx);
     opt.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value) || loss_value > budget.divergence_loss) {
-      r.diverged = true;
-      r.divergence_reason =
-          std::isfinite(loss_value) ? "loss " + std::to_string(loss_value) + " above " + std::to_string(budget.divergence_loss) : "non-finite loss";
-      r.final_loss = loss_value;
-      break;
-    }
     loss.backward();
     opt.step();
-    r.steps_done = step;
-    smoothed = step == 1 ? loss_value : 0.9 * smoothed + 0.1 * loss_value;
-    r.final_loss = loss_value;
-    if (step % budget.log_every == 0 || step == steps) {
-      if (!params_finite()) {
-        r.diverged = true;
-        r.divergence_reason = "non-finite parameter";
-        break;
-      }
-      r.loss_curve.push_back({step, loss_value, smoothed});
-      if (progress) progress(step, loss_value, smoothed);
-    }
+    // A diverged loss is found at the next read, so a step may be taken on it: the run
+    // is over then and its model discarded, which changes nothing reported.
+    pending.push_back({step, loss.detach(), (step % budget.log_every == 0 || step == steps) ? params_finite() : torch::Tensor()});
+    if ((step % sync_every == 0 || step == steps) && !drain()) break;
   }
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = smoothed;
   if (!r.diverged && !r.cancelled)
-    r.accuracy = evaluate_accuracy(model, task, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
+    r.accuracy = accuracy_on(model, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -6,6 +6,7 @@
 #include <map>
 
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
 #include "evoopt/common/files.hpp"
@@ -122,7 +123,7 @@ TEST(BadInput, EveryCaseEndsWithOneLineANonZeroExitAndNothingWritten) {
       {"checkpoint.json", "{", "checkpoint.json: malformed JSON"},
   };
 
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       // Genome files.
       {"genome show " + (g / "typo_weight.json").string(), "unknown key 'wieght'"},
       {"genome show " + (g / "typo_key.json").string(), "unknown key 'learning_rat'"},
@@ -174,6 +175,8 @@ TEST(BadInput, EveryCaseEndsWithOneLineANonZeroExitAndNothingWritten) {
       {"evolve --vocabulary huge --out OUT", "unknown vocabulary 'huge'"},
       {"evolve --population 1 --out OUT", "population must be >= 2"},
       {"evolve --model giant --out OUT", "giant"},
+      {"evolve --device tpu --out OUT", "unknown device 'tpu'"},
+      {"compare --genome adam --device gpu --out OUT", "unknown device 'gpu'"},
       {"train --split train --out OUT" + data, "--split must be val or test"},
       {"compare --genome " + (tmp / "absent.json").string() + " --out OUT", "is neither a genome preset"},
       // Datasets.
@@ -184,6 +187,8 @@ TEST(BadInput, EveryCaseEndsWithOneLineANonZeroExitAndNothingWritten) {
       // Run directories.
       {"resume " + (tmp / "no-such-run").string(), "not a run directory"},
   };
+  if (!torch::cuda::is_available())
+    cases.push_back({"evolve --tasks mnist --device cuda --out OUT" + data, "device cuda: no CUDA device is available"});
   ASSERT_GE(cases.size() + run_cases.size(), 40u);
 
   auto check = [&](const std::string& args, const std::string& expect, const std::function<void()>& nothing_written) {

@@ -1,5 +1,6 @@
 // Training engine: determinism, common random numbers, divergence, models,
 // fitness aggregation, the train CLI (issue 4).
+#include <cmath>
 #include <fstream>
 #include <thread>
 
@@ -96,6 +97,82 @@ TEST(Trainer, LearningRateTenDivergesEarlyAndScoresMinusOne) {
   EXPECT_LT(r.steps_done, 200);
   EXPECT_EQ(r.fitness(), -1.0);
   EXPECT_FALSE(r.divergence_reason.empty());
+}
+
+// Reading the loss from the device every k steps (what a GPU run does) reports the same
+// run as reading it every step: same losses, curve, divergence step and reason.
+TEST(Trainer, HostReadsEveryKStepsGiveTheSameRunAsEveryStep) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  auto every = [](std::int64_t sync, std::int64_t log_every, std::int64_t steps) {
+    train::Budget b = budget(steps);
+    b.log_every = log_every;
+    b.sync_every = sync;
+    return b;
+  };
+  const auto g = genome::preset("adam");
+  const auto base = train::train_and_evaluate(g, small_mnist(), 4, every(1, 5, 33));
+  for (std::int64_t sync : {7, 10, 100}) {
+    const auto r = train::train_and_evaluate(g, small_mnist(), 4, every(sync, 5, 33));
+    expect_identical(base, r);
+    EXPECT_EQ(r.smoothed_loss, base.smoothed_loss);
+    EXPECT_EQ(r.steps_done, 33);
+  }
+  // A diverging run (SGD, lr 10) stops at the same step with the same reason.
+  genome::Genome sgd = genome::preset("sgd");
+  sgd.terms = {{genome::Term::Grad, 1.0}};
+  sgd.log10_lr = 1.0;
+  const auto d1 = train::train_and_evaluate(sgd, small_mnist(), 0, every(1, 3, 200));
+  ASSERT_TRUE(d1.diverged);
+  for (std::int64_t sync : {4, 50}) {
+    const auto dk = train::train_and_evaluate(sgd, small_mnist(), 0, every(sync, 3, 200));
+    EXPECT_TRUE(dk.diverged);
+    EXPECT_EQ(dk.steps_done, d1.steps_done) << "sync every " << sync;
+    EXPECT_EQ(dk.divergence_reason, d1.divergence_reason);
+    EXPECT_EQ(std::isnan(dk.final_loss), std::isnan(d1.final_loss));
+    if (!std::isnan(d1.final_loss)) EXPECT_EQ(dk.final_loss, d1.final_loss);
+    ASSERT_EQ(dk.loss_curve.size(), d1.loss_curve.size());
+  }
+}
+
+TEST(Trainer, DevicesResolveOrSayWhyNot) {
+  EXPECT_EQ(train::resolve_device("cpu"), "cpu");
+  EXPECT_EQ(train::resolve_device("auto"), torch::cuda::is_available() ? "cuda" : "cpu");
+  EXPECT_THROW(train::resolve_device("tpu"), Error);
+  EXPECT_THROW(train::resolve_device("cuda:x"), Error);
+  if (torch::cuda::is_available()) {
+    EXPECT_EQ(train::resolve_device("cuda"), "cuda");
+    EXPECT_THROW(train::resolve_device("cuda:" + std::to_string(torch::cuda::device_count())), Error);
+  } else {
+    try {
+      train::resolve_device("cuda");
+      ADD_FAILURE() << "cuda resolved on a machine without CUDA";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("no CUDA device is available"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// On a GPU: the run trains (well above chance), is reproducible, and lands within a
+// loose tolerance of the CPU run (float rounding differs between devices).
+TEST(Trainer, CudaRunTrainsAndIsReproducible) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  EVOOPT_REQUIRE_DATASET("mnist");
+  train::Budget b = budget(60);
+  b.log_every = 10;
+  b.device = "cuda";
+  for (const char* preset : {"adam", "lion"}) {
+    genome::Genome g = genome::preset(preset);
+    g.clip_norm = 1.0;
+    const auto a = train::train_and_evaluate(g, small_mnist(), 2, b);
+    const auto again = train::train_and_evaluate(g, small_mnist(), 2, b);
+    expect_identical(a, again);
+    EXPECT_GT(a.accuracy, 0.6) << preset;
+    train::Budget cpu = b;
+    cpu.device = "cpu";
+    const auto c = train::train_and_evaluate(g, small_mnist(), 2, cpu);
+    EXPECT_NEAR(a.loss_curve.front().loss, c.loss_curve.front().loss, 1e-3) << preset;
+    EXPECT_NEAR(a.accuracy, c.accuracy, 0.05) << preset;
+  }
 }
 
 TEST(Trainer, FitnessIsMeanOverTasksOfMeanOverSeeds) {
@@ -202,4 +279,12 @@ TEST(TrainCli, WritesJsonAndRejectsBadInput) {
   auto bad_model = test::run_cli("train --model huge" + common);
   EXPECT_NE(bad_model.err.find("unknown model preset 'huge'"), std::string::npos);
   EXPECT_EQ(test::count_lines(bad_model.err), 1);
+  if (!torch::cuda::is_available()) {
+    auto no_cuda = test::run_cli("train --device cuda --steps 5" + common);
+    EXPECT_EQ(no_cuda.exit_code, 1);
+    EXPECT_NE(no_cuda.err.find("device cuda: no CUDA device is available"), std::string::npos) << no_cuda.err;
+    EXPECT_EQ(test::count_lines(no_cuda.err), 1);
+  }
+  auto bad_device = test::run_cli("train --device tpu --steps 5" + common);
+  EXPECT_NE(bad_device.err.find("unknown device 'tpu'"), std::string::npos) << bad_device.err;
 }

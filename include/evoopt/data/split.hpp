@@ -38,6 +38,8 @@ struct Splits {
   // Sets mean/stddev and the folded per-channel scale and shift normalise() applies
   // (built once here, not on every batch).
   void set_statistics(std::vector<double> channel_mean, std::vector<double> channel_stddev);
+  // A copy whose images, labels and normalisation constants live on `device`.
+  Splits to(torch::Device device) const;
 
  private:
   torch::Tensor scale_, shift_;  // (1, C, 1, 1) float32: x_u8 · scale + shift = (x/255 − mean)/std

@@ -6,6 +6,7 @@
 // fitness for testing the search itself. eval::make_evaluator (eval/factory.hpp)
 // chooses; the GA, the study and the CLI never name a concrete evaluator.
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -34,13 +35,28 @@ RunRequest run_request_from_json(const nlohmann::json& j);
 // Called once per completed (not cancelled) run, serialised by the evaluator.
 using RunDone = std::function<void(std::size_t index, const train::RunResult& result)>;
 
+// A submitted request that finished (streaming use, Evaluator::next_done).
+struct Completion {
+  std::uint64_t ticket = 0;  // what submit() returned
+  train::RunResult result;
+};
+
 class Evaluator {
  public:
   virtual ~Evaluator() = default;
   // Runs every request; results come back in request order. Runs stopped by
   // `cancel` come back empty.
   virtual std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                                const std::atomic<bool>* cancel) = 0;
+                                                                const std::atomic<bool>* cancel);
+  // Streaming use (the asynchronous GA): submit() hands a request over (to an idle worker, or
+  // queued) and returns its ticket at once; next_done() waits until some submitted request
+  // finishes and returns it, in completion order. It returns nothing when no request is
+  // outstanding, or once `cancel` is set (queued requests are dropped; worker processes are
+  // stopped, MPI ranks finish and report their runs first). In-process evaluators run the
+  // oldest queued request inside next_done(), so their completion order is submission order.
+  virtual std::uint64_t submit(const RunRequest& request);
+  virtual std::optional<Completion> next_done(const std::atomic<bool>* cancel);
+  virtual std::size_t outstanding() const { return queue_.size(); }
   virtual int workers() const = 0;
   virtual std::string describe() const = 0;
   // Everything besides (genome, task, split, steps, seed) that changes a run's result
@@ -51,6 +67,14 @@ class Evaluator {
   // CPU seconds spent so far by helper processes that are still alive (worker processes;
   // the operating system counts them in RUSAGE_CHILDREN only once they are reaped).
   virtual double live_worker_cpu_seconds() const { return 0.0; }
+
+ protected:
+  // Runs one request here (in-process evaluators); the default streaming and batch forms use it.
+  virtual std::optional<train::RunResult> run_one(const RunRequest& request, const std::atomic<bool>* cancel);
+
+ private:
+  std::deque<std::pair<std::uint64_t, RunRequest>> queue_;  // in-process streaming: submitted, not yet run
+  std::uint64_t next_ticket_ = 0;
 };
 
 // What a task's run-store fingerprint hashes: the training semantics version, libtorch's
@@ -68,8 +92,6 @@ train::RunResult run_request(const task::Task& task, const train::Budget& budget
 class LocalEvaluator : public Evaluator {
  public:
   LocalEvaluator(std::map<std::string, task::Task> tasks, train::Budget budget);
-  std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                        const std::atomic<bool>* cancel) override;
   int workers() const override { return 1; }
   std::string describe() const override { return "this process, 1 intra-op thread"; }
   std::string fingerprint(const std::string& task) const override;
@@ -77,6 +99,9 @@ class LocalEvaluator : public Evaluator {
   nlohmann::json fingerprint_description(const std::string& name) const { return eval::fingerprint_description(task(name), budget_); }
   const task::Task& task(const std::string& name) const;
   const train::Budget& budget() const { return budget_; }
+
+ protected:
+  std::optional<train::RunResult> run_one(const RunRequest& request, const std::atomic<bool>* cancel) override;
 
  private:
   std::map<std::string, task::Task> tasks_;
@@ -90,13 +115,14 @@ class SyntheticEvaluator : public Evaluator {
  public:
   using Fn = std::function<double(const genome::Genome&, const std::string& task, std::uint64_t seed)>;
   SyntheticEvaluator(Fn fn, int workers = 1) : fn_(std::move(fn)), workers_(workers) {}
-  std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                        const std::atomic<bool>* cancel) override;
   int workers() const override { return workers_; }
   std::string describe() const override { return "synthetic fitness"; }
   std::string fingerprint(const std::string&) const override { return "synthetic"; }
   std::int64_t default_steps() const override { return 1; }
   std::size_t calls() const { return calls_; }
+
+ protected:
+  std::optional<train::RunResult> run_one(const RunRequest& request, const std::atomic<bool>* cancel) override;
 
  private:
   Fn fn_;

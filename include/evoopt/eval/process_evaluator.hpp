@@ -14,6 +14,7 @@
 // worker (or whether a worker) ran it.
 #include <sys/types.h>
 
+#include <deque>
 #include <filesystem>
 #include <iosfwd>
 #include <map>
@@ -47,13 +48,15 @@ std::filesystem::path default_worker_program();
 
 // The parent's side, whatever the transport: sets the workers up (each must compute the
 // same run-store fingerprints as this process: same binary, libraries and data), hands
-// requests to idle workers in request order, and returns results in request order.
+// submitted requests to idle workers in submission order, and returns them as they finish
+// (Evaluator::evaluate, the batch form, returns them in request order).
 // A worker that fails or disappears ends the call with an evoopt::Error naming it and its
 // request; completed runs have been reported through on_done, so a run store keeps them.
 class WorkerPoolEvaluator : public Evaluator {
  public:
-  std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
-                                                        const std::atomic<bool>* cancel) override;
+  std::uint64_t submit(const RunRequest& request) override;
+  std::optional<Completion> next_done(const std::atomic<bool>* cancel) override;
+  std::size_t outstanding() const override { return queued_.size() + in_flight_.size(); }
   std::string fingerprint(const std::string& task) const override;
   std::int64_t default_steps() const override { return budget_.steps; }
   double live_worker_cpu_seconds() const override;
@@ -86,8 +89,12 @@ class WorkerPoolEvaluator : public Evaluator {
   task::TaskOptions task_options_;
   train::Budget budget_;
   std::map<std::string, std::string> fingerprints_;
-  std::vector<long> running_;  // per slot: index of the request it runs, or -1
-  std::vector<double> cpu_;    // per slot: the worker's CPU seconds as it last reported
+  void dispatch_idle();                                      // hands queued requests to idle workers
+  std::vector<long> running_;                                // per slot: the ticket of the request it runs, or -1
+  std::deque<std::pair<std::uint64_t, RunRequest>> queued_;  // submitted, no worker yet
+  std::map<std::uint64_t, RunRequest> in_flight_;            // on a worker
+  std::uint64_t next_ticket_ = 0;
+  std::vector<double> cpu_;  // per slot: the worker's CPU seconds as it last reported
 };
 
 // Local worker processes (`PROGRAM worker`), each in its own process group (Ctrl-C reaches

@@ -9,6 +9,7 @@
 // never trained again; a request that differs in any of these is never answered
 // from it. Lines are appended durably as runs complete, so a crash loses nothing.
 #include <atomic>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -78,5 +79,32 @@ struct StoreEvents {
 std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, const std::string& stage,
                                                             const std::vector<RunRequest>& requests, const StoreEvents& events,
                                                             const std::atomic<bool>* cancel);
+
+// run_with_store's streaming form (the asynchronous GA): submit() answers a request from
+// the store when it holds the key (next_done() returns those first, in submission order) or
+// hands it to the evaluator, training equal keys once; next_done() stores each trained run
+// the moment it arrives and returns it, in completion order. Empty when nothing is
+// outstanding, or on cancel.
+class StoreStream {
+ public:
+  StoreStream(RunStore& store, Evaluator& evaluator, std::string stage);
+  std::uint64_t submit(const RunRequest& request);
+  std::optional<Completion> next_done(const std::atomic<bool>* cancel);
+  std::size_t outstanding() const { return ready_.size() + waiting_.size(); }
+  std::function<void(const train::RunResult&)> on_trained;  // each run this stream trains
+
+ private:
+  RunStore& store_;
+  Evaluator& evaluator_;
+  std::string stage_;
+  std::uint64_t next_ticket_ = 0;
+  std::deque<Completion> ready_;  // answered, not yet returned
+  struct Waiting {
+    RunKey key;
+    std::vector<std::uint64_t> tickets;  // this stream's tickets with this key
+  };
+  std::map<std::uint64_t, Waiting> waiting_;               // by the evaluator's ticket
+  std::map<std::string, std::uint64_t> evaluator_ticket_;  // key → the evaluator's ticket
+};
 
 }  // namespace evoopt::eval

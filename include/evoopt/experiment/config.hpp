@@ -42,7 +42,10 @@ struct ExperimentConfig {
   std::string model = "tiny";
   std::int64_t steps = 100;  // training steps per evaluation
   std::int64_t batch_size = 64;
-  int workers = 0;  // 0: one per core
+  int workers = 0;  // 0: one per core (on a GPU: 1)
+  // Where training runs: "auto" (cuda when libtorch sees a GPU, else cpu), "cpu", "cuda" or
+  // "cuda:N". A new study records the resolved device in config.json.
+  std::string device = "auto";
   int final_test_seeds = 3;
   bool break_even = true;  // measure how many steps the best seed optimizer needs to match the winner
   // data
@@ -59,10 +62,12 @@ struct ExperimentConfig {
   void load_toml(const std::filesystem::path& file);  // throws evoopt::Error naming the file and key
   void validate() const;
   int resolved_workers() const;
+  std::string resolved_device() const;  // train::resolve_device(device); throws when it is not available
   nlohmann::json to_json() const;
   static ExperimentConfig from_json(const nlohmann::json& j);
   // A hash of every field that changes what the study computes (all of to_json()
-  // except `workers`, which changes only the speed). Recorded in config.json at the
+  // except `workers`, which changes only the speed; `device` only when not "cpu", so
+  // runs started before the field existed still resume). Recorded in config.json at the
   // start; `evoopt resume` refuses a config.json that no longer matches it.
   std::string fingerprint() const;
 };

@@ -7,6 +7,7 @@
 //   history.csv      per generation: best/mean/median/std, per-task best, diversity, gene distance, evaluations, seconds
 //   lineage.json     every genome: parents, operators, fitness
 //   best_genome.json the best genome by validation fitness, with its formula
+//   completions.jsonl (asynchronous mode) the order in which individuals finished
 // A run killed at any moment continues from its checkpoint and journal with no
 // completed run repeated and identical outputs (timing fields aside).
 #include <atomic>
@@ -55,6 +56,13 @@ struct GaOptions {
   int search_seeds = 1;                   // training seeds per task per genome
   std::vector<std::string> seed_presets;  // empty: sgd, adam, rmsprop (+ adamw, signum, lion when the vocabulary has them)
   RacingOptions racing;
+  // Asynchronous steady state (regularized evolution, Real et al. 2019): no generation
+  // barrier. Each individual that finishes joins the population, the oldest member leaves
+  // once there are `population`, and a child (tournament, crossover, mutation) takes its
+  // place on the workers, which stay busy. population × generations individuals in all;
+  // `elites` is not used (aging replaces it; the winner is the best ever seen). Reproducible
+  // from the seed and RUN_DIR/completions.jsonl, the order in which individuals finished.
+  bool async = false;
   void validate() const;
   nlohmann::json to_json() const;
   static GaOptions from_json(const nlohmann::json& j);
@@ -129,7 +137,14 @@ class GeneticAlgorithm {
     bool operator<(const Key& o) const { return std::tie(hash, task, seed_index) < std::tie(o.hash, o.task, o.seed_index); }
   };
   eval::RunRequest request(const Key& k, const genome::Genome& g) const;
-  std::int64_t rung_steps(double fraction) const;  // racing: a rung's step count (>= 1)
+  std::int64_t rung_steps(double fraction) const;                                // racing: a rung's step count (>= 1)
+  GaOutcome run_async(const GaEvents& events, const std::atomic<bool>* cancel);  // options_.async (src/ga/async.cpp)
+  // runs_total, steps_total, train_seconds_total of the search from the store.
+  void tally_search_runs(GaOutcome& outcome) const;
+  // An individual's fitness and per-task values from its full-budget runs in results_.
+  void score_full_runs(Individual& ind) const;
+  // One child of `parents` (tournament on `score`, crossover, mutation annealed by generation).
+  Individual child_of(const std::vector<Individual>& parents, const std::vector<double>& score, int generation, Rng& rng);
   void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
                 GaOutcome& outcome, bool& interrupted);
   // Racing: trains the rungs for the population's new genomes; returns the genomes raced out
@@ -154,6 +169,10 @@ class GeneticAlgorithm {
 
 // history.csv text for a log (deterministic formatting).
 std::string history_csv(const std::vector<GenerationRecord>& history, const std::vector<std::string>& tasks);
+
+// Fills a record's population statistics (best, mean, median, std, per-task best, diversity,
+// gene distance, best id) from `population`.
+void summarise_population(const std::vector<Individual>& population, const std::vector<std::string>& tasks, GenerationRecord& rec);
 
 // Best individual by fitness (ties: lowest id) among those trained at the full budget
 // (all of them when none was).

@@ -37,12 +37,25 @@ struct Budget {
   // Layout of convolution weights and image batches. Channels-last is the fast path on
   // oneDNN; Contiguous (NCHW) is the straightforward layout, kept for benchmarks and tests.
   at::MemoryFormat memory_format = at::MemoryFormat::ChannelsLast;
+  // Where the model, the data and the optimizer state live: "cpu", "cuda" or "cuda:N" (resolve
+  // "auto" with resolve_device first). Results differ between devices (the run store's
+  // fingerprint names a non-CPU device).
+  std::string device = "cpu";
+  // Steps between host reads of the training loss (divergence, loss curve): 0 = every step on
+  // the CPU, every `log_every` steps elsewhere (a GPU then never waits for the host in between).
+  // Does not change results: the losses of the steps in between are kept on the device and
+  // checked in order, so a run stops with the same step, loss and reason either way.
+  std::int64_t sync_every = 0;
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
   void validate() const;                      // throws evoopt::Error naming the bad field
 };
 // "channels_last" | "contiguous": the layout's name in JSON, fingerprints and the CLI.
 const char* layout_name(at::MemoryFormat format);
 at::MemoryFormat layout_from_name(const std::string& name);  // throws evoopt::Error
+
+// "auto" -> "cuda" when libtorch sees a CUDA device, else "cpu"; "cpu" and "cuda[:N]" are
+// checked (throws evoopt::Error, e.g. "--device cuda: no CUDA device is available ...").
+std::string resolve_device(const std::string& requested);
 
 // The one field list of Budget (all but `cancel`), for worker processes.
 nlohmann::json to_json(const Budget& b);

@@ -1,0 +1,248 @@
+// The asynchronous steady-state mode of the GA (GaOptions::async): regularized evolution
+// (Real, Aggarwal, Huang, Le 2019, "Regularized Evolution for Image Classifier Architecture
+// Search", Algorithm 1) with this GA's operators. No generation barrier: when an individual's
+// runs are all in, it joins the population (the oldest member leaves once there are
+// `population`) and a child bred from the population takes its place on the workers.
+//
+// What happens is a function of the seed and of the order in which individuals finished,
+// which RUN_DIR/completions.jsonl records (one line per individual, appended durably before
+// anything depends on it). A resume replays that order: the runs come from the journal, the
+// same children are bred, and the search continues live where the file ends. The same file
+// in a fresh directory replays the search with any worker count (training what the journal
+// lacks), which is how a run with many workers is reproduced.
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
+#include "evoopt/ga/genetic_algorithm.hpp"
+
+namespace evoopt::ga {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+constexpr const char* kCompletionsFormat = "evoopt.completions";
+
+struct CompletionLog {
+  int in_flight = 0;                 // individuals kept in flight once the population is full
+  std::vector<std::uint64_t> order;  // ids in the order they finished
+};
+
+// Reads RUN_DIR/completions.jsonl: a header line, then {"n": k, "id": id} per finished
+// individual. A torn last line (a crash mid-append) is cut off; any other bad line names the
+// file and line.
+std::optional<CompletionLog> read_completions(const fs::path& path) {
+  if (path.empty() || !fs::exists(path)) return std::nullopt;
+  const auto lines = read_journal_lines(path);
+  if (lines.empty()) return std::nullopt;
+  CompletionLog log;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string where = fmt::format("{} line {}", path.string(), i + 1);
+    json j;
+    try {
+      j = parse_json(lines[i], where);
+      if (i == 0) {
+        if (j.value("format", "") != kCompletionsFormat) throw Error("not an evoopt completion log (format field missing or different)");
+        if (j.at("version") != 1) throw Error("version " + j.at("version").dump() + " is not one this evoopt reads (1)");
+        log.in_flight = j.at("in_flight").get<int>();
+        if (log.in_flight < 1) throw Error("in_flight must be >= 1");
+        continue;
+      }
+      if (j.at("n").get<std::size_t>() != i - 1) throw Error(fmt::format("entry number {} where {} was expected", j.at("n").dump(), i - 1));
+      log.order.push_back(j.at("id").get<std::uint64_t>());
+    } catch (const json::exception& e) {
+      throw Error(where + ": not a completion entry (" + e.what() + ")");
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      throw Error(m.rfind(where, 0) == 0 ? m : where + ": " + m);
+    }
+  }
+  return log;
+}
+}  // namespace
+
+void GeneticAlgorithm::tally_search_runs(GaOutcome& outcome) const {
+  for (const auto& e : store_->entries()) {
+    if (e.stage != "search") continue;
+    ++outcome.runs_total;
+    outcome.steps_total += e.result.steps_done;
+    outcome.train_seconds_total += e.result.seconds;
+  }
+}
+
+GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<bool>* cancel) {
+  GaOutcome outcome;
+  if (!run_dir_.empty()) fs::create_directories(run_dir_);
+  results_.clear();
+  const fs::path log_path = run_dir_.empty() ? fs::path() : run_dir_ / "completions.jsonl";
+  const std::optional<CompletionLog> recorded = read_completions(log_path);
+  const std::vector<std::uint64_t> replay = recorded ? recorded->order : std::vector<std::uint64_t>{};
+  // How many individuals are kept in flight is part of what the search does, so a replay
+  // takes it from the log, whatever the number of workers now.
+  const std::size_t in_flight_target = static_cast<std::size_t>(recorded ? recorded->in_flight : std::max(1, evaluator_.workers()));
+  if (!recorded && !log_path.empty())
+    write_file_atomic(log_path, json{{"format", kCompletionsFormat}, {"version", 1}, {"in_flight", in_flight_target}}.dump() + "\n");
+  outcome.resumed = !replay.empty() || store_->size() > 0;
+
+  const std::size_t pop_size = static_cast<std::size_t>(options_.population);
+  const std::int64_t total = static_cast<std::int64_t>(options_.population) * options_.generations;
+  const int runs_per_individual = static_cast<int>(options_.tasks.size()) * options_.search_seeds;
+  if (static_cast<std::int64_t>(replay.size()) > total)
+    throw Error(
+        fmt::format("{}: {} individuals finished, more than this run's {} (population × generations)", log_path.string(), replay.size(), total));
+
+  struct Pending {
+    Individual individual;
+    int missing = 0;  // runs not yet in
+  };
+  std::map<std::uint64_t, Pending> in_flight;         // by id, bred and not yet finished
+  std::map<Key, std::vector<std::uint64_t>> waiting;  // a submitted run and the individuals that need it
+  std::map<std::uint64_t, Key> ticket_key;            // the stream's ticket of each submitted run
+  std::deque<std::uint64_t> ready;                    // ids whose runs are all in, in the order they got ready
+  std::deque<Individual> population;                  // oldest first
+  std::vector<Individual> all;
+  std::vector<GenerationRecord> history;
+  std::set<Key> known;  // runs of finished individuals (history.csv `evaluations` counts the others)
+  std::int64_t created = 0, finished = 0;
+  Rng rng(derive_seed(options_.seed, "ga"));
+
+  // A block of `population` finished individuals is one row of history.csv.
+  GenerationRecord block;
+  std::vector<Individual> block_members;
+  auto block_t0 = std::chrono::steady_clock::now();
+  int block_runs = 0;
+  eval::StoreStream stream(*store_, evaluator_, "search");
+  stream.on_trained = [&](const train::RunResult& r) {  // runs trained now (not those the journal answers)
+    ++outcome.runs_executed;
+    outcome.steps_executed += r.steps_done;
+    ++block_runs;
+    const int block_total = options_.population * runs_per_individual;
+    if (events.run_finished) events.run_finished(std::min(block_runs, block_total), block_total);
+  };
+  auto start_block = [&](int index) {
+    block = GenerationRecord{};
+    block.generation = index;
+    block_members.clear();
+    block_t0 = std::chrono::steady_clock::now();
+    block_runs = 0;
+    if (events.generation_started) events.generation_started(index, options_.generations);
+  };
+
+  auto launch = [&](Individual ind) {
+    ++created;
+    const std::uint64_t id = ind.id;
+    Pending p{std::move(ind), 0};
+    for (const auto& task : options_.tasks)
+      for (int s = 0; s < options_.search_seeds; ++s) {
+        const Key k{p.individual.genome.hash(), task, s};
+        if (results_.count(k)) continue;
+        ++p.missing;
+        auto& w = waiting[k];
+        if (w.empty()) ticket_key[stream.submit(request(k, p.individual.genome))] = k;
+        w.push_back(id);
+      }
+    const bool done = p.missing == 0;
+    in_flight.emplace(id, std::move(p));
+    if (done) ready.push_back(id);
+  };
+
+  // Waits for one run; false when interrupted.
+  auto receive_one = [&]() -> bool {
+    auto c = stream.next_done(cancel);
+    if (!c) {
+      if (cancel != nullptr && cancel->load()) return false;
+      throw std::logic_error("asynchronous GA: an individual waits for runs that were never submitted");
+    }
+    const Key k = ticket_key.at(c->ticket);
+    ticket_key.erase(c->ticket);
+    results_[k] = c->result;
+    for (std::uint64_t id : waiting.at(k))
+      if (--in_flight.at(id).missing == 0) ready.push_back(id);
+    waiting.erase(k);
+    return true;
+  };
+
+  auto finish = [&](std::uint64_t id) {
+    Individual ind = std::move(in_flight.at(id).individual);
+    in_flight.erase(id);
+    score_full_runs(ind);
+    population.push_back(ind);
+    if (population.size() > pop_size) population.pop_front();  // aging: the oldest leaves
+    all.push_back(ind);
+    block_members.push_back(ind);
+    ++finished;
+    if (finished % options_.population != 0 && finished != total) return;
+    // The block is complete: one history row, outputs rewritten.
+    std::set<Key> fresh;
+    for (const auto& m : block_members)
+      for (const auto& t : options_.tasks)
+        for (int s = 0; s < options_.search_seeds; ++s)
+          if (!known.count({m.genome.hash(), t, s})) fresh.insert({m.genome.hash(), t, s});
+    known.insert(fresh.begin(), fresh.end());
+    block.evaluations = static_cast<int>(fresh.size());
+    block.reused = static_cast<int>(block_members.size()) * runs_per_individual - block.evaluations;
+    const std::vector<Individual> current(population.begin(), population.end());
+    summarise_population(current, options_.tasks, block);
+    block.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - block_t0).count();
+    history.push_back(block);
+    write_outputs(history, all);
+    if (events.generation_finished) events.generation_finished(block, best_of(current));
+    if (finished < total) start_block(static_cast<int>(finished / options_.population));
+  };
+
+  // Once the population is full, keep `in_flight_target` individuals bred and training.
+  auto top_up = [&] {
+    if (population.size() < pop_size) return;
+    const std::vector<Individual> parents(population.begin(), population.end());
+    std::vector<double> score;
+    for (const auto& p : parents) score.push_back(p.fitness);
+    while (in_flight.size() < in_flight_target && created < total)
+      launch(child_of(parents, score, static_cast<int>(finished / options_.population), rng));
+  };
+
+  start_block(0);
+  for (auto& ind : initial_population(rng)) launch(std::move(ind));
+  bool interrupted = false;
+  while (finished < total && !interrupted) {
+    if (cancel != nullptr && cancel->load()) {
+      interrupted = true;
+      break;
+    }
+    std::uint64_t id = 0;
+    if (finished < static_cast<std::int64_t>(replay.size())) {
+      // Replay: the recorded individual finishes next, whatever else is ready.
+      id = replay[static_cast<std::size_t>(finished)];
+      if (!in_flight.count(id))
+        throw Error(fmt::format("{} line {}: individual {} was not being evaluated at that point (the file belongs to another run or config)",
+                                log_path.string(), finished + 2, id));
+      while (in_flight.at(id).missing > 0 && !interrupted) interrupted = !receive_one();
+      if (interrupted) break;
+      ready.erase(std::find(ready.begin(), ready.end(), id));
+    } else {
+      while (ready.empty() && !interrupted) interrupted = !receive_one();
+      if (interrupted) break;
+      id = ready.front();
+      ready.pop_front();
+      if (!log_path.empty()) append_line_durable(log_path, json{{"n", finished}, {"id", id}}.dump());
+    }
+    finish(id);
+    top_up();
+  }
+  outcome.history = history;
+  if (!all.empty()) outcome.best = best_of(all);
+  if (interrupted) {
+    outcome.completed = false;
+    return outcome;
+  }
+  outcome.completed = true;
+  tally_search_runs(outcome);
+  return outcome;
+}
+
+}  // namespace evoopt::ga
