@@ -18,6 +18,7 @@ PACKAGES=(
   libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
+  python3-torch             # the PyTorch reference of bench/vs_pytorch.sh (run with /usr/bin/python3)
 )
 
 missing=()

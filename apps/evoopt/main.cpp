@@ -1,5 +1,6 @@
 // evoopt CLI: parses flags, calls the library, prints. No logic of its own.
 #include <fmt/format.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
@@ -202,7 +204,7 @@ double sgemm_gflops() {
 }
 
 int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, const std::vector<std::string>& models,
-                    const std::vector<std::string>& layouts) {
+                    const std::vector<std::string>& layouts, const std::string& profile) {
   at::set_num_threads(1);
   set_blas_threads(1);
   const double peak = sgemm_gflops();
@@ -231,7 +233,10 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
         train::train_and_evaluate(g, t, 0, warm);  // warm-up
         // The training steps alone (batch sampling, augmentation, forward, backward, step), then
         // the evaluation of the validation split.
+        std::optional<torch::autograd::profiler::RecordProfile> recording;
+        if (!profile.empty()) recording.emplace(fmt::format("{}.{}.{}.{}.json", profile, tn, mn, layout));
         const auto r = train::train_and_evaluate(g, t, 1, b);
+        recording.reset();  // writes the trace
         const double ms = 1000.0 * r.train_seconds / static_cast<double>(r.steps_done);
         const double eval_ms = 1000.0 * (r.seconds - r.train_seconds);
         step_ms.push_back(ms);
@@ -670,6 +675,12 @@ int main(int argc, char** argv) {
   bench_train->add_option("--layouts", bench_layouts, "Memory layouts to time side by side: channels_last (what training uses), contiguous (NCHW)")
       ->check(CLI::IsMember({"channels_last", "contiguous"}))
       ->capture_default_str();
+  std::string bench_profile;
+  bench_train
+      ->add_option("--profile", bench_profile,
+                   "Also record libtorch's profiler over each timed run into PREFIX.TASK.MODEL.LAYOUT.json (Chrome trace; "
+                   "bench/profile_summary.py sums it per operator). Profiling slows the run: its ms/step is not comparable")
+      ->check(non_empty());
   add_task_flags(bench_train);
   auto* bench_opt = bench_cmd->add_subcommand("optimizer", "GenomeOptimizer(adam) step time vs torch::optim::Adam");
   bench_opt->add_option("--model", train_args.model, "Model preset")->capture_default_str();
@@ -687,6 +698,10 @@ int main(int argc, char** argv) {
   bench_workers->add_option("--steps", bench_config.steps, "Training steps per run")->capture_default_str()->check(at_least(1));
   bench_workers->add_option("--model", bench_config.model, "tiny or paper")->capture_default_str();
   bench_workers->add_option("--train-subset", bench_config.train_subset, "Training images per task (0 = all)")->check(at_least(0));
+  bench_workers->add_option("--batch-size", bench_config.batch_size, "Minibatch size")->capture_default_str()->check(at_least(1));
+  bench_workers->add_option("--val-size", bench_config.val_size, "Validation images each run is scored on")
+      ->capture_default_str()
+      ->check(at_least(1));
   bench_workers->add_option("--data-dir", bench_config.data_dir, "Data directory");
 
   EvolveArgs evolve_args;
@@ -756,7 +771,7 @@ int main(int argc, char** argv) {
     if (verify->parsed()) return cmd_data_verify(data_args);
     if (show->parsed()) return cmd_genome_show(genome_which);
     if (train_cmd->parsed()) return cmd_train(train_args);
-    if (bench_train->parsed()) return cmd_bench_train(train_args, bench_tasks, bench_models, bench_layouts);
+    if (bench_train->parsed()) return cmd_bench_train(train_args, bench_tasks, bench_models, bench_layouts, bench_profile);
     if (bench_opt->parsed()) return cmd_bench_optimizer(train_args);
     if (bench_workers->parsed()) return cmd_bench_workers(bench_config, bench_worker_counts, bench_genomes);
     if (evolve_cmd->parsed()) return cmd_evolve(evolve_args, evolve_cmd);

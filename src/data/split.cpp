@@ -132,17 +132,24 @@ torch::Tensor BatchSampler::next() {
 }
 
 torch::Tensor augment_crop_flip(const torch::Tensor& images_u8, int pad, Rng& rng) {
-  const auto b = images_u8.size(0), h = images_u8.size(2), w = images_u8.size(3);
-  auto padded = torch::constant_pad_nd(images_u8, {pad, pad, pad, pad}, 0);
-  auto out = torch::empty_like(images_u8);
+  const auto b = images_u8.size(0), c = images_u8.size(1), h = images_u8.size(2), w = images_u8.size(3);
+  // Per image (in this order): the crop's row and column offsets, then the flip. The crops
+  // and flips become two gathers over the padded batch instead of three small tensor
+  // operations per image (the same bytes: tested against the per-image loop).
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(b * h)), cols(static_cast<std::size_t>(b * w));
   for (std::int64_t i = 0; i < b; ++i) {
     const auto dy = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(2 * pad + 1)));
     const auto dx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(2 * pad + 1)));
-    auto crop = padded[i].narrow(1, dy, h).narrow(2, dx, w);
-    if (rng.bernoulli(0.5)) crop = crop.flip({2});
-    out[i].copy_(crop);
+    const bool flip = rng.bernoulli(0.5);
+    for (std::int64_t y = 0; y < h; ++y) rows[static_cast<std::size_t>(i * h + y)] = dy + y;
+    for (std::int64_t x = 0; x < w; ++x) cols[static_cast<std::size_t>(i * w + x)] = dx + (flip ? w - 1 - x : x);
   }
-  return out;
+  const auto padded = torch::constant_pad_nd(images_u8, {pad, pad, pad, pad}, 0);
+  const auto on = torch::TensorOptions().dtype(torch::kInt64).device(images_u8.device());
+  const auto row_index = torch::from_blob(rows.data(), {b, 1, h, 1}, torch::kInt64).to(on, /*non_blocking=*/false, /*copy=*/true);
+  const auto col_index = torch::from_blob(cols.data(), {b, 1, 1, w}, torch::kInt64).to(on, /*non_blocking=*/false, /*copy=*/true);
+  const auto picked_rows = padded.gather(2, row_index.expand({b, c, h, padded.size(3)}));
+  return picked_rows.gather(3, col_index.expand({b, c, h, w}));
 }
 
 }  // namespace evoopt::data

@@ -30,6 +30,10 @@ torch::Tensor SeededDropoutImpl::forward(const torch::Tensor& x) {
 
 namespace {
 
+// In place: the values and gradients are the same, without a new activation tensor per
+// layer and step (ReLU was 10-12% of a `paper` step in libtorch's profiler).
+nn::ReLU relu() { return nn::ReLU(nn::ReLUOptions().inplace(true)); }
+
 nn::Conv2d conv(std::int64_t in, std::int64_t out) { return nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1)); }
 
 void init_uniform(torch::Tensor& t, double bound, at::Generator& gen) { t.uniform_(-bound, bound, gen); }
@@ -60,43 +64,43 @@ nn::Sequential make_model(ModelPreset preset, const InputShape& in, std::uint64_
     // Sized for about a second per 200-step run on one core (28x28: 8/16 channels; 32x32 RGB: 16/32).
     const std::int64_t c1 = in.channels == 1 ? 8 : 16, c2 = 2 * c1;
     m->push_back(conv(in.channels, c1));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(nn::MaxPool2d(2));
     m->push_back(conv(c1, c2));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(nn::MaxPool2d(2));
     m->push_back(nn::Flatten());
     m->push_back(nn::Linear(c2 * h4 * w4, in.classes));
   } else if (in.channels == 1) {
     m->push_back(conv(in.channels, 32));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(nn::MaxPool2d(2));
     m->push_back(conv(32, 64));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(nn::MaxPool2d(2));
     m->push_back(nn::Flatten());
     m->push_back(nn::Linear(64 * h4 * w4, 256));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(SeededDropout(0.3, derive_seed(dseed, "d", 0)));
     m->push_back(nn::Linear(256, in.classes));
   } else {
     m->push_back(conv(in.channels, 32));
     m->push_back(nn::BatchNorm2d(32));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(conv(32, 32));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(nn::MaxPool2d(2));
     m->push_back(SeededDropout(0.25, derive_seed(dseed, "d", 0)));
     m->push_back(conv(32, 64));
     m->push_back(nn::BatchNorm2d(64));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(conv(64, 64));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(nn::MaxPool2d(2));
     m->push_back(SeededDropout(0.25, derive_seed(dseed, "d", 1)));
     m->push_back(nn::Flatten());
     m->push_back(nn::Linear(64 * h4 * w4, 512));
-    m->push_back(nn::ReLU());
+    m->push_back(relu());
     m->push_back(SeededDropout(0.5, derive_seed(dseed, "d", 2)));
     m->push_back(nn::Linear(512, in.classes));
   }

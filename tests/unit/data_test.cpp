@@ -436,6 +436,32 @@ TEST(Split, BatchSamplerCoversEpochAndAugmentationKeepsShape) {
   EXPECT_TRUE(torch::equal(std::get<0>(augment_crop_flip(imgs, 0, rng0).sort(3)), std::get<0>(imgs.sort(3))));  // pad 0: only flips
 }
 
+// The batched augmentation (two gathers) gives the bytes of the straightforward version:
+// per image, crop the padded image at the drawn offsets and flip it when drawn so.
+TEST(Split, BatchedAugmentationEqualsThePerImageLoop) {
+  auto reference = [](const torch::Tensor& images, int pad, Rng& rng) {
+    const auto b = images.size(0), h = images.size(2), w = images.size(3);
+    auto padded = torch::constant_pad_nd(images, {pad, pad, pad, pad}, 0);
+    auto out = torch::empty_like(images);
+    for (std::int64_t i = 0; i < b; ++i) {
+      const auto dy = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(2 * pad + 1)));
+      const auto dx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(2 * pad + 1)));
+      auto crop = padded[i].narrow(1, dy, h).narrow(2, dx, w);
+      if (rng.bernoulli(0.5)) crop = crop.flip({2});
+      out[i].copy_(crop);
+    }
+    return out;
+  };
+  for (const auto& shape : std::vector<std::vector<std::int64_t>>{{64, 3, 32, 32}, {5, 1, 28, 28}, {1, 3, 7, 9}})
+    for (int pad : {0, 1, 4}) {
+      auto imgs = torch::randint(0, 256, shape, torch::TensorOptions().dtype(torch::kUInt8));
+      Rng a(17), b(17);
+      const auto fast = augment_crop_flip(imgs, pad, a);
+      EXPECT_TRUE(torch::equal(fast, reference(imgs, pad, b))) << "pad " << pad << ", batch " << shape[0];
+      EXPECT_EQ(a.below(1000000), b.below(1000000));  // the same draws, in the same order
+    }
+}
+
 namespace {
 long resident_kib() {
   std::ifstream in("/proc/self/status");
