@@ -26,6 +26,7 @@
 #include "evoopt/eval/process_evaluator.hpp"
 #include "evoopt/experiment/bench.hpp"
 #include "evoopt/experiment/study.hpp"
+#include "evoopt/export/export.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 #include "evoopt/task/task.hpp"
@@ -184,6 +185,22 @@ int cmd_train(const TrainArgs& a) {
     j["model"] = a.model;
     write_file_atomic(a.out, j.dump(2) + "\n");
     std::cout << "wrote " << a.out << "\n";
+  }
+  return 0;
+}
+
+int cmd_export(const std::string& what, const std::string& format, std::int64_t total_steps, const std::string& class_name, const std::string& out) {
+  const exports::ExportSource src = exports::load_export_source(what);
+  exports::ExportOptions o;
+  o.total_steps = total_steps > 0 ? total_steps : src.steps;
+  o.provenance = src.provenance;
+  o.class_name = class_name;
+  const std::string text = exports::export_genome(src.genome, exports::format_from_name(format), o);
+  if (out.empty()) {
+    std::cout << text;
+  } else {
+    write_file_atomic(out, text);
+    std::cerr << "wrote " << out << "\n";
   }
   return 0;
 }
@@ -756,6 +773,18 @@ int main(int argc, char** argv) {
   compare_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Random search for the strongest baseline (needs --equal-budget-runs)");
   compare_cmd->add_option("--equal-budget-runs", evolve_args.equal_budget_runs, "Training runs for the equal-budget random search");
 
+  std::string export_what, export_format, export_out, export_class = "EvolvedOptimizer";
+  std::int64_t export_total_steps = 0;
+  auto* export_cmd = app.add_subcommand("export", "Write a genome as a PyTorch optimizer, a libtorch header, or LaTeX / Markdown formulas");
+  export_cmd->add_option("genome", export_what, "Preset, genome JSON file, or run directory (its best_genome.json)")->required();
+  export_cmd->add_option("--format", export_format, "pytorch (a .py file), cpp (a header), latex or markdown")
+      ->required()
+      ->check(CLI::IsMember({"pytorch", "cpp", "latex", "markdown"}));
+  export_cmd->add_option("--total-steps", export_total_steps, "The schedule's horizon, the class's default (default: the run's steps)")
+      ->check(at_least(1));
+  export_cmd->add_option("-o,--out", export_out, "Output file (default: standard output)")->check(non_empty());
+  export_cmd->add_option("--class-name", export_class, "Name of the exported class")->capture_default_str();
+
   auto* worker_cmd = app.add_subcommand("worker", "Internal: a worker process of evolve/compare/resume (JSON lines on stdin/stdout)");
   worker_cmd->group("");  // not listed in --help
 
@@ -770,6 +799,8 @@ int main(int argc, char** argv) {
     if (fetch->parsed()) return cmd_data_fetch(data_args);
     if (verify->parsed()) return cmd_data_verify(data_args);
     if (show->parsed()) return cmd_genome_show(genome_which);
+    if (export_cmd->parsed())
+      return cmd_export(export_what, export_format, export_cmd->count("--total-steps") > 0 ? export_total_steps : 0, export_class, export_out);
     if (train_cmd->parsed()) return cmd_train(train_args);
     if (bench_train->parsed()) return cmd_bench_train(train_args, bench_tasks, bench_models, bench_layouts, bench_profile);
     if (bench_opt->parsed()) return cmd_bench_optimizer(train_args);

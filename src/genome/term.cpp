@@ -60,19 +60,33 @@ torch::Tensor nesterov_v1_term(const TermInputs& in) { return in.m * in.beta1 + 
 const std::vector<TermInfo>& term_registry() {
   // Order = enum order = canonical order.
   static const std::vector<TermInfo> registry = {
-      // id, name, formula, needs m, needs v, needs Lion's c, reads bias correction, vocabulary, fn
-      {Term::Grad, "GRAD", "g", false, false, false, false, Vocabulary::Seed, grad_term},
-      {Term::Momentum, "MOMENTUM", "m̂", true, false, false, true, Vocabulary::Seed, momentum_term},
-      {Term::RmsNorm, "RMS_NORM", "g/(√v̂+ε)", false, true, false, true, Vocabulary::Seed, rms_norm_term},
-      {Term::AdamTerm, "ADAM_TERM", "m̂/(√v̂+ε)", true, true, false, true, Vocabulary::Seed, adam_term},
-      {Term::SignGrad, "SIGN_GRAD", "sign(g)", false, false, false, false, Vocabulary::Seed, sign_grad_term},
-      {Term::Nesterov, "NESTEROV", "nesterov(g, m̂)", true, false, false, true, Vocabulary::Extended, nesterov_term},
-      {Term::SignMomentum, "SIGN_MOMENTUM", "sign(m)", true, false, false, false, Vocabulary::Extended, sign_momentum_term},
-      {Term::Lion, "LION", "sign(β1·c+(1−β1)·g)", false, false, true, false, Vocabulary::Extended, lion_term},
-      {Term::AddSign, "ADD_SIGN", "(1+sign(g)·sign(m))·g", true, false, false, false, Vocabulary::Extended, add_sign_term},
-      {Term::PowerSign, "POWER_SIGN", "e^(sign(g)·sign(m))·g", true, false, false, false, Vocabulary::Extended, power_sign_term},
-      {Term::LionV1, "LION_V1", "sign(β1·m̂+(1−β1)·g)", true, false, false, true, Vocabulary::Legacy, lion_v1_term},
-      {Term::NesterovV1, "NESTEROV_V1", "(β1·m̂+(1−β1)·g)", true, false, false, true, Vocabulary::Legacy, nesterov_v1_term},
+      // id, name, formula, needs m, needs v, needs Lion's c, reads bias correction, vocabulary, fn, LaTeX, PyTorch, C++
+      {Term::Grad, "GRAD", "g", false, false, false, false, Vocabulary::Seed, grad_term, "g_t", "g.clone()", "g.clone()"},
+      {Term::Momentum, "MOMENTUM", "m̂", true, false, false, true, Vocabulary::Seed, momentum_term, "\\hat{m}_t", "m_hat.clone()", "m_hat.clone()"},
+      {Term::RmsNorm, "RMS_NORM", "g/(√v̂+ε)", false, true, false, true, Vocabulary::Seed, rms_norm_term, "\\frac{g_t}{\\sqrt{\\hat{v}_t}+\\epsilon}",
+       "g / denom", "g / denom"},
+      {Term::AdamTerm, "ADAM_TERM", "m̂/(√v̂+ε)", true, true, false, true, Vocabulary::Seed, adam_term,
+       "\\frac{\\hat{m}_t}{\\sqrt{\\hat{v}_t}+\\epsilon}", "m_hat / denom", "m_hat / denom"},
+      {Term::SignGrad, "SIGN_GRAD", "sign(g)", false, false, false, false, Vocabulary::Seed, sign_grad_term, "\\operatorname{sign}(g_t)", "g.sign()",
+       "g.sign()"},
+      {Term::Nesterov, "NESTEROV", "nesterov(g, m̂)", true, false, false, true, Vocabulary::Extended, nesterov_term,
+       "\\left(a_t\\,g_t + b_t\\,m_t\\right)", "g * ng + m * nm", "g * ng + m * nm"},
+      {Term::SignMomentum, "SIGN_MOMENTUM", "sign(m)", true, false, false, false, Vocabulary::Extended, sign_momentum_term,
+       "\\operatorname{sign}(m_t)", "m_hat.sign()", "m_hat.sign()"},
+      {Term::Lion, "LION", "sign(β1·c+(1−β1)·g)", false, false, true, false, Vocabulary::Extended, lion_term,
+       "\\operatorname{sign}\\left(\\beta_1 c_{t-1} + (1-\\beta_1)\\,g_t\\right)", "(c * beta1 + g * (1.0 - beta1)).sign_()",
+       "(c * beta1 + g * (1.0 - beta1)).sign_()"},
+      {Term::AddSign, "ADD_SIGN", "(1+sign(g)·sign(m))·g", true, false, false, false, Vocabulary::Extended, add_sign_term,
+       "\\left(1+\\operatorname{sign}(g_t)\\operatorname{sign}(m_t)\\right) g_t", "(g.sign() * m_hat.sign()).add_(1.0).mul_(g)",
+       "(g.sign() * m_hat.sign()).add_(1.0).mul_(g)"},
+      {Term::PowerSign, "POWER_SIGN", "e^(sign(g)·sign(m))·g", true, false, false, false, Vocabulary::Extended, power_sign_term,
+       "e^{\\operatorname{sign}(g_t)\\operatorname{sign}(m_t)}\\, g_t", "(g.sign() * m_hat.sign()).exp_().mul_(g)",
+       "(g.sign() * m_hat.sign()).exp_().mul_(g)"},
+      {Term::LionV1, "LION_V1", "sign(β1·m̂+(1−β1)·g)", true, false, false, true, Vocabulary::Legacy, lion_v1_term,
+       "\\operatorname{sign}\\left(\\beta_1 \\hat{m}_t + (1-\\beta_1)\\,g_t\\right)", "(m_hat * beta1 + g * (1.0 - beta1)).sign_()",
+       "(m_hat * beta1 + g * (1.0 - beta1)).sign_()"},
+      {Term::NesterovV1, "NESTEROV_V1", "(β1·m̂+(1−β1)·g)", true, false, false, true, Vocabulary::Legacy, nesterov_v1_term,
+       "\\left(\\beta_1 \\hat{m}_t + (1-\\beta_1)\\,g_t\\right)", "m_hat * beta1 + g * (1.0 - beta1)", "m_hat * beta1 + g * (1.0 - beta1)"},
   };
   return registry;
 }

@@ -74,6 +74,12 @@ struct TermInfo {
   bool reads_bias_correction;  // the value depends on the bias-correction flag
   Vocabulary vocabulary;       // the smallest vocabulary that contains it
   TermFn fn;                   // pure: returns a new tensor, never modifies its inputs
+  // For exports (export/export.hpp), the same formula as `fn`: LaTeX (with hats; dropped
+  // without bias correction), and a PyTorch expression over g, m_hat, m (raw EMA), denom,
+  // beta1, c (Lion's momentum), ng, nm (NESTEROV's coefficients), and in libtorch C++.
+  std::string_view latex;
+  std::string_view python;
+  std::string_view cpp;  // the same expression in libtorch C++ (torch::Tensor g, m_hat, ...; double beta1, ng, nm)
 };
 
 const std::vector<TermInfo>& term_registry();

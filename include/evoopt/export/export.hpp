@@ -1,0 +1,46 @@
+#pragma once
+// A discovered optimizer in the user's own code: `evoopt export` writes a genome as a
+// standalone PyTorch optimizer (one .py file, depending only on torch), a header-only
+// libtorch optimizer, or its update rule as LaTeX / Markdown formulas. Each implements
+// exactly what optim::GenomeOptimizer does (terms from genome/term.hpp's registry, bias
+// correction, L2 or decoupled weight decay, warmup + cosine over total steps, clipping);
+// tests train the same model from the same weights on the same batches with all of them.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "evoopt/genome/genome.hpp"
+
+namespace evoopt::exports {
+
+enum class Format { PyTorch, Cpp, Latex, Markdown };
+Format format_from_name(const std::string& name);  // pytorch | cpp | latex | markdown; throws evoopt::Error
+const char* format_name(Format f);
+
+// Where a genome came from, written into the export's documentation.
+struct Provenance {
+  std::string source;                        // "preset adam", "file g.json", "run runs/x (best_genome.json)"
+  std::optional<double> validation_fitness;  // mean validation accuracy over the search tasks
+  std::string test_result;                   // e.g. "test 0.7391 ± 0.0041 (3 seeds; CIFAR-10 (JPEG mirror, lossy), ...)"
+};
+
+struct ExportOptions {
+  std::int64_t total_steps = 0;  // the schedule's horizon (the class's default); needed when the genome has a schedule
+  Provenance provenance;
+  std::string class_name = "EvolvedOptimizer";
+};
+
+// The export's text. Throws evoopt::Error when the genome is invalid, or has a schedule and
+// no total_steps, or class_name is not an identifier.
+std::string export_genome(const genome::Genome& genome, Format format, const ExportOptions& options);
+
+// A genome to export: a preset name, a genome JSON file, or a run directory (its
+// best_genome.json, with the run's steps, validation fitness and final test as provenance).
+struct ExportSource {
+  genome::Genome genome;
+  Provenance provenance;
+  std::int64_t steps = 0;  // the run's training steps (0: not a run)
+};
+ExportSource load_export_source(const std::string& genome_or_run_dir);
+
+}  // namespace evoopt::exports

@@ -1,0 +1,545 @@
+#include "evoopt/export/export.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/json_io.hpp"
+#include "evoopt/genome/term.hpp"
+
+namespace evoopt::exports {
+namespace fs = std::filesystem;
+using genome::Genome;
+using genome::Term;
+using nlohmann::json;
+
+Format format_from_name(const std::string& name) {
+  if (name == "pytorch") return Format::PyTorch;
+  if (name == "cpp") return Format::Cpp;
+  if (name == "latex") return Format::Latex;
+  if (name == "markdown") return Format::Markdown;
+  throw Error("unknown export format '" + name + "' (allowed: pytorch, cpp, latex, markdown)");
+}
+
+const char* format_name(Format f) {
+  switch (f) {
+    case Format::PyTorch:
+      return "pytorch";
+    case Format::Cpp:
+      return "cpp";
+    case Format::Latex:
+      return "latex";
+    case Format::Markdown:
+      return "markdown";
+  }
+  return "?";
+}
+
+namespace {
+
+// Exact decimal text of a double (round-trips), for code.
+std::string num(double v) { return fmt::format("{:.17g}", v); }
+// Six significant digits, for people.
+std::string brief(double v) { return fmt::format("{:.6g}", v); }
+
+bool fused(Term t) { return t == Term::AdamTerm || t == Term::RmsNorm || t == Term::Grad || t == Term::Momentum; }
+
+// ---------------------------------------------------------------- formulas
+
+std::string latex_update(const Genome& g) {
+  std::string sum;
+  for (std::size_t i = 0; i < g.terms.size(); ++i) {
+    std::string f(genome::term_info(g.terms[i].term).latex);
+    if (!g.bias_correction)
+      for (const char* hat : {"\\hat{m}", "\\hat{v}"})
+        for (auto pos = f.find(hat); pos != std::string::npos; pos = f.find(hat)) f.replace(pos, 7, std::string(1, hat[5]));
+    const double w = g.terms[i].weight;
+    sum += fmt::format("{}{:.4g}\\,{}", i == 0 ? (w < 0 ? "-" : "") : (w < 0 ? " - " : " + "), std::fabs(w), f);
+  }
+  std::string out = "\\theta_t = \\theta_{t-1}";
+  if (g.log10_weight_decay && g.decoupled_weight_decay) out += " - \\eta_t \\lambda\\, \\theta_{t-1}";
+  return out + " - \\eta_t \\left(" + sum + "\\right)";
+}
+
+// The definitions the update reads, one LaTeX line each.
+std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_steps) {
+  std::vector<std::string> d;
+  d.push_back("g_t = \\nabla_\\theta L(\\theta_{t-1})");
+  if (g.clip_norm)
+    d.push_back(
+        fmt::format("g_t \\leftarrow g_t \\cdot \\min\\!\\left(1, \\frac{{{}}}{{\\lVert g_t \\rVert_2 + 10^{{-6}}}}\\right) \\quad\\text{{(norm over "
+                    "all parameters)}}",
+                    brief(*g.clip_norm)));
+  if (g.log10_weight_decay && !g.decoupled_weight_decay)
+    d.push_back("g_t \\leftarrow g_t + \\lambda\\,\\theta_{t-1} \\quad\\text{(L2 weight decay)}");
+  if (g.needs_m()) {
+    d.push_back("m_t = \\beta_1 m_{t-1} + (1-\\beta_1)\\, g_t");
+    if (g.bias_correction) d.push_back("\\hat{m}_t = m_t / (1-\\beta_1^t)");
+  }
+  if (g.needs_v()) {
+    d.push_back("v_t = \\beta_2 v_{t-1} + (1-\\beta_2)\\, g_t^2");
+    if (g.bias_correction) d.push_back("\\hat{v}_t = v_t / (1-\\beta_2^t)");
+  }
+  if (g.needs_lion_m()) d.push_back("c_t = \\beta_2 c_{t-1} + (1-\\beta_2)\\, g_t \\quad\\text{(after the update)}");
+  for (const auto& t : g.terms)
+    if (t.term == Term::Nesterov) {
+      if (g.bias_correction)
+        d.push_back(
+            "\\mu_t = \\beta_1\\left(1 - \\tfrac12\\, 0.96^{0.004\\,t}\\right),\\ a_t = \\frac{1-\\mu_t}{1-\\prod_{i\\le t}\\mu_i},\\ "
+            "b_t = \\frac{\\mu_{t+1}}{1-\\prod_{i\\le t+1}\\mu_i} \\quad\\text{(NAdam)}");
+      else
+        d.push_back("a_t = 1-\\beta_1,\\ b_t = \\beta_1");
+    }
+  std::string eta = "\\eta_t = \\eta";
+  if (g.has_schedule()) {
+    const auto warm = static_cast<std::int64_t>(std::llround(g.warmup_fraction * static_cast<double>(total_steps)));
+    if (warm > 0) eta += fmt::format("\\cdot \\min\\!\\left(1, \\frac{{t}}{{{}}}\\right)", warm);
+    if (g.cosine_decay)
+      eta += fmt::format(
+          "\\cdot \\tfrac12\\left(1+\\cos\\left(\\pi \\min\\left(1, \\frac{{t-1-{}}}{{{}}}\\right)\\right)\\right) \\text{{ for }} t > {}", warm,
+          std::max<std::int64_t>(1, total_steps - warm), warm);
+    eta += fmt::format(" \\quad\\text{{(over {} steps)}}", total_steps);
+  }
+  d.push_back(eta);
+  return d;
+}
+
+std::string hyper_table_markdown(const Genome& g) {
+  std::string t = "| hyperparameter | value |\n|---|---|\n";
+  t += fmt::format("| learning rate η | {} |\n", brief(g.lr()));
+  if (g.needs_m() || g.needs_lion_m()) t += fmt::format("| β1 | {} |\n", brief(g.beta1));
+  if (g.needs_v() || g.needs_lion_m()) t += fmt::format("| β2 | {} |\n", brief(g.beta2));
+  if (g.needs_v()) t += fmt::format("| ε | {} |\n", brief(g.eps()));
+  t += g.log10_weight_decay ? fmt::format("| weight decay λ | {} ({}) |\n", brief(g.weight_decay()), g.decoupled_weight_decay ? "decoupled" : "L2")
+                            : "| weight decay λ | off |\n";
+  if (g.reads_bias_correction()) t += fmt::format("| bias correction | {} |\n", g.bias_correction ? "on" : "off");
+  t += fmt::format("| warmup | {}% of the steps |\n| cosine decay | {} |\n", brief(g.warmup_fraction * 100), g.cosine_decay ? "on" : "off");
+  t += g.clip_norm ? fmt::format("| gradient clipping | global norm ≤ {} |\n", brief(*g.clip_norm)) : "| gradient clipping | off |\n";
+  return t;
+}
+
+std::string provenance_lines(const Provenance& p, const std::string& prefix) {
+  std::string s;
+  if (!p.source.empty()) s += prefix + "Source: " + p.source + "\n";
+  if (p.validation_fitness) s += prefix + fmt::format("Validation fitness (mean accuracy over the search tasks): {:.4f}\n", *p.validation_fitness);
+  if (!p.test_result.empty()) s += prefix + "Test: " + p.test_result + "\n";
+  return s;
+}
+
+// ---------------------------------------------------------------- PyTorch
+
+std::string python_step(const Genome& g) {
+  std::string s;
+  const bool nesterov = std::any_of(g.terms.begin(), g.terms.end(), [](const genome::TermGene& t) { return t.term == Term::Nesterov; });
+  const bool need_m_hat =
+      std::any_of(g.terms.begin(), g.terms.end(), [&](const genome::TermGene& t) { return !fused(t.term) && genome::term_info(t.term).needs_m; });
+  auto line = [&](const std::string& l) { s += "                " + l + "\n"; };
+  line("state = self.state[p]");
+  line("if len(state) == 0:");
+  line("    state[\"step\"] = 0");
+  if (g.needs_m()) line("    state[\"exp_avg\"] = torch.zeros_like(p, memory_format=torch.preserve_format)");
+  if (g.needs_v()) line("    state[\"exp_avg_sq\"] = torch.zeros_like(p, memory_format=torch.preserve_format)");
+  if (g.needs_lion_m()) line("    state[\"lion_exp_avg\"] = torch.zeros_like(p, memory_format=torch.preserve_format)");
+  if (nesterov) line("    state[\"mu_product\"] = 1.0");
+  line("state[\"step\"] += 1");
+  line("t = state[\"step\"]");
+  line("lr_t = group[\"lr\"] * _schedule_factor(group[\"warmup_fraction\"], group[\"cosine_decay\"], t - 1, group[\"total_steps\"])");
+  if (g.log10_weight_decay && !g.decoupled_weight_decay)
+    line("g = p.grad.add(p, alpha=group[\"weight_decay\"])  # L2 weight decay");
+  else
+    line("g = p.grad");
+  if (g.needs_m()) {
+    line("m = state[\"exp_avg\"]");
+    line("m.mul_(beta1).add_(g, alpha=1 - beta1)");
+  }
+  if (g.needs_v()) {
+    line("v = state[\"exp_avg_sq\"]");
+    line("v.mul_(beta2).addcmul_(g, g, value=1 - beta2)");
+  }
+  if (g.needs_lion_m()) line("c = state[\"lion_exp_avg\"]");
+  line(g.bias_correction ? "bc1 = 1 - beta1 ** t" : "bc1 = 1.0");
+  line(g.bias_correction ? "bc2 = 1 - beta2 ** t" : "bc2 = 1.0");
+  if (g.log10_weight_decay && g.decoupled_weight_decay) line("p.mul_(1 - lr_t * group[\"weight_decay\"])  # decoupled weight decay");
+  if (g.needs_v()) line("denom = (v.sqrt() / math.sqrt(bc2)).add_(group[\"eps\"])");
+  if (need_m_hat) line("m_hat = m if bc1 == 1.0 else m / bc1");
+  if (nesterov) line("ng, nm = _nesterov_coefficients(beta1, " + std::string(g.bias_correction ? "True" : "False") + ", t, state)");
+  for (const auto& term : g.terms) {
+    const std::string w = num(term.weight);
+    const auto& info = genome::term_info(term.term);
+    switch (term.term) {
+      case Term::AdamTerm:
+        line(fmt::format("p.addcdiv_(m, denom, value=-lr_t * {} / bc1)  # {}", w, info.name));
+        break;
+      case Term::RmsNorm:
+        line(fmt::format("p.addcdiv_(g, denom, value=-lr_t * {})  # {}", w, info.name));
+        break;
+      case Term::Grad:
+        line(fmt::format("p.add_(g, alpha=-lr_t * {})  # {}", w, info.name));
+        break;
+      case Term::Momentum:
+        line(fmt::format("p.add_(m, alpha=-lr_t * {} / bc1)  # {}", w, info.name));
+        break;
+      default:
+        line(fmt::format("p.add_({}, alpha=-lr_t * {})  # {}", info.python, w, info.name));
+    }
+  }
+  if (g.needs_lion_m()) line("c.mul_(beta2).add_(g, alpha=1 - beta2)  # Lion's momentum moves after the step");
+  return s;
+}
+
+std::string export_pytorch(const Genome& g, const ExportOptions& o) {
+  const std::string cls = o.class_name;
+  std::string doc = "    Update rule (evoopt genome " + g.hash_hex() + "):\n        " + g.formula() + "\n        " + g.hyperparameters() + "\n";
+  doc += provenance_lines(o.provenance, "    ");
+  std::string s = fmt::format(R"PY(# Generated by `evoopt export --format pytorch`. Depends only on torch.
+"""{cls}: an optimizer discovered by evoopt, as a torch.optim.Optimizer.
+
+Usage:
+    from {module} import {cls}
+    opt = {cls}(model.parameters(), total_steps={total})   # total_steps: the schedule's horizon
+    ... loss.backward(); opt.step(); opt.zero_grad() ...
+"""
+import math
+
+import torch
+
+
+def _schedule_factor(warmup_fraction, cosine_decay, step, total_steps):
+    """Learning-rate factor at 0-based `step`: linear warmup, then optional cosine decay to 0."""
+    if total_steps <= 0:
+        return 1.0
+    warmup = int(math.floor(warmup_fraction * total_steps + 0.5))
+    if step < warmup:
+        return (step + 1) / warmup
+    if not cosine_decay:
+        return 1.0
+    span = max(1, total_steps - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _nesterov_coefficients(beta1, bias_correction, t, state):
+    """NESTEROV = a*g + b*m: (1-beta1, beta1), or NAdam's with bias correction (momentum decay 0.004)."""
+    if not bias_correction:
+        return 1.0 - beta1, beta1
+    mu = lambda step: beta1 * (1.0 - 0.5 * 0.96 ** (step * {decay}))
+    mu_t, mu_next = mu(float(t)), mu(float(t + 1))
+    state["mu_product"] *= mu_t
+    prod = state["mu_product"]
+    return (1.0 - mu_t) / (1.0 - prod), mu_next / (1.0 - prod * mu_next)
+
+
+class {cls}(torch.optim.Optimizer):
+    """An optimizer discovered by evoopt.
+
+{doc}
+    Equal (within float rounding) to evoopt's GenomeOptimizer for this genome: the same
+    state (exp_avg, exp_avg_sq, lion_exp_avg, step), clipping by the global gradient norm
+    of each parameter group, the schedule over `total_steps` steps.
+    """
+
+    def __init__(self, params, lr={lr}, betas=({b1}, {b2}), eps={eps}, weight_decay={wd},
+                 warmup_fraction={warm}, cosine_decay={cos}, clip_norm={clip}, total_steps={total}):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {{lr}}")
+        if (warmup_fraction > 0.0 or cosine_decay) and total_steps <= 0:
+            raise ValueError("this optimizer has a learning-rate schedule: give total_steps (the run's step count)")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, warmup_fraction=warmup_fraction,
+                        cosine_decay=cosine_decay, clip_norm=clip_norm, total_steps=total_steps)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            params = [p for p in group["params"] if p.grad is not None]
+            if group["clip_norm"] is not None and params:
+                total = torch.stack([p.grad.norm(2) for p in params]).norm(2).item()
+                coef = group["clip_norm"] / (total + 1e-6)
+                if coef < 1.0:
+                    for p in params:
+                        p.grad.mul_(coef)
+            for p in params:
+                if p.grad.is_sparse:
+                    raise RuntimeError("{cls} does not support sparse gradients")
+{step}        return loss
+)PY",
+                              fmt::arg("cls", cls), fmt::arg("module", "evolved_optimizer"), fmt::arg("doc", doc), fmt::arg("total", o.total_steps),
+                              fmt::arg("decay", num(genome::kNadamMomentumDecay)), fmt::arg("lr", num(g.lr())), fmt::arg("b1", num(g.beta1)),
+                              fmt::arg("b2", num(g.beta2)), fmt::arg("eps", num(g.eps())), fmt::arg("wd", num(g.weight_decay())),
+                              fmt::arg("warm", num(g.warmup_fraction)), fmt::arg("cos", g.cosine_decay ? "True" : "False"),
+                              fmt::arg("clip", g.clip_norm ? num(*g.clip_norm) : "None"), fmt::arg("step", python_step(g)));
+  return s;
+}
+
+// ---------------------------------------------------------------- libtorch C++
+
+std::string cpp_step(const Genome& g) {
+  std::string s;
+  const bool nesterov = std::any_of(g.terms.begin(), g.terms.end(), [](const genome::TermGene& t) { return t.term == Term::Nesterov; });
+  const bool need_m_hat =
+      std::any_of(g.terms.begin(), g.terms.end(), [&](const genome::TermGene& t) { return !fused(t.term) && genome::term_info(t.term).needs_m; });
+  auto line = [&](const std::string& l) { s += "      " + l + "\n"; };
+  line("auto& st = state_for(p);");
+  line("st.step += 1;");
+  line("const std::int64_t t = st.step;");
+  line("const double lr_t = o.lr * schedule_factor(o.warmup_fraction, o.cosine_decay, t - 1, o.total_steps);");
+  if (g.log10_weight_decay && !g.decoupled_weight_decay)
+    line("const torch::Tensor g = p.grad().add(p, o.weight_decay);  // L2 weight decay");
+  else
+    line("const torch::Tensor g = p.grad();");
+  if (g.needs_m()) line("torch::Tensor& m = st.exp_avg;\n      m.mul_(beta1).add_(g, 1 - beta1);");
+  if (g.needs_v()) line("torch::Tensor& v = st.exp_avg_sq;\n      v.mul_(beta2).addcmul_(g, g, 1 - beta2);");
+  if (g.needs_lion_m()) line("torch::Tensor& c = st.lion_exp_avg;");
+  line(g.bias_correction ? "const double bc1 = 1 - std::pow(beta1, static_cast<double>(t));" : "const double bc1 = 1.0;");
+  line(g.bias_correction ? "const double bc2 = 1 - std::pow(beta2, static_cast<double>(t));" : "const double bc2 = 1.0;");
+  line("(void)bc1;\n      (void)bc2;");
+  if (g.log10_weight_decay && g.decoupled_weight_decay) line("p.mul_(1 - lr_t * o.weight_decay);  // decoupled weight decay");
+  if (g.needs_v()) line("const torch::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(o.eps);");
+  if (need_m_hat) line("const torch::Tensor m_hat = bc1 == 1.0 ? m : m / bc1;");
+  if (nesterov) line(fmt::format("const auto [ng, nm] = nesterov_coefficients(beta1, {}, t, st.mu_product);", g.bias_correction ? "true" : "false"));
+  for (const auto& term : g.terms) {
+    const std::string w = num(term.weight);
+    const auto& info = genome::term_info(term.term);
+    switch (term.term) {
+      case Term::AdamTerm:
+        line(fmt::format("p.addcdiv_(m, denom, -lr_t * {} / bc1);  // {}", w, info.name));
+        break;
+      case Term::RmsNorm:
+        line(fmt::format("p.addcdiv_(g, denom, -lr_t * {});  // {}", w, info.name));
+        break;
+      case Term::Grad:
+        line(fmt::format("p.add_(g, -lr_t * {});  // {}", w, info.name));
+        break;
+      case Term::Momentum:
+        line(fmt::format("p.add_(m, -lr_t * {} / bc1);  // {}", w, info.name));
+        break;
+      default:
+        line(fmt::format("p.add_({}, -lr_t * {});  // {}", info.cpp, w, info.name));
+    }
+  }
+  if (g.needs_lion_m()) line("c.mul_(beta2).add_(g, 1 - beta2);  // Lion's momentum moves after the step");
+  return s;
+}
+
+std::string export_cpp(const Genome& g, const ExportOptions& o) {
+  const std::string cls = o.class_name;
+  std::string doc = "// Update rule (evoopt genome " + g.hash_hex() + "):\n//   " + g.formula() + "\n//   " + g.hyperparameters() + "\n";
+  doc += provenance_lines(o.provenance, "// ");
+  return fmt::format(R"HDR(// Generated by `evoopt export --format cpp`. Header-only; depends only on libtorch.
+// {cls}: an optimizer discovered by evoopt, as a torch::optim::Optimizer.
+{doc}//
+// Usage:
+//   {cls} opt(model->parameters(), {cls}Options().total_steps(N));  // N: the schedule's horizon
+//   ... loss.backward(); opt.step(); opt.zero_grad(); ...
+// Equal (within float rounding) to evoopt's GenomeOptimizer for this genome. The per-parameter
+// state lives in the object (torch::save of the optimizer does not hold it).
+#pragma once
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+struct {cls}Options : public torch::optim::OptimizerCloneableOptions<{cls}Options> {{
+  {cls}Options() = default;
+  TORCH_ARG(double, lr) = {lr};
+  TORCH_ARG(double, beta1) = {b1};
+  TORCH_ARG(double, beta2) = {b2};
+  TORCH_ARG(double, eps) = {eps};
+  TORCH_ARG(double, weight_decay) = {wd};
+  TORCH_ARG(double, warmup_fraction) = {warm};
+  TORCH_ARG(bool, cosine_decay) = {cos};
+  TORCH_ARG(std::optional<double>, clip_norm) = {clip};
+  TORCH_ARG(std::int64_t, total_steps) = {total};
+  double get_lr() const override {{ return lr(); }}
+  void set_lr(const double lr) override {{ this->lr(lr); }}
+}};
+
+class {cls} : public torch::optim::Optimizer {{
+ public:
+  explicit {cls}(std::vector<torch::Tensor> params, {cls}Options options = {{}})
+      : torch::optim::Optimizer({{torch::optim::OptimizerParamGroup(std::move(params))}}, std::make_unique<{cls}Options>(options)) {{
+    if ((options.warmup_fraction() > 0.0 || options.cosine_decay()) && options.total_steps() <= 0)
+      throw std::invalid_argument("{cls}: this optimizer has a learning-rate schedule: give total_steps (the run's step count)");
+  }}
+
+  torch::Tensor step(LossClosure closure = nullptr) override {{
+    torch::NoGradGuard no_grad;
+    torch::Tensor loss;
+    if (closure != nullptr) {{
+      at::AutoGradMode enable_grad(true);
+      loss = closure();
+    }}
+    for (auto& group : param_groups_) {{
+      const auto& o = static_cast<const {cls}Options&>(group.options());
+      std::vector<torch::Tensor> params;
+      for (auto& p : group.params())
+        if (p.grad().defined()) params.push_back(p);
+      if (o.clip_norm() && !params.empty()) {{
+        std::vector<torch::Tensor> norms;
+        for (auto& p : params) norms.push_back(p.grad().norm(2));
+        const double coef = *o.clip_norm() / (torch::stack(norms).norm(2).item<double>() + 1e-6);
+        if (coef < 1.0)
+          for (auto& p : params) p.grad().mul_(coef);
+      }}
+      const Hyper h{{o.lr(), o.eps(), o.weight_decay(), o.warmup_fraction(), o.cosine_decay(), o.total_steps()}};
+      for (auto& p : params) step_one(p, h, o.beta1(), o.beta2());
+    }}
+    return loss;
+  }}
+
+  // Per-parameter state: exp_avg, exp_avg_sq, Lion's momentum, step, NAdam's mu product.
+  struct ParamState {{
+    std::int64_t step = 0;
+    torch::Tensor exp_avg, exp_avg_sq, lion_exp_avg;
+    double mu_product = 1.0;
+  }};
+  const std::map<const void*, ParamState>& param_states() const {{ return states_; }}
+
+ private:
+  struct Hyper {{
+    double lr, eps, weight_decay, warmup_fraction;
+    bool cosine_decay;
+    std::int64_t total_steps;
+  }};
+  static double schedule_factor(double warmup_fraction, bool cosine_decay, std::int64_t step, std::int64_t total_steps) {{
+    if (total_steps <= 0) return 1.0;
+    const auto warmup = static_cast<std::int64_t>(std::llround(warmup_fraction * static_cast<double>(total_steps)));
+    if (step < warmup) return static_cast<double>(step + 1) / static_cast<double>(warmup);
+    if (!cosine_decay) return 1.0;
+    const double span = static_cast<double>(std::max<std::int64_t>(1, total_steps - warmup));
+    const double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
+    return 0.5 * (1.0 + std::cos(M_PI * progress));
+  }}
+  static std::pair<double, double> nesterov_coefficients(double beta1, bool bias_correction, std::int64_t t, double& mu_product) {{
+    if (!bias_correction) return {{1.0 - beta1, beta1}};
+    const auto mu = [beta1](double s) {{ return beta1 * (1.0 - 0.5 * std::pow(0.96, s * {decay})); }};
+    const double mu_t = mu(static_cast<double>(t)), mu_next = mu(static_cast<double>(t + 1));
+    mu_product *= mu_t;
+    return {{(1.0 - mu_t) / (1.0 - mu_product), mu_next / (1.0 - mu_product * mu_next)}};
+  }}
+  ParamState& state_for(const torch::Tensor& p) {{
+    auto [it, fresh] = states_.try_emplace(p.unsafeGetTensorImpl());
+    if (fresh) {{
+      it->second.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      it->second.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      it->second.lion_exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+    }}
+    return it->second;
+  }}
+  void step_one(torch::Tensor& p, const Hyper& o, double beta1, double beta2) {{
+    (void)beta1;
+    (void)beta2;
+{step}  }}
+  std::map<const void*, ParamState> states_;
+}};
+)HDR",
+                     fmt::arg("cls", cls), fmt::arg("doc", doc), fmt::arg("lr", num(g.lr())), fmt::arg("b1", num(g.beta1)),
+                     fmt::arg("b2", num(g.beta2)), fmt::arg("eps", num(g.eps())), fmt::arg("wd", num(g.weight_decay())),
+                     fmt::arg("warm", num(g.warmup_fraction)), fmt::arg("cos", g.cosine_decay ? "true" : "false"),
+                     fmt::arg("clip", g.clip_norm ? "std::optional<double>(" + num(*g.clip_norm) + ")" : "std::nullopt"),
+                     fmt::arg("total", o.total_steps), fmt::arg("decay", num(genome::kNadamMomentumDecay)), fmt::arg("step", cpp_step(g)));
+}
+
+std::string export_latex(const Genome& g, const ExportOptions& o) {
+  std::string s = "% Generated by `evoopt export --format latex` (evoopt genome " + g.hash_hex() + ").\n";
+  s += provenance_lines(o.provenance, "% ");
+  s += "\\begin{align*}\n" + latex_update(g) + "\n\\end{align*}\nwhere\n\\begin{align*}\n";
+  const auto defs = latex_definitions(g, o.total_steps);
+  for (std::size_t i = 0; i < defs.size(); ++i) s += "  &" + defs[i] + (i + 1 < defs.size() ? " \\\\\n" : "\n");
+  s += "\\end{align*}\n";
+  s += fmt::format("with $\\eta = {}$", brief(g.lr()));
+  if (g.needs_m() || g.needs_lion_m()) s += fmt::format(", $\\beta_1 = {}$", brief(g.beta1));
+  if (g.needs_v() || g.needs_lion_m()) s += fmt::format(", $\\beta_2 = {}$", brief(g.beta2));
+  if (g.needs_v()) s += fmt::format(", $\\epsilon = {}$", brief(g.eps()));
+  if (g.log10_weight_decay) s += fmt::format(", $\\lambda = {}$", brief(g.weight_decay()));
+  return s + ".\n";
+}
+
+std::string export_markdown(const Genome& g, const ExportOptions& o) {
+  std::string s = "# " + o.class_name + " (evoopt genome " + g.hash_hex() + ")\n\n";
+  s += provenance_lines(o.provenance, "- ");
+  if (!o.provenance.source.empty() || o.provenance.validation_fitness || !o.provenance.test_result.empty()) s += "\n";
+  s += "Update rule:\n\n$$\n" + latex_update(g) + "\n$$\n\nwhere\n\n";
+  for (const auto& d : latex_definitions(g, o.total_steps)) s += "$$\n" + d + "\n$$\n\n";
+  s += hyper_table_markdown(g);
+  s += "\nIn plain text: `" + g.formula() + "`; " + g.hyperparameters() + ".\n";
+  return s;
+}
+
+bool identifier(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+}  // namespace
+
+std::string export_genome(const Genome& genome, Format format, const ExportOptions& options) {
+  genome.validate(genome::Bounds::kHardMaxTerms);
+  if (!identifier(options.class_name)) throw Error("class name '" + options.class_name + "' is not an identifier");
+  if (options.total_steps < 0) throw Error("total steps must be >= 0, got " + std::to_string(options.total_steps));
+  const Genome g = genome.canonical();
+  if (g.has_schedule() && options.total_steps == 0)
+    throw Error("the genome has a learning-rate schedule (warmup/cosine over the run): give --total-steps N (the run's step count)");
+  switch (format) {
+    case Format::PyTorch:
+      return export_pytorch(g, options);
+    case Format::Cpp:
+      return export_cpp(g, options);
+    case Format::Latex:
+      return export_latex(g, options);
+    case Format::Markdown:
+      return export_markdown(g, options);
+  }
+  throw Error("unknown export format");
+}
+
+ExportSource load_export_source(const std::string& what) {
+  ExportSource s;
+  const fs::path p(what);
+  if (fs::is_directory(p)) {
+    const fs::path best = p / "best_genome.json";
+    if (!fs::exists(best)) throw Error(what + ": not a run directory with a winner (no best_genome.json)");
+    s.genome = genome::load_genome(best.string());
+    const json b = read_json_file(best);
+    if (b.contains("validation_fitness") && b.at("validation_fitness").is_number())
+      s.provenance.validation_fitness = b.at("validation_fitness").get<double>();
+    s.provenance.source = "run " + fs::absolute(p).lexically_normal().string() + " (best_genome.json)";
+    if (fs::exists(p / "config.json")) s.steps = read_json_file(p / "config.json").value("steps", std::int64_t{0});
+    if (fs::exists(p / "summary.json")) {
+      const json sum = read_json_file(p / "summary.json");
+      if (sum.contains("final_test") && sum.at("final_test").contains("overall_mean")) {
+        const json& ft = sum.at("final_test");
+        std::string tasks;
+        std::size_t seeds = 0;
+        for (const auto& [name, t] : ft.at("per_task").items()) {
+          tasks += (tasks.empty() ? "" : "; ") + fmt::format("{} {:.4f}", t.value("label", name), t.at("mean").get<double>());
+          seeds = t.at("accuracy").size();
+        }
+        s.provenance.test_result = fmt::format("mean accuracy {:.4f} ± {:.4f} over {} fresh seeds on the test split ({}), {} steps",
+                                               ft.at("overall_mean").get<double>(), ft.at("overall_std").get<double>(), seeds, tasks, s.steps);
+      }
+    }
+    return s;
+  }
+  s.genome = genome::load_genome(what);
+  s.provenance.source = fs::exists(p) ? "genome file " + what : "evoopt preset " + what;
+  return s;
+}
+
+}  // namespace evoopt::exports
