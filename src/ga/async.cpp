@@ -20,6 +20,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/data/checksum.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
 namespace evoopt::ga {
@@ -31,6 +32,7 @@ constexpr const char* kCompletionsFormat = "evoopt.completions";
 
 struct CompletionLog {
   int in_flight = 0;                 // individuals kept in flight once the population is full
+  std::string search;                // fingerprint of the GA options the order was recorded under
   std::vector<std::uint64_t> order;  // ids in the order they finished
 };
 
@@ -51,6 +53,7 @@ std::optional<CompletionLog> read_completions(const fs::path& path) {
         if (j.value("format", "") != kCompletionsFormat) throw Error("not an evoopt completion log (format field missing or different)");
         if (j.at("version") != 1) throw Error("version " + j.at("version").dump() + " is not one this evoopt reads (1)");
         log.in_flight = j.at("in_flight").get<int>();
+        log.search = j.at("search").get<std::string>();
         if (log.in_flight < 1) throw Error("in_flight must be >= 1");
         continue;
       }
@@ -81,13 +84,20 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
   if (!run_dir_.empty()) fs::create_directories(run_dir_);
   results_.clear();
   const fs::path log_path = run_dir_.empty() ? fs::path() : run_dir_ / "completions.jsonl";
+  // The order replays only the search it was recorded for (seed, population, operators, tasks, ...).
+  const std::string options_text = options_.to_json().dump();
+  const std::string search = data::sha256_hex(options_text.data(), options_text.size()).substr(0, 16);
   const std::optional<CompletionLog> recorded = read_completions(log_path);
+  if (recorded && recorded->search != search)
+    throw Error(
+        fmt::format("{} line 1: recorded for another search (GA options fingerprint {} there, {} now)", log_path.string(), recorded->search, search));
   const std::vector<std::uint64_t> replay = recorded ? recorded->order : std::vector<std::uint64_t>{};
   // How many individuals are kept in flight is part of what the search does, so a replay
   // takes it from the log, whatever the number of workers now.
   const std::size_t in_flight_target = static_cast<std::size_t>(recorded ? recorded->in_flight : std::max(1, evaluator_.workers()));
   if (!recorded && !log_path.empty())
-    write_file_atomic(log_path, json{{"format", kCompletionsFormat}, {"version", 1}, {"in_flight", in_flight_target}}.dump() + "\n");
+    write_file_atomic(log_path,
+                      json{{"format", kCompletionsFormat}, {"version", 1}, {"in_flight", in_flight_target}, {"search", search}}.dump() + "\n");
   outcome.resumed = !replay.empty() || store_->size() > 0;
 
   const std::size_t pop_size = static_cast<std::size_t>(options_.population);

@@ -218,6 +218,16 @@ TEST(AsyncGa, ABadCompletionLogIsRefusedNamingTheFileAndLine) {
   expect_refused("foreign", {lines[0], "{\"n\": 0, \"id\": 999}"}, "line 2: individual 999 was not being evaluated");
   std::vector<std::string> garbled = {lines[0], lines[1], "not json", lines[3]};
   expect_refused("garbled", garbled, "line 3");
+  // The order of another search (here: another seed) is refused, not replayed into this one.
+  fs::create_directories(tmp / "other");
+  fs::copy_file(tmp / "ok/completions.jsonl", tmp / "other/completions.jsonl");
+  eval::SyntheticEvaluator e2(fitness_of);
+  try {
+    GeneticAlgorithm(async_options(2), e2, tmp / "other").run();
+    ADD_FAILURE() << "another search's completion order was accepted";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("line 1: recorded for another search"), std::string::npos) << err.what();
+  }
   // Racing needs generations.
   GaOptions o = async_options(1);
   o.racing.enabled = true;
