@@ -20,6 +20,9 @@ PACKAGES=(
   dataset-fashion-mnist
   python3-torch             # the PyTorch reference of bench/vs_pytorch.sh (run with /usr/bin/python3)
 )
+# Tools only the tests need (scripts/test.sh sets EVOOPT_TEST_TOOLS=1): headless Chromium
+# renders report.html in the report test.
+if [ "${EVOOPT_TEST_TOOLS:-0}" = "1" ]; then PACKAGES+=(chromium); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

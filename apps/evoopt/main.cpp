@@ -29,6 +29,7 @@
 #include "evoopt/export/export.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
+#include "evoopt/report/report.hpp"
 #include "evoopt/task/task.hpp"
 #include "evoopt/train/trainer.hpp"
 
@@ -329,43 +330,48 @@ extern "C" void on_sigint(int) {
   std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C stops at once (journal and checkpoint stay consistent)
 }
 
-// Progress: a bar with ETA on a terminal, plain lines otherwise.
+// Progress: one updating bar on a terminal, plain lines otherwise (about every quarter of a
+// batch), each with throughput and ETAs; a line when a phase finishes.
 class Progress {
  public:
   Progress() : tty_(::isatty(STDOUT_FILENO) != 0) {}
-  void start(const std::string& what) {
-    what_ = what;
-    t0_ = std::chrono::steady_clock::now();
-    last_plain_ = -1;
-  }
-  void update(int done, int total) {
-    if (total <= 0) return;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  void update(const experiment::ProgressReport& r) {
+    if (r.total <= 0) return;
+    const bool new_batch = r.stage != stage_ || r.generation != generation_ || r.done < done_;
+    stage_ = r.stage;
+    generation_ = r.generation;
+    done_ = r.done;
+    const std::string what = r.stage == "search" ? "training runs" : r.stage + " runs";
+    std::string rates;
+    if (r.runs_per_second > 0) rates += fmt::format("{:.2g} runs/s", r.runs_per_second);
+    if (r.batch_eta_seconds)
+      rates += fmt::format("{}{} ETA {}", rates.empty() ? "" : ", ", r.stage == "search" ? "generation" : "batch",
+                           experiment::format_duration(*r.batch_eta_seconds));
+    if (r.study_eta_seconds) rates += fmt::format("{}study ETA {}", rates.empty() ? "" : ", ", experiment::format_duration(*r.study_eta_seconds));
     if (tty_) {
-      const int width = 30, filled = width * done / total;
-      std::string eta = "--:--";
-      if (done > 0) {
-        const int left = static_cast<int>(secs / done * (total - done));
-        eta = fmt::format("{}:{:02d}", left / 60, left % 60);
-      }
-      std::cout << fmt::format("\r  {} [{}{}] {}/{}  ETA {}   ", what_, std::string(static_cast<std::size_t>(filled), '#'),
-                               std::string(static_cast<std::size_t>(width - filled), '.'), done, total, eta)
+      const int width = 30, filled = width * std::min(r.done, r.total) / r.total;
+      std::cout << fmt::format("\r  {} [{}{}] {}/{}  {}\x1b[K", what, std::string(static_cast<std::size_t>(filled), '#'),
+                               std::string(static_cast<std::size_t>(width - filled), '.'), r.done, r.total, rates)
                 << std::flush;
-      if (done == total) std::cout << "\n";
+      if (r.done >= r.total) std::cout << "\n";
     } else {
-      // Plain lines, about every 25%.
-      const int quarter = total >= 4 ? 4 * done / total : done;
-      if (quarter != last_plain_ || done == total) {
-        std::cout << fmt::format("Evaluated {}/{} {}...", done, total, what_) << std::endl;
-        last_plain_ = quarter;
-      }
+      const int quarter = r.total >= 4 ? 4 * r.done / r.total : r.done;
+      if (new_batch) last_plain_ = -1;
+      if (quarter == last_plain_) return;
+      std::cout << fmt::format("Evaluated {}/{} {}{}", r.done, r.total, what, rates.empty() ? "" : " (" + rates + ")") << std::endl;
+      last_plain_ = quarter;
     }
+  }
+  void phase_finished(const experiment::PhaseReport& p) {
+    std::string name = p.phase;
+    if (!name.empty()) name[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
+    std::cout << fmt::format("{} finished: {} runs trained in {}", name, p.runs, experiment::format_duration(p.seconds)) << std::endl;
   }
 
  private:
   bool tty_;
-  std::string what_;
-  std::chrono::steady_clock::time_point t0_;
+  std::string stage_;
+  int generation_ = -1, done_ = 0;
   int last_plain_ = -1;
 };
 
@@ -518,11 +524,7 @@ int report_study(const experiment::StudyResult& r) {
 experiment::StudyEvents study_events(Progress& progress) {
   experiment::StudyEvents ev;
   ev.message = [](const std::string& m) { std::cout << m << std::endl; };
-  ev.ga.generation_started = [&progress](int g, int n) {
-    std::cout << fmt::format("Generation {}/{}", g + 1, n) << std::endl;
-    progress.start("training runs");
-  };
-  ev.ga.run_finished = [&progress](int done, int total) { progress.update(done, total); };
+  ev.ga.generation_started = [](int g, int n) { std::cout << fmt::format("Generation {}/{}", g + 1, n) << std::endl; };
   ev.ga.generation_finished = [](const ga::GenerationRecord& rec, const ga::Individual& best) {
     std::string per;
     for (const auto& [t, v] : best.per_task) per += fmt::format("{}{} {:.2f}", per.empty() ? "" : ", ", t, v);
@@ -531,14 +533,8 @@ experiment::StudyEvents study_events(Progress& progress) {
                              rec.best, per, rec.mean, rec.diversity, rec.gene_distance, rec.evaluations, saved, rec.seconds)
               << std::endl;
   };
-  std::string current;
-  ev.stage_progress = [&progress, current](const std::string& stage, int done, int total) mutable {
-    if (stage != current) {
-      current = stage;
-      progress.start(stage + " runs");
-    }
-    progress.update(done, total);
-  };
+  ev.progress = [&progress](const experiment::ProgressReport& r) { progress.update(r); };
+  ev.phase_finished = [&progress](const experiment::PhaseReport& p) { progress.phase_finished(p); };
   return ev;
 }
 
@@ -561,6 +557,53 @@ int cmd_resume(const std::string& dir) {
   // The stored config is read by run_study itself (the one passed is ignored on resume).
   auto r = experiment::run_study(experiment::ExperimentConfig(), dir, /*resume=*/true, study_events(progress), &g_interrupted);
   return report_study(r);
+}
+
+int cmd_status(const std::string& dir) {
+  const auto s = experiment::read_run_status(dir);
+  std::cout << fmt::format("{}: {}{}", dir, s.state,
+                           s.in_use                ? " (an evoopt process is working on it now)"
+                           : s.state == "complete" ? ""
+                                                   : " (no process is working on it: evoopt resume " + dir + " continues it)")
+            << "\n";
+  std::string tasks;
+  for (const auto& t : s.tasks) tasks += (tasks.empty() ? "" : ", ") + t;
+  std::cout << fmt::format("  preset {}, model {}, tasks {}", s.preset, s.model, tasks) << "\n";
+  std::cout << fmt::format("  generations finished: {}/{}", s.generations_done, s.generations) << "\n";
+  if (s.best_fitness)
+    std::cout << fmt::format("  best validation fitness so far: {:.4f} (individual {}, generation {})", *s.best_fitness, s.best_id, s.best_generation)
+              << "\n";
+  if (s.final_test) std::cout << fmt::format("  winner's final test fitness: {:.4f}", *s.final_test) << "\n";
+  std::int64_t runs = 0, steps = 0;
+  std::string by;
+  for (const auto& [stage, w] : s.done_by_stage) {
+    runs += w.runs;
+    steps += w.steps;
+    by += fmt::format("{}{} {}", by.empty() ? "" : ", ", stage, w.runs);
+  }
+  std::cout << fmt::format("  runs done: {} ({} steps{}{})", runs, steps, by.empty() ? "" : "; ", by) << "\n";
+  if (s.state != "complete") {
+    std::cout << fmt::format("  runs left: about {} ({} steps; an estimate from the config and the generations so far)", s.left.runs, s.left.steps)
+              << "\n";
+    if (s.eta_seconds)
+      std::cout << fmt::format("  ETA: about {} with {} worker{} (at the journal's mean seconds per step)",
+                               experiment::format_duration(*s.eta_seconds), s.workers, s.workers == 1 ? "" : "s")
+                << "\n";
+  }
+  if (s.seconds_since_last_run)
+    std::cout << fmt::format("  last run recorded {} ago", experiment::format_duration(*s.seconds_since_last_run)) << "\n";
+  return 0;
+}
+
+int cmd_report(const std::string& dir, const std::string& out) {
+  if (out.empty()) {
+    std::cout << "Wrote " << report::write_report(dir).string() << std::endl;
+    return 0;
+  }
+  const std::string html = report::render_report(dir);
+  write_file_atomic(out, html);
+  std::cout << "Wrote " << out << std::endl;
+  return 0;
 }
 
 int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_file, int test_seeds) {
@@ -766,6 +809,14 @@ int main(int argc, char** argv) {
   resume_cmd->add_option("run_dir", resume_dir, "Run directory")->required();
   std::string compare_genome;
   int compare_seeds = 0;
+  std::string status_dir;
+  auto* status_cmd = app.add_subcommand("status", "Where a run stands (generation, best so far, runs done and left, ETA), from its files");
+  status_cmd->add_option("run_dir", status_dir, "Run directory")->required();
+  std::string report_dir, report_out;
+  auto* report_cmd =
+      app.add_subcommand("report", "Write RUN_DIR/report.html: the run as one self-contained page (charts, formula, family tree, comparison)");
+  report_cmd->add_option("run_dir", report_dir, "Run directory (finished, interrupted or running)")->required();
+  report_cmd->add_option("-o,--out", report_out, "Write the page here instead of RUN_DIR/report.html")->check(non_empty());
   auto* compare_cmd = app.add_subcommand("compare", "Compare a genome with tuned baselines on fresh test seeds");
   compare_cmd->add_option("--genome", compare_genome, "Genome JSON (e.g. a run's best_genome.json) or preset")->required();
   compare_cmd->add_option("--seeds,--test-seeds", compare_seeds, "Fresh test seeds, the same for every method (default 5)")->check(at_least(1));
@@ -807,6 +858,8 @@ int main(int argc, char** argv) {
     if (bench_workers->parsed()) return cmd_bench_workers(bench_config, bench_worker_counts, bench_genomes);
     if (evolve_cmd->parsed()) return cmd_evolve(evolve_args, evolve_cmd);
     if (resume_cmd->parsed()) return cmd_resume(resume_dir);
+    if (status_cmd->parsed()) return cmd_status(status_dir);
+    if (report_cmd->parsed()) return cmd_report(report_dir, report_out);
     if (compare_cmd->parsed()) return cmd_compare(evolve_args, compare_cmd, compare_genome, compare_seeds);
   } catch (const evoopt::Error& e) {
     std::fprintf(stderr, "evoopt: error: %s\n", e.what());

@@ -146,6 +146,15 @@ DirLock::DirLock(const fs::path& dir) {
   }
 }
 
+bool dir_in_use(const fs::path& dir) {
+  const fs::path p = dir / ".lock";
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+  ::close(fd);
+  return held;
+}
+
 DirLock::~DirLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }

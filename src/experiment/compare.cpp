@@ -15,15 +15,18 @@ using nlohmann::json;
 std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage, const std::vector<eval::RunRequest>& requests) {
   const int total = static_cast<int>(requests.size());
   int done = 0;
+  if (requests.empty()) return {};
+  eval::RunRequest like = requests.front();
+  if (like.steps < 1) like.steps = ctx.evaluator.default_steps();
   eval::StoreEvents events;
   events.planned = [&](std::size_t found, std::size_t) {
     done = static_cast<int>(found);
-    if (ctx.progress) ctx.progress(stage, done, total);
+    if (ctx.progress) ctx.progress(stage, done, total, like, nullptr);
   };
-  events.trained = [&](const train::RunResult&) {
+  events.trained = [&](const train::RunResult& r) {
     ++ctx.runs_executed;
     ++done;
-    if (ctx.progress) ctx.progress(stage, std::min(done, total), total);
+    if (ctx.progress) ctx.progress(stage, std::min(done, total), total, like, &r);
   };
   const auto results = eval::run_with_store(ctx.store, ctx.evaluator, stage, requests, events, ctx.cancel);
   std::vector<train::RunResult> out;
@@ -108,26 +111,21 @@ std::vector<train::Fitness> validation_fitness(RunContext& ctx, const std::strin
   return out;
 }
 
+std::vector<Rung> halving_rungs(std::size_t n, std::int64_t steps, const HalvingOptions& halving) {
+  if (halving.enabled && n > 3 && steps >= 8) {
+    const std::size_t second = std::max<std::size_t>(2, (n + 3) / 4);
+    const std::size_t third = std::max<std::size_t>(1, (second + 2) / 3);
+    return {{steps / 4, halving.rung_val_size, n}, {steps / 2, halving.rung_val_size, second}, {steps, 0, third}};
+  }
+  return {{steps, 0, n}};
+}
+
 void tune(RunContext& ctx, const std::string& stage, BaselineChoice& c, const std::vector<std::string>& tasks, std::uint64_t run_seed,
           int search_seeds, std::int64_t steps, const HalvingOptions& halving) {
   if (c.sweep.empty()) throw Error("nothing to tune for " + c.name);
   if (steps < 1) steps = ctx.evaluator.default_steps();
-  // Rungs: (steps, validation images, how many survive into it).
-  struct Rung {
-    std::int64_t steps, eval_limit;
-    std::size_t keep;
-  };
-  std::vector<Rung> rungs;
   const std::size_t n = c.sweep.size();
-  if (halving.enabled && n > 3 && steps >= 8) {
-    const std::size_t second = std::max<std::size_t>(2, (n + 3) / 4);
-    const std::size_t third = std::max<std::size_t>(1, (second + 2) / 3);
-    rungs.push_back({steps / 4, halving.rung_val_size, n});
-    rungs.push_back({steps / 2, halving.rung_val_size, second});
-    rungs.push_back({steps, 0, third});
-  } else {
-    rungs.push_back({steps, 0, n});
-  }
+  const std::vector<Rung> rungs = halving_rungs(n, steps, halving);
   std::vector<std::size_t> alive(n);
   for (std::size_t i = 0; i < n; ++i) alive[i] = i;
   for (const Rung& rung : rungs) {
@@ -157,7 +155,7 @@ void tune(RunContext& ctx, const std::string& stage, BaselineChoice& c, const st
 }
 
 BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const std::vector<double>& lr_grid, const std::vector<double>& wd_grid,
-                              const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds) {
+                              const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds, std::int64_t steps) {
   BaselineChoice c;
   c.name = name;
   c.protocol = "seed";
@@ -169,7 +167,7 @@ BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const st
       e.genome = baseline_genome(name, lr, wd);
       c.sweep.push_back(e);
     }
-  tune(ctx, "sweep", c, tasks, run_seed, search_seeds, 0, HalvingOptions{false, 0});
+  tune(ctx, "sweep", c, tasks, run_seed, search_seeds, steps, HalvingOptions{false, 0});
   return c;
 }
 
@@ -339,7 +337,7 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   for (const auto& b : in.options.baselines) {
     if (in.options.protocol == "seed")
       c.baselines.push_back(
-          sweep_baseline(ctx, b, CompareOptions::seed_lr_grid(), CompareOptions::seed_wd_grid(), in.tasks, in.run_seed, in.search_seeds));
+          sweep_baseline(ctx, b, CompareOptions::seed_lr_grid(), CompareOptions::seed_wd_grid(), in.tasks, in.run_seed, in.search_seeds, in.steps));
     else
       c.baselines.push_back(tune_baseline(ctx, b, in.options.lr_grid, in.options.wd_grid, strong_regimes(in.evolved), in.tasks, in.run_seed,
                                           in.search_seeds, in.steps, halving));

@@ -12,6 +12,7 @@
 #include "evoopt/common/json_io.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/factory.hpp"
+#include "evoopt/report/report.hpp"
 
 namespace evoopt::experiment {
 namespace fs = std::filesystem;
@@ -62,6 +63,27 @@ train::Budget study_budget(const ExperimentConfig& config) {
   return budget;
 }
 
+namespace {
+decltype(RunContext::progress) tracker_progress(ProgressTracker& tracker, const EvalSizes& sizes) {
+  return [&tracker, sizes](const std::string& stage, int done, int total, const eval::RunRequest& request, const train::RunResult* trained) {
+    const std::int64_t images = request.split == data::Split::Test ? sizes.test
+                                : request.eval_limit > 0           ? std::min(request.eval_limit, sizes.val)
+                                                                   : sizes.val;
+    tracker.batch(stage, done, total, Work{1, request.steps, images}, trained);
+  };
+}
+
+EvalSizes eval_sizes(const LoadedTasks& loaded) {
+  EvalSizes s;
+  for (const auto& [name, t] : loaded.tasks) {
+    s.val += t.data->val.size();
+    s.test += t.data->test.size();
+  }
+  const auto n = static_cast<std::int64_t>(std::max<std::size_t>(1, loaded.tasks.size()));
+  return {s.val / n, s.test / n};
+}
+}  // namespace
+
 std::optional<Comparison> run_compare(const ExperimentConfig& config, const genome::Genome& genome, const fs::path& out_dir,
                                       const StudyEvents& events, const std::atomic<bool>* cancel) {
   config.validate();
@@ -74,11 +96,16 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   eval::Evaluator& evaluator = *evaluator_ptr;
   const DirLock lock(out_dir);
   eval::RunStore store(out_dir / "journal.jsonl");
-  RunContext ctx{evaluator, store, cancel, events.stage_progress};
+  const EvalSizes sizes = eval_sizes(loaded);
+  ProgressTracker tracker(config, sizes, /*with_search=*/false, events.progress, events.phase_finished);
+  tracker.set_winner(genome, config.compare.equal_budget_runs);
+  tracker.start_phase("comparison");
+  RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
   try {
     const double val_fitness = validation_fitness(ctx, "sweep", {genome}, config.tasks, config.seed, config.ga.search_seeds).front().overall;
     Comparison c = run_comparison(ctx, compare_inputs(config, genome, val_fitness, loaded.labels, config.compare.equal_budget_runs));
     write_comparison(c, out_dir);
+    tracker.finish();
     return c;
   } catch (const Interrupted&) {
     return std::nullopt;
@@ -265,7 +292,32 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   gopt.seed = config.seed;
   gopt.tasks = config.tasks;
   ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir, &store);
-  result.ga = algorithm.run(events.ga, cancel);
+  const EvalSizes sizes = eval_sizes(loaded);
+  ProgressTracker tracker(config, sizes, /*with_search=*/true, events.progress, events.phase_finished);
+  ga::GaEvents ga_events = events.ga;
+  ga_events.generation_started = [&](int g, int n) {
+    tracker.generation_started(g, n);
+    if (events.ga.generation_started) events.ga.generation_started(g, n);
+  };
+  ga_events.run_finished = [&](int done, int total, const train::RunResult& r) {
+    tracker.search_run(done, total, r);
+    if (events.ga.run_finished) events.ga.run_finished(done, total, r);
+  };
+  // report.html after every generation (a browser refresh follows the run) and at the end.
+  // A report that cannot be written is said, and the study goes on.
+  const auto rewrite_report = [&] {
+    try {
+      report::write_report(run_dir);
+    } catch (const std::exception& e) {
+      say(std::string("report.html not written: ") + e.what());
+    }
+  };
+  ga_events.generation_finished = [&](const ga::GenerationRecord& rec, const ga::Individual& best) {
+    tracker.generation_finished(rec);
+    if (events.ga.generation_finished) events.ga.generation_finished(rec, best);
+    rewrite_report();
+  };
+  result.ga = algorithm.run(ga_events, cancel);
   auto finish_cost = [&] {
     result.cost.search_runs = result.ga.runs_total;
     result.cost.search_steps = result.ga.steps_total;
@@ -278,9 +330,11 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     return result;
   }
 
-  RunContext ctx{evaluator, store, cancel, events.stage_progress};
+  tracker.set_winner(result.ga.best.genome, result.ga.runs_total);
+  RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
   try {
     // Final test of the winner: once, on the test split, with fresh seeds.
+    tracker.start_phase("final test");
     const genome::Genome& winner = result.ga.best.genome;
     std::vector<eval::RunRequest> req;
     for (const auto& t : config.tasks)
@@ -304,6 +358,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
 
     // Break-even: how many steps the best seed optimizer needs to match the winner.
     if (config.break_even) {
+      tracker.start_phase("break-even");
       const ga::Individual* base = nullptr;
       std::vector<ga::Individual> gen0;
       const fs::path lineage_path = run_dir / "lineage.json";
@@ -363,6 +418,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
 
     // Comparison with tuned baselines.
     if (config.compare.enabled) {
+      tracker.start_phase("comparison");
       Comparison c = run_comparison(ctx, compare_inputs(config, winner, result.ga.best.fitness, labels, result.ga.runs_total));
       write_comparison(c, run_dir);
       result.comparison = std::move(c);
@@ -376,12 +432,14 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     ++result.cost.other_runs;
     result.cost.other_steps += e.result.steps_done;
   }
+  tracker.finish();
   finish_cost();
   result.completed = true;
   json ft = result.summary_json();
   write_file_atomic(run_dir / "final_test.json",
                     json{{"format", "evoopt.final_test"}, {"version", 1}, {"winner", ft["winner"]}, {"final_test", ft["final_test"]}}.dump(2) + "\n");
   write_file_atomic(run_dir / "summary.json", result.summary_json().dump(2) + "\n");
+  rewrite_report();
   return result;
 }
 

@@ -50,64 +50,6 @@ bool fused(Term t) { return t == Term::AdamTerm || t == Term::RmsNorm || t == Te
 
 // ---------------------------------------------------------------- formulas
 
-std::string latex_update(const Genome& g) {
-  std::string sum;
-  for (std::size_t i = 0; i < g.terms.size(); ++i) {
-    std::string f(genome::term_info(g.terms[i].term).latex);
-    if (!g.bias_correction)
-      for (const char* hat : {"\\hat{m}", "\\hat{v}"})
-        for (auto pos = f.find(hat); pos != std::string::npos; pos = f.find(hat)) f.replace(pos, 7, std::string(1, hat[5]));
-    const double w = g.terms[i].weight;
-    sum += fmt::format("{}{:.4g}\\,{}", i == 0 ? (w < 0 ? "-" : "") : (w < 0 ? " - " : " + "), std::fabs(w), f);
-  }
-  std::string out = "\\theta_t = \\theta_{t-1}";
-  if (g.log10_weight_decay && g.decoupled_weight_decay) out += " - \\eta_t \\lambda\\, \\theta_{t-1}";
-  return out + " - \\eta_t \\left(" + sum + "\\right)";
-}
-
-// The definitions the update reads, one LaTeX line each.
-std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_steps) {
-  std::vector<std::string> d;
-  d.push_back("g_t = \\nabla_\\theta L(\\theta_{t-1})");
-  if (g.clip_norm)
-    d.push_back(
-        fmt::format("g_t \\leftarrow g_t \\cdot \\min\\!\\left(1, \\frac{{{}}}{{\\lVert g_t \\rVert_2 + 10^{{-6}}}}\\right) \\quad\\text{{(norm over "
-                    "all parameters)}}",
-                    brief(*g.clip_norm)));
-  if (g.log10_weight_decay && !g.decoupled_weight_decay)
-    d.push_back("g_t \\leftarrow g_t + \\lambda\\,\\theta_{t-1} \\quad\\text{(L2 weight decay)}");
-  if (g.needs_m()) {
-    d.push_back("m_t = \\beta_1 m_{t-1} + (1-\\beta_1)\\, g_t");
-    if (g.bias_correction) d.push_back("\\hat{m}_t = m_t / (1-\\beta_1^t)");
-  }
-  if (g.needs_v()) {
-    d.push_back("v_t = \\beta_2 v_{t-1} + (1-\\beta_2)\\, g_t^2");
-    if (g.bias_correction) d.push_back("\\hat{v}_t = v_t / (1-\\beta_2^t)");
-  }
-  if (g.needs_lion_m()) d.push_back("c_t = \\beta_2 c_{t-1} + (1-\\beta_2)\\, g_t \\quad\\text{(after the update)}");
-  for (const auto& t : g.terms)
-    if (t.term == Term::Nesterov) {
-      if (g.bias_correction)
-        d.push_back(
-            "\\mu_t = \\beta_1\\left(1 - \\tfrac12\\, 0.96^{0.004\\,t}\\right),\\ a_t = \\frac{1-\\mu_t}{1-\\prod_{i\\le t}\\mu_i},\\ "
-            "b_t = \\frac{\\mu_{t+1}}{1-\\prod_{i\\le t+1}\\mu_i} \\quad\\text{(NAdam)}");
-      else
-        d.push_back("a_t = 1-\\beta_1,\\ b_t = \\beta_1");
-    }
-  std::string eta = "\\eta_t = \\eta";
-  if (g.has_schedule()) {
-    const auto warm = static_cast<std::int64_t>(std::llround(g.warmup_fraction * static_cast<double>(total_steps)));
-    if (warm > 0) eta += fmt::format("\\cdot \\min\\!\\left(1, \\frac{{t}}{{{}}}\\right)", warm);
-    if (g.cosine_decay)
-      eta += fmt::format(
-          "\\cdot \\tfrac12\\left(1+\\cos\\left(\\pi \\min\\left(1, \\frac{{t-1-{}}}{{{}}}\\right)\\right)\\right) \\text{{ for }} t > {}", warm,
-          std::max<std::int64_t>(1, total_steps - warm), warm);
-    eta += fmt::format(" \\quad\\text{{(over {} steps)}}", total_steps);
-  }
-  d.push_back(eta);
-  return d;
-}
-
 std::string hyper_table_markdown(const Genome& g) {
   std::string t = "| hyperparameter | value |\n|---|---|\n";
   t += fmt::format("| learning rate η | {} |\n", brief(g.lr()));
@@ -507,6 +449,64 @@ std::string export_genome(const Genome& genome, Format format, const ExportOptio
       return export_markdown(g, options);
   }
   throw Error("unknown export format");
+}
+
+std::string latex_update(const Genome& g) {
+  std::string sum;
+  for (std::size_t i = 0; i < g.terms.size(); ++i) {
+    std::string f(genome::term_info(g.terms[i].term).latex);
+    if (!g.bias_correction)
+      for (const char* hat : {"\\hat{m}", "\\hat{v}"})
+        for (auto pos = f.find(hat); pos != std::string::npos; pos = f.find(hat)) f.replace(pos, 7, std::string(1, hat[5]));
+    const double w = g.terms[i].weight;
+    sum += fmt::format("{}{:.4g}\\,{}", i == 0 ? (w < 0 ? "-" : "") : (w < 0 ? " - " : " + "), std::fabs(w), f);
+  }
+  std::string out = "\\theta_t = \\theta_{t-1}";
+  if (g.log10_weight_decay && g.decoupled_weight_decay) out += " - \\eta_t \\lambda\\, \\theta_{t-1}";
+  return out + " - \\eta_t \\left(" + sum + "\\right)";
+}
+
+// The definitions the update reads, one LaTeX line each.
+std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_steps) {
+  std::vector<std::string> d;
+  d.push_back("g_t = \\nabla_\\theta L(\\theta_{t-1})");
+  if (g.clip_norm)
+    d.push_back(
+        fmt::format("g_t \\leftarrow g_t \\cdot \\min\\!\\left(1, \\frac{{{}}}{{\\lVert g_t \\rVert_2 + 10^{{-6}}}}\\right) \\quad\\text{{(norm over "
+                    "all parameters)}}",
+                    brief(*g.clip_norm)));
+  if (g.log10_weight_decay && !g.decoupled_weight_decay)
+    d.push_back("g_t \\leftarrow g_t + \\lambda\\,\\theta_{t-1} \\quad\\text{(L2 weight decay)}");
+  if (g.needs_m()) {
+    d.push_back("m_t = \\beta_1 m_{t-1} + (1-\\beta_1)\\, g_t");
+    if (g.bias_correction) d.push_back("\\hat{m}_t = m_t / (1-\\beta_1^t)");
+  }
+  if (g.needs_v()) {
+    d.push_back("v_t = \\beta_2 v_{t-1} + (1-\\beta_2)\\, g_t^2");
+    if (g.bias_correction) d.push_back("\\hat{v}_t = v_t / (1-\\beta_2^t)");
+  }
+  if (g.needs_lion_m()) d.push_back("c_t = \\beta_2 c_{t-1} + (1-\\beta_2)\\, g_t \\quad\\text{(after the update)}");
+  for (const auto& t : g.terms)
+    if (t.term == Term::Nesterov) {
+      if (g.bias_correction)
+        d.push_back(
+            "\\mu_t = \\beta_1\\left(1 - \\tfrac12\\, 0.96^{0.004\\,t}\\right),\\ a_t = \\frac{1-\\mu_t}{1-\\prod_{i\\le t}\\mu_i},\\ "
+            "b_t = \\frac{\\mu_{t+1}}{1-\\prod_{i\\le t+1}\\mu_i} \\quad\\text{(NAdam)}");
+      else
+        d.push_back("a_t = 1-\\beta_1,\\ b_t = \\beta_1");
+    }
+  std::string eta = "\\eta_t = \\eta";
+  if (g.has_schedule()) {
+    const auto warm = static_cast<std::int64_t>(std::llround(g.warmup_fraction * static_cast<double>(total_steps)));
+    if (warm > 0) eta += fmt::format("\\cdot \\min\\!\\left(1, \\frac{{t}}{{{}}}\\right)", warm);
+    if (g.cosine_decay)
+      eta += fmt::format(
+          "\\cdot \\tfrac12\\left(1+\\cos\\left(\\pi \\min\\left(1, \\frac{{t-1-{}}}{{{}}}\\right)\\right)\\right) \\text{{ for }} t > {}", warm,
+          std::max<std::int64_t>(1, total_steps - warm), warm);
+    eta += fmt::format(" \\quad\\text{{(over {} steps)}}", total_steps);
+  }
+  d.push_back(eta);
+  return d;
 }
 
 ExportSource load_export_source(const std::string& what) {

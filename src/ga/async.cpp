@@ -133,7 +133,7 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
     outcome.steps_executed += r.steps_done;
     ++block_runs;
     const int block_total = options_.population * runs_per_individual;
-    if (events.run_finished) events.run_finished(std::min(block_runs, block_total), block_total);
+    if (events.run_finished) events.run_finished(std::min(block_runs, block_total), block_total, r);
   };
   auto start_block = [&](int index) {
     block = GenerationRecord{};

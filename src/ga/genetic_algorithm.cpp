@@ -140,6 +140,7 @@ json GenerationRecord::to_json() const {
           {"best_per_task", best_per_task},
           {"diversity", diversity},
           {"gene_distance", gene_distance},
+          {"term_share", term_share},
           {"evaluations", evaluations},
           {"reused", reused},
           {"steps_saved", steps_saved},
@@ -157,6 +158,7 @@ GenerationRecord GenerationRecord::from_json(const json& j) {
   r.best_per_task = j.at("best_per_task").get<std::map<std::string, double>>();
   r.diversity = j.at("diversity");
   r.gene_distance = j.value("gene_distance", 0.0);  // absent in checkpoints written before it existed
+  if (j.contains("term_share")) r.term_share = j.at("term_share").get<std::map<std::string, double>>();
   r.evaluations = j.at("evaluations");
   r.reused = j.at("reused");
   r.steps_saved = j.value("steps_saved", std::int64_t{0});
@@ -217,6 +219,12 @@ void summarise_population(const std::vector<Individual>& population, const std::
     for (std::size_t k = i + 1; k < n; ++k) distance_sum += genome::genome_distance(population[i].genome, population[k].genome);
   rec.gene_distance = n > 1 ? distance_sum / (0.5 * static_cast<double>(n) * static_cast<double>(n - 1)) : 0.0;
   rec.best_id = best_of(population).id;
+  rec.term_share.clear();
+  for (const auto& i : population) {
+    std::set<std::string> used;
+    for (const auto& t : i.genome.terms) used.insert(std::string(genome::term_info(t.term).name));
+    for (const auto& name : used) rec.term_share[name] += 1.0 / static_cast<double>(n);
+  }
 }
 
 // ---------------------------------------------------------------- algorithm
@@ -331,7 +339,7 @@ std::vector<std::optional<train::RunResult>> GeneticAlgorithm::train_runs(const 
     ++outcome.runs_executed;
     outcome.steps_executed += r.steps_done;
     ++done;
-    if (events.run_finished) events.run_finished(done, total);
+    if (events.run_finished) events.run_finished(done, total, r);
   };
   return eval::run_with_store(*store_, evaluator_, "search", requests, store_events, cancel);
 }
@@ -461,6 +469,9 @@ void GeneticAlgorithm::score_full_runs(Individual& ind) const {
 void GeneticAlgorithm::write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const {
   if (run_dir_.empty()) return;
   write_file_atomic(run_dir_ / "history.csv", history_csv(history, options_.tasks));
+  json records = json::array();
+  for (const auto& r : history) records.push_back(r.to_json());
+  write_file_atomic(run_dir_ / "history.json", json{{"format", "evoopt.history"}, {"version", 1}, {"generations", records}}.dump(1) + "\n");
   json lineage = json::array();
   for (const auto& i : all) lineage.push_back(i.to_json());
   write_file_atomic(run_dir_ / "lineage.json", json{{"format", "evoopt.lineage"}, {"version", 1}, {"individuals", lineage}}.dump(1) + "\n");

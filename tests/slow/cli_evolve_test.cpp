@@ -6,11 +6,13 @@
 #include <fstream>
 #include <thread>
 
+#include <map>
 #include <set>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <stb_image.h>
 #include "evoopt/common/files.hpp"
 #include "evoopt/eval/mpi.hpp"
 #include "test_support.hpp"
@@ -55,6 +57,69 @@ int run_and_signal(const std::string& args, const std::function<bool()>& ready, 
   return std::stoi(read_text_file(tmp / "rc"));
 }
 
+// report.html as a browser shows it: headless Chromium's screenshot (PNG) and its DOM after
+// parsing. Empty `dom` when Chromium is not installed (scripts/test.sh installs it).
+struct Rendered {
+  std::string dom;
+  int width = 0, height = 0;
+  double non_white = 0;     // share of pixels that are not white
+  std::size_t colours = 0;  // distinct colours (quantised)
+};
+
+Rendered render_in_chromium(const fs::path& html, const fs::path& work) {
+  Rendered r;
+  if (std::system("command -v chromium > /dev/null 2>&1") != 0) return r;
+  const std::string flags =
+      "chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking --user-data-dir=" + (work / "profile").string() +
+      " ";
+  const fs::path png = work / "report.png";
+  const std::string shot = flags + "--window-size=1200,2000 --screenshot=" + png.string() + " file://" + html.string() + " > /dev/null 2>&1";
+  EXPECT_EQ(std::system(shot.c_str()), 0) << shot;
+  const std::string dump = flags + "--dump-dom file://" + html.string() + " > " + (work / "dom.html").string() + " 2> /dev/null";
+  EXPECT_EQ(std::system(dump.c_str()), 0) << dump;
+  r.dom = read_text_file(work / "dom.html");
+  int channels = 0;
+  const std::string bytes = fs::exists(png) ? read_text_file(png) : std::string();
+  unsigned char* px =
+      stbi_load_from_memory(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()), &r.width, &r.height, &channels, 3);
+  if (px == nullptr) {
+    ADD_FAILURE() << "no screenshot at " << png;
+    return r;
+  }
+  std::set<int> colours;
+  std::size_t coloured = 0;
+  const std::size_t n = static_cast<std::size_t>(r.width) * static_cast<std::size_t>(r.height);
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char* p = px + 3 * i;
+    if (p[0] < 250 || p[1] < 250 || p[2] < 250) ++coloured;
+    colours.insert((p[0] >> 4) << 8 | (p[1] >> 4) << 4 | (p[2] >> 4));
+  }
+  stbi_image_free(px);
+  r.non_white = static_cast<double>(coloured) / static_cast<double>(n);
+  r.colours = colours.size();
+  return r;
+}
+
+// Every <svg class="chart" data-chart="NAME" data-points="N"> in `dom`: NAME → (N, marks of class "pt" inside).
+std::map<std::string, std::pair<int, int>> charts(const std::string& dom) {
+  std::map<std::string, std::pair<int, int>> out;
+  for (auto p = dom.find("<svg class=\"chart\""); p != std::string::npos; p = dom.find("<svg class=\"chart\"", p + 1)) {
+    const auto end = dom.find("</svg>", p);
+    const std::string svg = dom.substr(p, end - p);
+    auto attr = [&](const std::string& name) {
+      const auto a = svg.find(name + "=\"") + name.size() + 2;
+      return svg.substr(a, svg.find('"', a) - a);
+    };
+    int marks = 0;
+    for (auto q = svg.find("class=\"pt"); q != std::string::npos; q = svg.find("class=\"pt", q + 1)) {
+      const char next = svg[q + 9];
+      if (next == '"' || next == ' ') ++marks;
+    }
+    out[attr("data-chart")] = {std::stoi(attr("data-points")), marks};
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST(CliEvolve, KillNineThenResumeGivesIdenticalOutputs) {
@@ -73,6 +138,19 @@ TEST(CliEvolve, KillNineThenResumeGivesIdenticalOutputs) {
         "evolve --out " + dir.string() + kTiny + data, [&] { return journal_lines(dir / "journal.jsonl") >= at; }, SIGKILL, nullptr);
     EXPECT_EQ(rc, 128 + SIGKILL);
     const std::size_t before = journal_lines(dir / "journal.jsonl");
+    // evoopt status reads where the killed run stands from its files.
+    auto status = test::run_cli("status " + dir.string());
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    EXPECT_NE(status.out.find(at == 3 ? ": searching" : ": final test / comparison"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("no process is working on it: evoopt resume " + dir.string()), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("runs done: " + std::to_string(before) + " "), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("ETA: about"), std::string::npos) << status.out;
+    // The report of an unfinished run: what there is so far.
+    auto report = test::run_cli("report " + dir.string());
+    ASSERT_EQ(report.exit_code, 0) << report.err;
+    const std::string html = read_text_file(dir / "report.html");
+    EXPECT_NE(html.find(at == 3 ? "No generation has finished yet." : "data-chart=\"fitness\""), std::string::npos);
+    EXPECT_NE(html.find(at == 3 ? "<b>searching</b>" : "<b>final test / comparison</b>"), std::string::npos);
     auto resumed = test::run_cli("resume " + dir.string());
     ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
     // No completed run was repeated: the journal grew by exactly the missing runs.
@@ -115,6 +193,57 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
                         "summary.json", "comparison.json", "comparison.csv"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   EXPECT_NE(r.out.find("Generation 1/4"), std::string::npos);
+  // Progress lines with throughput and ETAs, and a line per phase with its wall time.
+  EXPECT_NE(r.out.find("training runs ("), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" runs/s, generation ETA "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(", study ETA "), std::string::npos) << r.out;
+  for (const char* phase :
+       {"Search finished: 78 runs trained in ", "Final test finished: 9 runs trained in ", "Break-even finished: ", "Comparison finished: "})
+    EXPECT_NE(r.out.find(phase), std::string::npos) << phase;
+  auto status = test::run_cli("status " + dir.string());
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find(dir.string() + ": complete"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("generations finished: 4/4"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("winner's final test fitness: "), std::string::npos) << status.out;
+  EXPECT_EQ(test::run_cli("status " + (tmp / "nothing").string()).exit_code, 1);
+
+  // report.html, written by evolve, as Chromium shows it: not blank, every chart holds its points.
+  ASSERT_TRUE(fs::exists(dir / "report.html"));
+  const std::string html = read_text_file(dir / "report.html");
+  for (const char* external : {"<script", "src=\"http", "href=\"http", "@import", "url("})
+    EXPECT_EQ(html.find(external), std::string::npos) << external;
+  const Rendered page = render_in_chromium(dir / "report.html", tmp.path());
+  if (page.dom.empty()) GTEST_SKIP() << "chromium is not installed (scripts/test.sh installs it)";
+  EXPECT_EQ(page.width, 1200);
+  EXPECT_GT(page.non_white, 0.03);
+  EXPECT_GT(page.colours, 20u);
+  const auto found = charts(page.dom);
+  const auto lineage = nlohmann::json::parse(read_text_file(dir / "lineage.json"))["individuals"];
+  const auto best = nlohmann::json::parse(read_text_file(dir / "best_genome.json"));
+  // The winner's ancestors, counted here from lineage.json.
+  std::map<std::uint64_t, nlohmann::json> by_id;
+  for (const auto& i : lineage) by_id[i["id"].get<std::uint64_t>()] = i;
+  std::set<std::uint64_t> ancestors;
+  std::vector<std::uint64_t> todo{best["id"].get<std::uint64_t>()};
+  while (!todo.empty()) {
+    const auto id = todo.back();
+    todo.pop_back();
+    if (!ancestors.insert(id).second) continue;
+    for (const auto& p : by_id[id]["parents"]) todo.push_back(p.get<std::uint64_t>());
+  }
+  const std::map<std::string, int> expected = {{"fitness", 3 * 4},   {"per-task", 3 * 4},       {"terms", -1},
+                                               {"diversity", 2 * 4}, {"schedule", 50},          {"family-tree", static_cast<int>(ancestors.size())},
+                                               {"break-even", -1},   {"test-bars", 6 * 4},      {"loss-mnist", -1},
+                                               {"loss-cifar10", -1}, {"loss-fashion_mnist", -1}};
+  for (const auto& [name, n] : expected) {
+    ASSERT_TRUE(found.count(name)) << "no chart " << name;
+    EXPECT_EQ(found.at(name).first, found.at(name).second) << name << ": data-points differs from the marks in the DOM";
+    EXPECT_GT(found.at(name).second, 0) << name;
+    if (n >= 0) EXPECT_EQ(found.at(name).second, n) << name;
+  }
+  EXPECT_NE(page.dom.find("<math"), std::string::npos);  // the formula, as MathML
+  EXPECT_NE(page.dom.find("lossy: JPEG-compressed images"), std::string::npos);
+  EXPECT_NE(page.dom.find("Where the gain comes from"), std::string::npos);
   EXPECT_NE(r.out.find("Best fitness:"), std::string::npos);
   EXPECT_NE(r.out.find("Final test of the winner"), std::string::npos);
   EXPECT_NE(r.out.find("Break-even:"), std::string::npos);

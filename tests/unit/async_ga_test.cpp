@@ -132,7 +132,7 @@ TEST(AsyncGa, InterruptedAnywhereItResumesToTheSameSearchWithoutRepeatingARun) {
       std::atomic<bool> cancel{false};
       int runs = 0;
       GaEvents ev;
-      ev.run_finished = [&](int, int) { cancel = ++runs >= stop_every; };
+      ev.run_finished = [&](int, int, const train::RunResult&) { cancel = ++runs >= stop_every; };
       eval::SyntheticEvaluator se(fitness_of);
       const GaOutcome part = GeneticAlgorithm(async_options(9), se, dir).run(ev, &cancel);
       calls += se.calls();

@@ -186,6 +186,9 @@ TEST(BadInput, EveryCaseEndsWithOneLineANonZeroExitAndNothingWritten) {
       {"evolve --tasks mnist --out OUT --data-dir " + bad_data.string(), "SHA-256 mismatch"},
       // Run directories.
       {"resume " + (tmp / "no-such-run").string(), "not a run directory"},
+      {"status " + (tmp / "no-such-run").string(), "not a run directory"},
+      {"report " + (tmp / "no-such-run").string(), "not a run directory"},
+      {"report " + (tmp / "no-such-run").string() + " -o OUT", "not a run directory"},
   };
   if (!torch::cuda::is_available())
     cases.push_back({"evolve --tasks mnist --device cuda --out OUT" + data, "device cuda: no CUDA device is available"});

@@ -207,7 +207,7 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
       std::atomic<bool> cancel{false};
       int runs = 0;
       GaEvents ev;
-      ev.run_finished = [&](int, int) {
+      ev.run_finished = [&](int, int, const train::RunResult&) {
         if (++runs >= stop_every) cancel = true;
       };
       eval::SyntheticEvaluator se(fn);
@@ -235,7 +235,7 @@ TEST(GeneticAlgorithm, InterruptAndResumeGiveIdenticalOutputs) {
   std::atomic<bool> cancel{false};
   int runs = 0;
   GaEvents stop_soon;
-  stop_soon.run_finished = [&](int, int) { cancel = ++runs >= 5; };
+  stop_soon.run_finished = [&](int, int, const train::RunResult&) { cancel = ++runs >= 5; };
   eval::SyntheticEvaluator first(fn);
   EXPECT_FALSE(GeneticAlgorithm(o, first, torn).run(stop_soon, &cancel).completed);
   eval::SyntheticEvaluator second(fn);
@@ -354,7 +354,7 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
   std::atomic<bool> cancel{false};
   int finished = 0;
   GaEvents stop_soon;
-  stop_soon.run_finished = [&](int, int) {
+  stop_soon.run_finished = [&](int, int, const train::RunResult&) {
     if (++finished == 7) cancel = true;
   };
   EXPECT_FALSE(GeneticAlgorithm(o, ev, tmp / "cut").run(stop_soon, &cancel).completed);

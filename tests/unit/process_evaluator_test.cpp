@@ -94,7 +94,7 @@ TEST(ProcessEvaluator, AWorkerThatDiesIsReportedWithItsRequestAndTheSearchResume
   eval::ProcessEvaluator pool(s.tasks, s.options, s.budget, 2, EVOOPT_CLI);
   int done = 0;
   ga::GaEvents events;
-  events.run_finished = [&](int, int) {
+  events.run_finished = [&](int, int, const train::RunResult&) {
     if (++done == 1)
       for (pid_t pid : pool.worker_pids()) kill(pid, SIGKILL);
   };

@@ -31,6 +31,9 @@ void append_line_durable(const std::filesystem::path& path, const std::string& l
 
 // An exclusive lock on a run directory (flock on DIR/.lock), held for the
 // object's lifetime, so two processes never append to the same journals.
+// Whether another process holds `dir`'s DirLock now (a run going on). Never creates the lock.
+bool dir_in_use(const std::filesystem::path& dir);
+
 class DirLock {
  public:
   explicit DirLock(const std::filesystem::path& dir);  // throws evoopt::Error when another process holds it

@@ -32,7 +32,9 @@ struct RunContext {
   eval::Evaluator& evaluator;
   eval::RunStore& store;
   const std::atomic<bool>* cancel = nullptr;
-  std::function<void(const std::string& stage, int done, int total)> progress;
+  // A batch of `total` runs like `request` has `done` (found in the store or trained);
+  // `trained`: the run this process just trained (nullptr: the batch starts).
+  std::function<void(const std::string& stage, int done, int total, const eval::RunRequest& request, const train::RunResult* trained)> progress;
   std::int64_t runs_executed = 0;  // runs this process trained (not found in the store)
 };
 
@@ -99,9 +101,9 @@ std::vector<train::Fitness> validation_fitness(RunContext& ctx, const std::strin
                                                std::int64_t steps = 0, std::int64_t eval_limit = 0);
 
 // The seed protocol: lr × weight decay grid, constant learning rate, no clipping, every
-// point at the full budget.
+// point at the full budget (`steps`; 0: the evaluator's).
 BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const std::vector<double>& lr_grid, const std::vector<double>& wd_grid,
-                              const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds);
+                              const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds, std::int64_t steps = 0);
 
 // Successive halving over training steps: every candidate at steps/4 (scored on the
 // first `rung_val_size` validation images), the best quarter at steps/2 (same), the best
@@ -111,6 +113,13 @@ struct HalvingOptions {
   bool enabled = true;
   std::int64_t rung_val_size = 500;  // 0: the whole validation split at every rung
 };
+// The rungs `tune` runs for `n` candidates at `steps`: (steps, validation images, how many
+// run it). Also what progress.hpp counts.
+struct Rung {
+  std::int64_t steps = 0, eval_limit = 0;
+  std::size_t keep = 0;
+};
+std::vector<Rung> halving_rungs(std::size_t n, std::int64_t steps, const HalvingOptions& halving);
 void tune(RunContext& ctx, const std::string& stage, BaselineChoice& choice, const std::vector<std::string>& tasks, std::uint64_t run_seed,
           int search_seeds, std::int64_t steps, const HalvingOptions& halving);
 

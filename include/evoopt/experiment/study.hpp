@@ -14,13 +14,15 @@
 
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/config.hpp"
+#include "evoopt/experiment/progress.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
 namespace evoopt::experiment {
 
 struct StudyEvents {
-  ga::GaEvents ga;
-  std::function<void(const std::string& stage, int done, int total)> stage_progress;
+  ga::GaEvents ga;                                         // generation lines (progress below reports the runs)
+  std::function<void(const ProgressReport&)> progress;     // after each batch starts and each run
+  std::function<void(const PhaseReport&)> phase_finished;  // search, final test, break-even, comparison
   std::function<void(const std::string& message)> message;
 };
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "evoopt/genome/genome.hpp"
 
@@ -33,6 +34,12 @@ struct ExportOptions {
 // The export's text. Throws evoopt::Error when the genome is invalid, or has a schedule and
 // no total_steps, or class_name is not an identifier.
 std::string export_genome(const genome::Genome& genome, Format format, const ExportOptions& options);
+
+// The update rule as one LaTeX formula, and the definitions it reads (gradient, clipping,
+// moments, the schedule over `total_steps`), one formula each; what the latex/markdown
+// exports and the HTML report (report/report.hpp) show.
+std::string latex_update(const genome::Genome& genome);
+std::vector<std::string> latex_definitions(const genome::Genome& genome, std::int64_t total_steps);
 
 // A genome to export: a preset name, a genome JSON file, or a run directory (its
 // best_genome.json, with the run's steps, validation fitness and final test as provenance).

@@ -92,6 +92,7 @@ struct GenerationRecord {
   std::map<std::string, double> best_per_task;  // the best per-task value in the population
   double diversity = 0;                         // distinct canonical genomes / population
   double gene_distance = 0;                     // mean pairwise genome_distance over the population
+  std::map<std::string, double> term_share;     // term name → share of the population whose genome uses it
   int evaluations = 0;                          // training runs this generation needed (not known from earlier ones)
   int reused = 0;                               // runs reused from earlier generations
   std::int64_t steps_saved = 0;                 // racing: training steps not spent compared with training every new run fully
@@ -103,7 +104,7 @@ struct GenerationRecord {
 
 struct GaEvents {
   std::function<void(int generation, int generations)> generation_started;
-  std::function<void(int done, int total)> run_finished;
+  std::function<void(int done, int total, const train::RunResult& run)> run_finished;  // after each run trained
   std::function<void(const GenerationRecord&, const Individual& best)> generation_finished;
 };
 

@@ -1,0 +1,160 @@
+#pragma once
+// Where a study stands and how long it has left. The training work each stage plans (from
+// the config, with the comparison's own halving rungs), a tracker that turns the runs a
+// study trains into rates and ETAs (StudyEvents::progress / stage_finished), and the same
+// estimate read from a run directory's files (`evoopt status`).
+//
+// Work is counted in training steps and evaluated images: the ETA is the steps left times the
+// training seconds per step plus the images left times the evaluation seconds per image, both
+// measured on the runs so far, times the wall/run-time ratio (the workers' parallelism).
+// Estimates, not promises: the search reuses runs it already has, and break-even stops at the
+// first multiple that matches.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "evoopt/experiment/config.hpp"
+#include "evoopt/ga/genetic_algorithm.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/train/trainer.hpp"
+
+namespace evoopt::experiment {
+
+struct Work {
+  std::int64_t runs = 0;
+  std::int64_t steps = 0;   // training steps
+  std::int64_t images = 0;  // evaluated images (validation or test)
+  Work& operator+=(const Work& o) {
+    runs += o.runs;
+    steps += o.steps;
+    images += o.images;
+    return *this;
+  }
+  Work operator*(std::int64_t k) const { return {runs * k, steps * k, images * k}; }
+};
+
+// Images one run evaluates, averaged over the tasks: the validation split and the test split.
+struct EvalSizes {
+  std::int64_t val = 0, test = 0;
+};
+// From a run's config.json (its recorded task sizes).
+EvalSizes eval_sizes_of_run(const std::filesystem::path& run_dir);
+
+// The comparison's work (`evoopt compare`, or the study's last stage): baseline tuning with
+// its halving rungs, the equal-budget random search, the test runs at each horizon, the gain
+// attribution. `evolved`: its schedule decides the baselines' regimes (nullptr: not known
+// yet, the larger grid is counted). `evolution_runs`: the equal-budget search's default size.
+// Test runs of the evolved genome on seeds the final test already ran are not counted.
+// `after_final_test`: in a study (the final test ran the evolved genome on the first test
+// seeds, and the search scored it on validation); false: `evoopt compare`.
+Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
+                     bool after_final_test);
+
+// The study's work after the search: the winner's final test, break-even (at most three
+// multiples), the comparison.
+Work plan_after_search(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* winner, std::int64_t search_runs);
+
+// The search's work in the generations after `done` (records of the finished ones, in
+// order): each later generation as the mean of the finished ones after the first (new runs,
+// steps racing saved), or, with none finished yet, the whole population in generation 0 and
+// population − elites new genomes after it. `one_running`: the generation after `done` is
+// running and not counted.
+Work plan_search_left(const ExperimentConfig& c, const EvalSizes& sizes, const std::vector<ga::GenerationRecord>& done, bool one_running = false);
+
+// What the CLI shows while a study runs.
+struct ProgressReport {
+  std::string phase;                    // "search", "final test", "break-even", "comparison"
+  std::string stage;                    // the runs' stage: "search", "test", "sweep", "attribution", ...
+  int generation = 0, generations = 0;  // search: 1-based
+  int done = 0, total = 0;              // runs of the current batch (a generation, a sweep rung, ...)
+  double runs_per_second = 0;           // runs trained in this batch per wall second (0: none yet)
+  std::optional<double> batch_eta_seconds;
+  std::optional<double> study_eta_seconds;  // every phase still to come, at the seconds per step measured so far
+};
+
+struct PhaseReport {
+  std::string phase;
+  std::int64_t runs = 0;  // runs this process trained in it
+  double seconds = 0;     // wall time in this process
+};
+
+// Fed by run_study (and run_compare) with the batches it runs and the runs it trains;
+// reports progress and a line per finished phase. One object per process and study.
+class ProgressTracker {
+ public:
+  ProgressTracker(const ExperimentConfig& config, const EvalSizes& sizes, bool with_search, std::function<void(const ProgressReport&)> report,
+                  std::function<void(const PhaseReport&)> phase_done);
+  // The winner (or the genome `evoopt compare` tests) and the search's run count, once known.
+  void set_winner(const genome::Genome& g, std::int64_t search_runs);
+  void start_phase(const std::string& phase);
+  void finish();  // the last phase's report
+  // The search: a generation starts / finishes / trains a run.
+  void generation_started(int generation, int generations);
+  void generation_finished(const ga::GenerationRecord& record);
+  void search_run(int done, int total, const train::RunResult& trained);
+  // A later stage's batch: `done` of `total` runs (found in the store or trained), each
+  // `per_run` work; `trained`: the run this process just trained (nullptr: the batch starts).
+  void batch(const std::string& stage, int done, int total, const Work& per_run, const train::RunResult* trained);
+
+ private:
+  void emit();
+  void close_batch();
+  void count_trained(const train::RunResult& r, std::int64_t images);
+  std::optional<double> seconds_for(const Work& w) const;
+  using Clock = std::chrono::steady_clock;
+  ExperimentConfig config_;
+  EvalSizes sizes_;
+  bool with_search_;
+  std::function<void(const ProgressReport&)> report_;
+  std::function<void(const PhaseReport&)> phase_done_;
+  std::optional<genome::Genome> winner_;
+  std::int64_t search_runs_ = 0;
+  std::vector<ga::GenerationRecord> finished_;
+  ProgressReport now_;
+  Clock::time_point batch_t0_{}, phase_t0_{};
+  std::optional<Clock::time_point> first_trained_t0_;
+  int batch_trained_ = 0;
+  std::int64_t phase_trained_ = 0;
+  // Runs this process trained: their steps, images, training and evaluation seconds, and the
+  // wall seconds of the batches they were trained in.
+  Work trained_;
+  double train_seconds_ = 0, eval_seconds_ = 0, wall_seconds_ = 0;
+  Clock::time_point last_trained_{};
+  Work after_search_done_;  // finished batches after the search (found or trained)
+  Work batch_per_run_;
+  bool phase_open_ = false;
+  bool break_even_over_ = false;
+  Work break_even_done_;
+};
+
+// Where a run directory stands, from its files only (for a run in progress or interrupted).
+struct RunStatus {
+  std::filesystem::path run_dir;
+  std::string state;    // "not started", "searching", "final test / comparison", "complete"
+  bool in_use = false;  // another process holds the directory's lock (the run is going on)
+  std::string preset, model;
+  std::vector<std::string> tasks;
+  int generations = 0, generations_done = 0;
+  std::optional<double> best_fitness;  // best validation fitness so far
+  std::uint64_t best_id = 0;
+  int best_generation = 0;
+  std::map<std::string, Work> done_by_stage;  // runs in the journal, by stage
+  double run_seconds = 0;                     // their single-run wall seconds, summed
+  Work left;                                  // estimated
+  int workers = 1;                            // the config's (0: one per core of this machine)
+  std::optional<double> eta_seconds;          // left × seconds per step / workers
+  std::optional<double> seconds_since_last_run;
+  std::optional<double> final_test;  // complete: the winner's mean test fitness
+};
+// Throws evoopt::Error naming the file when `run_dir` is not a run directory or a file is bad.
+RunStatus read_run_status(const std::filesystem::path& run_dir);
+
+// "14 s", "6 min", "1 h 12 min".
+std::string format_duration(double seconds);
+
+}  // namespace evoopt::experiment

@@ -1,0 +1,388 @@
+#include "evoopt/experiment/progress.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
+#include "evoopt/eval/evaluator.hpp"
+#include "evoopt/experiment/compare.hpp"
+#include "evoopt/experiment/study.hpp"
+
+namespace evoopt::experiment {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::int64_t per_config(const ExperimentConfig& c) { return static_cast<std::int64_t>(c.tasks.size()) * c.ga.search_seeds; }
+
+std::int64_t val_images(const EvalSizes& sizes, std::int64_t eval_limit) { return eval_limit > 0 ? std::min(eval_limit, sizes.val) : sizes.val; }
+
+// The work of tuning `n` candidates at `steps` with `halving` (validation runs).
+Work tuning(const ExperimentConfig& c, const EvalSizes& sizes, std::size_t n, std::int64_t steps, const HalvingOptions& halving) {
+  Work w;
+  for (const Rung& r : halving_rungs(n, steps, halving))
+    w += Work{1, r.steps, val_images(sizes, r.eval_limit)} * (static_cast<std::int64_t>(r.keep) * per_config(c));
+  return w;
+}
+
+// `methods_seeds` test runs per task.
+Work test_runs(const ExperimentConfig& c, const EvalSizes& sizes, std::int64_t methods_seeds, std::int64_t steps) {
+  return Work{1, steps, sizes.test} * (methods_seeds * static_cast<std::int64_t>(c.tasks.size()));
+}
+
+Work break_even_plan(const ExperimentConfig& c, const EvalSizes& sizes) {
+  // 1.5×, 2× and 3× the steps at most, on validation.
+  return Work{3, std::llround(6.5 * static_cast<double>(c.steps)), 3 * sizes.val} * per_config(c);
+}
+
+}  // namespace
+
+EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
+  const fs::path p = run_dir / "config.json";
+  const json cfg = read_json_file(p);
+  EvalSizes s;
+  std::int64_t n = 0;
+  try {
+    if (cfg.contains("task_fingerprint_inputs"))
+      for (const auto& [t, d] : cfg.at("task_fingerprint_inputs").items()) {
+        s.val += d.at("task").at("val_size").get<std::int64_t>();
+        s.test += d.at("task").at("test_size").get<std::int64_t>();
+        ++n;
+      }
+  } catch (const json::exception& e) {
+    throw Error(p.string() + ": invalid task_fingerprint_inputs (" + e.what() + ")");
+  }
+  if (n > 0) return {s.val / n, s.test / n};
+  return {cfg.value("val_size", std::int64_t{5000}), 10000};
+}
+
+Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
+                     bool after_final_test) {
+  const CompareOptions& o = c.compare;
+  Work w;
+  if (!o.enabled) return w;
+  // `evoopt compare` scores the genome on validation first; a study knows it from the search.
+  if (!after_final_test) w += Work{1, c.steps, sizes.val} * per_config(c);
+  const HalvingOptions halving{o.halving, o.rung_val_size};
+  const std::size_t regimes = evolved != nullptr ? strong_regimes(*evolved).size() : 2;
+  for (std::size_t b = 0; b < o.baselines.size(); ++b) {
+    if (o.protocol == "seed")
+      w += tuning(c, sizes, CompareOptions::seed_lr_grid().size() * CompareOptions::seed_wd_grid().size(), c.steps, HalvingOptions{false, 0});
+    else
+      w += tuning(c, sizes, regimes * o.wd_grid.size() * o.lr_grid.size(), c.steps, halving);
+  }
+  const std::int64_t rs = o.equal_budget ? 1 : 0;
+  if (o.equal_budget) {
+    const std::int64_t budget = o.equal_budget_runs > 0 ? o.equal_budget_runs : evolution_runs;
+    w += tuning(c, sizes, static_cast<std::size_t>(std::max<std::int64_t>(1, budget / per_config(c))), c.steps, HalvingOptions{false, 0});
+  }
+  // The evolved genome's test runs on the final test's seeds are in the store already.
+  const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
+  w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
+  if (o.horizon_multiple > 0)
+    w += test_runs(c, sizes, (2 + rs) * o.test_seeds, static_cast<std::int64_t>(std::llround(static_cast<double>(c.steps) * o.horizon_multiple)));
+  if (o.attribution) {
+    w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;
+    w += test_runs(c, sizes, 2 * static_cast<std::int64_t>(o.test_seeds), c.steps);
+  }
+  return w;
+}
+
+Work plan_after_search(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* winner, std::int64_t search_runs) {
+  Work w = test_runs(c, sizes, c.final_test_seeds, c.steps);
+  if (c.break_even) w += break_even_plan(c, sizes);
+  w += plan_comparison(c, sizes, winner, search_runs, /*after_final_test=*/true);
+  return w;
+}
+
+Work plan_search_left(const ExperimentConfig& c, const EvalSizes& sizes, const std::vector<ga::GenerationRecord>& done, bool one_running) {
+  const int left = std::max(0, c.ga.generations - static_cast<int>(done.size()) - (one_running ? 1 : 0));
+  Work w;
+  if (left == 0) return w;
+  int later = left;
+  if (done.empty() && !one_running) {
+    w += Work{1, c.steps, sizes.val} * (static_cast<std::int64_t>(c.ga.population) * per_config(c));
+    --later;
+  }
+  // Measured: the finished generations after the first (new runs, steps racing saved).
+  double runs = 0, saved = 0;
+  int n = 0;
+  for (std::size_t i = 1; i < done.size(); ++i, ++n) {
+    runs += done[i].evaluations;
+    saved += static_cast<double>(done[i].steps_saved);
+  }
+  if (n > 0) {
+    const auto r = static_cast<std::int64_t>(std::llround(runs / n * later));
+    w += Work{r, r * c.steps - static_cast<std::int64_t>(std::llround(saved / n * later)), r * sizes.val};
+  } else {
+    w += Work{1, c.steps, sizes.val} * (static_cast<std::int64_t>(std::max(1, c.ga.population - c.ga.elites)) * per_config(c) * later);
+  }
+  return w;
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0)) return "?";
+  const auto s = static_cast<std::int64_t>(std::llround(seconds));
+  if (s < 60) return fmt::format("{} s", s);
+  if (s < 3600) {
+    const auto m = (s + 30) / 60;
+    return m < 10 ? fmt::format("{} min {} s", s / 60, s % 60) : fmt::format("{} min", m);
+  }
+  const auto m = (s + 30) / 60;
+  return fmt::format("{} h {} min", m / 60, m % 60);
+}
+
+// ------------------------------------------------------------------ tracker
+
+ProgressTracker::ProgressTracker(const ExperimentConfig& config, const EvalSizes& sizes, bool with_search,
+                                 std::function<void(const ProgressReport&)> report, std::function<void(const PhaseReport&)> phase_done)
+    : config_(config), sizes_(sizes), with_search_(with_search), report_(std::move(report)), phase_done_(std::move(phase_done)) {}
+
+void ProgressTracker::set_winner(const genome::Genome& g, std::int64_t search_runs) {
+  winner_ = g;
+  search_runs_ = search_runs;
+}
+
+void ProgressTracker::close_batch() {
+  if (now_.total > 0 && now_.phase != "search") {
+    const Work w = batch_per_run_ * now_.total;
+    after_search_done_ += w;
+    if (now_.phase == "break-even") break_even_done_ += w;
+  }
+  now_.done = now_.total = 0;
+}
+
+void ProgressTracker::start_phase(const std::string& phase) {
+  if (phase_open_ && now_.phase == phase) return;
+  close_batch();
+  if (phase_open_ && phase_done_) phase_done_({now_.phase, phase_trained_, std::chrono::duration<double>(Clock::now() - phase_t0_).count()});
+  if (now_.phase == "break-even") break_even_over_ = true;
+  phase_open_ = true;
+  now_ = ProgressReport{};
+  now_.phase = phase;
+  phase_t0_ = Clock::now();
+  phase_trained_ = 0;
+}
+
+void ProgressTracker::finish() {
+  close_batch();
+  if (phase_open_ && phase_done_) phase_done_({now_.phase, phase_trained_, std::chrono::duration<double>(Clock::now() - phase_t0_).count()});
+  phase_open_ = false;
+}
+
+void ProgressTracker::generation_started(int generation, int generations) {
+  start_phase("search");
+  now_.stage = "search";
+  now_.generation = generation + 1;
+  now_.generations = generations;
+  now_.done = now_.total = 0;
+  batch_t0_ = Clock::now();
+  batch_trained_ = 0;
+  batch_per_run_ = {1, config_.steps, sizes_.val};
+}
+
+void ProgressTracker::generation_finished(const ga::GenerationRecord& record) { finished_.push_back(record); }
+
+void ProgressTracker::count_trained(const train::RunResult& r, std::int64_t images) {
+  const auto t = Clock::now();
+  // Wall time from the batch's start or the last trained run, whichever is later.
+  wall_seconds_ += std::chrono::duration<double>(t - std::max(batch_t0_, last_trained_)).count();
+  last_trained_ = t;
+  trained_ += Work{1, r.steps_done, images};
+  train_seconds_ += r.train_seconds;
+  eval_seconds_ += std::max(0.0, r.seconds - r.train_seconds);
+  ++batch_trained_;
+  ++phase_trained_;
+}
+
+void ProgressTracker::search_run(int done, int total, const train::RunResult& trained) {
+  count_trained(trained, sizes_.val);
+  now_.done = done;
+  now_.total = total;
+  emit();
+}
+
+void ProgressTracker::batch(const std::string& stage, int done, int total, const Work& per_run, const train::RunResult* trained) {
+  if (trained == nullptr) {
+    // A new batch (run_all reports what the store holds first): the one before it is finished.
+    close_batch();
+    batch_t0_ = Clock::now();
+    batch_trained_ = 0;
+    batch_per_run_ = per_run;
+  } else {
+    count_trained(*trained, per_run.images);
+  }
+  now_.stage = stage;
+  now_.done = done;
+  now_.total = total;
+  emit();
+}
+
+std::optional<double> ProgressTracker::seconds_for(const Work& w) const {
+  const double run_seconds = train_seconds_ + eval_seconds_;
+  if (trained_.steps <= 0 || run_seconds <= 0 || wall_seconds_ <= 0) return std::nullopt;
+  double s = static_cast<double>(w.steps) * train_seconds_ / static_cast<double>(trained_.steps);
+  if (trained_.images > 0) s += static_cast<double>(w.images) * eval_seconds_ / static_cast<double>(trained_.images);
+  return s * wall_seconds_ / run_seconds;  // runs in parallel (workers) or with overheads
+}
+
+void ProgressTracker::emit() {
+  const double batch_secs = std::chrono::duration<double>(Clock::now() - batch_t0_).count();
+  now_.runs_per_second = batch_trained_ > 0 && batch_secs > 0 ? batch_trained_ / batch_secs : 0.0;
+  now_.batch_eta_seconds.reset();
+  now_.study_eta_seconds.reset();
+  if (now_.runs_per_second > 0) now_.batch_eta_seconds = std::max(0, now_.total - now_.done) / now_.runs_per_second;
+  // Work left: the rest of this batch, later generations, every phase after the search.
+  const genome::Genome* winner = winner_ ? &*winner_ : nullptr;
+  const Work after = with_search_ ? plan_after_search(config_, sizes_, winner, search_runs_)
+                                  : plan_comparison(config_, sizes_, winner, search_runs_, /*after_final_test=*/false);
+  const Work batch_left = batch_per_run_ * std::max(0, now_.total - now_.done);
+  Work left = batch_left;
+  if (now_.phase == "search") {
+    left += plan_search_left(config_, sizes_, finished_, /*one_running=*/true);
+    left += after;
+  } else {
+    Work done = after_search_done_;
+    done += batch_per_run_ * now_.done;
+    if (break_even_over_ && config_.break_even) {
+      // Break-even stopped at the first multiple that matched: the others are not coming.
+      const Work planned = break_even_plan(config_, sizes_);
+      done += Work{0, std::max<std::int64_t>(0, planned.steps - break_even_done_.steps),
+                   std::max<std::int64_t>(0, planned.images - break_even_done_.images)};
+    }
+    const Work rest{0, std::max(after.steps - done.steps, batch_left.steps), std::max(after.images - done.images, batch_left.images)};
+    left = rest;
+  }
+  now_.study_eta_seconds = seconds_for(left);
+  if (report_) report_(now_);
+}
+
+// ------------------------------------------------------------------ status from files
+
+namespace {
+
+// The journal's complete lines, read-only (a run in progress may be appending to it).
+std::vector<json> journal_entries(const fs::path& p) {
+  std::vector<json> out;
+  if (!fs::exists(p)) return out;
+  std::ifstream in(p);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t start = 0, line = 1;
+  for (std::size_t nl = text.find('\n'); nl != std::string::npos; start = nl + 1, nl = text.find('\n', start), ++line) {
+    if (nl == start) continue;
+    try {
+      out.push_back(json::parse(text.substr(start, nl - start)));
+    } catch (const json::exception& e) {
+      throw Error(fmt::format("{}:{}: not a journal line ({})", p.string(), line, e.what()));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+RunStatus read_run_status(const fs::path& run_dir) {
+  RunStatus s;
+  s.run_dir = run_dir;
+  const ExperimentConfig c = load_run_config(run_dir);
+  s.preset = c.preset;
+  s.model = c.model;
+  s.tasks = c.tasks;
+  s.generations = c.ga.generations;
+  s.workers = c.resolved_workers();
+  s.in_use = dir_in_use(run_dir);
+
+  std::vector<ga::GenerationRecord> history;
+  const fs::path ck = run_dir / "checkpoint.json";
+  if (fs::exists(ck)) {
+    const json j = read_json_file(ck);
+    try {
+      for (const auto& r : j.at("history")) history.push_back(ga::GenerationRecord::from_json(r));
+      for (const auto& ind : j.at("individuals"))
+        if (!s.best_fitness || ind.at("fitness").get<double>() > *s.best_fitness) {
+          s.best_fitness = ind.at("fitness").get<double>();
+          s.best_id = ind.at("id").get<std::uint64_t>();
+          s.best_generation = ind.at("generation").get<int>();
+        }
+    } catch (const json::exception& e) {
+      throw Error(ck.string() + ": invalid checkpoint (" + e.what() + ")");
+    }
+  }
+  s.generations_done = static_cast<int>(history.size());
+
+  const EvalSizes sizes = eval_sizes_of_run(run_dir);
+  const fs::path journal = run_dir / "journal.jsonl";
+  Work timed;
+  double train_seconds = 0;
+  try {
+    for (const auto& e : journal_entries(journal)) {
+      Work& w = s.done_by_stage[e.value("stage", std::string("search"))];
+      const auto& r = e.at("result");
+      const std::string split = e.at("key").at("split").get<std::string>();
+      const auto first = split.find(":first");
+      const std::int64_t images = split.rfind("test", 0) == 0  ? sizes.test
+                                  : first != std::string::npos ? std::min<std::int64_t>(sizes.val, std::stoll(split.substr(first + 6)))
+                                                               : sizes.val;
+      const Work run{1, r.value("steps_done", std::int64_t{0}), images};
+      w += run;
+      timed += run;
+      s.run_seconds += r.value("seconds", 0.0);
+      train_seconds += r.value("train_seconds", 0.0);
+    }
+  } catch (const std::exception& e) {
+    throw Error(journal.string() + ": invalid journal entry (" + e.what() + ")");
+  }
+  if (fs::exists(journal))
+    s.seconds_since_last_run = std::chrono::duration<double>(fs::file_time_type::clock::now() - fs::last_write_time(journal)).count();
+
+  Work after_done;
+  std::int64_t search_runs = 0;
+  for (const auto& [stage, w] : s.done_by_stage) {
+    if (stage == "search")
+      search_runs = w.runs;
+    else
+      after_done += w;
+  }
+  const bool complete = fs::exists(run_dir / "summary.json");
+  const bool search_done = s.generations_done >= s.generations;
+  if (complete) {
+    s.state = "complete";
+    const json summary = read_json_file(run_dir / "summary.json");
+    if (summary.contains("final_test") && summary["final_test"].contains("overall_mean"))
+      s.final_test = summary["final_test"]["overall_mean"].get<double>();
+  } else if (search_done) {
+    s.state = "final test / comparison";
+    std::optional<genome::Genome> winner;
+    if (fs::exists(run_dir / "best_genome.json")) winner = genome::load_genome((run_dir / "best_genome.json").string());
+    const Work plan = plan_after_search(c, sizes, winner ? &*winner : nullptr, search_runs);
+    s.left = {std::max<std::int64_t>(0, plan.runs - after_done.runs), std::max<std::int64_t>(0, plan.steps - after_done.steps),
+              std::max<std::int64_t>(0, plan.images - after_done.images)};
+  } else {
+    s.state = s.generations_done == 0 && s.done_by_stage.empty() ? "not started" : "searching";
+    // The runs of the generation in progress are in the journal already.
+    std::int64_t recorded = 0;
+    for (const auto& r : history) recorded += r.evaluations;
+    const std::int64_t current = std::max<std::int64_t>(0, search_runs - recorded);
+    s.left = plan_search_left(c, sizes, history);
+    s.left.runs = std::max<std::int64_t>(0, s.left.runs - current);
+    s.left.steps = std::max<std::int64_t>(0, s.left.steps - current * c.steps);
+    s.left.images = std::max<std::int64_t>(0, s.left.images - current * sizes.val);
+    s.left += plan_after_search(c, sizes, nullptr, search_runs);
+  }
+  if (!complete && timed.steps > 0 && timed.images > 0 && s.run_seconds > 0) {
+    const double per_step = train_seconds / static_cast<double>(timed.steps);
+    const double per_image = std::max(0.0, s.run_seconds - train_seconds) / static_cast<double>(timed.images);
+    s.eta_seconds = (static_cast<double>(s.left.steps) * per_step + static_cast<double>(s.left.images) * per_image) / std::max(1, s.workers);
+  }
+  return s;
+}
+
+}  // namespace evoopt::experiment

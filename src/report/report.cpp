@@ -1,0 +1,979 @@
+#include "evoopt/report/report.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
+#include "evoopt/experiment/progress.hpp"
+#include "evoopt/experiment/stats.hpp"
+#include "evoopt/experiment/study.hpp"
+#include "evoopt/export/export.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/optim/schedule.hpp"
+
+namespace evoopt::report {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ------------------------------------------------------------------ LaTeX → MathML
+
+namespace {
+
+class LatexToMathml {
+ public:
+  explicit LatexToMathml(const std::string& s) : s_(s) {}
+  std::string run() {
+    std::string out = row(/*until_brace=*/false);
+    if (pos_ < s_.size()) fail("unexpected '" + std::string(1, s_[pos_]) + "'");
+    return out;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const { throw Error(fmt::format("LaTeX to MathML: {} at {} in \"{}\"", what, pos_, s_)); }
+
+  static std::string esc(const std::string& t) {
+    std::string o;
+    for (char c : t) o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    return o;
+  }
+
+  void skip_spaces() {
+    while (pos_ < s_.size() && s_[pos_] == ' ') ++pos_;
+  }
+
+  // Atoms and their scripts until '}' (when inside a group), \right or the end.
+  std::string row(bool until_brace) {
+    std::string out;
+    while (true) {
+      skip_spaces();
+      if (pos_ >= s_.size()) {
+        if (until_brace) fail("missing '}'");
+        break;
+      }
+      if (s_[pos_] == '}') {
+        if (!until_brace) fail("unbalanced '}'");
+        break;
+      }
+      if (s_.compare(pos_, 6, "\\right") == 0 && !std::isalpha(static_cast<unsigned char>(pos_ + 6 < s_.size() ? s_[pos_ + 6] : ' '))) break;
+      out += scripted(atom());
+    }
+    return out;
+  }
+
+  std::string scripted(std::string base) {
+    std::optional<std::string> sub, sup;
+    while (true) {
+      skip_spaces();
+      if (pos_ < s_.size() && (s_[pos_] == '_' || s_[pos_] == '^')) {
+        const char k = s_[pos_++];
+        skip_spaces();
+        (k == '_' ? sub : sup) = argument();
+        continue;
+      }
+      break;
+    }
+    if (sub && sup) return "<msubsup>" + base + wrap(*sub) + wrap(*sup) + "</msubsup>";
+    if (sub) return "<msub>" + base + wrap(*sub) + "</msub>";
+    if (sup) return "<msup>" + base + wrap(*sup) + "</msup>";
+    return base;
+  }
+
+  static std::string wrap(const std::string& x) { return "<mrow>" + x + "</mrow>"; }
+
+  // A command's argument: a {group} or one token.
+  std::string argument() {
+    skip_spaces();
+    if (pos_ >= s_.size()) fail("missing argument");
+    if (s_[pos_] == '{') {
+      ++pos_;
+      std::string g = row(true);
+      ++pos_;  // '}'
+      return g;
+    }
+    if (s_[pos_] == '\\') return atom();
+    const char c = s_[pos_++];
+    if (std::isdigit(static_cast<unsigned char>(c))) return "<mn>" + std::string(1, c) + "</mn>";
+    if (std::isalpha(static_cast<unsigned char>(c))) return "<mi>" + std::string(1, c) + "</mi>";
+    return "<mo>" + esc(std::string(1, c)) + "</mo>";
+  }
+
+  std::string raw_group() {
+    skip_spaces();
+    if (pos_ >= s_.size() || s_[pos_] != '{') fail("expected '{'");
+    const auto end = s_.find('}', pos_);
+    if (end == std::string::npos) fail("missing '}'");
+    std::string t = s_.substr(pos_ + 1, end - pos_ - 1);
+    pos_ = end + 1;
+    return t;
+  }
+
+  // A delimiter after \left or \right: a character or a command (\lVert); '.' is none.
+  std::string delimiter() {
+    skip_spaces();
+    if (pos_ >= s_.size()) fail("missing delimiter");
+    if (s_[pos_] == '\\') {
+      const std::string a = atom();
+      return a;
+    }
+    const char c = s_[pos_++];
+    if (c == '.') return "";
+    return "<mo stretchy=\"true\">" + esc(std::string(1, c)) + "</mo>";
+  }
+
+  std::string atom() {
+    const char c = s_[pos_];
+    if (c == '{') {
+      ++pos_;
+      std::string g = row(true);
+      ++pos_;
+      return wrap(g);
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
+      std::size_t end = pos_;
+      while (end < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[end])) || s_[end] == '.')) ++end;
+      std::string n = s_.substr(pos_, end - pos_);
+      pos_ = end;
+      return "<mn>" + n + "</mn>";
+    }
+    if (std::isalpha(static_cast<unsigned char>(c))) {
+      ++pos_;
+      return "<mi>" + std::string(1, c) + "</mi>";
+    }
+    if (c == '\\') return command();
+    ++pos_;
+    if (c == '-') return "<mo>&#x2212;</mo>";
+    if (std::string("+=()[],/|<>!:;'*").find(c) != std::string::npos) return "<mo>" + esc(std::string(1, c)) + "</mo>";
+    fail("unsupported character '" + std::string(1, c) + "'");
+  }
+
+  std::string command() {
+    ++pos_;  // '\'
+    if (pos_ >= s_.size()) fail("lone backslash");
+    if (!std::isalpha(static_cast<unsigned char>(s_[pos_]))) {
+      const char c = s_[pos_++];
+      if (c == ',') return "<mspace width=\"0.17em\"/>";
+      if (c == ';') return "<mspace width=\"0.28em\"/>";
+      if (c == ' ') return "<mspace width=\"0.25em\"/>";
+      if (c == '!') return "";
+      if (c == '{' || c == '}') return "<mo>" + std::string(1, c) + "</mo>";
+      fail("unsupported command '\\" + std::string(1, c) + "'");
+    }
+    std::size_t end = pos_;
+    while (end < s_.size() && std::isalpha(static_cast<unsigned char>(s_[end]))) ++end;
+    const std::string name = s_.substr(pos_, end - pos_);
+    pos_ = end;
+    static const std::map<std::string, std::string> letters = {
+        {"alpha", "&#x3B1;"}, {"beta", "&#x3B2;"},  {"gamma", "&#x3B3;"},  {"delta", "&#x3B4;"},  {"epsilon", "&#x3B5;"},
+        {"eta", "&#x3B7;"},   {"theta", "&#x3B8;"}, {"lambda", "&#x3BB;"}, {"mu", "&#x3BC;"},     {"pi", "&#x3C0;"},
+        {"psi", "&#x3C8;"},   {"sigma", "&#x3C3;"}, {"tau", "&#x3C4;"},    {"nabla", "&#x2207;"}, {"infty", "&#x221E;"}};
+    static const std::map<std::string, std::string> operators = {
+        {"cdot", "&#x22C5;"},      {"odot", "&#x2299;"}, {"times", "&#xD7;"},   {"le", "&#x2264;"},    {"ge", "&#x2265;"},   {"pm", "&#xB1;"},
+        {"leftarrow", "&#x2190;"}, {"to", "&#x2192;"},   {"lVert", "&#x2016;"}, {"rVert", "&#x2016;"}, {"prod", "&#x220F;"}, {"sum", "&#x2211;"}};
+    static const std::set<std::string> functions = {"min", "max", "cos", "sin", "exp", "log", "sign"};
+    if (auto it = letters.find(name); it != letters.end()) return "<mi>" + it->second + "</mi>";
+    if (auto it = operators.find(name); it != operators.end()) return "<mo>" + it->second + "</mo>";
+    if (functions.count(name)) return "<mi>" + name + "</mi><mo>&#x2061;</mo>";
+    if (name == "frac" || name == "tfrac" || name == "dfrac") {
+      const std::string num = argument();
+      const std::string den = argument();
+      return "<mfrac>" + wrap(num) + wrap(den) + "</mfrac>";
+    }
+    if (name == "sqrt") return "<msqrt>" + argument() + "</msqrt>";
+    if (name == "hat") return "<mover accent=\"true\">" + wrap(argument()) + "<mo>^</mo></mover>";
+    if (name == "operatorname") return "<mi>" + esc(raw_group()) + "</mi><mo>&#x2061;</mo>";
+    if (name == "text") return "<mtext>" + esc(raw_group()) + "</mtext>";
+    if (name == "quad") return "<mspace width=\"1em\"/>";
+    if (name == "qquad") return "<mspace width=\"2em\"/>";
+    if (name == "left") {
+      const std::string open = delimiter();
+      const std::string inner = row(false);
+      if (s_.compare(pos_, 6, "\\right") != 0) fail("\\left without \\right");
+      pos_ += 6;
+      const std::string close = delimiter();
+      return "<mrow>" + open + inner + close + "</mrow>";
+    }
+    fail("unsupported command '\\" + name + "'");
+  }
+
+  const std::string& s_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string latex_to_mathml(const std::string& latex, bool display) {
+  return fmt::format("<math{}><mrow>{}</mrow></math>", display ? " display=\"block\"" : "", LatexToMathml(latex).run());
+}
+
+// ------------------------------------------------------------------ page pieces
+
+namespace {
+
+std::string esc(const std::string& t) {
+  std::string o;
+  for (char c : t) {
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else if (c == '"')
+      o += "&quot;";
+    else
+      o += c;
+  }
+  return o;
+}
+
+const std::vector<std::string> kColors = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                                          "#e377c2", "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#637939"};
+
+std::string color(std::size_t i) { return kColors[i % kColors.size()]; }
+
+// About five round tick values covering [lo, hi].
+std::vector<double> ticks(double lo, double hi) {
+  if (!(hi > lo)) hi = lo + 1;
+  const double raw = (hi - lo) / 5;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (raw <= m * mag) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + 1e-9 * step; v += step) t.push_back(std::abs(v) < 1e-12 * step ? 0.0 : v);
+  return t;
+}
+
+std::string tick_label(double v) { return fmt::format("{:g}", std::abs(v) < 1e-12 ? 0.0 : v); }
+
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+  bool dashed = false;
+  bool marks = true;  // a mark per point (class "pt"); false: the line only (dense curves)
+};
+
+// A shaded band between two curves (e.g. mean ± std).
+struct Band {
+  std::string name;
+  std::vector<double> x, lo, hi;
+};
+
+struct Frame {
+  double x0, x1, y0, y1;
+  int w = 660, h = 300, left = 60, right = 190, top = 30, bottom = 45;
+  double px(double x) const { return left + (x - x0) / (x1 - x0) * (w - left - right); }
+  double py(double y) const { return top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom); }
+};
+
+std::string axes(const Frame& f, const std::string& title, const std::string& xlabel, const std::string& ylabel, bool integer_x) {
+  std::string s = fmt::format("<text x=\"{}\" y=\"18\" class=\"title\">{}</text>", f.left, esc(title));
+  for (double v : ticks(f.y0, f.y1)) {
+    if (v < f.y0 - 1e-12 || v > f.y1 + 1e-12) continue;
+    s += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/>", f.px(f.x0), f.px(f.x1), f.py(v), f.py(v));
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" class=\"ytick\">{}</text>", f.left - 6.0, f.py(v) + 4, tick_label(v));
+  }
+  for (double v : ticks(f.x0, f.x1)) {
+    if (v < f.x0 - 1e-12 || v > f.x1 + 1e-12 || (integer_x && std::abs(v - std::round(v)) > 1e-9)) continue;
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"xtick\">{}</text>", f.px(v), f.h - f.bottom + 16, tick_label(v));
+  }
+  s += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"axis\"/>", f.left, f.w - f.right, f.py(f.y0), f.py(f.y0));
+  s += fmt::format("<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{:.1f}\" class=\"axis\"/>", f.left, f.left, f.top, f.py(f.y0));
+  s += fmt::format("<text x=\"{}\" y=\"{}\" class=\"xlabel\">{}</text>", (f.left + f.w - f.right) / 2, f.h - 6, esc(xlabel));
+  s += fmt::format("<text transform=\"translate(14,{}) rotate(-90)\" class=\"ylabel\">{}</text>", (f.top + f.h - f.bottom) / 2, esc(ylabel));
+  return s;
+}
+
+std::string line_chart(const std::string& id, const std::string& title, const std::string& xlabel, const std::string& ylabel,
+                       const std::vector<Series>& series, const std::vector<Band>& bands = {}, std::optional<std::pair<double, double>> yrange = {},
+                       bool integer_x = false) {
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  std::size_t n = 0;
+  for (const auto& s : series)
+    for (const auto& [x, y] : s.points) {
+      if (!std::isfinite(y)) continue;
+      x0 = std::min(x0, x);
+      x1 = std::max(x1, x);
+      y0 = std::min(y0, y);
+      y1 = std::max(y1, y);
+      ++n;
+    }
+  for (const auto& b : bands)
+    for (std::size_t i = 0; i < b.x.size(); ++i) {
+      y0 = std::min(y0, b.lo[i]);
+      y1 = std::max(y1, b.hi[i]);
+    }
+  if (n == 0) return "<p class=\"note\">" + esc(title) + ": no data yet.</p>";
+  if (yrange) std::tie(y0, y1) = *yrange;
+  if (x1 <= x0) x1 = x0 + 1;
+  if (y1 <= y0) {
+    y0 -= 0.5;
+    y1 += 0.5;
+  } else if (!yrange) {
+    const double pad = 0.05 * (y1 - y0);
+    y0 -= pad;
+    y1 += pad;
+  }
+  const Frame f{x0, x1, y0, y1};
+  std::string body = axes(f, title, xlabel, ylabel, integer_x);
+  std::size_t marks = 0, k = 0;
+  for (const auto& b : bands) {
+    std::string pts;
+    for (std::size_t i = 0; i < b.x.size(); ++i) pts += fmt::format("{:.1f},{:.1f} ", f.px(b.x[i]), f.py(std::clamp(b.hi[i], y0, y1)));
+    for (std::size_t i = b.x.size(); i-- > 0;) pts += fmt::format("{:.1f},{:.1f} ", f.px(b.x[i]), f.py(std::clamp(b.lo[i], y0, y1)));
+    body += fmt::format("<polygon points=\"{}\" class=\"band\"><title>{}</title></polygon>", pts, esc(b.name));
+  }
+  std::string legend;
+  for (const auto& s : series) {
+    const std::string c = color(k);
+    std::string pts, dots;
+    for (const auto& [x, y] : s.points) {
+      if (!std::isfinite(y)) continue;
+      const double yy = std::clamp(y, y0, y1);
+      pts += fmt::format("{:.1f},{:.1f} ", f.px(x), f.py(yy));
+      if (s.marks) {
+        dots += fmt::format(
+            "<circle class=\"pt\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.6\" fill=\"{}\" data-x=\"{:g}\" data-y=\"{:g}\"><title>{}: {:g}, "
+            "{:.4g}</title></circle>",
+            f.px(x), f.py(yy), c, x, y, esc(s.name), x, y);
+        ++marks;
+      }
+    }
+    body += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\"{}/>", pts, c,
+                        s.dashed ? " stroke-dasharray=\"5,3\"" : "");
+    body += dots;
+    legend += fmt::format(
+        "<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"{}/><text x=\"{}\" y=\"{}\" class=\"legend\">{}</text>",
+        f.w - f.right + 10, f.w - f.right + 28, f.top + 8 + 16 * k, f.top + 8 + 16 * k, c, s.dashed ? " stroke-dasharray=\"5,3\"" : "",
+        f.w - f.right + 32, f.top + 12 + 16 * k, esc(s.name));
+    ++k;
+  }
+  if (!bands.empty())
+    legend += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"18\" height=\"8\" class=\"band\"/><text x=\"{}\" y=\"{}\" class=\"legend\">{}</text>",
+                          f.w - f.right + 10, f.top + 4 + 16 * k, f.w - f.right + 32, f.top + 12 + 16 * k, esc(bands.front().name));
+  // Dense curves without marks: the points are still counted, as the curve's vertices.
+  std::size_t points = marks;
+  for (const auto& s : series)
+    if (!s.marks) {
+      body += fmt::format("<g class=\"pts\" data-series=\"{}\">", esc(s.name));
+      for (const auto& [x, y] : s.points)
+        if (std::isfinite(y)) {
+          body += fmt::format("<circle class=\"pt\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"0\"/>", f.px(x), f.py(std::clamp(y, y0, y1)));
+          ++points;
+        }
+      body += "</g>";
+    }
+  return fmt::format(
+      "<svg class=\"chart\" data-chart=\"{}\" data-points=\"{}\" viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" role=\"img\" "
+      "aria-label=\"{}\">{}{}</svg>",
+      id, points, f.w, f.h, f.w, f.h, esc(title), body, legend);
+}
+
+// Grouped bars with error bars: value ± half-width per (group, method).
+struct BarValue {
+  double value = 0, half = 0;
+  bool present = false;
+};
+
+std::string bar_chart(const std::string& id, const std::string& title, const std::string& ylabel, const std::vector<std::string>& groups,
+                      const std::vector<std::string>& methods, const std::vector<std::vector<BarValue>>& v) {
+  double y0 = 1e300, y1 = -1e300;
+  std::size_t n = 0;
+  for (const auto& row : v)
+    for (const auto& b : row)
+      if (b.present) {
+        y0 = std::min(y0, b.value - b.half);
+        y1 = std::max(y1, b.value + b.half);
+        ++n;
+      }
+  if (n == 0) return "<p class=\"note\">" + esc(title) + ": no data yet.</p>";
+  const double pad = std::max(0.02, 0.1 * (y1 - y0));
+  y0 = std::max(0.0, y0 - pad);
+  y1 = std::min(1.0, y1 + pad);
+  if (y1 <= y0) y1 = y0 + 0.1;
+  Frame f{0, static_cast<double>(groups.size()), y0, y1};
+  f.w = std::max(640, static_cast<int>(groups.size() * (methods.size() * 18 + 40)) + f.left + f.right);
+  std::string body = fmt::format("<text x=\"{}\" y=\"18\" class=\"title\">{}</text>", f.left, esc(title));
+  for (double t : ticks(y0, y1)) {
+    if (t < y0 || t > y1) continue;
+    body += fmt::format(
+        "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"grid\"/><text x=\"{:.1f}\" y=\"{:.1f}\" class=\"ytick\">{}</text>",
+        f.px(0), f.px(f.x1), f.py(t), f.py(t), f.left - 6.0, f.py(t) + 4, tick_label(t));
+  }
+  body += fmt::format("<text transform=\"translate(14,{}) rotate(-90)\" class=\"ylabel\">{}</text>", (f.top + f.h - f.bottom) / 2, esc(ylabel));
+  const double group_w = f.px(1) - f.px(0);
+  const double bar_w = std::min(22.0, (group_w - 16) / static_cast<double>(std::max<std::size_t>(1, methods.size())));
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const double gx = f.px(static_cast<double>(g)) + (group_w - bar_w * static_cast<double>(methods.size())) / 2;
+    body += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"xtick\">{}</text>", f.px(g + 0.5), f.h - f.bottom + 16, esc(groups[g]));
+    for (std::size_t m = 0; m < methods.size(); ++m) {
+      const BarValue& b = v[g][m];
+      if (!b.present) continue;
+      const double x = gx + bar_w * static_cast<double>(m);
+      const double top = f.py(std::clamp(b.value, y0, y1));
+      body += fmt::format(
+          "<rect class=\"pt\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\" data-group=\"{}\" data-method=\"{}\" "
+          "data-y=\"{:g}\" "
+          "data-ci=\"{:g}\"><title>{} / {}: {:.4f} ± {:.4f} (95% CI of the mean)</title></rect>",
+          x + 1, top, bar_w - 2, f.py(y0) - top, color(m), esc(groups[g]), esc(methods[m]), b.value, b.half, esc(methods[m]), esc(groups[g]), b.value,
+          b.half);
+      const double cx = x + bar_w / 2;
+      body += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"err\"/>", cx, cx,
+                          f.py(std::clamp(b.value - b.half, y0, y1)), f.py(std::clamp(b.value + b.half, y0, y1)));
+      for (double e : {b.value - b.half, b.value + b.half})
+        body += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"err\"/>", cx - 3, cx + 3,
+                            f.py(std::clamp(e, y0, y1)), f.py(std::clamp(e, y0, y1)));
+    }
+  }
+  std::string legend;
+  for (std::size_t m = 0; m < methods.size(); ++m)
+    legend += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\" class=\"legend\">{}</text>",
+                          f.w - f.right + 10, f.top + 16 * m, color(m), f.w - f.right + 26, f.top + 9 + 16 * m, esc(methods[m]));
+  return fmt::format(
+      "<svg class=\"chart\" data-chart=\"{}\" data-points=\"{}\" viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" role=\"img\" "
+      "aria-label=\"{}\">{}{}</svg>",
+      id, n, f.w, f.h, f.w, f.h, esc(title), body, legend);
+}
+
+// ------------------------------------------------------------------ reading the run
+
+std::optional<json> read_optional(const fs::path& p) {
+  if (!fs::exists(p)) return std::nullopt;
+  return read_json_file(p);
+}
+
+std::string f4(double v) { return fmt::format("{:.4f}", v); }
+
+// Mean ± 95% CI half-width (Student's t) of `v`.
+BarValue mean_ci(const std::vector<double>& v) {
+  BarValue b;
+  if (v.empty()) return b;
+  const auto s = experiment::summarize(v);
+  b.value = s.mean;
+  b.half = s.n > 1 ? experiment::t_quantile_975(s.n - 1) * s.stddev / std::sqrt(static_cast<double>(s.n)) : 0.0;
+  b.present = true;
+  return b;
+}
+
+std::vector<double> numbers(const json& j) {
+  std::vector<double> out;
+  for (const auto& x : j) out.push_back(x.is_number() ? x.get<double>() : -1.0);
+  return out;
+}
+
+struct Run {
+  fs::path dir;
+  json config;
+  std::vector<std::string> tasks;
+  std::map<std::string, std::string> labels;  // task → display label (with the lossy mirror named)
+  std::vector<json> history;                  // generation records
+  json lineage;                               // individuals
+  std::optional<json> best, summary, comparison;
+  experiment::RunStatus status;
+};
+
+Run read_run(const fs::path& dir) {
+  Run r;
+  r.dir = dir;
+  r.status = experiment::read_run_status(dir);  // checks config.json and the journal
+  r.config = read_json_file(dir / "config.json");
+  const auto ex = experiment::load_run_config(dir);
+  r.tasks = ex.tasks;
+  for (const auto& t : r.tasks) {
+    std::string label;
+    if (r.config.contains("provenance") && r.config["provenance"].contains(t)) label = r.config["provenance"][t].value("label", "");
+    r.labels[t] = experiment::display_label(t, label);
+  }
+  try {
+    if (auto h = read_optional(dir / "history.json"))
+      for (const auto& g : h->at("generations")) r.history.push_back(g);
+    else if (auto ck = read_optional(dir / "checkpoint.json"))
+      for (const auto& g : ck->at("history")) r.history.push_back(g);
+  } catch (const json::exception& e) {
+    throw Error((dir / "history.json").string() + ": invalid history (" + e.what() + ")");
+  }
+  if (auto l = read_optional(dir / "lineage.json")) r.lineage = l->value("individuals", json::array());
+  r.best = read_optional(dir / "best_genome.json");
+  r.summary = read_optional(dir / "summary.json");
+  r.comparison = read_optional(dir / "comparison.json");
+  return r;
+}
+
+// ------------------------------------------------------------------ sections
+
+std::string section_search(const Run& r) {
+  if (r.history.empty()) return "<p class=\"note\">No generation has finished yet.</p>";
+  std::vector<Series> fit = {{"best", {}}, {"mean", {}}, {"median", {}}};
+  Band spread{"mean ± std", {}, {}, {}};
+  std::map<std::string, Series> per_task;
+  std::map<std::string, Series> terms;
+  Series distance{"gene distance", {}}, diversity{"distinct share", {}, true};
+  bool have_terms = false;
+  for (const auto& g : r.history) {
+    const double x = g.at("generation").get<double>();
+    fit[0].points.emplace_back(x, g.at("best").get<double>());
+    fit[1].points.emplace_back(x, g.at("mean").get<double>());
+    fit[2].points.emplace_back(x, g.at("median").get<double>());
+    spread.x.push_back(x);
+    spread.lo.push_back(g.at("mean").get<double>() - g.at("std").get<double>());
+    spread.hi.push_back(g.at("mean").get<double>() + g.at("std").get<double>());
+    for (const auto& t : r.tasks)
+      if (g.at("best_per_task").contains(t)) {
+        per_task[t].name = r.labels.at(t);
+        per_task[t].points.emplace_back(x, g.at("best_per_task").at(t).get<double>());
+      }
+    distance.points.emplace_back(x, g.value("gene_distance", 0.0));
+    diversity.points.emplace_back(x, g.value("diversity", 0.0));
+    if (g.contains("term_share")) {
+      have_terms = true;
+      for (const auto& [name, share] : g.at("term_share").items()) terms[name].name = name;
+    }
+  }
+  if (have_terms)
+    for (const auto& g : r.history) {
+      const double x = g.at("generation").get<double>();
+      for (auto& [name, s] : terms) s.points.emplace_back(x, g.contains("term_share") ? g["term_share"].value(name, 0.0) : 0.0);
+    }
+  std::string out;
+  out += "<h2 id=\"search\">Search</h2>";
+  out +=
+      "<p>Validation fitness (mean accuracy over the search tasks; a diverged run counts −1) of the population after each generation. The band is "
+      "the population's mean ± std.</p>";
+  double lo = 1.0;
+  for (const auto& s : fit)
+    for (const auto& p : s.points) lo = std::min(lo, p.second);
+  for (double v : spread.lo) lo = std::min(lo, v);
+  out += line_chart("fitness", "Fitness per generation", "generation", "validation fitness", fit, {spread}, std::pair{std::max(-1.0, lo - 0.02), 1.0},
+                    true);
+  std::vector<Series> pt;
+  for (const auto& t : r.tasks)
+    if (per_task.count(t)) pt.push_back(per_task[t]);
+  out += line_chart("per-task", "Best validation accuracy per task", "generation", "validation accuracy", pt, {}, std::nullopt, true);
+  if (have_terms) {
+    std::vector<Series> ts;
+    for (const auto& [name, s] : terms) ts.push_back(s);
+    out += line_chart("terms", "Share of the population using each term", "generation", "share of genomes", ts, {}, std::pair{0.0, 1.0}, true);
+  } else {
+    out += "<p class=\"note\">Term shares were not recorded by the evoopt that ran this search.</p>";
+  }
+  out += line_chart("diversity", "Diversity", "generation", "gene distance / distinct share", {distance, diversity}, {}, std::pair{0.0, 1.0}, true);
+  // The table behind the charts.
+  out += "<details><summary>Generation table</summary><table><tr><th>generation</th><th>best</th><th>mean</th><th>median</th><th>std</th>";
+  for (const auto& t : r.tasks) out += "<th>best " + esc(r.labels.at(t)) + "</th>";
+  out += "<th>gene distance</th><th>new runs</th><th>seconds</th></tr>";
+  for (const auto& g : r.history) {
+    out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", g.at("generation").get<int>(), f4(g.at("best")),
+                       f4(g.at("mean")), f4(g.at("median")), f4(g.at("std")));
+    for (const auto& t : r.tasks) out += "<td>" + (g.at("best_per_task").contains(t) ? f4(g["best_per_task"][t]) : std::string("–")) + "</td>";
+    out += fmt::format("<td>{:.3f}</td><td>{}</td><td>{:.1f}</td></tr>", g.value("gene_distance", 0.0), g.value("evaluations", 0),
+                       g.value("seconds", 0.0));
+  }
+  out += "</table></details>";
+  return out;
+}
+
+std::string section_tree(const Run& r) {
+  if (!r.best || r.lineage.empty()) return "";
+  std::map<std::uint64_t, json> by_id;
+  for (const auto& i : r.lineage) by_id[i.at("id").get<std::uint64_t>()] = i;
+  const std::uint64_t winner = r.best->at("id").get<std::uint64_t>();
+  // Ancestors of the winner (breadth first), each once.
+  std::vector<std::uint64_t> order;
+  std::set<std::uint64_t> seen{winner};
+  std::vector<std::uint64_t> queue{winner};
+  for (std::size_t q = 0; q < queue.size(); ++q) {
+    order.push_back(queue[q]);
+    if (!by_id.count(queue[q])) continue;
+    for (const auto& p : by_id[queue[q]].value("parents", json::array())) {
+      const auto id = p.get<std::uint64_t>();
+      if (seen.insert(id).second) queue.push_back(id);
+    }
+  }
+  std::map<int, std::vector<std::uint64_t>> by_gen;
+  int max_gen = 0;
+  for (auto id : order) {
+    const int g = by_id.count(id) ? by_id[id].value("generation", 0) : 0;
+    by_gen[g].push_back(id);
+    max_gen = std::max(max_gen, g);
+  }
+  std::size_t tallest = 1;
+  for (auto& [g, ids] : by_gen) {
+    std::sort(ids.begin(), ids.end());
+    tallest = std::max(tallest, ids.size());
+  }
+  const int col = 120, rowh = 44, left = 50, top = 40;
+  const int w = left + col * (max_gen + 1) + 60, h = top + rowh * static_cast<int>(tallest) + 20;
+  std::map<std::uint64_t, std::pair<double, double>> pos;
+  for (const auto& [g, ids] : by_gen)
+    for (std::size_t k = 0; k < ids.size(); ++k) pos[ids[k]] = {left + col * g, top + rowh * static_cast<double>(k) + 10};
+  std::string edges, nodes;
+  std::map<std::string, std::string> origin_color;
+  auto kind = [](const std::string& origin) { return origin.rfind("seed:", 0) == 0 ? std::string("seed") : origin; };
+  for (auto id : order) {
+    if (!by_id.count(id)) continue;
+    const json& ind = by_id[id];
+    for (const auto& p : ind.value("parents", json::array())) {
+      const auto pid = p.get<std::uint64_t>();
+      if (!pos.count(pid)) continue;
+      edges += fmt::format("<line x1=\"{:.0f}\" y1=\"{:.0f}\" x2=\"{:.0f}\" y2=\"{:.0f}\" class=\"edge\"/>", pos[pid].first, pos[pid].second,
+                           pos[id].first, pos[id].second);
+    }
+    const std::string origin = ind.value("origin", "");
+    const std::string k = kind(origin);
+    if (!origin_color.count(k)) origin_color[k] = color(origin_color.size());
+    std::string muts;
+    for (const auto& m : ind.value("mutations", json::array())) muts += (muts.empty() ? "" : ", ") + m.get<std::string>();
+    nodes += fmt::format(
+        "<g class=\"pt node\" data-id=\"{}\" data-origin=\"{}\"><circle cx=\"{:.0f}\" cy=\"{:.0f}\" r=\"{}\" fill=\"{}\"/><text x=\"{:.0f}\" "
+        "y=\"{:.0f}\" "
+        "class=\"nodelabel\">#{} {}</text><text x=\"{:.0f}\" y=\"{:.0f}\" class=\"nodesub\">{}</text><title>#{} generation {}, {}{}; fitness "
+        "{:.4f}\n{}</title></g>",
+        id, esc(origin), pos[id].first, pos[id].second, id == winner ? 8 : 6, origin_color[k], pos[id].first + 10, pos[id].second + 4, id,
+        fmt::format("{:.3f}", ind.value("fitness", 0.0)), pos[id].first + 10, pos[id].second + 16, esc(origin + (muts.empty() ? "" : ": " + muts)),
+        id, ind.value("generation", 0), esc(origin), muts.empty() ? "" : esc(" (" + muts + ")"), ind.value("fitness", 0.0),
+        esc(ind.value("formula", "")));
+  }
+  std::string gens;
+  for (int g = 0; g <= max_gen; ++g) gens += fmt::format("<text x=\"{}\" y=\"24\" class=\"xtick\">gen {}</text>", left + col * g, g);
+  std::string legend;
+  int k = 0;
+  for (const auto& [name, c] : origin_color)
+    legend += fmt::format("<span class=\"key\"><span class=\"dot\" style=\"background:{}\"></span>{}</span>", c, esc(name)), ++k;
+  return fmt::format(
+      "<h2 id=\"tree\">The winner's family tree</h2><p>Every ancestor of the winner (#{}), by the generation it was made in, with the operator that "
+      "made "
+      "it (seed optimizer, random, crossover, mutation, elite copy) and the genes its mutation changed; hover a node for its formula. {}</p>"
+      "<div class=\"scroll\"><svg class=\"chart\" data-chart=\"family-tree\" data-points=\"{}\" viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" "
+      "role=\"img\" "
+      "aria-label=\"family tree\">{}{}{}</svg></div>",
+      winner, legend, order.size(), w, h, w, h, gens, edges, nodes);
+}
+
+std::string hyper_rows(const genome::Genome& g) {
+  std::string t;
+  auto row = [&](const std::string& k, const std::string& v) { t += "<tr><td>" + k + "</td><td>" + esc(v) + "</td></tr>"; };
+  row("learning rate η", fmt::format("{:.4g}", g.lr()));
+  if (g.needs_m() || g.needs_lion_m()) row("β1", fmt::format("{:.6g}", g.beta1));
+  if (g.needs_v() || g.needs_lion_m()) row("β2", fmt::format("{:.6g}", g.beta2));
+  if (g.needs_v()) row("ε", fmt::format("{:.3g}", g.eps()));
+  row("weight decay λ", g.log10_weight_decay ? fmt::format("{:.3g} ({})", g.weight_decay(), g.decoupled_weight_decay ? "decoupled" : "L2") : "off");
+  if (g.reads_bias_correction()) row("bias correction", g.bias_correction ? "on" : "off");
+  row("warmup", fmt::format("{:g}% of the steps", g.warmup_fraction * 100));
+  row("cosine decay", g.cosine_decay ? "on" : "off");
+  row("gradient clipping", g.clip_norm ? fmt::format("global norm ≤ {:g}", *g.clip_norm) : "off");
+  return "<table class=\"kv\">" + t + "</table>";
+}
+
+std::string section_winner(const Run& r, std::int64_t steps) {
+  if (!r.best) return "<p class=\"note\">No winner yet.</p>";
+  const genome::Genome g = genome::Genome::from_json(r.best->at("genome")).canonical();
+  std::string out = "<h2 id=\"winner\">The winner</h2>";
+  out += fmt::format("<p>Individual #{} of generation {}, validation fitness {:.4f}", r.best->value("id", 0), r.best->value("generation", 0),
+                     r.best->value("validation_fitness", 0.0));
+  if (r.best->contains("validation_per_task")) {
+    std::string per;
+    for (const auto& t : r.tasks)
+      if (r.best->at("validation_per_task").contains(t))
+        per += (per.empty() ? "" : ", ") + r.labels.at(t) + " " + f4(r.best->at("validation_per_task").at(t));
+    out += " (" + esc(per) + ")";
+  }
+  out += ".</p><div class=\"formula\">" + latex_to_mathml(exports::latex_update(g)) + "</div><p>where</p><div class=\"defs\">";
+  for (const auto& d : exports::latex_definitions(g, steps)) out += latex_to_mathml(d);
+  out += "</div><p class=\"plain\">Plain text: <code>" + esc(g.formula()) + "</code></p>";
+  out += "<div class=\"cols\"><div>" + hyper_rows(g) + "</div><div>";
+  Series sched{"learning-rate multiplier", {}, false, false};
+  for (std::int64_t s = 0; s < steps; ++s)
+    sched.points.emplace_back(static_cast<double>(s + 1), optim::schedule_factor(g.warmup_fraction, g.cosine_decay, s, steps));
+  out += line_chart("schedule", fmt::format("Schedule over the {} training steps", steps), "step", "η_t / η", {sched}, {}, std::pair{0.0, 1.05});
+  out += "</div></div>";
+  out += fmt::format(
+      "<p>Export it: <code>evoopt export {} --format pytorch -o evolved_optimizer.py</code> (or <code>--format cpp</code>, <code>latex</code>, "
+      "<code>markdown</code>).</p>",
+      esc(r.dir.string()));
+  return out;
+}
+
+std::string section_final(const Run& r) {
+  if (!r.summary) return "";
+  const json& s = *r.summary;
+  std::string out = "<h2 id=\"test\">Final test and cost</h2>";
+  if (s.contains("final_test")) {
+    const json& ft = s["final_test"];
+    out +=
+        "<p>The winner on the test split, touched once, with fresh seeds (mean ± std over seeds):</p><table><tr><th>task</th><th>test "
+        "accuracy</th><th>per seed</th></tr>";
+    for (const auto& t : r.tasks)
+      if (ft.contains("per_task") && ft["per_task"].contains(t)) {
+        const json& pt = ft["per_task"][t];
+        std::string seeds;
+        for (const auto& a : pt.at("accuracy")) seeds += (seeds.empty() ? "" : ", ") + f4(a.is_number() ? a.get<double>() : -1.0);
+        out += fmt::format("<tr><td>{}</td><td>{} ± {}</td><td>{}</td></tr>", esc(r.labels.at(t)), f4(pt.value("mean", 0.0)),
+                           f4(pt.value("std", 0.0)), seeds);
+      }
+    out += fmt::format("<tr><td><b>overall</b></td><td><b>{} ± {}</b></td><td></td></tr></table>", f4(ft.value("overall_mean", 0.0)),
+                       f4(ft.value("overall_std", 0.0)));
+  }
+  if (s.contains("cost")) {
+    const json& c = s["cost"];
+    out += fmt::format(
+        "<p>Cost: {} search training runs ({} steps, {:.0f} s of single-core training), {} further runs ({} steps); the process and its workers: "
+        "{:.0f} s "
+        "wall, {:.0f} s CPU.</p>",
+        c.value("search_training_runs", 0), c.value("search_training_steps", 0), c.value("search_train_seconds", 0.0),
+        c.value("other_training_runs", 0), c.value("other_training_steps", 0), c.value("wall_seconds_this_process", 0.0),
+        c.value("cpu_seconds", 0.0));
+  }
+  if (s.contains("break_even") && s["break_even"].is_object()) {
+    const json& be = s["break_even"];
+    out += "<p>Break-even: " + esc(be.value("verdict", "")) + ".</p>";
+    if (be.contains("measured") && !be["measured"].empty()) {
+      Series base{be.value("baseline", "baseline") + " with more steps", {}};
+      base.points.emplace_back(1.0, be.value("baseline_val_fitness", 0.0));
+      for (const auto& m : be["measured"]) base.points.emplace_back(m.value("steps_multiple", 0.0), m.value("baseline_val_fitness", 0.0));
+      Series win{"the winner at 1×", {{1.0, be.value("winner_val_fitness", 0.0)}}};
+      out += line_chart("break-even", "Break-even: the best seed optimizer with more steps", "steps multiple", "validation fitness", {base, win});
+    }
+  }
+  return out;
+}
+
+// Mean smoothed training loss per step over the test runs of `hash` on `task` at `steps`.
+Series loss_curve(const std::vector<json>& journal, const std::string& hash, const std::string& task, std::int64_t steps, const std::string& name,
+                  bool dashed) {
+  std::map<std::int64_t, std::pair<double, int>> sum;
+  for (const auto& e : journal) {
+    const json& k = e.at("key");
+    if (k.value("genome", "") != hash || k.value("task", "") != task || k.value("split", "") != "test" || k.value("steps", 0) != steps) continue;
+    for (const auto& p : e.at("result").value("loss_curve", json::array())) {
+      if (!p.at(2).is_number()) continue;
+      auto& s = sum[p.at(0).get<std::int64_t>()];
+      s.first += p.at(2).get<double>();
+      ++s.second;
+    }
+  }
+  Series s{name, {}, dashed, false};
+  for (const auto& [step, v] : sum) s.points.emplace_back(static_cast<double>(step), v.first / v.second);
+  return s;
+}
+
+std::vector<json> journal_lines(const fs::path& p) {
+  std::vector<json> out;
+  if (!fs::exists(p)) return out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      out.push_back(json::parse(line));
+    } catch (const json::exception&) {
+      break;  // a line being written (read_run_status has checked every complete line)
+    }
+  }
+  return out;
+}
+
+std::string diff_cell(const json& d) {
+  if (!d.is_object()) return "";
+  return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d.value("mean", 0.0), d.value("ci95_low", 0.0), d.value("ci95_high", 0.0),
+                     d.value("significant", false) ? " *" : "");
+}
+
+std::string section_comparison(const Run& r, std::int64_t steps) {
+  if (!r.comparison) {
+    if (r.config.contains("compare") && r.config["compare"].is_object() && !r.config["compare"].value("enabled", true))
+      return "<h2 id=\"comparison\">Comparison</h2><p class=\"note\">Not run (--no-compare).</p>";
+    return "<h2 id=\"comparison\">Comparison</h2><p class=\"note\">Not run yet.</p>";
+  }
+  const json& c = *r.comparison;
+  std::string out = "<h2 id=\"comparison\">Comparison with tuned baselines</h2>";
+  const bool seed = c.value("protocol", "") == "seed";
+  out +=
+      seed
+          ? "<p class=\"warn\">Seed protocol: the baselines got no schedule, no clipping and a coarse lr grid. This flatters the evolved genome; use "
+            "the default (strong) protocol before claiming a gain.</p>"
+          : "<p>Strong protocol: every baseline tuned on validation over a fine lr grid × weight decay × {constant, the winner's schedule + "
+            "clipping}, with successive halving, chosen at the full budget.</p>";
+  out += "<table><tr><th>baseline</th><th>chosen (validation)</th><th>val fitness</th><th>tuning runs</th></tr>";
+  for (const auto& b : c.value("baselines", json::array())) {
+    const json& ch = b.contains("chosen") && b["chosen"].is_object() ? b["chosen"] : json::object();
+    std::string chosen = fmt::format("lr {:.3g}, weight decay {}, {}", ch.value("lr", 0.0),
+                                     ch.value("weight_decay", 0.0) > 0 ? fmt::format("{:g}", ch.value("weight_decay", 0.0)) : std::string("off"),
+                                     ch.value("regime_text", std::string()));
+    out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(b.value("name", "")), esc(chosen),
+                       ch.contains("val_fitness") ? f4(ch["val_fitness"].get<double>()) : "", b.value("training_runs", 0));
+  }
+  out += "</table>";
+  int hi = 0;
+  std::string strongest;
+  for (const auto& h : c.value("horizons", json::array())) {
+    const std::int64_t hs = h.value("steps", std::int64_t{0});
+    const auto& methods = h.at("methods");
+    std::vector<std::string> names, groups;
+    for (const auto& m : methods) names.push_back(m.value("name", ""));
+    for (const auto& t : r.tasks) groups.push_back(r.labels.at(t));
+    groups.push_back("overall");
+    std::vector<std::vector<BarValue>> vals(groups.size(), std::vector<BarValue>(names.size()));
+    for (std::size_t m = 0; m < names.size(); ++m) {
+      for (std::size_t t = 0; t < r.tasks.size(); ++t)
+        if (methods[m].contains("test") && methods[m]["test"].contains(r.tasks[t]))
+          vals[t][m] = mean_ci(numbers(methods[m]["test"][r.tasks[t]].at("values")));
+      if (methods[m].contains("overall")) vals.back()[m] = mean_ci(numbers(methods[m]["overall"].at("values")));
+    }
+    const std::string label = hi == 0 ? " (search horizon)" : " (longer horizon)";
+    out += fmt::format("<h3>{} steps{}</h3>", hs, label);
+    out += bar_chart(hi == 0 ? "test-bars" : fmt::format("test-bars-{}", hs),
+                     fmt::format("Test accuracy at {} steps, mean and 95% CI over seeds", hs), "test accuracy", groups, names, vals);
+    out += "<table><tr><th>method</th>";
+    for (const auto& g : groups) out += "<th>" + esc(g) + "</th>";
+    out += "</tr>";
+    for (std::size_t m = 0; m < names.size(); ++m) {
+      out += "<tr><td>" + esc(names[m]) + "</td>";
+      for (std::size_t t = 0; t <= r.tasks.size(); ++t) {
+        const json& cell = t < r.tasks.size() ? methods[m]["test"][r.tasks[t]] : methods[m]["overall"];
+        out += fmt::format("<td>{} ± {}<br><span class=\"diff\">{}</span></td>", f4(cell.value("mean", 0.0)), f4(cell.value("std", 0.0)),
+                           m == 0 ? "" : "evolved − this: " + diff_cell(cell.value("evolved_minus_this", json())));
+      }
+      out += "</tr>";
+    }
+    out +=
+        "</table><p class=\"note\">Paired differences per test seed (same seeds for every method) with a 95% t-interval; * = the interval excludes "
+        "0.</p>";
+    if (hi == 0 && methods.size() > 1 && c.contains("attribution") && c["attribution"].is_object()) {
+      strongest = c["attribution"].value("baseline", "") + " (tuned)";  // the strongest tuned baseline on validation
+    } else if (hi == 0 && methods.size() > 1) {
+      double best = -2;
+      for (std::size_t m = 1; m < methods.size(); ++m)
+        if (methods[m].value("kind", "") == "baseline" && methods[m].value("val_fitness", -2.0) > best) {
+          best = methods[m].value("val_fitness", -2.0);
+          strongest = methods[m].value("name", "");
+        }
+    }
+    ++hi;
+  }
+  if (c.contains("attribution") && c["attribution"].is_object()) {
+    const json& a = c["attribution"];
+    out += fmt::format(
+        "<h3>Where the gain comes from</h3><p>Against the strongest tuned baseline B = {} at {} steps, paired per test seed. A1 = the evolved rule "
+        "in B's setting, A2 = B's rule in the evolved setting, each with its learning rate re-tuned on validation.</p>",
+        esc(a.value("baseline", "")), a.value("steps", 0));
+    out += "<table><tr><th>part of the gain</th><th>difference</th><th>mean [95% CI]</th></tr>";
+    for (const auto& row : a.value("rows", json::array()))
+      out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(row.value("part", "")), esc(row.value("difference", "")),
+                         diff_cell(row.value("paired", json())));
+    out += "</table>";
+  }
+  // Training loss of the winner against the strongest tuned baseline, per task (test runs).
+  if (r.best && !strongest.empty()) {
+    std::string base_hash;
+    for (const auto& m : c["horizons"][0]["methods"])
+      if (m.value("name", "") == strongest) base_hash = genome::Genome::from_json(m.at("genome")).hash_hex();
+    const std::string win_hash = r.best->value("hash", "");
+    const auto journal = journal_lines(r.dir / "journal.jsonl");
+    out += fmt::format(
+        "<h3>Training loss: the winner against {}</h3><p>Smoothed training loss, mean over the test seeds, at the search horizon.</p><div "
+        "class=\"grid2\">",
+        esc(strongest));
+    for (const auto& t : r.tasks) {
+      Series w = loss_curve(journal, win_hash, t, steps, "evolved", false);
+      Series b = loss_curve(journal, base_hash, t, steps, strongest, true);
+      out += "<div>" + line_chart("loss-" + t, r.labels.at(t), "step", "training loss (smoothed)", {w, b}) + "</div>";
+    }
+    out += "</div>";
+  }
+  return out;
+}
+
+std::string section_provenance(const Run& r) {
+  std::string out = "<h2 id=\"data\">Data</h2><table><tr><th>task</th><th>source</th><th>label</th></tr>";
+  for (const auto& t : r.tasks) {
+    std::string source, label;
+    if (r.config.contains("provenance") && r.config["provenance"].contains(t)) {
+      source = r.config["provenance"][t].value("source", "");
+      label = r.config["provenance"][t].value("label", "");
+    }
+    const bool lossy = label.find("lossy") != std::string::npos || label.find("JPEG") != std::string::npos;
+    out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}{}</td></tr>", esc(r.labels.at(t)), esc(source), esc(label),
+                       lossy ? " <span class=\"warn\">lossy: JPEG-compressed images, not the official files; results differ from the official "
+                               "dataset's</span>"
+                             : "");
+  }
+  return out + "</table>";
+}
+
+const char* kStyle = R"CSS(
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;max-width:1100px;margin:0 auto;padding:16px 20px;color:#222;background:#fff;line-height:1.45}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}h3{font-size:1.05em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+.note{color:#666;font-size:.9em}.warn{color:#a4000f}.diff{color:#555;font-size:.85em}.status{background:#f4f7fb;border:1px solid #d8e0ea;padding:8px 12px}
+svg.chart{max-width:100%;height:auto;display:block;margin:.6em 0}svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600}
+svg .ytick{text-anchor:end}svg .xtick{text-anchor:middle}svg .xlabel{text-anchor:middle}svg .ylabel{text-anchor:middle}
+svg .grid{stroke:#eee}svg .axis{stroke:#999}svg .band{fill:#1f77b4;fill-opacity:.15;stroke:none}svg .err{stroke:#222;stroke-width:1.2}
+svg .edge{stroke:#bbb;stroke-width:1.2}svg .nodelabel{font-size:10px}svg .nodesub{font-size:9px;fill:#777}
+.formula math{font-size:1.3em;margin:.5em 0}.defs math{margin:.3em 0}.cols{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:8px}.scroll{overflow-x:auto}
+.key{margin-right:12px;white-space:nowrap}.dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}
+nav a{margin-right:12px}code{background:#f4f4f4;padding:1px 4px}
+)CSS";
+
+}  // namespace
+
+std::string render_report(const fs::path& run_dir) {
+  const Run r = read_run(run_dir);
+  const auto ex = experiment::load_run_config(run_dir);
+  const auto& st = r.status;
+  std::string tasks;
+  for (const auto& t : r.tasks) tasks += (tasks.empty() ? "" : ", ") + r.labels.at(t);
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char when[64];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  std::string status = fmt::format("<b>{}</b>: {} of {} generations finished", esc(st.state), st.generations_done, st.generations);
+  if (st.best_fitness)
+    status += fmt::format("; best validation fitness so far {:.4f} (#{}, generation {})", *st.best_fitness, st.best_id, st.best_generation);
+  if (st.state != "complete" && st.eta_seconds) status += "; ETA about " + experiment::format_duration(*st.eta_seconds);
+  if (st.final_test) status += fmt::format("; the winner's final test fitness {:.4f}", *st.final_test);
+  std::string html =
+      "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">";
+  html += "<title>evoopt report: " + esc(run_dir.filename().string().empty() ? run_dir.string() : run_dir.filename().string()) + "</title>";
+  html += "<style>" + std::string(kStyle) + "</style></head><body>";
+  html += "<h1>evoopt report: " + esc(run_dir.string()) + "</h1>";
+  html += fmt::format(
+      "<p class=\"status\">{}.<br>Preset {}, model {}, {} steps per run, population {}, seed {}; tasks {}. Written {} from the run's files{}.</p>",
+      status, esc(ex.preset), esc(ex.model), ex.steps, ex.ga.population, ex.seed, esc(tasks), when,
+      st.state == "complete" ? "" : " (evoopt evolve rewrites it after every generation: reload to follow the run)");
+  html +=
+      "<nav><a href=\"#search\">search</a><a href=\"#winner\">winner</a><a href=\"#tree\">family tree</a><a href=\"#test\">final test</a><a "
+      "href=\"#comparison\">comparison</a><a href=\"#data\">data</a></nav>";
+  html += section_search(r);
+  html += section_winner(r, ex.steps);
+  html += section_tree(r);
+  html += section_final(r);
+  html += section_comparison(r, ex.steps);
+  html += section_provenance(r);
+  html += "<p class=\"note\">Made by evoopt " + esc(r.config.value("evoopt_version", "")) +
+          "; one self-contained file (no scripts, fonts or network).</p>";
+  html += "</body></html>\n";
+  return html;
+}
+
+fs::path write_report(const fs::path& run_dir) {
+  const std::string html = render_report(run_dir);
+  write_file_atomic(run_dir / "report.html", html);
+  return run_dir / "report.html";
+}
+
+}  // namespace evoopt::report

@@ -1,0 +1,169 @@
+// Progress and ETA (issue 11): the work a study plans is the work it does (every request
+// the comparison makes, counted by the same halving rungs), the tracker reports rates, ETAs
+// and one line per phase, and `evoopt status` reads where a run stands from its files.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "evoopt/common/files.hpp"
+#include "evoopt/experiment/compare.hpp"
+#include "evoopt/experiment/progress.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "test_support.hpp"
+
+using namespace evoopt;
+using namespace evoopt::experiment;
+
+namespace {
+
+double landscape(const genome::Genome& g, const std::string& task, std::uint64_t seed) {
+  return 0.7 - 0.05 * std::fabs(g.log10_lr + 3.0) - (task == "b" ? 0.1 : 0.0) + 1e-3 * static_cast<double>(seed % 5) + (g.cosine_decay ? 0.01 : 0.0);
+}
+
+}  // namespace
+
+TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
+  const EvalSizes sizes{500, 2000};
+  for (const std::string protocol : {"strong", "seed"})
+    for (bool equal_budget : {false, true})
+      for (bool scheduled_winner : {false, true}) {
+        ExperimentConfig c;
+        c.tasks = {"a", "b"};
+        c.steps = 40;
+        c.ga.search_seeds = 2;
+        c.final_test_seeds = 0;  // nothing in the store before the comparison
+        c.compare.protocol = protocol;
+        c.compare.baselines = {"sgd", "adam", "lion"};
+        c.compare.lr_grid = {1e-4, 1e-3, 1e-2, 1e-1};
+        c.compare.wd_grid = {0.0, 1e-4};
+        c.compare.test_seeds = 3;
+        c.compare.horizon_multiple = 2.0;
+        c.compare.equal_budget = equal_budget;
+        c.compare.rung_val_size = 200;
+        genome::Genome evolved = genome::preset("adam");
+        if (scheduled_winner) {
+          evolved.cosine_decay = true;
+          evolved.warmup_fraction = 0.1;
+        }
+        eval::SyntheticEvaluator ev(landscape);
+        eval::RunStore store;
+        Work requested;
+        RunContext ctx{ev, store};
+        ctx.progress = [&](const std::string&, int, int total, const eval::RunRequest& r, const train::RunResult* trained) {
+          if (trained != nullptr) return;  // count each batch once, as it starts
+          const std::int64_t images = r.split == data::Split::Test ? sizes.test : r.eval_limit > 0 ? std::min(r.eval_limit, sizes.val) : sizes.val;
+          requested += Work{1, r.steps, images} * total;
+        };
+        run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));
+        const Work planned = plan_comparison(c, sizes, &evolved, 24, /*after_final_test=*/true);
+        EXPECT_EQ(planned.runs, requested.runs) << protocol << " equal budget " << equal_budget << " scheduled " << scheduled_winner;
+        EXPECT_EQ(planned.steps, requested.steps) << protocol;
+        EXPECT_EQ(planned.images, requested.images) << protocol;
+        // Not knowing the winner counts the larger grid: never less.
+        EXPECT_GE(plan_comparison(c, sizes, nullptr, 24, true).steps, planned.steps);
+      }
+}
+
+TEST(Progress, SearchPlanUsesTheFinishedGenerations) {
+  ExperimentConfig c;
+  c.tasks = {"a", "b", "c"};
+  c.steps = 100;
+  c.ga.population = 10;
+  c.ga.elites = 2;
+  c.ga.generations = 5;
+  const EvalSizes sizes{1000, 10000};
+  // Nothing finished: generation 0 in full, then population − elites new genomes.
+  Work w = plan_search_left(c, sizes, {});
+  EXPECT_EQ(w.runs, 30 + 4 * 24);
+  EXPECT_EQ(w.steps, w.runs * 100);
+  EXPECT_EQ(w.images, w.runs * 1000);
+  // Two finished: later generations as the mean of those after the first (racing's savings too).
+  std::vector<ga::GenerationRecord> done(2);
+  done[0].evaluations = 30;
+  done[1].evaluations = 12;
+  done[1].steps_saved = 300;
+  w = plan_search_left(c, sizes, done);
+  EXPECT_EQ(w.runs, 3 * 12);
+  EXPECT_EQ(w.steps, 3 * (12 * 100 - 300));
+  EXPECT_EQ(plan_search_left(c, sizes, done, /*one_running=*/true).runs, 2 * 12);
+  done.resize(5);
+  EXPECT_EQ(plan_search_left(c, sizes, done).runs, 0);
+}
+
+TEST(Progress, TrackerReportsRatesEtasAndOneLinePerPhase) {
+  ExperimentConfig c;
+  c.tasks = {"a"};
+  c.steps = 10;
+  c.ga.population = 4;
+  c.ga.generations = 2;
+  c.final_test_seeds = 2;
+  c.break_even = false;
+  c.compare.enabled = false;
+  std::vector<ProgressReport> reports;
+  std::vector<PhaseReport> phases;
+  ProgressTracker t(
+      c, {100, 100}, /*with_search=*/true, [&](const ProgressReport& r) { reports.push_back(r); },
+      [&](const PhaseReport& p) { phases.push_back(p); });
+  train::RunResult run;
+  run.steps_done = 10;
+  run.train_seconds = 0.5;
+  run.seconds = 0.6;
+  for (int g = 0; g < 2; ++g) {
+    t.generation_started(g, 2);
+    for (int i = 1; i <= 4; ++i) t.search_run(i, 4, run);
+    ga::GenerationRecord rec;
+    rec.generation = g;
+    rec.evaluations = 4;
+    t.generation_finished(rec);
+  }
+  ASSERT_EQ(reports.size(), 8u);
+  EXPECT_EQ(reports[0].phase, "search");
+  EXPECT_EQ(reports[0].generation, 1);
+  EXPECT_EQ(reports[5].generation, 2);
+  EXPECT_EQ(reports[3].done, 4);
+  EXPECT_EQ(reports[3].total, 4);
+  for (const auto& r : reports) {
+    EXPECT_GT(r.runs_per_second, 0);
+    ASSERT_TRUE(r.batch_eta_seconds.has_value());
+    ASSERT_TRUE(r.study_eta_seconds.has_value());
+    EXPECT_GE(*r.study_eta_seconds, 0.0);
+    EXPECT_TRUE(std::isfinite(*r.study_eta_seconds));
+  }
+  EXPECT_EQ(*reports[3].batch_eta_seconds, 0.0);  // the generation is done
+  // The search's last report still counts the final test to come.
+  EXPECT_GT(*reports[7].study_eta_seconds, 0.0);
+  t.set_winner(genome::preset("adam"), 8);
+  t.start_phase("final test");
+  t.batch("test", 0, 2, Work{1, 10, 100}, nullptr);
+  EXPECT_FALSE(reports.back().batch_eta_seconds.has_value());  // nothing trained in this batch yet
+  t.batch("test", 1, 2, Work{1, 10, 100}, &run);
+  t.batch("test", 2, 2, Work{1, 10, 100}, &run);
+  EXPECT_EQ(reports.back().phase, "final test");
+  EXPECT_EQ(reports.back().stage, "test");
+  EXPECT_EQ(*reports.back().study_eta_seconds, 0.0);  // nothing left
+  t.finish();
+  ASSERT_EQ(phases.size(), 2u);
+  EXPECT_EQ(phases[0].phase, "search");
+  EXPECT_EQ(phases[0].runs, 8);
+  EXPECT_EQ(phases[1].phase, "final test");
+  EXPECT_EQ(phases[1].runs, 2);
+}
+
+TEST(Progress, DurationsReadAsPeopleWriteThem) {
+  EXPECT_EQ(format_duration(14.2), "14 s");
+  EXPECT_EQ(format_duration(75), "1 min 15 s");
+  EXPECT_EQ(format_duration(6 * 60 + 20), "6 min 20 s");
+  EXPECT_EQ(format_duration(25 * 60 + 10), "25 min");
+  EXPECT_EQ(format_duration(72 * 60 + 5), "1 h 12 min");
+}
+
+TEST(Progress, DirInUseSeesAnotherHoldersLock) {
+  test::TempDir tmp;
+  EXPECT_FALSE(dir_in_use(tmp.path()));
+  {
+    const DirLock lock(tmp.path());
+    // flock locks belong to the open file: this process's second descriptor sees the lock too.
+    EXPECT_TRUE(dir_in_use(tmp.path()));
+  }
+  EXPECT_FALSE(dir_in_use(tmp.path()));
+}
