@@ -516,8 +516,8 @@ int report_study(const experiment::StudyResult& r) {
       << "\n";
   if (r.break_even) std::cout << "Break-even: " << r.break_even->verdict << "\n";
   if (r.comparison) print_comparison(*r.comparison);
-  std::cout << "\nOutputs in " << dir << ": config.json history.csv lineage.json best_genome.json final_test.json summary.json"
-            << (r.comparison ? " comparison.json comparison.csv" : "") << "\n";
+  std::cout << "\nOutputs in " << dir << ": config.json history.csv history.json lineage.json best_genome.json final_test.json summary.json"
+            << (r.comparison ? " comparison.json comparison.csv" : "") << " report.html\n";
   return 0;
 }
 

@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "evoopt/common/cpu_time.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/json_io.hpp"
 
@@ -26,11 +26,7 @@ namespace evoopt::eval {
 using nlohmann::json;
 
 namespace {
-double own_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+double own_cpu_seconds() { return process_cpu_seconds(); }
 
 // Threads libraries may start on their own: one per worker, the parallelism is the pool's.
 const char* const kThreadVariables[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"};

@@ -239,8 +239,7 @@ void ExperimentConfig::validate() const {
   if (steps < 1) throw Error("steps must be >= 1, got " + std::to_string(steps));
   if (batch_size < 1) throw Error("batch size must be >= 1, got " + std::to_string(batch_size));
   if (workers < 0) throw Error("workers must be >= 0 (0 = one per core), got " + std::to_string(workers));
-  if (device != "auto" && device != "cpu" && device.rfind("cuda", 0) != 0)
-    throw Error("unknown device '" + device + "' (allowed: auto, cpu, cuda, cuda:N)");
+  train::check_device_name(device, /*allow_auto=*/true);
   if (final_test_seeds < 1) throw Error("final test seeds must be >= 1");
   if (val_size < 1) throw Error("validation size must be >= 1");
   if (train_subset < 0) throw Error("training subset must be >= 0");

@@ -170,6 +170,7 @@ void ProgressTracker::start_phase(const std::string& phase) {
   now_.phase = phase;
   phase_t0_ = Clock::now();
   phase_trained_ = 0;
+  phase_ = Rates{};
 }
 
 void ProgressTracker::finish() {
@@ -194,11 +195,14 @@ void ProgressTracker::generation_finished(const ga::GenerationRecord& record) { 
 void ProgressTracker::count_trained(const train::RunResult& r, std::int64_t images) {
   const auto t = Clock::now();
   // Wall time from the batch's start or the last trained run, whichever is later.
-  wall_seconds_ += std::chrono::duration<double>(t - std::max(batch_t0_, last_trained_)).count();
+  const double wall = std::chrono::duration<double>(t - std::max(batch_t0_, last_trained_)).count();
   last_trained_ = t;
-  trained_ += Work{1, r.steps_done, images};
-  train_seconds_ += r.train_seconds;
-  eval_seconds_ += std::max(0.0, r.seconds - r.train_seconds);
+  for (Rates* x : {&all_, &phase_}) {
+    x->wall_seconds += wall;
+    x->trained += Work{1, r.steps_done, images};
+    x->train_seconds += r.train_seconds;
+    x->eval_seconds += std::max(0.0, r.seconds - r.train_seconds);
+  }
   ++batch_trained_;
   ++phase_trained_;
 }
@@ -226,12 +230,12 @@ void ProgressTracker::batch(const std::string& stage, int done, int total, const
   emit();
 }
 
-std::optional<double> ProgressTracker::seconds_for(const Work& w) const {
-  const double run_seconds = train_seconds_ + eval_seconds_;
-  if (trained_.steps <= 0 || run_seconds <= 0 || wall_seconds_ <= 0) return std::nullopt;
-  double s = static_cast<double>(w.steps) * train_seconds_ / static_cast<double>(trained_.steps);
-  if (trained_.images > 0) s += static_cast<double>(w.images) * eval_seconds_ / static_cast<double>(trained_.images);
-  return s * wall_seconds_ / run_seconds;  // runs in parallel (workers) or with overheads
+std::optional<double> ProgressTracker::Rates::seconds_for(const Work& w) const {
+  const double run_seconds = train_seconds + eval_seconds;
+  if (trained.steps <= 0 || run_seconds <= 0 || wall_seconds <= 0) return std::nullopt;
+  double s = static_cast<double>(w.steps) * train_seconds / static_cast<double>(trained.steps);
+  if (trained.images > 0) s += static_cast<double>(w.images) * eval_seconds / static_cast<double>(trained.images);
+  return s * wall_seconds / run_seconds;  // runs in parallel (workers) or with overheads
 }
 
 void ProgressTracker::emit() {
@@ -261,7 +265,7 @@ void ProgressTracker::emit() {
     const Work rest{0, std::max(after.steps - done.steps, batch_left.steps), std::max(after.images - done.images, batch_left.images)};
     left = rest;
   }
-  now_.study_eta_seconds = seconds_for(left);
+  now_.study_eta_seconds = (phase_.trained.runs >= kPhaseRuns ? phase_ : all_).seconds_for(left);
   if (report_) report_(now_);
 }
 

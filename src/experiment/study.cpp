@@ -1,12 +1,11 @@
 #include "evoopt/experiment/study.hpp"
 
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "evoopt/common/cpu_time.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
@@ -141,13 +140,7 @@ namespace {
 // CPU time of this process and its worker processes (reaped ones through RUSAGE_CHILDREN,
 // live ones as they last reported).
 double cpu_seconds(const eval::Evaluator* evaluator) {
-  double s = 0;
-  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
-    rusage u{};
-    getrusage(who, &u);
-    s += static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-  }
-  return s + (evaluator != nullptr ? evaluator->live_worker_cpu_seconds() : 0.0);
+  return process_cpu_seconds(/*reaped_children=*/true) + (evaluator != nullptr ? evaluator->live_worker_cpu_seconds() : 0.0);
 }
 
 json provenance(const ExperimentConfig& c, const fs::path& data_dir) {

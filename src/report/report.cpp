@@ -407,7 +407,7 @@ std::string bar_chart(const std::string& id, const std::string& title, const std
   y1 = std::min(1.0, y1 + pad);
   if (y1 <= y0) y1 = y0 + 0.1;
   Frame f{0, static_cast<double>(groups.size()), y0, y1};
-  f.w = std::max(640, static_cast<int>(groups.size() * (methods.size() * 18 + 40)) + f.left + f.right);
+  f.w = std::max(660, static_cast<int>(groups.size() * std::max<std::size_t>(130, methods.size() * 18 + 40)) + f.left + f.right);
   std::string body = fmt::format("<text x=\"{}\" y=\"18\" class=\"title\">{}</text>", f.left, esc(title));
   for (double t : ticks(y0, y1)) {
     if (t < y0 || t > y1) continue;
@@ -587,6 +587,14 @@ std::string section_search(const Run& r) {
   return out;
 }
 
+// At most 20 characters (the column is narrow; the node's tooltip has it all).
+std::string brief_label(const std::string& s) {
+  if (s.size() <= 20) return s;
+  std::size_t cut = 19;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+  return s.substr(0, cut) + "…";
+}
+
 std::string section_tree(const Run& r) {
   if (!r.best || r.lineage.empty()) return "";
   std::map<std::uint64_t, json> by_id;
@@ -644,9 +652,9 @@ std::string section_tree(const Run& r) {
         "class=\"nodelabel\">#{} {}</text><text x=\"{:.0f}\" y=\"{:.0f}\" class=\"nodesub\">{}</text><title>#{} generation {}, {}{}; fitness "
         "{:.4f}\n{}</title></g>",
         id, esc(origin), pos[id].first, pos[id].second, id == winner ? 8 : 6, origin_color[k], pos[id].first + 10, pos[id].second + 4, id,
-        fmt::format("{:.3f}", ind.value("fitness", 0.0)), pos[id].first + 10, pos[id].second + 16, esc(origin + (muts.empty() ? "" : ": " + muts)),
-        id, ind.value("generation", 0), esc(origin), muts.empty() ? "" : esc(" (" + muts + ")"), ind.value("fitness", 0.0),
-        esc(ind.value("formula", "")));
+        fmt::format("{:.3f}", ind.value("fitness", 0.0)), pos[id].first + 10, pos[id].second + 16,
+        esc(brief_label(origin + (muts.empty() ? "" : ": " + muts))), id, ind.value("generation", 0), esc(origin),
+        muts.empty() ? "" : esc(" (" + muts + ")"), ind.value("fitness", 0.0), esc(ind.value("formula", "")));
   }
   std::string gens;
   for (int g = 0; g <= max_gen; ++g) gens += fmt::format("<text x=\"{}\" y=\"24\" class=\"xtick\">gen {}</text>", left + col * g, g);
@@ -658,7 +666,8 @@ std::string section_tree(const Run& r) {
       "<h2 id=\"tree\">The winner's family tree</h2><p>Every ancestor of the winner (#{}), by the generation it was made in, with the operator that "
       "made "
       "it (seed optimizer, random, crossover, mutation, elite copy) and the genes its mutation changed; hover a node for its formula. {}</p>"
-      "<div class=\"scroll\"><svg class=\"chart\" data-chart=\"family-tree\" data-points=\"{}\" viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" "
+      "<div class=\"scroll\"><svg class=\"chart wide\" data-chart=\"family-tree\" data-points=\"{}\" viewBox=\"0 0 {} {}\" width=\"{}\" "
+      "height=\"{}\" "
       "role=\"img\" "
       "aria-label=\"family tree\">{}{}{}</svg></div>",
       winner, legend, order.size(), w, h, w, h, gens, edges, nodes);
@@ -673,7 +682,7 @@ std::string hyper_rows(const genome::Genome& g) {
   if (g.needs_v()) row("ε", fmt::format("{:.3g}", g.eps()));
   row("weight decay λ", g.log10_weight_decay ? fmt::format("{:.3g} ({})", g.weight_decay(), g.decoupled_weight_decay ? "decoupled" : "L2") : "off");
   if (g.reads_bias_correction()) row("bias correction", g.bias_correction ? "on" : "off");
-  row("warmup", fmt::format("{:g}% of the steps", g.warmup_fraction * 100));
+  row("warmup", fmt::format("{:.3g}% of the steps", g.warmup_fraction * 100));
   row("cosine decay", g.cosine_decay ? "on" : "off");
   row("gradient clipping", g.clip_norm ? fmt::format("global norm ≤ {:g}", *g.clip_norm) : "off");
   return "<table class=\"kv\">" + t + "</table>";
@@ -920,7 +929,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-se
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}h3{font-size:1.05em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
 .note{color:#666;font-size:.9em}.warn{color:#a4000f}.diff{color:#555;font-size:.85em}.status{background:#f4f7fb;border:1px solid #d8e0ea;padding:8px 12px}
-svg.chart{max-width:100%;height:auto;display:block;margin:.6em 0}svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600}
+svg.chart{max-width:100%;height:auto;display:block;margin:.6em 0}svg.chart.wide{max-width:none}svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600}
 svg .ytick{text-anchor:end}svg .xtick{text-anchor:middle}svg .xlabel{text-anchor:middle}svg .ylabel{text-anchor:middle}
 svg .grid{stroke:#eee}svg .axis{stroke:#999}svg .band{fill:#1f77b4;fill-opacity:.15;stroke:none}svg .err{stroke:#222;stroke-width:1.2}
 svg .edge{stroke:#bbb;stroke-width:1.2}svg .nodelabel{font-size:10px}svg .nodesub{font-size:9px;fill:#777}

@@ -28,24 +28,26 @@ void Budget::validate() const {
   if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
   if (sync_every < 0)
     throw Error("sync_every must be >= 0 (0 = every step on the CPU, every log_every steps on a GPU), got " + std::to_string(sync_every));
-  if (device != "cpu" && device.rfind("cuda", 0) != 0) throw Error("device must be cpu or cuda[:N], got '" + device + "' (resolve 'auto' first)");
+  check_device_name(device, /*allow_auto=*/false);
+}
+
+void check_device_name(const std::string& name, bool allow_auto) {
+  const bool index_ok = name.size() > 5 && name.find_first_not_of("0123456789", 5) == std::string::npos && name.size() <= 8;
+  if ((allow_auto && name == "auto") || name == "cpu" || name == "cuda" || (name.rfind("cuda:", 0) == 0 && index_ok)) return;
+  if (!allow_auto && name == "auto") throw Error("device must be cpu or cuda[:N], got 'auto' (resolve it first)");
+  throw Error("unknown device '" + name + "' (allowed: " + (allow_auto ? "auto, " : "") + "cpu, cuda, cuda:N)");
 }
 
 std::string resolve_device(const std::string& requested) {
+  check_device_name(requested, /*allow_auto=*/true);
   if (requested == "auto") return torch::cuda::is_available() ? "cuda" : "cpu";
   if (requested == "cpu") return requested;
-  if (requested.rfind("cuda", 0) != 0) throw Error("unknown device '" + requested + "' (allowed: auto, cpu, cuda, cuda:N)");
-  std::optional<torch::Device> d;
-  try {
-    d = torch::Device(requested);
-  } catch (const c10::Error&) {
-    throw Error("unknown device '" + requested + "' (allowed: auto, cpu, cuda, cuda:N)");
-  }
+  const torch::Device d(requested);
   if (!torch::cuda::is_available())
     throw Error("device " + requested + ": no CUDA device is available (this libtorch " + std::string(TORCH_VERSION) +
                 (at::hasCUDA() ? " has CUDA support but sees no GPU)" : " was built without CUDA; build against a CUDA libtorch)"));
   const auto count = static_cast<std::int64_t>(torch::cuda::device_count());
-  if (d->has_index() && d->index() >= count)
+  if (d.has_index() && d.index() >= count)
     throw Error("device " + requested + ": only " + std::to_string(count) + " CUDA device(s) visible (cuda:0 .. cuda:" + std::to_string(count - 1) +
                 ")");
   return requested;

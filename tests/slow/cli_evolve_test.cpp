@@ -103,7 +103,7 @@ Rendered render_in_chromium(const fs::path& html, const fs::path& work) {
 // Every <svg class="chart" data-chart="NAME" data-points="N"> in `dom`: NAME → (N, marks of class "pt" inside).
 std::map<std::string, std::pair<int, int>> charts(const std::string& dom) {
   std::map<std::string, std::pair<int, int>> out;
-  for (auto p = dom.find("<svg class=\"chart\""); p != std::string::npos; p = dom.find("<svg class=\"chart\"", p + 1)) {
+  for (auto p = dom.find("<svg class=\"chart"); p != std::string::npos; p = dom.find("<svg class=\"chart", p + 1)) {
     const auto end = dom.find("</svg>", p);
     const std::string svg = dom.substr(p, end - p);
     auto attr = [&](const std::string& name) {

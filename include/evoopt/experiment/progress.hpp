@@ -105,7 +105,6 @@ class ProgressTracker {
   void emit();
   void close_batch();
   void count_trained(const train::RunResult& r, std::int64_t images);
-  std::optional<double> seconds_for(const Work& w) const;
   using Clock = std::chrono::steady_clock;
   ExperimentConfig config_;
   EvalSizes sizes_;
@@ -117,13 +116,19 @@ class ProgressTracker {
   std::vector<ga::GenerationRecord> finished_;
   ProgressReport now_;
   Clock::time_point batch_t0_{}, phase_t0_{};
-  std::optional<Clock::time_point> first_trained_t0_;
   int batch_trained_ = 0;
   std::int64_t phase_trained_ = 0;
   // Runs this process trained: their steps, images, training and evaluation seconds, and the
-  // wall seconds of the batches they were trained in.
-  Work trained_;
-  double train_seconds_ = 0, eval_seconds_ = 0, wall_seconds_ = 0;
+  // wall seconds of the batches they were trained in; over the study and in this phase (a
+  // phase's runs can cost another amount per step: the search's genomes have up to four terms,
+  // the baselines one). The phase's rates count once it has trained kPhaseRuns runs.
+  struct Rates {
+    Work trained;
+    double train_seconds = 0, eval_seconds = 0, wall_seconds = 0;
+    std::optional<double> seconds_for(const Work& w) const;
+  };
+  static constexpr std::int64_t kPhaseRuns = 10;
+  Rates all_, phase_;
   Clock::time_point last_trained_{};
   Work after_search_done_;  // finished batches after the search (found or trained)
   Work batch_per_run_;

@@ -56,6 +56,9 @@ at::MemoryFormat layout_from_name(const std::string& name);  // throws evoopt::E
 // "auto" -> "cuda" when libtorch sees a CUDA device, else "cpu"; "cpu" and "cuda[:N]" are
 // checked (throws evoopt::Error, e.g. "--device cuda: no CUDA device is available ...").
 std::string resolve_device(const std::string& requested);
+// The one check of a device name's form, without asking for the device: cpu, cuda, cuda:N,
+// and `auto` where `allow_auto`. Throws evoopt::Error naming the allowed forms.
+void check_device_name(const std::string& name, bool allow_auto);
 
 // The one field list of Budget (all but `cancel`), for worker processes.
 nlohmann::json to_json(const Budget& b);
