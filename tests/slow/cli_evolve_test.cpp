@@ -70,8 +70,8 @@ Rendered render_in_chromium(const fs::path& html, const fs::path& work) {
   Rendered r;
   if (std::system("command -v chromium > /dev/null 2>&1") != 0) return r;
   const std::string flags =
-      "chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking --user-data-dir=" + (work / "profile").string() +
-      " ";
+      "timeout 180 chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking --user-data-dir=" +
+      (work / "profile").string() + " ";
   const fs::path png = work / "report.png";
   const std::string shot = flags + "--window-size=1200,2000 --screenshot=" + png.string() + " file://" + html.string() + " > /dev/null 2>&1";
   EXPECT_EQ(std::system(shot.c_str()), 0) << shot;
