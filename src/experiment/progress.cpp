@@ -23,13 +23,11 @@ namespace {
 
 std::int64_t per_config(const ExperimentConfig& c) { return static_cast<std::int64_t>(c.tasks.size()) * c.ga.search_seeds; }
 
-std::int64_t val_images(const EvalSizes& sizes, std::int64_t eval_limit) { return eval_limit > 0 ? std::min(eval_limit, sizes.val) : sizes.val; }
-
 // The work of tuning `n` candidates at `steps` with `halving` (validation runs).
 Work tuning(const ExperimentConfig& c, const EvalSizes& sizes, std::size_t n, std::int64_t steps, const HalvingOptions& halving) {
   Work w;
   for (const Rung& r : halving_rungs(n, steps, halving))
-    w += Work{1, r.steps, val_images(sizes, r.eval_limit)} * (static_cast<std::int64_t>(r.keep) * per_config(c));
+    w += Work{1, r.steps, evaluated_images(sizes, data::Split::Val, r.eval_limit)} * (static_cast<std::int64_t>(r.keep) * per_config(c));
   return w;
 }
 
@@ -44,6 +42,11 @@ Work break_even_plan(const ExperimentConfig& c, const EvalSizes& sizes) {
 }
 
 }  // namespace
+
+std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::int64_t eval_limit) {
+  if (split == data::Split::Test) return sizes.test;
+  return eval_limit > 0 ? std::min(eval_limit, sizes.val) : sizes.val;
+}
 
 EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
   const fs::path p = run_dir / "config.json";
@@ -271,9 +274,6 @@ void ProgressTracker::emit() {
 
 // ------------------------------------------------------------------ status from files
 
-namespace {
-
-// The journal's complete lines, read-only (a run in progress may be appending to it).
 std::vector<json> journal_entries(const fs::path& p) {
   std::vector<json> out;
   if (!fs::exists(p)) return out;
@@ -290,8 +290,6 @@ std::vector<json> journal_entries(const fs::path& p) {
   }
   return out;
 }
-
-}  // namespace
 
 RunStatus read_run_status(const fs::path& run_dir) {
   RunStatus s;
@@ -330,11 +328,11 @@ RunStatus read_run_status(const fs::path& run_dir) {
     for (const auto& e : journal_entries(journal)) {
       Work& w = s.done_by_stage[e.value("stage", std::string("search"))];
       const auto& r = e.at("result");
+      // The key's split: "val", "test", or "val:firstN" (run_key: a rung scored on N images).
       const std::string split = e.at("key").at("split").get<std::string>();
       const auto first = split.find(":first");
-      const std::int64_t images = split.rfind("test", 0) == 0  ? sizes.test
-                                  : first != std::string::npos ? std::min<std::int64_t>(sizes.val, std::stoll(split.substr(first + 6)))
-                                                               : sizes.val;
+      const std::int64_t images = evaluated_images(sizes, data::split_from_name(split.substr(0, first)),
+                                                   first == std::string::npos ? 0 : std::stoll(split.substr(first + 6)));
       const Work run{1, r.value("steps_done", std::int64_t{0}), images};
       w += run;
       timed += run;

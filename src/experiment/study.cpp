@@ -65,10 +65,7 @@ train::Budget study_budget(const ExperimentConfig& config) {
 namespace {
 decltype(RunContext::progress) tracker_progress(ProgressTracker& tracker, const EvalSizes& sizes) {
   return [&tracker, sizes](const std::string& stage, int done, int total, const eval::RunRequest& request, const train::RunResult* trained) {
-    const std::int64_t images = request.split == data::Split::Test ? sizes.test
-                                : request.eval_limit > 0           ? std::min(request.eval_limit, sizes.val)
-                                                                   : sizes.val;
-    tracker.batch(stage, done, total, Work{1, request.steps, images}, trained);
+    tracker.batch(stage, done, total, Work{1, request.steps, evaluated_images(sizes, request.split, request.eval_limit)}, trained);
   };
 }
 

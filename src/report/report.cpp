@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -31,6 +30,24 @@ using nlohmann::json;
 
 namespace {
 
+// Text for HTML and MathML content and attributes.
+std::string esc(const std::string& t) {
+  std::string o;
+  for (char c : t) {
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else if (c == '"')
+      o += "&quot;";
+    else
+      o += c;
+  }
+  return o;
+}
+
 class LatexToMathml {
  public:
   explicit LatexToMathml(const std::string& s) : s_(s) {}
@@ -42,12 +59,6 @@ class LatexToMathml {
 
  private:
   [[noreturn]] void fail(const std::string& what) const { throw Error(fmt::format("LaTeX to MathML: {} at {} in \"{}\"", what, pos_, s_)); }
-
-  static std::string esc(const std::string& t) {
-    std::string o;
-    for (char c : t) o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
-    return o;
-  }
 
   void skip_spaces() {
     while (pos_ < s_.size() && s_[pos_] == ' ') ++pos_;
@@ -220,23 +231,6 @@ std::string latex_to_mathml(const std::string& latex, bool display) {
 // ------------------------------------------------------------------ page pieces
 
 namespace {
-
-std::string esc(const std::string& t) {
-  std::string o;
-  for (char c : t) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else if (c == '"')
-      o += "&quot;";
-    else
-      o += c;
-  }
-  return o;
-}
 
 const std::vector<std::string> kColors = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                                           "#e377c2", "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#637939"};
@@ -485,6 +479,7 @@ struct Run {
   json lineage;                               // individuals
   std::optional<json> best, summary, comparison;
   experiment::RunStatus status;
+  experiment::ExperimentConfig ex;  // config.json as the study reads it
 };
 
 Run read_run(const fs::path& dir) {
@@ -492,8 +487,8 @@ Run read_run(const fs::path& dir) {
   r.dir = dir;
   r.status = experiment::read_run_status(dir);  // checks config.json and the journal
   r.config = read_json_file(dir / "config.json");
-  const auto ex = experiment::load_run_config(dir);
-  r.tasks = ex.tasks;
+  r.ex = experiment::load_run_config(dir);
+  r.tasks = r.ex.tasks;
   for (const auto& t : r.tasks) {
     std::string label;
     if (r.config.contains("provenance") && r.config["provenance"].contains(t)) label = r.config["provenance"][t].value("label", "");
@@ -780,22 +775,6 @@ Series loss_curve(const std::vector<json>& journal, const std::string& hash, con
   return s;
 }
 
-std::vector<json> journal_lines(const fs::path& p) {
-  std::vector<json> out;
-  if (!fs::exists(p)) return out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      out.push_back(json::parse(line));
-    } catch (const json::exception&) {
-      break;  // a line being written (read_run_status has checked every complete line)
-    }
-  }
-  return out;
-}
-
 std::string diff_cell(const json& d) {
   if (!d.is_object()) return "";
   return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d.value("mean", 0.0), d.value("ci95_low", 0.0), d.value("ci95_high", 0.0),
@@ -892,7 +871,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
     for (const auto& m : c["horizons"][0]["methods"])
       if (m.value("name", "") == strongest) base_hash = genome::Genome::from_json(m.at("genome")).hash_hex();
     const std::string win_hash = r.best->value("hash", "");
-    const auto journal = journal_lines(r.dir / "journal.jsonl");
+    const auto journal = experiment::journal_entries(r.dir / "journal.jsonl");
     out += fmt::format(
         "<h3>Training loss: the winner against {}</h3><p>Smoothed training loss, mean over the test seeds, at the search horizon.</p><div "
         "class=\"grid2\">",
@@ -943,7 +922,7 @@ nav a{margin-right:12px}code{background:#f4f4f4;padding:1px 4px}
 
 std::string render_report(const fs::path& run_dir) {
   const Run r = read_run(run_dir);
-  const auto ex = experiment::load_run_config(run_dir);
+  const auto& ex = r.ex;
   const auto& st = r.status;
   std::string tasks;
   for (const auto& t : r.tasks) tasks += (tasks.empty() ? "" : ", ") + r.labels.at(t);

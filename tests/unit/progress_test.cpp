@@ -52,6 +52,7 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
         ctx.progress = [&](const std::string&, int, int total, const eval::RunRequest& r, const train::RunResult* trained) {
           if (trained != nullptr) return;  // count each batch once, as it starts
           const std::int64_t images = r.split == data::Split::Test ? sizes.test : r.eval_limit > 0 ? std::min(r.eval_limit, sizes.val) : sizes.val;
+          EXPECT_EQ(evaluated_images(sizes, r.split, r.eval_limit), images);
           requested += Work{1, r.steps, images} * total;
         };
         run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));

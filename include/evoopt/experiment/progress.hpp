@@ -44,6 +44,13 @@ struct EvalSizes {
 };
 // From a run's config.json (its recorded task sizes).
 EvalSizes eval_sizes_of_run(const std::filesystem::path& run_dir);
+// Images a run evaluates: the test split, or the validation split (its first `eval_limit`
+// images when > 0, a cheap rung).
+std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::int64_t eval_limit);
+
+// A run directory's journal.jsonl, read-only: its complete lines (a run in progress may be
+// appending the last one), parsed. Throws evoopt::Error naming file and line for a bad one.
+std::vector<nlohmann::json> journal_entries(const std::filesystem::path& journal);
 
 // The comparison's work (`evoopt compare`, or the study's last stage): baseline tuning with
 // its halving rungs, the equal-budget random search, the test runs at each horizon, the gain
