@@ -18,6 +18,7 @@ PACKAGES=(
   libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
+  jargon-text               # the Jargon File 4.4.7 (public domain): the held-out text task `jargon`
   python3-torch             # the PyTorch reference of bench/vs_pytorch.sh (run with /usr/bin/python3)
 )
 # Tools only the tests need (scripts/test.sh sets EVOOPT_TEST_TOOLS=1): headless Chromium

@@ -167,8 +167,8 @@ int cmd_train(const TrainArgs& a) {
   b.device = train::resolve_device(a.device);
   const std::int64_t steps = a.steps > 0 ? a.steps : t.default_steps;
   b.log_every = std::max<std::int64_t>(1, steps / 10);
-  std::cout << fmt::format("task {} [{}], model {}, {} steps, batch {}, seed {}, device {}", t.name, t.label(), a.model, steps, t.batch_size, a.seed,
-                           b.device)
+  std::cout << fmt::format("task {} [{}], model {}, {} steps, batch {}, seed {}, device {}", t.name, t.label(), task::model_preset_name(t.model),
+                           steps, t.batch_size, a.seed, b.device)
             << "\n";
   std::cout << "genome " << g.formula() << "\n       " << g.hyperparameters() << std::endl;
   auto r = train::train_and_evaluate(g, t, a.seed, b, [](std::int64_t step, double loss, double smoothed) {
@@ -177,13 +177,18 @@ int cmd_train(const TrainArgs& a) {
   if (r.diverged) {
     std::cout << fmt::format("DIVERGED at step {} ({}); fitness -1", r.steps_done + 1, r.divergence_reason) << "\n";
   } else {
-    std::cout << fmt::format("{} accuracy: {:.4f}  [{}]", r.split, r.accuracy, r.task_label) << "\n";
+    if (t.kind == task::TaskKind::NextToken)
+      std::cout << fmt::format("{} loss {:.4f} nats/byte, perplexity {:.3f}, fitness exp(-loss) {:.4f}  [{}]", r.split, r.eval_loss,
+                               std::exp(r.eval_loss), r.accuracy, r.task_label)
+                << "\n";
+    else
+      std::cout << fmt::format("{} accuracy: {:.4f}  [{}]", r.split, r.accuracy, r.task_label) << "\n";
   }
   std::cout << fmt::format("wall time {:.2f} s, {:.1f} steps/s", r.seconds, static_cast<double>(r.steps_done) / std::max(r.seconds, 1e-9)) << "\n";
   if (!a.out.empty()) {
     nlohmann::json j = train::to_json(r);
     j["genome"] = g.to_json();
-    j["model"] = a.model;
+    j["model"] = task::model_preset_name(t.model);
     write_file_atomic(a.out, j.dump(2) + "\n");
     std::cout << "wrote " << a.out << "\n";
   }
@@ -399,9 +404,10 @@ void print_comparison(const experiment::Comparison& c) {
   std::cout << "\nTest accuracy (test split, " << c.seeds.begin()->second.size()
             << " fresh seeds, same seeds for every method): mean ± std; (Δ) = evolved − method, paired per seed, * = 95% CI excludes 0\n";
   const std::string suffix = seed_protocol ? " [seed protocol]" : "";
-  auto print_rows = [&](const std::vector<const experiment::MethodResult*>& methods, const experiment::MethodResult& ev) {
+  auto print_rows = [&](const std::vector<const experiment::MethodResult*>& methods, const experiment::MethodResult& ev,
+                        const std::vector<std::string>& tasks) {
     std::string head = fmt::format("{:<36}", "method");
-    for (const auto& t : c.tasks) head += fmt::format(" {:<30}", c.labels.at(t));
+    for (const auto& t : tasks) head += fmt::format(" {:<30}", c.labels.at(t));
     head += fmt::format(" {:<30}", "overall");
     std::cout << head << "\n";
     for (const auto* m : methods) {
@@ -415,7 +421,7 @@ void print_comparison(const experiment::Comparison& c) {
         }
         return fmt::format(" {:<30}", s);
       };
-      for (const auto& t : c.tasks) row += cell(m->test.at(t), ev.test.at(t));
+      for (const auto& t : tasks) row += cell(m->test.at(t), ev.test.at(t));
       row += cell(m->overall, ev.overall);
       std::cout << row << "\n";
     }
@@ -424,7 +430,7 @@ void print_comparison(const experiment::Comparison& c) {
     std::cout << fmt::format("\n{} steps{}\n", h.steps, &h == &c.horizons.front() ? " (search horizon)" : " (longer horizon)");
     std::vector<const experiment::MethodResult*> ms;
     for (const auto& m : h.methods) ms.push_back(&m);
-    print_rows(ms, h.methods.front());
+    print_rows(ms, h.methods.front(), c.tasks);
   }
   if (c.attribution) {
     const auto& a = *c.attribution;
@@ -434,8 +440,18 @@ void print_comparison(const experiment::Comparison& c) {
                              a.baseline, a.rule_in_baseline_setting.best().lr)
               << fmt::format("  A2 = {}'s rule in the evolved setting, lr re-tuned on validation: lr {:.3g}\n", a.baseline,
                              a.baseline_in_evolved_setting.best().lr);
-    print_rows({&a.a1, &a.a2}, c.horizons.front().methods.front());
+    print_rows({&a.a1, &a.a2}, c.horizons.front().methods.front(), c.tasks);
     for (const auto& r : c.attribution_rows()) std::cout << fmt::format("  {:<36} {:<28} {}", r.part, r.how, fmt_diff(r.diff)) << "\n";
+  }
+  if (!c.transfer.empty()) {
+    std::cout << "\nTransfer: tasks the search never saw (every method with the hyperparameters chosen on the search tasks, none re-tuned; "
+                 "test split, same fresh seeds; text: fitness = exp(-loss) = 1/perplexity)\n";
+    for (const auto& h : c.transfer) {
+      std::cout << fmt::format("\n{} steps{}, held-out tasks\n", h.steps, &h == &c.transfer.front() ? " (search horizon)" : " (longer horizon)");
+      std::vector<const experiment::MethodResult*> ms;
+      for (const auto& m : h.methods) ms.push_back(&m);
+      print_rows(ms, h.methods.front(), c.transfer_tasks);
+    }
   }
   if (seed_protocol)
     std::cout << "\nNote: the seed protocol gives baselines no schedule, no clipping and a coarse lr grid; use the default (strong) "
@@ -446,12 +462,12 @@ struct EvolveArgs {
   std::string config_file;
   std::string preset;
   std::string out;
-  std::vector<std::string> tasks;
+  std::vector<std::string> tasks, transfer_tasks;
   int population = 0, generations = 0, workers = -1, seeds = 0, final_test_seeds = 0, max_terms = 0;
   std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
   std::uint64_t seed = 0;
   std::string model, vocabulary, data_dir, baselines, device;
-  bool no_compare = false, equal_budget = false, no_break_even = false, anneal = false, racing = false, async = false;
+  bool no_compare = false, no_transfer = false, equal_budget = false, no_break_even = false, anneal = false, racing = false, async = false;
 };
 
 experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
@@ -469,6 +485,8 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   };
   if (given("--seed")) c.seed = a.seed;
   if (given("--tasks")) c.tasks = a.tasks;
+  if (given("--transfer-tasks")) c.transfer_tasks = a.transfer_tasks;
+  if (a.no_transfer) c.transfer_tasks.clear();
   if (given("--population")) c.ga.population = a.population;
   if (given("--generations")) c.ga.generations = a.generations;
   if (given("--workers")) c.workers = a.workers;
@@ -687,7 +705,7 @@ int main(int argc, char** argv) {
   auto* data_cmd = app.add_subcommand("data", "Fetch and verify datasets");
   data_cmd->require_subcommand(1);
   auto* fetch = data_cmd->add_subcommand("fetch", "Resolve, verify and store datasets (data dir, mirrors, system dirs, official URLs)");
-  fetch->add_option("names", data_args.names, "Datasets (default: all): mnist fashion_mnist cifar10");
+  fetch->add_option("names", data_args.names, "Datasets (default: all): mnist fashion_mnist cifar10 jargon");
   fetch->add_option("--mirror", data_args.mirrors, "Mirror directory (repeatable; EVOOPT_DATA_MIRROR adds more, ':'-separated)");
   fetch->add_option("--data-dir", data_args.data_dir, "Data directory (default: $EVOOPT_DATA_DIR or ./data)");
   fetch->add_option("--url", data_args.urls, "Download base URL tried before the official ones (repeatable; http(s):// or file://)");
@@ -705,7 +723,7 @@ int main(int argc, char** argv) {
 
   TrainArgs train_args;
   auto add_task_flags = [&](CLI::App* c) {
-    c->add_option("--model", train_args.model, "Model preset: tiny (CPU default) or paper")->capture_default_str();
+    c->add_option("--model", train_args.model, "Model of image tasks named without one: tiny (CPU default), paper or mlp")->capture_default_str();
     c->add_option("--data-dir", train_args.data_dir, "Data directory (default: $EVOOPT_DATA_DIR or ./data)");
     c->add_option("--train-subset", train_args.train_subset, "Use only N training images (0 = all)")->capture_default_str()->check(at_least(0));
     c->add_option("--val-size", train_args.val_size, "Validation images carved from the training set")->capture_default_str()->check(at_least(1));
@@ -714,7 +732,8 @@ int main(int argc, char** argv) {
   };
   auto* train_cmd = app.add_subcommand("train", "Train one model with one genome and report accuracy");
   train_cmd->add_option("--genome", train_args.genome, "Preset or JSON file")->capture_default_str();
-  train_cmd->add_option("--task", train_args.task, "mnist, fashion_mnist or cifar10")->capture_default_str();
+  train_cmd->add_option("--task", train_args.task, "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text); e.g. fashion_mnist:mlp")
+      ->capture_default_str();
   train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->check(at_least(0));
   train_cmd->add_option("--seed", train_args.seed, "Seed for initial weights and minibatches")->capture_default_str()->check(seed_value());
   train_cmd->add_option("--split", train_args.split, "Evaluate on val (default) or test")->capture_default_str();
@@ -756,7 +775,7 @@ int main(int argc, char** argv) {
       ->check(at_least(1));
   bench_workers->add_option("--tasks", bench_config.tasks, "Tasks")->capture_default_str();
   bench_workers->add_option("--steps", bench_config.steps, "Training steps per run")->capture_default_str()->check(at_least(1));
-  bench_workers->add_option("--model", bench_config.model, "tiny or paper")->capture_default_str();
+  bench_workers->add_option("--model", bench_config.model, "tiny, paper or mlp")->capture_default_str();
   bench_workers->add_option("--train-subset", bench_config.train_subset, "Training images per task (0 = all)")->check(at_least(0));
   bench_workers->add_option("--batch-size", bench_config.batch_size, "Minibatch size")->capture_default_str()->check(at_least(1));
   bench_workers->add_option("--val-size", bench_config.val_size, "Validation images each run is scored on")
@@ -769,7 +788,10 @@ int main(int argc, char** argv) {
     c->add_option("--config", evolve_args.config_file, "TOML config file (flags override it)")->check(CLI::ExistingFile);
     c->add_option("--preset", evolve_args.preset, "default or quick (every size shrunk, a first look in about 2 minutes)");
     c->add_option("--out", evolve_args.out, "Run directory")->check(non_empty());
-    c->add_option("--tasks", evolve_args.tasks, "Tasks (default: fashion_mnist cifar10 mnist)");
+    c->add_option("--tasks", evolve_args.tasks, "Search tasks, DATASET[:MODEL] (default: fashion_mnist cifar10 mnist)");
+    c->add_option("--transfer-tasks", evolve_args.transfer_tasks,
+                  "Held-out tasks selection never sees, tested in the comparison (default: fashion_mnist:mlp jargon; quick: fashion_mnist:mlp)");
+    c->add_flag("--no-transfer", evolve_args.no_transfer, "Skip the held-out (transfer) tasks");
     c->add_option("--population", evolve_args.population, "Population size (default 20)");
     c->add_option("--generations", evolve_args.generations, "Generations (default 15)");
     c->add_option("--seed", evolve_args.seed, "Run seed (default 0)")->check(seed_value());
@@ -782,7 +804,7 @@ int main(int argc, char** argv) {
     c->add_option("--device", evolve_args.device, "auto (default: cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N");
     c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)");
     c->add_option("--val-size", evolve_args.val_size, "Validation images carved from the training set");
-    c->add_option("--model", evolve_args.model, "tiny or paper");
+    c->add_option("--model", evolve_args.model, "Model of image tasks named without one: tiny, paper or mlp");
     c->add_option("--vocabulary", evolve_args.vocabulary, "Term vocabulary: seed or extended");
     c->add_option("--max-terms", evolve_args.max_terms, "Maximum terms per genome (default 4)");
     c->add_option("--data-dir", evolve_args.data_dir, "Data directory");

@@ -29,6 +29,9 @@ const std::vector<std::string> kDigits = {"0", "1", "2", "3", "4", "5", "6", "7"
 //  MNIST          http://yann.lecun.com/exdb/mnist/ (SHA-256s of the decompressed IDX files)
 //  Fashion-MNIST  https://github.com/zalandoresearch/fashion-mnist (MIT, Zalando SE)
 //  CIFAR-10       https://www.cs.toronto.edu/~kriz/cifar.html (the binary version; MD5s as published)
+//  Jargon File    version 4.4.7 (public domain, Eric S. Raymond), as plain text in the Debian
+//                 package jargon-text (/usr/share/doc/jargon-text/jargon.txt.gz); no official
+//                 plain-text download exists, so no URL: a mirror dir or the package provides it
 const std::vector<DatasetSpec>& dataset_registry() {
   static const std::vector<DatasetSpec> registry = {
       {"mnist",
@@ -42,7 +45,8 @@ const std::vector<DatasetSpec>& dataset_registry() {
        {"https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"},
        "",
        {"mnist", "MNIST"},
-       {"/usr/share/datasets/mnist"}},
+       {"/usr/share/datasets/mnist"},
+       ""},
       {"fashion_mnist",
        "Fashion-MNIST",
        Format::Idx,
@@ -54,7 +58,8 @@ const std::vector<DatasetSpec>& dataset_registry() {
        {"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"},
        "",
        {"fashion-mnist", "fashion_mnist", "FashionMNIST"},
-       {"/usr/share/datasets/fashion-mnist"}},
+       {"/usr/share/datasets/fashion-mnist"},
+       "dataset-fashion-mnist"},
       {"cifar10",
        "CIFAR-10",
        Format::CifarBinary,
@@ -68,7 +73,18 @@ const std::vector<DatasetSpec>& dataset_registry() {
        {"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"},
        "c32a1d4ab5d03f1284b67883e8d87530",
        {"cifar10", "cifar-10", "CIFAR-10"},
-       {}},
+       {},
+       ""},
+      {"jargon",
+       "Jargon File",
+       Format::Text,
+       {},
+       {{"jargon.txt", "40dfb4b98191a670a09a183d5798d50f243d23fdbd1495dcc0aca2ce5895ba97", "", 1681817}},
+       {},
+       "",
+       {"jargon", "jargon-text"},
+       {"/usr/share/doc/jargon-text"},
+       "jargon-text"},
   };
   return registry;
 }
@@ -140,7 +156,15 @@ std::pair<std::int64_t, std::int64_t> idx_counts(const DatasetSpec& spec, const 
   return {counts[0], counts[1]};
 }
 
-// IDX: all four files from one directory (raw or .gz), each checked against the table.
+// A text's (training, test) bytes: the test part is its last kTextHeldOutBytes.
+std::pair<std::int64_t, std::int64_t> text_counts(std::size_t bytes, const std::string& name) {
+  const auto n = static_cast<std::int64_t>(bytes);
+  if (n < 4 * kTextHeldOutBytes)
+    throw Error(name + ": a text of " + std::to_string(n) + " bytes is too short (at least " + std::to_string(4 * kTextHeldOutBytes) + ")");
+  return {n - kTextHeldOutBytes, kTextHeldOutBytes};
+}
+
+// IDX and text: every file of the table from one directory (raw or .gz), each checked against it.
 bool try_idx_dir(const DatasetSpec& spec, const fs::path& dir, Candidate& out, std::vector<std::string>& problems) {
   std::vector<StagedFile> files;
   for (const auto& f : spec.files) {
@@ -296,8 +320,8 @@ std::vector<std::string> download_urls(const DatasetSpec& spec, const FetchOptio
   for (std::string base : options.url_bases) {
     if (base.empty()) throw Error("--url: empty URL");
     if (base.back() != '/') base += '/';
-    // IDX: the directory itself (files are NAME.gz); CIFAR: the official tarball's name inside it.
-    urls.push_back(spec.format == Format::Idx ? base : base + spec.urls.front().substr(spec.urls.front().rfind('/') + 1));
+    // IDX and text: the directory itself (files are NAME.gz); CIFAR: the official tarball's name inside it.
+    urls.push_back(spec.format != Format::CifarBinary ? base : base + spec.urls.front().substr(spec.urls.front().rfind('/') + 1));
   }
   if (options.official_urls) urls.insert(urls.end(), spec.urls.begin(), spec.urls.end());
   return urls;
@@ -306,7 +330,7 @@ std::vector<std::string> download_urls(const DatasetSpec& spec, const FetchOptio
 bool try_urls(const DatasetSpec& spec, const FetchOptions& options, Candidate& out, std::vector<std::string>& problems, const LogFn& log) {
   for (const auto& base : download_urls(spec, options)) {
     try {
-      if (spec.format == Format::Idx) {
+      if (spec.format != Format::CifarBinary) {
         std::vector<StagedFile> files;
         for (const auto& f : spec.files) {
           const std::string url = base + f.name + ".gz";
@@ -351,6 +375,12 @@ DatasetPair load_from_dir(const DatasetSpec& spec, const fs::path& dir) {
   if (spec.format == Format::Idx) {
     pair.train = read_idx_pair(dir / spec.files[0].name, dir / spec.files[1].name);
     pair.test = read_idx_pair(dir / spec.files[2].name, dir / spec.files[3].name);
+  } else if (spec.format == Format::Text) {
+    const std::string text = read_text_file(dir / spec.files[0].name);
+    const auto [train, test] = text_counts(text.size(), spec.name);
+    auto bytes = torch::from_blob(const_cast<char*>(text.data()), {static_cast<std::int64_t>(text.size())}, torch::kUInt8).clone();
+    pair.train.tokens = bytes.narrow(0, 0, train).clone();
+    pair.test.tokens = bytes.narrow(0, train, test).clone();
   } else {
     pair.train = read_cifar_files({dir / "train.bin"});
     pair.test = read_cifar_files({dir / "test.bin"});
@@ -379,7 +409,7 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
   bool found = false;
   auto try_dir = [&](const fs::path& dir, const std::string& kind) {
     if (found || !fs::is_directory(dir)) return;
-    const bool ok = spec.format == Format::Idx ? try_idx_dir(spec, dir, cand, problems) : try_cifar_dir(spec, dir, cand, problems, log);
+    const bool ok = spec.format == Format::CifarBinary ? try_cifar_dir(spec, dir, cand, problems, log) : try_idx_dir(spec, dir, cand, problems);
     if (ok) {
       found = true;
       cand.source = kind + " " + fs::absolute(dir).lexically_normal().string();
@@ -402,6 +432,7 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
     std::string msg = spec.name + ": no usable source";
     for (const auto& p : problems) msg += "; " + p;
     if (problems.empty()) msg += " (no mirror, system or downloadable copy found; pass --mirror DIR or set EVOOPT_DATA_MIRROR)";
+    if (!spec.debian_package.empty()) msg += "; on Debian: apt-get install " + spec.debian_package;
     throw Error(msg);
   }
   if (cand.label.empty()) cand.label = spec.name;
@@ -410,6 +441,8 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
   std::int64_t train = 0, test = 0;
   if (spec.format == Format::Idx) {
     std::tie(train, test) = idx_counts(spec, cand.files);
+  } else if (spec.format == Format::Text) {
+    std::tie(train, test) = text_counts(cand.files.at(0).bytes.size(), spec.name);
   } else {
     train = static_cast<std::int64_t>(cand.files[0].bytes.size() / kCifarRecordBytes);
     test = static_cast<std::int64_t>(cand.files[1].bytes.size() / kCifarRecordBytes);

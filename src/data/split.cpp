@@ -38,6 +38,7 @@ Splits Splits::to(torch::Device device) const {
   for (Dataset* d : {&s.train, &s.val, &s.test}) {
     if (d->images.defined()) d->images = d->images.to(device);
     if (d->labels.defined()) d->labels = d->labels.to(device);
+    if (d->tokens.defined()) d->tokens = d->tokens.to(device);
   }
   if (scale_.defined()) {
     s.scale_ = scale_.to(device);
@@ -59,6 +60,10 @@ namespace {
 std::string tensor_digest(const DatasetPair& pair) {
   std::string all;
   for (const Dataset* d : {&pair.train, &pair.test}) {
+    if (d->tokens.defined()) {
+      const auto tok = d->tokens.contiguous();
+      all += sha256_hex(tok.data_ptr(), static_cast<std::size_t>(tok.numel()));
+    }
     if (!d->images.defined()) continue;
     const auto img = d->images.contiguous();
     const auto lab = d->labels.contiguous();
@@ -69,7 +74,27 @@ std::string tensor_digest(const DatasetPair& pair) {
 }
 }  // namespace
 
+namespace {
+Splits text_splits(const DatasetPair& pair, const SplitOptions& options) {
+  const std::int64_t n = pair.train.size();
+  if (n < 3 * kTextHeldOutBytes)
+    throw Error(pair.name + ": a training text of " + std::to_string(n) + " bytes is too short (at least " + std::to_string(3 * kTextHeldOutBytes) +
+                ")");
+  const std::int64_t train = n - kTextHeldOutBytes;
+  Splits s;
+  s.name = pair.name;
+  s.label = pair.label.empty() ? pair.name : pair.label;
+  s.train.tokens = pair.train.tokens.narrow(0, 0, train);
+  s.val.tokens = pair.train.tokens.narrow(0, n - kTextHeldOutBytes, kTextHeldOutBytes);
+  s.test = pair.test;
+  s.options = options;
+  s.digest = pair.digest.empty() ? tensor_digest(pair) : pair.digest;
+  return s;
+}
+}  // namespace
+
 Splits make_splits(const DatasetPair& pair, const SplitOptions& options) {
+  if (pair.train.tokens.defined()) return text_splits(pair, options);
   const std::int64_t n = pair.train.size();
   if (options.val_size < 1 || options.val_size >= n)
     throw Error("validation size " + std::to_string(options.val_size) + " is outside 1.." + std::to_string(n - 1) + " for " + pair.name);

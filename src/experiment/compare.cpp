@@ -193,25 +193,28 @@ BaselineChoice tune_baseline(RunContext& ctx, const std::string& name, const std
 
 namespace {
 
+// `g` on the test split of `tasks`, each on its fresh seeds, at `steps`. Stage "test", or
+// "transfer" for held-out tasks.
 MethodResult test_method(RunContext& ctx, const std::string& name, const std::string& kind, const genome::Genome& g, double val_fitness,
-                         const CompareInputs& in, const std::map<std::string, std::vector<std::uint64_t>>& seeds, std::int64_t steps) {
+                         const std::vector<std::string>& tasks, const std::map<std::string, std::vector<std::uint64_t>>& seeds, std::int64_t steps,
+                         const std::string& stage = "test") {
   MethodResult m;
   m.name = name;
   m.kind = kind;
   m.genome = g;
   m.val_fitness = val_fitness;
   std::vector<eval::RunRequest> requests;
-  for (const auto& t : in.tasks)
+  for (const auto& t : tasks)
     for (auto s : seeds.at(t)) requests.push_back({g, t, s, data::Split::Test, steps});
-  const auto results = run_all(ctx, "test", requests);
+  const auto results = run_all(ctx, stage, requests);
   std::size_t k = 0;
-  const std::size_t n = seeds.at(in.tasks.front()).size();
+  const std::size_t n = seeds.at(tasks.front()).size();
   m.overall.assign(n, 0.0);
-  for (const auto& t : in.tasks)
+  for (const auto& t : tasks)
     for (std::size_t i = 0; i < n; ++i) {
       const double f = results[k++].fitness();
       m.test[t].push_back(f);
-      m.overall[i] += f / static_cast<double>(in.tasks.size());
+      m.overall[i] += f / static_cast<double>(tasks.size());
     }
   return m;
 }
@@ -268,6 +271,7 @@ CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genom
   in.evolved = evolved;
   in.evolved_val_fitness = evolved_val_fitness;
   in.tasks = config.tasks;
+  in.transfer_tasks = config.transfer_tasks;
   in.labels = labels;
   in.run_seed = config.seed;
   in.search_seeds = config.ga.search_seeds;
@@ -329,8 +333,10 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   Comparison c;
   c.protocol = in.options.protocol;
   c.tasks = in.tasks;
+  c.transfer_tasks = in.transfer_tasks;
   c.labels = in.labels;
   for (const auto& t : in.tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
+  for (const auto& t : in.transfer_tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
 
   // 1. Tune every baseline on validation.
   const HalvingOptions halving{in.options.halving, in.options.rung_val_size};
@@ -349,26 +355,33 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   // 2. Equal budget: random search over the strongest baseline's hyperparameters.
   if (in.options.equal_budget) c.random_search = random_search(ctx, c.baselines[strongest].name, in, c.random_search_runs);
 
-  // 3. Test split, same fresh seeds for everyone, at each horizon.
+  // 3. Test split, same fresh seeds for everyone, at each horizon: on the search tasks, then
+  // (transfer) on the held-out tasks with the hyperparameters chosen on the search tasks.
   std::vector<std::int64_t> horizons = {in.steps};
   if (in.options.horizon_multiple > 0)
     horizons.push_back(static_cast<std::int64_t>(std::llround(static_cast<double>(in.steps) * in.options.horizon_multiple)));
-  for (std::int64_t steps : horizons) {
-    HorizonResult h;
-    h.steps = steps;
-    h.methods.push_back(test_method(ctx, "evolved", "evolved", in.evolved, in.evolved_val_fitness, in, c.seeds, steps));
-    // The longer horizon asks whether the gain over the strongest tuned baseline persists:
-    // that baseline only (every baseline at the search horizon).
-    for (std::size_t i = 0; i < c.baselines.size(); ++i) {
-      if (steps != in.steps && i != strongest) continue;
-      const auto& b = c.baselines[i];
-      h.methods.push_back(test_method(ctx, b.name + " (tuned)", "baseline", b.best().genome, b.best().val_fitness, in, c.seeds, steps));
+  auto test_block = [&](const std::vector<std::string>& tasks, const std::string& stage) {
+    std::vector<HorizonResult> out;
+    for (std::int64_t steps : horizons) {
+      HorizonResult h;
+      h.steps = steps;
+      h.methods.push_back(test_method(ctx, "evolved", "evolved", in.evolved, in.evolved_val_fitness, tasks, c.seeds, steps, stage));
+      // The longer horizon asks whether the gain over the strongest tuned baseline persists:
+      // that baseline only (every baseline at the search horizon).
+      for (std::size_t i = 0; i < c.baselines.size(); ++i) {
+        if (steps != in.steps && i != strongest) continue;
+        const auto& b = c.baselines[i];
+        h.methods.push_back(test_method(ctx, b.name + " (tuned)", "baseline", b.best().genome, b.best().val_fitness, tasks, c.seeds, steps, stage));
+      }
+      if (c.random_search)
+        h.methods.push_back(test_method(ctx, c.random_search->name, "random-search", c.random_search->best().genome,
+                                        c.random_search->best().val_fitness, tasks, c.seeds, steps, stage));
+      out.push_back(h);
     }
-    if (c.random_search)
-      h.methods.push_back(test_method(ctx, c.random_search->name, "random-search", c.random_search->best().genome,
-                                      c.random_search->best().val_fitness, in, c.seeds, steps));
-    c.horizons.push_back(h);
-  }
+    return out;
+  };
+  c.horizons = test_block(in.tasks, "test");
+  if (!in.transfer_tasks.empty()) c.transfer = test_block(in.transfer_tasks, "transfer");
 
   // 4. Gain attribution against the strongest tuned baseline, at the search horizon.
   if (in.options.attribution) {
@@ -381,9 +394,9 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
     a.rule_in_baseline_setting = lr_retuned(ctx, "evolved rule, " + b.name + " setting", "evolved", rule_with_setting(W, B), in.options.lr_grid, in);
     a.baseline_in_evolved_setting = lr_retuned(ctx, b.name + " rule, evolved setting", b.name, rule_with_setting(B, W), in.options.lr_grid, in);
     a.a1 = test_method(ctx, a.rule_in_baseline_setting.name, "attribution", a.rule_in_baseline_setting.best().genome,
-                       a.rule_in_baseline_setting.best().val_fitness, in, c.seeds, in.steps);
+                       a.rule_in_baseline_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
     a.a2 = test_method(ctx, a.baseline_in_evolved_setting.name, "attribution", a.baseline_in_evolved_setting.best().genome,
-                       a.baseline_in_evolved_setting.best().val_fitness, in, c.seeds, in.steps);
+                       a.baseline_in_evolved_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
     c.attribution = a;
   }
   return c;
@@ -446,7 +459,7 @@ json Comparison::to_json() const {
   }
   auto method_json = [&](const MethodResult& m, const MethodResult* ev) {
     json per_task;
-    for (const auto& t : tasks) per_task[t] = stats_json(m.test.at(t), ev == nullptr ? nullptr : &ev->test.at(t));
+    for (const auto& [t, v] : m.test) per_task[t] = stats_json(v, ev == nullptr ? nullptr : &ev->test.at(t));
     return json{{"name", m.name},
                 {"kind", m.kind},
                 {"val_fitness", m.val_fitness},
@@ -456,13 +469,23 @@ json Comparison::to_json() const {
                 {"test", per_task},
                 {"overall", stats_json(m.overall, ev == nullptr ? nullptr : &ev->overall)}};
   };
-  j["horizons"] = json::array();
-  for (const auto& h : horizons) {
-    json methods = json::array();
-    const MethodResult& ev = h.methods.front();
-    for (const auto& m : h.methods) methods.push_back(method_json(m, &m == &ev ? nullptr : &ev));
-    j["horizons"].push_back({{"steps", h.steps}, {"methods", methods}});
-  }
+  auto horizons_json = [&](const std::vector<HorizonResult>& hs) {
+    json out = json::array();
+    for (const auto& h : hs) {
+      json methods = json::array();
+      const MethodResult& ev = h.methods.front();
+      for (const auto& m : h.methods) methods.push_back(method_json(m, &m == &ev ? nullptr : &ev));
+      out.push_back({{"steps", h.steps}, {"methods", methods}});
+    }
+    return out;
+  };
+  j["horizons"] = horizons_json(horizons);
+  if (!transfer_tasks.empty())
+    j["transfer"] = {{"tasks", transfer_tasks},
+                     {"protocol",
+                      "held-out tasks the search never saw; every method with the hyperparameters chosen on the search tasks (none re-tuned "
+                      "here); test split, the same fresh seeds for every method"},
+                     {"horizons", horizons_json(transfer)}};
   if (attribution) {
     json rows = json::array();
     for (const auto& r : attribution_rows()) rows.push_back({{"part", r.part}, {"difference", r.how}, {"paired", diff_json(r.diff)}});
@@ -479,7 +502,9 @@ json Comparison::to_json() const {
 }
 
 std::string Comparison::to_csv() const {
-  std::string out = "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness,protocol\n";
+  std::string out = "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness,protocol,block\n";
+  std::string block = "search";
+  const std::vector<std::string>* block_tasks = &tasks;
   auto rows_for = [&](std::int64_t steps, const MethodResult& m, const MethodResult& ev) {
     const bool is_evolved = &m == &ev;
     auto row = [&](const std::string& task, const std::string& label, const std::vector<double>& v, const std::vector<double>& e) {
@@ -491,9 +516,9 @@ std::string Comparison::to_csv() const {
         const PairedDifference d = paired_difference(e, v);
         out += fmt::format(",{:.6f},{:.6f},{:.6f},{}", d.mean, d.ci_low, d.ci_high, d.significant ? "yes" : "no");
       }
-      out += fmt::format(",{:.6f},{}\n", m.val_fitness, protocol);
+      out += fmt::format(",{:.6f},{},{}\n", m.val_fitness, protocol, block);
     };
-    for (const auto& t : tasks) row(t, labels.count(t) ? labels.at(t) : t, m.test.at(t), ev.test.at(t));
+    for (const auto& t : *block_tasks) row(t, labels.count(t) ? labels.at(t) : t, m.test.at(t), ev.test.at(t));
     row("overall", "mean over tasks", m.overall, ev.overall);
   };
   for (const auto& h : horizons)
@@ -502,6 +527,10 @@ std::string Comparison::to_csv() const {
     rows_for(attribution->steps, attribution->a1, horizons.front().methods.front());
     rows_for(attribution->steps, attribution->a2, horizons.front().methods.front());
   }
+  block = "transfer";
+  block_tasks = &transfer_tasks;
+  for (const auto& h : transfer)
+    for (const auto& m : h.methods) rows_for(h.steps, m, h.methods.front());
   return out;
 }
 

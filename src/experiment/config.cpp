@@ -64,7 +64,8 @@ void ExperimentConfig::apply_preset(const std::string& name) {
   compare.lr_grid = {1e-3, 3.16227766e-3, 1e-2, 3.16227766e-2};
   compare.wd_grid = {0.0, 1e-4};
   compare.test_seeds = 3;
-  compare.horizon_multiple = 0;  // no longer-horizon block: it would cost more than the rest of the comparison
+  compare.horizon_multiple = 0;            // no longer-horizon block: it would cost more than the rest of the comparison
+  transfer_tasks = {"fashion_mnist:mlp"};  // the text task's LSTM would double the comparison's time
 }
 
 namespace {
@@ -121,6 +122,8 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
       seed = get<std::uint64_t>(v, key, file);
     else if (key == "tasks")
       tasks = get_array<std::string>(v, key, file);
+    else if (key == "transfer_tasks")
+      transfer_tasks = get_array<std::string>(v, key, file);
     else if (key == "model")
       model = get<std::string>(v, key, file);
     else if (key == "steps")
@@ -230,12 +233,19 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
 void ExperimentConfig::validate() const {
   if (tasks.empty()) throw Error("no tasks given");
   std::set<std::string> seen;
-  const auto known = task::task_names();
   for (const auto& t : tasks) {
-    if (std::find(known.begin(), known.end(), t) == known.end()) data::dataset_spec(t);  // names the known datasets
+    task::parse_task_name(t);  // names the known datasets and models
     if (!seen.insert(t).second) throw Error("task '" + t + "' is listed twice");
   }
-  task::model_preset_from_name(model);
+  for (const auto& t : transfer_tasks) {
+    task::parse_task_name(t);
+    if (seen.count(t) != 0)
+      throw Error("transfer task '" + t + "' is " + (std::find(tasks.begin(), tasks.end(), t) != tasks.end() ? "a search task" : "listed twice") +
+                  " (held-out tasks must be outside the search)");
+    seen.insert(t);
+  }
+  if (!task::is_image_model(task::model_preset_from_name(model)))
+    throw Error("model '" + model + "' is not an image model (allowed: tiny, paper, mlp; text tasks use lstm)");
   if (steps < 1) throw Error("steps must be >= 1, got " + std::to_string(steps));
   if (batch_size < 1) throw Error("batch size must be >= 1, got " + std::to_string(batch_size));
   if (workers < 0) throw Error("workers must be >= 0 (0 = one per core), got " + std::to_string(workers));
@@ -256,6 +266,12 @@ int ExperimentConfig::resolved_workers() const {
 
 std::string ExperimentConfig::resolved_device() const { return train::resolve_device(device); }
 
+std::vector<std::string> ExperimentConfig::all_tasks() const {
+  std::vector<std::string> all = tasks;
+  all.insert(all.end(), transfer_tasks.begin(), transfer_tasks.end());
+  return all;
+}
+
 json ExperimentConfig::to_json() const {
   ga::GaOptions g = ga;
   g.tasks = tasks;
@@ -264,6 +280,7 @@ json ExperimentConfig::to_json() const {
           {"preset", preset},
           {"seed", seed},
           {"tasks", tasks},
+          {"transfer_tasks", transfer_tasks},
           {"model", model},
           {"steps", steps},
           {"batch_size", batch_size},
@@ -292,6 +309,7 @@ std::string ExperimentConfig::fingerprint() const {
   json j = to_json();
   j.erase("workers");
   if (device == "cpu") j.erase("device");
+  if (transfer_tasks.empty()) j.erase("transfer_tasks");
   const std::string text = j.dump();
   return data::sha256_hex(text.data(), text.size()).substr(0, 16);
 }
@@ -302,6 +320,7 @@ ExperimentConfig ExperimentConfig::from_json(const json& j) {
   c.preset = j.at("preset");
   c.seed = j.at("seed");
   c.tasks = j.at("tasks").get<std::vector<std::string>>();
+  c.transfer_tasks = j.value("transfer_tasks", std::vector<std::string>{});  // written before the field existed: none
   c.model = j.at("model");
   c.steps = j.at("steps");
   c.batch_size = j.at("batch_size");

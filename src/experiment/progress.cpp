@@ -54,8 +54,10 @@ EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
   EvalSizes s;
   std::int64_t n = 0;
   try {
+    const auto search = cfg.value("tasks", std::vector<std::string>{});
     if (cfg.contains("task_fingerprint_inputs"))
       for (const auto& [t, d] : cfg.at("task_fingerprint_inputs").items()) {
+        if (std::find(search.begin(), search.end(), t) == search.end()) continue;  // transfer tasks: not the unit
         s.val += d.at("task").at("val_size").get<std::int64_t>();
         s.test += d.at("task").at("test_size").get<std::int64_t>();
         ++n;
@@ -90,8 +92,15 @@ Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const ge
   // The evolved genome's test runs on the final test's seeds are in the store already.
   const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
   w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
-  if (o.horizon_multiple > 0)
-    w += test_runs(c, sizes, (2 + rs) * o.test_seeds, static_cast<std::int64_t>(std::llround(static_cast<double>(c.steps) * o.horizon_multiple)));
+  const std::int64_t longer = static_cast<std::int64_t>(std::llround(static_cast<double>(c.steps) * o.horizon_multiple));
+  if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
+  // Transfer: the same methods on the held-out tasks' test splits (counted in the search
+  // tasks' units: their evaluation sizes and step costs).
+  const auto transfer = static_cast<std::int64_t>(c.transfer_tasks.size());
+  if (transfer > 0) {
+    w += Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds * transfer);
+    if (o.horizon_multiple > 0) w += Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds * transfer);
+  }
   if (o.attribution) {
     w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;
     w += test_runs(c, sizes, 2 * static_cast<std::int64_t>(o.test_seeds), c.steps);

@@ -18,9 +18,17 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::string display_label(const std::string& task, const std::string& provenance_label) {
+  const auto colon = task.find(':');
+  const std::string dataset = task.substr(0, colon);
   std::string name = task;
   for (const auto& s : data::dataset_registry())
-    if (s.name == task) name = s.display;
+    if (s.name == dataset) {
+      name = s.display;
+      if (colon != std::string::npos || s.format == data::Format::Text) {
+        const std::string model = colon != std::string::npos ? task.substr(colon + 1) : "lstm";
+        name += model == "mlp" ? ", MLP" : model == "lstm" ? ", char LSTM" : ", " + model;
+      }
+    }
   if (provenance_label.find("JPEG mirror") != std::string::npos) name += " (JPEG mirror)";
   return name;
 }
@@ -36,7 +44,8 @@ LoadedTasks load_tasks(const ExperimentConfig& config) {
   to.split.split_seed = config.split_seed;
   to.batch_size = config.batch_size;
   to.augment = config.augment;
-  for (const auto& t : config.tasks) {
+  // Held-out tasks only run in the comparison: without one they are not loaded.
+  for (const auto& t : config.compare.enabled ? config.all_tasks() : config.tasks) {
     out.tasks.emplace(t, task::load_task(t, to));
     out.labels[t] = display_label(t, out.tasks.at(t).label());
   }
@@ -69,13 +78,15 @@ decltype(RunContext::progress) tracker_progress(ProgressTracker& tracker, const 
   };
 }
 
-EvalSizes eval_sizes(const LoadedTasks& loaded) {
+// The search tasks' mean evaluation sizes (the ETA's unit of evaluation work).
+EvalSizes eval_sizes(const ExperimentConfig& config, const LoadedTasks& loaded) {
   EvalSizes s;
-  for (const auto& [name, t] : loaded.tasks) {
-    s.val += t.data->val.size();
-    s.test += t.data->test.size();
+  for (const auto& name : config.tasks) {
+    const task::Task& t = loaded.tasks.at(name);
+    s.val += t.examples(data::Split::Val);
+    s.test += t.examples(data::Split::Test);
   }
-  const auto n = static_cast<std::int64_t>(std::max<std::size_t>(1, loaded.tasks.size()));
+  const auto n = static_cast<std::int64_t>(std::max<std::size_t>(1, config.tasks.size()));
   return {s.val / n, s.test / n};
 }
 }  // namespace
@@ -92,7 +103,7 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   eval::Evaluator& evaluator = *evaluator_ptr;
   const DirLock lock(out_dir);
   eval::RunStore store(out_dir / "journal.jsonl");
-  const EvalSizes sizes = eval_sizes(loaded);
+  const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/false, events.progress, events.phase_finished);
   tracker.set_winner(genome, config.compare.equal_budget_runs);
   tracker.start_phase("comparison");
@@ -142,8 +153,8 @@ double cpu_seconds(const eval::Evaluator* evaluator) {
 
 json provenance(const ExperimentConfig& c, const fs::path& data_dir) {
   json p;
-  for (const auto& t : c.tasks) {
-    const fs::path meta = data_dir / t / "metadata.json";
+  for (const auto& t : c.all_tasks()) {
+    const fs::path meta = data_dir / task::parse_task_name(t).dataset / "metadata.json";
     if (!fs::exists(meta)) continue;
     json m = read_json_file(meta);
     p[t] = {{"label", m.value("label", t)},
@@ -282,7 +293,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   gopt.seed = config.seed;
   gopt.tasks = config.tasks;
   ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir, &store);
-  const EvalSizes sizes = eval_sizes(loaded);
+  const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/true, events.progress, events.phase_finished);
   ga::GaEvents ga_events = events.ga;
   ga_events.generation_started = [&](int g, int n) {

@@ -474,6 +474,7 @@ struct Run {
   fs::path dir;
   json config;
   std::vector<std::string> tasks;
+  std::vector<std::string> transfer_tasks;    // held-out (the comparison's transfer block)
   std::map<std::string, std::string> labels;  // task → display label (with the lossy mirror named)
   std::vector<json> history;                  // generation records
   json lineage;                               // individuals
@@ -489,7 +490,8 @@ Run read_run(const fs::path& dir) {
   r.config = read_json_file(dir / "config.json");
   r.ex = experiment::load_run_config(dir);
   r.tasks = r.ex.tasks;
-  for (const auto& t : r.tasks) {
+  r.transfer_tasks = r.ex.transfer_tasks;
+  for (const auto& t : r.ex.all_tasks()) {
     std::string label;
     if (r.config.contains("provenance") && r.config["provenance"].contains(t)) label = r.config["provenance"][t].value("label", "");
     r.labels[t] = experiment::display_label(t, label);
@@ -806,44 +808,54 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
                        ch.contains("val_fitness") ? f4(ch["val_fitness"].get<double>()) : "", b.value("training_runs", 0));
   }
   out += "</table>";
-  int hi = 0;
-  std::string strongest;
-  for (const auto& h : c.value("horizons", json::array())) {
-    const std::int64_t hs = h.value("steps", std::int64_t{0});
-    const auto& methods = h.at("methods");
-    std::vector<std::string> names, groups;
-    for (const auto& m : methods) names.push_back(m.value("name", ""));
-    for (const auto& t : r.tasks) groups.push_back(r.labels.at(t));
-    groups.push_back("overall");
-    std::vector<std::vector<BarValue>> vals(groups.size(), std::vector<BarValue>(names.size()));
-    for (std::size_t m = 0; m < names.size(); ++m) {
-      for (std::size_t t = 0; t < r.tasks.size(); ++t)
-        if (methods[m].contains("test") && methods[m]["test"].contains(r.tasks[t]))
-          vals[t][m] = mean_ci(numbers(methods[m]["test"][r.tasks[t]].at("values")));
-      if (methods[m].contains("overall")) vals.back()[m] = mean_ci(numbers(methods[m]["overall"].at("values")));
-    }
-    const std::string label = hi == 0 ? " (search horizon)" : " (longer horizon)";
-    out += fmt::format("<h3>{} steps{}</h3>", hs, label);
-    out += bar_chart(hi == 0 ? "test-bars" : fmt::format("test-bars-{}", hs),
-                     fmt::format("Test accuracy at {} steps, mean and 95% CI over seeds", hs), "test accuracy", groups, names, vals);
-    out += "<table><tr><th>method</th>";
-    for (const auto& g : groups) out += "<th>" + esc(g) + "</th>";
-    out += "</tr>";
-    for (std::size_t m = 0; m < names.size(); ++m) {
-      out += "<tr><td>" + esc(names[m]) + "</td>";
-      for (std::size_t t = 0; t <= r.tasks.size(); ++t) {
-        const json& cell = t < r.tasks.size() ? methods[m]["test"][r.tasks[t]] : methods[m]["overall"];
-        out += fmt::format("<td>{} ± {}<br><span class=\"diff\">{}</span></td>", f4(cell.value("mean", 0.0)), f4(cell.value("std", 0.0)),
-                           m == 0 ? "" : "evolved − this: " + diff_cell(cell.value("evolved_minus_this", json())));
+  // Bars and a table per horizon over `tasks`; chart ids are `id` + the steps beyond the first.
+  auto horizon_blocks = [&](const json& horizons, const std::vector<std::string>& tasks, const std::string& id, const std::string& what) {
+    std::string html;
+    int hi = 0;
+    for (const auto& h : horizons) {
+      const std::int64_t hs = h.value("steps", std::int64_t{0});
+      const auto& methods = h.at("methods");
+      std::vector<std::string> names, groups;
+      for (const auto& m : methods) names.push_back(m.value("name", ""));
+      for (const auto& t : tasks) groups.push_back(r.labels.count(t) ? r.labels.at(t) : t);
+      groups.push_back("overall");
+      std::vector<std::vector<BarValue>> vals(groups.size(), std::vector<BarValue>(names.size()));
+      for (std::size_t m = 0; m < names.size(); ++m) {
+        for (std::size_t t = 0; t < tasks.size(); ++t)
+          if (methods[m].contains("test") && methods[m]["test"].contains(tasks[t]))
+            vals[t][m] = mean_ci(numbers(methods[m]["test"][tasks[t]].at("values")));
+        if (methods[m].contains("overall")) vals.back()[m] = mean_ci(numbers(methods[m]["overall"].at("values")));
       }
-      out += "</tr>";
+      const std::string label = hi == 0 ? " (search horizon)" : " (longer horizon)";
+      html += fmt::format("<h3>{} steps{}{}</h3>", hs, label, what);
+      html += bar_chart(hi == 0 ? id : fmt::format("{}-{}", id, hs), fmt::format("Test fitness at {} steps{}, mean and 95% CI over seeds", hs, what),
+                        "test fitness", groups, names, vals);
+      html += "<table><tr><th>method</th>";
+      for (const auto& g : groups) html += "<th>" + esc(g) + "</th>";
+      html += "</tr>";
+      for (std::size_t m = 0; m < names.size(); ++m) {
+        html += "<tr><td>" + esc(names[m]) + "</td>";
+        for (std::size_t t = 0; t <= tasks.size(); ++t) {
+          const json& cell = t < tasks.size() ? methods[m]["test"][tasks[t]] : methods[m]["overall"];
+          html += fmt::format("<td>{} ± {}<br><span class=\"diff\">{}</span></td>", f4(cell.value("mean", 0.0)), f4(cell.value("std", 0.0)),
+                              m == 0 ? "" : "evolved − this: " + diff_cell(cell.value("evolved_minus_this", json())));
+        }
+        html += "</tr>";
+      }
+      html +=
+          "</table><p class=\"note\">Paired differences per test seed (same seeds for every method) with a 95% t-interval; * = the interval "
+          "excludes 0.</p>";
+      ++hi;
     }
-    out +=
-        "</table><p class=\"note\">Paired differences per test seed (same seeds for every method) with a 95% t-interval; * = the interval excludes "
-        "0.</p>";
-    if (hi == 0 && methods.size() > 1 && c.contains("attribution") && c["attribution"].is_object()) {
+    return html;
+  };
+  out += horizon_blocks(c.value("horizons", json::array()), r.tasks, "test-bars", "");
+  std::string strongest;
+  if (!c["horizons"].empty() && c["horizons"][0]["methods"].size() > 1) {
+    const json& methods = c["horizons"][0]["methods"];
+    if (c.contains("attribution") && c["attribution"].is_object()) {
       strongest = c["attribution"].value("baseline", "") + " (tuned)";  // the strongest tuned baseline on validation
-    } else if (hi == 0 && methods.size() > 1) {
+    } else {
       double best = -2;
       for (std::size_t m = 1; m < methods.size(); ++m)
         if (methods[m].value("kind", "") == "baseline" && methods[m].value("val_fitness", -2.0) > best) {
@@ -851,7 +863,15 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
           strongest = methods[m].value("name", "");
         }
     }
-    ++hi;
+  }
+  if (c.contains("transfer") && c["transfer"].is_object()) {
+    out +=
+        "<h3 id=\"transfer\">Transfer: tasks the search never saw</h3><p>Every method with the hyperparameters chosen on the search tasks (none "
+        "re-tuned on these tasks), on their test splits with the same fresh seeds. Image tasks: fitness = accuracy; text: fitness = "
+        "exp(−loss) = 1/perplexity.</p>";
+    std::vector<std::string> held_out;
+    for (const auto& t : c["transfer"].value("tasks", json::array())) held_out.push_back(t.get<std::string>());
+    out += horizon_blocks(c["transfer"].value("horizons", json::array()), held_out, "transfer-bars", ", held-out tasks");
   }
   if (c.contains("attribution") && c["attribution"].is_object()) {
     const json& a = c["attribution"];
@@ -876,7 +896,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
         "<h3>Training loss: the winner against {}</h3><p>Smoothed training loss, mean over the test seeds, at the search horizon.</p><div "
         "class=\"grid2\">",
         esc(strongest));
-    for (const auto& t : r.tasks) {
+    for (const auto& t : r.ex.all_tasks()) {
       Series w = loss_curve(journal, win_hash, t, steps, "evolved", false);
       Series b = loss_curve(journal, base_hash, t, steps, strongest, true);
       out += "<div>" + line_chart("loss-" + t, r.labels.at(t), "step", "training loss (smoothed)", {w, b}) + "</div>";
@@ -888,7 +908,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
 
 std::string section_provenance(const Run& r) {
   std::string out = "<h2 id=\"data\">Data</h2><table><tr><th>task</th><th>source</th><th>label</th></tr>";
-  for (const auto& t : r.tasks) {
+  for (const auto& t : r.ex.all_tasks()) {
     std::string source, label;
     if (r.config.contains("provenance") && r.config["provenance"].contains(t)) {
       source = r.config["provenance"][t].value("source", "");

@@ -11,12 +11,26 @@ namespace evoopt::task {
 namespace nn = torch::nn;
 
 ModelPreset model_preset_from_name(const std::string& name) {
-  if (name == "tiny") return ModelPreset::Tiny;
-  if (name == "paper") return ModelPreset::Paper;
-  throw Error("unknown model preset '" + name + "' (allowed: tiny, paper)");
+  for (ModelPreset p : {ModelPreset::Tiny, ModelPreset::Paper, ModelPreset::Mlp, ModelPreset::Lstm})
+    if (name == model_preset_name(p)) return p;
+  throw Error("unknown model preset '" + name + "' (allowed: tiny, paper, mlp, lstm)");
 }
 
-const char* model_preset_name(ModelPreset p) { return p == ModelPreset::Tiny ? "tiny" : "paper"; }
+const char* model_preset_name(ModelPreset p) {
+  switch (p) {
+    case ModelPreset::Tiny:
+      return "tiny";
+    case ModelPreset::Paper:
+      return "paper";
+    case ModelPreset::Mlp:
+      return "mlp";
+    case ModelPreset::Lstm:
+      return "lstm";
+  }
+  return "?";
+}
+
+bool is_image_model(ModelPreset p) { return p != ModelPreset::Lstm; }
 
 SeededDropoutImpl::SeededDropoutImpl(double p, std::uint64_t seed) : p_(p), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
 
@@ -57,10 +71,18 @@ void initialise(nn::Sequential& model, std::uint64_t seed) {
 }  // namespace
 
 nn::Sequential make_model(ModelPreset preset, const InputShape& in, std::uint64_t seed, at::MemoryFormat format) {
+  if (!is_image_model(preset)) throw Error(std::string("make_model: ") + model_preset_name(preset) + " is not an image model");
   nn::Sequential m;
   const auto h4 = in.height / 4, w4 = in.width / 4;
   const std::uint64_t dseed = derive_seed(seed, "dropout");
-  if (preset == ModelPreset::Tiny) {
+  if (preset == ModelPreset::Mlp) {
+    m->push_back(nn::Flatten());
+    m->push_back(nn::Linear(in.channels * in.height * in.width, 256));
+    m->push_back(relu());
+    m->push_back(nn::Linear(256, 128));
+    m->push_back(relu());
+    m->push_back(nn::Linear(128, in.classes));
+  } else if (preset == ModelPreset::Tiny) {
     // Sized for about a second per 200-step run on one core (28x28: 8/16 channels; 32x32 RGB: 16/32).
     const std::int64_t c1 = in.channels == 1 ? 8 : 16, c2 = 2 * c1;
     m->push_back(conv(in.channels, c1));
@@ -113,7 +135,61 @@ nn::Sequential make_model(ModelPreset preset, const InputShape& in, std::uint64_
   return m;
 }
 
+namespace {
+constexpr std::int64_t kLstmEmbedding = 64, kLstmHidden = 128;
+
+// Byte embedding → one LSTM layer → linear next-byte logits, batch-first.
+class CharLstmImpl : public nn::Module {
+ public:
+  CharLstmImpl(std::int64_t vocab, std::uint64_t seed)
+      : embed_(register_module("embed", nn::Embedding(vocab, kLstmEmbedding))),
+        lstm_(register_module("lstm", nn::LSTM(nn::LSTMOptions(kLstmEmbedding, kLstmHidden).batch_first(true)))),
+        out_(register_module("out", nn::Linear(kLstmHidden, vocab))) {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    torch::NoGradGuard no_grad;
+    embed_->weight.normal_(0.0, 1.0, gen);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(kLstmHidden));
+    for (auto& p : lstm_->parameters()) init_uniform(p, bound, gen);
+    init_uniform(out_->weight, bound, gen);
+    init_uniform(out_->bias, bound, gen);
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return out_->forward(std::get<0>(lstm_->forward(embed_->forward(x)))); }
+
+ private:
+  nn::Embedding embed_;
+  nn::LSTM lstm_;
+  nn::Linear out_;
+};
+TORCH_MODULE(CharLstm);
+
+template <typename Holder>
+class ModuleModel : public Model {
+ public:
+  explicit ModuleModel(Holder m) : m_(std::move(m)) {}
+  torch::Tensor forward(const torch::Tensor& x) override { return m_->forward(x); }
+  std::vector<torch::Tensor> parameters() override { return m_->parameters(); }
+  void train(bool on) override { m_->train(on); }
+  void to(const torch::Device& device) override { m_->to(device); }
+
+ private:
+  Holder m_;
+};
+}  // namespace
+
+std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& in, std::uint64_t seed, at::MemoryFormat format) {
+  if (preset == ModelPreset::Lstm) {
+    if (in.channels != 0) throw Error("the lstm model reads byte sequences (a text dataset), not images");
+    return std::make_unique<ModuleModel<CharLstm>>(CharLstm(in.classes, seed));
+  }
+  if (in.channels < 1) throw Error(std::string("the ") + model_preset_name(preset) + " model reads images, not text");
+  return std::make_unique<ModuleModel<nn::Sequential>>(make_model(preset, in, seed, format));
+}
+
 double forward_flops(ModelPreset preset, const InputShape& in) {
+  if (preset == ModelPreset::Lstm)
+    return 2.0 * 4.0 * kLstmHidden * (kLstmEmbedding + kLstmHidden) + 2.0 * kLstmHidden * static_cast<double>(in.classes);
+  if (preset == ModelPreset::Mlp)
+    return 2.0 * (static_cast<double>(in.channels * in.height * in.width) * 256 + 256.0 * 128 + 128.0 * static_cast<double>(in.classes));
   auto conv_flops = [](double cin, double cout, double h, double w) { return 2.0 * cin * cout * 9.0 * h * w; };
   const double H = static_cast<double>(in.height), W = static_cast<double>(in.width), C = static_cast<double>(in.channels);
   const double K = static_cast<double>(in.classes);

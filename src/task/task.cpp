@@ -27,15 +27,48 @@ TaskOptions task_options_from_json(const nlohmann::json& j) {
   return o;
 }
 
-std::vector<std::string> task_names() { return {"mnist", "fashion_mnist", "cifar10"}; }
+std::vector<std::string> task_names() { return data::dataset_names(); }
+
+TaskName parse_task_name(const std::string& name) {
+  TaskName t;
+  const auto colon = name.find(':');
+  t.dataset = name.substr(0, colon);
+  bool known = false;
+  for (const auto& d : data::dataset_names()) known = known || d == t.dataset;
+  if (!known) {
+    std::string list;
+    for (const auto& d : data::dataset_names()) list += (list.empty() ? "" : ", ") + d;
+    throw Error("unknown task '" + name + "' (DATASET[:MODEL]; datasets: " + list + "; models: tiny, paper, mlp, lstm)");
+  }
+  const data::DatasetSpec& spec = data::dataset_spec(t.dataset);
+  if (colon == std::string::npos) return t;
+  const std::string model = name.substr(colon + 1);
+  try {
+    t.model = model_preset_from_name(model);
+  } catch (const Error& e) {
+    throw Error("task '" + name + "': " + e.what());
+  }
+  const bool text = spec.format == data::Format::Text;
+  if (text && is_image_model(*t.model)) throw Error("task '" + name + "': " + spec.display + " is a text; its model must be lstm, not " + model);
+  if (!text && !is_image_model(*t.model))
+    throw Error("task '" + name + "': " + spec.display + " holds images; lstm reads text (allowed: tiny, paper, mlp)");
+  return t;
+}
 
 InputShape Task::input() const {
+  if (kind == TaskKind::NextToken) return {0, 0, 0, 256};
   const auto& img = data->train.images;
   return {img.size(1), img.size(2), img.size(3), static_cast<std::int64_t>(data->classes.size())};
 }
 
+std::int64_t Task::examples(data::Split split) const {
+  const std::int64_t n = data->get(split).size();
+  return kind == TaskKind::NextToken ? (n - 1) / seq_len : n;
+}
+
 nlohmann::json Task::description() const {
   nlohmann::json d = {{"task", name}, {"model", model_preset_name(model)}, {"batch_size", batch_size}, {"augment", augment}};
+  if (kind == TaskKind::NextToken) d["seq_len"] = seq_len;
   if (!data) {
     d["data"] = nullptr;
     return d;
@@ -53,24 +86,31 @@ nlohmann::json Task::description() const {
 Task make_task(const std::string& name, std::shared_ptr<const data::Splits> splits, const TaskOptions& options) {
   Task t;
   t.name = name;
-  t.model = options.model;
+  const auto colon = name.find(':');
+  t.dataset = name.substr(0, colon);
   t.data = std::move(splits);
-  const bool rgb = t.data->train.images.size(1) == 3;
   t.batch_size = options.batch_size > 0 ? options.batch_size : 64;
   t.default_steps = 300;
+  std::optional<ModelPreset> model;
+  if (colon != std::string::npos) model = model_preset_from_name(name.substr(colon + 1));
+  if (t.data->is_text()) {
+    t.kind = TaskKind::NextToken;
+    t.model = model.value_or(ModelPreset::Lstm);
+    if (is_image_model(t.model)) throw Error("task '" + name + "': a text task needs the lstm model, not " + model_preset_name(t.model));
+    t.seq_len = kTextSequenceLength;
+    t.augment = false;
+    return t;
+  }
+  t.model = model.value_or(options.model);
+  if (!is_image_model(t.model)) throw Error("task '" + name + "': an image task cannot use the lstm model");
+  const bool rgb = t.data->train.images.size(1) == 3;
   t.augment = options.augment < 0 ? rgb : options.augment == 1;
   return t;
 }
 
 Task load_task(const std::string& name, const TaskOptions& options) {
-  bool known = false;
-  for (const auto& n : task_names()) known = known || n == name;
-  if (!known) {
-    std::string list;
-    for (const auto& n : task_names()) list += (list.empty() ? "" : ", ") + n;
-    throw Error("unknown task '" + name + "' (known: " + list + ")");
-  }
-  auto pair = data::load_dataset(name, options.data_dir);
+  const TaskName parsed = parse_task_name(name);
+  auto pair = data::load_dataset(parsed.dataset, options.data_dir);
   auto splits = std::make_shared<data::Splits>(data::make_splits(pair, options.split));
   return make_task(name, std::move(splits), options);
 }

@@ -119,6 +119,7 @@ nlohmann::json to_json(const RunResult& r) {
           {"seed", r.seed},
           {"split", r.split},
           {"accuracy", number_json(r.accuracy)},
+          {"eval_loss", number_json(r.eval_loss)},
           {"final_loss", number_json(r.final_loss)},
           {"smoothed_loss", number_json(r.smoothed_loss)},
           {"loss_curve", curve},
@@ -137,6 +138,7 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.seed = j.at("seed");
   r.split = j.at("split");
   r.accuracy = number_from_json(j.at("accuracy"), "accuracy");
+  r.eval_loss = j.contains("eval_loss") ? number_from_json(j.at("eval_loss"), "eval_loss") : std::numeric_limits<double>::quiet_NaN();
   r.final_loss = number_from_json(j.at("final_loss"), "final_loss");
   r.smoothed_loss = number_from_json(j.at("smoothed_loss"), "smoothed_loss");
   for (const auto& p : j.at("loss_curve"))
@@ -167,21 +169,60 @@ const data::Splits& splits_on(const task::Task& task, const torch::Device& devic
   return *e.copy;
 }
 
-double accuracy_on(torch::nn::Sequential& model, const data::Splits& data, data::Split split, std::int64_t batch, std::int64_t limit,
-                   at::MemoryFormat format) {
+// Logits and targets as (N, classes) and (N): a text model's (B, T, 256) per byte.
+torch::Tensor flat_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
+                                 torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction) {
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+                                              torch::nn::functional::CrossEntropyFuncOptions().reduction(reduction));
+}
+
+// The windows of a text split scored by an evaluation: non-overlapping, seq_len + 1 bytes
+// each (inputs and the next bytes), starting at 0, seq_len, 2·seq_len, ...
+torch::Tensor window_starts(std::int64_t first, std::int64_t count, std::int64_t seq_len, const torch::Device& device) {
+  return torch::arange(first, first + count, torch::TensorOptions().dtype(torch::kInt64).device(device)).mul_(seq_len);
+}
+
+// (B) starts → int64 (B, seq_len) inputs and (B, seq_len) next-byte targets.
+std::pair<torch::Tensor, torch::Tensor> text_batch(const torch::Tensor& tokens, const torch::Tensor& starts, std::int64_t seq_len) {
+  const auto offsets = torch::arange(seq_len + 1, starts.options());
+  const auto idx = starts.unsqueeze(1) + offsets.unsqueeze(0);
+  const auto windows = tokens.index({idx}).to(torch::kInt64);
+  return {windows.narrow(1, 0, seq_len), windows.narrow(1, 1, seq_len)};
+}
+
+Evaluation evaluate_on(task::Model& model, const task::Task& task, const data::Splits& data, data::Split split, std::int64_t batch,
+                       std::int64_t limit, at::MemoryFormat format) {
   torch::NoGradGuard no_grad;
-  model->eval();
+  model.train(false);
   const data::Dataset& ds = data.get(split);
-  const std::int64_t n = limit > 0 ? std::min(limit, ds.size()) : ds.size();
-  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(ds.labels.device()));
+  const bool text = task.kind == task::TaskKind::NextToken;
+  const torch::Device device = text ? ds.tokens.device() : ds.labels.device();
+  const std::int64_t total = task.examples(split);
+  const std::int64_t n = limit > 0 ? std::min(limit, total) : total;
+  auto on = torch::TensorOptions().device(device);
+  torch::Tensor correct = torch::zeros({}, on.dtype(torch::kInt64));
+  torch::Tensor loss_sum = torch::zeros({}, on.dtype(torch::kFloat64));
   for (std::int64_t start = 0; start < n; start += batch) {
     const std::int64_t len = std::min(batch, n - start);
-    auto x = data.normalise(ds.images.narrow(0, start, len), format);
-    auto pred = model->forward(x).argmax(1);
-    correct.add_(pred.eq(ds.labels.narrow(0, start, len)).sum());
+    torch::Tensor x, y;
+    if (text) {
+      std::tie(x, y) = text_batch(ds.tokens, window_starts(start, len, task.seq_len, device), task.seq_len);
+    } else {
+      x = data.normalise(ds.images.narrow(0, start, len), format);
+      y = ds.labels.narrow(0, start, len);
+    }
+    const auto logits = model.forward(x);
+    correct.add_(logits.argmax(-1).eq(y).sum());
+    loss_sum.add_(flat_cross_entropy(logits, y, torch::kSum).to(torch::kFloat64));
   }
-  model->train();
-  return static_cast<double>(correct.item<std::int64_t>()) / static_cast<double>(n);  // the one host read
+  model.train(true);
+  const double predictions = static_cast<double>(text ? n * task.seq_len : n);
+  const auto host = torch::stack({correct.to(torch::kFloat64), loss_sum}).to(torch::kCPU);  // the one host read
+  Evaluation e;
+  e.accuracy = host[0].item<double>() / predictions;
+  e.loss = host[1].item<double>() / predictions;
+  e.score = text ? std::exp(-e.loss) : e.accuracy;
+  return e;
 }
 
 // What the training loop keeps on the device between host reads: each step's loss and, at
@@ -193,10 +234,10 @@ struct PendingStep {
 };
 }  // namespace
 
-double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit,
-                         at::MemoryFormat format) {
-  const auto device = model->parameters().empty() ? torch::Device(torch::kCPU) : model->parameters().front().device();
-  return accuracy_on(model, splits_on(task, device), split, batch, limit, format);
+Evaluation evaluate(task::Model& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit, at::MemoryFormat format) {
+  const auto params = model.parameters();
+  const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  return evaluate_on(model, task, splits_on(task, device), split, batch, limit, format);
 }
 
 RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
@@ -220,17 +261,24 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
 
   // Common random numbers: everything random below is a function of (task, seed).
   // The model is initialised on the CPU (one generator) and then moved.
-  auto model = task::make_model(task.model, task.input(), derive_seed(seed, "init/" + task.name), budget.memory_format);
+  auto model = task::build_model(task.model, task.input(), derive_seed(seed, "init/" + task.name), budget.memory_format);
   if (!device.is_cpu()) model->to(device);
   const data::Splits& data = splits_on(task, device);
-  data::BatchSampler sampler(data.train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name));
+  const bool text = task.kind == task::TaskKind::NextToken;
+  // Images: a fresh permutation per epoch. Text: each sequence starts at a uniformly drawn byte.
+  std::optional<data::BatchSampler> sampler;
+  if (!text) sampler.emplace(data.train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name));
+  Rng text_rng(derive_seed(seed, "batches/" + task.name));
+  std::vector<std::int64_t> starts(static_cast<std::size_t>(text ? task.batch_size : 0));
+  const std::uint64_t start_range = text ? static_cast<std::uint64_t>(data.train.size() - task.seq_len) : 1;
   Rng augment_rng(derive_seed(seed, "augment/" + task.name));
-  optim::GenomeOptimizer opt(model->parameters(), optim::GenomeOptimizerOptions(genome, steps));
-  model->train();
+  const auto params = model->parameters();
+  optim::GenomeOptimizer opt(params, optim::GenomeOptimizerOptions(genome, steps));
+  model->train(true);
 
   auto params_finite = [&] {
     std::vector<torch::Tensor> flags;
-    for (const auto& p : model->parameters()) flags.push_back(torch::isfinite(p).all());
+    for (const auto& p : params) flags.push_back(torch::isfinite(p).all());
     return torch::stack(flags).all();
   };
 
@@ -287,14 +335,22 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
       r.cancelled = true;
       break;
     }
-    auto idx = sampler.next();
-    if (!device.is_cpu()) idx = idx.to(device);
-    auto images = data.train.images.index_select(0, idx);
-    if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
-    auto x = data.normalise(images, budget.memory_format);
-    auto y = data.train.labels.index_select(0, idx);
+    torch::Tensor x, y;
+    if (text) {
+      for (auto& st : starts) st = static_cast<std::int64_t>(text_rng.below(start_range));
+      auto st = torch::tensor(starts, torch::kInt64);
+      if (!device.is_cpu()) st = st.to(device);
+      std::tie(x, y) = text_batch(data.train.tokens, st, task.seq_len);
+    } else {
+      auto idx = sampler->next();
+      if (!device.is_cpu()) idx = idx.to(device);
+      auto images = data.train.images.index_select(0, idx);
+      if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
+      x = data.normalise(images, budget.memory_format);
+      y = data.train.labels.index_select(0, idx);
+    }
     opt.zero_grad();
-    auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    auto loss = flat_cross_entropy(model->forward(x), y, torch::kMean);
     loss.backward();
     opt.step();
     // A diverged loss is found at the next read, so a step may be taken on it: the run
@@ -304,8 +360,11 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   }
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = smoothed;
-  if (!r.diverged && !r.cancelled)
-    r.accuracy = accuracy_on(model, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
+  if (!r.diverged && !r.cancelled) {
+    const Evaluation e = evaluate_on(*model, task, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
+    r.accuracy = e.score;
+    r.eval_loss = e.loss;
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

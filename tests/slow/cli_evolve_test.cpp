@@ -231,10 +231,19 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
     if (!ancestors.insert(id).second) continue;
     for (const auto& p : by_id[id]["parents"]) todo.push_back(p.get<std::uint64_t>());
   }
-  const std::map<std::string, int> expected = {{"fitness", 3 * 4},   {"per-task", 3 * 4},       {"terms", -1},
-                                               {"diversity", 2 * 4}, {"schedule", 50},          {"family-tree", static_cast<int>(ancestors.size())},
-                                               {"break-even", -1},   {"test-bars", 6 * 4},      {"loss-mnist", -1},
-                                               {"loss-cifar10", -1}, {"loss-fashion_mnist", -1}};
+  const std::map<std::string, int> expected = {{"fitness", 3 * 4},
+                                               {"per-task", 3 * 4},
+                                               {"terms", -1},
+                                               {"diversity", 2 * 4},
+                                               {"schedule", 50},
+                                               {"family-tree", static_cast<int>(ancestors.size())},
+                                               {"break-even", -1},
+                                               {"test-bars", 6 * 4},
+                                               {"loss-mnist", -1},
+                                               {"loss-cifar10", -1},
+                                               {"loss-fashion_mnist", -1},
+                                               {"transfer-bars", 6 * 2},
+                                               {"loss-fashion_mnist:mlp", -1}};
   for (const auto& [name, n] : expected) {
     ASSERT_TRUE(found.count(name)) << "no chart " << name;
     EXPECT_EQ(found.at(name).first, found.at(name).second) << name << ": data-points differs from the marks in the DOM";
@@ -252,6 +261,8 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
   const auto cmp = nlohmann::json::parse(read_text_file(dir / "comparison.json"));
   EXPECT_EQ(cmp["labels"]["cifar10"], "CIFAR-10 (JPEG mirror)");
   EXPECT_EQ(cmp["horizons"].size(), 1u);  // quick skips the longer-horizon block (the default has it; see CliCompare)
+  EXPECT_EQ(cmp["transfer"]["tasks"], nlohmann::json::array({"fashion_mnist:mlp"}));  // quick's held-out task
+  EXPECT_NE(page.dom.find("Transfer: tasks the search never saw"), std::string::npos);
   EXPECT_EQ(cmp["baselines"].size(), 5u);
   // The strong protocol and the gain attribution are the default.
   EXPECT_EQ(cmp["protocol"], "strong");
@@ -271,17 +282,30 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
 TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
   EVOOPT_REQUIRE_DATASET("mnist");
   test::TempDir tmp;
+  const std::string held_out = " --transfer-tasks fashion_mnist:mlp";
   auto r = test::run_cli("compare --genome adam --tasks mnist --steps 20 --train-subset 1000 --val-size 300 --test-seeds 2 --out " +
-                         (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
+                         (tmp / "cmp").string() + " --data-dir " + test::data_dir().string() + held_out);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("lion (tuned)"), std::string::npos) << r.out;
+  // The held-out task: its own block at both horizons, never tuned on.
+  EXPECT_NE(r.out.find("Transfer: tasks the search never saw"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("40 steps (longer horizon), held-out tasks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Fashion-MNIST, MLP"), std::string::npos) << r.out;
+  const auto cmp = nlohmann::json::parse(read_text_file(tmp / "cmp/comparison.json"));
+  EXPECT_EQ(cmp["transfer"]["tasks"], nlohmann::json::array({"fashion_mnist:mlp"}));
+  ASSERT_EQ(cmp["transfer"]["horizons"].size(), 2u);
+  EXPECT_EQ(cmp["transfer"]["horizons"][0]["methods"].size(), 6u);  // evolved + 5 tuned baselines
+  for (const auto& line : read_journal_lines(tmp / "cmp/journal.jsonl")) {
+    const auto e = nlohmann::json::parse(line);
+    if (e["key"]["task"] == "fashion_mnist:mlp") EXPECT_EQ(e["key"]["split"], "test") << "tuned on a held-out task";
+  }
   EXPECT_NE(r.out.find("40 steps (longer horizon)"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.json"));
   EXPECT_TRUE(fs::exists(tmp / "cmp/comparison.csv"));
   // Re-running finds every run in the run store.
   const auto lines = journal_lines(tmp / "cmp/journal.jsonl");
   auto again = test::run_cli("compare --genome adam --tasks mnist --steps 20 --train-subset 1000 --val-size 300 --test-seeds 2 --out " +
-                             (tmp / "cmp").string() + " --data-dir " + test::data_dir().string());
+                             (tmp / "cmp").string() + " --data-dir " + test::data_dir().string() + held_out);
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_EQ(journal_lines(tmp / "cmp/journal.jsonl"), lines);
   // Other steps or another training subset into the same directory: nothing stale is reused.
@@ -295,8 +319,8 @@ TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
     return out;
   };
   for (const std::string change : {"--steps 21 --train-subset 1000", "--steps 20 --train-subset 900"}) {
-    const std::string args = "compare --genome adam --tasks mnist --baselines seed " + change + " --val-size 300 --test-seeds 2 --data-dir " +
-                             test::data_dir().string() + " --out ";
+    const std::string args = "compare --genome adam --tasks mnist --no-transfer --baselines seed " + change +
+                             " --val-size 300 --test-seeds 2 --data-dir " + test::data_dir().string() + " --out ";
     const auto old_keys = keys(tmp / "cmp/journal.jsonl");
     auto reused = test::run_cli(args + (tmp / "cmp").string());
     ASSERT_EQ(reused.exit_code, 0) << reused.err;

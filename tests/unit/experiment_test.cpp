@@ -232,7 +232,7 @@ TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
   EXPECT_TRUE(j["horizons"][0]["methods"][1]["overall"]["evolved_minus_this"]["significant"].get<bool>());  // sgd is 0.2 worse
   const std::string csv = c.to_csv();
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness,protocol");
+            "steps,method,kind,task,label,mean,std,n,diff_vs_evolved,ci95_low,ci95_high,significant,val_fitness,protocol,block");
   // header + (4 methods at 10 steps + evolved, the strongest baseline and the random search at 20) × (2 tasks + overall)
   EXPECT_EQ(test::count_lines(csv), 1 + (4 + 3) * 3);
   EXPECT_EQ(c.horizons[1].methods.size(), 3u);

@@ -26,43 +26,46 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
   const EvalSizes sizes{500, 2000};
   for (const std::string protocol : {"strong", "seed"})
     for (bool equal_budget : {false, true})
-      for (bool scheduled_winner : {false, true}) {
-        ExperimentConfig c;
-        c.tasks = {"a", "b"};
-        c.steps = 40;
-        c.ga.search_seeds = 2;
-        c.final_test_seeds = 0;  // nothing in the store before the comparison
-        c.compare.protocol = protocol;
-        c.compare.baselines = {"sgd", "adam", "lion"};
-        c.compare.lr_grid = {1e-4, 1e-3, 1e-2, 1e-1};
-        c.compare.wd_grid = {0.0, 1e-4};
-        c.compare.test_seeds = 3;
-        c.compare.horizon_multiple = 2.0;
-        c.compare.equal_budget = equal_budget;
-        c.compare.rung_val_size = 200;
-        genome::Genome evolved = genome::preset("adam");
-        if (scheduled_winner) {
-          evolved.cosine_decay = true;
-          evolved.warmup_fraction = 0.1;
+      for (bool scheduled_winner : {false, true})
+        for (bool transfer : {false, true}) {
+          ExperimentConfig c;
+          c.tasks = {"a", "b"};
+          c.transfer_tasks = transfer ? std::vector<std::string>{"c", "d", "e"} : std::vector<std::string>{};
+          c.steps = 40;
+          c.ga.search_seeds = 2;
+          c.final_test_seeds = 0;  // nothing in the store before the comparison
+          c.compare.protocol = protocol;
+          c.compare.baselines = {"sgd", "adam", "lion"};
+          c.compare.lr_grid = {1e-4, 1e-3, 1e-2, 1e-1};
+          c.compare.wd_grid = {0.0, 1e-4};
+          c.compare.test_seeds = 3;
+          c.compare.horizon_multiple = 2.0;
+          c.compare.equal_budget = equal_budget;
+          c.compare.rung_val_size = 200;
+          genome::Genome evolved = genome::preset("adam");
+          if (scheduled_winner) {
+            evolved.cosine_decay = true;
+            evolved.warmup_fraction = 0.1;
+          }
+          eval::SyntheticEvaluator ev(landscape);
+          eval::RunStore store;
+          Work requested;
+          RunContext ctx{ev, store};
+          ctx.progress = [&](const std::string&, int, int total, const eval::RunRequest& r, const train::RunResult* trained) {
+            if (trained != nullptr) return;  // count each batch once, as it starts
+            const std::int64_t images = r.split == data::Split::Test ? sizes.test : r.eval_limit > 0 ? std::min(r.eval_limit, sizes.val) : sizes.val;
+            EXPECT_EQ(evaluated_images(sizes, r.split, r.eval_limit), images);
+            requested += Work{1, r.steps, images} * total;
+          };
+          run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));
+          const Work planned = plan_comparison(c, sizes, &evolved, 24, /*after_final_test=*/true);
+          EXPECT_EQ(planned.runs, requested.runs) << protocol << " equal budget " << equal_budget << " scheduled " << scheduled_winner << " transfer "
+                                                  << transfer;
+          EXPECT_EQ(planned.steps, requested.steps) << protocol;
+          EXPECT_EQ(planned.images, requested.images) << protocol;
+          // Not knowing the winner counts the larger grid: never less.
+          EXPECT_GE(plan_comparison(c, sizes, nullptr, 24, true).steps, planned.steps);
         }
-        eval::SyntheticEvaluator ev(landscape);
-        eval::RunStore store;
-        Work requested;
-        RunContext ctx{ev, store};
-        ctx.progress = [&](const std::string&, int, int total, const eval::RunRequest& r, const train::RunResult* trained) {
-          if (trained != nullptr) return;  // count each batch once, as it starts
-          const std::int64_t images = r.split == data::Split::Test ? sizes.test : r.eval_limit > 0 ? std::min(r.eval_limit, sizes.val) : sizes.val;
-          EXPECT_EQ(evaluated_images(sizes, r.split, r.eval_limit), images);
-          requested += Work{1, r.steps, images} * total;
-        };
-        run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));
-        const Work planned = plan_comparison(c, sizes, &evolved, 24, /*after_final_test=*/true);
-        EXPECT_EQ(planned.runs, requested.runs) << protocol << " equal budget " << equal_budget << " scheduled " << scheduled_winner;
-        EXPECT_EQ(planned.steps, requested.steps) << protocol;
-        EXPECT_EQ(planned.images, requested.images) << protocol;
-        // Not knowing the winner counts the larger grid: never less.
-        EXPECT_GE(plan_comparison(c, sizes, nullptr, 24, true).steps, planned.steps);
-      }
 }
 
 TEST(Progress, SearchPlanUsesTheFinishedGenerations) {

@@ -15,7 +15,9 @@
 
 namespace evoopt::data {
 
-enum class Format { Idx, CifarBinary };
+// Idx: four IDX files; CifarBinary: the official binary batches; Text: one UTF-8 text
+// file (next-token tasks over its bytes; see kTextHeldOutBytes).
+enum class Format { Idx, CifarBinary, Text };
 
 struct FileSpec {
   std::string name;    // decompressed file name
@@ -34,6 +36,7 @@ struct DatasetSpec {
   std::string archive_md5;                  // CIFAR: MD5 of the official tarball as published
   std::vector<std::string> mirror_subdirs;  // sub-directories of a mirror dir to look in
   std::vector<std::string> system_dirs;     // directories filled by Debian packages
+  std::string debian_package;               // the package filling system_dirs (named in errors)
 };
 
 const std::vector<DatasetSpec>& dataset_registry();

@@ -32,6 +32,7 @@ struct Splits {
   std::string digest;                // the source files' digest (DatasetPair::digest), or of the tensors when made in memory
   SplitOptions options;              // how the splits were carved
   const Dataset& get(Split s) const { return s == Split::Train ? train : s == Split::Val ? val : test; }
+  bool is_text() const { return train.tokens.defined(); }
   // uint8 (B,C,H,W) -> normalised float32, channels-last by default (the layout
   // oneDNN's convolutions run fastest in; make_model's weights use it too).
   torch::Tensor normalise(const torch::Tensor& images_u8, at::MemoryFormat format = at::MemoryFormat::ChannelsLast) const;
@@ -45,6 +46,11 @@ struct Splits {
   torch::Tensor scale_, shift_;  // (1, C, 1, 1) float32: x_u8 · scale + shift = (x/255 − mean)/std
 };
 
+// Images: validation is `val_size` images drawn by the split seed from the official
+// training set, training the rest (or its first `train_subset`). Text: the order of the
+// bytes is the data, so validation is the training part's last kTextHeldOutBytes
+// (dataset.hpp) and training the bytes before them; val_size, the split seed and
+// train_subset (a count of images) do not apply: a text trains on its whole training part.
 Splits make_splits(const DatasetPair& pair, const SplitOptions& options);
 
 // Draws minibatch indices: a fresh permutation of the training split each epoch,

@@ -160,8 +160,12 @@ struct Attribution {
 struct Comparison {
   std::string protocol;  // "strong" | "seed": how the baselines were tuned
   std::vector<std::string> tasks;
-  std::map<std::string, std::string> labels;  // task → display label with provenance
-  std::map<std::string, std::vector<std::uint64_t>> seeds;
+  // Held-out tasks (transfer): the same methods with the hyperparameters chosen on `tasks`,
+  // on the test split at the same horizons; selection and tuning never saw these tasks.
+  std::vector<std::string> transfer_tasks;
+  std::vector<HorizonResult> transfer;
+  std::map<std::string, std::string> labels;                // task → display label with provenance (search and transfer tasks)
+  std::map<std::string, std::vector<std::uint64_t>> seeds;  // test seeds per task (search and transfer tasks)
   std::vector<BaselineChoice> baselines;
   std::optional<BaselineChoice> random_search;  // equal-budget option
   std::int64_t random_search_runs = 0;
@@ -182,6 +186,7 @@ struct CompareInputs {
   genome::Genome evolved;
   double evolved_val_fitness = 0;
   std::vector<std::string> tasks;
+  std::vector<std::string> transfer_tasks;  // held-out: tested, never tuned on
   std::map<std::string, std::string> labels;
   std::uint64_t run_seed = 0;
   int search_seeds = 1;

@@ -39,6 +39,9 @@ struct ExperimentConfig {
   std::string preset = "default";
   std::uint64_t seed = 0;
   std::vector<std::string> tasks = {"fashion_mnist", "cifar10", "mnist"};
+  // Held-out tasks: selection never sees them; the comparison tests every method on them
+  // with the hyperparameters chosen on `tasks` (transfer). Empty: no transfer block.
+  std::vector<std::string> transfer_tasks = {"fashion_mnist:mlp", "jargon"};
   std::string model = "tiny";
   std::int64_t steps = 100;  // training steps per evaluation
   std::int64_t batch_size = 64;
@@ -62,12 +65,14 @@ struct ExperimentConfig {
   void load_toml(const std::filesystem::path& file);  // throws evoopt::Error naming the file and key
   void validate() const;
   int resolved_workers() const;
-  std::string resolved_device() const;  // train::resolve_device(device); throws when it is not available
+  std::string resolved_device() const;         // train::resolve_device(device); throws when it is not available
+  std::vector<std::string> all_tasks() const;  // tasks, then transfer_tasks
   nlohmann::json to_json() const;
   static ExperimentConfig from_json(const nlohmann::json& j);
   // A hash of every field that changes what the study computes (all of to_json()
-  // except `workers`, which changes only the speed; `device` only when not "cpu", so
-  // runs started before the field existed still resume). Recorded in config.json at the
+  // except `workers`, which changes only the speed; `device` only when not "cpu" and
+  // `transfer_tasks` only when not empty, so runs started before the fields existed still
+  // resume). Recorded in config.json at the
   // start; `evoopt resume` refuses a config.json that no longer matches it.
   std::string fingerprint() const;
 };

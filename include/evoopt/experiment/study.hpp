@@ -70,7 +70,8 @@ struct StudyResult {
 // Display label of a task's data with provenance: "MNIST", "CIFAR-10 (JPEG mirror)".
 std::string display_label(const std::string& task, const std::string& provenance_label);
 
-// The config's tasks, loaded from its data dir, with their display labels.
+// The config's tasks and (when it compares) its transfer tasks, loaded from its data dir,
+// with their display labels.
 struct LoadedTasks {
   std::filesystem::path data_dir;
   task::TaskOptions options;  // how they were loaded (worker processes load them the same way)

@@ -5,19 +5,40 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace evoopt::task {
 
 enum class ModelPreset {
   Tiny,   // CPU default: two small conv-relu-pool blocks and a linear classifier
   Paper,  // the architectures of the best-known public implementation of this idea
+  Mlp,    // images: flatten, 256 and 128 ReLU units, linear classifier (a held-out architecture)
+  Lstm,   // text: byte embedding (64), one LSTM layer (128), linear next-byte classifier
 };
-ModelPreset model_preset_from_name(const std::string& name);  // "tiny" | "paper"; throws evoopt::Error
+// "tiny" | "paper" | "mlp" | "lstm"; throws evoopt::Error naming the allowed ones.
+ModelPreset model_preset_from_name(const std::string& name);
 const char* model_preset_name(ModelPreset p);
+bool is_image_model(ModelPreset p);  // tiny, paper, mlp (lstm reads byte sequences)
 
+// Images: channels × height × width → classes. Text: channels = height = width = 0,
+// classes = the vocabulary (256 bytes).
 struct InputShape {
   std::int64_t channels, height, width, classes;
+};
+
+// What the trainer needs of a model: the parameters the optimizer updates, a forward
+// pass, train/eval mode and a device.
+class Model {
+ public:
+  virtual ~Model() = default;
+  // Images: normalised float (B, C, H, W) → logits (B, classes). Text: int64 bytes (B, T)
+  // → logits (B, T, 256).
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  virtual std::vector<torch::Tensor> parameters() = 0;
+  virtual void train(bool on) = 0;
+  virtual void to(const torch::Device& device) = 0;
 };
 
 // Dropout drawing its mask from a private generator.
@@ -41,8 +62,14 @@ TORCH_MODULE(SeededDropout);
 torch::nn::Sequential make_model(ModelPreset preset, const InputShape& input, std::uint64_t seed,
                                  at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
 
+// Any preset as a Model (make_model for the image presets; the LSTM is initialised the
+// same way: PyTorch's default scheme from `seed`, embedding N(0, 1)).
+std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& input, std::uint64_t seed,
+                                   at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
+
 // Analytic multiply-adds ×2 of one forward pass of one sample (convolutions and
-// linear layers; activations, pooling and normalisation are not counted).
+// linear layers; activations, pooling and normalisation are not counted). Text: per
+// byte predicted (the LSTM's gates and the classifier).
 double forward_flops(ModelPreset preset, const InputShape& input);
 
 }  // namespace evoopt::task

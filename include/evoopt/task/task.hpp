@@ -1,7 +1,12 @@
 #pragma once
-// Tasks: a dataset split + a model preset + batch size + default steps.
+// Tasks: a dataset split + a model preset + batch size + default steps. A task is named
+// DATASET or DATASET:MODEL: `fashion_mnist` trains the study's model preset (tiny by
+// default), `fashion_mnist:mlp` an MLP on the same data, `jargon` (a text) the byte-level
+// LSTM. Image tasks are classification scored by accuracy; text tasks are next-byte
+// prediction scored by exp(−mean validation cross-entropy) = 1/perplexity, in (0, 1].
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,20 +19,31 @@ namespace evoopt::task {
 
 struct TaskOptions {
   std::filesystem::path data_dir;
-  ModelPreset model = ModelPreset::Tiny;
-  data::SplitOptions split;     // validation size, split seed, training subset
-  std::int64_t batch_size = 0;  // 0: the task's default
-  int augment = -1;             // -1: the task's default (on for CIFAR-10), 0 off, 1 on
+  ModelPreset model = ModelPreset::Tiny;  // image tasks named without a model
+  data::SplitOptions split;               // validation size, split seed, training subset
+  std::int64_t batch_size = 0;            // 0: the task's default
+  int augment = -1;                       // -1: the task's default (on for CIFAR-10), 0 off, 1 on
 };
 
+enum class TaskKind { Classification, NextToken };
+
+// Bytes per training sequence of a text task (the LSTM is unrolled over this many; the
+// evaluation scores non-overlapping windows of this length).
+inline constexpr std::int64_t kTextSequenceLength = 64;
+
 struct Task {
-  std::string name;  // mnist, fashion_mnist, cifar10
+  std::string name;     // mnist, fashion_mnist:mlp, jargon, ...
+  std::string dataset;  // mnist, fashion_mnist, cifar10, jargon
+  TaskKind kind = TaskKind::Classification;
   ModelPreset model = ModelPreset::Tiny;
-  std::int64_t batch_size = 64;
+  std::int64_t batch_size = 64;  // images, or sequences of seq_len bytes
   std::int64_t default_steps = 300;
+  std::int64_t seq_len = 0;  // next-token tasks
   bool augment = false;
   std::shared_ptr<const data::Splits> data;
   InputShape input() const;
+  // What one evaluation of `split` scores: images, or windows of seq_len bytes.
+  std::int64_t examples(data::Split split) const;
   const std::string& label() const { return data->label; }  // provenance label
   // Everything about the task that changes a training run's result: name, model,
   // batch size, augmentation, the data's digest (dataset checksums) and how the
@@ -39,7 +55,16 @@ struct Task {
 nlohmann::json to_json(const TaskOptions& options);
 TaskOptions task_options_from_json(const nlohmann::json& j);
 
+// The built-in datasets a task can name (mnist, fashion_mnist, cifar10, jargon).
 std::vector<std::string> task_names();
+// DATASET[:MODEL] → (dataset, model or none). Throws evoopt::Error naming what is wrong:
+// an unknown dataset or model, or a model that does not read the dataset (lstm on images,
+// an image model on text).
+struct TaskName {
+  std::string dataset;
+  std::optional<ModelPreset> model;
+};
+TaskName parse_task_name(const std::string& name);
 // Loads the dataset (must have been fetched) and builds the splits.
 Task load_task(const std::string& name, const TaskOptions& options);
 // Builds a task over already-made splits (tests, user tasks).

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -75,7 +76,10 @@ struct RunResult {
   std::string task_label;  // provenance, e.g. "cifar10 (JPEG mirror, lossy)"
   std::uint64_t seed = 0;
   std::string split;  // "val" or "test"
+  // The task's score in [0, 1]: accuracy (classification), or exp(−eval_loss) = 1/perplexity
+  // (next-token tasks).
   double accuracy = 0.0;
+  double eval_loss = std::numeric_limits<double>::quiet_NaN();  // mean cross-entropy (nats) per prediction on the evaluated split; NaN: not measured
   double final_loss = 0.0;
   double smoothed_loss = 0.0;
   std::vector<LossPoint> loss_curve;
@@ -86,7 +90,7 @@ struct RunResult {
   std::int64_t steps_planned = 0;
   double seconds = 0.0;        // the whole run: set-up, training, evaluation
   double train_seconds = 0.0;  // the training steps alone
-  // Fitness contribution: accuracy, or −1 when diverged.
+  // Fitness contribution: the score, or −1 when diverged.
   double fitness() const { return diverged ? -1.0 : accuracy; }
 };
 
@@ -99,10 +103,15 @@ using ProgressFn = std::function<void(std::int64_t, double, double)>;
 RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
                              const ProgressFn& progress = {});
 
-// Accuracy of a model on a split, in no-grad batches.
-// `limit` > 0: the split's first `limit` images only.
-double evaluate_accuracy(torch::nn::Sequential& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit = 0,
-                         at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
+struct Evaluation {
+  double accuracy = 0;  // share of correct predictions (images, or next bytes)
+  double loss = 0;      // mean cross-entropy per prediction, nats
+  double score = 0;     // the task's fitness: accuracy, or exp(−loss) for next-token tasks
+};
+// A model on a split, in no-grad batches of `batch` examples (Task::examples). `limit` > 0:
+// the split's first `limit` examples only.
+Evaluation evaluate(task::Model& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit = 0,
+                    at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
 
 struct Fitness {
   double overall = 0.0;                    // mean over tasks of the per-task value
