@@ -140,10 +140,17 @@ struct TrainArgs {
   bool no_augment = false;
   std::string device = "auto";
   int threads = 1;
+  std::string config_file;  // its [[task]] tables
 };
 
 task::TaskOptions task_options(const TrainArgs& a) {
   task::TaskOptions o;
+  if (!a.config_file.empty()) {
+    experiment::ExperimentConfig c;
+    c.load_toml(a.config_file);
+    for (const auto& u : c.user_tasks) u.validate();
+    o.user_tasks = c.user_tasks;
+  }
   o.data_dir = a.data_dir;
   o.model = task::model_preset_from_name(a.model);
   o.split.train_subset = a.train_subset;
@@ -178,7 +185,7 @@ int cmd_train(const TrainArgs& a) {
     std::cout << fmt::format("DIVERGED at step {} ({}); fitness -1", r.steps_done + 1, r.divergence_reason) << "\n";
   } else {
     if (t.kind == task::TaskKind::NextToken)
-      std::cout << fmt::format("{} loss {:.4f} nats/byte, perplexity {:.3f}, fitness exp(-loss) {:.4f}  [{}]", r.split, r.eval_loss,
+      std::cout << fmt::format("{} loss {:.4f} nats per token, perplexity {:.3f}, fitness exp(-loss) {:.4f}  [{}]", r.split, r.eval_loss,
                                std::exp(r.eval_loss), r.accuracy, r.task_label)
                 << "\n";
     else
@@ -445,7 +452,7 @@ void print_comparison(const experiment::Comparison& c) {
   }
   if (!c.transfer.empty()) {
     std::cout << "\nTransfer: tasks the search never saw (every method with the hyperparameters chosen on the search tasks, none re-tuned; "
-                 "test split, same fresh seeds; text: fitness = exp(-loss) = 1/perplexity)\n";
+                 "test split, same fresh seeds; next-token tasks: fitness = exp(-loss) = 1/perplexity)\n";
     for (const auto& h : c.transfer) {
       std::cout << fmt::format("\n{} steps{}, held-out tasks\n", h.steps, &h == &c.transfer.front() ? " (search horizon)" : " (longer horizon)");
       std::vector<const experiment::MethodResult*> ms;
@@ -732,8 +739,11 @@ int main(int argc, char** argv) {
   };
   auto* train_cmd = app.add_subcommand("train", "Train one model with one genome and report accuracy");
   train_cmd->add_option("--genome", train_args.genome, "Preset or JSON file")->capture_default_str();
-  train_cmd->add_option("--task", train_args.task, "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text); e.g. fashion_mnist:mlp")
+  train_cmd
+      ->add_option("--task", train_args.task,
+                   "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text); e.g. fashion_mnist:mlp; or a [[task]] of --config")
       ->capture_default_str();
+  train_cmd->add_option("--config", train_args.config_file, "TOML file whose [[task]] tables define your own tasks");
   train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->check(at_least(0));
   train_cmd->add_option("--seed", train_args.seed, "Seed for initial weights and minibatches")->capture_default_str()->check(seed_value());
   train_cmd->add_option("--split", train_args.split, "Evaluate on val (default) or test")->capture_default_str();

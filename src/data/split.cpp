@@ -77,15 +77,14 @@ std::string tensor_digest(const DatasetPair& pair) {
 namespace {
 Splits text_splits(const DatasetPair& pair, const SplitOptions& options) {
   const std::int64_t n = pair.train.size();
-  if (n < 3 * kTextHeldOutBytes)
-    throw Error(pair.name + ": a training text of " + std::to_string(n) + " bytes is too short (at least " + std::to_string(3 * kTextHeldOutBytes) +
-                ")");
-  const std::int64_t train = n - kTextHeldOutBytes;
+  if (n < 1000) throw Error(pair.name + ": a training stream of " + std::to_string(n) + " tokens is too short (at least 1000)");
+  const std::int64_t val = std::min(kTextHeldOutBytes, n / 10);
+  const std::int64_t train = n - val;
   Splits s;
   s.name = pair.name;
   s.label = pair.label.empty() ? pair.name : pair.label;
   s.train.tokens = pair.train.tokens.narrow(0, 0, train);
-  s.val.tokens = pair.train.tokens.narrow(0, n - kTextHeldOutBytes, kTextHeldOutBytes);
+  s.val.tokens = pair.train.tokens.narrow(0, train, val);
   s.test = pair.test;
   s.options = options;
   s.digest = pair.digest.empty() ? tensor_digest(pair) : pair.digest;
@@ -114,7 +113,10 @@ Splits make_splits(const DatasetPair& pair, const SplitOptions& options) {
   std::sort(train_idx.begin(), train_idx.end());
   auto take = [&](const std::vector<std::int64_t>& idx) {
     auto t = torch::tensor(idx, torch::kInt64);
-    return Dataset{pair.train.images.index_select(0, t), pair.train.labels.index_select(0, t)};
+    Dataset d;
+    d.images = pair.train.images.index_select(0, t);
+    d.labels = pair.train.labels.index_select(0, t);
+    return d;
   };
   Splits s;
   s.name = pair.name;

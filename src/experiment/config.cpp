@@ -124,7 +124,48 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
       tasks = get_array<std::string>(v, key, file);
     else if (key == "transfer_tasks")
       transfer_tasks = get_array<std::string>(v, key, file);
-    else if (key == "model")
+    else if (key == "task") {
+      const toml::array* arr = v.as_array();
+      if (arr == nullptr) throw Error(file + ": task must be an array of tables ([[task]])");
+      for (std::size_t i = 0; i < arr->size(); ++i) {
+        const toml::table* t = arr->get(i)->as_table();
+        const std::string at = "task[" + std::to_string(i) + "]";
+        if (t == nullptr) throw Error(file + ": " + at + " must be a table ([[task]])");
+        task::UserTaskSpec u;
+        for (auto&& [tk2, tv] : *t) {
+          const std::string k2(tk2.str());
+          const std::string full = at + "." + k2;
+          if (k2 == "name")
+            u.name = get<std::string>(tv, full, file);
+          else if (k2 == "model")
+            u.model = get<std::string>(tv, full, file);
+          else if (k2 == "data")
+            u.data = get<std::string>(tv, full, file);
+          else if (k2 == "format")
+            u.format = get<std::string>(tv, full, file);
+          else if (k2 == "kind")
+            u.kind = get<std::string>(tv, full, file);
+          else if (k2 == "batch_size")
+            u.batch_size = get<std::int64_t>(tv, full, file);
+          else if (k2 == "val_size")
+            u.val_size = get<std::int64_t>(tv, full, file);
+          else if (k2 == "seq_len")
+            u.seq_len = get<std::int64_t>(tv, full, file);
+          else if (k2 == "input")
+            u.input = get_array<std::int64_t>(tv, full, file);
+          else if (k2 == "mean")
+            u.mean = get_array<double>(tv, full, file);
+          else if (k2 == "std")
+            u.stddev = get_array<double>(tv, full, file);
+          else
+            throw Error(file + ": unknown key " + full);
+        }
+        u.resolve_paths(path.parent_path().empty() ? std::filesystem::current_path() : std::filesystem::absolute(path).parent_path());
+        for (const auto& other : user_tasks)
+          if (other.name == u.name) throw Error(file + ": [[task]] '" + u.name + "' is defined twice");
+        user_tasks.push_back(u);
+      }
+    } else if (key == "model")
       model = get<std::string>(v, key, file);
     else if (key == "steps")
       steps = get<std::int64_t>(v, key, file);
@@ -232,13 +273,23 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
 
 void ExperimentConfig::validate() const {
   if (tasks.empty()) throw Error("no tasks given");
+  std::set<std::string> user_names;
+  for (const auto& u : user_tasks) {
+    u.validate();
+    for (const auto& d : data::dataset_names())
+      if (u.name == d) throw Error("[[task]] '" + u.name + "' has the name of a built-in dataset; choose another");
+    if (!user_names.insert(u.name).second) throw Error("[[task]] '" + u.name + "' is defined twice");
+  }
+  auto check_name = [&](const std::string& t) {
+    if (!user_names.count(t)) task::parse_task_name(t);  // names the known datasets and models
+  };
   std::set<std::string> seen;
   for (const auto& t : tasks) {
-    task::parse_task_name(t);  // names the known datasets and models
+    check_name(t);
     if (!seen.insert(t).second) throw Error("task '" + t + "' is listed twice");
   }
   for (const auto& t : transfer_tasks) {
-    task::parse_task_name(t);
+    check_name(t);
     if (seen.count(t) != 0)
       throw Error("transfer task '" + t + "' is " + (std::find(tasks.begin(), tasks.end(), t) != tasks.end() ? "a search task" : "listed twice") +
                   " (held-out tasks must be outside the search)");
@@ -289,6 +340,12 @@ json ExperimentConfig::to_json() const {
           {"final_test_seeds", final_test_seeds},
           {"break_even", break_even},
           {"data", {{"dir", data_dir}, {"train_subset", train_subset}, {"val_size", val_size}, {"split_seed", split_seed}, {"augment", augment}}},
+          {"user_tasks",
+           [&] {
+             json a = json::array();
+             for (const auto& u : user_tasks) a.push_back(u.to_json());
+             return a;
+           }()},
           {"ga", g.to_json()},
           {"compare",
            {{"enabled", compare.enabled},
@@ -310,6 +367,7 @@ std::string ExperimentConfig::fingerprint() const {
   j.erase("workers");
   if (device == "cpu") j.erase("device");
   if (transfer_tasks.empty()) j.erase("transfer_tasks");
+  if (user_tasks.empty()) j.erase("user_tasks");
   const std::string text = j.dump();
   return data::sha256_hex(text.data(), text.size()).substr(0, 16);
 }
@@ -321,6 +379,7 @@ ExperimentConfig ExperimentConfig::from_json(const json& j) {
   c.seed = j.at("seed");
   c.tasks = j.at("tasks").get<std::vector<std::string>>();
   c.transfer_tasks = j.value("transfer_tasks", std::vector<std::string>{});  // written before the field existed: none
+  for (const auto& u : j.value("user_tasks", json::array())) c.user_tasks.push_back(task::UserTaskSpec::from_json(u));
   c.model = j.at("model");
   c.steps = j.at("steps");
   c.batch_size = j.at("batch_size");

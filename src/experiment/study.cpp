@@ -44,6 +44,7 @@ LoadedTasks load_tasks(const ExperimentConfig& config) {
   to.split.split_seed = config.split_seed;
   to.batch_size = config.batch_size;
   to.augment = config.augment;
+  to.user_tasks = config.user_tasks;
   // Held-out tasks only run in the comparison: without one they are not loaded.
   for (const auto& t : config.compare.enabled ? config.all_tasks() : config.tasks) {
     out.tasks.emplace(t, task::load_task(t, to));
@@ -154,6 +155,15 @@ double cpu_seconds(const eval::Evaluator* evaluator) {
 json provenance(const ExperimentConfig& c, const fs::path& data_dir) {
   json p;
   for (const auto& t : c.all_tasks()) {
+    bool user = false;
+    for (const auto& u : c.user_tasks)
+      if (u.name == t) {
+        p[t] = {{"label", t + " (user data: " + u.data.filename().string() + ")"},
+                {"source", "user data " + u.data.string() + ", model " + u.model.string()},
+                {"lossy", false}};
+        user = true;
+      }
+    if (user) continue;
     const fs::path meta = data_dir / task::parse_task_name(t).dataset / "metadata.json";
     if (!fs::exists(meta)) continue;
     json m = read_json_file(meta);
@@ -245,7 +255,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   if (resume) {
     // The data and the training semantics must be those the run started with.
     const json& fp = recorded.value("task_fingerprints", json::object());
-    for (const auto& t : config.tasks)
+    for (const auto& [t, unused] : tasks)
       if (!fp.contains(t) || fp.at(t) != evaluator.fingerprint(t))
         throw Error(
             fmt::format("{}: task {} no longer matches the run (fingerprint {} recorded, {} now: its data, model settings or evoopt's "
@@ -265,9 +275,11 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
       for (int s = 0; s < config.ga.search_seeds; ++s) search[t].push_back(ga::search_seed(config.seed, t, s));
       test[t] = test_seeds(config.seed, t, n_test, config.ga.search_seeds);
     }
+    for (const auto& t : config.compare.enabled ? config.transfer_tasks : std::vector<std::string>{})
+      test[t] = test_seeds(config.seed, t, config.compare.test_seeds, config.ga.search_seeds);
     cfg["derived_seeds"] = {{"search", search}, {"test", test}};
     json fps = json::object(), described = json::object();
-    for (const auto& t : config.tasks) {
+    for (const auto& [t, unused] : tasks) {  // search and (when comparing) held-out tasks
       fps[t] = evaluator.fingerprint(t);
       described[t] = eval::fingerprint_description(tasks.at(t), study_budget(config));
     }

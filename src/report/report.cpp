@@ -867,7 +867,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
   if (c.contains("transfer") && c["transfer"].is_object()) {
     out +=
         "<h3 id=\"transfer\">Transfer: tasks the search never saw</h3><p>Every method with the hyperparameters chosen on the search tasks (none "
-        "re-tuned on these tasks), on their test splits with the same fresh seeds. Image tasks: fitness = accuracy; text: fitness = "
+        "re-tuned on these tasks), on their test splits with the same fresh seeds. Classification: fitness = accuracy; next-token tasks: fitness = "
         "exp(−loss) = 1/perplexity.</p>";
     std::vector<std::string> held_out;
     for (const auto& t : c["transfer"].value("tasks", json::array())) held_out.push_back(t.get<std::string>());

@@ -26,11 +26,13 @@ const char* model_preset_name(ModelPreset p) {
       return "mlp";
     case ModelPreset::Lstm:
       return "lstm";
+    case ModelPreset::TorchScript:
+      return "torchscript";
   }
   return "?";
 }
 
-bool is_image_model(ModelPreset p) { return p != ModelPreset::Lstm; }
+bool is_image_model(ModelPreset p) { return p == ModelPreset::Tiny || p == ModelPreset::Paper || p == ModelPreset::Mlp; }
 
 SeededDropoutImpl::SeededDropoutImpl(double p, std::uint64_t seed) : p_(p), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
 
@@ -177,6 +179,7 @@ class ModuleModel : public Model {
 }  // namespace
 
 std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& in, std::uint64_t seed, at::MemoryFormat format) {
+  if (preset == ModelPreset::TorchScript) throw Error("build_model: a TorchScript model comes from its task (Task::instantiate_model)");
   if (preset == ModelPreset::Lstm) {
     if (in.channels != 0) throw Error("the lstm model reads byte sequences (a text dataset), not images");
     return std::make_unique<ModuleModel<CharLstm>>(CharLstm(in.classes, seed));
@@ -186,6 +189,7 @@ std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& in, std
 }
 
 double forward_flops(ModelPreset preset, const InputShape& in) {
+  if (preset == ModelPreset::TorchScript) return 0;  // unknown
   if (preset == ModelPreset::Lstm)
     return 2.0 * 4.0 * kLstmHidden * (kLstmEmbedding + kLstmHidden) + 2.0 * kLstmHidden * static_cast<double>(in.classes);
   if (preset == ModelPreset::Mlp)

@@ -12,7 +12,12 @@ nlohmann::json to_json(const TaskOptions& o) {
           {"split_seed", o.split.split_seed},
           {"train_subset", o.split.train_subset},
           {"batch_size", o.batch_size},
-          {"augment", o.augment}};
+          {"augment", o.augment},
+          {"user_tasks", [&] {
+             nlohmann::json a = nlohmann::json::array();
+             for (const auto& u : o.user_tasks) a.push_back(u.to_json());
+             return a;
+           }()}};
 }
 
 TaskOptions task_options_from_json(const nlohmann::json& j) {
@@ -24,6 +29,7 @@ TaskOptions task_options_from_json(const nlohmann::json& j) {
   o.split.train_subset = j.at("train_subset").get<std::int64_t>();
   o.batch_size = j.at("batch_size").get<std::int64_t>();
   o.augment = j.at("augment").get<int>();
+  for (const auto& u : j.value("user_tasks", nlohmann::json::array())) o.user_tasks.push_back(UserTaskSpec::from_json(u));
   return o;
 }
 
@@ -66,9 +72,18 @@ std::int64_t Task::examples(data::Split split) const {
   return kind == TaskKind::NextToken ? (n - 1) / seq_len : n;
 }
 
+std::unique_ptr<Model> Task::instantiate_model(std::uint64_t seed, at::MemoryFormat format) const {
+  if (model == ModelPreset::TorchScript) {
+    if (!script) throw Error("task '" + name + "' has no TorchScript model loaded");
+    return script->instantiate(seed);
+  }
+  return build_model(model, input(), seed, format);
+}
+
 nlohmann::json Task::description() const {
   nlohmann::json d = {{"task", name}, {"model", model_preset_name(model)}, {"batch_size", batch_size}, {"augment", augment}};
   if (kind == TaskKind::NextToken) d["seq_len"] = seq_len;
+  if (!user.is_null()) d["user_task"] = user;
   if (!data) {
     d["data"] = nullptr;
     return d;
@@ -108,7 +123,107 @@ Task make_task(const std::string& name, std::shared_ptr<const data::Splits> spli
   return t;
 }
 
+namespace {
+// The TorchScript interpreter's message ends with the error itself ("RuntimeError: mat1 and
+// mat2 shapes cannot be multiplied ..."); its first line only says that something failed.
+std::string last_line(const std::string& msg) {
+  std::string line, last;
+  for (char c : msg + "\n") {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    if (line.find_first_not_of(" \t") != std::string::npos) last = line.substr(line.find_first_not_of(" \t"));
+    line.clear();
+  }
+  return last;
+}
+
+std::string shape_text(c10::IntArrayRef sizes) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + ")";
+}
+
+// Runs the user's model on one training batch and checks what it returns, so a model that
+// does not fit the data is refused before any training.
+void check_user_model(const Task& t, const UserTaskSpec& spec) {
+  const std::string where = "task '" + t.name + "': model " + spec.model.filename().string();
+  auto model = t.instantiate_model(0);
+  model->train(false);
+  torch::NoGradGuard no_grad;
+  const std::int64_t b = std::min<std::int64_t>(t.batch_size, t.kind == TaskKind::NextToken ? 4 : t.data->train.size());
+  torch::Tensor x;
+  std::vector<std::int64_t> want;
+  std::string what;
+  std::int64_t classes = 0;
+  if (t.kind == TaskKind::NextToken) {
+    const auto& tok = t.data->train.tokens;
+    x = tok.narrow(0, 0, b * t.seq_len).to(torch::kInt64).view({b, t.seq_len});
+    classes = std::max(tok.max().item<std::int64_t>(), t.data->test.tokens.max().item<std::int64_t>()) + 1;
+    want = {b, t.seq_len};
+    what = "a batch of token sequences " + shape_text(x.sizes());
+  } else {
+    x = t.data->normalise(t.data->train.images.narrow(0, 0, b));
+    classes = static_cast<std::int64_t>(t.data->classes.size());
+    want = {b};
+    what = "a batch of images " + shape_text(x.sizes());
+  }
+  torch::Tensor y;
+  try {
+    y = model->forward(x);
+  } catch (const c10::Error& e) {
+    throw Error(where + " cannot take " + what + ": " + last_line(e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // the TorchScript interpreter's errors
+    throw Error(where + " cannot take " + what + ": " + last_line(e.what()));
+  }
+  want.push_back(classes);
+  const bool ok = t.kind == TaskKind::NextToken ? y.dim() == 3 && y.size(0) == want[0] && y.size(1) == want[1] && y.size(2) >= classes
+                                                : y.dim() == 2 && y.size(0) == want[0] && y.size(1) == classes;
+  if (!ok || !at::isFloatingType(y.scalar_type()))
+    throw Error(
+        where + " returns " + shape_text(y.sizes()) + " for " + what + "; expected logits " + shape_text(want) +
+        (t.kind == TaskKind::NextToken ? " (at least " + std::to_string(classes) + " token values)" : " (" + std::to_string(classes) + " classes)"));
+}
+
+Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
+  spec.validate();
+  auto script = std::make_shared<const ScriptModelSource>(spec.model);  // a bad model file fails before the data is read
+  data::DatasetPair pair = load_user_data(spec);
+  data::SplitOptions so = options.split;
+  if (spec.val_size > 0) so.val_size = spec.val_size;
+  auto splits = std::make_shared<data::Splits>(data::make_splits(pair, so));
+  if (!spec.mean.empty()) {
+    if (spec.kind == "next_token") throw Error("[[task]] '" + spec.name + "': mean/std apply to images, not token streams");
+    if (static_cast<std::int64_t>(spec.mean.size()) != splits->train.images.size(1))
+      throw Error("[[task]] '" + spec.name + "': mean/std need " + std::to_string(splits->train.images.size(1)) + " value(s), one per channel");
+    splits->set_statistics(spec.mean, spec.stddev);
+  }
+  Task t;
+  t.name = spec.name;
+  t.dataset = spec.name;
+  t.data = splits;
+  t.kind = spec.kind == "next_token" ? TaskKind::NextToken : TaskKind::Classification;
+  t.model = ModelPreset::TorchScript;
+  t.batch_size = spec.batch_size > 0 ? spec.batch_size : options.batch_size > 0 ? options.batch_size : 64;
+  t.seq_len = t.kind == TaskKind::NextToken ? spec.seq_len : 0;
+  t.augment = false;
+  t.script = std::move(script);
+  nlohmann::json u = spec.to_json();
+  u.erase("model");  // the path is where it lies; the digest is what it is
+  u.erase("data");
+  u["model_sha256"] = model_file_digest(spec.model);
+  t.user = u;
+  if (t.kind == TaskKind::NextToken && splits->train.size() < t.seq_len + 1)
+    throw Error("[[task]] '" + spec.name + "': the training stream is shorter than seq_len + 1");
+  check_user_model(t, spec);
+  return t;
+}
+}  // namespace
+
 Task load_task(const std::string& name, const TaskOptions& options) {
+  for (const auto& u : options.user_tasks)
+    if (u.name == name) return load_user_task(u, options);
   const TaskName parsed = parse_task_name(name);
   auto pair = data::load_dataset(parsed.dataset, options.data_dir);
   auto splits = std::make_shared<data::Splits>(data::make_splits(pair, options.split));

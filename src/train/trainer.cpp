@@ -261,7 +261,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
 
   // Common random numbers: everything random below is a function of (task, seed).
   // The model is initialised on the CPU (one generator) and then moved.
-  auto model = task::build_model(task.model, task.input(), derive_seed(seed, "init/" + task.name), budget.memory_format);
+  auto model = task.instantiate_model(derive_seed(seed, "init/" + task.name), budget.memory_format);
   if (!device.is_cpu()) model->to(device);
   const data::Splits& data = splits_on(task, device);
   const bool text = task.kind == task::TaskKind::NextToken;

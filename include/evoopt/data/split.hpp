@@ -48,8 +48,8 @@ struct Splits {
 
 // Images: validation is `val_size` images drawn by the split seed from the official
 // training set, training the rest (or its first `train_subset`). Text: the order of the
-// bytes is the data, so validation is the training part's last kTextHeldOutBytes
-// (dataset.hpp) and training the bytes before them; val_size, the split seed and
+// tokens is the data, so validation is the training stream's last kTextHeldOutBytes
+// (dataset.hpp; a tenth of it when that is less) and training the tokens before them; val_size, the split seed and
 // train_subset (a count of images) do not apply: a text trains on its whole training part.
 Splits make_splits(const DatasetPair& pair, const SplitOptions& options);
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evoopt/ga/genetic_algorithm.hpp"
+#include "evoopt/task/user_task.hpp"
 
 namespace evoopt::experiment {
 
@@ -42,6 +43,8 @@ struct ExperimentConfig {
   // Held-out tasks: selection never sees them; the comparison tests every method on them
   // with the hyperparameters chosen on `tasks` (transfer). Empty: no transfer block.
   std::vector<std::string> transfer_tasks = {"fashion_mnist:mlp", "jargon"};
+  // The user's own tasks ([[task]] tables; paths absolute), named in tasks/transfer_tasks.
+  std::vector<task::UserTaskSpec> user_tasks;
   std::string model = "tiny";
   std::int64_t steps = 100;  // training steps per evaluation
   std::int64_t batch_size = 64;
@@ -71,7 +74,7 @@ struct ExperimentConfig {
   static ExperimentConfig from_json(const nlohmann::json& j);
   // A hash of every field that changes what the study computes (all of to_json()
   // except `workers`, which changes only the speed; `device` only when not "cpu" and
-  // `transfer_tasks` only when not empty, so runs started before the fields existed still
+  // `transfer_tasks` and `user_tasks` only when not empty, so runs started before the fields existed still
   // resume). Recorded in config.json at the
   // start; `evoopt resume` refuses a config.json that no longer matches it.
   std::string fingerprint() const;

@@ -12,15 +12,16 @@
 namespace evoopt::task {
 
 enum class ModelPreset {
-  Tiny,   // CPU default: two small conv-relu-pool blocks and a linear classifier
-  Paper,  // the architectures of the best-known public implementation of this idea
-  Mlp,    // images: flatten, 256 and 128 ReLU units, linear classifier (a held-out architecture)
-  Lstm,   // text: byte embedding (64), one LSTM layer (128), linear next-byte classifier
+  Tiny,         // CPU default: two small conv-relu-pool blocks and a linear classifier
+  Paper,        // the architectures of the best-known public implementation of this idea
+  Mlp,          // images: flatten, 256 and 128 ReLU units, linear classifier (a held-out architecture)
+  Lstm,         // text: byte embedding (64), one LSTM layer (128), linear next-byte classifier
+  TorchScript,  // a user task's own model file (user_task.hpp); never named in a task name
 };
 // "tiny" | "paper" | "mlp" | "lstm"; throws evoopt::Error naming the allowed ones.
 ModelPreset model_preset_from_name(const std::string& name);
 const char* model_preset_name(ModelPreset p);
-bool is_image_model(ModelPreset p);  // tiny, paper, mlp (lstm reads byte sequences)
+bool is_image_model(ModelPreset p);  // tiny, paper, mlp (lstm reads byte sequences; TorchScript: either)
 
 // Images: channels × height × width → classes. Text: channels = height = width = 0,
 // classes = the vocabulary (256 bytes).

@@ -14,6 +14,7 @@
 
 #include "evoopt/data/split.hpp"
 #include "evoopt/task/models.hpp"
+#include "evoopt/task/user_task.hpp"
 
 namespace evoopt::task {
 
@@ -23,6 +24,7 @@ struct TaskOptions {
   data::SplitOptions split;               // validation size, split seed, training subset
   std::int64_t batch_size = 0;            // 0: the task's default
   int augment = -1;                       // -1: the task's default (on for CIFAR-10), 0 off, 1 on
+  std::vector<UserTaskSpec> user_tasks;   // [[task]] tables: load_task finds them by name
 };
 
 enum class TaskKind { Classification, NextToken };
@@ -41,7 +43,11 @@ struct Task {
   std::int64_t seq_len = 0;  // next-token tasks
   bool augment = false;
   std::shared_ptr<const data::Splits> data;
+  std::shared_ptr<const ScriptModelSource> script;  // a user task's TorchScript model (model = TorchScript)
+  nlohmann::json user;                              // a user task's spec and model digest (in description())
   InputShape input() const;
+  // A fresh model for one run, initialised from `seed` (build_model, or the user's TorchScript).
+  std::unique_ptr<Model> instantiate_model(std::uint64_t seed, at::MemoryFormat format = at::MemoryFormat::ChannelsLast) const;
   // What one evaluation of `split` scores: images, or windows of seq_len bytes.
   std::int64_t examples(data::Split split) const;
   const std::string& label() const { return data->label; }  // provenance label
@@ -65,7 +71,8 @@ struct TaskName {
   std::optional<ModelPreset> model;
 };
 TaskName parse_task_name(const std::string& name);
-// Loads the dataset (must have been fetched) and builds the splits.
+// Loads the dataset (must have been fetched, or a [[task]] of options.user_tasks) and
+// builds the splits; a user task's model is run on one training batch first.
 Task load_task(const std::string& name, const TaskOptions& options);
 // Builds a task over already-made splits (tests, user tasks).
 Task make_task(const std::string& name, std::shared_ptr<const data::Splits> splits, const TaskOptions& options);

@@ -1,0 +1,260 @@
+#include "evoopt/task/user_task.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/data/checksum.hpp"
+#include "evoopt/data/cifar.hpp"
+#include "evoopt/data/idx.hpp"
+#include "evoopt/data/image_folder.hpp"
+
+namespace evoopt::task {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+const std::vector<std::string> kFormats = {"tensors", "image_folder", "idx", "cifar"};
+const std::vector<std::string> kIdxFiles = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+Bytes read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error(p.string() + ": cannot be read");
+  return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string file_digest(const fs::path& p) { return data::sha256_hex(read_bytes(p)); }
+
+// IDX files by their MNIST names, raw or gzip.
+fs::path idx_file(const fs::path& dir, const std::string& name) {
+  for (const fs::path& p : {dir / name, dir / (name + ".gz")})
+    if (fs::is_regular_file(p)) return p;
+  throw Error(dir.string() + ": no " + name + " (or " + name + ".gz) for an idx dataset");
+}
+
+// Integer tensor → int64; throws naming the key when it is not one.
+torch::Tensor integer_tensor(const torch::Tensor& t, const std::string& what) {
+  if (!t.defined() || at::isFloatingType(t.scalar_type()) || t.scalar_type() == torch::kBool) throw Error(what + " must be an integer tensor");
+  return t.to(torch::kInt64).contiguous();
+}
+}  // namespace
+
+void UserTaskSpec::validate() const {
+  const std::string where = "[[task]] '" + name + "': ";
+  if (name.empty()) throw Error("[[task]]: name is missing");
+  if (name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+    throw Error("[[task]] name '" + name + "' may hold only a-z, 0-9, _ and -");
+  if (model.empty()) throw Error(where + "model (a TorchScript file) is missing");
+  if (data.empty()) throw Error(where + "data is missing");
+  if (std::find(kFormats.begin(), kFormats.end(), format) == kFormats.end())
+    throw Error(where + "unknown format '" + format + "' (allowed: " + joined(kFormats) + ")");
+  if (kind != "classification" && kind != "next_token") throw Error(where + "unknown kind '" + kind + "' (allowed: classification, next_token)");
+  if (kind == "next_token" && format != "tensors")
+    throw Error(where + "next_token data must be in the tensors format (train and test token streams)");
+  if (batch_size < 0) throw Error(where + "batch_size must be >= 0 (0: the study's)");
+  if (val_size < 0) throw Error(where + "val_size must be >= 0 (0: the study's)");
+  if (seq_len < 1) throw Error(where + "seq_len must be >= 1");
+  if (!input.empty() && (input.size() != 3 || *std::min_element(input.begin(), input.end()) < 1))
+    throw Error(where + "input must be [channels, height, width], each >= 1");
+  if (format == "image_folder" && input.empty()) throw Error(where + "an image_folder needs input = [channels, height, width]");
+  if (mean.size() != stddev.size()) throw Error(where + "mean and std need one value per channel each");
+  for (double s : stddev)
+    if (!(s > 0)) throw Error(where + "std values must be > 0");
+  if (!fs::is_regular_file(model)) throw Error(where + "model file " + model.string() + " does not exist");
+  if (format == "tensors" ? !fs::is_regular_file(data) : !fs::is_directory(data))
+    throw Error(where + "data " + data.string() + " is not " + (format == "tensors" ? "a file" : "a directory"));
+}
+
+void UserTaskSpec::resolve_paths(const fs::path& base) {
+  if (!model.empty() && model.is_relative()) model = fs::absolute(base / model).lexically_normal();
+  if (!data.empty() && data.is_relative()) data = fs::absolute(base / data).lexically_normal();
+}
+
+json UserTaskSpec::to_json() const {
+  return {{"name", name},         {"model", model.string()}, {"data", data.string()}, {"format", format}, {"kind", kind}, {"batch_size", batch_size},
+          {"val_size", val_size}, {"seq_len", seq_len},      {"input", input},        {"mean", mean},     {"std", stddev}};
+}
+
+UserTaskSpec UserTaskSpec::from_json(const json& j) {
+  UserTaskSpec s;
+  s.name = j.at("name").get<std::string>();
+  s.model = j.at("model").get<std::string>();
+  s.data = j.at("data").get<std::string>();
+  s.format = j.at("format").get<std::string>();
+  s.kind = j.at("kind").get<std::string>();
+  s.batch_size = j.at("batch_size").get<std::int64_t>();
+  s.val_size = j.at("val_size").get<std::int64_t>();
+  s.seq_len = j.at("seq_len").get<std::int64_t>();
+  s.input = j.at("input").get<std::vector<std::int64_t>>();
+  s.mean = j.at("mean").get<std::vector<double>>();
+  s.stddev = j.at("std").get<std::vector<double>>();
+  return s;
+}
+
+std::string model_file_digest(const fs::path& model) { return file_digest(model); }
+
+data::DatasetPair load_user_data(const UserTaskSpec& spec) {
+  spec.validate();
+  const std::string where = "[[task]] '" + spec.name + "': ";
+  data::DatasetPair pair;
+  pair.name = spec.name;
+  pair.label = spec.name + " (user data: " + spec.data.filename().string() + ")";
+  std::string digests;
+  try {
+    if (spec.format == "tensors") {
+      const Bytes bytes = read_bytes(spec.data);
+      digests = data::sha256_hex(bytes);
+      std::vector<char> chars(bytes.begin(), bytes.end());
+      const c10::IValue v = torch::pickle_load(chars);
+      if (!v.isGenericDict()) throw Error(where + spec.data.string() + " is not a dict of tensors (torch.save({...}, path))");
+      std::map<std::string, torch::Tensor> t;
+      for (const auto& kv : v.toGenericDict())
+        if (kv.key().isString() && kv.value().isTensor()) t[kv.key().toStringRef()] = kv.value().toTensor();
+      auto need = [&](const std::string& key) {
+        if (!t.count(key)) throw Error(where + spec.data.string() + " has no tensor '" + key + "'");
+        return t.at(key);
+      };
+      if (spec.kind == "next_token") {
+        for (const char* k : {"train", "test"}) {
+          const auto s = integer_tensor(need(k), where + "'" + k + "'");
+          if (s.dim() != 1) throw Error(where + "'" + k + "' must be a 1-D token stream");
+          if (s.numel() > 0 && s.min().item<std::int64_t>() < 0) throw Error(where + "'" + k + "' holds negative tokens");
+          (std::string(k) == "train" ? pair.train : pair.test).tokens = s;
+        }
+      } else {
+        for (const char* part : {"train", "test"}) {
+          auto x = need(std::string(part) + "_x");
+          auto y = integer_tensor(need(std::string(part) + "_y"), where + "'" + part + "_y'");
+          if (x.scalar_type() != torch::kUInt8) throw Error(where + "'" + part + "_x' must be uint8 images (0-255)");
+          if (x.dim() == 3) x = x.unsqueeze(1);
+          if (x.dim() != 4) throw Error(where + "'" + part + "_x' must be N×C×H×W or N×H×W");
+          if (y.dim() != 1 || y.size(0) != x.size(0))
+            throw Error(where + "'" + part + "_y' must hold one label per image (" + std::to_string(x.size(0)) + ")");
+          if (y.numel() > 0 && y.min().item<std::int64_t>() < 0) throw Error(where + "'" + part + "_y' holds negative labels");
+          data::Dataset& d = std::string(part) == "train" ? pair.train : pair.test;
+          d.images = x.contiguous();
+          d.labels = y;
+        }
+      }
+    } else if (spec.format == "image_folder") {
+      data::ImageFolderOptions o;
+      o.channels = static_cast<int>(spec.input[0]);
+      o.height = static_cast<int>(spec.input[1]);
+      o.width = static_cast<int>(spec.input[2]);
+      auto r = data::import_image_folder(spec.data, o);
+      pair.classes = r.classes;
+      pair.train = r.train;
+      pair.test = r.test;
+      std::vector<fs::path> files;
+      for (const auto& e : fs::recursive_directory_iterator(spec.data))
+        if (e.is_regular_file()) files.push_back(e.path());
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) digests += fs::relative(f, spec.data).string() + ":" + file_digest(f) + ";";
+    } else if (spec.format == "idx") {
+      std::vector<Bytes> parts;
+      for (const auto& n : kIdxFiles) {
+        parts.push_back(read_file_maybe_gz(idx_file(spec.data, n)));
+        digests += n + ":" + data::sha256_hex(parts.back()) + ";";
+      }
+      for (int p = 0; p < 2; ++p) {
+        data::Dataset& d = p == 0 ? pair.train : pair.test;
+        d.images = data::parse_idx_images(parts[2 * p], kIdxFiles[2 * p]);
+        d.labels = data::parse_idx_labels(parts[2 * p + 1], kIdxFiles[2 * p + 1], 256);
+        if (d.images.size(0) != d.labels.size(0)) throw Error(where + kIdxFiles[2 * p] + " and " + kIdxFiles[2 * p + 1] + " disagree in count");
+      }
+    } else {
+      std::vector<fs::path> train;
+      for (const auto& e : fs::directory_iterator(spec.data)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("data_batch_", 0) == 0) train.push_back(e.path());
+      }
+      std::sort(train.begin(), train.end());
+      if (train.empty()) throw Error(where + spec.data.string() + " has no data_batch_*.bin");
+      const fs::path test = spec.data / "test_batch.bin";
+      if (!fs::is_regular_file(test)) throw Error(where + spec.data.string() + " has no test_batch.bin");
+      pair.train = data::read_cifar_files(train);
+      pair.test = data::read_cifar_files({test});
+      train.push_back(test);
+      for (const auto& f : train) digests += f.filename().string() + ":" + file_digest(f) + ";";
+    }
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    throw Error(where + spec.data.string() + ": cannot be read as " + spec.format + " (" + msg.substr(0, msg.find('\n')) + ")");
+  }
+  if (pair.train.size() == 0) throw Error(where + "the training part is empty");
+  if (pair.test.size() == 0) throw Error(where + "the test part is empty");
+  if (spec.kind == "classification") {
+    if (pair.classes.empty()) {
+      const auto k = std::max(pair.train.labels.max().item<std::int64_t>(), pair.test.labels.max().item<std::int64_t>()) + 1;
+      for (std::int64_t i = 0; i < k; ++i) pair.classes.push_back(std::to_string(i));
+    }
+    if (pair.train.images.sizes().slice(1) != pair.test.images.sizes().slice(1)) throw Error(where + "training and test images differ in shape");
+    if (!spec.input.empty() && pair.train.images.sizes().slice(1) != c10::IntArrayRef(spec.input))
+      throw Error(where + "the images are " + std::to_string(pair.train.images.size(1)) + "×" + std::to_string(pair.train.images.size(2)) + "×" +
+                  std::to_string(pair.train.images.size(3)) + ", not the input given");
+  }
+  pair.digest = data::sha256_hex(digests.data(), digests.size());
+  return pair;
+}
+
+namespace {
+class ScriptModel : public Model {
+ public:
+  explicit ScriptModel(torch::jit::Module m) : m_(std::move(m)) {}
+  torch::Tensor forward(const torch::Tensor& x) override { return m_.forward({x}).toTensor(); }
+  std::vector<torch::Tensor> parameters() override {
+    std::vector<torch::Tensor> out;
+    for (const auto& p : m_.parameters()) out.push_back(p);
+    return out;
+  }
+  void train(bool on) override { m_.train(on); }
+  void to(const torch::Device& device) override { m_.to(device); }
+
+ private:
+  torch::jit::Module m_;
+};
+}  // namespace
+
+ScriptModelSource::ScriptModelSource(const fs::path& file) {
+  try {
+    module_ = std::make_shared<torch::jit::Module>(torch::jit::load(file.string()));
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    throw Error(file.string() + ": not a TorchScript model (" + msg.substr(0, msg.find('\n')) +
+                "; save one with torch.jit.script(model).save(path))");
+  }
+}
+
+std::unique_ptr<Model> ScriptModelSource::instantiate(std::uint64_t seed) const {
+  torch::NoGradGuard no_grad;  // the copy's parameters are leaves, not outputs of a clone
+  torch::jit::Module m = module_->clone();
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& sub : m.named_modules()) {
+    torch::Tensor weight, bias;
+    for (const auto& p : sub.value.named_parameters(/*recurse=*/false)) {
+      if (p.name == "weight") weight = p.value;
+      if (p.name == "bias") bias = p.value;
+    }
+    if (!weight.defined() || weight.dim() < 2) continue;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(weight.numel() / weight.size(0)));
+    weight.uniform_(-bound, bound, gen);
+    if (bias.defined()) bias.uniform_(-bound, bound, gen);
+  }
+  for (auto p : m.parameters()) p.detach_().set_requires_grad(true);
+  m.train(true);
+  return std::make_unique<ScriptModel>(std::move(m));
+}
+
+}  // namespace evoopt::task
