@@ -150,6 +150,7 @@ task::TaskOptions task_options(const TrainArgs& a) {
     c.load_toml(a.config_file);
     for (const auto& u : c.user_tasks) u.validate();
     o.user_tasks = c.user_tasks;
+    o.study_steps = a.steps;  // --steps is the horizon a task's own steps stand for; 0: the task's own
   }
   o.data_dir = a.data_dir;
   o.model = task::model_preset_from_name(a.model);
@@ -172,7 +173,7 @@ int cmd_train(const TrainArgs& a) {
   b.threads = a.threads;
   b.eval_split = a.split == "test" ? data::Split::Test : data::Split::Val;
   b.device = train::resolve_device(a.device);
-  const std::int64_t steps = a.steps > 0 ? a.steps : t.default_steps;
+  const std::int64_t steps = a.steps > 0 ? std::max<std::int64_t>(1, std::llround(static_cast<double>(a.steps) * t.step_scale)) : t.default_steps;
   b.log_every = std::max<std::int64_t>(1, steps / 10);
   std::cout << fmt::format("task {} [{}], model {}, {} steps, batch {}, seed {}, device {}", t.name, t.label(), task::model_preset_name(t.model),
                            steps, t.batch_size, a.seed, b.device)

@@ -147,6 +147,8 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
             u.kind = get<std::string>(tv, full, file);
           else if (k2 == "batch_size")
             u.batch_size = get<std::int64_t>(tv, full, file);
+          else if (k2 == "steps")
+            u.steps = get<std::int64_t>(tv, full, file);
           else if (k2 == "val_size")
             u.val_size = get<std::int64_t>(tv, full, file);
           else if (k2 == "seq_len")

@@ -45,6 +45,7 @@ LoadedTasks load_tasks(const ExperimentConfig& config) {
   to.batch_size = config.batch_size;
   to.augment = config.augment;
   to.user_tasks = config.user_tasks;
+  to.study_steps = config.steps;
   // Held-out tasks only run in the comparison: without one they are not loaded.
   for (const auto& t : config.compare.enabled ? config.all_tasks() : config.tasks) {
     out.tasks.emplace(t, task::load_task(t, to));

@@ -13,6 +13,7 @@ nlohmann::json to_json(const TaskOptions& o) {
           {"train_subset", o.split.train_subset},
           {"batch_size", o.batch_size},
           {"augment", o.augment},
+          {"study_steps", o.study_steps},
           {"user_tasks", [&] {
              nlohmann::json a = nlohmann::json::array();
              for (const auto& u : o.user_tasks) a.push_back(u.to_json());
@@ -30,6 +31,7 @@ TaskOptions task_options_from_json(const nlohmann::json& j) {
   o.batch_size = j.at("batch_size").get<std::int64_t>();
   o.augment = j.at("augment").get<int>();
   for (const auto& u : j.value("user_tasks", nlohmann::json::array())) o.user_tasks.push_back(UserTaskSpec::from_json(u));
+  o.study_steps = j.value("study_steps", std::int64_t{0});
   return o;
 }
 
@@ -84,6 +86,7 @@ nlohmann::json Task::description() const {
   nlohmann::json d = {{"task", name}, {"model", model_preset_name(model)}, {"batch_size", batch_size}, {"augment", augment}};
   if (kind == TaskKind::NextToken) d["seq_len"] = seq_len;
   if (!user.is_null()) d["user_task"] = user;
+  if (step_scale != 1.0) d["step_scale"] = step_scale;
   if (!data) {
     d["data"] = nullptr;
     return d;
@@ -207,6 +210,10 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
   t.model = ModelPreset::TorchScript;
   t.batch_size = spec.batch_size > 0 ? spec.batch_size : options.batch_size > 0 ? options.batch_size : 64;
   t.seq_len = t.kind == TaskKind::NextToken ? spec.seq_len : 0;
+  if (spec.steps > 0) {
+    t.default_steps = spec.steps;
+    if (options.study_steps > 0) t.step_scale = static_cast<double>(spec.steps) / static_cast<double>(options.study_steps);
+  }
   t.augment = false;
   t.script = std::move(script);
   nlohmann::json u = spec.to_json();

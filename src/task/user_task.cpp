@@ -64,6 +64,7 @@ void UserTaskSpec::validate() const {
   if (kind == "next_token" && format != "tensors")
     throw Error(where + "next_token data must be in the tensors format (train and test token streams)");
   if (batch_size < 0) throw Error(where + "batch_size must be >= 0 (0: the study's)");
+  if (steps < 0) throw Error(where + "steps must be >= 0 (0: the study's)");
   if (val_size < 0) throw Error(where + "val_size must be >= 0 (0: the study's)");
   if (seq_len < 1) throw Error(where + "seq_len must be >= 1");
   if (!input.empty() && (input.size() != 3 || *std::min_element(input.begin(), input.end()) < 1))
@@ -83,8 +84,8 @@ void UserTaskSpec::resolve_paths(const fs::path& base) {
 }
 
 json UserTaskSpec::to_json() const {
-  return {{"name", name},         {"model", model.string()}, {"data", data.string()}, {"format", format}, {"kind", kind}, {"batch_size", batch_size},
-          {"val_size", val_size}, {"seq_len", seq_len},      {"input", input},        {"mean", mean},     {"std", stddev}};
+  return {{"name", name},   {"model", model.string()}, {"data", data.string()}, {"format", format}, {"kind", kind}, {"batch_size", batch_size},
+          {"steps", steps}, {"val_size", val_size},    {"seq_len", seq_len},    {"input", input},   {"mean", mean}, {"std", stddev}};
 }
 
 UserTaskSpec UserTaskSpec::from_json(const json& j) {
@@ -95,6 +96,7 @@ UserTaskSpec UserTaskSpec::from_json(const json& j) {
   s.format = j.at("format").get<std::string>();
   s.kind = j.at("kind").get<std::string>();
   s.batch_size = j.at("batch_size").get<std::int64_t>();
+  s.steps = j.value("steps", std::int64_t{0});
   s.val_size = j.at("val_size").get<std::int64_t>();
   s.seq_len = j.at("seq_len").get<std::int64_t>();
   s.input = j.at("input").get<std::vector<std::int64_t>>();

@@ -249,7 +249,9 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   set_blas_threads(budget.threads);
   if (device.is_cuda()) at::globalContext().setDeterministicCuDNN(true);  // same seed, same result on one GPU
   genome.validate(genome::Bounds::kHardMaxTerms);
-  const std::int64_t steps = budget.steps > 0 ? budget.steps : task.default_steps;
+  // A user task's own step count scales every horizon the study asks for (step_scale).
+  const std::int64_t steps =
+      budget.steps > 0 ? std::max<std::int64_t>(1, std::llround(static_cast<double>(budget.steps) * task.step_scale)) : task.default_steps;
   const std::int64_t sync_every = budget.sync_every > 0 ? budget.sync_every : device.is_cpu() ? 1 : budget.log_every;
 
   RunResult r;

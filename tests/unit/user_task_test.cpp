@@ -138,10 +138,23 @@ TEST(UserTask, SameSeedSameRunAndTheFingerprintHoldsTheModelAndData) {
   // Another seed draws other initial weights (the first loss differs).
   const auto r3 = train::train_and_evaluate(g, t, 4, b);
   EXPECT_NE(r1.loss_curve.front().loss, r3.loss_curve.front().loss);
+  // A task's own steps stand for the study's: with steps = 40 where the study trains 20, a
+  // request for 10 steps (a racing rung) trains 20, and one for 40 (the 2x block) trains 80.
+  task::TaskOptions scaled = o;
+  scaled.study_steps = 20;
+  scaled.user_tasks[0].steps = 40;
+  const task::Task s = task::load_task("blobs", scaled);
+  EXPECT_EQ(s.step_scale, 2.0);
+  EXPECT_EQ(s.description().at("step_scale"), 2.0);
+  b.steps = 10;
+  EXPECT_EQ(train::train_and_evaluate(g, s, 3, b).steps_done, 20);
+  b.steps = 40;
+  EXPECT_EQ(train::train_and_evaluate(g, s, 3, b).steps_planned, 80);
   // The spec travels to worker processes through TaskOptions' one field list.
   const auto back = task::task_options_from_json(task::to_json(o));
   ASSERT_EQ(back.user_tasks.size(), o.user_tasks.size());
   EXPECT_EQ(back.user_tasks[0].to_json(), o.user_tasks[0].to_json());
+  EXPECT_EQ(task::task_options_from_json(task::to_json(scaled)).study_steps, 20);
 }
 
 TEST(UserTask, EvolveWithWorkersHoldsItOutAndResumeRefusesAChangedModel) {

@@ -25,6 +25,7 @@ struct TaskOptions {
   std::int64_t batch_size = 0;            // 0: the task's default
   int augment = -1;                       // -1: the task's default (on for CIFAR-10), 0 off, 1 on
   std::vector<UserTaskSpec> user_tasks;   // [[task]] tables: load_task finds them by name
+  std::int64_t study_steps = 0;           // the steps a user task's own `steps` stand for (0: its own count is kept as is)
 };
 
 enum class TaskKind { Classification, NextToken };
@@ -41,6 +42,7 @@ struct Task {
   std::int64_t batch_size = 64;  // images, or sequences of seq_len bytes
   std::int64_t default_steps = 300;
   std::int64_t seq_len = 0;  // next-token tasks
+  double step_scale = 1.0;   // a run trains round(requested steps × this): a user task's own steps
   bool augment = false;
   std::shared_ptr<const data::Splits> data;
   std::shared_ptr<const ScriptModelSource> script;  // a user task's TorchScript model (model = TorchScript)

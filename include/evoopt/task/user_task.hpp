@@ -12,6 +12,8 @@
 //   format = "tensors"            # tensors | image_folder | idx | cifar
 //   kind = "classification"       # or "next_token"
 //   batch_size = 64               # 0 or absent: the study's
+//   steps = 300                   # training steps where the study trains `steps` (0: the study's);
+//                                 # other horizons (the 2x block, racing rungs) scale alike
 //   val_size = 1000               # classification: validation images carved from train (0: the study's)
 //   input = [1, 28, 28]           # image_folder: the images' channels, height, width (required)
 //   mean = [0.5]                  # per channel, in [0, 1] pixel units; absent: from the training split
@@ -56,6 +58,7 @@ struct UserTaskSpec {
   std::string format;                   // tensors | image_folder | idx | cifar
   std::string kind = "classification";  // classification | next_token
   std::int64_t batch_size = 0;
+  std::int64_t steps = 0;
   std::int64_t val_size = 0;
   std::int64_t seq_len = 64;
   std::vector<std::int64_t> input;  // channels, height, width
