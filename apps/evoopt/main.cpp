@@ -459,6 +459,19 @@ void print_comparison(const experiment::Comparison& c) {
       std::vector<const experiment::MethodResult*> ms;
       for (const auto& m : h.methods) ms.push_back(&m);
       print_rows(ms, h.methods.front(), c.transfer_tasks);
+      for (const auto& t : c.transfer_tasks) {
+        if (!c.next_token_tasks.count(t)) continue;
+        std::string line = "  perplexity on " + c.labels.at(t) + " (1/fitness, mean over seeds):";
+        for (const auto& m : h.methods) {
+          double sum = 0;
+          int n = 0;
+          for (double f : m.test.at(t))
+            if (f > 0) sum += 1.0 / f, ++n;
+          line += fmt::format(" {} {}", m.name, n > 0 ? fmt::format("{:.2f}", sum / n) : std::string("-"));
+          if (&m != &h.methods.back()) line += ",";
+        }
+        std::cout << line << "\n";
+      }
     }
   }
   if (seed_protocol)

@@ -7,6 +7,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/data/sources.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
 namespace evoopt::experiment {
@@ -278,7 +279,17 @@ CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genom
   in.steps = config.steps;
   in.evolution_runs = evolution_runs;
   in.options = config.compare;
+  for (const auto& t : config.all_tasks())
+    if (is_next_token_task(config, t)) in.next_token_tasks.insert(t);
   return in;
+}
+
+bool is_next_token_task(const ExperimentConfig& config, const std::string& task) {
+  for (const auto& u : config.user_tasks)
+    if (u.name == task) return u.kind == "next_token";
+  for (const auto& d : data::dataset_registry())
+    if (d.name == task.substr(0, task.find(':'))) return d.format == data::Format::Text;
+  return false;  // not a known task (synthetic evaluators' names)
 }
 
 void write_comparison(const Comparison& c, const std::filesystem::path& dir) {
@@ -334,6 +345,7 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   c.protocol = in.options.protocol;
   c.tasks = in.tasks;
   c.transfer_tasks = in.transfer_tasks;
+  c.next_token_tasks = in.next_token_tasks;
   c.labels = in.labels;
   for (const auto& t : in.tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
   for (const auto& t : in.transfer_tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
@@ -459,7 +471,20 @@ json Comparison::to_json() const {
   }
   auto method_json = [&](const MethodResult& m, const MethodResult* ev) {
     json per_task;
-    for (const auto& [t, v] : m.test) per_task[t] = stats_json(v, ev == nullptr ? nullptr : &ev->test.at(t));
+    for (const auto& [t, v] : m.test) {
+      per_task[t] = stats_json(v, ev == nullptr ? nullptr : &ev->test.at(t));
+      if (next_token_tasks.count(t)) {
+        // fitness = exp(−loss): loss and perplexity per seed (a diverged seed, −1, has neither).
+        std::vector<double> loss, ppl;
+        for (double f : v)
+          if (f > 0) {
+            loss.push_back(-std::log(f));
+            ppl.push_back(1.0 / f);
+          }
+        per_task[t]["loss_nats"] = stats_json(loss, nullptr);
+        per_task[t]["perplexity"] = stats_json(ppl, nullptr);
+      }
+    }
     return json{{"name", m.name},
                 {"kind", m.kind},
                 {"val_fitness", m.val_fitness},

@@ -837,7 +837,10 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
         html += "<tr><td>" + esc(names[m]) + "</td>";
         for (std::size_t t = 0; t <= tasks.size(); ++t) {
           const json& cell = t < tasks.size() ? methods[m]["test"][tasks[t]] : methods[m]["overall"];
-          html += fmt::format("<td>{} ± {}<br><span class=\"diff\">{}</span></td>", f4(cell.value("mean", 0.0)), f4(cell.value("std", 0.0)),
+          const std::string ppl = cell.contains("perplexity") && cell["perplexity"].value("n", 0) > 0
+                                      ? fmt::format("<br>perplexity {:.2f}", cell["perplexity"].value("mean", 0.0))
+                                      : std::string();
+          html += fmt::format("<td>{} ± {}{}<br><span class=\"diff\">{}</span></td>", f4(cell.value("mean", 0.0)), f4(cell.value("std", 0.0)), ppl,
                               m == 0 ? "" : "evolved − this: " + diff_cell(cell.value("evolved_minus_this", json())));
         }
         html += "</tr>";

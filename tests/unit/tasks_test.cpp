@@ -270,6 +270,18 @@ TEST(Transfer, HeldOutTasksAreTestedWithTheHyperparametersChosenOnTheSearchTasks
   EXPECT_EQ(test::count_lines(csv), 1 + 5 * 3 + 5 * 2);
   EXPECT_NE(csv.find(",\"H\","), std::string::npos);
   EXPECT_NE(csv.find(",transfer\n"), std::string::npos);
+  // A next-token held-out task also gets its test loss and perplexity per seed in the JSON.
+  experiment::ExperimentConfig cfg;
+  EXPECT_TRUE(experiment::is_next_token_task(cfg, "jargon"));
+  EXPECT_FALSE(experiment::is_next_token_task(cfg, "fashion_mnist:mlp"));
+  in.next_token_tasks = {"h"};
+  const auto text = experiment::run_comparison(ctx, in).to_json();
+  const auto& cell = text["transfer"]["horizons"][0]["methods"][0]["test"]["h"];
+  const double f = cell["values"][0].get<double>();
+  EXPECT_DOUBLE_EQ(cell["perplexity"]["values"][0].get<double>(), 1.0 / f);
+  EXPECT_DOUBLE_EQ(cell["loss_nats"]["values"][0].get<double>(), -std::log(f));
+  EXPECT_FALSE(text["horizons"][0]["methods"][0]["test"]["a"].contains("perplexity"));
+  in.next_token_tasks.clear();
   // Without held-out tasks there is no block.
   in.transfer_tasks.clear();
   const auto none = experiment::run_comparison(ctx, in);

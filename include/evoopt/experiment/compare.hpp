@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -171,6 +172,9 @@ struct Comparison {
   std::int64_t random_search_runs = 0;
   std::vector<HorizonResult> horizons;
   std::optional<Attribution> attribution;
+  // Next-token tasks (fitness = exp(−loss)): comparison.json adds each method's test loss
+  // (−ln fitness) and perplexity (1/fitness) per seed for them.
+  std::set<std::string> next_token_tasks;
   nlohmann::json to_json() const;
   std::string to_csv() const;
   // The attribution's rows: (what, which difference, paired difference); empty without one.
@@ -193,7 +197,12 @@ struct CompareInputs {
   std::int64_t steps = 0;
   std::int64_t evolution_runs = 0;  // for the equal-budget random search
   CompareOptions options;
+  std::set<std::string> next_token_tasks;  // see Comparison::next_token_tasks
 };
+
+// Whether a config's task is scored as next-token prediction (a text dataset, or a [[task]]
+// of kind next_token); false for a name it does not know.
+bool is_next_token_task(const ExperimentConfig& config, const std::string& task);
 
 // The inputs a study's config gives the comparison of `evolved`.
 CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genome& evolved, double evolved_val_fitness,
