@@ -22,8 +22,9 @@ PACKAGES=(
   python3-torch             # the PyTorch reference of bench/vs_pytorch.sh (run with /usr/bin/python3)
 )
 # Tools only the tests need (scripts/test.sh sets EVOOPT_TEST_TOOLS=1): headless Chromium
-# renders report.html in the report test.
-if [ "${EVOOPT_TEST_TOOLS:-0}" = "1" ]; then PACKAGES+=(chromium); fi
+# renders report.html in the report test; python3-pil writes the PNGs of the user-task test's
+# image folder (tests/unit/make_user_task.py).
+if [ "${EVOOPT_TEST_TOOLS:-0}" = "1" ]; then PACKAGES+=(chromium python3-pil); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

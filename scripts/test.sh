@@ -4,6 +4,6 @@
 #   scripts/test.sh -LE slow   # extra arguments go to ctest
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EVOOPT_TEST_TOOLS=1 scripts/setup.sh   # also installs what only the tests need (Chromium)
+EVOOPT_TEST_TOOLS=1 scripts/setup.sh   # also installs what only the tests need (Chromium, python3-pil)
 cd "${EVOOPT_BUILD_DIR:-build}"
 ctest --output-on-failure -j"$(nproc)" "$@"
