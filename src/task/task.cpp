@@ -155,7 +155,9 @@ void check_user_model(const Task& t, const UserTaskSpec& spec) {
   auto model = t.instantiate_model(0);
   model->train(false);
   torch::NoGradGuard no_grad;
-  const std::int64_t b = std::min<std::int64_t>(t.batch_size, t.kind == TaskKind::NextToken ? 4 : t.data->train.size());
+  const std::int64_t b = std::max<std::int64_t>(
+      1, std::min<std::int64_t>(t.batch_size,
+                                t.kind == TaskKind::NextToken ? std::min<std::int64_t>(4, t.data->train.size() / t.seq_len) : t.data->train.size()));
   torch::Tensor x;
   std::vector<std::int64_t> want;
   std::string what;
