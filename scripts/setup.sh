@@ -62,7 +62,17 @@ if [ "${EVOOPT_SKIP_DATA:-0}" != "1" ]; then
   # used when present; EVOOPT_DATA_MIRROR adds more.
   MIRRORS=()
   if [ -d "$ROOT/../shared/datasets" ]; then MIRRORS+=(--mirror "$ROOT/../shared/datasets"); fi
+  # jargon-text puts the Jargon File under /usr/share/doc, which minimal images strip
+  # (dpkg path-exclude): then take the text from the package itself.
+  JARGON_TMP=""
+  if [ ! -e /usr/share/doc/jargon-text/jargon.txt.gz ]; then
+    JARGON_TMP=$(mktemp -d)
+    if (cd "$JARGON_TMP" && apt-get download -q jargon-text >/dev/null && dpkg-deb -x jargon-text_*.deb x); then
+      MIRRORS+=(--mirror "$JARGON_TMP/x/usr/share/doc/jargon-text")
+    fi
+  fi
   "$BUILD_DIR/evoopt" data fetch "${MIRRORS[@]}"
+  if [ -n "$JARGON_TMP" ]; then rm -rf "$JARGON_TMP"; fi
   "$BUILD_DIR/evoopt" data verify
 fi
 echo "setup: done; the CLI is $BUILD_DIR/evoopt"
