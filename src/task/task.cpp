@@ -1,5 +1,7 @@
 #include "evoopt/task/task.hpp"
 
+#include <algorithm>
+
 #include "evoopt/common/error.hpp"
 #include "evoopt/data/sources.hpp"
 
@@ -37,29 +39,39 @@ TaskOptions task_options_from_json(const nlohmann::json& j) {
 
 std::vector<std::string> task_names() { return data::dataset_names(); }
 
-TaskName parse_task_name(const std::string& name) {
+namespace {
+// DATASET[:MODEL] split into its parts (the model named, not yet checked against the data).
+TaskName split_task_name(const std::string& name) {
   TaskName t;
   const auto colon = name.find(':');
   t.dataset = name.substr(0, colon);
-  bool known = false;
-  for (const auto& d : data::dataset_names()) known = known || d == t.dataset;
-  if (!known) {
-    std::string list;
-    for (const auto& d : data::dataset_names()) list += (list.empty() ? "" : ", ") + d;
-    throw Error("unknown task '" + name + "' (DATASET[:MODEL]; datasets: " + list + "; models: tiny, paper, mlp, lstm)");
-  }
-  const data::DatasetSpec& spec = data::dataset_spec(t.dataset);
   if (colon == std::string::npos) return t;
-  const std::string model = name.substr(colon + 1);
   try {
-    t.model = model_preset_from_name(model);
+    t.model = model_preset_from_name(name.substr(colon + 1));
   } catch (const Error& e) {
     throw Error("task '" + name + "': " + e.what());
   }
-  const bool text = spec.format == data::Format::Text;
-  if (text && is_image_model(*t.model)) throw Error("task '" + name + "': " + spec.display + " is a text; its model must be lstm, not " + model);
-  if (!text && !is_image_model(*t.model))
-    throw Error("task '" + name + "': " + spec.display + " holds images; lstm reads text (allowed: tiny, paper, mlp)");
+  return t;
+}
+
+// The one check that a model reads its data: `text` data needs lstm, images an image model.
+void check_model_reads(const std::string& name, const std::string& dataset, bool text, ModelPreset model) {
+  if (text && is_image_model(model))
+    throw Error("task '" + name + "': " + dataset + " is a text; its model must be lstm, not " + model_preset_name(model));
+  if (!text && !is_image_model(model)) throw Error("task '" + name + "': " + dataset + " holds images; lstm reads text (allowed: tiny, paper, mlp)");
+}
+}  // namespace
+
+TaskName parse_task_name(const std::string& name) {
+  const TaskName t = split_task_name(name);
+  const auto names = data::dataset_names();
+  if (std::find(names.begin(), names.end(), t.dataset) == names.end()) {
+    std::string list;
+    for (const auto& d : names) list += (list.empty() ? "" : ", ") + d;
+    throw Error("unknown task '" + name + "' (DATASET[:MODEL]; datasets: " + list + "; models: tiny, paper, mlp, lstm)");
+  }
+  const data::DatasetSpec& spec = data::dataset_spec(t.dataset);
+  if (t.model) check_model_reads(name, spec.display, spec.format == data::Format::Text, *t.model);
   return t;
 }
 
@@ -102,25 +114,22 @@ nlohmann::json Task::description() const {
 }
 
 Task make_task(const std::string& name, std::shared_ptr<const data::Splits> splits, const TaskOptions& options) {
+  const TaskName parsed = split_task_name(name);
   Task t;
   t.name = name;
-  const auto colon = name.find(':');
-  t.dataset = name.substr(0, colon);
+  t.dataset = parsed.dataset;
   t.data = std::move(splits);
   t.batch_size = options.batch_size > 0 ? options.batch_size : 64;
   t.default_steps = 300;
-  std::optional<ModelPreset> model;
-  if (colon != std::string::npos) model = model_preset_from_name(name.substr(colon + 1));
-  if (t.data->is_text()) {
+  const bool text = t.data->is_text();
+  t.model = parsed.model.value_or(text ? ModelPreset::Lstm : options.model);
+  check_model_reads(name, t.dataset, text, t.model);
+  if (text) {
     t.kind = TaskKind::NextToken;
-    t.model = model.value_or(ModelPreset::Lstm);
-    if (is_image_model(t.model)) throw Error("task '" + name + "': a text task needs the lstm model, not " + model_preset_name(t.model));
     t.seq_len = kTextSequenceLength;
     t.augment = false;
     return t;
   }
-  t.model = model.value_or(options.model);
-  if (!is_image_model(t.model)) throw Error("task '" + name + "': an image task cannot use the lstm model");
   const bool rgb = t.data->train.images.size(1) == 3;
   t.augment = options.augment < 0 ? rgb : options.augment == 1;
   return t;
