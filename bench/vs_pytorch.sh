@@ -3,7 +3,8 @@
 # run: the same models, tasks, batch, steps, training subset and held-out images, the same
 # BLAS (both link the system's libblas.so.3). The reference runs one run after another with
 # torch's threads on all cores; evoopt runs `evoopt bench workers` (worker processes, one
-# thread each, one per core by default). Prints both rates and their ratio.
+# thread each, one per core by default), task by task. Prints both rates and their ratio
+# (evoopt's time excludes its workers' start-up, the reference's its data loading).
 #
 #   bash bench/vs_pytorch.sh [--model paper|tiny] [--steps 500] [--genomes 2] [--workers N]
 # Needs a Release build (build/evoopt), the data (scripts/setup.sh) and /usr/bin/python3
@@ -25,17 +26,30 @@ done
 data=${EVOOPT_DATA_DIR:-data}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-echo "== PyTorch reference ($model, $steps steps, batch $batch, $subset training images, $val held out)"
-/usr/bin/python3 bench/pytorch_reference.py --data-dir "$data" --tasks $tasks --model "$model" --steps "$steps" \
-  --batch "$batch" --train-subset "$subset" --eval-images "$val" --runs "$genomes" --out "$out/ref.json"
-echo "== evoopt bench workers (the same runs: $genomes genomes x each task)"
-build/evoopt bench workers --workers "$workers" --genomes "$genomes" --tasks $tasks --model "$model" --steps "$steps" \
-  --batch-size "$batch" --train-subset "$subset" --val-size "$val" --data-dir "$data" | tee "$out/evoopt.txt"
-/usr/bin/python3 - "$out/ref.json" "$out/evoopt.txt" <<'PY'
+# Task by task, the reference and then evoopt on the same runs, so that both sides of each
+# task's ratio are timed within minutes of each other (this machine's speed drifts by up to
+# ±30% over an hour).
+for task in $tasks; do
+  echo "== $task: PyTorch reference ($model, $steps steps, batch $batch, $subset training images, $val held out)"
+  /usr/bin/python3 bench/pytorch_reference.py --data-dir "$data" --tasks "$task" --model "$model" --steps "$steps" \
+    --batch "$batch" --train-subset "$subset" --eval-images "$val" --runs "$genomes" --out "$out/ref.$task.json"
+  echo "== $task: evoopt bench workers (the same runs: $genomes genomes)"
+  build/evoopt bench workers --workers "$workers" --genomes "$genomes" --tasks "$task" --model "$model" --steps "$steps" \
+    --batch-size "$batch" --train-subset "$subset" --val-size "$val" --data-dir "$data" | tee "$out/evoopt.$task.txt"
+done
+/usr/bin/python3 - "$out" $tasks <<'PY'
 import json, re, sys
-ref = json.load(open(sys.argv[1]))["runs_per_hour"]
-row = re.compile(r"^(in-process|worker processes)\s+(\d+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s+[\d.]+x")
-rates = [(m.group(1), int(m.group(2)), float(m.group(3))) for m in map(row.match, open(sys.argv[2])) if m]
-kind, workers, rate = rates[-1]
-print(f"== evoopt ({kind}, {workers}) {rate:.1f} runs/hour vs PyTorch reference {ref:.1f} runs/hour: {rate / ref:.2f}x")
+out, tasks = sys.argv[1], sys.argv[2:]
+row = re.compile(r"^(in-process|worker processes)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+[\d.]+x")
+ref_s = ref_runs = evo_s = evo_runs = 0.0
+print(f"{'task':<14} {'reference s':>12} {'evoopt s':>9} {'ratio':>6}")
+for t in tasks:
+    ref = json.load(open(f"{out}/ref.{t}.json"))
+    rows = [m for m in map(row.match, open(f"{out}/evoopt.{t}.txt")) if m]
+    kind, workers, start, secs = rows[-1].group(1), int(rows[-1].group(2)), float(rows[-1].group(3)), float(rows[-1].group(4))
+    runs = len(ref["runs"])
+    ref_s += ref["seconds"]; ref_runs += runs; evo_s += secs; evo_runs += runs
+    print(f"{t:<14} {ref['seconds']:12.1f} {secs:9.1f} {ref['seconds'] / secs:5.2f}x")
+ref_rate, evo_rate = 3600 * ref_runs / ref_s, 3600 * evo_runs / evo_s
+print(f"== evoopt ({kind}, {workers}) {evo_rate:.1f} runs/hour vs PyTorch reference {ref_rate:.1f} runs/hour: {evo_rate / ref_rate:.2f}x")
 PY

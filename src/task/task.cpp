@@ -97,6 +97,9 @@ std::unique_ptr<Model> Task::instantiate_model(std::uint64_t seed, at::MemoryFor
 nlohmann::json Task::description() const {
   nlohmann::json d = {{"task", name}, {"model", model_preset_name(model)}, {"batch_size", batch_size}, {"augment", augment}};
   if (kind == TaskKind::NextToken) d["seq_len"] = seq_len;
+  // The `paper` models' dropout masks are counter-based (models.hpp) since 2026-11-29; runs
+  // stored before, with libtorch's bernoulli_ masks, have other results and no such field.
+  if (model == ModelPreset::Paper) d["dropout_masks"] = "counter";
   if (!user.is_null()) d["user_task"] = user;
   if (step_scale != 1.0) d["step_scale"] = step_scale;
   if (!data) {

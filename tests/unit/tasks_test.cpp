@@ -183,6 +183,10 @@ TEST(Tasks, JargonFileAndTheMlpLoadAsHeldOutTasks) {
   EXPECT_EQ(mlp.model, task::ModelPreset::Mlp);
   EXPECT_EQ(mlp.description().at("model"), "mlp");
   EXPECT_EQ(mlp.dataset, "fashion_mnist");
+  // Only the models with dropout record how their masks are drawn (so runs stored with the
+  // earlier masks never answer for them); the others' fingerprints are unchanged.
+  EXPECT_FALSE(mlp.description().contains("dropout_masks"));
+  EXPECT_EQ(task::load_task("fashion_mnist:paper", o).description().at("dropout_masks"), "counter");
 }
 
 TEST(Transfer, ConfigKeepsHeldOutTasksOutOfTheSearch) {

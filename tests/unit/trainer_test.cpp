@@ -233,8 +233,8 @@ TEST(Models, ChannelsLastStepMatchesTheStraightforwardLayout) {
       torch::manual_seed(3);
       auto x = torch::randn({16, in.channels, in.height, in.width});
       auto y = torch::randint(in.classes, {16});
-      fast->eval();  // no dropout: the two models would draw different masks only through rounding, never
-      plain->eval();
+      // Training mode: dropout's masks depend on the logical index, not the layout, so both
+      // models drop the same elements.
       auto lf = torch::nn::functional::cross_entropy(fast->forward(x.contiguous(at::MemoryFormat::ChannelsLast)), y);
       auto lp = torch::nn::functional::cross_entropy(plain->forward(x), y);
       lf.backward();
@@ -243,6 +243,58 @@ TEST(Models, ChannelsLastStepMatchesTheStraightforwardLayout) {
       for (std::size_t i = 0; i < pf.size(); ++i)
         EXPECT_TRUE(torch::allclose(pf[i].grad(), pp[i].grad(), /*rtol=*/1e-4, /*atol=*/1e-6)) << "parameter " << i;
     }
+}
+
+// make_model builds "conv, ReLU, max-pool" blocks as conv, max-pool, ReLU: the same outputs
+// and gradients, bit for bit, as the conventional order (issue 10, "a faster step").
+TEST(Models, PoolBeforeReluIsTheConventionalBlockBitForBit) {
+  for (auto preset : {task::ModelPreset::Tiny, task::ModelPreset::Paper})
+    for (const task::InputShape in : {task::InputShape{1, 28, 28, 10}, task::InputShape{3, 32, 32, 10}}) {
+      SCOPED_TRACE(std::string(task::model_preset_name(preset)) + " " + std::to_string(in.channels) + " channel(s)");
+      auto built = task::make_model(preset, in, 7), conventional = task::make_model(preset, in, 7);
+      std::vector<torch::nn::AnyModule> order(conventional->begin(), conventional->end());
+      int swapped = 0;
+      for (std::size_t i = 0; i + 1 < order.size(); ++i)
+        if (order[i].ptr()->as<torch::nn::MaxPool2d>() && order[i + 1].ptr()->as<torch::nn::ReLU>()) {
+          std::swap(order[i], order[i + 1]);
+          ++swapped;
+        }
+      EXPECT_EQ(swapped, 2);
+      torch::manual_seed(5);
+      // Negative-heavy input: many pooling windows whose maximum is <= 0.
+      auto x = (torch::randn({8, in.channels, in.height, in.width}) - 0.5).contiguous(at::MemoryFormat::ChannelsLast);
+      auto y = torch::randint(in.classes, {8});
+      auto out_built = built->forward(x);
+      torch::Tensor out_conv = x;
+      for (auto& m : order) out_conv = m.forward(out_conv);
+      EXPECT_TRUE(torch::equal(out_built, out_conv));
+      torch::nn::functional::cross_entropy(out_built, y).backward();
+      torch::nn::functional::cross_entropy(out_conv, y).backward();
+      auto pb = built->parameters(), pc = conventional->parameters();
+      for (std::size_t i = 0; i < pb.size(); ++i) EXPECT_TRUE(torch::equal(pb[i].grad(), pc[i].grad())) << "parameter " << i;
+    }
+}
+
+// Dropout masks are counter-based: the same for any memory layout and thread count, a new
+// mask per call, 0 or 1/keep, kept with probability keep.
+TEST(Models, DropoutMasksAreCounterBased) {
+  task::SeededDropout a(0.25, 9), b(0.25, 9);
+  const auto x = torch::ones({64, 16, 14, 14});
+  const auto first = a->forward(x);
+  EXPECT_TRUE(torch::equal(first, b->forward(x.contiguous(at::MemoryFormat::ChannelsLast))));
+  EXPECT_FALSE(torch::equal(first, a->forward(x)));  // the second call draws a new mask
+  const auto kept = first.gt(0);
+  EXPECT_TRUE(torch::equal(first.masked_select(kept), torch::full({kept.sum().item<std::int64_t>()}, 1.0f / 0.75f)));
+  EXPECT_NEAR(kept.to(torch::kFloat64).mean().item<double>(), 0.75, 0.01);  // 200,704 draws: sd 0.001
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = task::dropout_mask(x, 0.5, 123);
+  at::set_num_threads(2);
+  const auto two = task::dropout_mask(x.contiguous(at::MemoryFormat::ChannelsLast), 0.5, 123);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(two.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::equal(one, two));
+  EXPECT_FALSE(torch::equal(one, task::dropout_mask(x, 0.5, 124)));
 }
 
 TEST(Trainer, ChannelsLastRunMatchesTheStraightforwardLayout) {
