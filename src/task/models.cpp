@@ -61,6 +61,7 @@ torch::Tensor dropout_mask(const torch::Tensor& like, double keep, std::uint64_t
   // compiler vectorises the loops).
   const auto lo = static_cast<std::uint32_t>(key), hi = static_cast<std::uint32_t>(key >> 32);
   const auto threshold = static_cast<std::uint32_t>(std::min(std::ceil(keep * 0x1.0p32), 4294967295.0));
+  const auto draw = [=](std::uint32_t j) { return mix32(mix32(j ^ lo) ^ hi) < threshold ? kept : 0.0f; };
   if (format == at::MemoryFormat::ChannelsLast) {
     // Memory order (n, h, w, c); the counter is the logical (n, c, h, w) index.
     const auto N = static_cast<std::uint32_t>(like.size(0)), C = static_cast<std::uint32_t>(like.size(1)),
@@ -71,13 +72,12 @@ torch::Tensor dropout_mask(const torch::Tensor& like, double keep, std::uint64_t
           for (std::uint32_t w = 0; w < W; ++w) {
             float* o = out + ((static_cast<std::int64_t>(n) * H + h) * W + w) * C;
             const std::uint32_t base = (n * C * H + h) * W + w, stride = H * W;
-            for (std::uint32_t c = 0; c < C; ++c) o[c] = mix32(mix32((base + c * stride) ^ lo) ^ hi) < threshold ? kept : 0.0f;
+            for (std::uint32_t c = 0; c < C; ++c) o[c] = draw(base + c * stride);
           }
     });
   } else {
     at::parallel_for(0, mask.numel(), 1 << 15, [&](std::int64_t j0, std::int64_t j1) {
-      for (auto j = static_cast<std::uint32_t>(j0); j < static_cast<std::uint32_t>(j1); ++j)
-        out[j] = mix32(mix32(j ^ lo) ^ hi) < threshold ? kept : 0.0f;
+      for (auto j = static_cast<std::uint32_t>(j0); j < static_cast<std::uint32_t>(j1); ++j) out[j] = draw(j);
     });
   }
   return mask;
