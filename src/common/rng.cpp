@@ -1,6 +1,9 @@
 #include "evoopt/common/rng.hpp"
 
 #include <cmath>
+#include <sstream>
+
+#include "evoopt/common/error.hpp"
 
 namespace evoopt {
 
@@ -11,6 +14,20 @@ std::uint64_t Rng::below(std::uint64_t n) {
     std::uint64_t x = engine_();
     if (x < limit) return x % n;
   }
+}
+
+std::string Rng::state() const {
+  std::ostringstream out;
+  out << engine_;
+  return out.str();
+}
+
+void Rng::set_state(const std::string& text) {
+  std::istringstream in(text);
+  std::mt19937_64 e;
+  in >> e;
+  if (in.fail()) throw Error("malformed random engine state");
+  engine_ = e;
 }
 
 double Rng::normal() {

@@ -149,13 +149,18 @@ BatchSampler::BatchSampler(std::int64_t dataset_size, std::int64_t batch_size, s
 }
 
 torch::Tensor BatchSampler::next() {
-  if (pos_ + static_cast<std::size_t>(batch_) > order_.size()) {
-    order_ = permutation(n_, rng_);
-    pos_ = 0;
+  skip(1);
+  return torch::from_blob(order_.data() + pos_ - static_cast<std::size_t>(batch_), {batch_}, torch::kInt64).clone();
+}
+
+void BatchSampler::skip(std::int64_t batches) {
+  for (std::int64_t i = 0; i < batches; ++i) {
+    if (pos_ + static_cast<std::size_t>(batch_) > order_.size()) {
+      order_ = permutation(n_, rng_);
+      pos_ = 0;
+    }
+    pos_ += static_cast<std::size_t>(batch_);
   }
-  auto t = torch::from_blob(order_.data() + pos_, {batch_}, torch::kInt64).clone();
-  pos_ += static_cast<std::size_t>(batch_);
-  return t;
 }
 
 torch::Tensor augment_crop_flip(const torch::Tensor& images_u8, int pad, Rng& rng) {

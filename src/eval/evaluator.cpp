@@ -20,8 +20,12 @@ int default_workers() {
 }
 
 nlohmann::json to_json(const RunRequest& r) {
-  return {{"genome", r.genome.to_json()},       {"task", r.task},   {"seed", r.seed},
-          {"split", data::split_name(r.split)}, {"steps", r.steps}, {"eval_limit", r.eval_limit}};
+  nlohmann::json j = {{"genome", r.genome.to_json()},       {"task", r.task},   {"seed", r.seed},
+                      {"split", data::split_name(r.split)}, {"steps", r.steps}, {"eval_limit", r.eval_limit}};
+  if (r.stop_at > 0) j["stop_at"] = r.stop_at;
+  if (!r.save_state.empty()) j["save_state"] = r.save_state;
+  if (!r.resume_state.empty()) j["resume_state"] = r.resume_state;
+  return j;
 }
 
 RunRequest run_request_from_json(const nlohmann::json& j) {
@@ -32,6 +36,9 @@ RunRequest run_request_from_json(const nlohmann::json& j) {
   r.split = data::split_from_name(j.at("split").get<std::string>());
   r.steps = j.at("steps").get<std::int64_t>();
   r.eval_limit = j.at("eval_limit").get<std::int64_t>();
+  r.stop_at = j.value("stop_at", std::int64_t{0});
+  r.save_state = j.value("save_state", std::string());
+  r.resume_state = j.value("resume_state", std::string());
   return r;
 }
 
@@ -64,6 +71,9 @@ train::RunResult run_request(const task::Task& task, const train::Budget& budget
   b.cancel = cancel;
   if (request.steps > 0) b.steps = request.steps;  // else the budget's (>= 1, checked by the evaluator)
   b.eval_limit = request.eval_limit;
+  b.stop_at = request.stop_at;
+  b.save_state = request.save_state;
+  b.resume_state = request.resume_state;
   return train::train_and_evaluate(request.genome, task, request.seed, b);
 }
 

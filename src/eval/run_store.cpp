@@ -11,10 +11,16 @@
 namespace evoopt::eval {
 using nlohmann::json;
 
-std::string RunKey::str() const { return fmt::format("{}/{}/{}/{}/{}/{}", genome, task, split, steps, seed, fingerprint); }
+// A stop shows as steps@stop; keys without one read as they always did.
+std::string RunKey::str() const {
+  const std::string at = stop > 0 ? fmt::format("{}@{}", steps, stop) : std::to_string(steps);
+  return fmt::format("{}/{}/{}/{}/{}/{}", genome, task, split, at, seed, fingerprint);
+}
 
 json RunKey::to_json() const {
-  return {{"genome", genome}, {"task", task}, {"split", split}, {"steps", steps}, {"seed", seed}, {"fingerprint", fingerprint}};
+  json j = {{"genome", genome}, {"task", task}, {"split", split}, {"steps", steps}, {"seed", seed}, {"fingerprint", fingerprint}};
+  if (stop > 0) j["stop"] = stop;
+  return j;
 }
 
 RunKey RunKey::from_json(const json& j) {
@@ -26,6 +32,8 @@ RunKey RunKey::from_json(const json& j) {
   k.seed = j.at("seed").get<std::uint64_t>();
   k.fingerprint = j.at("fingerprint").get<std::string>();
   if (k.steps < 1) throw Error("key field steps must be >= 1, got " + std::to_string(k.steps));
+  k.stop = j.value("stop", std::int64_t{0});
+  if (k.stop < 0 || k.stop >= k.steps) throw Error(fmt::format("key field stop must be in [0, steps = {}), got {}", k.steps, k.stop));
   return k;
 }
 
@@ -38,6 +46,9 @@ RunKey run_key(const Evaluator& evaluator, const RunRequest& r) {
   if (r.eval_limit > 0) k.split += ":first" + std::to_string(r.eval_limit);  // scored on a prefix: another result
   k.steps = r.steps > 0 ? r.steps : evaluator.default_steps();
   if (k.steps < 1) throw Error("a training run needs a step count >= 1 (the request and the evaluator's budget give none)");
+  if (r.stop_at < 0 || r.stop_at >= k.steps)
+    throw Error(fmt::format("stop_at must be 0 or fewer than the run's {} steps, got {}", k.steps, r.stop_at));
+  k.stop = r.stop_at;
   k.seed = r.seed;
   k.fingerprint = evaluator.fingerprint(r.task);
   return k;

@@ -211,7 +211,7 @@ void ProgressTracker::count_trained(const train::RunResult& r, std::int64_t imag
   last_trained_ = t;
   for (Rates* x : {&all_, &phase_}) {
     x->wall_seconds += wall;
-    x->trained += Work{1, r.steps_done, images};
+    x->trained += Work{1, r.steps_done - r.resumed_at, images};  // a continued run trained only its own steps
     x->train_seconds += r.train_seconds;
     x->eval_seconds += std::max(0.0, r.seconds - r.train_seconds);
   }
@@ -342,7 +342,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
       const auto first = split.find(":first");
       const std::int64_t images = evaluated_images(sizes, data::split_from_name(split.substr(0, first)),
                                                    first == std::string::npos ? 0 : std::stoll(split.substr(first + 6)));
-      const Work run{1, r.value("steps_done", std::int64_t{0}), images};
+      const Work run{1, r.value("steps_done", std::int64_t{0}) - r.value("resumed_at", std::int64_t{0}), images};
       w += run;
       timed += run;
       s.run_seconds += r.value("seconds", 0.0);

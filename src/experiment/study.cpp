@@ -444,7 +444,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   for (const auto& e : store.entries()) {
     if (e.stage == "search") continue;
     ++result.cost.other_runs;
-    result.cost.other_steps += e.result.steps_done;
+    result.cost.other_steps += e.result.steps_done - e.result.resumed_at;
   }
   tracker.finish();
   finish_cost();

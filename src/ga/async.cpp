@@ -74,7 +74,7 @@ void GeneticAlgorithm::tally_search_runs(GaOutcome& outcome) const {
   for (const auto& e : store_->entries()) {
     if (e.stage != "search") continue;
     ++outcome.runs_total;
-    outcome.steps_total += e.result.steps_done;
+    outcome.steps_total += e.result.steps_done - e.result.resumed_at;  // a continued run: its own steps
     outcome.train_seconds_total += e.result.seconds;
   }
 }
@@ -130,7 +130,7 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
   eval::StoreStream stream(*store_, evaluator_, "search");
   stream.on_trained = [&](const train::RunResult& r) {  // runs trained now (not those the journal answers)
     ++outcome.runs_executed;
-    outcome.steps_executed += r.steps_done;
+    outcome.steps_executed += r.steps_done - r.resumed_at;
     ++block_runs;
     const int block_total = options_.population * runs_per_individual;
     if (events.run_finished) events.run_finished(std::min(block_runs, block_total), block_total, r);

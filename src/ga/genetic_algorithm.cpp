@@ -12,6 +12,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/data/checksum.hpp"
 
 namespace evoopt::ga {
 namespace fs = std::filesystem;
@@ -337,16 +338,31 @@ std::vector<std::optional<train::RunResult>> GeneticAlgorithm::train_runs(const 
   store_events.planned = [&](std::size_t, std::size_t to_train) { total = static_cast<int>(to_train); };
   store_events.trained = [&](const train::RunResult& r) {
     ++outcome.runs_executed;
-    outcome.steps_executed += r.steps_done;
+    outcome.steps_executed += r.steps_done - r.resumed_at;
     ++done;
     if (events.run_finished) events.run_finished(done, total, r);
   };
   return eval::run_with_store(*store_, evaluator_, "search", requests, store_events, cancel);
 }
 
-std::map<std::uint64_t, Individual> GeneticAlgorithm::race(const std::vector<Individual>& population, GenerationRecord& record,
-                                                           const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome,
-                                                           bool& interrupted) {
+std::string GeneticAlgorithm::state_file(const eval::RunRequest& request) const {
+  if (run_dir_.empty()) return {};  // no run directory: rungs retrain from step 0 (the same results)
+  const std::string key = eval::run_key(evaluator_, request).str();
+  return (run_dir_ / "states" / (data::sha256_hex(key.data(), key.size()).substr(0, 24) + ".pt")).string();
+}
+
+namespace {
+void remove_state(const std::string& path) {
+  if (path.empty()) return;
+  std::error_code ec;
+  fs::remove(path, ec);  // best effort: a state left behind is only disk space
+}
+// What a run cost in steps it trained itself (a continued run: only those after its state).
+std::int64_t own_steps(const train::RunResult& r) { return std::max<std::int64_t>(0, r.steps_planned - r.resumed_at); }
+}  // namespace
+
+GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& population, const GaEvents& events, const std::atomic<bool>* cancel,
+                                              GaOutcome& outcome, bool& interrupted) {
   // The racers: distinct genomes (in population order) whose full-budget runs are not all known.
   std::vector<const Individual*> racers;
   std::set<std::uint64_t> seen;
@@ -358,68 +374,84 @@ std::map<std::uint64_t, Individual> GeneticAlgorithm::race(const std::vector<Ind
     if (!known) racers.push_back(&ind);
   }
   const std::int64_t full = evaluator_.default_steps();
-  const auto runs_per_genome = static_cast<std::int64_t>(options_.tasks.size()) * options_.search_seeds;
-  std::int64_t trained_steps = 0;
-  const std::int64_t started = static_cast<std::int64_t>(racers.size());
-  std::map<std::uint64_t, Individual> out;
+  const auto runs_per_genome = static_cast<std::size_t>(options_.tasks.size()) * static_cast<std::size_t>(options_.search_seeds);
+  Race out;
+  out.started = static_cast<std::int64_t>(racers.size());
+  // Each racer's runs' saved states from its last rung (continued by the next rung, then the full run).
+  std::vector<std::vector<std::string>> states(racers.size(), std::vector<std::string>(runs_per_genome));
   for (double fraction : options_.racing.rungs) {
-    if (racers.size() <= 1) break;
-    const std::int64_t steps = rung_steps(fraction);
+    const std::int64_t stop = rung_steps(fraction);
+    if (racers.size() <= 1 || stop >= full) break;
     std::vector<eval::RunRequest> requests;
-    for (const Individual* ind : racers)
+    std::vector<std::string> saves;
+    for (std::size_t k = 0; k < racers.size(); ++k) {
+      std::size_t j = 0;
       for (const auto& task : options_.tasks)
-        for (int s = 0; s < options_.search_seeds; ++s) {
-          eval::RunRequest r = request({ind->genome.hash(), task, s}, ind->genome);
-          r.steps = steps;
+        for (int s = 0; s < options_.search_seeds; ++s, ++j) {
+          // A rung is the first `stop` steps of the genome's full run (the schedule spans the
+          // full budget), scored on the rung's validation images; it continues the previous
+          // rung's run from its saved state and saves its own for the next.
+          eval::RunRequest r = request({racers[k]->genome.hash(), task, s}, racers[k]->genome);
+          r.stop_at = stop;
           r.eval_limit = options_.racing.rung_val_size;
+          r.resume_state = states[k][j];
+          r.save_state = state_file(r);
+          saves.push_back(r.save_state);
           requests.push_back(r);
         }
+    }
     const auto found = train_runs(requests, events, cancel, outcome);
     std::vector<std::pair<double, std::size_t>> ranked;  // (fitness, racer index)
     std::vector<Individual> scored;
     for (std::size_t k = 0; k < racers.size(); ++k) {
       std::vector<train::RunResult> runs;
-      for (std::int64_t j = 0; j < runs_per_genome; ++j) {
-        const auto& r = found[k * static_cast<std::size_t>(runs_per_genome) + static_cast<std::size_t>(j)];
+      for (std::size_t j = 0; j < runs_per_genome; ++j) {
+        const auto& r = found[k * runs_per_genome + j];
         if (!r) {
           interrupted = true;
           return out;
         }
         runs.push_back(*r);
+        out.trained_steps += own_steps(*r);
+        remove_state(states[k][j]);  // continued by this rung: not needed again
+        states[k][j] = saves[k * runs_per_genome + j];
       }
       const auto f = train::aggregate_fitness(runs);
       Individual i = *racers[k];
       i.fitness = f.overall;
       i.per_task = f.per_task;
-      i.raced_out_at = steps;
+      i.raced_out_at = stop;
       scored.push_back(i);
       ranked.push_back({f.overall, k});
     }
-    trained_steps += steps * static_cast<std::int64_t>(racers.size()) * runs_per_genome;
     // Best first; ties by population order, so the cut is a function of the results alone.
     std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     const auto keep = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(options_.racing.keep * static_cast<double>(racers.size()))));
     std::vector<bool> stays(racers.size(), false);
     for (std::size_t k = 0; k < keep; ++k) stays[ranked[k].second] = true;
     std::vector<const Individual*> next;
+    std::vector<std::vector<std::string>> next_states;
     for (std::size_t k = 0; k < racers.size(); ++k) {
-      if (stays[k])
+      if (stays[k]) {
         next.push_back(racers[k]);
-      else
-        out[racers[k]->genome.hash()] = scored[k];
+        next_states.push_back(states[k]);
+      } else {
+        out.raced_out[racers[k]->genome.hash()] = scored[k];
+        for (const auto& f : states[k]) remove_state(f);
+      }
     }
     racers = next;
+    states = next_states;
   }
-  trained_steps += full * static_cast<std::int64_t>(racers.size()) * runs_per_genome;
-  record.steps_saved = full * started * runs_per_genome - trained_steps;
+  for (std::size_t k = 0; k < racers.size(); ++k) out.resume[racers[k]->genome.hash()] = states[k];
   return out;
 }
 
 void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
                                 const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted) {
-  std::map<std::uint64_t, Individual> raced_out;
+  Race raced;
   if (options_.racing.enabled) {
-    raced_out = race(population, record, events, cancel, outcome, interrupted);
+    raced = race(population, events, cancel, outcome, interrupted);
     if (interrupted) return;
   }
   // Every (genome, task, seed) this generation needs at the full budget, de-duplicated by canonical hash.
@@ -427,13 +459,16 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
   std::vector<eval::RunRequest> requests;
   std::set<Key> seen;
   for (const auto& ind : population) {
-    if (raced_out.count(ind.genome.hash())) continue;
+    if (raced.raced_out.count(ind.genome.hash())) continue;
+    const auto resume = raced.resume.find(ind.genome.hash());
+    std::size_t j = 0;
     for (const auto& task : options_.tasks)
-      for (int s = 0; s < options_.search_seeds; ++s) {
+      for (int s = 0; s < options_.search_seeds; ++s, ++j) {
         Key k{ind.genome.hash(), task, s};
         if (!seen.insert(k).second || results_.count(k)) continue;
         needed.push_back(k);
         requests.push_back(request(k, ind.genome));
+        if (resume != raced.resume.end()) requests.back().resume_state = resume->second[j];  // a survivor: continues its last rung
       }
   }
   const auto found = train_runs(requests, events, cancel, outcome);
@@ -443,9 +478,19 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
       return;
     }
     results_[needed[i]] = *found[i];
+    if (raced.resume.count(needed[i].hash)) raced.trained_steps += own_steps(*found[i]);
+  }
+  for (const auto& [hash, files] : raced.resume)
+    for (const auto& f : files) remove_state(f);
+  if (options_.racing.enabled) {
+    // Steps racing saved: what full evaluation of every racer would train, less what the
+    // rungs and the survivors' continued full runs trained.
+    const std::int64_t full_cost =
+        evaluator_.default_steps() * raced.started * static_cast<std::int64_t>(options_.tasks.size()) * options_.search_seeds;
+    record.steps_saved = raced.started > 1 ? full_cost - raced.trained_steps : 0;
   }
   for (auto& ind : population) {
-    if (const auto it = raced_out.find(ind.genome.hash()); it != raced_out.end()) {
+    if (const auto it = raced.raced_out.find(ind.genome.hash()); it != raced.raced_out.end()) {
       ind.fitness = it->second.fitness;
       ind.per_task = it->second.per_task;
       ind.raced_out_at = it->second.raced_out_at;

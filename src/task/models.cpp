@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/rng.hpp"
 
@@ -223,11 +225,35 @@ class ModuleModel : public Model {
   std::vector<torch::Tensor> parameters() override { return m_->parameters(); }
   void train(bool on) override { m_->train(on); }
   void to(const torch::Device& device) override { m_->to(device); }
+  std::vector<std::pair<std::string, torch::Tensor>> named_state() override {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& p : m_->named_parameters()) out.emplace_back("param/" + p.key(), p.value());
+    for (const auto& b : m_->named_buffers()) out.emplace_back("buffer/" + b.key(), b.value());
+    return out;
+  }
+  std::vector<std::uint64_t> counters() override {
+    std::vector<std::uint64_t> out;
+    for (const auto& m : m_->modules(/*include_self=*/false))
+      if (const auto* d = m->template as<SeededDropoutImpl>()) out.push_back(d->calls());
+    return out;
+  }
+  void set_counters(const std::vector<std::uint64_t>& values) override {
+    std::vector<SeededDropoutImpl*> dropouts;
+    for (const auto& m : m_->modules(/*include_self=*/false))
+      if (auto* d = m->template as<SeededDropoutImpl>()) dropouts.push_back(d);
+    if (dropouts.size() != values.size())
+      throw Error(fmt::format("the model has {} random counters, the saved state {}", dropouts.size(), values.size()));
+    for (std::size_t i = 0; i < values.size(); ++i) dropouts[i]->set_calls(values[i]);
+  }
 
  private:
   Holder m_;
 };
 }  // namespace
+
+void Model::set_counters(const std::vector<std::uint64_t>& values) {
+  if (!values.empty()) throw Error(fmt::format("the model has no random counters, the saved state {}", values.size()));
+}
 
 std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& in, std::uint64_t seed, at::MemoryFormat format) {
   if (preset == ModelPreset::TorchScript) throw Error("build_model: a TorchScript model comes from its task (Task::instantiate_model)");

@@ -223,6 +223,12 @@ class ScriptModel : public Model {
   }
   void train(bool on) override { m_.train(on); }
   void to(const torch::Device& device) override { m_.to(device); }
+  std::vector<std::pair<std::string, torch::Tensor>> named_state() override {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& p : m_.named_parameters()) out.emplace_back("param/" + p.name, p.value);
+    for (const auto& b : m_.named_buffers()) out.emplace_back("buffer/" + b.name, b.value);
+    return out;
+  }
 
  private:
   torch::jit::Module m_;

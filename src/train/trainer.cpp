@@ -1,17 +1,23 @@
 #include "evoopt/train/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <fmt/format.h>
+
 #include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
 #include "evoopt/common/rng.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 
@@ -26,6 +32,9 @@ void Budget::validate() const {
   if (memory_format != at::MemoryFormat::ChannelsLast && memory_format != at::MemoryFormat::Contiguous)
     throw Error("memory format must be channels-last or contiguous");
   if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
+  if (stop_at < 0 || (stop_at > 0 && steps > 0 && stop_at >= steps))
+    throw Error(fmt::format("stop_at must be 0 (train every step) or fewer than the run's {} steps, got {}", steps, stop_at));
+  if (!save_state.empty() && stop_at == 0) throw Error("save_state needs stop_at: a run's state is saved where it stops");
   if (sync_every < 0)
     throw Error("sync_every must be >= 0 (0 = every step on the CPU, every log_every steps on a GPU), got " + std::to_string(sync_every));
   check_device_name(device, /*allow_auto=*/false);
@@ -114,21 +123,23 @@ double number_from_json(const nlohmann::json& j, const char* field) {
 nlohmann::json to_json(const RunResult& r) {
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& p : r.loss_curve) curve.push_back({p.step, number_json(p.loss), number_json(p.smoothed)});
-  return {{"task", r.task},
-          {"task_label", r.task_label},
-          {"seed", r.seed},
-          {"split", r.split},
-          {"accuracy", number_json(r.accuracy)},
-          {"eval_loss", number_json(r.eval_loss)},
-          {"final_loss", number_json(r.final_loss)},
-          {"smoothed_loss", number_json(r.smoothed_loss)},
-          {"loss_curve", curve},
-          {"diverged", r.diverged},
-          {"divergence_reason", r.divergence_reason},
-          {"steps_done", r.steps_done},
-          {"steps_planned", r.steps_planned},
-          {"seconds", r.seconds},
-          {"train_seconds", r.train_seconds}};
+  nlohmann::json j = {{"task", r.task},
+                      {"task_label", r.task_label},
+                      {"seed", r.seed},
+                      {"split", r.split},
+                      {"accuracy", number_json(r.accuracy)},
+                      {"eval_loss", number_json(r.eval_loss)},
+                      {"final_loss", number_json(r.final_loss)},
+                      {"smoothed_loss", number_json(r.smoothed_loss)},
+                      {"loss_curve", curve},
+                      {"diverged", r.diverged},
+                      {"divergence_reason", r.divergence_reason},
+                      {"steps_done", r.steps_done},
+                      {"steps_planned", r.steps_planned},
+                      {"seconds", r.seconds},
+                      {"train_seconds", r.train_seconds}};
+  if (r.resumed_at > 0) j["resumed_at"] = r.resumed_at;  // absent for uninterrupted runs (journals stay as they were)
+  return j;
 }
 
 RunResult run_result_from_json(const nlohmann::json& j) {
@@ -147,6 +158,7 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.divergence_reason = j.value("divergence_reason", "");
   r.steps_done = j.at("steps_done");
   r.steps_planned = j.value("steps_planned", r.steps_done);
+  r.resumed_at = j.value("resumed_at", std::int64_t{0});
   r.seconds = j.value("seconds", 0.0);
   r.train_seconds = j.value("train_seconds", 0.0);
   return r;
@@ -225,6 +237,103 @@ Evaluation evaluate_on(task::Model& model, const task::Task& task, const data::S
   return e;
 }
 
+// A run's state at a stop (Budget::save_state): the model's tensors (t0, t1, ... in
+// Model::named_state order), the optimizer (libtorch's own serialisation) and, as JSON,
+// what identifies the run plus the host-side state: step, smoothed and last loss, loss
+// curve, random engines and counters. Written atomically; read back only by the same run.
+struct HostState {
+  std::int64_t step = 0;
+  double smoothed = 0.0;
+  double final_loss = 0.0;
+  std::vector<LossPoint> curve;
+  std::string text_rng, augment_rng;
+  std::vector<std::uint64_t> counters;
+};
+
+nlohmann::json run_identity(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, std::int64_t steps, task::Model& model) {
+  nlohmann::json names = nlohmann::json::array();
+  for (const auto& [name, t] : model.named_state()) names.push_back({name, t.sizes().vec()});
+  return {{"genome", genome.hash_hex()}, {"task", task.name}, {"seed", seed}, {"steps", steps}, {"state", names}};
+}
+
+void save_run_state(const std::string& path, const nlohmann::json& identity, const HostState& h, task::Model& model, optim::GenomeOptimizer& opt) {
+  torch::serialize::OutputArchive archive;
+  std::size_t i = 0;
+  for (const auto& [name, t] : model.named_state()) archive.write("t" + std::to_string(i++), t.detach().to(torch::kCPU), /*is_buffer=*/true);
+  torch::serialize::OutputArchive optimizer;
+  opt.save(optimizer);
+  archive.write("optimizer", optimizer);
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& p : h.curve) curve.push_back({p.step, p.loss, p.smoothed});
+  const nlohmann::json meta = {{"identity", identity}, {"step", h.step},         {"smoothed", h.smoothed},       {"final_loss", h.final_loss},
+                               {"curve", curve},       {"text_rng", h.text_rng}, {"augment_rng", h.augment_rng}, {"counters", h.counters}};
+  archive.write("meta", c10::IValue(meta.dump()));
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const std::string data = bytes.str();
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  write_file_atomic(path, data);
+}
+
+// Loads a state saved by this run (same identity, fewer than `before` steps) into the model
+// and optimizer. Nothing is changed, and nullopt comes back, when the file is missing,
+// unreadable or another run's; a file that reads but cannot be applied throws.
+std::optional<HostState> load_run_state(const std::string& path, const nlohmann::json& identity, std::int64_t before, task::Model& model,
+                                        optim::GenomeOptimizer& opt, const torch::Device& device) {
+  if (path.empty() || !std::filesystem::exists(path)) return std::nullopt;
+  const auto state = model.named_state();
+  HostState h;
+  std::vector<torch::Tensor> saved;
+  torch::serialize::InputArchive archive, optimizer;
+  try {
+    archive.load_from(path, device);
+    c10::IValue meta_value;
+    archive.read("meta", meta_value);
+    const auto meta = nlohmann::json::parse(meta_value.toStringRef());
+    if (meta.at("identity") != identity) return std::nullopt;
+    h.step = meta.at("step").get<std::int64_t>();
+    if (h.step < 1 || h.step >= before) return std::nullopt;
+    h.smoothed = meta.at("smoothed").get<double>();
+    h.final_loss = meta.at("final_loss").get<double>();
+    for (const auto& p : meta.at("curve")) h.curve.push_back({p.at(0).get<std::int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
+    h.text_rng = meta.at("text_rng").get<std::string>();
+    h.augment_rng = meta.at("augment_rng").get<std::string>();
+    h.counters = meta.at("counters").get<std::vector<std::uint64_t>>();
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      torch::Tensor t;
+      archive.read("t" + std::to_string(i), t, /*is_buffer=*/true);
+      if (!t.sizes().equals(state[i].second.sizes())) return std::nullopt;
+      saved.push_back(t);
+    }
+    archive.read("optimizer", optimizer);
+  } catch (const std::exception&) {
+    return std::nullopt;  // unreadable (e.g. cut short): the run trains from step 0, to the same result
+  }
+  try {
+    model.set_counters(h.counters);
+    {
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < state.size(); ++i) state[i].second.copy_(saved[i]);
+    }
+    opt.load(optimizer);
+  } catch (const std::exception& e) {
+    throw Error("cannot continue the run from " + path + ": " + e.what());
+  }
+  // The optimizer's buffers come back laid out as saved; each goes back to its parameter's
+  // layout, as the uninterrupted run keeps it.
+  for (auto& group : opt.param_groups())
+    for (auto& p : group.params()) {
+      auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it == opt.state().end()) continue;
+      auto& st = static_cast<optim::GenomeParamState&>(*it->second);
+      const auto format = p.suggest_memory_format();
+      if (st.exp_avg().defined()) st.exp_avg(st.exp_avg().contiguous(format));
+      if (st.exp_avg_sq().defined()) st.exp_avg_sq(st.exp_avg_sq().contiguous(format));
+      if (st.lion_exp_avg().defined()) st.lion_exp_avg(st.lion_exp_avg().contiguous(format));
+    }
+  return h;
+}
+
 // What the training loop keeps on the device between host reads: each step's loss and, at
 // the steps that log, whether every parameter is finite.
 struct PendingStep {
@@ -253,13 +362,17 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   const std::int64_t steps =
       budget.steps > 0 ? std::max<std::int64_t>(1, std::llround(static_cast<double>(budget.steps) * task.step_scale)) : task.default_steps;
   const std::int64_t sync_every = budget.sync_every > 0 ? budget.sync_every : device.is_cpu() ? 1 : budget.log_every;
+  // A stop scales with the steps (a user task's step_scale) and stays before the end.
+  const std::int64_t stop =
+      budget.stop_at > 0 ? std::clamp<std::int64_t>(std::llround(static_cast<double>(budget.stop_at) * task.step_scale), 1, steps - 1) : steps;
+  if (budget.stop_at > 0 && steps < 2) throw Error("a run of one step cannot stop early (stop_at)");
 
   RunResult r;
   r.task = task.name;
   r.task_label = task.label();
   r.seed = seed;
   r.split = data::split_name(budget.eval_split);
-  r.steps_planned = steps;
+  r.steps_planned = stop;
 
   // Common random numbers: everything random below is a function of (task, seed).
   // The model is initialised on the CPU (one generator) and then moved.
@@ -278,6 +391,25 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   optim::GenomeOptimizer opt(params, optim::GenomeOptimizerOptions(genome, steps));
   model->train(true);
 
+  double smoothed = 0.0;
+  std::int64_t first_step = 1;
+  const bool continuing = !budget.resume_state.empty() || !budget.save_state.empty();
+  const nlohmann::json identity = continuing ? run_identity(genome, task, seed, steps, *model) : nlohmann::json();
+  if (!budget.resume_state.empty()) {
+    if (auto h = load_run_state(budget.resume_state, identity, stop, *model, opt, device)) {
+      // The samplers drawn up to the saved step, as the uninterrupted run has them.
+      if (sampler) sampler->skip(h->step);
+      text_rng.set_state(h->text_rng);
+      augment_rng.set_state(h->augment_rng);
+      smoothed = h->smoothed;
+      r.final_loss = h->final_loss;
+      r.loss_curve = h->curve;
+      r.steps_done = h->step;
+      r.resumed_at = h->step;
+      first_step = h->step + 1;
+    }
+  }
+
   auto params_finite = [&] {
     std::vector<torch::Tensor> flags;
     for (const auto& p : params) flags.push_back(torch::isfinite(p).all());
@@ -287,7 +419,6 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   // Reads the pending steps' values from the device (one transfer) and applies, step by step,
   // what a loop reading every step would: divergence, the smoothed loss, the loss curve.
   // Returns false when the run diverged.
-  double smoothed = 0.0;
   std::vector<PendingStep> pending;
   auto drain = [&]() -> bool {
     if (pending.empty()) return true;
@@ -332,7 +463,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   };
 
   const auto train_t0 = std::chrono::steady_clock::now();
-  for (std::int64_t step = 1; step <= steps; ++step) {
+  for (std::int64_t step = first_step; step <= stop; ++step) {
     if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
       r.cancelled = true;
       break;
@@ -363,10 +494,19 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
     // A diverged loss is found at the next read, so a step may be taken on it: the run
     // is over then and its model discarded, which changes nothing reported.
     pending.push_back({step, loss.detach(), (step % budget.log_every == 0 || step == steps) ? params_finite() : torch::Tensor()});
-    if ((step % sync_every == 0 || step == steps) && !drain()) break;
+    if ((step % sync_every == 0 || step == stop) && !drain()) break;
   }
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = smoothed;
+  // A stop between logged steps checks the parameters too (without a loss-curve point, which
+  // the uninterrupted run does not have there).
+  if (stop < steps && !r.diverged && !r.cancelled && stop % budget.log_every != 0 && !params_finite().item<bool>()) {
+    r.diverged = true;
+    r.divergence_reason = "non-finite parameter";
+  }
+  if (stop < steps && !r.diverged && !r.cancelled && !budget.save_state.empty())
+    save_run_state(budget.save_state, identity,
+                   HostState{stop, smoothed, r.final_loss, r.loss_curve, text_rng.state(), augment_rng.state(), model->counters()}, *model, opt);
   if (!r.diverged && !r.cancelled) {
     const Evaluation e = evaluate_on(*model, task, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
     r.accuracy = e.score;

@@ -335,9 +335,28 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
   ASSERT_TRUE(full.completed);
   std::int64_t saved = 0;
   for (const auto& r : full.history) saved += r.steps_saved;
-  // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 + 2×8 + 1×16 = 56.
-  EXPECT_EQ(full.history.front().steps_saved, 40);
-  EXPECT_GT(saved, 40);
+  // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 rung-1 steps, the 2
+  // survivors continue 4 → 8, the last continues 8 → 16: 24 + 8 + 8 = 40 trained, 56 saved.
+  EXPECT_EQ(full.history.front().steps_saved, 56);
+  EXPECT_GT(saved, 56);
+  // Survivors continued from their rungs' saved states, which are gone once used; a continued
+  // full run is stored under the plain full-run key with the uninterrupted run's result.
+  EXPECT_TRUE(!std::filesystem::exists(tmp / "full/states") || std::filesystem::is_empty(tmp / "full/states"));
+  int continued = 0, winner_checked = 0;
+  for (const auto& e : eval::RunStore(tmp / "full/journal.jsonl").entries()) {
+    if (e.result.resumed_at == 0) continue;
+    ++continued;
+    EXPECT_EQ(e.key.stop == 0 ? 16 : e.key.stop, e.result.steps_done);
+    if (e.key.stop != 0 || e.key.genome != full.best.genome.hash_hex()) continue;
+    const eval::RunRequest plain{full.best.genome, "mnist", e.key.seed, data::Split::Val, 16, 0};
+    const auto straight = eval::run_request(tasks.at("mnist"), b, plain, nullptr);
+    EXPECT_EQ(straight.accuracy, e.result.accuracy);
+    EXPECT_EQ(straight.final_loss, e.result.final_loss);
+    EXPECT_EQ(straight.resumed_at, 0);
+    ++winner_checked;
+  }
+  EXPECT_GE(continued, 3);  // generation 0 alone: two rung-2 runs and one full run
+  EXPECT_EQ(winner_checked, 1);
   const nlohmann::json lineage = read_json_file(tmp / "full/lineage.json");
   int raced = 0;
   for (const auto& i : lineage.at("individuals")) {

@@ -340,3 +340,76 @@ TEST(TrainCli, WritesJsonAndRejectsBadInput) {
   auto bad_device = test::run_cli("train --device tpu --steps 5" + common);
   EXPECT_NE(bad_device.err.find("unknown device 'tpu'"), std::string::npos) << bad_device.err;
 }
+
+// Racing's continuation (issue 10): a run stopped after k of its N steps with its state saved,
+// then continued from that state (possibly stopping and saving again), gives the
+// uninterrupted run's result bit for bit: model, optimizer buffers (m, v, Lion's c, NAdam's
+// μ product), batch order, augmentation draws, dropout masks, loss curve and smoothed loss.
+TEST(Trainer, ContinuedRunEqualsTheUninterruptedRun) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  EVOOPT_REQUIRE_DATASET("cifar10");
+  EVOOPT_REQUIRE_DATASET("jargon");
+  test::TempDir dir;
+  genome::Genome g = genome::preset("adam");
+  g.terms = {{genome::Term::AdamTerm, 0.7}, {genome::Term::Lion, 0.2}, {genome::Term::Nesterov, 0.1}};
+  g.warmup_fraction = 0.1;
+  g.cosine_decay = true;
+  g.validate(genome::Bounds::kHardMaxTerms);
+  task::TaskOptions o;
+  o.data_dir = test::data_dir();
+  o.split.train_subset = 1000;
+  o.split.val_size = 300;
+  o.batch_size = 32;
+  const std::vector<task::Task> tasks = {small_mnist(), task::load_task("mnist:paper", o), task::load_task("cifar10", o),
+                                         task::load_task("jargon", o)};
+  for (const auto& t : tasks) {
+    SCOPED_TRACE(t.name + " (" + task::model_preset_name(t.model) + ")");
+    train::Budget b = budget(20);
+    b.log_every = 5;
+    const auto whole = train::train_and_evaluate(g, t, 3, b);
+    ASSERT_FALSE(whole.diverged);
+    // Stops at 7 (between logged steps) and 15, each continuing the last.
+    const std::string s12 = (dir.path() / (t.name + "-7.pt")).string(), s20 = (dir.path() / (t.name + "-15.pt")).string();
+    train::Budget b12 = b;
+    b12.stop_at = 7;
+    b12.save_state = s12;
+    const auto r12 = train::train_and_evaluate(g, t, 3, b12);
+    EXPECT_EQ(r12.steps_done, 7);
+    EXPECT_EQ(r12.steps_planned, 7);
+    EXPECT_EQ(r12.resumed_at, 0);
+    ASSERT_TRUE(std::filesystem::exists(s12));
+    train::Budget b20 = b;
+    b20.stop_at = 15;
+    b20.resume_state = s12;
+    b20.save_state = s20;
+    const auto r20 = train::train_and_evaluate(g, t, 3, b20);
+    EXPECT_EQ(r20.resumed_at, 7);
+    // The stop's score equals a run stopped there without a resume.
+    train::Budget b20_fresh = b;
+    b20_fresh.stop_at = 15;
+    const auto r20_fresh = train::train_and_evaluate(g, t, 3, b20_fresh);
+    expect_identical(r20, r20_fresh);
+    train::Budget rest = b;
+    rest.resume_state = s20;
+    const auto continued = train::train_and_evaluate(g, t, 3, rest);
+    EXPECT_EQ(continued.resumed_at, 15);
+    EXPECT_EQ(continued.steps_done, 20);
+    expect_identical(whole, continued);
+    EXPECT_EQ(continued.smoothed_loss, whole.smoothed_loss);
+    EXPECT_EQ(continued.eval_loss, whole.eval_loss);
+    if (&t != &tasks.front()) continue;
+    // A state of another run (another seed) or a missing file: trained from step 0, same result.
+    const auto other_seed = train::train_and_evaluate(g, t, 4, rest);
+    EXPECT_EQ(other_seed.resumed_at, 0);
+    EXPECT_EQ(other_seed.accuracy, train::train_and_evaluate(g, t, 4, b).accuracy);
+    rest.resume_state = (dir.path() / "missing.pt").string();
+    EXPECT_EQ(train::train_and_evaluate(g, t, 3, rest).resumed_at, 0);
+  }
+  // A stop at or past the end, or a save without a stop, is refused.
+  train::Budget bad = budget(10);
+  bad.stop_at = 10;
+  EXPECT_THROW(bad.validate(), Error);
+  bad.stop_at = 0;
+  bad.save_state = "x.pt";
+  EXPECT_THROW(bad.validate(), Error);
+}

@@ -6,6 +6,7 @@
 // between standard libraries) so results match across platforms.
 #include <cstdint>
 #include <random>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -47,6 +48,10 @@ class Rng {
   double normal();
   double normal(double mean, double stddev) { return mean + stddev * normal(); }
   std::mt19937_64& engine() { return engine_; }
+  // The engine's whole state as text (the standard's stream form), and back: a run that
+  // continues from a saved state draws what the uninterrupted run would have.
+  std::string state() const;
+  void set_state(const std::string& text);  // throws evoopt::Error on malformed text
 
  private:
   std::mt19937_64 engine_;

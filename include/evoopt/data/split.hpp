@@ -58,7 +58,8 @@ Splits make_splits(const DatasetPair& pair, const SplitOptions& options);
 class BatchSampler {
  public:
   BatchSampler(std::int64_t dataset_size, std::int64_t batch_size, std::uint64_t seed);
-  torch::Tensor next();  // int64 indices (batch_size)
+  torch::Tensor next();             // int64 indices (batch_size)
+  void skip(std::int64_t batches);  // as `batches` calls of next(), without the tensors
 
  private:
   std::int64_t n_, batch_;

@@ -27,6 +27,14 @@ struct RunRequest {
   data::Split split = data::Split::Val;
   std::int64_t steps = 0;       // 0: the evaluator's budget
   std::int64_t eval_limit = 0;  // > 0: score on the split's first N images only (a cheap rung of successive halving)
+  // > 0: stop after this many of the `steps` (the schedule spans all of them) and score there:
+  // a rung of racing. Part of the run's key.
+  std::int64_t stop_at = 0;
+  // Files for continuing a run (train::Budget): where to save its state at the stop, and a
+  // state of an earlier stop of the same run to start from. Not part of the key: a continued
+  // run's result equals the uninterrupted run's.
+  std::string save_state = {};
+  std::string resume_state = {};
 };
 
 nlohmann::json to_json(const RunRequest& r);

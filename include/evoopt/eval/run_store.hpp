@@ -2,7 +2,8 @@
 // The one store of completed training runs (DIR/journal.jsonl), used by every
 // stage of a study: search, final test, break-even, sweeps, comparison. Each line
 // is one run under a key that holds everything that changes its result: the
-// genome's canonical hash, task, split, the actual step count, the seed, and the
+// genome's canonical hash, task, split, the actual step count (and where a racing rung
+// stopped), the seed, and the
 // evaluator's fingerprint of that task (model, batch size, training subset,
 // validation size, split seed, augmentation, dataset checksums, training
 // semantics version, evaluation settings). A request whose key is in the store is
@@ -31,6 +32,7 @@ struct RunKey {
   std::int64_t steps = 0;
   std::uint64_t seed = 0;
   std::string fingerprint;  // Evaluator::fingerprint(task)
+  std::int64_t stop = 0;    // > 0: the run stopped and was scored after this many of its steps (racing)
   std::string str() const;
   nlohmann::json to_json() const;
   static RunKey from_json(const nlohmann::json& j);

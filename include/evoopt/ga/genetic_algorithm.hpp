@@ -29,9 +29,12 @@
 namespace evoopt::ga {
 
 // Racing: successive halving over training steps inside each generation. Every new genome
-// first trains `rungs[0]` of the steps (scored on the first `rung_val_size` validation
-// images); only the best `keep` fraction goes on to the next rung, and the survivors of the
-// last rung train the full budget. A genome raced out keeps the fitness of its last rung
+// first trains `rungs[0]` of the steps of its full run (the schedule spans the full budget;
+// scored on the first `rung_val_size` validation images); only the best `keep` fraction goes
+// on to the next rung, and the survivors of the last rung train to the full budget. Each
+// rung continues the previous one from its saved state (RUN/states/, removed once used), so
+// a survivor trains every step once, and its full-budget result is the same as a run that
+// never stopped (the same key in the run store). A genome raced out keeps the fitness of its last rung
 // (marked in lineage.json) and can be selected as a parent, ranked below every genome that
 // went further, but never be the winner.
 struct RacingOptions {
@@ -148,10 +151,17 @@ class GeneticAlgorithm {
   Individual child_of(const std::vector<Individual>& parents, const std::vector<double>& score, int generation, Rng& rng);
   void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
                 GaOutcome& outcome, bool& interrupted);
-  // Racing: trains the rungs for the population's new genomes; returns the genomes raced out
-  // (hash → individual holding the rung's fitness) and adds the steps saved to `record`.
-  std::map<std::uint64_t, Individual> race(const std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
-                                           const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted);
+  // Racing: trains the rungs for the population's new genomes.
+  struct Race {
+    std::map<std::uint64_t, Individual> raced_out;             // hash → the individual with its last rung's fitness
+    std::map<std::uint64_t, std::vector<std::string>> resume;  // survivors: hash → each run's saved state (task, seed order)
+    std::int64_t started = 0;                                  // genomes that entered the race
+    std::int64_t trained_steps = 0;                            // steps the rungs trained (the survivors' full runs are added by evaluate)
+  };
+  Race race(const std::vector<Individual>& population, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome,
+            bool& interrupted);
+  // Where a rung run's state is saved: RUN/states/<hash of the run's key>.pt ("" without a run directory).
+  std::string state_file(const eval::RunRequest& request) const;
   // Trains (or finds in the store) `requests`, counting them in `outcome`; empty when interrupted.
   std::vector<std::optional<train::RunResult>> train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events,
                                                           const std::atomic<bool>* cancel, GaOutcome& outcome);

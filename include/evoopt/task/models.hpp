@@ -40,6 +40,12 @@ class Model {
   virtual std::vector<torch::Tensor> parameters() = 0;
   virtual void train(bool on) = 0;
   virtual void to(const torch::Device& device) = 0;
+  // What a run carries from one step to the next besides the optimizer, for continuing it
+  // (racing): every parameter and buffer by name, in a fixed order, and the counters of
+  // random draws made so far (SeededDropout's calls).
+  virtual std::vector<std::pair<std::string, torch::Tensor>> named_state() = 0;
+  virtual std::vector<std::uint64_t> counters() { return {}; }
+  virtual void set_counters(const std::vector<std::uint64_t>& values);  // throws evoopt::Error on a count mismatch
 };
 
 // Dropout with counter-based masks: the k-th call in training mode keeps element j (its
@@ -52,6 +58,8 @@ class SeededDropoutImpl : public torch::nn::Module {
  public:
   SeededDropoutImpl(double p, std::uint64_t seed);
   torch::Tensor forward(const torch::Tensor& x);
+  std::uint64_t calls() const { return calls_; }  // masks drawn so far (training-mode calls)
+  void set_calls(std::uint64_t calls) { calls_ = calls; }
 
  private:
   double p_;

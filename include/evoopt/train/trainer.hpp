@@ -48,7 +48,18 @@ struct Budget {
   // checked in order, so a run stops with the same step, loss and reason either way.
   std::int64_t sync_every = 0;
   const std::atomic<bool>* cancel = nullptr;  // checked every step; a cancelled run is marked and not scored
-  void validate() const;                      // throws evoopt::Error naming the bad field
+  // Continuing a run (racing's rungs). `stop_at` > 0: train the first `stop_at` of the `steps`
+  // the run is planned for (the schedule spans all `steps`) and score the model there.
+  // `save_state`: write the run's whole state at that point (model, optimizer, samplers,
+  // counters, loss curve) to this file. `resume_state`: start from a state that an earlier
+  // stop of the same run wrote; a missing file, or one of another run, is ignored (the run
+  // trains from step 0). Steps 1..n are the same with or without stops, states and resumes:
+  // a continued run's result equals the uninterrupted run's (tested), so none of these
+  // three is part of a run's key beyond `stop_at` itself.
+  std::int64_t stop_at = 0;
+  std::string save_state = {};
+  std::string resume_state = {};
+  void validate() const;  // throws evoopt::Error naming the bad field
 };
 // "channels_last" | "contiguous": the layout's name in JSON, fingerprints and the CLI.
 const char* layout_name(at::MemoryFormat format);
@@ -61,7 +72,8 @@ std::string resolve_device(const std::string& requested);
 // and `auto` where `allow_auto`. Throws evoopt::Error naming the allowed forms.
 void check_device_name(const std::string& name, bool allow_auto);
 
-// The one field list of Budget (all but `cancel`), for worker processes.
+// The one field list of Budget (all but the per-run `cancel`, `stop_at`, `save_state` and
+// `resume_state`, which requests carry), for worker processes.
 nlohmann::json to_json(const Budget& b);
 Budget budget_from_json(const nlohmann::json& j);
 
@@ -88,6 +100,9 @@ struct RunResult {
   bool cancelled = false;  // stopped by Budget::cancel: not a result, never journaled
   std::int64_t steps_done = 0;
   std::int64_t steps_planned = 0;
+  // > 0: the run continued from a state saved at this step (Budget::resume_state); it trained
+  // steps resumed_at+1 .. steps_done itself. Its results are those of the uninterrupted run.
+  std::int64_t resumed_at = 0;
   double seconds = 0.0;        // the whole run: set-up, training, evaluation
   double train_seconds = 0.0;  // the training steps alone
   // Fitness contribution: the score, or −1 when diverged.
