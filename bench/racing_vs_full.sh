@@ -5,18 +5,20 @@
 # fitness (3 fresh test seeds), and over the seeds the paired difference racing − full
 # with a 95% t-interval.
 #
-#   bash bench/racing_vs_full.sh [--out DIR (runs/racing-vs-full)] [--seeds "0 1 2 3 4"] [-- extra evolve flags]
+#   bash bench/racing_vs_full.sh [--out DIR (runs/racing-vs-full)] [--seeds "0 1 2 3 4"] [--continue] [-- extra evolve flags]
+# --continue: race with --racing-continue (rungs continued from saved states) instead of --racing.
 # A seed whose run directory (DIR/seedS-full, DIR/seedS-racing) holds a finished study is
 # not run again (a half-finished one resumes), so the summary can be re-printed at no cost.
 # Needs a Release build (build/evoopt) and the data (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=runs/racing-vs-full seeds="0 1 2 3 4"
+out=runs/racing-vs-full seeds="0 1 2 3 4" racing_flag=--racing
 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
+    --continue) racing_flag=--racing-continue; shift ;;
     --) shift; extra=("$@"); break ;;
     *) echo "racing_vs_full.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -28,7 +30,7 @@ for s in $seeds; do
     dir="$out/seed$s-$mode"
     finished "$dir" && continue
     flags=(--seed "$s" --no-compare --no-break-even --out "$dir")
-    [[ $mode == racing ]] && flags+=(--racing)
+    [[ $mode == racing ]] && flags+=("$racing_flag")
     echo "== seed $s, $mode: build/evoopt evolve ${flags[*]} ${extra[*]}"
     if [[ -f "$dir/checkpoint.json" ]]; then build/evoopt resume "$dir" >/dev/null; else build/evoopt evolve "${flags[@]}" "${extra[@]}" >/dev/null; fi
   done

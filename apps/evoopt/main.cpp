@@ -490,7 +490,8 @@ struct EvolveArgs {
   std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
   std::uint64_t seed = 0;
   std::string model, vocabulary, data_dir, baselines, device;
-  bool no_compare = false, no_transfer = false, equal_budget = false, no_break_even = false, anneal = false, racing = false, async = false;
+  bool no_compare = false, no_transfer = false, equal_budget = false, no_break_even = false, anneal = false, racing = false, racing_continue = false,
+       async = false;
 };
 
 experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
@@ -531,6 +532,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   if (a.no_break_even) c.break_even = false;
   if (a.anneal) c.ga.anneal = true;
   if (a.racing) c.ga.racing.enabled = true;
+  if (a.racing_continue) c.ga.racing.enabled = c.ga.racing.continue_runs = true;
   if (a.async) c.ga.async = true;
   c.validate();
   return c;
@@ -838,6 +840,9 @@ int main(int argc, char** argv) {
     if (!is_compare)
       c->add_flag("--racing", evolve_args.racing,
                   "Successive halving over steps in each generation: new genomes train 1/4 then 1/2 of the steps, the best third goes on");
+    if (!is_compare)
+      c->add_flag("--racing-continue", evolve_args.racing_continue,
+                  "Racing whose rungs are the first steps of the full run, continued from saved states (cheaper; implies --racing)");
     if (!is_compare)
       c->add_flag("--async", evolve_args.async,
                   "Steady state, no generation barrier: each finished genome joins the population (the oldest leaves) and a child takes "

@@ -234,6 +234,8 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
           ga.racing.keep = get<double>(gv, g, file);
         else if (gk == "racing_rung_val_size")
           ga.racing.rung_val_size = get<std::int64_t>(gv, g, file);
+        else if (gk == "racing_continue")
+          ga.racing.continue_runs = get<bool>(gv, g, file);
         else
           throw Error(file + ": unknown key " + g);
       }

@@ -68,7 +68,8 @@ json GaOptions::to_json() const {
             {"seed_presets", seed_presets},
             {"mutation", mutation},
             {"racing", {{"enabled", racing.enabled}, {"rungs", racing.rungs}, {"keep", racing.keep}, {"rung_val_size", racing.rung_val_size}}}};
-  if (async) j["async"] = true;  // written only when on: configs from before the mode keep their fingerprint
+  if (async) j["async"] = true;                              // written only when on: configs from before the mode keep their fingerprint
+  if (racing.continue_runs) j["racing"]["continue"] = true;  // likewise
   return j;
 }
 
@@ -94,6 +95,7 @@ GaOptions GaOptions::from_json(const json& j) {
     o.racing.rungs = r.at("rungs").get<std::vector<double>>();
     o.racing.keep = r.at("keep").get<double>();
     o.racing.rung_val_size = r.at("rung_val_size").get<std::int64_t>();
+    o.racing.continue_runs = r.value("continue", false);
   }
   return o;
 }
@@ -388,14 +390,18 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
       std::size_t j = 0;
       for (const auto& task : options_.tasks)
         for (int s = 0; s < options_.search_seeds; ++s, ++j) {
-          // A rung is the first `stop` steps of the genome's full run (the schedule spans the
-          // full budget), scored on the rung's validation images; it continues the previous
-          // rung's run from its saved state and saves its own for the next.
+          // Continuing: a rung is the first `stop` steps of the genome's full run (the schedule
+          // spans the full budget); it continues the previous rung's run from its saved state
+          // and saves its own for the next.
           eval::RunRequest r = request({racers[k]->genome.hash(), task, s}, racers[k]->genome);
-          r.stop_at = stop;
           r.eval_limit = options_.racing.rung_val_size;
-          r.resume_state = states[k][j];
-          r.save_state = state_file(r);
+          if (options_.racing.continue_runs) {
+            r.stop_at = stop;
+            r.resume_state = states[k][j];
+            r.save_state = state_file(r);
+          } else {
+            r.steps = stop;  // restart: a complete run of the rung's length
+          }
           saves.push_back(r.save_state);
           requests.push_back(r);
         }

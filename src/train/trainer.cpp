@@ -363,9 +363,9 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
       budget.steps > 0 ? std::max<std::int64_t>(1, std::llround(static_cast<double>(budget.steps) * task.step_scale)) : task.default_steps;
   const std::int64_t sync_every = budget.sync_every > 0 ? budget.sync_every : device.is_cpu() ? 1 : budget.log_every;
   // A stop scales with the steps (a user task's step_scale) and stays before the end.
+  if (budget.stop_at > 0 && steps < 2) throw Error("a run of one step cannot stop early (stop_at)");
   const std::int64_t stop =
       budget.stop_at > 0 ? std::clamp<std::int64_t>(std::llround(static_cast<double>(budget.stop_at) * task.step_scale), 1, steps - 1) : steps;
-  if (budget.stop_at > 0 && steps < 2) throw Error("a run of one step cannot stop early (stop_at)");
 
   RunResult r;
   r.task = task.name;

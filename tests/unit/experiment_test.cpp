@@ -135,6 +135,8 @@ steps = 40
 population = 6
 generations = 3
 vocabulary = "seed"
+racing = true
+racing_continue = true
 [data]
 train_subset = 1000
 [compare]
@@ -149,11 +151,13 @@ test_seeds = 2
   EXPECT_EQ(c.steps, 40);
   EXPECT_EQ(c.ga.population, 6);
   EXPECT_EQ(c.ga.space.vocabulary, genome::Vocabulary::Seed);
+  EXPECT_TRUE(c.ga.racing.enabled && c.ga.racing.continue_runs);
   EXPECT_EQ(c.train_subset, 1000);
   EXPECT_NO_THROW(c.validate());
   // JSON round trip (what config.json and resume use).
   const ExperimentConfig back = ExperimentConfig::from_json(c.to_json());
   EXPECT_EQ(back.to_json(), c.to_json());
+  EXPECT_TRUE(back.ga.racing.continue_runs);
   // The quick preset shrinks every size.
   ExperimentConfig q;
   q.apply_preset("quick");

@@ -335,28 +335,9 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
   ASSERT_TRUE(full.completed);
   std::int64_t saved = 0;
   for (const auto& r : full.history) saved += r.steps_saved;
-  // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 rung-1 steps, the 2
-  // survivors continue 4 → 8, the last continues 8 → 16: 24 + 8 + 8 = 40 trained, 56 saved.
-  EXPECT_EQ(full.history.front().steps_saved, 56);
-  EXPECT_GT(saved, 56);
-  // Survivors continued from their rungs' saved states, which are gone once used; a continued
-  // full run is stored under the plain full-run key with the uninterrupted run's result.
-  EXPECT_TRUE(!std::filesystem::exists(tmp / "full/states") || std::filesystem::is_empty(tmp / "full/states"));
-  int continued = 0, winner_checked = 0;
-  for (const auto& e : eval::RunStore(tmp / "full/journal.jsonl").entries()) {
-    if (e.result.resumed_at == 0) continue;
-    ++continued;
-    EXPECT_EQ(e.key.stop == 0 ? 16 : e.key.stop, e.result.steps_done);
-    if (e.key.stop != 0 || e.key.genome != full.best.genome.hash_hex()) continue;
-    const eval::RunRequest plain{full.best.genome, "mnist", e.key.seed, data::Split::Val, 16, 0};
-    const auto straight = eval::run_request(tasks.at("mnist"), b, plain, nullptr);
-    EXPECT_EQ(straight.accuracy, e.result.accuracy);
-    EXPECT_EQ(straight.final_loss, e.result.final_loss);
-    EXPECT_EQ(straight.resumed_at, 0);
-    ++winner_checked;
-  }
-  EXPECT_GE(continued, 3);  // generation 0 alone: two rung-2 runs and one full run
-  EXPECT_EQ(winner_checked, 1);
+  // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 + 2×8 + 1×16 = 56.
+  EXPECT_EQ(full.history.front().steps_saved, 40);
+  EXPECT_GT(saved, 40);
   const nlohmann::json lineage = read_json_file(tmp / "full/lineage.json");
   int raced = 0;
   for (const auto& i : lineage.at("individuals")) {
@@ -407,4 +388,70 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
   bad = o;
   bad.racing.keep = 1.0;
   EXPECT_THROW(bad.validate(), Error);
+}
+
+// Racing that continues (issue 10, `continue_runs`): a rung is the first k steps of the full
+// run; the next rung and the survivor's full run continue from its saved state. Fewer steps
+// are trained, the states are gone at the end, a continued full run is stored under the plain
+// full-run key with the uninterrupted run's result, and a cut search resumes identically.
+TEST(GeneticAlgorithm, ContinuedRacingTrainsEachSurvivorStepOnceAndResumesIdentically) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const task::TaskOptions to = test::small_mnist_options();
+  std::map<std::string, task::Task> tasks = {{"mnist", task::load_task("mnist", to)}};
+  train::Budget b;
+  b.steps = 16;
+  GaOptions o;
+  o.population = 6;
+  o.generations = 2;
+  o.tasks = {"mnist"};
+  o.seed = 4;
+  o.racing.enabled = true;
+  o.racing.continue_runs = true;
+  o.racing.rung_val_size = 100;
+  test::TempDir tmp;
+  eval::LocalEvaluator ev(tasks, b);
+  GaOutcome full = GeneticAlgorithm(o, ev, tmp / "full").run();
+  ASSERT_TRUE(full.completed);
+  std::int64_t saved = 0;
+  for (const auto& r : full.history) saved += r.steps_saved;
+  // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 rung-1 steps, the 2
+  // survivors continue 4 → 8, the last continues 8 → 16: 24 + 8 + 8 = 40 trained, 56 saved.
+  EXPECT_EQ(full.history.front().steps_saved, 56);
+  EXPECT_GT(saved, 56);
+  // Survivors continued from their rungs' saved states, which are gone once used; a continued
+  // full run is stored under the plain full-run key with the uninterrupted run's result.
+  EXPECT_TRUE(!std::filesystem::exists(tmp / "full/states") || std::filesystem::is_empty(tmp / "full/states"));
+  int continued = 0, winner_checked = 0;
+  for (const auto& e : eval::RunStore(tmp / "full/journal.jsonl").entries()) {
+    if (e.result.resumed_at == 0) continue;
+    ++continued;
+    EXPECT_EQ(e.key.stop == 0 ? 16 : e.key.stop, e.result.steps_done);
+    if (e.key.stop != 0 || e.key.genome != full.best.genome.hash_hex()) continue;
+    const eval::RunRequest plain{full.best.genome, "mnist", e.key.seed, data::Split::Val, 16, 0};
+    const auto straight = eval::run_request(tasks.at("mnist"), b, plain, nullptr);
+    EXPECT_EQ(straight.accuracy, e.result.accuracy);
+    EXPECT_EQ(straight.final_loss, e.result.final_loss);
+    EXPECT_EQ(straight.resumed_at, 0);
+    ++winner_checked;
+  }
+  EXPECT_GE(continued, 3);  // generation 0 alone: two rung-2 runs and one full run
+  EXPECT_EQ(winner_checked, 1);
+  EXPECT_EQ(full.best.raced_out_at, 0);
+  std::atomic<bool> cancel{false};
+  int finished = 0;
+  GaEvents stop_soon;
+  stop_soon.run_finished = [&](int, int, const train::RunResult&) {
+    if (++finished == 8) cancel = true;  // inside generation 0's second rung
+  };
+  EXPECT_FALSE(GeneticAlgorithm(o, ev, tmp / "cut").run(stop_soon, &cancel).completed);
+  ASSERT_TRUE(GeneticAlgorithm(o, ev, tmp / "cut").run().completed);
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "cut/history.csv")),
+            test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
+  EXPECT_EQ(read_text_file(tmp / "cut/lineage.json"), read_text_file(tmp / "full/lineage.json"));
+  // The mode is part of the options' JSON only when on (older run directories keep theirs).
+  EXPECT_TRUE(o.to_json().at("racing").value("continue", false));
+  GaOptions restart = o;
+  restart.racing.continue_runs = false;
+  EXPECT_FALSE(restart.to_json().at("racing").contains("continue"));
+  EXPECT_TRUE(GaOptions::from_json(o.to_json()).racing.continue_runs);
 }

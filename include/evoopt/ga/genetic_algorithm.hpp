@@ -29,19 +29,25 @@
 namespace evoopt::ga {
 
 // Racing: successive halving over training steps inside each generation. Every new genome
-// first trains `rungs[0]` of the steps of its full run (the schedule spans the full budget;
-// scored on the first `rung_val_size` validation images); only the best `keep` fraction goes
-// on to the next rung, and the survivors of the last rung train to the full budget. Each
-// rung continues the previous one from its saved state (RUN/states/, removed once used), so
-// a survivor trains every step once, and its full-budget result is the same as a run that
-// never stopped (the same key in the run store). A genome raced out keeps the fitness of its last rung
-// (marked in lineage.json) and can be selected as a parent, ranked below every genome that
-// went further, but never be the winner.
+// first trains a short run of `rungs[0]` of the steps (scored on the first `rung_val_size`
+// validation images); only the best `keep` fraction goes on to the next rung, and the
+// survivors of the last rung train the full budget. Two ways to run a rung:
+// - restart (default): each rung is a complete run of its own length (its schedule spans the
+//   rung), trained from step 0;
+// - `continue_runs`: each rung is the first k steps of the genome's full run (the schedule
+//   spans the full budget), saved at the stop (RUN/states/, removed once used); the next
+//   rung and the survivor's full run continue from that state, so a survivor trains each
+//   step once and its full-budget result is the same as a run that never stopped (the same
+//   key in the run store). Cheaper, but a rung then scores a run whose schedule has not
+//   annealed yet.
+// A genome raced out keeps the fitness of its last rung (marked in lineage.json) and can be
+// selected as a parent, ranked below every genome that went further, but never be the winner.
 struct RacingOptions {
   bool enabled = false;
   std::vector<double> rungs = {0.25, 0.5};  // fractions of the steps, ascending, each in (0, 1)
   double keep = 1.0 / 3.0;                  // fraction of a rung's genomes that go on (at least one)
   std::int64_t rung_val_size = 1000;        // validation images scoring a rung (0 = all)
+  bool continue_runs = false;               // rungs are prefixes of the full run, continued from saved states
   void validate() const;
 };
 
