@@ -20,6 +20,46 @@ using genome::Term;
 
 namespace {
 
+// The racing tests' search: 6 genomes, 2 generations, 16-step runs on a small MNIST.
+std::map<std::string, task::Task> racing_tasks() { return {{"mnist", task::load_task("mnist", test::small_mnist_options())}}; }
+train::Budget racing_budget() {
+  train::Budget b;
+  b.steps = 16;
+  return b;
+}
+GaOptions racing_options(bool continue_runs) {
+  GaOptions o;
+  o.population = 6;
+  o.generations = 2;
+  o.tasks = {"mnist"};
+  o.seed = 4;
+  o.racing.enabled = true;
+  o.racing.continue_runs = continue_runs;
+  o.racing.rung_val_size = 100;
+  return o;
+}
+// The steps racing saved over a search's generations.
+std::int64_t steps_saved(const GaOutcome& out) {
+  std::int64_t saved = 0;
+  for (const auto& r : out.history) saved += r.steps_saved;
+  return saved;
+}
+// The search of `o`, stopped after `cut_after` runs in DIR/cut and resumed there, ends with
+// DIR/full's history and lineage.
+void expect_cut_search_resumes_identically(const GaOptions& o, eval::Evaluator& ev, const std::filesystem::path& dir, int cut_after) {
+  std::atomic<bool> cancel{false};
+  int finished = 0;
+  GaEvents stop_soon;
+  stop_soon.run_finished = [&](int, int, const train::RunResult&) {
+    if (++finished == cut_after) cancel = true;
+  };
+  EXPECT_FALSE(GeneticAlgorithm(o, ev, dir / "cut").run(stop_soon, &cancel).completed);
+  ASSERT_TRUE(GeneticAlgorithm(o, ev, dir / "cut").run().completed);
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "cut/history.csv")),
+            test::csv_without_last_column(read_text_file(dir / "full/history.csv")));
+  EXPECT_EQ(read_text_file(dir / "cut/lineage.json"), read_text_file(dir / "full/lineage.json"));
+}
+
 Genome hidden_target() {
   Genome t;
   t.terms = {{Term::SignGrad, 0.5}, {Term::AdamTerm, 1.5}};
@@ -318,23 +358,14 @@ TEST(GeneticAlgorithm, RecordsLineageAndRejectsBadOptions) {
 // recorded, and an interrupted racing search resumes to the identical history.
 TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdentically) {
   EVOOPT_REQUIRE_DATASET("mnist");
-  const task::TaskOptions to = test::small_mnist_options();
-  std::map<std::string, task::Task> tasks = {{"mnist", task::load_task("mnist", to)}};
-  train::Budget b;
-  b.steps = 16;
-  GaOptions o;
-  o.population = 6;
-  o.generations = 2;
-  o.tasks = {"mnist"};
-  o.seed = 4;
-  o.racing.enabled = true;
-  o.racing.rung_val_size = 100;
+  const auto tasks = racing_tasks();
+  const train::Budget b = racing_budget();
+  const GaOptions o = racing_options(/*continue_runs=*/false);
   test::TempDir tmp;
   eval::LocalEvaluator ev(tasks, b);
-  GaOutcome full = GeneticAlgorithm(o, ev, tmp / "full").run();
+  const GaOutcome full = GeneticAlgorithm(o, ev, tmp / "full").run();
   ASSERT_TRUE(full.completed);
-  std::int64_t saved = 0;
-  for (const auto& r : full.history) saved += r.steps_saved;
+  const std::int64_t saved = steps_saved(full);
   // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 + 2×8 + 1×16 = 56.
   EXPECT_EQ(full.history.front().steps_saved, 40);
   EXPECT_GT(saved, 40);
@@ -351,17 +382,7 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
     for (const auto& i : lineage.at("individuals"))
       if (i.at("id").get<std::uint64_t>() == r.best_id) EXPECT_EQ(i.at("raced_out_at").get<std::int64_t>(), 0) << "generation " << r.generation;
   // Rung runs are in the store under their own steps: an interrupted search resumes to the same history.
-  std::atomic<bool> cancel{false};
-  int finished = 0;
-  GaEvents stop_soon;
-  stop_soon.run_finished = [&](int, int, const train::RunResult&) {
-    if (++finished == 7) cancel = true;
-  };
-  EXPECT_FALSE(GeneticAlgorithm(o, ev, tmp / "cut").run(stop_soon, &cancel).completed);
-  ASSERT_TRUE(GeneticAlgorithm(o, ev, tmp / "cut").run().completed);
-  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "cut/history.csv")),
-            test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
-  EXPECT_EQ(read_text_file(tmp / "cut/lineage.json"), read_text_file(tmp / "full/lineage.json"));
+  expect_cut_search_resumes_identically(o, ev, tmp.path(), 7);
   // Selection ranks a raced-out genome below every genome that went further, whatever its
   // (shorter-run) fitness: the elites are the two full-budget genomes here.
   {
@@ -396,24 +417,14 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
 // full-run key with the uninterrupted run's result, and a cut search resumes identically.
 TEST(GeneticAlgorithm, ContinuedRacingTrainsEachSurvivorStepOnceAndResumesIdentically) {
   EVOOPT_REQUIRE_DATASET("mnist");
-  const task::TaskOptions to = test::small_mnist_options();
-  std::map<std::string, task::Task> tasks = {{"mnist", task::load_task("mnist", to)}};
-  train::Budget b;
-  b.steps = 16;
-  GaOptions o;
-  o.population = 6;
-  o.generations = 2;
-  o.tasks = {"mnist"};
-  o.seed = 4;
-  o.racing.enabled = true;
-  o.racing.continue_runs = true;
-  o.racing.rung_val_size = 100;
+  const auto tasks = racing_tasks();
+  const train::Budget b = racing_budget();
+  const GaOptions o = racing_options(/*continue_runs=*/true);
   test::TempDir tmp;
   eval::LocalEvaluator ev(tasks, b);
-  GaOutcome full = GeneticAlgorithm(o, ev, tmp / "full").run();
+  const GaOutcome full = GeneticAlgorithm(o, ev, tmp / "full").run();
   ASSERT_TRUE(full.completed);
-  std::int64_t saved = 0;
-  for (const auto& r : full.history) saved += r.steps_saved;
+  const std::int64_t saved = steps_saved(full);
   // Generation 0: 6 racers × 16 steps = 96 without racing; with it 6×4 rung-1 steps, the 2
   // survivors continue 4 → 8, the last continues 8 → 16: 24 + 8 + 8 = 40 trained, 56 saved.
   EXPECT_EQ(full.history.front().steps_saved, 56);
@@ -437,17 +448,7 @@ TEST(GeneticAlgorithm, ContinuedRacingTrainsEachSurvivorStepOnceAndResumesIdenti
   EXPECT_GE(continued, 3);  // generation 0 alone: two rung-2 runs and one full run
   EXPECT_EQ(winner_checked, 1);
   EXPECT_EQ(full.best.raced_out_at, 0);
-  std::atomic<bool> cancel{false};
-  int finished = 0;
-  GaEvents stop_soon;
-  stop_soon.run_finished = [&](int, int, const train::RunResult&) {
-    if (++finished == 8) cancel = true;  // inside generation 0's second rung
-  };
-  EXPECT_FALSE(GeneticAlgorithm(o, ev, tmp / "cut").run(stop_soon, &cancel).completed);
-  ASSERT_TRUE(GeneticAlgorithm(o, ev, tmp / "cut").run().completed);
-  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "cut/history.csv")),
-            test::csv_without_last_column(read_text_file(tmp / "full/history.csv")));
-  EXPECT_EQ(read_text_file(tmp / "cut/lineage.json"), read_text_file(tmp / "full/lineage.json"));
+  expect_cut_search_resumes_identically(o, ev, tmp.path(), 8);
   // The mode is part of the options' JSON only when on (older run directories keep theirs).
   EXPECT_TRUE(o.to_json().at("racing").value("continue", false));
   GaOptions restart = o;
