@@ -233,20 +233,24 @@ class ModuleModel : public Model {
   }
   std::vector<std::uint64_t> counters() override {
     std::vector<std::uint64_t> out;
-    for (const auto& m : m_->modules(/*include_self=*/false))
-      if (const auto* d = m->template as<SeededDropoutImpl>()) out.push_back(d->calls());
+    for (const auto* d : dropouts()) out.push_back(d->calls());
     return out;
   }
   void set_counters(const std::vector<std::uint64_t>& values) override {
-    std::vector<SeededDropoutImpl*> dropouts;
-    for (const auto& m : m_->modules(/*include_self=*/false))
-      if (auto* d = m->template as<SeededDropoutImpl>()) dropouts.push_back(d);
+    const auto dropouts = this->dropouts();
     if (dropouts.size() != values.size())
       throw Error(fmt::format("the model has {} random counters, the saved state {}", dropouts.size(), values.size()));
     for (std::size_t i = 0; i < values.size(); ++i) dropouts[i]->set_calls(values[i]);
   }
 
  private:
+  // The model's dropout layers, in module order: their counters are part of a run's state.
+  std::vector<SeededDropoutImpl*> dropouts() {
+    std::vector<SeededDropoutImpl*> out;
+    for (const auto& m : m_->modules(/*include_self=*/false))
+      if (auto* d = m->template as<SeededDropoutImpl>()) out.push_back(d);
+    return out;
+  }
   Holder m_;
 };
 }  // namespace

@@ -118,11 +118,21 @@ double number_from_json(const nlohmann::json& j, const char* field) {
   if (j.is_null()) return std::numeric_limits<double>::quiet_NaN();  // written by versions before this rule
   throw Error(std::string("run result field ") + field + " must be a number, got " + j.dump());
 }
+// A loss curve as [[step, loss, smoothed], ...]: in run results and in saved run states.
+nlohmann::json curve_json(const std::vector<LossPoint>& curve) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& p : curve) j.push_back({p.step, number_json(p.loss), number_json(p.smoothed)});
+  return j;
+}
+std::vector<LossPoint> curve_from_json(const nlohmann::json& j) {
+  std::vector<LossPoint> curve;
+  for (const auto& p : j)
+    curve.push_back({p.at(0).get<std::int64_t>(), number_from_json(p.at(1), "loss_curve"), number_from_json(p.at(2), "loss_curve")});
+  return curve;
+}
 }  // namespace
 
 nlohmann::json to_json(const RunResult& r) {
-  nlohmann::json curve = nlohmann::json::array();
-  for (const auto& p : r.loss_curve) curve.push_back({p.step, number_json(p.loss), number_json(p.smoothed)});
   nlohmann::json j = {{"task", r.task},
                       {"task_label", r.task_label},
                       {"seed", r.seed},
@@ -131,7 +141,7 @@ nlohmann::json to_json(const RunResult& r) {
                       {"eval_loss", number_json(r.eval_loss)},
                       {"final_loss", number_json(r.final_loss)},
                       {"smoothed_loss", number_json(r.smoothed_loss)},
-                      {"loss_curve", curve},
+                      {"loss_curve", curve_json(r.loss_curve)},
                       {"diverged", r.diverged},
                       {"divergence_reason", r.divergence_reason},
                       {"steps_done", r.steps_done},
@@ -152,8 +162,7 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.eval_loss = j.contains("eval_loss") ? number_from_json(j.at("eval_loss"), "eval_loss") : std::numeric_limits<double>::quiet_NaN();
   r.final_loss = number_from_json(j.at("final_loss"), "final_loss");
   r.smoothed_loss = number_from_json(j.at("smoothed_loss"), "smoothed_loss");
-  for (const auto& p : j.at("loss_curve"))
-    r.loss_curve.push_back({p.at(0).get<std::int64_t>(), number_from_json(p.at(1), "loss_curve"), number_from_json(p.at(2), "loss_curve")});
+  r.loss_curve = curve_from_json(j.at("loss_curve"));
   r.diverged = j.at("diverged");
   r.divergence_reason = j.value("divergence_reason", "");
   r.steps_done = j.at("steps_done");
@@ -263,10 +272,8 @@ void save_run_state(const std::string& path, const nlohmann::json& identity, con
   torch::serialize::OutputArchive optimizer;
   opt.save(optimizer);
   archive.write("optimizer", optimizer);
-  nlohmann::json curve = nlohmann::json::array();
-  for (const auto& p : h.curve) curve.push_back({p.step, p.loss, p.smoothed});
-  const nlohmann::json meta = {{"identity", identity}, {"step", h.step},         {"smoothed", h.smoothed},       {"final_loss", h.final_loss},
-                               {"curve", curve},       {"text_rng", h.text_rng}, {"augment_rng", h.augment_rng}, {"counters", h.counters}};
+  const nlohmann::json meta = {{"identity", identity},         {"step", h.step},         {"smoothed", h.smoothed},       {"final_loss", h.final_loss},
+                               {"curve", curve_json(h.curve)}, {"text_rng", h.text_rng}, {"augment_rng", h.augment_rng}, {"counters", h.counters}};
   archive.write("meta", c10::IValue(meta.dump()));
   std::ostringstream bytes;
   archive.save_to(bytes);
@@ -295,7 +302,7 @@ std::optional<HostState> load_run_state(const std::string& path, const nlohmann:
     if (h.step < 1 || h.step >= before) return std::nullopt;
     h.smoothed = meta.at("smoothed").get<double>();
     h.final_loss = meta.at("final_loss").get<double>();
-    for (const auto& p : meta.at("curve")) h.curve.push_back({p.at(0).get<std::int64_t>(), p.at(1).get<double>(), p.at(2).get<double>()});
+    h.curve = curve_from_json(meta.at("curve"));
     h.text_rng = meta.at("text_rng").get<std::string>();
     h.augment_rng = meta.at("augment_rng").get<std::string>();
     h.counters = meta.at("counters").get<std::vector<std::uint64_t>>();
