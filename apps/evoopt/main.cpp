@@ -271,9 +271,7 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
         const double ms = 1000.0 * r.train_seconds / static_cast<double>(r.steps_done);
         const double eval_ms = 1000.0 * (r.seconds - r.train_seconds);
         step_ms.push_back(ms);
-        // Per example: an image, or one predicted token of a sequence (× seq_len per example).
-        const double per_example = task::forward_flops(t.model, t.input()) * static_cast<double>(t.seq_len > 0 ? t.seq_len : 1);
-        const double gflop = 3.0 * per_example * static_cast<double>(t.batch_size) / 1e9;
+        const double gflop = t.step_flops() / 1e9;
         const double rate = gflop / (ms / 1000.0);
         std::cout << fmt::format("{:<14} {:<6} {:<13} {:>6} {:>9.2f} {:>10.4f} {:>9.2f} {:>8.2f}x {:>9.0f}  {}", tn, task::model_preset_name(t.model),
                                  layout, t.batch_size, ms, gflop, rate, rate / peak, eval_ms, t.label())

@@ -1,6 +1,8 @@
 #include "evoopt/eval/evaluator.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <stdexcept>
 #include <thread>
 
@@ -100,8 +102,24 @@ std::vector<std::optional<train::RunResult>> Evaluator::evaluate(const std::vect
   if (outstanding() > 0) throw std::logic_error("Evaluator::evaluate called while streamed requests are outstanding");
   for (const auto& r : requests) fingerprint(r.task);  // fail before any work
   std::vector<std::optional<train::RunResult>> results(requests.size());
-  std::map<std::uint64_t, std::size_t> index;
+  // Longest first (ties in request order): a task of unknown size (cost 1 per step here) ranks
+  // with the largest, so a big user model does not start last.
+  std::vector<double> cost(requests.size());
+  double largest = 0.0;
   for (std::size_t i = 0; i < requests.size(); ++i) {
+    cost[i] = estimated_cost(requests[i]);
+    const auto* t = loaded_task(requests[i].task);
+    if (t != nullptr && t->step_flops() > 0) largest = std::max(largest, cost[i]);
+  }
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto* t = loaded_task(requests[i].task);
+    if (t != nullptr && t->step_flops() <= 0) cost[i] = largest + cost[i];
+  }
+  std::vector<std::size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+  std::map<std::uint64_t, std::size_t> index;
+  for (std::size_t i : order) {
     if (cancel != nullptr && cancel->load()) break;
     index[submit(requests[i])] = i;
   }
@@ -111,6 +129,13 @@ std::vector<std::optional<train::RunResult>> Evaluator::evaluate(const std::vect
     if (on_done) on_done(i, *results[i]);
   }
   return results;
+}
+
+double Evaluator::estimated_cost(const RunRequest& request) const {
+  const std::int64_t steps = request.stop_at > 0 ? request.stop_at : request.steps > 0 ? request.steps : default_steps();
+  const auto* t = loaded_task(request.task);
+  const double per_step = t == nullptr || t->step_flops() <= 0 ? 1.0 : t->step_flops() * t->step_scale;
+  return per_step * static_cast<double>(steps);
 }
 
 std::uint64_t Evaluator::submit(const RunRequest& request) {
@@ -140,6 +165,11 @@ std::optional<train::RunResult> LocalEvaluator::run_one(const RunRequest& reques
   train::RunResult r = run_request(task(request.task), budget_, request, cancel);
   if (r.cancelled) return std::nullopt;
   return r;
+}
+
+const task::Task* LocalEvaluator::loaded_task(const std::string& name) const {
+  const auto it = tasks_.find(name);
+  return it == tasks_.end() ? nullptr : &it->second;
 }
 
 std::optional<train::RunResult> SyntheticEvaluator::run_one(const RunRequest& request, const std::atomic<bool>*) {

@@ -110,6 +110,11 @@ std::string WorkerPoolEvaluator::fingerprint(const std::string& task) const {
   return it->second;
 }
 
+const task::Task* WorkerPoolEvaluator::loaded_task(const std::string& name) const {
+  const auto it = tasks_.find(name);
+  return it == tasks_.end() ? nullptr : &it->second;
+}
+
 double WorkerPoolEvaluator::live_worker_cpu_seconds() const {
   double s = 0;
   for (double c : cpu_) s += c;

@@ -81,6 +81,11 @@ InputShape Task::input() const {
   return {img.size(1), img.size(2), img.size(3), static_cast<std::int64_t>(data->classes.size())};
 }
 
+double Task::step_flops() const {
+  const double per_example = forward_flops(model, input()) * static_cast<double>(seq_len > 0 ? seq_len : 1);
+  return 3.0 * per_example * static_cast<double>(batch_size);
+}
+
 std::int64_t Task::examples(data::Split split) const {
   const std::int64_t n = data->get(split).size();
   return kind == TaskKind::NextToken ? (n - 1) / seq_len : n;

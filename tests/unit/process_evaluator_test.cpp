@@ -179,3 +179,32 @@ TEST(ProcessEvaluator, BenchWorkersReportsIdenticalResults) {
   const auto bad = test::run_cli("bench workers --workers 0");
   EXPECT_NE(bad.exit_code, 0);
 }
+
+// A batch is handed out longest first (estimated steps × FLOPs per step), so the long runs
+// do not start last and leave workers idle at its end; the order changes no result. An
+// in-process evaluator finishes in submission order, which shows the order.
+TEST(ProcessEvaluator, ABatchRunsLongestFirstAndTheOrderChangesNoResult) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const auto& s = small();
+  std::map<std::string, task::Task> tasks = s.tasks;
+  tasks.emplace("mnist:paper", task::load_task("mnist:paper", s.options));
+  EXPECT_GT(tasks.at("mnist:paper").step_flops(), 10 * tasks.at("mnist").step_flops());
+  eval::LocalEvaluator local(tasks, s.budget);
+  const std::vector<eval::RunRequest> reqs = {{genome::preset("adam"), "mnist", 1, data::Split::Val, 8, 0},
+                                              {genome::preset("adam"), "mnist:paper", 2, data::Split::Val, 2, 0},
+                                              {genome::preset("sgd"), "mnist", 3, data::Split::Val, 2, 0},
+                                              {genome::preset("sgd"), "mnist", 4, data::Split::Val, 8, 0}};
+  EXPECT_GT(local.estimated_cost(reqs[1]), local.estimated_cost(reqs[0]));
+  EXPECT_EQ(local.estimated_cost(reqs[0]), 4 * local.estimated_cost(reqs[2]));
+  std::vector<std::size_t> order;
+  const auto batch = local.evaluate(
+      reqs, [&](std::size_t i, const train::RunResult&) { order.push_back(i); }, nullptr);
+  EXPECT_EQ(order, (std::vector<std::size_t>{1, 0, 3, 2}));  // ties keep request order
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    const auto alone = local.evaluate({reqs[i]}, {}, nullptr);
+    ASSERT_TRUE(batch[i] && alone[0]);
+    EXPECT_EQ(batch[i]->task, reqs[i].task);
+    EXPECT_EQ(batch[i]->accuracy, alone[0]->accuracy) << i;
+    EXPECT_EQ(batch[i]->final_loss, alone[0]->final_loss) << i;
+  }
+}

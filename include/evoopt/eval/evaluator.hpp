@@ -53,7 +53,9 @@ class Evaluator {
  public:
   virtual ~Evaluator() = default;
   // Runs every request; results come back in request order. Runs stopped by
-  // `cancel` come back empty.
+  // `cancel` come back empty. Requests are handed out longest first (estimated_cost), so a
+  // batch's last runs are short ones and no worker idles long at its end; the order changes
+  // no result.
   virtual std::vector<std::optional<train::RunResult>> evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
                                                                 const std::atomic<bool>* cancel);
   // Streaming use (the asynchronous GA): submit() hands a request over (to an idle worker, or
@@ -72,11 +74,17 @@ class Evaluator {
   virtual std::string fingerprint(const std::string& task) const = 0;
   // The step count of a request that gives none.
   virtual std::int64_t default_steps() const = 0;
+  // A request's estimated training work, to order a batch by: its steps (its stop, for a
+  // rung) × the task's FLOPs per step (task::Task::step_flops) × the task's step scale; a
+  // task of unknown size counts as 1 FLOP per step here (evaluate treats it as the largest).
+  double estimated_cost(const RunRequest& request) const;
   // CPU seconds spent so far by helper processes that are still alive (worker processes;
   // the operating system counts them in RUSAGE_CHILDREN only once they are reaped).
   virtual double live_worker_cpu_seconds() const { return 0.0; }
 
  protected:
+  // The loaded task of that name, for estimated_cost; none: costs count steps alone.
+  virtual const task::Task* loaded_task(const std::string& /*name*/) const { return nullptr; }
   // Runs one request here (in-process evaluators); the default streaming and batch forms use it.
   virtual std::optional<train::RunResult> run_one(const RunRequest& request, const std::atomic<bool>* cancel);
 
@@ -110,6 +118,7 @@ class LocalEvaluator : public Evaluator {
 
  protected:
   std::optional<train::RunResult> run_one(const RunRequest& request, const std::atomic<bool>* cancel) override;
+  const task::Task* loaded_task(const std::string& name) const override;
 
  private:
   std::map<std::string, task::Task> tasks_;

@@ -84,6 +84,7 @@ class WorkerPoolEvaluator : public Evaluator {
   // Sends the setup to every worker and checks their answers; `what` names the program.
   void set_up(const std::string& what);
   [[noreturn]] void fail(std::size_t slot, const std::string& what, const RunRequest* request);
+  const task::Task* loaded_task(const std::string& name) const override;
 
   std::map<std::string, task::Task> tasks_;
   task::TaskOptions task_options_;

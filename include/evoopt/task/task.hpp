@@ -52,6 +52,9 @@ struct Task {
   std::unique_ptr<Model> instantiate_model(std::uint64_t seed, at::MemoryFormat format = at::MemoryFormat::ChannelsLast) const;
   // What one evaluation of `split` scores: images, or windows of seq_len bytes.
   std::int64_t examples(data::Split split) const;
+  // Estimated floating-point operations of one training step: 3 × the analytic forward FLOPs
+  // × batch (× sequence length). 0 when unknown (a user's TorchScript model).
+  double step_flops() const;
   const std::string& label() const { return data->label; }  // provenance label
   // Everything about the task that changes a training run's result: name, model,
   // batch size, augmentation, the data's digest (dataset checksums) and how the
