@@ -286,12 +286,13 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
   return 0;
 }
 
-int cmd_bench_workers(const experiment::ExperimentConfig& config, const std::vector<int>& counts, int genomes) {
-  std::cout << fmt::format("{} genomes x {} tasks = {} training runs of {} steps ({} model), timed once per worker count, one after another", genomes,
-                           config.tasks.size(), static_cast<std::size_t>(genomes) * config.tasks.size(), config.steps, config.model)
+int cmd_bench_workers(const experiment::ExperimentConfig& config, const std::vector<int>& counts, int genomes, int rounds) {
+  std::cout << fmt::format("{} genomes x {} tasks = {} training runs of {} steps ({} model), timed {} per worker count, one after another{}", genomes,
+                           config.tasks.size(), static_cast<std::size_t>(genomes) * config.tasks.size(), config.steps, config.model,
+                           rounds == 1 ? std::string("once") : std::to_string(rounds) + " times", rounds == 1 ? "" : ", interleaved")
             << std::endl;
   std::cout << "BLAS: " << blas_identity() << "\n";
-  const auto rows = experiment::bench_workers(config, counts, genomes);
+  const auto rows = experiment::bench_workers(config, counts, genomes, rounds);
   std::cout << fmt::format("{:<17} {:>7} {:>8} {:>8} {:>10} {:>8}  {}", "evaluator", "workers", "start s", "train s", "runs/hour", "speedup",
                            "results")
             << "\n";
@@ -794,9 +795,13 @@ int main(int argc, char** argv) {
   experiment::ExperimentConfig bench_config;
   std::vector<int> bench_worker_counts = {1, std::max(2, eval::default_workers())};
   int bench_genomes = 8;
+  int bench_rounds = 1;
   auto* bench_workers = bench_cmd->add_subcommand("workers", "Training runs per hour of the default search with 1 vs N worker processes");
   bench_workers->add_option("--workers", bench_worker_counts, "Worker counts, timed one after another")->capture_default_str()->check(at_least(1));
   bench_workers->add_option("--genomes", bench_genomes, "Genomes (seed presets, then random), each trained on every task")
+      ->capture_default_str()
+      ->check(at_least(1));
+  bench_workers->add_option("--rounds", bench_rounds, "Repeat the worker counts this many times, interleaved; each row sums its rounds")
       ->capture_default_str()
       ->check(at_least(1));
   bench_workers->add_option("--tasks", bench_config.tasks, "Tasks")->capture_default_str();
@@ -906,7 +911,7 @@ int main(int argc, char** argv) {
     if (train_cmd->parsed()) return cmd_train(train_args);
     if (bench_train->parsed()) return cmd_bench_train(train_args, bench_tasks, bench_models, bench_layouts, bench_profile);
     if (bench_opt->parsed()) return cmd_bench_optimizer(train_args);
-    if (bench_workers->parsed()) return cmd_bench_workers(bench_config, bench_worker_counts, bench_genomes);
+    if (bench_workers->parsed()) return cmd_bench_workers(bench_config, bench_worker_counts, bench_genomes, bench_rounds);
     if (evolve_cmd->parsed()) return cmd_evolve(evolve_args, evolve_cmd);
     if (resume_cmd->parsed()) return cmd_resume(resume_dir);
     if (status_cmd->parsed()) return cmd_status(status_dir);

@@ -1,6 +1,7 @@
 #include "evoopt/experiment/bench.hpp"
 
 #include <chrono>
+#include <memory>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/eval/mpi.hpp"
@@ -21,12 +22,13 @@ bool same_result(const std::optional<train::RunResult>& a, const std::optional<t
 }
 }  // namespace
 
-std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const std::vector<int>& worker_counts, int genomes) {
+std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const std::vector<int>& worker_counts, int genomes, int rounds) {
   config.validate();
   if (worker_counts.empty()) throw Error("bench workers: give at least one worker count");
   for (int w : worker_counts)
     if (w < 1) throw Error("bench workers: worker counts must be >= 1, got " + std::to_string(w));
   if (genomes < 1) throw Error("bench workers: genomes must be >= 1, got " + std::to_string(genomes));
+  if (rounds < 1) throw Error("bench workers: rounds must be >= 1, got " + std::to_string(rounds));
   const LoadedTasks loaded = load_tasks(config);
 
   std::vector<genome::Genome> pool;
@@ -38,29 +40,34 @@ std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const 
   for (const auto& g : pool)
     for (const auto& t : config.tasks) requests.push_back({g, t, ga::search_seed(config.seed, t, 0), data::Split::Val, 0, 0});
 
-  std::vector<WorkerBenchRow> rows;
-  std::vector<std::optional<train::RunResult>> reference;
   std::vector<int> counts = worker_counts;
   if (eval::mpi::active()) counts.push_back(0);  // 0: the MPI ranks
-  for (int w : counts) {
+  std::vector<WorkerBenchRow> rows(counts.size());
+  std::vector<std::unique_ptr<eval::Evaluator>> evaluators;
+  for (std::size_t k = 0; k < counts.size(); ++k) {
     ExperimentConfig c = config;
-    c.workers = w == 0 ? 1 : w;
-    WorkerBenchRow row;
+    c.workers = counts[k] == 0 ? 1 : counts[k];
     const auto t0 = std::chrono::steady_clock::now();
-    const auto evaluator = make_study_evaluator(c, loaded, /*use_mpi=*/w == 0);
-    row.workers = evaluator->workers();
-    row.kind = w == 0 ? "MPI ranks" : w == 1 ? "in-process" : "worker processes";
-    const auto t1 = std::chrono::steady_clock::now();
-    const auto results = evaluator->evaluate(requests, {}, nullptr);
-    const auto t2 = std::chrono::steady_clock::now();
-    row.startup_seconds = std::chrono::duration<double>(t1 - t0).count();
-    row.seconds = std::chrono::duration<double>(t2 - t1).count();
-    row.runs_per_hour = 3600.0 * static_cast<double>(requests.size()) / row.seconds;
-    if (rows.empty()) reference = results;
-    row.speedup = row.runs_per_hour / (rows.empty() ? row.runs_per_hour : rows.front().runs_per_hour);
-    row.identical = true;
-    for (std::size_t i = 0; i < results.size(); ++i) row.identical = row.identical && same_result(results[i], reference[i]);
-    rows.push_back(row);
+    evaluators.push_back(make_study_evaluator(c, loaded, /*use_mpi=*/counts[k] == 0));
+    rows[k].startup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rows[k].workers = evaluators.back()->workers();
+    rows[k].kind = counts[k] == 0 ? "MPI ranks" : counts[k] == 1 ? "in-process" : "worker processes";
+    rows[k].identical = true;
+  }
+  // Round by round, each evaluator in turn (A B A B ...), so that a drift of the machine's
+  // speed falls on every row alike; each row's time is its rounds' sum.
+  std::vector<std::optional<train::RunResult>> reference;
+  for (int round = 0; round < rounds; ++round)
+    for (std::size_t k = 0; k < counts.size(); ++k) {
+      const auto t1 = std::chrono::steady_clock::now();
+      const auto results = evaluators[k]->evaluate(requests, {}, nullptr);
+      rows[k].seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+      if (reference.empty()) reference = results;
+      for (std::size_t i = 0; i < results.size(); ++i) rows[k].identical = rows[k].identical && same_result(results[i], reference[i]);
+    }
+  for (auto& row : rows) {
+    row.runs_per_hour = 3600.0 * static_cast<double>(requests.size()) * rounds / row.seconds;
+    row.speedup = row.runs_per_hour / rows.front().runs_per_hour;
   }
   return rows;
 }

@@ -178,6 +178,15 @@ TEST(ProcessEvaluator, BenchWorkersReportsIdenticalResults) {
   EXPECT_EQ(test::count_lines(r.out) >= 5, true) << r.out;
   const auto bad = test::run_cli("bench workers --workers 0");
   EXPECT_NE(bad.exit_code, 0);
+  // Rounds: the counts repeated, interleaved; every round's results compared with the first.
+  const auto two = test::run_cli("bench workers --workers 1 2 --rounds 2 --genomes 1 --tasks mnist --steps 3 --train-subset 500 --data-dir " +
+                                 test::data_dir().string());
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  EXPECT_NE(two.out.find("timed 2 times per worker count, one after another, interleaved"), std::string::npos) << two.out;
+  EXPECT_EQ(two.out.find("DIFFERENT"), std::string::npos) << two.out;
+  const auto zero = test::run_cli("bench workers --rounds 0");
+  EXPECT_NE(zero.exit_code, 0);
+  EXPECT_NE(zero.err.find("--rounds"), std::string::npos) << zero.err;
 }
 
 // A batch is handed out longest first (estimated steps × FLOPs per step), so the long runs

@@ -11,16 +11,18 @@ struct WorkerBenchRow {
   std::string kind;  // "in-process", "worker processes", "MPI ranks"
   int workers = 0;
   double startup_seconds = 0;  // starting the evaluator (worker processes load their tasks)
-  double seconds = 0;          // training the runs
+  double seconds = 0;          // training the runs, summed over the rounds
   double runs_per_hour = 0;
   double speedup = 0;      // runs per hour / the first row's
-  bool identical = false;  // every result equals the first row's (accuracy, losses)
+  bool identical = false;  // every result, in every round, equals the first row's (accuracy, losses)
 };
 
 // Trains the same search runs — `genomes` genomes (the seed presets, then random genomes
 // of the config's search space, drawn from the config's seed) on each of the config's
 // tasks, at its steps and data — once per local worker count and, under MPI, once more on
-// the MPI ranks, without a run store, and times them one after another.
-std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const std::vector<int>& worker_counts, int genomes);
+// the MPI ranks, without a run store, and times them one after another; with rounds > 1 the
+// whole sequence is repeated, interleaved (each evaluator started once), and each row's
+// time is the sum of its rounds.
+std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const std::vector<int>& worker_counts, int genomes, int rounds = 1);
 
 }  // namespace evoopt::experiment
