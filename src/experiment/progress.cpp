@@ -14,6 +14,7 @@
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/study.hpp"
+#include "evoopt/task/task.hpp"
 
 namespace evoopt::experiment {
 namespace fs = std::filesystem;
@@ -58,8 +59,11 @@ EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
     if (cfg.contains("task_fingerprint_inputs"))
       for (const auto& [t, d] : cfg.at("task_fingerprint_inputs").items()) {
         if (std::find(search.begin(), search.end(), t) == search.end()) continue;  // transfer tasks: not the unit
-        s.val += d.at("task").at("val_size").get<std::int64_t>();
-        s.test += d.at("task").at("test_size").get<std::int64_t>();
+        // A text task's sizes are bytes; what it scores is windows (as Task::examples counts).
+        const json& td = d.at("task");
+        const std::int64_t seq_len = td.value("seq_len", std::int64_t{0});
+        s.val += task::scored_examples(td.at("val_size").get<std::int64_t>(), seq_len);
+        s.test += task::scored_examples(td.at("test_size").get<std::int64_t>(), seq_len);
         ++n;
       }
   } catch (const json::exception& e) {

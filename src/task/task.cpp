@@ -86,10 +86,9 @@ double Task::step_flops() const {
   return 3.0 * per_example * static_cast<double>(batch_size);
 }
 
-std::int64_t Task::examples(data::Split split) const {
-  const std::int64_t n = data->get(split).size();
-  return kind == TaskKind::NextToken ? (n - 1) / seq_len : n;
-}
+std::int64_t scored_examples(std::int64_t size, std::int64_t seq_len) { return seq_len > 0 ? (size - 1) / seq_len : size; }
+
+std::int64_t Task::examples(data::Split split) const { return scored_examples(data->get(split).size(), kind == TaskKind::NextToken ? seq_len : 0); }
 
 std::unique_ptr<Model> Task::instantiate_model(std::uint64_t seed, at::MemoryFormat format) const {
   if (model == ModelPreset::TorchScript) {

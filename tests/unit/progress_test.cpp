@@ -9,6 +9,7 @@
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/progress.hpp"
 #include "evoopt/genome/genome.hpp"
+#include "evoopt/task/task.hpp"
 #include "test_support.hpp"
 
 using namespace evoopt;
@@ -170,4 +171,22 @@ TEST(Progress, DirInUseSeesAnotherHoldersLock) {
     EXPECT_TRUE(dir_in_use(tmp.path()));
   }
   EXPECT_FALSE(dir_in_use(tmp.path()));
+}
+
+// The evaluation a run's status counts is in scored examples: a text task's recorded sizes
+// are bytes, its evaluation windows of seq_len of them (as Task::examples counts), so an
+// image task and a text task average to what they score; transfer tasks are not the unit.
+TEST(Progress, EvalSizesCountATextTasksWindowsNotItsBytes) {
+  test::TempDir dir;
+  const nlohmann::json cfg = {{"tasks", {"mnist", "jargon"}},
+                              {"task_fingerprint_inputs",
+                               {{"mnist", {{"task", {{"val_size", 5000}, {"test_size", 10000}}}}},
+                                {"jargon", {{"task", {{"seq_len", 64}, {"val_size", 64001}, {"test_size", 128001}}}}},
+                                {"cifar10", {{"task", {{"val_size", 7}, {"test_size", 7}}}}}}}};
+  write_file_atomic(dir / "config.json", cfg.dump());
+  const EvalSizes s = eval_sizes_of_run(dir.path());
+  EXPECT_EQ(s.val, (5000 + 1000) / 2);
+  EXPECT_EQ(s.test, (10000 + 2000) / 2);
+  EXPECT_EQ(task::scored_examples(64001, 64), 1000);
+  EXPECT_EQ(task::scored_examples(5000, 0), 5000);
 }

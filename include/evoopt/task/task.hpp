@@ -79,6 +79,9 @@ TaskName parse_task_name(const std::string& name);
 // Loads the dataset (must have been fetched, or a [[task]] of options.user_tasks) and
 // builds the splits; a user task's model is run on one training batch first.
 Task load_task(const std::string& name, const TaskOptions& options);
+// What one evaluation of a split of `size` elements scores: `size` images, or, for a text
+// task (seq_len > 0), its windows of seq_len bytes (each predicts the byte after it).
+std::int64_t scored_examples(std::int64_t size, std::int64_t seq_len);
 // Builds a task over already-made splits (tests, user tasks).
 Task make_task(const std::string& name, std::shared_ptr<const data::Splits> splits, const TaskOptions& options);
 
