@@ -237,7 +237,7 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
   nlohmann::json u = spec.to_json();
   u.erase("model");  // the path is where it lies; the digest is what it is
   u.erase("data");
-  u["model_sha256"] = model_file_digest(spec.model);
+  u["model_sha256"] = t.script->digest();
   t.user = u;
   if (t.kind == TaskKind::NextToken && splits->train.size() < t.seq_len + 1)
     throw Error("[[task]] '" + spec.name + "': the training stream is shorter than seq_len + 1");

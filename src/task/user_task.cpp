@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
@@ -104,8 +105,6 @@ UserTaskSpec UserTaskSpec::from_json(const json& j) {
   s.stddev = j.at("std").get<std::vector<double>>();
   return s;
 }
-
-std::string model_file_digest(const fs::path& model) { return file_digest(model); }
 
 data::DatasetPair load_user_data(const UserTaskSpec& spec) {
   spec.validate();
@@ -236,8 +235,11 @@ class ScriptModel : public Model {
 }  // namespace
 
 ScriptModelSource::ScriptModelSource(const fs::path& file) {
+  const Bytes bytes = read_bytes(file);
+  digest_ = data::sha256_hex(bytes);
   try {
-    module_ = std::make_shared<torch::jit::Module>(torch::jit::load(file.string()));
+    std::istringstream in(std::string(bytes.begin(), bytes.end()));
+    module_ = std::make_shared<torch::jit::Module>(torch::jit::load(in));
   } catch (const c10::Error& e) {
     const std::string msg = e.what_without_backtrace();
     throw Error(file.string() + ": not a TorchScript model (" + msg.substr(0, msg.find('\n')) +

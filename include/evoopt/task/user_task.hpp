@@ -70,21 +70,22 @@ struct UserTaskSpec {
   static UserTaskSpec from_json(const nlohmann::json& j);
 };
 
-// The model file's SHA-256.
-std::string model_file_digest(const std::filesystem::path& model);
 // The dataset: its train and test parts (a next-token dataset as token streams) with the
 // SHA-256 of every file it was read from as its digest.
 data::DatasetPair load_user_data(const UserTaskSpec& spec);
 
 // A TorchScript module loaded once; instantiate() gives each run its own copy with weights
-// drawn from the run's seed.
+// drawn from the run's seed. The file is read once: the module is loaded from the bytes
+// whose SHA-256 digest() gives, so the digest is exactly what was loaded.
 class ScriptModelSource {
  public:
   explicit ScriptModelSource(const std::filesystem::path& file);
   std::unique_ptr<Model> instantiate(std::uint64_t seed) const;
+  const std::string& digest() const { return digest_; }
 
  private:
   std::shared_ptr<torch::jit::Module> module_;
+  std::string digest_;
 };
 
 }  // namespace evoopt::task
