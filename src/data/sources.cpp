@@ -96,11 +96,18 @@ std::vector<std::string> dataset_names() {
 }
 
 const DatasetSpec& dataset_spec(const std::string& name) {
-  for (const auto& s : dataset_registry())
-    if (s.name == name) return s;
+  if (name.find(':') == std::string::npos)
+    if (const auto* s = dataset_of_task(name)) return *s;
   std::string known;
   for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown dataset '" + name + "' (known: " + known + ")");
+}
+
+const DatasetSpec* dataset_of_task(const std::string& task) {
+  const std::string dataset = task.substr(0, task.find(':'));
+  for (const auto& s : dataset_registry())
+    if (s.name == dataset) return &s;
+  return nullptr;
 }
 
 fs::path default_data_dir() {

@@ -287,9 +287,8 @@ CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genom
 bool is_next_token_task(const ExperimentConfig& config, const std::string& task) {
   for (const auto& u : config.user_tasks)
     if (u.name == task) return u.kind == "next_token";
-  for (const auto& d : data::dataset_registry())
-    if (d.name == task.substr(0, task.find(':'))) return d.format == data::Format::Text;
-  return false;  // not a known task (synthetic evaluators' names)
+  const auto* d = data::dataset_of_task(task);
+  return d != nullptr && d->format == data::Format::Text;  // unknown: synthetic evaluators' names
 }
 
 void write_comparison(const Comparison& c, const std::filesystem::path& dir) {

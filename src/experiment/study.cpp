@@ -19,16 +19,14 @@ using nlohmann::json;
 
 std::string display_label(const std::string& task, const std::string& provenance_label) {
   const auto colon = task.find(':');
-  const std::string dataset = task.substr(0, colon);
   std::string name = task;
-  for (const auto& s : data::dataset_registry())
-    if (s.name == dataset) {
-      name = s.display;
-      if (colon != std::string::npos || s.format == data::Format::Text) {
-        const std::string model = colon != std::string::npos ? task.substr(colon + 1) : "lstm";
-        name += model == "mlp" ? ", MLP" : model == "lstm" ? ", char LSTM" : ", " + model;
-      }
+  if (const auto* s = data::dataset_of_task(task)) {
+    name = s->display;
+    if (colon != std::string::npos || s->format == data::Format::Text) {
+      const std::string model = colon != std::string::npos ? task.substr(colon + 1) : "lstm";
+      name += model == "mlp" ? ", MLP" : model == "lstm" ? ", char LSTM" : ", " + model;
     }
+  }
   if (provenance_label.find("JPEG mirror") != std::string::npos) name += " (JPEG mirror)";
   return name;
 }
@@ -159,9 +157,7 @@ json provenance(const ExperimentConfig& c, const fs::path& data_dir) {
     bool user = false;
     for (const auto& u : c.user_tasks)
       if (u.name == t) {
-        p[t] = {{"label", t + " (user data: " + u.data.filename().string() + ")"},
-                {"source", "user data " + u.data.string() + ", model " + u.model.string()},
-                {"lossy", false}};
+        p[t] = {{"label", task::user_data_label(u)}, {"source", "user data " + u.data.string() + ", model " + u.model.string()}, {"lossy", false}};
         user = true;
       }
     if (user) continue;

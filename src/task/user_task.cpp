@@ -106,12 +106,14 @@ UserTaskSpec UserTaskSpec::from_json(const json& j) {
   return s;
 }
 
+std::string user_data_label(const UserTaskSpec& spec) { return spec.name + " (user data: " + spec.data.filename().string() + ")"; }
+
 data::DatasetPair load_user_data(const UserTaskSpec& spec) {
   spec.validate();
   const std::string where = "[[task]] '" + spec.name + "': ";
   data::DatasetPair pair;
   pair.name = spec.name;
-  pair.label = spec.name + " (user data: " + spec.data.filename().string() + ")";
+  pair.label = user_data_label(spec);
   std::string digests;
   try {
     if (spec.format == "tensors") {

@@ -41,6 +41,9 @@ struct DatasetSpec {
 
 const std::vector<DatasetSpec>& dataset_registry();
 const DatasetSpec& dataset_spec(const std::string& name);  // throws evoopt::Error listing the known names
+// The registered dataset a task name (DATASET[:MODEL]) names; none for other names (user
+// tasks, synthetic evaluators' names).
+const DatasetSpec* dataset_of_task(const std::string& task);
 std::vector<std::string> dataset_names();
 
 // The CIFAR-10 JPEG image-folder mirror (lossy): its archive and the SHA-256 of the uncompressed tar.

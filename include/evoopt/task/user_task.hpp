@@ -70,6 +70,8 @@ struct UserTaskSpec {
   static UserTaskSpec from_json(const nlohmann::json& j);
 };
 
+// How results label a user task's data: "NAME (user data: FILE)".
+std::string user_data_label(const UserTaskSpec& spec);
 // The dataset: its train and test parts (a next-token dataset as token streams) with the
 // SHA-256 of every file it was read from as its digest.
 data::DatasetPair load_user_data(const UserTaskSpec& spec);
