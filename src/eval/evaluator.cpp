@@ -5,6 +5,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -92,9 +93,9 @@ std::string LocalEvaluator::fingerprint(const std::string& name) const {
 }
 
 const task::Task& LocalEvaluator::task(const std::string& name) const {
-  auto it = tasks_.find(name);
-  if (it == tasks_.end()) throw Error("task '" + name + "' is not loaded in this evaluator");
-  return it->second;
+  const task::Task* t = loaded_task(name);
+  if (t == nullptr) throw Error("task '" + name + "' is not loaded in this evaluator");
+  return *t;
 }
 
 std::vector<std::optional<train::RunResult>> Evaluator::evaluate(const std::vector<RunRequest>& requests, const RunDone& on_done,
@@ -102,22 +103,17 @@ std::vector<std::optional<train::RunResult>> Evaluator::evaluate(const std::vect
   if (outstanding() > 0) throw std::logic_error("Evaluator::evaluate called while streamed requests are outstanding");
   for (const auto& r : requests) fingerprint(r.task);  // fail before any work
   std::vector<std::optional<train::RunResult>> results(requests.size());
-  // Longest first (ties in request order): a task of unknown size (cost 1 per step here) ranks
-  // with the largest, so a big user model does not start last.
-  std::vector<double> cost(requests.size());
-  double largest = 0.0;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    cost[i] = estimated_cost(requests[i]);
-    const auto* t = loaded_task(requests[i].task);
-    if (t != nullptr && t->step_flops() > 0) largest = std::max(largest, cost[i]);
-  }
+  // Longest first (ties in request order). Key: (size unknown, estimated cost): a loaded task
+  // of unknown size (a user's TorchScript model) goes before every known one, so a big user
+  // model does not start last.
+  std::vector<std::pair<bool, double>> key(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const auto* t = loaded_task(requests[i].task);
-    if (t != nullptr && t->step_flops() <= 0) cost[i] = largest + cost[i];
+    key[i] = {t != nullptr && t->step_flops() <= 0, estimated_cost(requests[i])};
   }
   std::vector<std::size_t> order(requests.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost[a] > cost[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key[a] > key[b]; });
   std::map<std::uint64_t, std::size_t> index;
   for (std::size_t i : order) {
     if (cancel != nullptr && cancel->load()) break;

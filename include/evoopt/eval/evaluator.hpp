@@ -76,7 +76,7 @@ class Evaluator {
   virtual std::int64_t default_steps() const = 0;
   // A request's estimated training work, to order a batch by: its steps (its stop, for a
   // rung) × the task's FLOPs per step (task::Task::step_flops) × the task's step scale; a
-  // task of unknown size counts as 1 FLOP per step here (evaluate treats it as the largest).
+  // task of unknown size counts as 1 FLOP per step here (evaluate orders it before the others).
   double estimated_cost(const RunRequest& request) const;
   // CPU seconds spent so far by helper processes that are still alive (worker processes;
   // the operating system counts them in RUSAGE_CHILDREN only once they are reaped).
