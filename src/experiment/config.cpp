@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/fields.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
@@ -96,12 +97,34 @@ T get(const toml::node& node, const std::string& key, const std::string& file) {
   }
 }
 template <typename T>
+struct is_vector : std::false_type {};
+template <typename T>
+struct is_vector<std::vector<T>> : std::true_type {};
+template <typename T>
 std::vector<T> get_array(const toml::node& node, const std::string& key, const std::string& file) {
   const toml::array* arr = node.as_array();
   if (arr == nullptr) throw Error(file + ": " + key + " must be an array");
   std::vector<T> out;
   for (const auto& e : *arr) out.push_back(get<T>(e, key + "[]", file));
   return out;
+}
+// Sets the field of Spec's field list named `key` from a TOML value of the field's type;
+// false when no field has that name.
+template <typename Spec>
+bool read_field(Spec& spec, const std::string& key, const toml::node& node, const std::string& full, const std::string& file) {
+  bool known = false;
+  Spec::fields(spec, [&](const char* name, auto& field) {
+    if (key != name) return;
+    known = true;
+    using T = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<T, std::filesystem::path>)
+      field = get<std::string>(node, full, file);
+    else if constexpr (is_vector<T>::value)
+      field = get_array<typename T::value_type>(node, full, file);
+    else
+      field = get<T>(node, full, file);
+  });
+  return known;
 }
 }  // namespace
 
@@ -133,34 +156,8 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
         if (t == nullptr) throw Error(file + ": " + at + " must be a table ([[task]])");
         task::UserTaskSpec u;
         for (auto&& [tk2, tv] : *t) {
-          const std::string k2(tk2.str());
-          const std::string full = at + "." + k2;
-          if (k2 == "name")
-            u.name = get<std::string>(tv, full, file);
-          else if (k2 == "model")
-            u.model = get<std::string>(tv, full, file);
-          else if (k2 == "data")
-            u.data = get<std::string>(tv, full, file);
-          else if (k2 == "format")
-            u.format = get<std::string>(tv, full, file);
-          else if (k2 == "kind")
-            u.kind = get<std::string>(tv, full, file);
-          else if (k2 == "batch_size")
-            u.batch_size = get<std::int64_t>(tv, full, file);
-          else if (k2 == "steps")
-            u.steps = get<std::int64_t>(tv, full, file);
-          else if (k2 == "val_size")
-            u.val_size = get<std::int64_t>(tv, full, file);
-          else if (k2 == "seq_len")
-            u.seq_len = get<std::int64_t>(tv, full, file);
-          else if (k2 == "input")
-            u.input = get_array<std::int64_t>(tv, full, file);
-          else if (k2 == "mean")
-            u.mean = get_array<double>(tv, full, file);
-          else if (k2 == "std")
-            u.stddev = get_array<double>(tv, full, file);
-          else
-            throw Error(file + ": unknown key " + full);
+          const std::string full = at + "." + std::string(tk2.str());
+          if (!read_field(u, std::string(tk2.str()), tv, full, file)) throw Error(file + ": unknown key " + full);
         }
         u.resolve_paths(path.parent_path().empty() ? std::filesystem::current_path() : std::filesystem::absolute(path).parent_path());
         for (const auto& other : user_tasks)
@@ -242,32 +239,7 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
     } else if (key == "compare" && v.is_table()) {
       for (auto&& [ck, cv] : *v.as_table()) {
         const std::string c = "compare." + std::string(ck.str());
-        if (ck == "enabled")
-          compare.enabled = get<bool>(cv, c, file);
-        else if (ck == "baselines")
-          compare.baselines = get_array<std::string>(cv, c, file);
-        else if (ck == "protocol")
-          compare.protocol = get<std::string>(cv, c, file);
-        else if (ck == "halving")
-          compare.halving = get<bool>(cv, c, file);
-        else if (ck == "rung_val_size")
-          compare.rung_val_size = get<std::int64_t>(cv, c, file);
-        else if (ck == "attribution")
-          compare.attribution = get<bool>(cv, c, file);
-        else if (ck == "lr_grid")
-          compare.lr_grid = get_array<double>(cv, c, file);
-        else if (ck == "wd_grid")
-          compare.wd_grid = get_array<double>(cv, c, file);
-        else if (ck == "test_seeds")
-          compare.test_seeds = get<int>(cv, c, file);
-        else if (ck == "horizon_multiple")
-          compare.horizon_multiple = get<double>(cv, c, file);
-        else if (ck == "equal_budget")
-          compare.equal_budget = get<bool>(cv, c, file);
-        else if (ck == "equal_budget_runs")
-          compare.equal_budget_runs = get<std::int64_t>(cv, c, file);
-        else
-          throw Error(file + ": unknown key " + c);
+        if (!read_field(compare, std::string(ck.str()), cv, c, file)) throw Error(file + ": unknown key " + c);
       }
     } else {
       throw Error(file + ": unknown key " + key);
@@ -351,19 +323,7 @@ json ExperimentConfig::to_json() const {
              return a;
            }()},
           {"ga", g.to_json()},
-          {"compare",
-           {{"enabled", compare.enabled},
-            {"baselines", compare.baselines},
-            {"protocol", compare.protocol},
-            {"halving", compare.halving},
-            {"rung_val_size", compare.rung_val_size},
-            {"attribution", compare.attribution},
-            {"lr_grid", compare.lr_grid},
-            {"wd_grid", compare.wd_grid},
-            {"test_seeds", compare.test_seeds},
-            {"horizon_multiple", compare.horizon_multiple},
-            {"equal_budget", compare.equal_budget},
-            {"equal_budget_runs", compare.equal_budget_runs}}}};
+          {"compare", fields_to_json(compare)}};
 }
 
 std::string ExperimentConfig::fingerprint() const {
@@ -398,19 +358,7 @@ ExperimentConfig ExperimentConfig::from_json(const json& j) {
   c.split_seed = d.at("split_seed");
   c.augment = d.at("augment");
   c.ga = ga::GaOptions::from_json(j.at("ga"));
-  const json& cm = j.at("compare");
-  c.compare.enabled = cm.at("enabled");
-  c.compare.baselines = cm.at("baselines").get<std::vector<std::string>>();
-  c.compare.protocol = cm.at("protocol").get<std::string>();
-  c.compare.halving = cm.at("halving").get<bool>();
-  c.compare.rung_val_size = cm.at("rung_val_size").get<std::int64_t>();
-  c.compare.attribution = cm.at("attribution").get<bool>();
-  c.compare.lr_grid = cm.at("lr_grid").get<std::vector<double>>();
-  c.compare.wd_grid = cm.at("wd_grid").get<std::vector<double>>();
-  c.compare.test_seeds = cm.at("test_seeds");
-  c.compare.horizon_multiple = cm.at("horizon_multiple");
-  c.compare.equal_budget = cm.at("equal_budget");
-  c.compare.equal_budget_runs = cm.at("equal_budget_runs");
+  fields_from_json(c.compare, j.at("compare"), "config.json compare", [](const std::string&) { return false; });
   return c;
 }
 

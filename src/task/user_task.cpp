@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/fields.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/data/cifar.hpp"
@@ -84,25 +85,11 @@ void UserTaskSpec::resolve_paths(const fs::path& base) {
   if (!data.empty() && data.is_relative()) data = fs::absolute(base / data).lexically_normal();
 }
 
-json UserTaskSpec::to_json() const {
-  return {{"name", name},   {"model", model.string()}, {"data", data.string()}, {"format", format}, {"kind", kind}, {"batch_size", batch_size},
-          {"steps", steps}, {"val_size", val_size},    {"seq_len", seq_len},    {"input", input},   {"mean", mean}, {"std", stddev}};
-}
+json UserTaskSpec::to_json() const { return fields_to_json(*this); }
 
 UserTaskSpec UserTaskSpec::from_json(const json& j) {
   UserTaskSpec s;
-  s.name = j.at("name").get<std::string>();
-  s.model = j.at("model").get<std::string>();
-  s.data = j.at("data").get<std::string>();
-  s.format = j.at("format").get<std::string>();
-  s.kind = j.at("kind").get<std::string>();
-  s.batch_size = j.at("batch_size").get<std::int64_t>();
-  s.steps = j.value("steps", std::int64_t{0});
-  s.val_size = j.at("val_size").get<std::int64_t>();
-  s.seq_len = j.at("seq_len").get<std::int64_t>();
-  s.input = j.at("input").get<std::vector<std::int64_t>>();
-  s.mean = j.at("mean").get<std::vector<double>>();
-  s.stddev = j.at("std").get<std::vector<double>>();
+  fields_from_json(s, j, "user task", [](const std::string& key) { return key == "steps"; });  // steps: written before the field existed
   return s;
 }
 

@@ -155,6 +155,19 @@ TEST(UserTask, SameSeedSameRunAndTheFingerprintHoldsTheModelAndData) {
   ASSERT_EQ(back.user_tasks.size(), o.user_tasks.size());
   EXPECT_EQ(back.user_tasks[0].to_json(), o.user_tasks[0].to_json());
   EXPECT_EQ(task::task_options_from_json(task::to_json(scaled)).study_steps, 20);
+  // A [[task]] table takes the JSON's keys (UserTaskSpec::fields, one list): the spec written
+  // back as TOML reads back the same.
+  const fs::path again = user_dir() / "again.toml";
+  {
+    std::ofstream t(again, std::ios::trunc);
+    t << "tasks = [\"" << o.user_tasks[0].name << "\"]\n[[task]]\n";
+    const nlohmann::json spec = o.user_tasks[0].to_json();
+    for (const auto& [k, v] : spec.items()) t << k << " = " << v.dump() << "\n";
+  }
+  experiment::ExperimentConfig c;
+  c.load_toml(again);
+  ASSERT_EQ(c.user_tasks.size(), 1u);
+  EXPECT_EQ(c.user_tasks[0].to_json(), o.user_tasks[0].to_json());
 }
 
 TEST(UserTask, EvolveWithWorkersHoldsItOutAndResumeRefusesAChangedModel) {

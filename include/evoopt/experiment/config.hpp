@@ -32,6 +32,23 @@ struct CompareOptions {
   bool equal_budget = false;           // random search for the strongest baseline with the evolution's run count
   std::int64_t equal_budget_runs = 0;  // 0: as many training runs as the evolution spent
   void validate() const;
+  // The one field list: `visit(key, member)` for every field, under the key that the TOML
+  // [compare] table and config.json's "compare" both use (load_toml, to_json, from_json).
+  template <typename Self, typename Visit>
+  static void fields(Self& c, Visit&& visit) {
+    visit("enabled", c.enabled);
+    visit("baselines", c.baselines);
+    visit("protocol", c.protocol);
+    visit("halving", c.halving);
+    visit("rung_val_size", c.rung_val_size);
+    visit("attribution", c.attribution);
+    visit("lr_grid", c.lr_grid);
+    visit("wd_grid", c.wd_grid);
+    visit("test_seeds", c.test_seeds);
+    visit("horizon_multiple", c.horizon_multiple);
+    visit("equal_budget", c.equal_budget);
+    visit("equal_budget_runs", c.equal_budget_runs);
+  }
   static const std::vector<double>& seed_lr_grid();
   static const std::vector<double>& seed_wd_grid();
 };

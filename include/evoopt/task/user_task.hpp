@@ -66,8 +66,25 @@ struct UserTaskSpec {
   void validate() const;  // throws evoopt::Error naming the task and the field
   // Paths made absolute against `base` (the config file's directory).
   void resolve_paths(const std::filesystem::path& base);
-  nlohmann::json to_json() const;  // the one field list (config.json, worker processes)
+  nlohmann::json to_json() const;  // config.json, worker processes
   static UserTaskSpec from_json(const nlohmann::json& j);
+  // The one field list: `visit(key, member)` for every field, under the key that a [[task]]
+  // table and the JSON both use. The TOML reader, to_json and from_json all go through it.
+  template <typename Spec, typename Visit>
+  static void fields(Spec& s, Visit&& visit) {
+    visit("name", s.name);
+    visit("model", s.model);
+    visit("data", s.data);
+    visit("format", s.format);
+    visit("kind", s.kind);
+    visit("batch_size", s.batch_size);
+    visit("steps", s.steps);
+    visit("val_size", s.val_size);
+    visit("seq_len", s.seq_len);
+    visit("input", s.input);
+    visit("mean", s.mean);
+    visit("std", s.stddev);
+  }
 };
 
 // How results label a user task's data: "NAME (user data: FILE)".
