@@ -842,7 +842,7 @@ int main(int argc, char** argv) {
     c->add_flag("--anneal", evolve_args.anneal, "Anneal mutation strength over the generations");
     if (!is_compare)
       c->add_flag("--racing", evolve_args.racing,
-                  "Successive halving over steps in each generation: new genomes train 1/4 then 1/2 of the steps, the best third goes on");
+                  "Successive halving over steps in each generation: new genomes train 1/8 then 1/2 of the steps, the best third goes on");
     if (!is_compare)
       c->add_flag("--racing-continue", evolve_args.racing_continue,
                   "Racing whose rungs are the first steps of the full run, continued from saved states (cheaper; implies --racing)");

@@ -35,6 +35,7 @@ GaOptions racing_options(bool continue_runs) {
   o.seed = 4;
   o.racing.enabled = true;
   o.racing.continue_runs = continue_runs;
+  o.racing.rungs = {0.25, 0.5};  // the counts below are for these rungs, not the default's
   o.racing.rung_val_size = 100;
   return o;
 }

@@ -44,10 +44,13 @@ namespace evoopt::ga {
 // selected as a parent, ranked below every genome that went further, but never be the winner.
 struct RacingOptions {
   bool enabled = false;
-  std::vector<double> rungs = {0.25, 0.5};  // fractions of the steps, ascending, each in (0, 1)
-  double keep = 1.0 / 3.0;                  // fraction of a rung's genomes that go on (at least one)
-  std::int64_t rung_val_size = 1000;        // validation images scoring a rung (0 = all)
-  bool continue_runs = false;               // rungs are prefixes of the full run, continued from saved states
+  // Fractions of the steps, ascending, each in (0, 1). An eighth, then a half: over five seeds
+  // of the default study the winner's test fitness stayed within 0.01 of full evaluation's
+  // (README) with 59% fewer search steps ({0.25, 0.5} before: 46%).
+  std::vector<double> rungs = {0.125, 0.5};
+  double keep = 1.0 / 3.0;            // fraction of a rung's genomes that go on (at least one)
+  std::int64_t rung_val_size = 1000;  // validation images scoring a rung (0 = all)
+  bool continue_runs = false;         // rungs are prefixes of the full run, continued from saved states
   void validate() const;
 };
 
