@@ -44,7 +44,7 @@ namespace evoopt::ga {
 // selected as a parent, ranked below every genome that went further, but never be the winner.
 struct RacingOptions {
   bool enabled = false;
-  // Fractions of the steps, ascending, each in (0, 1). An eighth, then a half: over five seeds
+  // Fractions of the steps, ascending, each in (0, 1). An eighth, then a half: over six seeds
   // of the default study the winner's test fitness stayed within 0.01 of full evaluation's
   // (README) with 59% fewer search steps ({0.25, 0.5} before: 46%).
   std::vector<double> rungs = {0.125, 0.5};
