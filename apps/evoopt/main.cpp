@@ -592,12 +592,14 @@ int cmd_evolve(const EvolveArgs& a, CLI::App* cmd) {
   return report_study(r);
 }
 
-int cmd_resume(const std::string& dir) {
+int cmd_resume(const std::string& dir, int workers) {
   Progress progress;
   std::cout << "evoopt resume " << dir << std::endl;
   std::signal(SIGINT, on_sigint);
-  // The stored config is read by run_study itself (the one passed is ignored on resume).
-  auto r = experiment::run_study(experiment::ExperimentConfig(), dir, /*resume=*/true, study_events(progress), &g_interrupted);
+  // The stored config is read by run_study itself; of this one only `workers` counts (-1: as recorded).
+  experiment::ExperimentConfig c;
+  c.workers = workers;
+  auto r = experiment::run_study(c, dir, /*resume=*/true, study_events(progress), &g_interrupted);
   return report_study(r);
 }
 
@@ -863,6 +865,9 @@ int main(int argc, char** argv) {
   std::string resume_dir;
   auto* resume_cmd = app.add_subcommand("resume", "Continue an interrupted run");
   resume_cmd->add_option("run_dir", resume_dir, "Run directory")->required();
+  int resume_workers = -1;
+  resume_cmd->add_option("--workers", resume_workers, "Worker processes (0 = one per core; default: as the run recorded); results do not change")
+      ->check(at_least(0));
   std::string compare_genome;
   int compare_seeds = 0;
   std::string status_dir;
@@ -913,7 +918,7 @@ int main(int argc, char** argv) {
     if (bench_opt->parsed()) return cmd_bench_optimizer(train_args);
     if (bench_workers->parsed()) return cmd_bench_workers(bench_config, bench_worker_counts, bench_genomes, bench_rounds);
     if (evolve_cmd->parsed()) return cmd_evolve(evolve_args, evolve_cmd);
-    if (resume_cmd->parsed()) return cmd_resume(resume_dir);
+    if (resume_cmd->parsed()) return cmd_resume(resume_dir, resume_workers);
     if (status_cmd->parsed()) return cmd_status(status_dir);
     if (report_cmd->parsed()) return cmd_report(report_dir, report_out);
     if (compare_cmd->parsed()) return cmd_compare(evolve_args, compare_cmd, compare_genome, compare_seeds);

@@ -2,10 +2,15 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -96,6 +101,24 @@ void write_all(int fd, const void* data, std::size_t size, const fs::path& targe
 }
 }  // namespace
 
+namespace {
+// Test hook of the kill-torture test: EVOOPT_TEST_KILL_BEFORE_RENAME=NAME:N makes this process
+// SIGKILL itself in its N-th atomic write of a file named NAME, after the temporary file is
+// written and before it is renamed into place: a crash inside an output write, on demand.
+void kill_before_rename_if_asked(const fs::path& path) {
+  static const std::pair<std::string, long> spec = [] {
+    const char* v = std::getenv("EVOOPT_TEST_KILL_BEFORE_RENAME");
+    const std::string s = v != nullptr ? v : "";
+    const auto colon = s.rfind(':');
+    if (colon == std::string::npos) return std::pair<std::string, long>{"", 0};
+    return std::pair<std::string, long>{s.substr(0, colon), std::strtol(s.c_str() + colon + 1, nullptr, 10)};
+  }();
+  static std::atomic<long> writes{0};
+  if (spec.first.empty() || path.filename() != spec.first) return;
+  if (++writes == spec.second) ::raise(SIGKILL);
+}
+}  // namespace
+
 void write_file_atomic(const fs::path& path, const void* data, std::size_t size) {
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
   std::random_device rd;
@@ -110,6 +133,7 @@ void write_file_atomic(const fs::path& path, const void* data, std::size_t size)
     fs::remove(tmp, ec);
     throw Error(path.string() + ": cannot flush to disk: " + reason);
   }
+  kill_before_rename_if_asked(path);
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {
@@ -120,10 +144,46 @@ void write_file_atomic(const fs::path& path, const void* data, std::size_t size)
 
 void write_file_atomic(const fs::path& path, const std::string& text) { write_file_atomic(path, text.data(), text.size()); }
 
+namespace {
+// Cuts a torn last line (a crash mid-append) off the journal open as `fd`, so the next line
+// starts on a fresh one. Done by the appender, not the reader: reading never changes a file.
+void cut_torn_tail(int fd, const fs::path& path) {
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size <= 0) return;
+  char last = 0;
+  if (::pread(fd, &last, 1, size - 1) != 1) throw Error(path.string() + ": cannot read: " + std::strerror(errno));
+  if (last == '\n') return;
+  off_t end = size;  // the end of the complete lines: just past the last newline, or 0
+  char buffer[4096];
+  while (end > 0) {
+    const off_t from = std::max<off_t>(0, end - static_cast<off_t>(sizeof buffer));
+    const ssize_t n = ::pread(fd, buffer, static_cast<std::size_t>(end - from), from);
+    if (n != end - from) throw Error(path.string() + ": cannot read: " + std::strerror(errno));
+    const char* nl = static_cast<const char*>(::memrchr(buffer, '\n', static_cast<std::size_t>(n)));
+    if (nl != nullptr) {
+      end = from + (nl - buffer) + 1;
+      break;
+    }
+    end = from;
+  }
+  if (::ftruncate(fd, end) != 0) throw Error(path.string() + ": cannot cut its torn last line: " + std::strerror(errno));
+}
+}  // namespace
+
 void append_line_durable(const fs::path& path, const std::string& line) {
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);  // a write-only special file
   if (fd < 0) throw Error(path.string() + ": cannot append: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    try {
+      cut_torn_tail(fd, path);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  }
   std::string data = line + "\n";
   write_all(fd, data.data(), data.size(), path, fs::path());
   if (::fsync(fd) != 0 && errno != EINVAL) {  // EINVAL: a special file that cannot sync
@@ -165,7 +225,6 @@ std::vector<std::string> read_journal_lines(const fs::path& path) {
   const std::string text = read_text_file(path);
   const auto last_newline = text.rfind('\n');
   const std::size_t complete = last_newline == std::string::npos ? 0 : last_newline + 1;
-  if (complete < text.size()) fs::resize_file(path, complete);
   std::size_t start = 0;
   while (start < complete) {
     const auto nl = text.find('\n', start);

@@ -2,6 +2,9 @@
 
 #include <poll.h>
 #include <signal.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,6 +36,22 @@ const char* const kThreadVariables[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS
 
 // How long a starting worker may take to load its tasks and answer.
 constexpr int kStartTimeoutMs = 600 * 1000;
+
+// The environment variable through which a worker learns its parent's pid.
+constexpr const char* kParentPidVariable = "EVOOPT_WORKER_PARENT";
+
+// A worker dies with its parent: the kernel sends SIGKILL when the parent exits (however it
+// ends, SIGKILL included), so no run goes on for nobody and competes with a resume for cores.
+// A parent that died before this call is caught by comparing getppid() with the pid it
+// passed down (the worker has then been re-parented).
+void die_with_parent() {
+  const char* expected = std::getenv(kParentPidVariable);
+  if (expected == nullptr || *expected == '\0') return;  // started by hand: no parent to follow
+#ifdef __linux__
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+  if (std::to_string(::getppid()) != expected) std::_Exit(1);
+}
 }  // namespace
 
 std::string WorkerSession::handle(const std::string& message, bool& fatal) {
@@ -78,6 +97,7 @@ std::string WorkerSession::handle(const std::string& message, bool& fatal) {
 }
 
 int run_worker(std::istream& in, std::ostream& out) {
+  die_with_parent();
   WorkerSession session;
   std::string line;
   while (std::getline(in, line)) {
@@ -278,11 +298,13 @@ void ProcessEvaluator::spawn(Proc& proc) {
   for (char** e = environ; *e != nullptr; ++e) {
     // A worker is not an MPI rank, even when its parent is one.
     if (std::strncmp(*e, "OMPI_", 5) == 0 || std::strncmp(*e, "PMIX_", 5) == 0 || std::strncmp(*e, "PMI_", 4) == 0) continue;
+    if (std::strncmp(*e, kParentPidVariable, std::strlen(kParentPidVariable)) == 0 && (*e)[std::strlen(kParentPidVariable)] == '=') continue;
     bool replaced = false;
     for (const char* v : kThreadVariables) replaced = replaced || (std::strncmp(*e, v, std::strlen(v)) == 0 && (*e)[std::strlen(v)] == '=');
     if (!replaced) env.emplace_back(*e);
   }
   for (const char* v : kThreadVariables) env.push_back(std::string(v) + "=1");
+  env.push_back(std::string(kParentPidVariable) + "=" + std::to_string(::getpid()));
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -296,7 +318,7 @@ void ProcessEvaluator::spawn(Proc& proc) {
   posix_spawn_file_actions_adddup2(&actions, sv[1], STDOUT_FILENO);
   posix_spawnattr_init(&attr);
   // Its own process group: Ctrl-C in a terminal reaches the parent only, which stops the
-  // workers itself (and a worker whose parent is gone sees end of input and exits).
+  // workers itself (and a worker whose parent is gone is killed by the kernel: die_with_parent).
   sigset_t none, defaults;
   sigemptyset(&none);
   sigemptyset(&defaults);

@@ -91,17 +91,62 @@ EvalSizes eval_sizes(const ExperimentConfig& config, const LoadedTasks& loaded) 
 }
 }  // namespace
 
+namespace {
+// A run directory this process creates, removed again (with what is in it) unless keep() is
+// called: a run refused before it wrote its config leaves nothing behind.
+class NewDirGuard {
+ public:
+  explicit NewDirGuard(fs::path dir) : dir_(fs::exists(dir) ? fs::path() : std::move(dir)) {}
+  ~NewDirGuard() {
+    if (dir_.empty() || kept_) return;
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  void keep() const { kept_ = true; }
+  NewDirGuard(const NewDirGuard&) = delete;
+  NewDirGuard& operator=(const NewDirGuard&) = delete;
+
+ private:
+  fs::path dir_;
+  mutable bool kept_ = false;
+};
+
+// Removes the temporary files of atomic writes (NAME.tmp.PID.N, write_file_atomic) that a
+// process killed mid-write left in `dir` and its subdirectories. Called with the directory's
+// lock held, so no live writer owns them.
+void remove_stale_temp_files(const fs::path& dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const std::string name = it->path().filename().string();
+    const auto at = name.rfind(".tmp.");
+    if (at == std::string::npos || at == 0) continue;
+    const std::string tail = name.substr(at + 5);  // PID.N
+    const auto dot = tail.find('.');
+    const auto digits = [](const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; };
+    if (dot == std::string::npos || !digits(tail.substr(0, dot)) || !digits(tail.substr(dot + 1))) continue;
+    std::error_code rm;
+    fs::remove(it->path(), rm);
+  }
+}
+
+}  // namespace
+
 std::optional<Comparison> run_compare(const ExperimentConfig& config, const genome::Genome& genome, const fs::path& out_dir,
                                       const StudyEvents& events, const std::atomic<bool>* cancel) {
   config.validate();
   genome.validate(genome::Bounds::kHardMaxTerms);
   if (config.compare.equal_budget && config.compare.equal_budget_runs == 0)
     throw Error("--equal-budget with evoopt compare needs --equal-budget-runs N (the evolution's run count is not known here)");
-  // Data and evaluator first: a bad dataset fails before the output directory exists.
+  // The directory is held before data is loaded; one this call creates is removed again
+  // when the data or the evaluator fails.
+  const NewDirGuard new_dir(out_dir);
+  const DirLock lock(out_dir);
+  remove_stale_temp_files(out_dir);
   const LoadedTasks loaded = load_tasks(config);
   const auto evaluator_ptr = make_study_evaluator(config, loaded);
   eval::Evaluator& evaluator = *evaluator_ptr;
-  const DirLock lock(out_dir);
+  new_dir.keep();
   eval::RunStore store(out_dir / "journal.jsonl");
   const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/false, events.progress, events.phase_finished);
@@ -217,10 +262,23 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   const double cpu0 = cpu_seconds(nullptr);
   ExperimentConfig config = given;
   json recorded;  // config.json as written when the run started (resume)
+  if (!resume) {
+    config.validate();
+    if (fs::exists(run_dir / "config.json"))
+      throw Error(run_dir.string() + " already holds a run (resume it with: evoopt resume " + run_dir.string() + ", or choose another --out)");
+  }
+  // The directory is held before anything is loaded or started: a second process on it is
+  // refused at once. A new run's directory is removed again if the run fails before its
+  // config.json is written.
+  const fs::path config_path = resume ? run_config_path(run_dir) : run_dir / "config.json";
+  const NewDirGuard new_dir(run_dir);
+  const DirLock lock(run_dir);
+  remove_stale_temp_files(run_dir);
   if (resume) {
-    const fs::path p = run_config_path(run_dir);
+    const fs::path& p = config_path;
     recorded = read_json_file(p);  // read once: the config and the fingerprint it was started with
     config = run_config_from(recorded, p);
+    if (given.workers >= 0) config.workers = given.workers;
     const std::string now = config.fingerprint();
     if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
       throw Error((run_dir / "config.json").string() + ": no fingerprint recorded (written by an older evoopt): start a new run with --out");
@@ -228,10 +286,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
       throw Error((run_dir / "config.json").string() + ": changed since the run started (fingerprint " +
                   recorded.at("fingerprint").get<std::string>() + " recorded, " + now + " now): restore the original, or start a new run with --out");
   } else {
-    config.validate();
     config.device = config.resolved_device();  // recorded resolved: a resume trains where the run started
-    if (fs::exists(run_dir / "config.json"))
-      throw Error(run_dir.string() + " already holds a run (resume it with: evoopt resume " + run_dir.string() + ", or choose another --out)");
   }
   config.validate();
   auto say = [&](const std::string& m) {
@@ -260,7 +315,6 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
                         (run_dir / "config.json").string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
   }
 
-  const DirLock lock(run_dir);
   if (!resume) {
     json cfg = config.to_json();
     cfg["fingerprint"] = config.fingerprint();
@@ -284,6 +338,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
     cfg["task_fingerprint_inputs"] = described;
     cfg["evoopt_version"] = EVOOPT_VERSION;
     write_file_atomic(run_dir / "config.json", cfg.dump(2) + "\n");
+    new_dir.keep();
   }
   eval::RunStore store(run_dir / "journal.jsonl");
 

@@ -29,6 +29,7 @@ using nlohmann::json;
 
 namespace {
 constexpr const char* kCompletionsFormat = "evoopt.completions";
+constexpr int kMaxInFlight = 1 << 20;  // individuals in flight: far above any worker count a machine runs
 
 struct CompletionLog {
   int in_flight = 0;                 // individuals kept in flight once the population is full
@@ -52,9 +53,12 @@ std::optional<CompletionLog> read_completions(const fs::path& path) {
       if (i == 0) {
         if (j.value("format", "") != kCompletionsFormat) throw Error("not an evoopt completion log (format field missing or different)");
         if (j.at("version") != 1) throw Error("version " + j.at("version").dump() + " is not one this evoopt reads (1)");
-        log.in_flight = j.at("in_flight").get<int>();
+        const json& n = j.at("in_flight");
+        // Checked as written: a value that does not fit an int must not wrap to a small one.
+        if (!n.is_number_integer() || n.get<double>() < 1 || n.get<double>() > kMaxInFlight)
+          throw Error(fmt::format("in_flight must be an integer in 1..{}, got {}", kMaxInFlight, n.dump()));
+        log.in_flight = n.get<int>();
         log.search = j.at("search").get<std::string>();
-        if (log.in_flight < 1) throw Error("in_flight must be >= 1");
         continue;
       }
       if (j.at("n").get<std::size_t>() != i - 1) throw Error(fmt::format("entry number {} where {} was expected", j.at("n").dump(), i - 1));
@@ -135,6 +139,7 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
     const int block_total = options_.population * runs_per_individual;
     if (events.run_finished) events.run_finished(std::min(block_runs, block_total), block_total, r);
   };
+  std::vector<std::pair<GenerationRecord, Individual>> replayed_blocks;  // finished while replaying, reported at its end
   auto start_block = [&](int index) {
     block = GenerationRecord{};
     block.generation = index;
@@ -201,9 +206,22 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
     summarise_population(current, options_.tasks, block);
     block.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - block_t0).count();
     history.push_back(block);
-    write_outputs(history, all);
-    if (events.generation_finished) events.generation_finished(block, best_of(current));
+    // While the recorded order replays, nothing is written or reported: a log that turns out
+    // not to fit this run is refused with the run directory untouched.
+    if (finished <= static_cast<std::int64_t>(replay.size())) {
+      replayed_blocks.push_back({block, best_of(current)});
+    } else {
+      write_outputs(history, all);
+      if (events.generation_finished) events.generation_finished(block, best_of(current));
+    }
     if (finished < total) start_block(static_cast<int>(finished / options_.population));
+  };
+  // The replay is over (and valid): its outputs and the blocks it finished, once.
+  auto end_replay = [&] {
+    if (!history.empty()) write_outputs(history, all);
+    for (const auto& [rec, best] : replayed_blocks)
+      if (events.generation_finished) events.generation_finished(rec, best);
+    replayed_blocks.clear();
   };
 
   // Once the population is full, keep `in_flight_target` individuals bred and training.
@@ -225,7 +243,8 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
       break;
     }
     std::uint64_t id = 0;
-    if (finished < static_cast<std::int64_t>(replay.size())) {
+    const bool replaying = finished < static_cast<std::int64_t>(replay.size());
+    if (replaying) {
       // Replay: the recorded individual finishes next, whatever else is ready.
       id = replay[static_cast<std::size_t>(finished)];
       if (!in_flight.count(id))
@@ -242,6 +261,7 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
       if (!log_path.empty()) append_line_durable(log_path, json{{"n", finished}, {"id", id}}.dump());
     }
     finish(id);
+    if (replaying && finished == static_cast<std::int64_t>(replay.size())) end_replay();
     top_up();
   }
   outcome.history = history;

@@ -507,6 +507,29 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
   record.reused = static_cast<int>(population.size() * options_.tasks.size() * static_cast<std::size_t>(options_.search_seeds)) - record.evaluations;
 }
 
+bool GeneticAlgorithm::recall_full_runs(const std::vector<Individual>& individuals, const GaEvents& events, const std::atomic<bool>* cancel,
+                                        GaOutcome& outcome) {
+  std::vector<Key> keys;
+  std::vector<eval::RunRequest> requests;
+  std::set<Key> seen;
+  for (const auto& ind : individuals) {
+    if (ind.raced_out_at != 0) continue;
+    for (const auto& task : options_.tasks)
+      for (int s = 0; s < options_.search_seeds; ++s) {
+        const Key k{ind.genome.hash(), task, s};
+        if (results_.count(k) || !seen.insert(k).second) continue;
+        keys.push_back(k);
+        requests.push_back(request(k, ind.genome));
+      }
+  }
+  const auto found = train_runs(requests, events, cancel, outcome);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (!found[i]) return false;
+    results_[keys[i]] = *found[i];
+  }
+  return true;
+}
+
 void GeneticAlgorithm::score_full_runs(Individual& ind) const {
   std::vector<train::RunResult> runs;
   for (const auto& task : options_.tasks)
@@ -607,6 +630,14 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
       throw Error(where + ": invalid checkpoint: " + e.what());
     }
     generation = ck.at("generation").get<int>() + 1;
+    // The full-budget runs of every individual so far, as an uninterrupted run holds them:
+    // racing races only the genomes that have none (the store answers them, nothing trains).
+    if (!recall_full_runs(all, events, cancel, outcome)) {
+      outcome.completed = false;
+      outcome.history = history;
+      if (!all.empty()) outcome.best = best_of(all);
+      return outcome;
+    }
     if (generation == 0) {
       rng_at_start = rng;
       next_id_at_start = next_id_;

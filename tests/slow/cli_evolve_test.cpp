@@ -26,8 +26,7 @@ const std::string kTiny =
     " --tasks mnist fashion_mnist --population 4 --generations 4 --steps 30 --train-subset 2000 --val-size 500"
     " --no-compare --no-break-even --final-test-seeds 2 --workers 2 --seed 11";
 
-// Complete lines of a journal another process may be appending to (read-only:
-// read_journal_lines would cut a line that is being written).
+// Complete lines of a journal another process may be appending to.
 std::size_t journal_lines(const fs::path& p) {
   if (!fs::exists(p)) return 0;
   return static_cast<std::size_t>(test::count_lines(read_text_file(p)));

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <deque>
 #include <fstream>
+#include <functional>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -255,6 +257,41 @@ TEST(AsyncGa, EvolveAsyncFromTheCliAndResumeReplays) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(read_text_file(run / "lineage.json"), lineage);
   EXPECT_EQ(read_journal_lines(run / "journal.jsonl").size(), journal);  // nothing trained again
+  // A resume that is refused changes nothing: a finished run with one tampered completion
+  // line, a damaged journal line (and a torn last one) or an edited config keeps every byte.
+  auto snapshot = [](const fs::path& dir) {
+    std::map<std::string, std::string> files;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+      if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = read_text_file(e.path());
+    return files;
+  };
+  auto tamper = [&](const std::string& file, const std::function<std::string(std::string)>& edit, const std::string& expect) {
+    const fs::path copy = tmp / ("tampered_" + file);
+    fs::copy(run, copy, fs::copy_options::recursive);
+    write_file_atomic(copy / file, edit(read_text_file(copy / file)));
+    const auto before = snapshot(copy);
+    const auto refused = test::run_cli("resume " + copy.string());
+    EXPECT_NE(refused.exit_code, 0) << file;
+    EXPECT_NE(refused.err.find(expect), std::string::npos) << file << ": " << refused.err;
+    EXPECT_EQ(test::count_lines(refused.err), 1) << refused.err;
+    EXPECT_TRUE(snapshot(copy) == before) << file << ": the refused resume changed the run directory";
+  };
+  tamper(
+      "completions.jsonl",
+      [](std::string text) {  // the last finisher's id swapped for an individual that never ran
+        const auto at = text.rfind("\"id\":") + 5;
+        return text.replace(at, text.find(',', at) - at, "9999");
+      },
+      "individual 9999 was not being evaluated");
+  tamper(
+      "journal.jsonl", [](std::string text) { return "not json\n" + text + "{\"key\": {\"gen"; }, "journal.jsonl");
+  tamper(
+      "config.json",
+      [](std::string text) {
+        const std::string from = "\"population\": 4";
+        return text.replace(text.find(from), from.size(), "\"population\": 5");
+      },
+      "changed since the run started");
   const auto bad = test::run_cli("evolve --async --racing --out " + (tmp / "bad").string());
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("racing and the asynchronous mode cannot be combined"), std::string::npos) << bad.err;

@@ -20,15 +20,23 @@ TEST(Files, AtomicWriteReplacesWholeAndLeavesNoTemporaries) {
   EXPECT_THROW(write_file_atomic("/proc/evoopt-cannot-write/x", std::string("x")), std::exception);
 }
 
-TEST(Files, JournalReadCutsATornLastLine) {
+TEST(Files, AJournalsTornLastLineIsSkippedByReadersAndCutByTheNextAppend) {
   test::TempDir tmp;
   append_line_durable(tmp / "j", "one");
   append_line_durable(tmp / "j", "two");
   { std::ofstream(tmp / "j", std::ios::app) << "thr"; }  // a crash mid-append
   EXPECT_EQ(read_journal_lines(tmp / "j"), (std::vector<std::string>{"one", "two"}));
-  append_line_durable(tmp / "j", "three");  // starts on a fresh line
+  EXPECT_EQ(read_text_file(tmp / "j"), "one\ntwo\nthr");  // reading changes nothing
+  append_line_durable(tmp / "j", "three");                // cuts the torn line, starts on a fresh one
   EXPECT_EQ(read_journal_lines(tmp / "j"), (std::vector<std::string>{"one", "two", "three"}));
   EXPECT_TRUE(read_journal_lines(tmp / "missing").empty());
+  // A torn line longer than the read-back block, and a file that is only a torn line.
+  { std::ofstream(tmp / "j", std::ios::app) << std::string(10000, 'x'); }
+  append_line_durable(tmp / "j", "four");
+  EXPECT_EQ(read_text_file(tmp / "j"), "one\ntwo\nthree\nfour\n");
+  { std::ofstream(tmp / "k") << "torn"; }
+  append_line_durable(tmp / "k", "first");
+  EXPECT_EQ(read_text_file(tmp / "k"), "first\n");
 }
 
 TEST(Files, RunDirectoryLockIsExclusive) {

@@ -45,20 +45,26 @@ std::int64_t steps_saved(const GaOutcome& out) {
   for (const auto& r : out.history) saved += r.steps_saved;
   return saved;
 }
-// The search of `o`, stopped after `cut_after` runs in DIR/cut and resumed there, ends with
-// DIR/full's history and lineage.
-void expect_cut_search_resumes_identically(const GaOptions& o, eval::Evaluator& ev, const std::filesystem::path& dir, int cut_after) {
+// The search of `o`, stopped after `cut_after` runs trained in generation `generation` in
+// DIR/cut_G_N and resumed there, ends with DIR/full's history and lineage. A cut in a
+// generation >= 1 resumes from the checkpoint of the one before (its elites already trained
+// the full budget and must not be raced again).
+void expect_cut_search_resumes_identically(const GaOptions& o, eval::Evaluator& ev, const std::filesystem::path& dir, int cut_after,
+                                           int generation = 0) {
+  const std::filesystem::path cut = dir / ("cut_" + std::to_string(generation) + "_" + std::to_string(cut_after));
   std::atomic<bool> cancel{false};
-  int finished = 0;
+  int finished = 0, current = -1;
   GaEvents stop_soon;
+  stop_soon.generation_started = [&](int g, int) { current = g; };
   stop_soon.run_finished = [&](int, int, const train::RunResult&) {
-    if (++finished == cut_after) cancel = true;
+    if (current == generation && ++finished == cut_after) cancel = true;
   };
-  EXPECT_FALSE(GeneticAlgorithm(o, ev, dir / "cut").run(stop_soon, &cancel).completed);
-  ASSERT_TRUE(GeneticAlgorithm(o, ev, dir / "cut").run().completed);
-  EXPECT_EQ(test::csv_without_last_column(read_text_file(dir / "cut/history.csv")),
-            test::csv_without_last_column(read_text_file(dir / "full/history.csv")));
-  EXPECT_EQ(read_text_file(dir / "cut/lineage.json"), read_text_file(dir / "full/lineage.json"));
+  EXPECT_FALSE(GeneticAlgorithm(o, ev, cut).run(stop_soon, &cancel).completed);
+  ASSERT_TRUE(GeneticAlgorithm(o, ev, cut).run().completed);
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(cut / "history.csv")),
+            test::csv_without_last_column(read_text_file(dir / "full/history.csv")))
+      << "cut in generation " << generation;
+  EXPECT_EQ(read_text_file(cut / "lineage.json"), read_text_file(dir / "full/lineage.json")) << "cut in generation " << generation;
 }
 
 Genome hidden_target() {
@@ -384,6 +390,7 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
       if (i.at("id").get<std::uint64_t>() == r.best_id) EXPECT_EQ(i.at("raced_out_at").get<std::int64_t>(), 0) << "generation " << r.generation;
   // Rung runs are in the store under their own steps: an interrupted search resumes to the same history.
   expect_cut_search_resumes_identically(o, ev, tmp.path(), 7);
+  expect_cut_search_resumes_identically(o, ev, tmp.path(), 1, /*generation=*/1);
   // Selection ranks a raced-out genome below every genome that went further, whatever its
   // (shorter-run) fitness: the elites are the two full-budget genomes here.
   {
@@ -450,6 +457,7 @@ TEST(GeneticAlgorithm, ContinuedRacingTrainsEachSurvivorStepOnceAndResumesIdenti
   EXPECT_EQ(winner_checked, 1);
   EXPECT_EQ(full.best.raced_out_at, 0);
   expect_cut_search_resumes_identically(o, ev, tmp.path(), 8);
+  expect_cut_search_resumes_identically(o, ev, tmp.path(), 1, /*generation=*/1);
   // The mode is part of the options' JSON only when on (older run directories keep theirs).
   EXPECT_TRUE(o.to_json().at("racing").value("continue", false));
   GaOptions restart = o;

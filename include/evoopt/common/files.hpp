@@ -26,7 +26,8 @@ std::string read_text_file(const std::filesystem::path& path);
 void write_file_atomic(const std::filesystem::path& path, const void* data, std::size_t size);
 void write_file_atomic(const std::filesystem::path& path, const std::string& text);
 
-// Appends one line to a file and fsyncs it (for append-only journals).
+// Appends one line to a file and fsyncs it (for append-only journals). A torn last line
+// (a crash mid-append) is cut off first, so the new line starts on a fresh one.
 void append_line_durable(const std::filesystem::path& path, const std::string& line);
 
 // An exclusive lock on a run directory (flock on DIR/.lock), held for the
@@ -45,8 +46,8 @@ class DirLock {
   int fd_ = -1;
 };
 
-// Reads the complete lines of a journal. A torn last line (a crash mid-append)
-// is cut off the file, so the next append starts on a fresh line.
+// Reads the complete lines of a journal; a torn last line (a crash mid-append) is left out
+// (and left in the file: append_line_durable cuts it). Never changes the file.
 std::vector<std::string> read_journal_lines(const std::filesystem::path& path);
 
 }  // namespace evoopt

@@ -88,7 +88,8 @@ std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& co
 // their run-store fingerprints agree.
 train::Budget study_budget(const ExperimentConfig& config);
 
-// `resume`: continue the run in `run_dir` with its stored config (the given one is ignored).
+// `resume`: continue the run in `run_dir` with its stored config; of the given one only
+// `workers` is taken, when >= 0 (it changes the speed, never a result).
 StudyResult run_study(const ExperimentConfig& config, const std::filesystem::path& run_dir, bool resume, const StudyEvents& events,
                       const std::atomic<bool>* cancel);
 

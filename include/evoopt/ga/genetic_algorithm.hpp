@@ -154,6 +154,9 @@ class GeneticAlgorithm {
   GaOutcome run_async(const GaEvents& events, const std::atomic<bool>* cancel);  // options_.async (src/ga/async.cpp)
   // runs_total, steps_total, train_seconds_total of the search from the store.
   void tally_search_runs(GaOutcome& outcome) const;
+  // Puts the full-budget runs of `individuals` (those not raced out) into results_, from the
+  // store (a resume); false when interrupted.
+  bool recall_full_runs(const std::vector<Individual>& individuals, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome);
   // An individual's fitness and per-task values from its full-budget runs in results_.
   void score_full_runs(Individual& ind) const;
   // One child of `parents` (tournament on `score`, crossover, mutation annealed by generation).
@@ -184,7 +187,7 @@ class GeneticAlgorithm {
   std::uint64_t next_id_ = 0;
   std::unique_ptr<eval::RunStore> own_store_;
   eval::RunStore* store_ = nullptr;
-  std::map<Key, train::RunResult> results_;  // the runs this process has needed so far
+  std::map<Key, train::RunResult> results_;  // the full-budget runs of every individual evaluated so far
 };
 
 // history.csv text for a log (deterministic formatting).
