@@ -1,8 +1,13 @@
 #include "evoopt/export/export.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
+#include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -48,6 +53,134 @@ std::string brief(double v) { return fmt::format("{:.6g}", v); }
 
 bool fused(Term t) { return t == Term::AdamTerm || t == Term::RmsNorm || t == Term::Grad || t == Term::Momentum; }
 
+// ---------------------------------------------------------------- text from outside
+
+// Characters that end or rearrange a line as it is shown (line and paragraph separators,
+// bidirectional overrides, the byte-order mark): escaped wherever text from outside goes.
+bool invisible_control(std::uint32_t cp) {
+  return cp == 0x061C || cp == 0x200E || cp == 0x200F || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF;
+}
+
+// `s` as one printable line of valid UTF-8: control characters (newlines included) as
+// \n, \r, \t or \xNN, invalid UTF-8 bytes as \xNN, the characters above as \uNNNN. With
+// `quote`, also \ as \\ and " as \" inside double quotes (a C-style string, so that a
+// reader can tell data from the text around it, and the quoted text never ends with \).
+std::string escape_text(const std::string& s, bool quote) {
+  std::string out;
+  if (quote) out += '"';
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    std::size_t len = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+    std::uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1Fu) : len == 3 ? (b & 0x0Fu) : (b & 0x07u);
+    bool valid = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      valid = (c & 0xC0) == 0x80;
+      cp = (cp << 6) | (c & 0x3Fu);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    if (valid &&
+        ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF))
+      valid = false;
+    if (!valid) {
+      out += fmt::format("\\x{:02x}", b);
+      ++i;
+      continue;
+    }
+    if (cp == '\n')
+      out += "\\n";
+    else if (cp == '\r')
+      out += "\\r";
+    else if (cp == '\t')
+      out += "\\t";
+    else if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0))
+      out += fmt::format("\\x{:02x}", cp);
+    else if (invisible_control(cp))
+      out += fmt::format("\\u{:04x}", cp);
+    else if (quote && (cp == '\\' || cp == '"'))
+      out += std::string("\\") + static_cast<char>(cp);
+    else
+      out.append(s, i, len);
+    i += len;
+  }
+  if (quote) out += '"';
+  return out;
+}
+
+std::string one_line(const std::string& s) { return escape_text(s, false); }
+std::string quoted(const std::string& s) { return escape_text(s, true); }
+
+// A line of text inside the class's """docstring""" (not raw): backslashes doubled (no
+// escape sequence can form) and a " escaped where the next character is a " too or the
+// line ends, so no """ can close the docstring.
+std::string python_docstring_text(const std::string& s) {
+  const std::string line = one_line(s);
+  std::string out;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\\')
+      out += "\\\\";
+    else if (line[i] == '"' && (i + 1 == line.size() || line[i + 1] == '"'))
+      out += "\\\"";
+    else
+      out += line[i];
+  }
+  return out;
+}
+
+// The text of a // comment: one line, and not ending in \ (a backslash before the newline
+// would splice the next line into the comment).
+std::string cpp_comment_text(const std::string& s) {
+  std::string line = one_line(s);
+  if (!line.empty() && line.back() == '\\') line.replace(line.size() - 1, 1, "\\x5c");
+  return line;
+}
+
+// Markdown text: HTML's special characters as entities (no raw HTML gets through) and
+// Markdown's inline punctuation backslash-escaped (no emphasis, links, code, tables or
+// math start inside it).
+std::string markdown_text(const std::string& s) {
+  std::string out;
+  for (char c : one_line(s)) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\\':
+      case '`':
+      case '*':
+      case '_':
+      case '[':
+      case ']':
+      case '|':
+      case '$':
+      case '~':
+      case '#':
+        out += '\\';
+        out += c;
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// Each of `lines` (text from outside) turned into one line of the target's context, after `prefix`.
+template <typename Escape>
+std::string lines_in(const std::vector<std::string>& lines, const std::string& prefix, Escape escape) {
+  std::string s;
+  for (const auto& l : lines) s += prefix + escape(l) + "\n";
+  return s;
+}
+
 // ---------------------------------------------------------------- formulas
 
 std::string hyper_table_markdown(const Genome& g) {
@@ -64,12 +197,20 @@ std::string hyper_table_markdown(const Genome& g) {
   return t;
 }
 
-std::string provenance_lines(const Provenance& p, const std::string& prefix) {
-  std::string s;
-  if (!p.source.empty()) s += prefix + "Source: " + p.source + "\n";
-  if (p.validation_fitness) s += prefix + fmt::format("Validation fitness (mean accuracy over the search tasks): {:.4f}\n", *p.validation_fitness);
-  if (!p.test_result.empty()) s += prefix + "Test: " + p.test_result + "\n";
-  return s;
+// The provenance as lines of text (each escaped for its context by the caller).
+std::vector<std::string> provenance_lines(const Provenance& p) {
+  std::vector<std::string> lines;
+  if (!p.source.empty()) lines.push_back("Source: " + p.source);
+  if (p.validation_fitness) lines.push_back(fmt::format("Validation fitness (mean accuracy over the search tasks): {:.4f}", *p.validation_fitness));
+  if (!p.test_result.empty()) lines.push_back("Test: " + p.test_result);
+  return lines;
+}
+
+// The genome's update rule and hyperparameters, then its provenance: the documentation lines.
+std::vector<std::string> doc_lines(const Genome& g, const Provenance& p, const std::string& indent) {
+  std::vector<std::string> lines = {"Update rule (evoopt genome " + g.hash_hex() + "):", indent + g.formula(), indent + g.hyperparameters()};
+  for (auto& l : provenance_lines(p)) lines.push_back(std::move(l));
+  return lines;
 }
 
 // ---------------------------------------------------------------- PyTorch
@@ -135,8 +276,7 @@ std::string python_step(const Genome& g) {
 
 std::string export_pytorch(const Genome& g, const ExportOptions& o) {
   const std::string cls = o.class_name;
-  std::string doc = "    Update rule (evoopt genome " + g.hash_hex() + "):\n        " + g.formula() + "\n        " + g.hyperparameters() + "\n";
-  doc += provenance_lines(o.provenance, "    ");
+  const std::string doc = lines_in(doc_lines(g, o.provenance, "    "), "    ", python_docstring_text);
   std::string s = fmt::format(R"PY(# Generated by `evoopt export --format pytorch`. Depends only on torch.
 """{cls}: an optimizer discovered by evoopt, as a torch.optim.Optimizer.
 
@@ -274,8 +414,7 @@ std::string cpp_step(const Genome& g) {
 
 std::string export_cpp(const Genome& g, const ExportOptions& o) {
   const std::string cls = o.class_name;
-  std::string doc = "// Update rule (evoopt genome " + g.hash_hex() + "):\n//   " + g.formula() + "\n//   " + g.hyperparameters() + "\n";
-  doc += provenance_lines(o.provenance, "// ");
+  const std::string doc = lines_in(doc_lines(g, o.provenance, "  "), "// ", cpp_comment_text);
   return fmt::format(R"HDR(// Generated by `evoopt export --format cpp`. Header-only; depends only on libtorch.
 // {cls}: an optimizer discovered by evoopt, as a torch::optim::Optimizer.
 {doc}//
@@ -400,7 +539,7 @@ class {cls} : public torch::optim::Optimizer {{
 
 std::string export_latex(const Genome& g, const ExportOptions& o) {
   std::string s = "% Generated by `evoopt export --format latex` (evoopt genome " + g.hash_hex() + ").\n";
-  s += provenance_lines(o.provenance, "% ");
+  s += lines_in(provenance_lines(o.provenance), "% ", one_line);
   s += "\\begin{align*}\n" + latex_update(g) + "\n\\end{align*}\nwhere\n\\begin{align*}\n";
   const auto defs = latex_definitions(g, o.total_steps);
   for (std::size_t i = 0; i < defs.size(); ++i) s += "  &" + defs[i] + (i + 1 < defs.size() ? " \\\\\n" : "\n");
@@ -414,9 +553,10 @@ std::string export_latex(const Genome& g, const ExportOptions& o) {
 }
 
 std::string export_markdown(const Genome& g, const ExportOptions& o) {
-  std::string s = "# " + o.class_name + " (evoopt genome " + g.hash_hex() + ")\n\n";
-  s += provenance_lines(o.provenance, "- ");
-  if (!o.provenance.source.empty() || o.provenance.validation_fitness || !o.provenance.test_result.empty()) s += "\n";
+  std::string s = "# " + markdown_text(o.class_name) + " (evoopt genome " + g.hash_hex() + ")\n\n";
+  const auto provenance = provenance_lines(o.provenance);
+  s += lines_in(provenance, "- ", markdown_text);
+  if (!provenance.empty()) s += "\n";
   s += "Update rule:\n\n$$\n" + latex_update(g) + "\n$$\n\nwhere\n\n";
   for (const auto& d : latex_definitions(g, o.total_steps)) s += "$$\n" + d + "\n$$\n\n";
   s += hyper_table_markdown(g);
@@ -424,31 +564,144 @@ std::string export_markdown(const Genome& g, const ExportOptions& o) {
   return s;
 }
 
+// ---------------------------------------------------------------- class names
+
+constexpr std::size_t kMaxClassName = 200;
+
 bool identifier(const std::string& s) {
-  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return !s.empty() && alpha(s[0]) && std::all_of(s.begin(), s.end(), [&](char c) { return alpha(c) || digit(c); });
+}
+
+// The identifiers in a generated file's code: comments, string literals and (C++)
+// preprocessor lines skipped; attribute and member names included.
+std::set<std::string> code_identifiers(const std::string& text, Format f) {
+  std::set<std::string> ids;
+  const auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  bool line_start = true;  // only blanks so far on this line
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '\n' || c == ' ' || c == '\t') {
+      line_start = line_start || c == '\n';
+      ++i;
+      continue;
+    }
+    const bool first = line_start;
+    line_start = false;
+    if ((f == Format::PyTorch && c == '#') || (f == Format::Cpp && (text.compare(i, 2, "//") == 0 || (first && c == '#')))) {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (f == Format::PyTorch && text.compare(i, 3, "\"\"\"") == 0) {
+      const auto end = text.find("\"\"\"", i + 3);
+      i = end == std::string::npos ? text.size() : end + 3;
+    } else if (c == '"' || c == '\'') {
+      for (++i; i < text.size() && text[i] != c && text[i] != '\n'; ++i)
+        if (text[i] == '\\') ++i;
+      if (i < text.size() && text[i] == c) ++i;
+    } else if (std::isdigit(static_cast<unsigned char>(c))) {
+      while (i < text.size() && (word(text[i]) || text[i] == '.')) ++i;
+    } else if (word(c)) {
+      const std::size_t start = i;
+      while (i < text.size() && word(text[i])) ++i;
+      ids.insert(text.substr(start, i - start));
+    } else {
+      ++i;
+    }
+  }
+  return ids;
+}
+
+const std::set<std::string_view> kPythonKeywords = {"False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+                                                    "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+                                                    "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+                                                    "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield"};
+const std::set<std::string_view> kPythonSoftKeywords = {"_", "case", "match", "type"};
+const std::set<std::string_view> kCppKeywords = {
+    "alignas",    "alignof",      "asm",      "auto",         "bool",     "break",     "case",          "catch",       "char",
+    "char8_t",    "char16_t",     "char32_t", "class",        "concept",  "const",     "consteval",     "constexpr",   "constinit",
+    "const_cast", "continue",     "co_await", "co_return",    "co_yield", "decltype",  "default",       "delete",      "do",
+    "double",     "dynamic_cast", "else",     "enum",         "explicit", "export",    "extern",        "false",       "float",
+    "for",        "friend",       "goto",     "if",           "inline",   "int",       "long",          "mutable",     "namespace",
+    "new",        "noexcept",     "nullptr",  "operator",     "private",  "protected", "public",        "register",    "reinterpret_cast",
+    "requires",   "return",       "short",    "signed",       "sizeof",   "static",    "static_assert", "static_cast", "struct",
+    "switch",     "template",     "this",     "thread_local", "throw",    "true",      "try",           "typedef",     "typeid",
+    "typename",   "union",        "unsigned", "using",        "virtual",  "void",      "volatile",      "wchar_t",     "while"};
+const std::set<std::string_view> kCppAlternativeTokens = {"and",    "and_eq", "bitand", "bitor", "compl", "not",
+                                                          "not_eq", "or",     "or_eq",  "xor",   "xor_eq"};
+const std::set<std::string_view> kCppSpecialIdentifiers = {"final", "override", "import", "module"};
+// Macros of the C and C++ standard libraries and of GNU mode that a class name would collide with.
+const std::set<std::string_view> kCppMacros = {"assert", "errno",  "offsetof", "setjmp", "va_arg", "va_copy", "va_end", "va_start",
+                                               "stdin",  "stdout", "stderr",   "NULL",   "EOF",    "linux",   "unix",   "i386"};
+// Members of torch::optim::Optimizer, the class's base: the class's own name would hide them in it.
+const std::set<std::string_view> kTorchOptimizerMembers = {"add_param_group", "add_parameters", "zero_grad", "parameters",  "size",
+                                                           "defaults",        "param_groups",   "state",     "save",        "load",
+                                                           "param_groups_",   "state_",         "defaults_", "LossClosure", "step"};
+// Namespaces of libtorch and the standard library.
+const std::set<std::string_view> kTorchNamespaces = {"c10", "caffe2", "aten", "torch", "at", "std"};
+
+std::string export_text(const Genome& g, Format format, const ExportOptions& o);
+
+// Throws evoopt::Error (one line: the name and why) unless `name` can name the exported
+// class in `format`'s language without breaking or changing the file around it.
+void check_class_name(const std::string& name, Format format, const Genome& g, const ExportOptions& o) {
+  const std::string shown = "class name '" + one_line(name) + "'";
+  if (!identifier(name)) throw Error(shown + " is not an identifier (ASCII letters, digits and _, not starting with a digit)");
+  if (name.size() > kMaxClassName) throw Error(fmt::format("class name of {} characters is longer than the limit of {}", name.size(), kMaxClassName));
+  if (format == Format::PyTorch) {
+    if (kPythonKeywords.count(name)) throw Error(shown + " is a Python keyword");
+    if (kPythonSoftKeywords.count(name)) throw Error(shown + " is a Python soft keyword");
+    if (name.size() > 4 && name.compare(0, 2, "__") == 0 && name.compare(name.size() - 2, 2, "__") == 0)
+      throw Error(shown + " is a Python special name (__name__ form)");
+  } else if (format == Format::Cpp) {
+    if (kCppKeywords.count(name)) throw Error(shown + " is a C++ keyword");
+    if (kCppAlternativeTokens.count(name)) throw Error(shown + " is a C++ alternative token (an operator)");
+    if (kCppSpecialIdentifiers.count(name)) throw Error(shown + " is a C++ identifier with a special meaning (final, override, import, module)");
+    if (name.find("__") != std::string::npos) throw Error(shown + " is reserved in C++ (it contains a double underscore)");
+    if (name[0] == '_') throw Error(shown + " is reserved in C++ (a leading underscore at global scope)");
+    if (kCppMacros.count(name)) throw Error(shown + " is a standard C/C++ macro");
+    if (kTorchNamespaces.count(name)) throw Error(shown + " is a namespace of libtorch or the standard library");
+    if (kTorchOptimizerMembers.count(name)) throw Error(shown + " is a member of torch::optim::Optimizer (the base class), which it would hide");
+  } else {
+    return;  // LaTeX and Markdown only show the name
+  }
+  // The file's own names: what the code around the class uses, found in the text generated
+  // for this genome with a placeholder for the class (and, in C++, its Options struct).
+  ExportOptions probe;
+  probe.total_steps = o.total_steps;
+  probe.class_name = "EvoOptClassNamePlaceholder";
+  std::set<std::string> used = code_identifiers(export_text(g, format, probe), format);
+  used.erase(probe.class_name);
+  used.erase(probe.class_name + "Options");
+  if (used.count(name)) throw Error(shown + " is a name the generated " + format_name(format) + " file itself uses");
+  if (format == Format::Cpp && used.count(name + "Options"))
+    throw Error(shown + ": its options struct " + name + "Options is a name the generated cpp file itself uses");
+}
+
+std::string export_text(const Genome& g, Format format, const ExportOptions& o) {
+  switch (format) {
+    case Format::PyTorch:
+      return export_pytorch(g, o);
+    case Format::Cpp:
+      return export_cpp(g, o);
+    case Format::Latex:
+      return export_latex(g, o);
+    case Format::Markdown:
+      return export_markdown(g, o);
+  }
+  throw Error("unknown export format");
 }
 
 }  // namespace
 
 std::string export_genome(const Genome& genome, Format format, const ExportOptions& options) {
   genome.validate(genome::Bounds::kHardMaxTerms);
-  if (!identifier(options.class_name)) throw Error("class name '" + options.class_name + "' is not an identifier");
   if (options.total_steps < 0) throw Error("total steps must be >= 0, got " + std::to_string(options.total_steps));
   const Genome g = genome.canonical();
   if (g.has_schedule() && options.total_steps == 0)
     throw Error("the genome has a learning-rate schedule (warmup/cosine over the run): give --total-steps N (the run's step count)");
-  switch (format) {
-    case Format::PyTorch:
-      return export_pytorch(g, options);
-    case Format::Cpp:
-      return export_cpp(g, options);
-    case Format::Latex:
-      return export_latex(g, options);
-    case Format::Markdown:
-      return export_markdown(g, options);
-  }
-  throw Error("unknown export format");
+  check_class_name(options.class_name, format, g, options);
+  return export_text(g, format, options);
 }
 
 std::string latex_update(const Genome& g) {
@@ -509,36 +762,153 @@ std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_s
   return d;
 }
 
+namespace {
+
+// Reading a run directory's JSON files: every value checked for its type (and range)
+// before use; an error is one line naming the file and the key.
+constexpr std::size_t kMaxLabel = 1000;  // task names and labels, in bytes
+
+std::string json_type(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "not a JSON value";
+  }
+}
+
+class JsonFile {
+ public:
+  explicit JsonFile(const fs::path& path) : name_(one_line(path.string())), root_(read_json_file(path)) {
+    if (!root_.is_object()) throw Error(name_ + ": expected an object, got " + json_type(root_));
+  }
+  const json& root() const { return root_; }
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const { throw Error(name_ + ": key " + one_line(key) + ": " + what); }
+  // The member `name` of `obj` (whose key is `key`); nullptr when absent and not `required`.
+  const json* member(const json& obj, const std::string& key, const std::string& name, bool required) const {
+    const std::string k = key.empty() ? name : key + "." + name;
+    const auto it = obj.find(name);
+    if (it == obj.end()) {
+      if (required) fail(k, "missing");
+      return nullptr;
+    }
+    return &*it;
+  }
+  const json& object(const json& j, const std::string& key) const {
+    if (!j.is_object()) fail(key, "expected an object, got " + json_type(j));
+    return j;
+  }
+  double number(const json& j, const std::string& key) const {
+    if (!j.is_number()) fail(key, "expected a number, got " + json_type(j));
+    const double v = j.get<double>();
+    if (!std::isfinite(v)) fail(key, "expected a finite number, got " + j.dump());
+    return v;
+  }
+  std::string text(const json& j, const std::string& key) const {
+    if (!j.is_string()) fail(key, "expected a string, got " + json_type(j));
+    const auto& s = j.get_ref<const std::string&>();
+    if (s.size() > kMaxLabel) fail(key, fmt::format("a string of {} bytes is longer than the limit of {}", s.size(), kMaxLabel));
+    return s;
+  }
+  std::int64_t positive_integer(const json& j, const std::string& key) const {
+    if (!j.is_number()) fail(key, "expected a whole number >= 1, got " + json_type(j));
+    if (j.is_number_float() ||
+        (j.is_number_unsigned() && j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) ||
+        (j.is_number_integer() && j.get<std::int64_t>() < 1))
+      fail(key, "expected a whole number >= 1, got " + j.dump());
+    return j.get<std::int64_t>();
+  }
+
+ private:
+  std::string name_;
+  json root_;
+};
+
+// "mean accuracy M ± S over N fresh seeds on the test split ("label" m; ...), STEPS steps"
+// from summary.json's final_test; empty when the summary has none.
+std::string test_result(const JsonFile& f, std::int64_t steps) {
+  const json* ft_json = f.member(f.root(), "", "final_test", false);
+  if (ft_json == nullptr) return "";
+  const json& ft = f.object(*ft_json, "final_test");
+  const double mean = f.number(*f.member(ft, "final_test", "overall_mean", true), "final_test.overall_mean");
+  const double sd = f.number(*f.member(ft, "final_test", "overall_std", true), "final_test.overall_std");
+  const json& per_task = f.object(*f.member(ft, "final_test", "per_task", true), "final_test.per_task");
+  if (per_task.empty()) f.fail("final_test.per_task", "expected at least one task, got none");
+  std::string tasks;
+  std::size_t seeds = 0;
+  for (const auto& [name, t_json] : per_task.items()) {
+    const std::string key = "final_test.per_task." + name;
+    if (name.size() > kMaxLabel) f.fail(key, fmt::format("a task name of {} bytes is longer than the limit of {}", name.size(), kMaxLabel));
+    const json& t = f.object(t_json, key);
+    const json* label = f.member(t, key, "label", false);
+    const std::string shown = label != nullptr ? f.text(*label, key + ".label") : name;
+    const double task_mean = f.number(*f.member(t, key, "mean", true), key + ".mean");
+    const json& accuracy = *f.member(t, key, "accuracy", true);
+    if (!accuracy.is_array()) f.fail(key + ".accuracy", "expected an array, got " + json_type(accuracy));
+    for (std::size_t i = 0; i < accuracy.size(); ++i) f.number(accuracy[i], fmt::format("{}.accuracy[{}]", key, i));
+    seeds = std::max(seeds, accuracy.size());
+    tasks += (tasks.empty() ? "" : "; ") + fmt::format("{} {:.4f}", quoted(shown), task_mean);
+  }
+  return fmt::format("mean accuracy {:.4f} ± {:.4f} over {} fresh seeds on the test split ({}), {} steps", mean, sd, seeds, tasks, steps);
+}
+
+// The run directory's name (its last component), never the path to it.
+std::string run_name(const fs::path& dir) {
+  fs::path p = fs::absolute(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  return p.filename().string();
+}
+
+}  // namespace
+
 ExportSource load_export_source(const std::string& what) {
   ExportSource s;
   const fs::path p(what);
   if (fs::is_directory(p)) {
-    const fs::path best = p / "best_genome.json";
-    if (!fs::exists(best)) throw Error(what + ": not a run directory with a winner (no best_genome.json)");
-    s.genome = genome::load_genome(best.string());
-    const json b = read_json_file(best);
-    if (b.contains("validation_fitness") && b.at("validation_fitness").is_number())
-      s.provenance.validation_fitness = b.at("validation_fitness").get<double>();
-    s.provenance.source = "run " + fs::absolute(p).lexically_normal().string() + " (best_genome.json)";
-    if (fs::exists(p / "config.json")) s.steps = read_json_file(p / "config.json").value("steps", std::int64_t{0});
-    if (fs::exists(p / "summary.json")) {
-      const json sum = read_json_file(p / "summary.json");
-      if (sum.contains("final_test") && sum.at("final_test").contains("overall_mean")) {
-        const json& ft = sum.at("final_test");
-        std::string tasks;
-        std::size_t seeds = 0;
-        for (const auto& [name, t] : ft.at("per_task").items()) {
-          tasks += (tasks.empty() ? "" : "; ") + fmt::format("{} {:.4f}", t.value("label", name), t.at("mean").get<double>());
-          seeds = t.at("accuracy").size();
-        }
-        s.provenance.test_result = fmt::format("mean accuracy {:.4f} ± {:.4f} over {} fresh seeds on the test split ({}), {} steps",
-                                               ft.at("overall_mean").get<double>(), ft.at("overall_std").get<double>(), seeds, tasks, s.steps);
-      }
+    const fs::path best_path = p / "best_genome.json";
+    if (!fs::exists(best_path)) throw Error(one_line(what) + ": not a run directory with a winner (no best_genome.json)");
+    // Everything read and checked before anything is returned (and so before anything is written).
+    const JsonFile best(best_path);
+    const json& genome_json = best.object(*best.member(best.root(), "", "genome", true), "genome");
+    try {
+      s.genome = Genome::from_json(genome_json);
+      s.genome.validate(genome::Bounds::kHardMaxTerms);
+    } catch (const Error& e) {
+      best.fail("genome", e.what());
+    } catch (const json::exception& e) {
+      best.fail("genome", e.what());
     }
+    if (const json* v = best.member(best.root(), "", "validation_fitness", false); v != nullptr && !v->is_null())
+      s.provenance.validation_fitness = best.number(*v, "validation_fitness");
+    if (fs::exists(p / "config.json")) {
+      const JsonFile config(p / "config.json");
+      s.steps = config.positive_integer(*config.member(config.root(), "", "steps", true), "steps");
+    }
+    if (fs::exists(p / "summary.json")) s.provenance.test_result = test_result(JsonFile(p / "summary.json"), s.steps);
+    s.provenance.source = "run " + quoted(run_name(p)) + " (best_genome.json)";
     return s;
   }
-  s.genome = genome::load_genome(what);
-  s.provenance.source = fs::exists(p) ? "genome file " + what : "evoopt preset " + what;
+  try {
+    s.genome = genome::load_genome(what);
+  } catch (const Error& e) {
+    throw Error(one_line(e.what()));  // the name as given may hold a newline
+  }
+  const auto presets = genome::preset_names();
+  const bool preset = what == "lion-like" || std::find(presets.begin(), presets.end(), what) != presets.end();
+  // A file by its name alone: where it lies on this machine stays out of the export.
+  s.provenance.source = preset ? "evoopt preset " + what : "genome file " + quoted(p.filename().string());
   return s;
 }
 

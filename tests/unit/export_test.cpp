@@ -3,9 +3,16 @@
 // Debian's python3-torch (/usr/bin/python3), (c) the exported libtorch header compiled into
 // this test; parameters agree in float64. For every preset and for two genomes that use
 // every term, both weight-decay kinds, the schedule and clipping. Also the formats, the
-// provenance of a run directory and bad input.
+// provenance of a run directory and bad input; and (issue 25) that text from a run directory
+// built to inject code (export_hostile_run.py) is data in every format: the Python module
+// imports without running it, the header (exported from it at build time, ExportedHostile)
+// compiles into this test and trains, class names that break or shadow are refused, and a
+// damaged run file's error names the file and the key.
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -15,6 +22,7 @@
 #include "ExportedAdamW.hpp"
 #include "ExportedAllTermsDecoupled.hpp"
 #include "ExportedAllTermsL2.hpp"
+#include "ExportedHostile.hpp"
 #include "ExportedLion.hpp"
 #include "ExportedRmsProp.hpp"
 #include "ExportedSgd.hpp"
@@ -199,7 +207,8 @@ TEST(Export, FormulasProvenanceAndBadInput) {
   const auto py = test::run_cli("export " + run.string() + " --format pytorch");
   ASSERT_EQ(py.exit_code, 0) << py.err;
   EXPECT_NE(py.out.find("Validation fitness (mean accuracy over the search tasks): 0.7123"), std::string::npos) << py.out;
-  EXPECT_NE(py.out.find("CIFAR-10 (JPEG mirror, lossy) 0.5000"), std::string::npos) << py.out;
+  EXPECT_NE(py.out.find("Source: run \"run\" (best_genome.json)"), std::string::npos) << py.out;
+  EXPECT_NE(py.out.find("(\"CIFAR-10 (JPEG mirror, lossy)\" 0.5000), 150 steps"), std::string::npos) << py.out;
   EXPECT_NE(py.out.find("total_steps=150"), std::string::npos);
 
   // Bad input: one line, non-zero exit, nothing written.
@@ -217,4 +226,303 @@ TEST(Export, FormulasProvenanceAndBadInput) {
     EXPECT_EQ(test::count_lines(r.err), 1) << args << "\n" << r.err;
     EXPECT_FALSE(fs::exists(out)) << args;
   }
+}
+
+// ---------------------------------------------------------------- issue 25: data-safe export
+
+namespace {
+const std::string kAllTermsDecoupled = std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/export_genomes/all_terms_decoupled.json";
+
+// A run directory made by export_hostile_run.py in `dir` (hostile, or the same layout benign).
+fs::path make_run(const fs::path& dir, bool benign) {
+  fs::create_directories(dir);
+  const std::string cmd = "/usr/bin/python3 " + std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/export_hostile_run.py make " + dir.string() + " " +
+                          kAllTermsDecoupled + (benign ? " --benign" : "");
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::vector<fs::path> runs;
+  for (const auto& e : fs::directory_iterator(dir)) runs.push_back(e.path());
+  EXPECT_EQ(runs.size(), 1U) << dir;
+  return runs.empty() ? dir : runs.front();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    lines.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+
+// The lines of a C++ header that the preprocessor reads as directives.
+std::vector<std::string> directives(const std::string& header) {
+  std::vector<std::string> out;
+  for (const auto& l : lines_of(header)) {
+    const auto first = l.find_first_not_of(" \t");
+    if (first != std::string::npos && l[first] == '#') out.push_back(l.substr(first));
+  }
+  return out;
+}
+
+const std::vector<std::string> kHeaderDirectives = {"#pragma once",         "#include <torch/torch.h>", "#include <algorithm>", "#include <cmath>",
+                                                    "#include <cstdint>",   "#include <map>",           "#include <memory>",    "#include <optional>",
+                                                    "#include <stdexcept>", "#include <utility>",       "#include <vector>"};
+
+// What a line of documentation starts with in each format (the class docstring's indent in Python).
+std::string doc_prefix(exports::Format f) {
+  switch (f) {
+    case exports::Format::PyTorch:
+      return "    ";
+    case exports::Format::Cpp:
+      return "// ";
+    case exports::Format::Latex:
+      return "% ";
+    case exports::Format::Markdown:
+      return "- ";
+  }
+  return "";
+}
+}  // namespace
+
+TEST(ExportSafety, AHostileRunDirectoryIsDataInEveryFormat) {
+  test::TempDir tmp;
+  const fs::path hostile = make_run(tmp / "hostile", false), benign = make_run(tmp / "benign", true);
+  const auto hs = exports::load_export_source(hostile.string()), bs = exports::load_export_source(benign.string());
+  EXPECT_EQ(hs.steps, 60);
+  // A genome file whose name ends in a backslash and carries a directive: the same as any file.
+  const fs::path odd_file = tmp / "g\"\"\"\n#error in a file name\\", plain_file = tmp / "g.json";
+  fs::copy_file(kAllTermsDecoupled, odd_file);
+  fs::copy_file(kAllTermsDecoupled, plain_file);
+  const auto odd = exports::load_export_source(odd_file.string()), plain = exports::load_export_source(plain_file.string());
+  EXPECT_EQ(plain.provenance.source, "genome file \"g.json\"");
+
+  for (const auto f : {exports::Format::PyTorch, exports::Format::Cpp, exports::Format::Latex, exports::Format::Markdown}) {
+    const std::string what = exports::format_name(f);
+    for (const auto& [h, b] : {std::pair{&hs, &bs}, std::pair{&odd, &plain}}) {
+      exports::ExportOptions oh, ob;
+      oh.total_steps = ob.total_steps = 60;
+      oh.class_name = ob.class_name = "ExportedHostile";
+      oh.provenance = h->provenance;
+      ob.provenance = b->provenance;
+      const std::string ht = exports::export_genome(h->genome, f, oh), bt = exports::export_genome(b->genome, f, ob);
+      // Line for line the benign export, except documentation lines that show the names.
+      const auto hl = lines_of(ht), bl = lines_of(bt);
+      ASSERT_EQ(hl.size(), bl.size()) << what << "\n" << ht;
+      for (std::size_t i = 0; i < hl.size(); ++i)
+        if (hl[i] != bl[i])
+          EXPECT_TRUE(starts_with(hl[i], doc_prefix(f) + "Source: ") || starts_with(hl[i], doc_prefix(f) + "Test: ")) << what << ": " << hl[i];
+      EXPECT_EQ(ht.find(tmp.path().string()), std::string::npos) << what << ": the export holds the absolute path";
+      EXPECT_EQ(ht.find('\r'), std::string::npos) << what;
+      EXPECT_EQ(ht.find("\xe2\x80\xae"), std::string::npos) << what << ": a bidirectional override got through";
+      if (f == exports::Format::Cpp || f == exports::Format::PyTorch)  // a backslash-newline would splice the next line in
+        for (const auto& l : hl) EXPECT_TRUE(l.empty() || l.back() != '\\') << what << ": a line ends in a backslash: " << l;
+      if (f == exports::Format::Cpp) EXPECT_EQ(directives(ht), kHeaderDirectives) << ht;
+      if (f == exports::Format::Markdown) EXPECT_EQ(ht.find('<'), std::string::npos) << ht;
+    }
+    // The names are still shown, as data.
+    exports::ExportOptions o;
+    o.total_steps = 60;
+    o.provenance = hs.provenance;
+    const std::string ht = exports::export_genome(hs.genome, f, o);
+    for (const char* marker : {"pwned-run", "pwned-label", "pwned-task", "#error injected directive"})
+      EXPECT_NE(ht.find(marker), std::string::npos) << what << ": " << marker << " missing\n" << ht;
+  }
+
+  // The Python module imports under real PyTorch without running what the names carry, holds
+  // only the statements an export writes, and trains like GenomeOptimizer.
+  exports::ExportOptions o;
+  o.total_steps = 60;
+  o.class_name = "ExportedHostile";
+  o.provenance = hs.provenance;
+  write_file_atomic(tmp / "ExportedHostile.py", exports::export_genome(hs.genome, exports::Format::PyTorch, o));
+  const Problem p = make_problem(5);
+  write_file_atomic(tmp / "data.json",
+                    nlohmann::json{{"W0", tensor_json(p.w0)}, {"b0", tensor_json(p.b0)}, {"X", tensor_json(p.x)}, {"Y", tensor_json(p.y)}}.dump());
+  const std::string cmd = "cd " + tmp.path().string() + " && /usr/bin/python3 " + std::string(EVOOPT_TEST_SOURCE_DIR) +
+                          "/unit/export_hostile_check.py ExportedHostile.py ExportedHostile data.json out.json 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  for (const char* marker : {"pwned-run", "pwned-label", "pwned-task"}) EXPECT_FALSE(fs::exists(tmp / marker)) << marker;
+  const auto j = nlohmann::json::parse(read_text_file(tmp / "out.json"));
+  const auto reference = with_genome(p, genome::load_genome(kAllTermsDecoupled));
+  expect_close({json_tensor(j.at("W")), json_tensor(j.at("b"))}, reference, "hostile run (PyTorch class)");
+  EXPECT_TRUE(j.at("state_dict_resume_equal").get<bool>());
+}
+
+// ExportedHostile.hpp: `evoopt export` of a hostile run directory at build time
+// (tests/CMakeLists.txt); this test compiles only if nothing in it escaped its comments.
+TEST(ExportSafety, AHeaderExportedFromAHostileRunCompilesAndTrainsLikeGenomeOptimizer) {
+  const Problem p = make_problem(7);
+  expect_close(with_header<ExportedHostile>(p), with_genome(p, genome::load_genome(kAllTermsDecoupled)), "hostile run (libtorch header)");
+  const std::string header = read_text_file(fs::path(EVOOPT_EXPORTED_DIR) / "ExportedHostile.hpp");
+  EXPECT_EQ(directives(header), kHeaderDirectives) << header;
+  for (const auto& l : lines_of(header.substr(0, header.find("#pragma once")))) EXPECT_TRUE(starts_with(l, "//")) << l;
+  EXPECT_NE(header.find("pwned-label"), std::string::npos) << "the labels are gone from the documentation";
+}
+
+TEST(ExportSafety, ClassNamesThatBreakOrShadowTheFileAreRefused) {
+  const genome::Genome g = genome::load_genome(kAllTermsDecoupled);
+  exports::ExportOptions o;
+  o.total_steps = 60;
+  const std::vector<std::tuple<exports::Format, std::string, std::string>> refused = {
+      {exports::Format::PyTorch, "class", "is a Python keyword"},
+      {exports::Format::PyTorch, "None", "is a Python keyword"},
+      {exports::Format::PyTorch, "True", "is a Python keyword"},
+      {exports::Format::PyTorch, "lambda", "is a Python keyword"},
+      {exports::Format::PyTorch, "await", "is a Python keyword"},
+      {exports::Format::PyTorch, "match", "is a Python soft keyword"},
+      {exports::Format::PyTorch, "_", "is a Python soft keyword"},
+      {exports::Format::PyTorch, "__init__", "is a Python special name"},
+      {exports::Format::PyTorch, "torch", "is a name the generated pytorch file itself uses"},
+      {exports::Format::PyTorch, "math", "is a name the generated pytorch file itself uses"},
+      {exports::Format::PyTorch, "int", "is a name the generated pytorch file itself uses"},
+      {exports::Format::PyTorch, "super", "is a name the generated pytorch file itself uses"},
+      {exports::Format::PyTorch, "ValueError", "is a name the generated pytorch file itself uses"},
+      {exports::Format::PyTorch, "Optimizer", "is a name the generated pytorch file itself uses"},
+      {exports::Format::PyTorch, "_schedule_factor", "is a name the generated pytorch file itself uses"},
+      {exports::Format::PyTorch, "9lives", "is not an identifier"},
+      {exports::Format::PyTorch, "bad-name", "is not an identifier"},
+      {exports::Format::PyTorch, "na\xc3\xafve", "is not an identifier"},
+      {exports::Format::PyTorch, "A\nimport os", "is not an identifier"},
+      {exports::Format::PyTorch, "", "is not an identifier"},
+      {exports::Format::Cpp, "int", "is a C++ keyword"},
+      {exports::Format::Cpp, "class", "is a C++ keyword"},
+      {exports::Format::Cpp, "nullptr", "is a C++ keyword"},
+      {exports::Format::Cpp, "co_await", "is a C++ keyword"},
+      {exports::Format::Cpp, "and", "is a C++ alternative token"},
+      {exports::Format::Cpp, "or", "is a C++ alternative token"},
+      {exports::Format::Cpp, "not", "is a C++ alternative token"},
+      {exports::Format::Cpp, "bitand", "is a C++ alternative token"},
+      {exports::Format::Cpp, "xor_eq", "is a C++ alternative token"},
+      {exports::Format::Cpp, "final", "is a C++ identifier with a special meaning"},
+      {exports::Format::Cpp, "_Opt", "is reserved in C++ (a leading underscore"},
+      {exports::Format::Cpp, "_opt", "is reserved in C++ (a leading underscore"},
+      {exports::Format::Cpp, "my__opt", "is reserved in C++ (it contains a double underscore)"},
+      {exports::Format::Cpp, "assert", "is a standard C/C++ macro"},
+      {exports::Format::Cpp, "NULL", "is a standard C/C++ macro"},
+      {exports::Format::Cpp, "torch", "is a namespace of libtorch"},
+      {exports::Format::Cpp, "std", "is a namespace of libtorch"},
+      {exports::Format::Cpp, "at", "is a namespace of libtorch"},
+      {exports::Format::Cpp, "c10", "is a namespace of libtorch"},
+      {exports::Format::Cpp, "Optimizer", "is a name the generated cpp file itself uses"},
+      {exports::Format::Cpp, "M_PI", "is a name the generated cpp file itself uses"},
+      {exports::Format::Cpp, "TORCH_ARG", "is a name the generated cpp file itself uses"},
+      {exports::Format::Cpp, "ParamState", "is a name the generated cpp file itself uses"},
+      {exports::Format::Cpp, "step", "is a member of torch::optim::Optimizer"},
+      {exports::Format::Cpp, "LossClosure", "is a member of torch::optim::Optimizer"},
+      {exports::Format::Cpp, "zero_grad", "is a member of torch::optim::Optimizer"},
+      {exports::Format::Cpp, "parameters", "is a member of torch::optim::Optimizer"},
+      {exports::Format::Cpp, "OptimizerCloneable", "its options struct OptimizerCloneableOptions is a name the generated cpp file itself uses"},
+      {exports::Format::Cpp, "9lives", "is not an identifier"},
+      {exports::Format::Markdown, "<script>", "is not an identifier"},
+      {exports::Format::Latex, "a}b", "is not an identifier"}};
+  for (const auto& [format, name, why] : refused) {
+    o.class_name = name;
+    try {
+      exports::export_genome(g, format, o);
+      ADD_FAILURE() << exports::format_name(format) << " class name '" << name << "' accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(why), std::string::npos) << name << ": " << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+      if (!name.empty() && name.find('\n') == std::string::npos) EXPECT_NE(msg.find("'" + name + "'"), std::string::npos) << msg;
+    }
+  }
+  o.class_name = std::string(201, 'A');
+  EXPECT_THROW(exports::export_genome(g, exports::Format::PyTorch, o), Error);
+  for (const char* ok : {"EvolvedOptimizer", "MyOpt", "Lion2", "my_opt", "Sgd"})
+    for (const auto f : {exports::Format::PyTorch, exports::Format::Cpp, exports::Format::Latex, exports::Format::Markdown}) {
+      o.class_name = ok;
+      EXPECT_NO_THROW(exports::export_genome(g, f, o)) << ok << " " << exports::format_name(f);
+    }
+  // Keywords of one language are fine in the other.
+  o.class_name = "int";
+  EXPECT_THROW(exports::export_genome(g, exports::Format::Cpp, o), Error);
+  o.class_name = "None";
+  EXPECT_NO_THROW(exports::export_genome(g, exports::Format::Cpp, o));
+
+  // Through the CLI: one line, non-zero exit, nothing written.
+  test::TempDir tmp;
+  const fs::path out = tmp / "never";
+  const auto r = test::run_cli("export adam --format cpp --class-name int -o " + out.string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.err, "evoopt: error: class name 'int' is a C++ keyword\n");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(ExportSafety, ADamagedRunFileNamesTheFileAndTheKey) {
+  test::TempDir tmp;
+  const fs::path run = make_run(tmp / "ok", true);
+  const nlohmann::json best = nlohmann::json::parse(read_text_file(run / "best_genome.json"));
+  const nlohmann::json config = nlohmann::json::parse(read_text_file(run / "config.json"));
+  const nlohmann::json summary = nlohmann::json::parse(read_text_file(run / "summary.json"));
+  ASSERT_NO_THROW(exports::load_export_source(run.string()));
+  using Edit = std::function<void(nlohmann::json&)>;
+  struct Case {
+    std::string file;
+    Edit edit;
+    std::string key_and_why;
+  };
+  const std::vector<Case> cases = {
+      {"summary.json", [](auto& j) { j["final_test"]["overall_mean"] = "0.4"; }, "key final_test.overall_mean: expected a number, got a string"},
+      {"summary.json", [](auto& j) { j["final_test"].erase("overall_std"); }, "key final_test.overall_std: missing"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"] = nlohmann::json::array(); },
+       "key final_test.per_task: expected an object, got an array"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"] = nlohmann::json::object(); },
+       "key final_test.per_task: expected at least one task"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"]["a_task"]["mean"] = nullptr; },
+       "key final_test.per_task.a_task.mean: expected a number, got null"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"]["a_task"]["accuracy"] = 3; },
+       "key final_test.per_task.a_task.accuracy: expected an array, got a number"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"]["a_task"]["accuracy"][1] = "x"; },
+       "key final_test.per_task.a_task.accuracy[1]: expected a number, got a string"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"]["b_task"]["label"] = 7; },
+       "key final_test.per_task.b_task.label: expected a string, got a number"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"]["b_task"]["label"] = std::string(1001, 'x'); },
+       "key final_test.per_task.b_task.label: a string of 1001 bytes is longer than the limit of 1000"},
+      {"summary.json", [](auto& j) { j["final_test"]["per_task"]["c_task"] = "x"; },
+       "key final_test.per_task.c_task: expected an object, got a string"},
+      {"summary.json", [](auto& j) { j["final_test"] = 1; }, "key final_test: expected an object, got a number"},
+      {"summary.json", [](auto& j) { j = nlohmann::json::array(); }, "summary.json: expected an object, got an array"},
+      {"config.json", [](auto& j) { j["steps"] = "60"; }, "key steps: expected a whole number >= 1, got a string"},
+      {"config.json", [](auto& j) { j["steps"] = -3; }, "key steps: expected a whole number >= 1, got -3"},
+      {"config.json", [](auto& j) { j["steps"] = 60.5; }, "key steps: expected a whole number >= 1, got 60.5"},
+      {"config.json", [](auto& j) { j["steps"] = 18446744073709551615ULL; }, "key steps: expected a whole number >= 1, got 18446744073709551615"},
+      {"config.json", [](auto& j) { j.erase("steps"); }, "key steps: missing"},
+      {"best_genome.json", [](auto& j) { j["validation_fitness"] = "high"; }, "key validation_fitness: expected a number, got a string"},
+      {"best_genome.json", [](auto& j) { j["genome"] = "adam"; }, "key genome: expected an object, got a string"},
+      {"best_genome.json", [](auto& j) { j["genome"]["beta1"] = 2.0; }, "key genome: genome field beta1 = 2 is outside"},
+      {"best_genome.json", [](auto& j) { j["genome"]["terms"] = 5; }, "key genome: genome JSON needs a 'terms' array"},
+      {"best_genome.json", [](auto& j) { j.erase("genome"); }, "key genome: missing"}};
+  const std::map<std::string, const nlohmann::json*> original = {{"best_genome.json", &best}, {"config.json", &config}, {"summary.json", &summary}};
+  for (const auto& c : cases) {
+    nlohmann::json j = *original.at(c.file);
+    c.edit(j);
+    write_file_atomic(run / c.file, j.dump());
+    try {
+      exports::load_export_source(run.string());
+      ADD_FAILURE() << c.file << ": " << c.key_and_why << ": accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_TRUE(starts_with(msg, (run / c.file).string() + ": ")) << msg;
+      EXPECT_NE(msg.find(c.key_and_why), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+    write_file_atomic(run / c.file, original.at(c.file)->dump());
+  }
+  // Through the CLI: one line, non-zero exit, nothing written.
+  nlohmann::json bad = summary;
+  bad["final_test"]["overall_mean"] = "0.4";
+  write_file_atomic(run / "summary.json", bad.dump());
+  const fs::path out = tmp / "never.py";
+  const auto r = test::run_cli("export " + run.string() + " --format pytorch -o " + out.string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find((run / "summary.json").string() + ": key final_test.overall_mean: expected a number, got a string"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
