@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -12,6 +11,7 @@
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
 #include "evoopt/eval/evaluator.hpp"
+#include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/study.hpp"
 #include "evoopt/task/task.hpp"
@@ -50,27 +50,24 @@ std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::in
 }
 
 EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
-  const fs::path p = run_dir / "config.json";
-  const json cfg = read_json_file(p);
+  const JsonView cfg = read_json_view(run_dir / "config.json");
+  // Far beyond any dataset (2^40 examples); keeps the sums and the work estimates in range.
+  constexpr std::int64_t kMax = std::int64_t{1} << 40;
   EvalSizes s;
   std::int64_t n = 0;
-  try {
-    const auto search = cfg.value("tasks", std::vector<std::string>{});
-    if (cfg.contains("task_fingerprint_inputs"))
-      for (const auto& [t, d] : cfg.at("task_fingerprint_inputs").items()) {
-        if (std::find(search.begin(), search.end(), t) == search.end()) continue;  // transfer tasks: not the unit
-        // A text task's sizes are bytes; what it scores is windows (as Task::examples counts).
-        const json& td = d.at("task");
-        const std::int64_t seq_len = td.value("seq_len", std::int64_t{0});
-        s.val += task::scored_examples(td.at("val_size").get<std::int64_t>(), seq_len);
-        s.test += task::scored_examples(td.at("test_size").get<std::int64_t>(), seq_len);
-        ++n;
-      }
-  } catch (const json::exception& e) {
-    throw Error(p.string() + ": invalid task_fingerprint_inputs (" + e.what() + ")");
-  }
+  const auto search = cfg.get_or<std::vector<std::string>>("tasks", {});
+  if (const auto inputs = cfg.find("task_fingerprint_inputs"))
+    for (const auto& [t, d] : inputs->members()) {
+      if (std::find(search.begin(), search.end(), t) == search.end()) continue;  // transfer tasks: not the unit
+      // A text task's sizes are bytes; what it scores is windows (as Task::examples counts).
+      const JsonView td = d.at("task");
+      const std::int64_t seq_len = td.find("seq_len") ? td.get_in<std::int64_t>("seq_len", 0, kMax) : 0;
+      s.val += task::scored_examples(td.get_in<std::int64_t>("val_size", 0, kMax), seq_len);
+      s.test += task::scored_examples(td.get_in<std::int64_t>("test_size", 0, kMax), seq_len);
+      ++n;
+    }
   if (n > 0) return {s.val / n, s.test / n};
-  return {cfg.value("val_size", std::int64_t{5000}), 10000};
+  return {cfg.find("val_size") ? cfg.get_in<std::int64_t>("val_size", 0, kMax) : 5000, 10000};
 }
 
 Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
@@ -287,22 +284,37 @@ void ProgressTracker::emit() {
 
 // ------------------------------------------------------------------ status from files
 
-std::vector<json> journal_entries(const fs::path& p) {
-  std::vector<json> out;
+std::vector<JsonView> journal_entries(const fs::path& p) {
+  std::vector<JsonView> out;
   if (!fs::exists(p)) return out;
-  std::ifstream in(p);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_text_file(p);
   std::size_t start = 0, line = 1;
   for (std::size_t nl = text.find('\n'); nl != std::string::npos; start = nl + 1, nl = text.find('\n', start), ++line) {
     if (nl == start) continue;
-    try {
-      out.push_back(json::parse(text.substr(start, nl - start)));
-    } catch (const json::exception& e) {
-      throw Error(fmt::format("{}:{}: not a journal line ({})", p.string(), line, e.what()));
-    }
+    out.push_back(parse_json_view(text.substr(start, nl - start), fmt::format("{} line {}", p.string(), line)));
   }
   return out;
 }
+
+namespace {
+
+// The images a journal entry's run scored, from its key's split: "val", "test", or
+// "val:firstN" (run_key: a rung scored on its first N images).
+std::int64_t entry_images(const JsonView& split_view, const EvalSizes& sizes) {
+  const std::string split = split_view.get<std::string>();
+  const auto first = split.find(":first");
+  const std::string name = split.substr(0, first);
+  if (name != "val" && name != "test") split_view.fail_expected("a split (val, test or val:firstN)");
+  std::int64_t limit = 0;
+  if (first != std::string::npos) {
+    const std::string digits = split.substr(first + 6);
+    const bool ok = !digits.empty() && digits.size() <= 18 && digits.find_first_not_of("0123456789") == std::string::npos;
+    if (!ok || (limit = std::stoll(digits)) < 1) split_view.fail_expected("a split (val, test or val:firstN with N >= 1)");
+  }
+  return evaluated_images(sizes, data::split_from_name(name), limit);
+}
+
+}  // namespace
 
 RunStatus read_run_status(const fs::path& run_dir) {
   RunStatus s;
@@ -318,17 +330,17 @@ RunStatus read_run_status(const fs::path& run_dir) {
   std::vector<ga::GenerationRecord> history;
   const fs::path ck = run_dir / "checkpoint.json";
   if (fs::exists(ck)) {
-    const json j = read_json_file(ck);
-    try {
-      for (const auto& r : j.at("history")) history.push_back(ga::GenerationRecord::from_json(r));
-      for (const auto& ind : j.at("individuals"))
-        if (!s.best_fitness || ind.at("fitness").get<double>() > *s.best_fitness) {
-          s.best_fitness = ind.at("fitness").get<double>();
-          s.best_id = ind.at("id").get<std::uint64_t>();
-          s.best_generation = ind.at("generation").get<int>();
-        }
-    } catch (const json::exception& e) {
-      throw Error(ck.string() + ": invalid checkpoint (" + e.what() + ")");
+    const JsonView j = read_json_view(ck);
+    for (const auto& r : j.at("history").elements()) history.push_back(r.convert(ga::GenerationRecord::from_json));
+    for (const auto& ind : j.at("individuals").elements()) {
+      const double fitness = ind.get<double>("fitness");
+      const auto id = ind.get<std::uint64_t>("id");
+      const int generation = ind.get<int>("generation");
+      if (!s.best_fitness || fitness > *s.best_fitness) {
+        s.best_fitness = fitness;
+        s.best_id = id;
+        s.best_generation = generation;
+      }
     }
   }
   s.generations_done = static_cast<int>(history.size());
@@ -337,23 +349,17 @@ RunStatus read_run_status(const fs::path& run_dir) {
   const fs::path journal = run_dir / "journal.jsonl";
   Work timed;
   double train_seconds = 0;
-  try {
-    for (const auto& e : journal_entries(journal)) {
-      Work& w = s.done_by_stage[e.value("stage", std::string("search"))];
-      const auto& r = e.at("result");
-      // The key's split: "val", "test", or "val:firstN" (run_key: a rung scored on N images).
-      const std::string split = e.at("key").at("split").get<std::string>();
-      const auto first = split.find(":first");
-      const std::int64_t images = evaluated_images(sizes, data::split_from_name(split.substr(0, first)),
-                                                   first == std::string::npos ? 0 : std::stoll(split.substr(first + 6)));
-      const Work run{1, r.value("steps_done", std::int64_t{0}) - r.value("resumed_at", std::int64_t{0}), images};
-      w += run;
-      timed += run;
-      s.run_seconds += r.value("seconds", 0.0);
-      train_seconds += r.value("train_seconds", 0.0);
-    }
-  } catch (const std::exception& e) {
-    throw Error(journal.string() + ": invalid journal entry (" + e.what() + ")");
+  for (const auto& e : journal_entries(journal)) {
+    // Read as the run store reads it (a resume would refuse what is refused here).
+    const JsonView key = e.at("key");
+    static_cast<void>(key.convert(eval::RunKey::from_json));
+    const train::RunResult r = e.at("result").convert(train::run_result_from_json);
+    Work& w = s.done_by_stage[e.get_or<std::string>("stage", "search")];
+    const Work run{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)};
+    w += run;
+    timed += run;
+    s.run_seconds += r.seconds;
+    train_seconds += r.train_seconds;
   }
   if (fs::exists(journal))
     s.seconds_since_last_run = std::chrono::duration<double>(fs::file_time_type::clock::now() - fs::last_write_time(journal)).count();
@@ -370,13 +376,13 @@ RunStatus read_run_status(const fs::path& run_dir) {
   const bool search_done = s.generations_done >= s.generations;
   if (complete) {
     s.state = "complete";
-    const json summary = read_json_file(run_dir / "summary.json");
-    if (summary.contains("final_test") && summary["final_test"].contains("overall_mean"))
-      s.final_test = summary["final_test"]["overall_mean"].get<double>();
+    const JsonView summary = read_json_view(run_dir / "summary.json");
+    s.final_test = summary.at("final_test").get<std::optional<double>>("overall_mean");  // null: no test seeds
   } else if (search_done) {
     s.state = "final test / comparison";
     std::optional<genome::Genome> winner;
-    if (fs::exists(run_dir / "best_genome.json")) winner = genome::load_genome((run_dir / "best_genome.json").string());
+    if (fs::exists(run_dir / "best_genome.json"))
+      winner = read_json_view(run_dir / "best_genome.json").at("genome").convert(genome::Genome::from_json);
     const Work plan = plan_after_search(c, sizes, winner ? &*winner : nullptr, search_runs);
     s.left = {std::max<std::int64_t>(0, plan.runs - after_done.runs), std::max<std::int64_t>(0, plan.steps - after_done.steps),
               std::max<std::int64_t>(0, plan.images - after_done.images)};

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -15,16 +16,17 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/progress.hpp"
 #include "evoopt/experiment/stats.hpp"
 #include "evoopt/experiment/study.hpp"
 #include "evoopt/export/export.hpp"
+#include "evoopt/ga/genetic_algorithm.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/schedule.hpp"
 
 namespace evoopt::report {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 // ------------------------------------------------------------------ LaTeX → MathML
 
@@ -445,11 +447,19 @@ std::string bar_chart(const std::string& id, const std::string& title, const std
 }
 
 // ------------------------------------------------------------------ reading the run
+//
+// Every file the page shows is read and checked here, into the structs below, before any
+// of the page is made: a damaged file ends with one error naming it and the key (JsonView),
+// and write_report writes nothing.
 
-std::optional<json> read_optional(const fs::path& p) {
+std::optional<JsonView> read_optional(const fs::path& p) {
   if (!fs::exists(p)) return std::nullopt;
-  return read_json_file(p);
+  return read_json_view(p);
 }
+
+// A number the writer leaves null when there is none (the mean of no values, the interval
+// of one value): NaN.
+double nullable_number(const JsonView& v) { return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>(); }
 
 std::string f4(double v) { return fmt::format("{:.4f}", v); }
 
@@ -464,21 +474,191 @@ BarValue mean_ci(const std::vector<double>& v) {
   return b;
 }
 
-std::vector<double> numbers(const json& j) {
+// A value per seed (null: none, shown as −1 like a diverged run).
+std::vector<double> seed_values(const JsonView& array) {
   std::vector<double> out;
-  for (const auto& x : j) out.push_back(x.is_number() ? x.get<double>() : -1.0);
+  for (const auto& x : array.elements()) out.push_back(x.is_null() ? -1.0 : x.get<double>());
   return out;
+}
+
+// best_genome.json.
+struct Best {
+  genome::Genome genome;  // canonical
+  std::string hash;
+  std::uint64_t id = 0;
+  int generation = 0;
+  double validation_fitness = 0;
+  std::map<std::string, double> validation_per_task;
+};
+
+Best read_best(const JsonView& j) {
+  Best b;
+  b.genome = j.at("genome").convert(genome::Genome::from_json).canonical();
+  b.hash = j.get<std::string>("hash");
+  b.id = j.get<std::uint64_t>("id");
+  b.generation = j.get<int>("generation");
+  b.validation_fitness = nullable_number(j.at("validation_fitness"));
+  b.validation_per_task = j.get_or<std::map<std::string, double>>("validation_per_task", {});
+  return b;
+}
+
+// summary.json.
+struct FinalTestTask {
+  std::vector<double> accuracy;
+  double mean = 0, std = 0;
+};
+struct BreakEven {
+  std::string baseline, verdict;
+  double baseline_val_fitness = 0, winner_val_fitness = 0;
+  std::vector<std::pair<double, double>> measured;  // steps multiple, the baseline's validation fitness
+};
+struct Summary {
+  std::map<std::string, FinalTestTask> final_test;
+  double overall_mean = 0, overall_std = 0;
+  std::int64_t search_runs = 0, search_steps = 0, other_runs = 0, other_steps = 0;
+  double search_train_seconds = 0, wall_seconds = 0, cpu_seconds = 0;
+  std::optional<BreakEven> break_even;
+};
+
+Summary read_summary(const JsonView& j) {
+  Summary s;
+  const JsonView ft = j.at("final_test");
+  if (const auto per_task = ft.find("per_task"); per_task && !per_task->is_null())
+    for (const auto& [t, v] : per_task->members())
+      s.final_test[t] = {seed_values(v.at("accuracy")), nullable_number(v.at("mean")), nullable_number(v.at("std"))};
+  s.overall_mean = nullable_number(ft.at("overall_mean"));
+  s.overall_std = nullable_number(ft.at("overall_std"));
+  const JsonView c = j.at("cost");
+  s.search_runs = c.get<std::int64_t>("search_training_runs");
+  s.search_steps = c.get<std::int64_t>("search_training_steps");
+  s.search_train_seconds = c.get<double>("search_train_seconds");
+  s.other_runs = c.get<std::int64_t>("other_training_runs");
+  s.other_steps = c.get<std::int64_t>("other_training_steps");
+  s.wall_seconds = c.get<double>("wall_seconds_this_process");
+  s.cpu_seconds = c.get<double>("cpu_seconds");
+  if (const auto be = j.find("break_even"); be && !be->is_null()) {
+    BreakEven b;
+    b.baseline = be->get<std::string>("baseline");
+    b.verdict = be->get<std::string>("verdict");
+    b.baseline_val_fitness = nullable_number(be->at("baseline_val_fitness"));
+    b.winner_val_fitness = nullable_number(be->at("winner_val_fitness"));
+    for (const auto& m : be->at("measured").elements())
+      b.measured.emplace_back(m.get<double>("steps_multiple"), nullable_number(m.at("baseline_val_fitness")));
+    s.break_even = b;
+  }
+  return s;
+}
+
+// comparison.json.
+struct Paired {  // evolved − this, per test seed
+  double mean = 0, ci_low = 0, ci_high = 0;
+  bool significant = false;
+};
+struct Stats {
+  double mean = 0, std = 0;
+  std::vector<double> values;
+  std::optional<Paired> evolved_minus_this;
+  std::optional<double> perplexity;  // next-token tasks with a seed that did not diverge: the mean
+};
+struct Method {
+  std::string name, kind, hash;
+  double val_fitness = 0;
+  std::map<std::string, Stats> test;  // per task
+  Stats overall;
+};
+struct Horizon {
+  std::int64_t steps = 0;
+  std::vector<Method> methods;  // the evolved genome first
+};
+struct Baseline {
+  std::string name, regime_text;
+  double lr = 0, weight_decay = 0, val_fitness = 0;
+  std::int64_t training_runs = 0;
+};
+struct AttributionRow {
+  std::string part, difference;
+  Paired paired;
+};
+struct Comparison {
+  std::string protocol;
+  std::vector<Baseline> baselines;
+  std::vector<Horizon> horizons;
+  std::optional<std::vector<std::string>> transfer_tasks;
+  std::vector<Horizon> transfer;
+  std::optional<std::string> attribution_baseline;
+  std::int64_t attribution_steps = 0;
+  std::vector<AttributionRow> attribution;
+};
+
+Paired read_paired(const JsonView& j) {
+  return {nullable_number(j.at("mean")), nullable_number(j.at("ci95_low")), nullable_number(j.at("ci95_high")), j.get<bool>("significant")};
+}
+
+Stats read_stats(const JsonView& j) {
+  Stats s;
+  s.mean = nullable_number(j.at("mean"));
+  s.std = nullable_number(j.at("std"));
+  s.values = seed_values(j.at("values"));
+  if (const auto d = j.find("evolved_minus_this")) s.evolved_minus_this = read_paired(*d);
+  if (const auto p = j.find("perplexity"); p && p->get<std::int64_t>("n") > 0) s.perplexity = nullable_number(p->at("mean"));
+  return s;
+}
+
+std::vector<Horizon> read_horizons(const JsonView& j) {
+  std::vector<Horizon> out;
+  for (const auto& h : j.elements()) {
+    Horizon hz;
+    hz.steps = h.get<std::int64_t>("steps");
+    for (const auto& m : h.at("methods").elements()) {
+      Method x;
+      x.name = m.get<std::string>("name");
+      x.kind = m.get<std::string>("kind");
+      x.hash = m.at("genome").convert(genome::Genome::from_json).hash_hex();
+      x.val_fitness = nullable_number(m.at("val_fitness"));
+      for (const auto& [t, v] : m.at("test").members()) x.test[t] = read_stats(v);
+      x.overall = read_stats(m.at("overall"));
+      hz.methods.push_back(std::move(x));
+    }
+    out.push_back(std::move(hz));
+  }
+  return out;
+}
+
+Comparison read_comparison(const JsonView& j) {
+  Comparison c;
+  c.protocol = j.get<std::string>("protocol");
+  for (const auto& b : j.at("baselines").elements()) {
+    const JsonView ch = b.at("chosen");
+    c.baselines.push_back({b.get<std::string>("name"), ch.get<std::string>("regime_text"), ch.get<double>("lr"), ch.get<double>("weight_decay"),
+                           nullable_number(ch.at("val_fitness")), b.get<std::int64_t>("training_runs")});
+  }
+  c.horizons = read_horizons(j.at("horizons"));
+  if (const auto t = j.find("transfer")) {
+    c.transfer_tasks = t->get<std::vector<std::string>>("tasks");
+    c.transfer = read_horizons(t->at("horizons"));
+  }
+  if (const auto a = j.find("attribution")) {
+    c.attribution_baseline = a->get<std::string>("baseline");
+    c.attribution_steps = a->get<std::int64_t>("steps");
+    for (const auto& row : a->at("rows").elements())
+      c.attribution.push_back({row.get<std::string>("part"), row.get<std::string>("difference"), read_paired(row.at("paired"))});
+  }
+  return c;
 }
 
 struct Run {
   fs::path dir;
-  json config;
   std::vector<std::string> tasks;
-  std::vector<std::string> transfer_tasks;    // held-out (the comparison's transfer block)
-  std::map<std::string, std::string> labels;  // task → display label (with the lossy mirror named)
-  std::vector<json> history;                  // generation records
-  json lineage;                               // individuals
-  std::optional<json> best, summary, comparison;
+  std::vector<std::string> transfer_tasks;                          // held-out (the comparison's transfer block)
+  std::map<std::string, std::string> labels;                        // task → display label (with the lossy mirror named)
+  std::map<std::string, std::pair<std::string, std::string>> data;  // task → (source, label) from config.json's provenance
+  std::string evoopt_version;
+  std::vector<ga::GenerationRecord> history;
+  std::vector<ga::Individual> lineage;
+  std::optional<Best> best;
+  std::optional<Summary> summary;
+  std::optional<Comparison> comparison;
+  std::vector<std::pair<eval::RunKey, train::RunResult>> journal;  // read when the comparison's loss curves need it
   experiment::RunStatus status;
   experiment::ExperimentConfig ex;  // config.json as the study reads it
 };
@@ -487,27 +667,37 @@ Run read_run(const fs::path& dir) {
   Run r;
   r.dir = dir;
   r.status = experiment::read_run_status(dir);  // checks config.json and the journal
-  r.config = read_json_file(dir / "config.json");
   r.ex = experiment::load_run_config(dir);
+  const JsonView config = read_json_view(dir / "config.json");
   r.tasks = r.ex.tasks;
   r.transfer_tasks = r.ex.transfer_tasks;
+  const auto provenance = config.find("provenance");
   for (const auto& t : r.ex.all_tasks()) {
-    std::string label;
-    if (r.config.contains("provenance") && r.config["provenance"].contains(t)) label = r.config["provenance"][t].value("label", "");
+    std::string source, label;
+    if (provenance && !provenance->is_null())
+      if (const auto p = provenance->find(t)) {
+        source = p->get_or<std::string>("source", "");
+        label = p->get_or<std::string>("label", "");
+      }
+    r.data[t] = {source, label};
     r.labels[t] = experiment::display_label(t, label);
   }
-  try {
-    if (auto h = read_optional(dir / "history.json"))
-      for (const auto& g : h->at("generations")) r.history.push_back(g);
-    else if (auto ck = read_optional(dir / "checkpoint.json"))
-      for (const auto& g : ck->at("history")) r.history.push_back(g);
-  } catch (const json::exception& e) {
-    throw Error((dir / "history.json").string() + ": invalid history (" + e.what() + ")");
-  }
-  if (auto l = read_optional(dir / "lineage.json")) r.lineage = l->value("individuals", json::array());
-  r.best = read_optional(dir / "best_genome.json");
-  r.summary = read_optional(dir / "summary.json");
-  r.comparison = read_optional(dir / "comparison.json");
+  r.evoopt_version = config.get_or<std::string>("evoopt_version", "");
+  if (auto h = read_optional(dir / "history.json"))
+    for (const auto& g : h->at("generations").elements()) r.history.push_back(g.convert(ga::GenerationRecord::from_json));
+  else if (auto ck = read_optional(dir / "checkpoint.json"))
+    for (const auto& g : ck->at("history").elements()) r.history.push_back(g.convert(ga::GenerationRecord::from_json));
+  if (auto l = read_optional(dir / "lineage.json"))
+    for (const auto& i : l->at("individuals").elements()) {
+      r.lineage.push_back(i.convert(ga::Individual::from_json));
+      i.get_in<int>("generation", 0, r.ex.ga.generations);  // the family tree's columns
+    }
+  if (auto b = read_optional(dir / "best_genome.json")) r.best = read_best(*b);
+  if (auto s = read_optional(dir / "summary.json")) r.summary = read_summary(*s);
+  if (auto c = read_optional(dir / "comparison.json")) r.comparison = read_comparison(*c);
+  if (r.comparison && r.best)
+    for (const auto& e : experiment::journal_entries(dir / "journal.jsonl"))
+      r.journal.emplace_back(e.at("key").convert(eval::RunKey::from_json), e.at("result").convert(train::run_result_from_json));
   return r;
 }
 
@@ -522,29 +712,29 @@ std::string section_search(const Run& r) {
   Series distance{"gene distance", {}}, diversity{"distinct share", {}, true};
   bool have_terms = false;
   for (const auto& g : r.history) {
-    const double x = g.at("generation").get<double>();
-    fit[0].points.emplace_back(x, g.at("best").get<double>());
-    fit[1].points.emplace_back(x, g.at("mean").get<double>());
-    fit[2].points.emplace_back(x, g.at("median").get<double>());
+    const double x = g.generation;
+    fit[0].points.emplace_back(x, g.best);
+    fit[1].points.emplace_back(x, g.mean);
+    fit[2].points.emplace_back(x, g.median);
     spread.x.push_back(x);
-    spread.lo.push_back(g.at("mean").get<double>() - g.at("std").get<double>());
-    spread.hi.push_back(g.at("mean").get<double>() + g.at("std").get<double>());
+    spread.lo.push_back(g.mean - g.stddev);
+    spread.hi.push_back(g.mean + g.stddev);
     for (const auto& t : r.tasks)
-      if (g.at("best_per_task").contains(t)) {
+      if (g.best_per_task.count(t)) {
         per_task[t].name = r.labels.at(t);
-        per_task[t].points.emplace_back(x, g.at("best_per_task").at(t).get<double>());
+        per_task[t].points.emplace_back(x, g.best_per_task.at(t));
       }
-    distance.points.emplace_back(x, g.value("gene_distance", 0.0));
-    diversity.points.emplace_back(x, g.value("diversity", 0.0));
-    if (g.contains("term_share")) {
+    distance.points.emplace_back(x, g.gene_distance);
+    diversity.points.emplace_back(x, g.diversity);
+    if (!g.term_share.empty()) {
       have_terms = true;
-      for (const auto& [name, share] : g.at("term_share").items()) terms[name].name = name;
+      for (const auto& [name, share] : g.term_share) terms[name].name = name;
     }
   }
   if (have_terms)
     for (const auto& g : r.history) {
-      const double x = g.at("generation").get<double>();
-      for (auto& [name, s] : terms) s.points.emplace_back(x, g.contains("term_share") ? g["term_share"].value(name, 0.0) : 0.0);
+      const double x = g.generation;
+      for (auto& [name, s] : terms) s.points.emplace_back(x, g.term_share.count(name) ? g.term_share.at(name) : 0.0);
     }
   std::string out;
   out += "<h2 id=\"search\">Search</h2>";
@@ -574,11 +764,10 @@ std::string section_search(const Run& r) {
   for (const auto& t : r.tasks) out += "<th>best " + esc(r.labels.at(t)) + "</th>";
   out += "<th>gene distance</th><th>new runs</th><th>seconds</th></tr>";
   for (const auto& g : r.history) {
-    out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", g.at("generation").get<int>(), f4(g.at("best")),
-                       f4(g.at("mean")), f4(g.at("median")), f4(g.at("std")));
-    for (const auto& t : r.tasks) out += "<td>" + (g.at("best_per_task").contains(t) ? f4(g["best_per_task"][t]) : std::string("–")) + "</td>";
-    out += fmt::format("<td>{:.3f}</td><td>{}</td><td>{:.1f}</td></tr>", g.value("gene_distance", 0.0), g.value("evaluations", 0),
-                       g.value("seconds", 0.0));
+    out +=
+        fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", g.generation, f4(g.best), f4(g.mean), f4(g.median), f4(g.stddev));
+    for (const auto& t : r.tasks) out += "<td>" + (g.best_per_task.count(t) ? f4(g.best_per_task.at(t)) : std::string("–")) + "</td>";
+    out += fmt::format("<td>{:.3f}</td><td>{}</td><td>{:.1f}</td></tr>", g.gene_distance, g.evaluations, g.seconds);
   }
   out += "</table></details>";
   return out;
@@ -594,9 +783,9 @@ std::string brief_label(const std::string& s) {
 
 std::string section_tree(const Run& r) {
   if (!r.best || r.lineage.empty()) return "";
-  std::map<std::uint64_t, json> by_id;
-  for (const auto& i : r.lineage) by_id[i.at("id").get<std::uint64_t>()] = i;
-  const std::uint64_t winner = r.best->at("id").get<std::uint64_t>();
+  std::map<std::uint64_t, const ga::Individual*> by_id;
+  for (const auto& i : r.lineage) by_id[i.id] = &i;
+  const std::uint64_t winner = r.best->id;
   // Ancestors of the winner (breadth first), each once.
   std::vector<std::uint64_t> order;
   std::set<std::uint64_t> seen{winner};
@@ -604,15 +793,13 @@ std::string section_tree(const Run& r) {
   for (std::size_t q = 0; q < queue.size(); ++q) {
     order.push_back(queue[q]);
     if (!by_id.count(queue[q])) continue;
-    for (const auto& p : by_id[queue[q]].value("parents", json::array())) {
-      const auto id = p.get<std::uint64_t>();
+    for (const auto id : by_id[queue[q]]->parents)
       if (seen.insert(id).second) queue.push_back(id);
-    }
   }
   std::map<int, std::vector<std::uint64_t>> by_gen;
   int max_gen = 0;
   for (auto id : order) {
-    const int g = by_id.count(id) ? by_id[id].value("generation", 0) : 0;
+    const int g = by_id.count(id) ? by_id[id]->generation : 0;
     by_gen[g].push_back(id);
     max_gen = std::max(max_gen, g);
   }
@@ -631,27 +818,25 @@ std::string section_tree(const Run& r) {
   auto kind = [](const std::string& origin) { return origin.rfind("seed:", 0) == 0 ? std::string("seed") : origin; };
   for (auto id : order) {
     if (!by_id.count(id)) continue;
-    const json& ind = by_id[id];
-    for (const auto& p : ind.value("parents", json::array())) {
-      const auto pid = p.get<std::uint64_t>();
+    const ga::Individual& ind = *by_id[id];
+    for (const auto pid : ind.parents) {
       if (!pos.count(pid)) continue;
       edges += fmt::format("<line x1=\"{:.0f}\" y1=\"{:.0f}\" x2=\"{:.0f}\" y2=\"{:.0f}\" class=\"edge\"/>", pos[pid].first, pos[pid].second,
                            pos[id].first, pos[id].second);
     }
-    const std::string origin = ind.value("origin", "");
+    const std::string& origin = ind.origin;
     const std::string k = kind(origin);
     if (!origin_color.count(k)) origin_color[k] = color(origin_color.size());
     std::string muts;
-    for (const auto& m : ind.value("mutations", json::array())) muts += (muts.empty() ? "" : ", ") + m.get<std::string>();
+    for (const auto& m : ind.mutations) muts += (muts.empty() ? "" : ", ") + m;
     nodes += fmt::format(
         "<g class=\"pt node\" data-id=\"{}\" data-origin=\"{}\"><circle cx=\"{:.0f}\" cy=\"{:.0f}\" r=\"{}\" fill=\"{}\"/><text x=\"{:.0f}\" "
         "y=\"{:.0f}\" "
         "class=\"nodelabel\">#{} {}</text><text x=\"{:.0f}\" y=\"{:.0f}\" class=\"nodesub\">{}</text><title>#{} generation {}, {}{}; fitness "
         "{:.4f}\n{}</title></g>",
         id, esc(origin), pos[id].first, pos[id].second, id == winner ? 8 : 6, origin_color[k], pos[id].first + 10, pos[id].second + 4, id,
-        fmt::format("{:.3f}", ind.value("fitness", 0.0)), pos[id].first + 10, pos[id].second + 16,
-        esc(brief_label(origin + (muts.empty() ? "" : ": " + muts))), id, ind.value("generation", 0), esc(origin),
-        muts.empty() ? "" : esc(" (" + muts + ")"), ind.value("fitness", 0.0), esc(ind.value("formula", "")));
+        fmt::format("{:.3f}", ind.fitness), pos[id].first + 10, pos[id].second + 16, esc(brief_label(origin + (muts.empty() ? "" : ": " + muts))), id,
+        ind.generation, esc(origin), muts.empty() ? "" : esc(" (" + muts + ")"), ind.fitness, esc(ind.genome.formula()));
   }
   std::string gens;
   for (int g = 0; g <= max_gen; ++g) gens += fmt::format("<text x=\"{}\" y=\"24\" class=\"xtick\">gen {}</text>", left + col * g, g);
@@ -687,15 +872,13 @@ std::string hyper_rows(const genome::Genome& g) {
 
 std::string section_winner(const Run& r, std::int64_t steps) {
   if (!r.best) return "<p class=\"note\">No winner yet.</p>";
-  const genome::Genome g = genome::Genome::from_json(r.best->at("genome")).canonical();
+  const genome::Genome& g = r.best->genome;
   std::string out = "<h2 id=\"winner\">The winner</h2>";
-  out += fmt::format("<p>Individual #{} of generation {}, validation fitness {:.4f}", r.best->value("id", 0), r.best->value("generation", 0),
-                     r.best->value("validation_fitness", 0.0));
-  if (r.best->contains("validation_per_task")) {
+  out += fmt::format("<p>Individual #{} of generation {}, validation fitness {:.4f}", r.best->id, r.best->generation, r.best->validation_fitness);
+  if (!r.best->validation_per_task.empty()) {
     std::string per;
     for (const auto& t : r.tasks)
-      if (r.best->at("validation_per_task").contains(t))
-        per += (per.empty() ? "" : ", ") + r.labels.at(t) + " " + f4(r.best->at("validation_per_task").at(t));
+      if (r.best->validation_per_task.count(t)) per += (per.empty() ? "" : ", ") + r.labels.at(t) + " " + f4(r.best->validation_per_task.at(t));
     out += " (" + esc(per) + ")";
   }
   out += ".</p><div class=\"formula\">" + latex_to_mathml(exports::latex_update(g)) + "</div><p>where</p><div class=\"defs\">";
@@ -716,42 +899,32 @@ std::string section_winner(const Run& r, std::int64_t steps) {
 
 std::string section_final(const Run& r) {
   if (!r.summary) return "";
-  const json& s = *r.summary;
+  const Summary& s = *r.summary;
   std::string out = "<h2 id=\"test\">Final test and cost</h2>";
-  if (s.contains("final_test")) {
-    const json& ft = s["final_test"];
-    out +=
-        "<p>The winner on the test split, touched once, with fresh seeds (mean ± std over seeds):</p><table><tr><th>task</th><th>test "
-        "accuracy</th><th>per seed</th></tr>";
-    for (const auto& t : r.tasks)
-      if (ft.contains("per_task") && ft["per_task"].contains(t)) {
-        const json& pt = ft["per_task"][t];
-        std::string seeds;
-        for (const auto& a : pt.at("accuracy")) seeds += (seeds.empty() ? "" : ", ") + f4(a.is_number() ? a.get<double>() : -1.0);
-        out += fmt::format("<tr><td>{}</td><td>{} ± {}</td><td>{}</td></tr>", esc(r.labels.at(t)), f4(pt.value("mean", 0.0)),
-                           f4(pt.value("std", 0.0)), seeds);
-      }
-    out += fmt::format("<tr><td><b>overall</b></td><td><b>{} ± {}</b></td><td></td></tr></table>", f4(ft.value("overall_mean", 0.0)),
-                       f4(ft.value("overall_std", 0.0)));
-  }
-  if (s.contains("cost")) {
-    const json& c = s["cost"];
-    out += fmt::format(
-        "<p>Cost: {} search training runs ({} steps, {:.0f} s of single-core training), {} further runs ({} steps); the process and its workers: "
-        "{:.0f} s "
-        "wall, {:.0f} s CPU.</p>",
-        c.value("search_training_runs", 0), c.value("search_training_steps", 0), c.value("search_train_seconds", 0.0),
-        c.value("other_training_runs", 0), c.value("other_training_steps", 0), c.value("wall_seconds_this_process", 0.0),
-        c.value("cpu_seconds", 0.0));
-  }
-  if (s.contains("break_even") && s["break_even"].is_object()) {
-    const json& be = s["break_even"];
-    out += "<p>Break-even: " + esc(be.value("verdict", "")) + ".</p>";
-    if (be.contains("measured") && !be["measured"].empty()) {
-      Series base{be.value("baseline", "baseline") + " with more steps", {}};
-      base.points.emplace_back(1.0, be.value("baseline_val_fitness", 0.0));
-      for (const auto& m : be["measured"]) base.points.emplace_back(m.value("steps_multiple", 0.0), m.value("baseline_val_fitness", 0.0));
-      Series win{"the winner at 1×", {{1.0, be.value("winner_val_fitness", 0.0)}}};
+  out +=
+      "<p>The winner on the test split, touched once, with fresh seeds (mean ± std over seeds):</p><table><tr><th>task</th><th>test "
+      "accuracy</th><th>per seed</th></tr>";
+  for (const auto& t : r.tasks)
+    if (s.final_test.count(t)) {
+      const FinalTestTask& pt = s.final_test.at(t);
+      std::string seeds;
+      for (double a : pt.accuracy) seeds += (seeds.empty() ? "" : ", ") + f4(a);
+      out += fmt::format("<tr><td>{}</td><td>{} ± {}</td><td>{}</td></tr>", esc(r.labels.at(t)), f4(pt.mean), f4(pt.std), seeds);
+    }
+  out += fmt::format("<tr><td><b>overall</b></td><td><b>{} ± {}</b></td><td></td></tr></table>", f4(s.overall_mean), f4(s.overall_std));
+  out += fmt::format(
+      "<p>Cost: {} search training runs ({} steps, {:.0f} s of single-core training), {} further runs ({} steps); the process and its workers: "
+      "{:.0f} s "
+      "wall, {:.0f} s CPU.</p>",
+      s.search_runs, s.search_steps, s.search_train_seconds, s.other_runs, s.other_steps, s.wall_seconds, s.cpu_seconds);
+  if (s.break_even) {
+    const BreakEven& be = *s.break_even;
+    out += "<p>Break-even: " + esc(be.verdict) + ".</p>";
+    if (!be.measured.empty()) {
+      Series base{be.baseline + " with more steps", {}};
+      base.points.emplace_back(1.0, be.baseline_val_fitness);
+      for (const auto& [multiple, fitness] : be.measured) base.points.emplace_back(multiple, fitness);
+      Series win{"the winner at 1×", {{1.0, be.winner_val_fitness}}};
       out += line_chart("break-even", "Break-even: the best seed optimizer with more steps", "steps multiple", "validation fitness", {base, win});
     }
   }
@@ -759,16 +932,15 @@ std::string section_final(const Run& r) {
 }
 
 // Mean smoothed training loss per step over the test runs of `hash` on `task` at `steps`.
-Series loss_curve(const std::vector<json>& journal, const std::string& hash, const std::string& task, std::int64_t steps, const std::string& name,
-                  bool dashed) {
+Series loss_curve(const std::vector<std::pair<eval::RunKey, train::RunResult>>& journal, const std::string& hash, const std::string& task,
+                  std::int64_t steps, const std::string& name, bool dashed) {
   std::map<std::int64_t, std::pair<double, int>> sum;
-  for (const auto& e : journal) {
-    const json& k = e.at("key");
-    if (k.value("genome", "") != hash || k.value("task", "") != task || k.value("split", "") != "test" || k.value("steps", 0) != steps) continue;
-    for (const auto& p : e.at("result").value("loss_curve", json::array())) {
-      if (!p.at(2).is_number()) continue;
-      auto& s = sum[p.at(0).get<std::int64_t>()];
-      s.first += p.at(2).get<double>();
+  for (const auto& [k, result] : journal) {
+    if (k.genome != hash || k.task != task || k.split != "test" || k.steps != steps) continue;
+    for (const auto& p : result.loss_curve) {
+      if (!std::isfinite(p.smoothed)) continue;
+      auto& s = sum[p.step];
+      s.first += p.smoothed;
       ++s.second;
     }
   }
@@ -777,21 +949,19 @@ Series loss_curve(const std::vector<json>& journal, const std::string& hash, con
   return s;
 }
 
-std::string diff_cell(const json& d) {
-  if (!d.is_object()) return "";
-  return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d.value("mean", 0.0), d.value("ci95_low", 0.0), d.value("ci95_high", 0.0),
-                     d.value("significant", false) ? " *" : "");
+std::string diff_cell(const std::optional<Paired>& d) {
+  if (!d) return "";
+  return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d->mean, d->ci_low, d->ci_high, d->significant ? " *" : "");
 }
 
 std::string section_comparison(const Run& r, std::int64_t steps) {
   if (!r.comparison) {
-    if (r.config.contains("compare") && r.config["compare"].is_object() && !r.config["compare"].value("enabled", true))
-      return "<h2 id=\"comparison\">Comparison</h2><p class=\"note\">Not run (--no-compare).</p>";
+    if (!r.ex.compare.enabled) return "<h2 id=\"comparison\">Comparison</h2><p class=\"note\">Not run (--no-compare).</p>";
     return "<h2 id=\"comparison\">Comparison</h2><p class=\"note\">Not run yet.</p>";
   }
-  const json& c = *r.comparison;
+  const Comparison& c = *r.comparison;
   std::string out = "<h2 id=\"comparison\">Comparison with tuned baselines</h2>";
-  const bool seed = c.value("protocol", "") == "seed";
+  const bool seed = c.protocol == "seed";
   out +=
       seed
           ? "<p class=\"warn\">Seed protocol: the baselines got no schedule, no clipping and a coarse lr grid. This flatters the evolved genome; use "
@@ -799,32 +969,29 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
           : "<p>Strong protocol: every baseline tuned on validation over a fine lr grid × weight decay × {constant, the winner's schedule + "
             "clipping}, with successive halving, chosen at the full budget.</p>";
   out += "<table><tr><th>baseline</th><th>chosen (validation)</th><th>val fitness</th><th>tuning runs</th></tr>";
-  for (const auto& b : c.value("baselines", json::array())) {
-    const json& ch = b.contains("chosen") && b["chosen"].is_object() ? b["chosen"] : json::object();
-    std::string chosen = fmt::format("lr {:.3g}, weight decay {}, {}", ch.value("lr", 0.0),
-                                     ch.value("weight_decay", 0.0) > 0 ? fmt::format("{:g}", ch.value("weight_decay", 0.0)) : std::string("off"),
-                                     ch.value("regime_text", std::string()));
-    out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(b.value("name", "")), esc(chosen),
-                       ch.contains("val_fitness") ? f4(ch["val_fitness"].get<double>()) : "", b.value("training_runs", 0));
+  for (const auto& b : c.baselines) {
+    std::string chosen = fmt::format("lr {:.3g}, weight decay {}, {}", b.lr,
+                                     b.weight_decay > 0 ? fmt::format("{:g}", b.weight_decay) : std::string("off"), b.regime_text);
+    out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(b.name), esc(chosen), f4(b.val_fitness), b.training_runs);
   }
   out += "</table>";
   // Bars and a table per horizon over `tasks`; chart ids are `id` + the steps beyond the first.
-  auto horizon_blocks = [&](const json& horizons, const std::vector<std::string>& tasks, const std::string& id, const std::string& what) {
+  auto horizon_blocks = [&](const std::vector<Horizon>& horizons, const std::vector<std::string>& tasks, const std::string& id,
+                            const std::string& what) {
     std::string html;
     int hi = 0;
     for (const auto& h : horizons) {
-      const std::int64_t hs = h.value("steps", std::int64_t{0});
-      const auto& methods = h.at("methods");
+      const std::int64_t hs = h.steps;
+      const auto& methods = h.methods;
       std::vector<std::string> names, groups;
-      for (const auto& m : methods) names.push_back(m.value("name", ""));
+      for (const auto& m : methods) names.push_back(m.name);
       for (const auto& t : tasks) groups.push_back(r.labels.count(t) ? r.labels.at(t) : t);
       groups.push_back("overall");
       std::vector<std::vector<BarValue>> vals(groups.size(), std::vector<BarValue>(names.size()));
       for (std::size_t m = 0; m < names.size(); ++m) {
         for (std::size_t t = 0; t < tasks.size(); ++t)
-          if (methods[m].contains("test") && methods[m]["test"].contains(tasks[t]))
-            vals[t][m] = mean_ci(numbers(methods[m]["test"][tasks[t]].at("values")));
-        if (methods[m].contains("overall")) vals.back()[m] = mean_ci(numbers(methods[m]["overall"].at("values")));
+          if (methods[m].test.count(tasks[t])) vals[t][m] = mean_ci(methods[m].test.at(tasks[t]).values);
+        vals.back()[m] = mean_ci(methods[m].overall.values);
       }
       const std::string label = hi == 0 ? " (search horizon)" : " (longer horizon)";
       html += fmt::format("<h3>{} steps{}{}</h3>", hs, label, what);
@@ -836,12 +1003,14 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
       for (std::size_t m = 0; m < names.size(); ++m) {
         html += "<tr><td>" + esc(names[m]) + "</td>";
         for (std::size_t t = 0; t <= tasks.size(); ++t) {
-          const json& cell = t < tasks.size() ? methods[m]["test"][tasks[t]] : methods[m]["overall"];
-          const std::string ppl = cell.contains("perplexity") && cell["perplexity"].value("n", 0) > 0
-                                      ? fmt::format("<br>perplexity {:.2f}", cell["perplexity"].value("mean", 0.0))
-                                      : std::string();
-          html += fmt::format("<td>{} ± {}{}<br><span class=\"diff\">{}</span></td>", f4(cell.value("mean", 0.0)), f4(cell.value("std", 0.0)), ppl,
-                              m == 0 ? "" : "evolved − this: " + diff_cell(cell.value("evolved_minus_this", json())));
+          if (t < tasks.size() && !methods[m].test.count(tasks[t])) {
+            html += "<td>–</td>";
+            continue;
+          }
+          const Stats& cell = t < tasks.size() ? methods[m].test.at(tasks[t]) : methods[m].overall;
+          const std::string ppl = cell.perplexity ? fmt::format("<br>perplexity {:.2f}", *cell.perplexity) : std::string();
+          html += fmt::format("<td>{} ± {}{}<br><span class=\"diff\">{}</span></td>", f4(cell.mean), f4(cell.std), ppl,
+                              m == 0 ? "" : "evolved − this: " + diff_cell(cell.evolved_minus_this));
         }
         html += "</tr>";
       }
@@ -852,56 +1021,50 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
     }
     return html;
   };
-  out += horizon_blocks(c.value("horizons", json::array()), r.tasks, "test-bars", "");
+  out += horizon_blocks(c.horizons, r.tasks, "test-bars", "");
   std::string strongest;
-  if (!c["horizons"].empty() && c["horizons"][0]["methods"].size() > 1) {
-    const json& methods = c["horizons"][0]["methods"];
-    if (c.contains("attribution") && c["attribution"].is_object()) {
-      strongest = c["attribution"].value("baseline", "") + " (tuned)";  // the strongest tuned baseline on validation
+  if (!c.horizons.empty() && c.horizons[0].methods.size() > 1) {
+    const auto& methods = c.horizons[0].methods;
+    if (c.attribution_baseline) {
+      strongest = *c.attribution_baseline + " (tuned)";  // the strongest tuned baseline on validation
     } else {
       double best = -2;
       for (std::size_t m = 1; m < methods.size(); ++m)
-        if (methods[m].value("kind", "") == "baseline" && methods[m].value("val_fitness", -2.0) > best) {
-          best = methods[m].value("val_fitness", -2.0);
-          strongest = methods[m].value("name", "");
+        if (methods[m].kind == "baseline" && methods[m].val_fitness > best) {
+          best = methods[m].val_fitness;
+          strongest = methods[m].name;
         }
     }
   }
-  if (c.contains("transfer") && c["transfer"].is_object()) {
+  if (c.transfer_tasks) {
     out +=
         "<h3 id=\"transfer\">Transfer: tasks the search never saw</h3><p>Every method with the hyperparameters chosen on the search tasks (none "
         "re-tuned on these tasks), on their test splits with the same fresh seeds. Classification: fitness = accuracy; next-token tasks: fitness = "
         "exp(−loss) = 1/perplexity.</p>";
-    std::vector<std::string> held_out;
-    for (const auto& t : c["transfer"].value("tasks", json::array())) held_out.push_back(t.get<std::string>());
-    out += horizon_blocks(c["transfer"].value("horizons", json::array()), held_out, "transfer-bars", ", held-out tasks");
+    out += horizon_blocks(c.transfer, *c.transfer_tasks, "transfer-bars", ", held-out tasks");
   }
-  if (c.contains("attribution") && c["attribution"].is_object()) {
-    const json& a = c["attribution"];
+  if (c.attribution_baseline) {
     out += fmt::format(
         "<h3>Where the gain comes from</h3><p>Against the strongest tuned baseline B = {} at {} steps, paired per test seed. A1 = the evolved rule "
         "in B's setting, A2 = B's rule in the evolved setting, each with its learning rate re-tuned on validation.</p>",
-        esc(a.value("baseline", "")), a.value("steps", 0));
+        esc(*c.attribution_baseline), c.attribution_steps);
     out += "<table><tr><th>part of the gain</th><th>difference</th><th>mean [95% CI]</th></tr>";
-    for (const auto& row : a.value("rows", json::array()))
-      out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(row.value("part", "")), esc(row.value("difference", "")),
-                         diff_cell(row.value("paired", json())));
+    for (const auto& row : c.attribution)
+      out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(row.part), esc(row.difference), diff_cell(row.paired));
     out += "</table>";
   }
   // Training loss of the winner against the strongest tuned baseline, per task (test runs).
   if (r.best && !strongest.empty()) {
     std::string base_hash;
-    for (const auto& m : c["horizons"][0]["methods"])
-      if (m.value("name", "") == strongest) base_hash = genome::Genome::from_json(m.at("genome")).hash_hex();
-    const std::string win_hash = r.best->value("hash", "");
-    const auto journal = experiment::journal_entries(r.dir / "journal.jsonl");
+    for (const auto& m : c.horizons[0].methods)
+      if (m.name == strongest) base_hash = m.hash;
     out += fmt::format(
         "<h3>Training loss: the winner against {}</h3><p>Smoothed training loss, mean over the test seeds, at the search horizon.</p><div "
         "class=\"grid2\">",
         esc(strongest));
     for (const auto& t : r.ex.all_tasks()) {
-      Series w = loss_curve(journal, win_hash, t, steps, "evolved", false);
-      Series b = loss_curve(journal, base_hash, t, steps, strongest, true);
+      Series w = loss_curve(r.journal, r.best->hash, t, steps, "evolved", false);
+      Series b = loss_curve(r.journal, base_hash, t, steps, strongest, true);
       out += "<div>" + line_chart("loss-" + t, r.labels.at(t), "step", "training loss (smoothed)", {w, b}) + "</div>";
     }
     out += "</div>";
@@ -912,11 +1075,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
 std::string section_provenance(const Run& r) {
   std::string out = "<h2 id=\"data\">Data</h2><table><tr><th>task</th><th>source</th><th>label</th></tr>";
   for (const auto& t : r.ex.all_tasks()) {
-    std::string source, label;
-    if (r.config.contains("provenance") && r.config["provenance"].contains(t)) {
-      source = r.config["provenance"][t].value("source", "");
-      label = r.config["provenance"][t].value("label", "");
-    }
+    const auto& [source, label] = r.data.at(t);
     const bool lossy = label.find("lossy") != std::string::npos || label.find("JPEG") != std::string::npos;
     out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}{}</td></tr>", esc(r.labels.at(t)), esc(source), esc(label),
                        lossy ? " <span class=\"warn\">lossy: JPEG-compressed images, not the official files; results differ from the official "
@@ -975,8 +1134,7 @@ std::string render_report(const fs::path& run_dir) {
   html += section_final(r);
   html += section_comparison(r, ex.steps);
   html += section_provenance(r);
-  html += "<p class=\"note\">Made by evoopt " + esc(r.config.value("evoopt_version", "")) +
-          "; one self-contained file (no scripts, fonts or network).</p>";
+  html += "<p class=\"note\">Made by evoopt " + esc(r.evoopt_version) + "; one self-contained file (no scripts, fonts or network).</p>";
   html += "</body></html>\n";
   return html;
 }

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/progress.hpp"
@@ -189,4 +190,35 @@ TEST(Progress, EvalSizesCountATextTasksWindowsNotItsBytes) {
   EXPECT_EQ(s.test, (10000 + 2000) / 2);
   EXPECT_EQ(task::scored_examples(64001, 64), 1000);
   EXPECT_EQ(task::scored_examples(5000, 0), 5000);
+}
+
+// A damaged size in config.json, or a damaged journal line, is named with its key (and line).
+TEST(Progress, DamagedSizesAndJournalLinesAreNamedWithTheirKey) {
+  test::TempDir dir;
+  nlohmann::json cfg = {{"tasks", {"mnist"}}, {"task_fingerprint_inputs", {{"mnist", {{"task", {{"val_size", -5}, {"test_size", 10000}}}}}}}};
+  write_file_atomic(dir / "config.json", cfg.dump());
+  try {
+    eval_sizes_of_run(dir.path());
+    FAIL() << "a negative size was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              (dir / "config.json").string() +
+                  ": /task_fingerprint_inputs/mnist/task/val_size: expected an integer in [0, 1099511627776], got an integer -5");
+  }
+  write_file_atomic(dir / "journal.jsonl", "{\"key\": 1}\n{\"key\": 2, \"key\": 3}\n");
+  try {
+    journal_entries(dir / "journal.jsonl");
+    FAIL() << "a duplicate key was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), (dir / "journal.jsonl").string() + " line 2: /key: duplicate key");
+  }
+  write_file_atomic(dir / "journal.jsonl", "{\"key\": 1}\n");
+  const auto entries = journal_entries(dir / "journal.jsonl");
+  ASSERT_EQ(entries.size(), 1u);
+  try {
+    entries[0].get<std::string>("key");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), (dir / "journal.jsonl").string() + " line 1: /key: expected a string, got an integer 1");
+  }
 }

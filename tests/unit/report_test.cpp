@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/experiment/config.hpp"
 #include "evoopt/export/export.hpp"
+#include "evoopt/ga/genetic_algorithm.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/genome/term.hpp"
 #include "evoopt/report/report.hpp"
@@ -61,4 +64,29 @@ TEST(Report, ADirectoryThatIsNotARunIsRefusedAndNothingIsWritten) {
     EXPECT_NE(std::string(e.what()).find("not a run directory"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(tmp / "report.html"));
+}
+
+// The page is made from files checked first: a damaged one is named with its key, and
+// report.html stays as it was.
+TEST(Report, ADamagedFileIsNamedWithItsKeyAndTheOldPageIsKept) {
+  test::TempDir run;
+  experiment::ExperimentConfig c;
+  c.tasks = {"mnist"};
+  c.transfer_tasks = {};
+  write_file_atomic(run / "config.json", c.to_json().dump());
+  ga::GenerationRecord g;
+  g.best_per_task = {{"mnist", 0.5}};
+  nlohmann::json history = {{"format", "evoopt.history"}, {"version", 1}, {"generations", {g.to_json(), g.to_json()}}};
+  write_file_atomic(run / "history.json", history.dump());
+  EXPECT_NE(report::render_report(run.path()).find("data-chart=\"fitness\" data-points=\"6\""), std::string::npos);
+  write_file_atomic(run / "report.html", "the page before");
+  history["generations"][1]["best"] = "x";
+  write_file_atomic(run / "history.json", history.dump());
+  try {
+    report::write_report(run.path());
+    FAIL() << "a damaged history.json was rendered";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), (run / "history.json").string() + ": /generations/1/best: expected a number, got a string \"x\"");
+  }
+  EXPECT_EQ(read_text_file(run / "report.html"), "the page before");
 }

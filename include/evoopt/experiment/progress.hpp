@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/experiment/config.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 #include "evoopt/genome/genome.hpp"
@@ -49,8 +50,8 @@ EvalSizes eval_sizes_of_run(const std::filesystem::path& run_dir);
 std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::int64_t eval_limit);
 
 // A run directory's journal.jsonl, read-only: its complete lines (a run in progress may be
-// appending the last one), parsed. Throws evoopt::Error naming file and line for a bad one.
-std::vector<nlohmann::json> journal_entries(const std::filesystem::path& journal);
+// appending the last one), parsed; each entry's errors name "JOURNAL line N" and the key.
+std::vector<JsonView> journal_entries(const std::filesystem::path& journal);
 
 // The comparison's work (`evoopt compare`, or the study's last stage): baseline tuning with
 // its halving rungs, the equal-budget random search, the test runs at each horizon, the gain
@@ -163,7 +164,9 @@ struct RunStatus {
   std::optional<double> seconds_since_last_run;
   std::optional<double> final_test;  // complete: the winner's mean test fitness
 };
-// Throws evoopt::Error naming the file when `run_dir` is not a run directory or a file is bad.
+// Throws evoopt::Error naming the file (and the key, for a damaged one) when `run_dir` is not
+// a run directory or a file it reads is bad: config.json, checkpoint.json, journal.jsonl,
+// summary.json (complete), best_genome.json (search done). Writes nothing.
 RunStatus read_run_status(const std::filesystem::path& run_dir);
 
 // "14 s", "6 min", "1 h 12 min".
