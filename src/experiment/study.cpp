@@ -171,22 +171,9 @@ fs::path run_config_path(const fs::path& run_dir) {
   return p;
 }
 
-// The config in config.json's JSON `j`; errors name the file `p`.
-ExperimentConfig run_config_from(const json& j, const fs::path& p) {
-  try {
-    return ExperimentConfig::from_json(j);
-  } catch (const json::exception& e) {
-    throw Error(p.string() + ": malformed config (" + e.what() + ")");
-  } catch (const Error& e) {
-    throw Error(p.string() + ": " + e.what());
-  }
-}
 }  // namespace
 
-ExperimentConfig load_run_config(const fs::path& run_dir) {
-  const fs::path p = run_config_path(run_dir);
-  return run_config_from(read_json_file(p), p);
-}
+ExperimentConfig load_run_config(const fs::path& run_dir) { return read_json_view(run_config_path(run_dir)).convert(ExperimentConfig::from_json); }
 
 namespace {
 
@@ -276,8 +263,9 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   remove_stale_temp_files(run_dir);
   if (resume) {
     const fs::path& p = config_path;
-    recorded = read_json_file(p);  // read once: the config and the fingerprint it was started with
-    config = run_config_from(recorded, p);
+    const JsonView view = read_json_view(p);  // read once: the config and the fingerprint it was started with
+    config = view.convert(ExperimentConfig::from_json);
+    recorded = view.raw();
     if (given.workers >= 0) config.workers = given.workers;
     const std::string now = config.fingerprint();
     if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
@@ -427,16 +415,9 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
       const ga::Individual* base = nullptr;
       std::vector<ga::Individual> gen0;
       const fs::path lineage_path = run_dir / "lineage.json";
-      const json lineage = read_json_file(lineage_path);  // kept alive for the loop
-      try {
-        for (const auto& j : lineage.at("individuals"))
-          if (j.at("generation").get<int>() == 0 && j.at("origin").get<std::string>().rfind("seed:", 0) == 0)
-            gen0.push_back(ga::Individual::from_json(j));
-      } catch (const json::exception& e) {
-        throw Error(lineage_path.string() + ": invalid lineage (" + e.what() + ")");
-      } catch (const Error& e) {
-        throw Error(lineage_path.string() + ": invalid lineage: " + e.what());
-      }
+      for (const JsonView& j : read_json_view(lineage_path).at("individuals").elements())
+        if (j.get<int>("generation") == 0 && j.get<std::string>("origin").rfind("seed:", 0) == 0)
+          gen0.push_back(j.convert(ga::Individual::from_json));
       if (!gen0.empty()) {
         base = &ga::best_of(gen0);
         BreakEven be;

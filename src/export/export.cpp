@@ -764,101 +764,41 @@ std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_s
 
 namespace {
 
-// Reading a run directory's JSON files: every value checked for its type (and range)
-// before use; an error is one line naming the file and the key.
+// Reading a run directory's JSON files (JsonView): every value checked for its type (and
+// range) before use; an error is one line naming the file and the key.
 constexpr std::size_t kMaxLabel = 1000;  // task names and labels, in bytes
 
-std::string json_type(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float:
-      return "a number";
-    default:
-      return "not a JSON value";
-  }
+// A run directory's JSON file; its name in errors kept on one line.
+JsonView read_run_file(const fs::path& path) {
+  JsonView v(read_json_file(path), one_line(path.string()));
+  if (!v.is_object()) v.fail_expected("an object");
+  return v;
 }
 
-class JsonFile {
- public:
-  explicit JsonFile(const fs::path& path) : name_(one_line(path.string())), root_(read_json_file(path)) {
-    if (!root_.is_object()) throw Error(name_ + ": expected an object, got " + json_type(root_));
-  }
-  const json& root() const { return root_; }
-  [[noreturn]] void fail(const std::string& key, const std::string& what) const { throw Error(name_ + ": key " + one_line(key) + ": " + what); }
-  // The member `name` of `obj` (whose key is `key`); nullptr when absent and not `required`.
-  const json* member(const json& obj, const std::string& key, const std::string& name, bool required) const {
-    const std::string k = key.empty() ? name : key + "." + name;
-    const auto it = obj.find(name);
-    if (it == obj.end()) {
-      if (required) fail(k, "missing");
-      return nullptr;
-    }
-    return &*it;
-  }
-  const json& object(const json& j, const std::string& key) const {
-    if (!j.is_object()) fail(key, "expected an object, got " + json_type(j));
-    return j;
-  }
-  double number(const json& j, const std::string& key) const {
-    if (!j.is_number()) fail(key, "expected a number, got " + json_type(j));
-    const double v = j.get<double>();
-    if (!std::isfinite(v)) fail(key, "expected a finite number, got " + j.dump());
-    return v;
-  }
-  std::string text(const json& j, const std::string& key) const {
-    if (!j.is_string()) fail(key, "expected a string, got " + json_type(j));
-    const auto& s = j.get_ref<const std::string&>();
-    if (s.size() > kMaxLabel) fail(key, fmt::format("a string of {} bytes is longer than the limit of {}", s.size(), kMaxLabel));
-    return s;
-  }
-  std::int64_t positive_integer(const json& j, const std::string& key) const {
-    if (!j.is_number()) fail(key, "expected a whole number >= 1, got " + json_type(j));
-    if (j.is_number_float() ||
-        (j.is_number_unsigned() && j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) ||
-        (j.is_number_integer() && j.get<std::int64_t>() < 1))
-      fail(key, "expected a whole number >= 1, got " + j.dump());
-    return j.get<std::int64_t>();
-  }
-
- private:
-  std::string name_;
-  json root_;
-};
+std::string bounded_text(const JsonView& v) {
+  std::string s = v.get<std::string>();
+  if (s.size() > kMaxLabel) v.fail(fmt::format("a string of {} bytes is longer than the limit of {}", s.size(), kMaxLabel));
+  return s;
+}
 
 // "mean accuracy M ± S over N fresh seeds on the test split ("label" m; ...), STEPS steps"
 // from summary.json's final_test; empty when the summary has none.
-std::string test_result(const JsonFile& f, std::int64_t steps) {
-  const json* ft_json = f.member(f.root(), "", "final_test", false);
-  if (ft_json == nullptr) return "";
-  const json& ft = f.object(*ft_json, "final_test");
-  const double mean = f.number(*f.member(ft, "final_test", "overall_mean", true), "final_test.overall_mean");
-  const double sd = f.number(*f.member(ft, "final_test", "overall_std", true), "final_test.overall_std");
-  const json& per_task = f.object(*f.member(ft, "final_test", "per_task", true), "final_test.per_task");
-  if (per_task.empty()) f.fail("final_test.per_task", "expected at least one task, got none");
+std::string test_result(const JsonView& summary, std::int64_t steps) {
+  const auto ft = summary.find("final_test");
+  if (!ft) return "";
+  const double mean = ft->get<double>("overall_mean");
+  const double sd = ft->get<double>("overall_std");
+  const JsonView per_task = ft->at("per_task");
+  const auto members = per_task.members();
+  if (members.empty()) per_task.fail("expected at least one task, got none");
   std::string tasks;
   std::size_t seeds = 0;
-  for (const auto& [name, t_json] : per_task.items()) {
-    const std::string key = "final_test.per_task." + name;
-    if (name.size() > kMaxLabel) f.fail(key, fmt::format("a task name of {} bytes is longer than the limit of {}", name.size(), kMaxLabel));
-    const json& t = f.object(t_json, key);
-    const json* label = f.member(t, key, "label", false);
-    const std::string shown = label != nullptr ? f.text(*label, key + ".label") : name;
-    const double task_mean = f.number(*f.member(t, key, "mean", true), key + ".mean");
-    const json& accuracy = *f.member(t, key, "accuracy", true);
-    if (!accuracy.is_array()) f.fail(key + ".accuracy", "expected an array, got " + json_type(accuracy));
-    for (std::size_t i = 0; i < accuracy.size(); ++i) f.number(accuracy[i], fmt::format("{}.accuracy[{}]", key, i));
-    seeds = std::max(seeds, accuracy.size());
+  for (const auto& [name, t] : members) {
+    if (name.size() > kMaxLabel) t.fail(fmt::format("a task name of {} bytes is longer than the limit of {}", name.size(), kMaxLabel));
+    const auto label = t.find("label");
+    const std::string shown = label ? bounded_text(*label) : name;
+    const double task_mean = t.get<double>("mean");
+    seeds = std::max(seeds, t.get<std::vector<double>>("accuracy").size());
     tasks += (tasks.empty() ? "" : "; ") + fmt::format("{} {:.4f}", quoted(shown), task_mean);
   }
   return fmt::format("mean accuracy {:.4f} ± {:.4f} over {} fresh seeds on the test split ({}), {} steps", mean, sd, seeds, tasks, steps);
@@ -880,23 +820,18 @@ ExportSource load_export_source(const std::string& what) {
     const fs::path best_path = p / "best_genome.json";
     if (!fs::exists(best_path)) throw Error(one_line(what) + ": not a run directory with a winner (no best_genome.json)");
     // Everything read and checked before anything is returned (and so before anything is written).
-    const JsonFile best(best_path);
-    const json& genome_json = best.object(*best.member(best.root(), "", "genome", true), "genome");
-    try {
-      s.genome = Genome::from_json(genome_json);
-      s.genome.validate(genome::Bounds::kHardMaxTerms);
-    } catch (const Error& e) {
-      best.fail("genome", e.what());
-    } catch (const json::exception& e) {
-      best.fail("genome", e.what());
-    }
-    if (const json* v = best.member(best.root(), "", "validation_fitness", false); v != nullptr && !v->is_null())
-      s.provenance.validation_fitness = best.number(*v, "validation_fitness");
-    if (fs::exists(p / "config.json")) {
-      const JsonFile config(p / "config.json");
-      s.steps = config.positive_integer(*config.member(config.root(), "", "steps", true), "steps");
-    }
-    if (fs::exists(p / "summary.json")) s.provenance.test_result = test_result(JsonFile(p / "summary.json"), s.steps);
+    const JsonView best = read_run_file(best_path);
+    const JsonView genome_json = best.at("genome");
+    if (!genome_json.is_object()) genome_json.fail_expected("an object");
+    s.genome = genome_json.convert([](const json& j) {
+      Genome g = Genome::from_json(j);
+      g.validate(genome::Bounds::kHardMaxTerms);
+      return g;
+    });
+    if (const auto v = best.find("validation_fitness"); v && !v->is_null()) s.provenance.validation_fitness = v->get<double>();
+    if (fs::exists(p / "config.json"))
+      s.steps = read_run_file(p / "config.json").get_in<std::int64_t>("steps", 1, std::numeric_limits<std::int64_t>::max());
+    if (fs::exists(p / "summary.json")) s.provenance.test_result = test_result(read_run_file(p / "summary.json"), s.steps);
     s.provenance.source = "run " + quoted(run_name(p)) + " (best_genome.json)";
     return s;
   }

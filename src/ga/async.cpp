@@ -38,37 +38,27 @@ struct CompletionLog {
 };
 
 // Reads RUN_DIR/completions.jsonl: a header line, then {"n": k, "id": id} per finished
-// individual. A torn last line (a crash mid-append) is cut off; any other bad line names the
-// file and line.
+// individual. A torn last line (a crash mid-append) is left out; any other bad line names the
+// file, line and key.
 std::optional<CompletionLog> read_completions(const fs::path& path) {
   if (path.empty() || !fs::exists(path)) return std::nullopt;
   const auto lines = read_journal_lines(path);
   if (lines.empty()) return std::nullopt;
   CompletionLog log;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    const std::string where = fmt::format("{} line {}", path.string(), i + 1);
-    json j;
-    try {
-      j = parse_json(lines[i], where);
-      if (i == 0) {
-        if (j.value("format", "") != kCompletionsFormat) throw Error("not an evoopt completion log (format field missing or different)");
-        if (j.at("version") != 1) throw Error("version " + j.at("version").dump() + " is not one this evoopt reads (1)");
-        const json& n = j.at("in_flight");
-        // Checked as written: a value that does not fit an int must not wrap to a small one.
-        if (!n.is_number_integer() || n.get<double>() < 1 || n.get<double>() > kMaxInFlight)
-          throw Error(fmt::format("in_flight must be an integer in 1..{}, got {}", kMaxInFlight, n.dump()));
-        log.in_flight = n.get<int>();
-        log.search = j.at("search").get<std::string>();
-        continue;
-      }
-      if (j.at("n").get<std::size_t>() != i - 1) throw Error(fmt::format("entry number {} where {} was expected", j.at("n").dump(), i - 1));
-      log.order.push_back(j.at("id").get<std::uint64_t>());
-    } catch (const json::exception& e) {
-      throw Error(where + ": not a completion entry (" + e.what() + ")");
-    } catch (const Error& e) {
-      const std::string m = e.what();
-      throw Error(m.rfind(where, 0) == 0 ? m : where + ": " + m);
+    // Errors name the file, the line and the key (JsonView).
+    const JsonView j = parse_json_view(lines[i], fmt::format("{} line {}", path.string(), i + 1));
+    if (i == 0) {
+      if (!j.is_object() || j.get_or<std::string>("format", "") != kCompletionsFormat)
+        j.fail("not an evoopt completion log (format field missing or different)");
+      if (j.get<std::int64_t>("version") != 1) j.at("version").fail("version " + j.at("version").raw().dump() + " is not one this evoopt reads (1)");
+      // Range-checked as written: a value that does not fit must not wrap to a small one.
+      log.in_flight = j.get_in<int>("in_flight", 1, kMaxInFlight);
+      log.search = j.get<std::string>("search");
+      continue;
     }
+    if (j.get<std::size_t>("n") != i - 1) j.at("n").fail(fmt::format("entry number {} where {} was expected", j.at("n").raw().dump(), i - 1));
+    log.order.push_back(j.get<std::uint64_t>("id"));
   }
   return log;
 }

@@ -592,44 +592,41 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   std::uint64_t next_id_at_start = next_id_;
   const fs::path ck_path = run_dir_.empty() ? fs::path() : run_dir_ / "checkpoint.json";
   if (!ck_path.empty() && fs::exists(ck_path)) {
-    const std::string where = ck_path.string();
-    const json ck = read_json_file(ck_path);
+    // Every error names the file and the key (JsonView), and comes before anything is written.
+    const JsonView ck = read_json_view(ck_path);
     std::vector<Individual> last;
-    try {
-      if (ck.value("format", "") != "evoopt.checkpoint") throw Error("not an evoopt checkpoint (format field missing or different)");
-      if (ck.at("version") != 1) throw Error("checkpoint version " + ck.at("version").dump() + " is not one this evoopt reads (1)");
-      const int g = ck.at("generation").get<int>();
-      if (g < -1 || g >= options_.generations)
-        throw Error(fmt::format("generation {} is outside -1..{} (the run has {} generations)", g, options_.generations - 1, options_.generations));
-      outcome.resumed = true;
-      next_id_ = ck.at("next_id").get<std::uint64_t>();
-      std::istringstream rs(ck.at("rng").get<std::string>());
-      rs >> rng.engine();
-      if (rs.fail()) throw Error("the RNG state is not a valid mt19937_64 state");
-      rs >> std::ws;
-      if (!rs.eof()) throw Error("the RNG state has trailing data");
-      for (const auto& j : ck.at("individuals")) all.push_back(Individual::from_json(j));
-      for (const auto& j : ck.at("history")) history.push_back(GenerationRecord::from_json(j));
-      if (static_cast<int>(history.size()) != g + 1)
-        throw Error(fmt::format("{} generation records for generation {} (expected {})", history.size(), g, g + 1));
-      std::map<std::uint64_t, Individual> by_id;
-      for (const auto& i : all) {
-        if (i.id >= next_id_) throw Error(fmt::format("individual {} is not below next_id {}", i.id, next_id_));
-        by_id[i.id] = i;
-      }
-      for (const auto& id : ck.at("population")) {
-        const auto it = by_id.find(id.get<std::uint64_t>());
-        if (it == by_id.end()) throw Error("population member " + id.dump() + " is not among the individuals");
-        last.push_back(it->second);
-      }
-      if (g >= 0 && static_cast<int>(last.size()) != options_.population)
-        throw Error(fmt::format("population has {} members, the run {}", last.size(), options_.population));
-    } catch (const json::exception& e) {
-      throw Error(where + ": invalid checkpoint (" + e.what() + ")");
-    } catch (const Error& e) {
-      throw Error(where + ": invalid checkpoint: " + e.what());
+    if (!ck.is_object() || ck.get_or<std::string>("format", "") != "evoopt.checkpoint")
+      ck.fail("not an evoopt checkpoint (format field missing or different)");
+    if (ck.get<std::int64_t>("version") != 1)
+      ck.at("version").fail("checkpoint version " + ck.at("version").raw().dump() + " is not one this evoopt reads (1)");
+    const int g = ck.get<int>("generation");
+    if (g < -1 || g >= options_.generations)
+      ck.at("generation")
+          .fail(fmt::format("generation {} is outside -1..{} (the run has {} generations)", g, options_.generations - 1, options_.generations));
+    outcome.resumed = true;
+    next_id_ = ck.get<std::uint64_t>("next_id");
+    std::istringstream rs(ck.get<std::string>("rng"));
+    rs >> rng.engine();
+    if (rs.fail()) ck.at("rng").fail("the RNG state is not a valid mt19937_64 state");
+    rs >> std::ws;
+    if (!rs.eof()) ck.at("rng").fail("the RNG state has trailing data");
+    for (const JsonView& j : ck.at("individuals").elements()) all.push_back(j.convert(Individual::from_json));
+    for (const JsonView& j : ck.at("history").elements()) history.push_back(j.convert(GenerationRecord::from_json));
+    if (static_cast<int>(history.size()) != g + 1)
+      ck.at("history").fail(fmt::format("{} generation records for generation {} (expected {})", history.size(), g, g + 1));
+    std::map<std::uint64_t, Individual> by_id;
+    for (std::size_t k = 0; k < all.size(); ++k) {
+      if (all[k].id >= next_id_) ck.at("individuals").at(k).fail(fmt::format("individual {} is not below next_id {}", all[k].id, next_id_));
+      by_id[all[k].id] = all[k];
     }
-    generation = ck.at("generation").get<int>() + 1;
+    for (const JsonView& id : ck.at("population").elements()) {
+      const auto it = by_id.find(id.get<std::uint64_t>());
+      if (it == by_id.end()) id.fail("population member " + id.raw().dump() + " is not among the individuals");
+      last.push_back(it->second);
+    }
+    if (g >= 0 && static_cast<int>(last.size()) != options_.population)
+      ck.at("population").fail(fmt::format("population has {} members, the run {}", last.size(), options_.population));
+    generation = g + 1;
     // The full-budget runs of every individual so far, as an uninterrupted run holds them:
     // racing races only the genomes that have none (the store answers them, nothing trains).
     if (!recall_full_runs(all, events, cancel, outcome)) {

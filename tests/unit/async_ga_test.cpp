@@ -216,7 +216,7 @@ TEST(AsyncGa, ABadCompletionLogIsRefusedNamingTheFileAndLine) {
     }
   };
   expect_refused("header", {"{\"format\": \"other\"}"}, "line 1: not an evoopt completion log");
-  expect_refused("number", {lines[0], lines[2]}, "line 2: entry number 1 where 0 was expected");
+  expect_refused("number", {lines[0], lines[2]}, "line 2: /n: entry number 1 where 0 was expected");
   expect_refused("foreign", {lines[0], "{\"n\": 0, \"id\": 999}"}, "line 2: individual 999 was not being evaluated");
   std::vector<std::string> garbled = {lines[0], lines[1], "not json", lines[3]};
   expect_refused("garbled", garbled, "line 3");

@@ -115,11 +115,11 @@ TEST(BadInput, EveryCaseEndsWithOneLineANonZeroExitAndNothingWritten) {
   const std::vector<RunCase> run_cases = {
       {"config.json", "{ broken", "config.json: malformed JSON"},
       {"config.json", std::string(100000, '[') + std::string(100000, ']'), "config.json: JSON nested deeper than 256 levels"},
-      {"config.json", R"({"format": "evoopt.config"})", "config.json: malformed config"},
+      {"config.json", R"({"format": "evoopt.config"})", "config.json: /preset: missing"},
       {"config.json", R"({"format": "something else"})", "not an evoopt config"},
       {"journal.jsonl", "{\"key\": 1}\n" + journal_text, "journal.jsonl line 1: not a run-store entry"},
       {"journal.jsonl", "not json at all\n", "journal.jsonl line 1"},
-      {"checkpoint.json", "[]", "checkpoint.json: invalid checkpoint"},
+      {"checkpoint.json", "[]", "checkpoint.json: not an evoopt checkpoint"},
       {"checkpoint.json", "{", "checkpoint.json: malformed JSON"},
   };
 
