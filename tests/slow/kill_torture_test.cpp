@@ -212,14 +212,12 @@ void torture(const std::string& flags) {
 
 TEST(KillTorture, Generational) { torture(" --workers 2"); }
 
-TEST(KillTorture, GenerationalInProcess) { torture(" --workers 1"); }
-
 TEST(KillTorture, Racing) { torture(" --racing --workers 2"); }
 
 TEST(KillTorture, RacingContinue) { torture(" --racing-continue --workers 2"); }
 
-// One individual in flight: its completion order, and so its search, does not depend on
-// which worker finishes first, so an uninterrupted run is the reference.
+// In-process training (--workers 1), one individual in flight: its completion order, and so
+// its search, is fixed, so an uninterrupted run is the reference.
 TEST(KillTorture, Async) { torture(" --async --workers 1"); }
 
 // Two workers finish in any order: the resumed run must equal a replay of the order it
