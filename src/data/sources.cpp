@@ -297,16 +297,26 @@ bool try_cifar_dir(const DatasetSpec& spec, const fs::path& dir, Candidate& out,
   return false;
 }
 
+// A download is held in memory: at most limits::kDataFileBytes (returning less than was
+// given makes libcurl abort the transfer).
+struct DownloadBuffer {
+  Bytes bytes;
+  bool too_big = false;
+};
 size_t curl_write(char* ptr, size_t size, size_t nmemb, void* userdata) {
-  auto* out = static_cast<Bytes*>(userdata);
-  out->insert(out->end(), ptr, ptr + size * nmemb);
+  auto* out = static_cast<DownloadBuffer*>(userdata);
+  if (static_cast<std::int64_t>(out->bytes.size() + size * nmemb) > limits::kDataFileBytes.max) {
+    out->too_big = true;
+    return 0;
+  }
+  out->bytes.insert(out->bytes.end(), ptr, ptr + size * nmemb);
   return size * nmemb;
 }
 
 Bytes download(const std::string& url) {
   CURL* curl = curl_easy_init();
   if (curl == nullptr) throw Error("libcurl initialisation failed");
-  Bytes out;
+  DownloadBuffer out;
   char err[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
@@ -317,8 +327,10 @@ Bytes download(const std::string& url) {
   curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
   const CURLcode rc = curl_easy_perform(curl);
   curl_easy_cleanup(curl);
+  if (out.too_big)
+    throw Error(limits::exceeds(url + ": download size", "more than " + std::to_string(limits::kDataFileBytes.max), limits::kDataFileBytes));
   if (rc != CURLE_OK) throw Error(url + ": download failed: " + (err[0] ? err : curl_easy_strerror(rc)));
-  return out;
+  return std::move(out.bytes);
 }
 
 // The URLs to try for a dataset: the user's bases first, then (unless turned off) the official ones.
@@ -383,7 +395,7 @@ DatasetPair load_from_dir(const DatasetSpec& spec, const fs::path& dir) {
     pair.train = read_idx_pair(dir / spec.files[0].name, dir / spec.files[1].name);
     pair.test = read_idx_pair(dir / spec.files[2].name, dir / spec.files[3].name);
   } else if (spec.format == Format::Text) {
-    const std::string text = read_text_file(dir / spec.files[0].name);
+    const std::string text = read_text_file(dir / spec.files[0].name, limits::kDataFileBytes);
     const auto [train, test] = text_counts(text.size(), spec.name);
     auto bytes = torch::from_blob(const_cast<char*>(text.data()), {static_cast<std::int64_t>(text.size())}, torch::kUInt8).clone();
     pair.train.tokens = bytes.narrow(0, 0, train).clone();
@@ -494,8 +506,8 @@ namespace {
 // `want` (recorded when it was fetched) or from the official table.
 void check_file_sha256(const DatasetSpec& spec, const fs::path& p, const std::string& file, const std::string& want) {
   if (!fs::is_regular_file(p)) throw Error(p.string() + ": missing (run: evoopt data fetch " + spec.name + " --force)");
-  const std::string text = read_text_file(p);
-  const std::string actual = sha256_hex(text.data(), text.size());
+  const Bytes bytes = read_binary_file(p);
+  const std::string actual = sha256_hex(bytes);
   if (actual != want)
     throw Error(p.string() + ": SHA-256 mismatch: the file changed since it was fetched (run: evoopt data fetch " + spec.name + " --force)");
   for (const auto& f : spec.files)
