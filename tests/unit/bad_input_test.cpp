@@ -306,6 +306,31 @@ TEST(BadInput, SizesOverflowsAndSilentValuesAreRefusedBeforeAnythingIsWritten) {
   write(g / "eps_twice.json", R"({"terms": ["ADAM_TERM"], "eps": 1e-8, "epsilon": 1e-6})");
   write(g / "big.json", R"({"terms": ["GRAD"])" + std::string(2 << 20, ' ') + "}");
 
+  // MNIST with one byte of the test labels changed and the file's mtime put back, beside a
+  // size + mtime stamp (.verified.json) of the intact files: the stamp matched, so it was
+  // trained on.
+  const fs::path flipped = tmp / "flipped-data";
+  fs::create_directories(flipped / "mnist");
+  nlohmann::json stamp = nlohmann::json::object();
+  const auto meta = nlohmann::json::parse(read_text_file(test::data_dir() / "mnist" / "metadata.json"));
+  for (const auto& e : fs::directory_iterator(test::data_dir() / "mnist")) {
+    const auto name = e.path().filename().string();
+    if (name == ".verified.json") continue;
+    if (name == "t10k-labels-idx1-ubyte") {
+      std::string bytes = read_text_file(e.path());
+      bytes[300] = static_cast<char>(bytes[300] == 1 ? 2 : 1);  // another valid label
+      write(flipped / "mnist" / name, bytes);
+      fs::last_write_time(flipped / "mnist" / name, fs::last_write_time(e.path()));
+    } else {
+      fs::create_symlink(e.path(), flipped / "mnist" / name);
+    }
+    if (meta.at("files").contains(name))
+      stamp[name] = {{"bytes", fs::file_size(e.path())},
+                     {"mtime_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(fs::last_write_time(e.path()).time_since_epoch()).count()},
+                     {"sha256", meta.at("files").at(name).at("sha256")}};
+  }
+  write(flipped / "mnist" / ".verified.json", stamp.dump(1) + "\n");
+
   const std::vector<Case> cases = {
       // Sizes beyond a limit, named with it.
       {"train --steps 9223372036854775807 --out OUT" + data, "--steps: 9223372036854775807 exceeds the limit of 1000000000 (training steps per run)"},
@@ -333,6 +358,7 @@ TEST(BadInput, SizesOverflowsAndSilentValuesAreRefusedBeforeAnythingIsWritten) {
       {"genome show " + (g / "eps_twice.json").string(), "gives both 'eps' and 'epsilon'"},
       {"evolve --config " + (c / "task_std_inf.toml").string() + " --out OUT", "std values must be finite and > 0, got inf"},
       {"evolve --config " + (c / "task_mean_nan.toml").string() + " --out OUT", "mean values must be finite numbers, got nan"},
+      {"train --task mnist --steps 2 --out OUT --data-dir " + flipped.string(), "t10k-labels-idx1-ubyte: SHA-256 mismatch"},
       // Errors that named nothing.
       {"frobnicate", "unknown command 'frobnicate'; run evoopt --help"},
       {"data frob", "unknown command 'frob'; run evoopt data --help"},
