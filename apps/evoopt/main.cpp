@@ -10,16 +10,19 @@
 #endif
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 
 #include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/limits.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/eval/mpi.hpp"
@@ -37,18 +40,40 @@ namespace {
 namespace fs = std::filesystem;
 using namespace evoopt;
 
-// A CLI11 check that an integer flag is at least `min`, with a short message.
-CLI::Validator at_least(long long min) {
+// An integer flag, checked before CLI11 converts it: decimal digits only (CLI11 alone reads
+// "010" as octal 8 and "0x10" as hex, and saturates 99999999999999999999 to 2^63 − 1), at
+// least `min`, and at most the library's limit on that size (common/limits.hpp), so that
+// no value wraps, saturates or exceeds what the machine can hold. The value is handed on
+// without leading zeros.
+CLI::Validator integer_flag(long long min, const limits::Limit& limit) {
   return CLI::Validator(
-      [min](std::string& value) -> std::string {
+      [min, limit](std::string& value) -> std::string {
+        const bool negative = !value.empty() && value[0] == '-';
+        const std::string digits = value.substr(negative ? 1 : 0);
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return "must be a decimal integer, got '" + value + "'";
         long long v = 0;
-        if (!CLI::detail::lexical_cast(value, v)) return "must be an integer, got '" + value + "'";
-        return v < min ? "must be >= " + std::to_string(min) + ", got " + value : std::string();
+        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        if (ec == std::errc::result_out_of_range) {
+          if (negative) return "must be >= " + std::to_string(min) + ", got " + value;
+          return limits::exceeds(value, limit);
+        }
+        if (ec != std::errc() || end != value.data() + value.size()) return "must be a decimal integer, got '" + value + "'";
+        if (v < min) return "must be >= " + std::to_string(min) + ", got " + value;
+        if (v > limit.max) return limits::exceeds(value, limit);
+        value = std::to_string(v);
+        return std::string();
       },
-      ">=" + std::to_string(min));
+      "INT");
+}
+// For flags whose lower bound the library checks with its own message (a study's sizes):
+// only what the C++ type holds.
+template <typename T>
+CLI::Validator integer_flag(const limits::Limit& limit) {
+  return integer_flag(static_cast<long long>(std::numeric_limits<T>::min()), limit);
 }
 
 // Seeds are 0 … 2^64−1 written as decimal digits: "-1" and "2^70" are errors, never wrapped.
+// A transform: the value is handed on without leading zeros.
 CLI::Validator seed_value() {
   return CLI::Validator(
       [](std::string& value) -> std::string {
@@ -57,6 +82,7 @@ CLI::Validator seed_value() {
         const std::string max = "18446744073709551615";
         const std::string v = value.substr(std::min(value.find_first_not_of('0'), value.size() - 1));
         if (v.size() > max.size() || (v.size() == max.size() && v > max)) return "must be at most 18446744073709551615 (2^64 − 1), got " + value;
+        value = v;  // decimal: CLI11 alone would read "010" as octal 8
         return std::string();
       },
       "SEED");
@@ -165,14 +191,14 @@ int cmd_train(const TrainArgs& a) {
   const genome::Genome g = genome::load_genome(a.genome);
   g.validate(genome::Bounds::kHardMaxTerms);
   if (a.split != "val" && a.split != "test") throw Error("--split must be val or test, got '" + a.split + "'");
-  if (a.threads < 1) throw Error("--threads must be >= 1");
-  at::set_num_threads(a.threads);
-  const task::Task t = task::load_task(a.task, task_options(a));
   train::Budget b;
   b.steps = a.steps;
   b.threads = a.threads;
   b.eval_split = a.split == "test" ? data::Split::Test : data::Split::Val;
   b.device = train::resolve_device(a.device);
+  b.validate();  // before any data is loaded
+  at::set_num_threads(a.threads);
+  const task::Task t = task::load_task(a.task, task_options(a));
   const std::int64_t steps = a.steps > 0 ? std::max<std::int64_t>(1, std::llround(static_cast<double>(a.steps) * t.step_scale)) : t.default_steps;
   b.log_every = std::max<std::int64_t>(1, steps / 10);
   std::cout << fmt::format("task {} [{}], model {}, {} steps, batch {}, seed {}, device {}", t.name, t.label(), task::model_preset_name(t.model),
@@ -236,6 +262,7 @@ double sgemm_gflops() {
 
 int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, const std::vector<std::string>& models,
                     const std::vector<std::string>& layouts, const std::string& profile) {
+  if (!profile.empty()) experiment::check_profile_prefix(profile);
   at::set_num_threads(1);
   set_blas_threads(1);
   const double peak = sgemm_gflops();
@@ -307,8 +334,8 @@ int cmd_bench_workers(const experiment::ExperimentConfig& config, const std::vec
 
 int cmd_bench_optimizer(const TrainArgs& a) {
   // GenomeOptimizer(adam) vs torch::optim::Adam: step() alone, same model and gradients, interleaved.
+  const task::InputShape in = experiment::bench_input_shape(a.task);
   at::set_num_threads(1);
-  const task::InputShape in = a.task == "cifar10" ? task::InputShape{3, 32, 32, 10} : task::InputShape{1, 28, 28, 10};
   auto model_a = task::make_model(task::model_preset_from_name(a.model), in, 0);
   auto model_b = task::make_model(task::model_preset_from_name(a.model), in, 0);
   for (auto* m : {&model_a, &model_b})
@@ -701,6 +728,28 @@ static void select_blas_kernel(char** argv) {
   execv("/proc/self/exe", argv);  // on failure: carry on with the kernel OpenBLAS chose
 }
 
+// CLI11 answers a word that names no subcommand, where one is required, with "A subcommand
+// is required"; this names the word: "unknown command 'frobnicate'; run evoopt --help".
+// Only the leading words are looked at (an option's value could be any word).
+static std::string unknown_command(CLI::App& app, int argc, char** argv) {
+  CLI::App* current = &app;
+  std::string path = "evoopt";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-') return "";
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : current->get_subcommands([](CLI::App*) { return true; }))
+      if (sub->check_name(word)) next = sub;
+    if (next == nullptr) {
+      if (current->get_require_subcommand_min() == 0) return "";  // a positional argument
+      return "unknown command '" + word + "'; run " + path + " --help";
+    }
+    current = next;
+    path += " " + word;
+  }
+  return "";
+}
+
 // Ends MPI (rank 0 first tells the other ranks to stop) however main returns.
 struct MpiFinish {
   ~MpiFinish() { eval::mpi::finish(); }
@@ -751,9 +800,14 @@ int main(int argc, char** argv) {
   auto add_task_flags = [&](CLI::App* c) {
     c->add_option("--model", train_args.model, "Model of image tasks named without one: tiny (CPU default), paper or mlp")->capture_default_str();
     c->add_option("--data-dir", train_args.data_dir, "Data directory (default: $EVOOPT_DATA_DIR or ./data)");
-    c->add_option("--train-subset", train_args.train_subset, "Use only N training images (0 = all)")->capture_default_str()->check(at_least(0));
-    c->add_option("--val-size", train_args.val_size, "Validation images carved from the training set")->capture_default_str()->check(at_least(1));
-    c->add_option("--batch-size", train_args.batch_size, "Minibatch size (0 = the task's default, 64)")->check(at_least(0));
+    c->add_option("--train-subset", train_args.train_subset, "Use only N training images (0 = all)")
+        ->capture_default_str()
+        ->transform(integer_flag(0, limits::kExamples));
+    c->add_option("--val-size", train_args.val_size, "Validation images carved from the training set")
+        ->capture_default_str()
+        ->transform(integer_flag(1, limits::kExamples));
+    c->add_option("--batch-size", train_args.batch_size, "Minibatch size (0 = the task's default, 64)")
+        ->transform(integer_flag(0, limits::kBatchSize));
     c->add_flag("--no-augment", train_args.no_augment, "Disable CIFAR-10 random crop + flip");
   };
   auto* train_cmd = app.add_subcommand("train", "Train one model with one genome and report accuracy");
@@ -763,11 +817,13 @@ int main(int argc, char** argv) {
                    "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text); e.g. fashion_mnist:mlp; or a [[task]] of --config")
       ->capture_default_str();
   train_cmd->add_option("--config", train_args.config_file, "TOML file whose [[task]] tables define your own tasks");
-  train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->check(at_least(0));
-  train_cmd->add_option("--seed", train_args.seed, "Seed for initial weights and minibatches")->capture_default_str()->check(seed_value());
+  train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->transform(integer_flag(0, limits::kSteps));
+  train_cmd->add_option("--seed", train_args.seed, "Seed for initial weights and minibatches")->capture_default_str()->transform(seed_value());
   train_cmd->add_option("--split", train_args.split, "Evaluate on val (default) or test")->capture_default_str();
   train_cmd->add_option("--out", train_args.out, "Write the result as JSON")->check(non_empty());
-  train_cmd->add_option("--threads", train_args.threads, "Intra-op threads")->capture_default_str();
+  train_cmd->add_option("--threads", train_args.threads, "Intra-op threads (at most this machine's hardware threads)")
+      ->capture_default_str()
+      ->transform(integer_flag(1, limits::threads()));
   train_cmd->add_option("--device", train_args.device, "auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N")->capture_default_str();
   add_task_flags(train_cmd);
 
@@ -778,7 +834,7 @@ int main(int argc, char** argv) {
   auto* bench_train = bench_cmd->add_subcommand("train", "ms/step and GFLOP/s per task and model, beside single-core sgemm");
   bench_train->add_option("--tasks", bench_tasks, "Tasks")->capture_default_str();
   bench_train->add_option("--models", bench_models, "Model presets")->capture_default_str();
-  bench_train->add_option("--steps", train_args.steps, "Timed steps per configuration (default 50)")->check(at_least(1));
+  bench_train->add_option("--steps", train_args.steps, "Timed steps per configuration (default 50)")->transform(integer_flag(1, limits::kSteps));
   std::vector<std::string> bench_layouts = {"channels_last"};
   bench_train->add_option("--layouts", bench_layouts, "Memory layouts to time side by side: channels_last (what training uses), contiguous (NCHW)")
       ->check(CLI::IsMember({"channels_last", "contiguous"}))
@@ -793,27 +849,34 @@ int main(int argc, char** argv) {
   auto* bench_opt = bench_cmd->add_subcommand("optimizer", "GenomeOptimizer(adam) step time vs torch::optim::Adam");
   bench_opt->add_option("--model", train_args.model, "Model preset")->capture_default_str();
   bench_opt->add_option("--task", train_args.task, "Input shape of this task")->capture_default_str();
-  bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)")->check(at_least(1));
+  bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)")->transform(integer_flag(1, limits::kSteps));
   experiment::ExperimentConfig bench_config;
   std::vector<int> bench_worker_counts = {1, std::max(2, eval::default_workers())};
   int bench_genomes = 8;
   int bench_rounds = 1;
   auto* bench_workers = bench_cmd->add_subcommand("workers", "Training runs per hour of the default search with 1 vs N worker processes");
-  bench_workers->add_option("--workers", bench_worker_counts, "Worker counts, timed one after another")->capture_default_str()->check(at_least(1));
+  bench_workers->add_option("--workers", bench_worker_counts, "Worker counts, timed one after another")
+      ->capture_default_str()
+      ->transform(integer_flag(1, limits::kWorkers));
   bench_workers->add_option("--genomes", bench_genomes, "Genomes (seed presets, then random), each trained on every task")
       ->capture_default_str()
-      ->check(at_least(1));
+      ->transform(integer_flag(1, limits::kPopulation));
   bench_workers->add_option("--rounds", bench_rounds, "Repeat the worker counts this many times, interleaved; each row sums its rounds")
       ->capture_default_str()
-      ->check(at_least(1));
+      ->transform(integer_flag(1, limits::kRuns));
   bench_workers->add_option("--tasks", bench_config.tasks, "Tasks")->capture_default_str();
-  bench_workers->add_option("--steps", bench_config.steps, "Training steps per run")->capture_default_str()->check(at_least(1));
+  bench_workers->add_option("--steps", bench_config.steps, "Training steps per run")
+      ->capture_default_str()
+      ->transform(integer_flag(1, limits::kSteps));
   bench_workers->add_option("--model", bench_config.model, "tiny, paper or mlp")->capture_default_str();
-  bench_workers->add_option("--train-subset", bench_config.train_subset, "Training images per task (0 = all)")->check(at_least(0));
-  bench_workers->add_option("--batch-size", bench_config.batch_size, "Minibatch size")->capture_default_str()->check(at_least(1));
+  bench_workers->add_option("--train-subset", bench_config.train_subset, "Training images per task (0 = all)")
+      ->transform(integer_flag(0, limits::kExamples));
+  bench_workers->add_option("--batch-size", bench_config.batch_size, "Minibatch size")
+      ->capture_default_str()
+      ->transform(integer_flag(1, limits::kBatchSize));
   bench_workers->add_option("--val-size", bench_config.val_size, "Validation images each run is scored on")
       ->capture_default_str()
-      ->check(at_least(1));
+      ->transform(integer_flag(1, limits::kExamples));
   bench_workers->add_option("--data-dir", bench_config.data_dir, "Data directory");
 
   EvolveArgs evolve_args;
@@ -825,21 +888,26 @@ int main(int argc, char** argv) {
     c->add_option("--transfer-tasks", evolve_args.transfer_tasks,
                   "Held-out tasks selection never sees, tested in the comparison (default: fashion_mnist:mlp jargon; quick: fashion_mnist:mlp)");
     c->add_flag("--no-transfer", evolve_args.no_transfer, "Skip the held-out (transfer) tasks");
-    c->add_option("--population", evolve_args.population, "Population size (default 20)");
-    c->add_option("--generations", evolve_args.generations, "Generations (default 15)");
-    c->add_option("--seed", evolve_args.seed, "Run seed (default 0)")->check(seed_value());
+    c->add_option("--population", evolve_args.population, "Population size (default 20)")->transform(integer_flag<int>(limits::kPopulation));
+    c->add_option("--generations", evolve_args.generations, "Generations (default 15)")->transform(integer_flag<int>(limits::kGenerations));
+    c->add_option("--seed", evolve_args.seed, "Run seed (default 0)")->transform(seed_value());
     if (is_compare)
-      c->add_option("--val-seeds", evolve_args.seeds, "Validation seeds per task for the sweeps (default 1)");
+      c->add_option("--val-seeds", evolve_args.seeds, "Validation seeds per task for the sweeps (default 1)")
+          ->transform(integer_flag<int>(limits::kSeeds));
     else
-      c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)");
-    c->add_option("--steps", evolve_args.steps, "Training steps per run");
-    c->add_option("--workers", evolve_args.workers, "Worker processes (0 = one per core; 1 = train in this process; ignored under mpirun)");
+      c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)")
+          ->transform(integer_flag<int>(limits::kSeeds));
+    c->add_option("--steps", evolve_args.steps, "Training steps per run")->transform(integer_flag<std::int64_t>(limits::kSteps));
+    c->add_option("--workers", evolve_args.workers, "Worker processes (0 = one per core; 1 = train in this process; ignored under mpirun)")
+        ->transform(integer_flag<int>(limits::kWorkers));
     c->add_option("--device", evolve_args.device, "auto (default: cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N");
-    c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)");
-    c->add_option("--val-size", evolve_args.val_size, "Validation images carved from the training set");
+    c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)")
+        ->transform(integer_flag<std::int64_t>(limits::kExamples));
+    c->add_option("--val-size", evolve_args.val_size, "Validation images carved from the training set")
+        ->transform(integer_flag<std::int64_t>(limits::kExamples));
     c->add_option("--model", evolve_args.model, "Model of image tasks named without one: tiny, paper or mlp");
     c->add_option("--vocabulary", evolve_args.vocabulary, "Term vocabulary: seed or extended");
-    c->add_option("--max-terms", evolve_args.max_terms, "Maximum terms per genome (default 4)");
+    c->add_option("--max-terms", evolve_args.max_terms, "Maximum terms per genome (default 4)")->transform(integer_flag<int>(limits::kGenomeTerms));
     c->add_option("--data-dir", evolve_args.data_dir, "Data directory");
     c->add_flag("--anneal", evolve_args.anneal, "Anneal mutation strength over the generations");
     if (!is_compare)
@@ -858,7 +926,8 @@ int main(int argc, char** argv) {
   };
   auto* evolve_cmd = app.add_subcommand("evolve", "Run the study: evolve, test the winner, compare with tuned baselines");
   add_study_flags(evolve_cmd, false);
-  evolve_cmd->add_option("--final-test-seeds", evolve_args.final_test_seeds, "Fresh test seeds for the winner (default 3)");
+  evolve_cmd->add_option("--final-test-seeds", evolve_args.final_test_seeds, "Fresh test seeds for the winner (default 3)")
+      ->transform(integer_flag<int>(limits::kSeeds));
   evolve_cmd->add_flag("--no-compare", evolve_args.no_compare, "Skip the baseline comparison");
   evolve_cmd->add_flag("--no-break-even", evolve_args.no_break_even, "Skip the break-even measurement");
   evolve_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Also give the strongest baseline a random search with the evolution's run count");
@@ -867,7 +936,7 @@ int main(int argc, char** argv) {
   resume_cmd->add_option("run_dir", resume_dir, "Run directory")->required();
   int resume_workers = -1;
   resume_cmd->add_option("--workers", resume_workers, "Worker processes (0 = one per core; default: as the run recorded); results do not change")
-      ->check(at_least(0));
+      ->transform(integer_flag(0, limits::kWorkers));
   std::string compare_genome;
   int compare_seeds = 0;
   std::string status_dir;
@@ -880,10 +949,12 @@ int main(int argc, char** argv) {
   report_cmd->add_option("-o,--out", report_out, "Write the page here instead of RUN_DIR/report.html")->check(non_empty());
   auto* compare_cmd = app.add_subcommand("compare", "Compare a genome with tuned baselines on fresh test seeds");
   compare_cmd->add_option("--genome", compare_genome, "Genome JSON (e.g. a run's best_genome.json) or preset")->required();
-  compare_cmd->add_option("--seeds,--test-seeds", compare_seeds, "Fresh test seeds, the same for every method (default 5)")->check(at_least(1));
+  compare_cmd->add_option("--seeds,--test-seeds", compare_seeds, "Fresh test seeds, the same for every method (default 5)")
+      ->transform(integer_flag(1, limits::kSeeds));
   add_study_flags(compare_cmd, true);
   compare_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Random search for the strongest baseline (needs --equal-budget-runs)");
-  compare_cmd->add_option("--equal-budget-runs", evolve_args.equal_budget_runs, "Training runs for the equal-budget random search");
+  compare_cmd->add_option("--equal-budget-runs", evolve_args.equal_budget_runs, "Training runs for the equal-budget random search")
+      ->transform(integer_flag<std::int64_t>(limits::kRuns));
 
   std::string export_what, export_format, export_out, export_class = "EvolvedOptimizer";
   std::int64_t export_total_steps = 0;
@@ -893,13 +964,17 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"pytorch", "cpp", "latex", "markdown"}));
   export_cmd->add_option("--total-steps", export_total_steps, "The schedule's horizon, the class's default (default: the run's steps)")
-      ->check(at_least(1));
+      ->transform(integer_flag(1, limits::kSteps));
   export_cmd->add_option("-o,--out", export_out, "Output file (default: standard output)")->check(non_empty());
   export_cmd->add_option("--class-name", export_class, "Name of the exported class")->capture_default_str();
 
   auto* worker_cmd = app.add_subcommand("worker", "Internal: a worker process of evolve/compare/resume (JSON lines on stdin/stdout)");
   worker_cmd->group("");  // not listed in --help
 
+  if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "evoopt: error: %s\n", unknown.c_str());
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

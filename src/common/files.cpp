@@ -12,19 +12,74 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "evoopt/common/error.hpp"
 
 namespace evoopt {
 namespace fs = std::filesystem;
 
-Bytes read_file_maybe_gz(const fs::path& path) {
-  if (!fs::exists(path)) throw Error(path.string() + ": file not found");
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) throw Error(path.string() + ": cannot open: " + std::strerror(errno));
+namespace {
+std::string byte_count(std::uint64_t n) { return std::to_string(n); }
+
+// An open descriptor of a regular file no larger than `limit`; throws naming the file.
+int open_regular(const fs::path& path, const limits::Limit& limit) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) throw Error(path.string() + ": file not found");
+    throw Error(path.string() + ": cannot open: " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const std::string reason = std::strerror(errno);
+    ::close(fd);
+    throw Error(path.string() + ": cannot open: " + reason);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(path.string() + ": not a regular file" + (S_ISDIR(st.st_mode) ? " (a directory)" : ""));
+  }
+  if (st.st_size > limit.max) {
+    ::close(fd);
+    throw Error(limits::exceeds(path.string() + ": size", byte_count(static_cast<std::uint64_t>(st.st_size)), limit));
+  }
+  return fd;
+}
+
+// Reads the whole of `fd` (closing it) into a container of bytes; at most `limit`.
+template <typename Container>
+Container read_all(int fd, const fs::path& path, const limits::Limit& limit) {
+  Container out;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      const std::string reason = std::strerror(errno);
+      ::close(fd);
+      throw Error(path.string() + ": cannot read: " + reason);
+    }
+    if (n == 0) break;
+    if (static_cast<std::int64_t>(out.size()) + n > limit.max) {  // grew while being read
+      ::close(fd);
+      throw Error(limits::exceeds(path.string() + ": size", "more than " + byte_count(static_cast<std::uint64_t>(limit.max)), limit));
+    }
+    out.insert(out.end(), buffer, buffer + n);
+  }
+  ::close(fd);
+  return out;
+}
+}  // namespace
+
+Bytes read_file_maybe_gz(const fs::path& path, const limits::Limit& limit) {
+  const int fd = open_regular(path, limit);
+  gzFile file = gzdopen(fd, "rb");
+  if (file == nullptr) {
+    ::close(fd);
+    throw Error(path.string() + ": cannot open: " + std::strerror(errno));
+  }
   gzbuffer(file, 1 << 20);
   Bytes out;
   std::uint8_t buffer[1 << 16];
@@ -37,6 +92,10 @@ Bytes read_file_maybe_gz(const fs::path& path) {
       throw Error(path.string() + ": corrupt or truncated gzip data (" + message + ")");
     }
     if (n == 0) break;
+    if (static_cast<std::int64_t>(out.size()) + n > limit.max) {
+      gzclose(file);
+      throw Error(limits::exceeds(path.string() + ": decompressed size", "more than " + byte_count(static_cast<std::uint64_t>(limit.max)), limit));
+    }
     out.insert(out.end(), buffer, buffer + n);
   }
   // gzread stops silently at a truncated gzip member; gzclose reports it.
@@ -45,11 +104,11 @@ Bytes read_file_maybe_gz(const fs::path& path) {
   return out;
 }
 
-Bytes gunzip(const Bytes& compressed, const std::string& what) {
+Bytes gunzip(const Bytes& compressed, const std::string& what, const limits::Limit& limit) {
   z_stream stream{};
   if (inflateInit2(&stream, 15 + 32) != Z_OK) throw Error(what + ": zlib initialisation failed");
   Bytes out;
-  out.reserve(compressed.size() * 4);
+  out.reserve(std::min<std::size_t>(compressed.size() * 4, static_cast<std::size_t>(limit.max)));
   stream.next_in = const_cast<Bytef*>(compressed.data());
   stream.avail_in = static_cast<uInt>(compressed.size());
   std::uint8_t buffer[1 << 16];
@@ -62,7 +121,12 @@ Bytes gunzip(const Bytes& compressed, const std::string& what) {
       inflateEnd(&stream);
       throw Error(what + ": corrupt or truncated gzip data");
     }
-    out.insert(out.end(), buffer, buffer + (sizeof(buffer) - stream.avail_out));
+    const std::size_t n = sizeof(buffer) - stream.avail_out;
+    if (static_cast<std::int64_t>(out.size() + n) > limit.max) {
+      inflateEnd(&stream);
+      throw Error(limits::exceeds(what + ": decompressed size", "more than " + byte_count(static_cast<std::uint64_t>(limit.max)), limit));
+    }
+    out.insert(out.end(), buffer, buffer + n);
     if (rc == Z_OK && stream.avail_in == 0 && stream.avail_out != 0) {
       inflateEnd(&stream);
       throw Error(what + ": truncated gzip data");
@@ -72,13 +136,9 @@ Bytes gunzip(const Bytes& compressed, const std::string& what) {
   return out;
 }
 
-std::string read_text_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot read file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+Bytes read_binary_file(const fs::path& path, const limits::Limit& limit) { return read_all<Bytes>(open_regular(path, limit), path, limit); }
+
+std::string read_text_file(const fs::path& path, const limits::Limit& limit) { return read_all<std::string>(open_regular(path, limit), path, limit); }
 
 namespace {
 // Writes everything or throws naming `target` (the file the user knows, not a temporary);
@@ -222,7 +282,7 @@ DirLock::~DirLock() {
 std::vector<std::string> read_journal_lines(const fs::path& path) {
   std::vector<std::string> lines;
   if (!fs::exists(path)) return lines;
-  const std::string text = read_text_file(path);
+  const std::string text = read_text_file(path, limits::kJournalBytes);
   const auto last_newline = text.rfind('\n');
   const std::size_t complete = last_newline == std::string::npos ? 0 : last_newline + 1;
   std::size_t start = 0;

@@ -8,6 +8,8 @@
 #include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/common/limits.hpp"
 
 namespace evoopt::data {
 namespace fs = std::filesystem;
@@ -47,6 +49,7 @@ ImageFolderResult build(std::vector<ImageRef> refs, const std::string& what, con
   } else {
     result.classes = options.classes;
   }
+  limits::check(what + ": classes", static_cast<std::int64_t>(result.classes.size()), limits::kClasses);
   std::map<std::string, int> class_index;
   for (std::size_t i = 0; i < result.classes.size(); ++i) class_index[result.classes[i]] = static_cast<int>(i);
   const std::int64_t pixels = std::int64_t{options.channels} * options.height * options.width;
@@ -57,6 +60,10 @@ ImageFolderResult build(std::vector<ImageRef> refs, const std::string& what, con
         throw Error(what + ": " + split_name + "/" + cls + " is not one of the " + std::to_string(result.classes.size()) + " classes");
     std::int64_t n = 0;
     for (const auto& [_, v] : by_split_class[s]) n += static_cast<std::int64_t>(v.size());
+    // Decoded, the split is n × pixels bytes in memory.
+    if (static_cast<double>(n) * static_cast<double>(pixels) > static_cast<double>(limits::kDataFileBytes.max))
+      throw Error(limits::exceeds(what + ": " + split_name + " images decoded", std::to_string(n) + " x " + std::to_string(pixels) + " bytes",
+                                  limits::kDataFileBytes));
     Dataset ds;
     ds.images = torch::empty({n, options.channels, options.height, options.width}, torch::kUInt8);
     ds.labels = torch::empty({n}, torch::kInt64);
@@ -157,10 +164,8 @@ ImageFolderResult import_image_folder(const fs::path& root, const ImageFolderOpt
       for (const auto& f : fs::directory_iterator(cls_entry.path())) {
         if (!f.is_regular_file() || !is_image_name(f.path().filename().string())) continue;
         fs::path p = f.path();
-        refs.push_back({split, cls_entry.path().filename().string(), p.filename().string(), [p] {
-                          std::string s = read_text_file(p);
-                          return Bytes(s.begin(), s.end());
-                        }});
+        refs.push_back(
+            {split, cls_entry.path().filename().string(), p.filename().string(), [p] { return read_binary_file(p, limits::kImageFileBytes); }});
       }
     }
   }

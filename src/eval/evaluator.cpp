@@ -12,14 +12,16 @@
 #include <torch/version.h>
 
 #include "evoopt/common/blas.hpp"
+#include "evoopt/common/checked_json.hpp"
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/limits.hpp"
 #include "evoopt/data/checksum.hpp"
 
 namespace evoopt::eval {
 
 int default_workers() {
   const unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
+  return n == 0 ? 1 : static_cast<int>(std::min<std::int64_t>(n, limits::kWorkers.max));
 }
 
 nlohmann::json to_json(const RunRequest& r) {
@@ -32,16 +34,27 @@ nlohmann::json to_json(const RunRequest& r) {
 }
 
 RunRequest run_request_from_json(const nlohmann::json& j) {
+  // A request comes from another process (a worker's socket, an MPI message): every field is
+  // checked, none wrapped or defaulted (steps -5 is an error, not "the budget's steps").
+  const std::string what = "run request: ";
   RunRequest r;
+  if (!j.is_object()) throw Error("run request must be a JSON object");
+  if (!j.contains("genome")) throw Error(what + "genome: missing");
   r.genome = genome::Genome::from_json(j.at("genome"));
-  r.task = j.at("task").get<std::string>();
-  r.seed = j.at("seed").get<std::uint64_t>();
-  r.split = data::split_from_name(j.at("split").get<std::string>());
-  r.steps = j.at("steps").get<std::int64_t>();
-  r.eval_limit = j.at("eval_limit").get<std::int64_t>();
-  r.stop_at = j.value("stop_at", std::int64_t{0});
-  r.save_state = j.value("save_state", std::string());
-  r.resume_state = j.value("resume_state", std::string());
+  r.task = json_at<std::string>(j, "task", what);
+  r.seed = json_at<std::uint64_t>(j, "seed", what);
+  r.split = data::split_from_name(json_at<std::string>(j, "split", what));
+  r.steps = json_at<std::int64_t>(j, "steps", what);
+  r.eval_limit = json_at<std::int64_t>(j, "eval_limit", what);
+  r.stop_at = json_value<std::int64_t>(j, "stop_at", 0, what);
+  r.save_state = json_value<std::string>(j, "save_state", std::string(), what);
+  r.resume_state = json_value<std::string>(j, "resume_state", std::string(), what);
+  if (r.steps < 0) throw Error(what + "steps must be >= 0 (0 = the evaluator's budget), got " + std::to_string(r.steps));
+  limits::check(what + "steps", r.steps, limits::kSteps);
+  if (r.eval_limit < 0) throw Error(what + "eval_limit must be >= 0 (0 = the whole split), got " + std::to_string(r.eval_limit));
+  limits::check(what + "eval_limit", r.eval_limit, limits::kExamples);
+  if (r.stop_at < 0) throw Error(what + "stop_at must be >= 0 (0 = train every step), got " + std::to_string(r.stop_at));
+  limits::check(what + "stop_at", r.stop_at, limits::kSteps);
   return r;
 }
 

@@ -180,7 +180,7 @@ void WorkerPoolEvaluator::set_up(const std::string& what) {
     if (m->gone) fail(m->slot, not_a_worker, nullptr);
     json j;
     try {
-      j = json::parse(m->text);
+      j = parse_json(m->text, "worker answer");
     } catch (const std::exception&) {
       fail(m->slot, "did not answer as an evoopt worker (" + what + " printed: " + m->text.substr(0, 80) + ")", nullptr);
     }
@@ -243,7 +243,7 @@ std::optional<Completion> WorkerPoolEvaluator::next_done(const std::atomic<bool>
     if (req == nullptr) fail(slot, "sent an answer it was not asked for", nullptr);
     json j;
     try {
-      j = json::parse(m->text);
+      j = parse_json(m->text, "worker answer");
     } catch (const std::exception&) {
       fail(slot, "sent a malformed answer (" + m->text.substr(0, 80) + ")", req);
     }

@@ -1,9 +1,14 @@
 #include "evoopt/experiment/bench.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <memory>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/limits.hpp"
+#include "evoopt/data/sources.hpp"
 #include "evoopt/eval/mpi.hpp"
 #include "evoopt/experiment/study.hpp"
 
@@ -25,10 +30,18 @@ bool same_result(const std::optional<train::RunResult>& a, const std::optional<t
 std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const std::vector<int>& worker_counts, int genomes, int rounds) {
   config.validate();
   if (worker_counts.empty()) throw Error("bench workers: give at least one worker count");
-  for (int w : worker_counts)
+  for (int w : worker_counts) {
     if (w < 1) throw Error("bench workers: worker counts must be >= 1, got " + std::to_string(w));
+    limits::check("bench workers: workers", static_cast<std::int64_t>(w), limits::kWorkers);
+  }
   if (genomes < 1) throw Error("bench workers: genomes must be >= 1, got " + std::to_string(genomes));
+  limits::check("bench workers: genomes", static_cast<std::int64_t>(genomes), limits::kPopulation);
   if (rounds < 1) throw Error("bench workers: rounds must be >= 1, got " + std::to_string(rounds));
+  // Every round trains genomes × tasks runs on each worker count.
+  limits::check(
+      "bench workers: genomes x tasks x rounds x worker counts",
+      static_cast<std::int64_t>(genomes) * static_cast<std::int64_t>(config.tasks.size()) * rounds * static_cast<std::int64_t>(worker_counts.size()),
+      limits::kRuns);
   const LoadedTasks loaded = load_tasks(config);
 
   std::vector<genome::Genome> pool;
@@ -70,6 +83,29 @@ std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const 
     row.speedup = row.runs_per_hour / rows.front().runs_per_hour;
   }
   return rows;
+}
+
+task::InputShape bench_input_shape(const std::string& name) {
+  const task::TaskName parsed = task::parse_task_name(name);  // an unknown dataset is named here
+  const data::DatasetSpec& spec = data::dataset_spec(parsed.dataset);
+  const auto classes = static_cast<std::int64_t>(spec.classes.size());
+  switch (spec.format) {
+    case data::Format::Idx:
+      return {1, 28, 28, classes};
+    case data::Format::CifarBinary:
+      return {3, 32, 32, classes};
+    default:
+      throw Error("bench optimizer: task '" + name + "' is a text; it times image models (mnist, fashion_mnist, cifar10)");
+  }
+}
+
+void check_profile_prefix(const std::string& prefix) {
+  namespace fs = std::filesystem;
+  const fs::path p(prefix);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error("--profile " + prefix + ": directory " + dir.string() + " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0) throw Error("--profile " + prefix + ": directory " + dir.string() + " is not writable");
 }
 
 }  // namespace evoopt::experiment

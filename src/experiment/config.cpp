@@ -3,10 +3,14 @@
 #include <limits>
 #include <set>
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "evoopt/common/checked_json.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/fields.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/common/limits.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
@@ -39,6 +43,9 @@ void CompareOptions::validate() const {
   if (test_seeds < 2) throw Error("compare: test seeds must be >= 2 for a confidence interval, got " + std::to_string(test_seeds));
   if (horizon_multiple != 0 && !(horizon_multiple > 1)) throw Error("compare: horizon multiple must be > 1 (or 0 = off)");
   if (equal_budget_runs < 0) throw Error("compare: equal-budget runs must be >= 0");
+  limits::check("compare: test seeds", static_cast<std::int64_t>(test_seeds), limits::kSeeds);
+  limits::check("compare: rung validation size", rung_val_size, limits::kExamples);
+  limits::check("compare: equal-budget runs", equal_budget_runs, limits::kRuns);
 }
 
 ExperimentConfig::ExperimentConfig() {
@@ -131,8 +138,9 @@ bool read_field(Spec& spec, const std::string& key, const toml::node& node, cons
 void ExperimentConfig::load_toml(const std::filesystem::path& path) {
   const std::string file = path.string();
   toml::table tbl;
+  const std::string text = read_text_file(path, limits::kConfigFileBytes);
   try {
-    tbl = toml::parse_file(file);
+    tbl = toml::parse(text, file);
   } catch (const toml::parse_error& e) {
     throw Error(file + ": " + std::string(e.description()) + " (line " + std::to_string(e.source().begin.line) + ")");
   }
@@ -274,12 +282,31 @@ void ExperimentConfig::validate() const {
   if (!task::is_image_model(task::model_preset_from_name(model)))
     throw Error("model '" + model + "' is not an image model (allowed: tiny, paper, mlp; text tasks use lstm)");
   if (steps < 1) throw Error("steps must be >= 1, got " + std::to_string(steps));
+  limits::check("steps", steps, limits::kSteps);
+  // The comparison's longer horizon trains steps × horizon_multiple.
+  if (compare.enabled && compare.horizon_multiple > 1 &&
+      static_cast<double>(steps) * compare.horizon_multiple > static_cast<double>(limits::kSteps.max))
+    throw Error(limits::exceeds("steps x compare.horizon_multiple", fmt::format("{:.0f}", static_cast<double>(steps) * compare.horizon_multiple),
+                                limits::kSteps));
   if (batch_size < 1) throw Error("batch size must be >= 1, got " + std::to_string(batch_size));
+  limits::check("batch size", batch_size, limits::kBatchSize);
   if (workers < 0) throw Error("workers must be >= 0 (0 = one per core), got " + std::to_string(workers));
+  limits::check("workers", static_cast<std::int64_t>(workers), limits::kWorkers);
   train::check_device_name(device, /*allow_auto=*/true);
   if (final_test_seeds < 1) throw Error("final test seeds must be >= 1");
+  limits::check("final test seeds", static_cast<std::int64_t>(final_test_seeds), limits::kSeeds);
   if (val_size < 1) throw Error("validation size must be >= 1");
+  limits::check("validation size", val_size, limits::kExamples);
   if (train_subset < 0) throw Error("training subset must be >= 0");
+  limits::check("training subset", train_subset, limits::kExamples);
+  // Limits before GaOptions::validate, which sizes nothing but compares population with
+  // tournament and elites.
+  limits::check("population", static_cast<std::int64_t>(ga.population), limits::kPopulation);
+  limits::check("generations", static_cast<std::int64_t>(ga.generations), limits::kGenerations);
+  if (ga.population > 0 && ga.generations > 0)
+    limits::check("population x generations", static_cast<std::int64_t>(ga.population) * ga.generations, limits::kIndividuals);
+  limits::check("search seeds", static_cast<std::int64_t>(ga.search_seeds), limits::kSeeds);
+  limits::check("racing rung validation size", ga.racing.rung_val_size, limits::kExamples);
   ga::GaOptions g = ga;
   g.tasks = tasks;
   g.validate();
@@ -337,27 +364,45 @@ std::string ExperimentConfig::fingerprint() const {
 }
 
 ExperimentConfig ExperimentConfig::from_json(const json& j) {
-  if (j.value("format", "") != "evoopt.config") throw Error("not an evoopt config (format field missing or different)");
+  if (!j.is_object() || j.value("format", "") != "evoopt.config") throw Error("not an evoopt config (format field missing or different)");
+  // Every field through json_at: a value that does not fit its field is an error naming its
+  // key path, never wrapped (nlohmann's get<int>() turns 4294967297 into 1). The caller's
+  // JsonView::convert names the file.
+  const std::string what = "/";
   ExperimentConfig c;
-  c.preset = j.at("preset");
-  c.seed = j.at("seed");
-  c.tasks = j.at("tasks").get<std::vector<std::string>>();
-  c.transfer_tasks = j.value("transfer_tasks", std::vector<std::string>{});  // written before the field existed: none
-  for (const auto& u : j.value("user_tasks", json::array())) c.user_tasks.push_back(task::UserTaskSpec::from_json(u));
-  c.model = j.at("model");
-  c.steps = j.at("steps");
-  c.batch_size = j.at("batch_size");
-  c.workers = j.at("workers");
-  c.device = j.value("device", "cpu");  // written before the field existed: the CPU
-  c.final_test_seeds = j.at("final_test_seeds");
-  c.break_even = j.at("break_even");
+  c.preset = json_at<std::string>(j, "preset", what);
+  c.seed = json_at<std::uint64_t>(j, "seed", what);
+  c.tasks = json_at<std::vector<std::string>>(j, "tasks", what);
+  c.transfer_tasks = json_value(j, "transfer_tasks", std::vector<std::string>{}, what);  // written before the field existed: none
+  if (j.contains("user_tasks")) {
+    if (!j.at("user_tasks").is_array()) throw Error("/user_tasks: expected an array, got " + describe_json(j.at("user_tasks")));
+    for (std::size_t i = 0; i < j.at("user_tasks").size(); ++i) {
+      try {
+        c.user_tasks.push_back(task::UserTaskSpec::from_json(j.at("user_tasks").at(i)));
+      } catch (const Error& e) {
+        throw Error("/user_tasks/" + std::to_string(i) + ": " + e.what());
+      }
+    }
+  }
+  c.model = json_at<std::string>(j, "model", what);
+  c.steps = json_at<std::int64_t>(j, "steps", what);
+  c.batch_size = json_at<std::int64_t>(j, "batch_size", what);
+  c.workers = json_at<int>(j, "workers", what);
+  c.device = json_value<std::string>(j, "device", "cpu", what);  // written before the field existed: the CPU
+  c.final_test_seeds = json_at<int>(j, "final_test_seeds", what);
+  c.break_even = json_at<bool>(j, "break_even", what);
+  if (!j.contains("data")) throw Error("/data: missing");
   const json& d = j.at("data");
-  c.data_dir = d.at("dir");
-  c.train_subset = d.at("train_subset");
-  c.val_size = d.at("val_size");
-  c.split_seed = d.at("split_seed");
-  c.augment = d.at("augment");
+  const std::string data = "/data/";
+  c.data_dir = json_at<std::string>(d, "dir", data);
+  c.train_subset = json_at<std::int64_t>(d, "train_subset", data);
+  c.val_size = json_at<std::int64_t>(d, "val_size", data);
+  c.split_seed = json_at<std::uint64_t>(d, "split_seed", data);
+  c.augment = json_at<int>(d, "augment", data);
+  if (!j.contains("ga")) throw Error("/ga: missing");
   c.ga = ga::GaOptions::from_json(j.at("ga"));
+  if (!j.contains("compare")) throw Error("/compare: missing");
+  check_fields_json(c.compare, j.at("compare"), "/compare/");
   fields_from_json(c.compare, j.at("compare"), "config.json compare", [](const std::string&) { return false; });
   return c;
 }

@@ -236,6 +236,21 @@ Genome Genome::from_json(const json& j) {
                                               "grad_clip"};
   for (const auto& [key, value] : j.items())
     if (!known.count(key)) throw Error("genome JSON has an unknown key '" + key + "'");
+  // Spellings of one field: two of them in one file would leave one silently ignored.
+  static const std::vector<std::vector<const char*>> same_field = {{"log10_lr", "lr", "learning_rate"},
+                                                                   {"log10_eps", "eps", "epsilon"},
+                                                                   {"log10_weight_decay", "weight_decay"},
+                                                                   {"bias_correction", "use_bias_correction"},
+                                                                   {"schedule", "lr_schedule"},
+                                                                   {"use_warmup", "warmup"},
+                                                                   {"cosine_decay", "use_cosine_decay", "cosine"},
+                                                                   {"clip_norm", "grad_clip"}};
+  for (const auto& names : same_field) {
+    std::vector<std::string> given;
+    for (const char* n : names)
+      if (j.contains(n)) given.emplace_back(n);
+    if (given.size() > 1) throw Error("genome JSON gives both '" + given[0] + "' and '" + given[1] + "', two spellings of one field; keep one");
+  }
   if (j.contains("format") && j.at("format") != kGenomeFormat)
     throw Error("genome JSON has format " + j.at("format").dump() + ", expected \"" + kGenomeFormat + "\"");
   int version = kGenomeFormatVersion;  // files from other tools carry no version: read as the current format
@@ -248,6 +263,8 @@ Genome Genome::from_json(const json& j) {
   Genome g;
   if (!j.contains("terms") || !j.at("terms").is_array()) throw Error("genome JSON needs a 'terms' array");
   const json& terms = j.at("terms");
+  if (terms.size() > static_cast<std::size_t>(limits::kGenomeTerms.max))
+    throw Error(limits::exceeds("genome field terms: count", std::to_string(terms.size()), limits::kGenomeTerms));
   if (j.contains("weights")) {
     const json& w = j.at("weights");
     if (!w.is_array() || w.size() != terms.size())
@@ -373,7 +390,7 @@ Genome load_genome(const std::string& preset_or_file) {
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
     throw Error("'" + preset_or_file + "' is neither a genome preset (" + known + ") nor an existing file");
   }
-  json j = read_json_file(preset_or_file);
+  json j = parse_json(read_text_file(preset_or_file, limits::kGenomeFileBytes), preset_or_file);
   // A run's best_genome.json wraps the genome in {"genome": ...}.
   if (j.is_object() && j.contains("genome") && j.at("genome").is_object()) j = j.at("genome");
   try {

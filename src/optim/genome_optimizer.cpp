@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/optim/schedule.hpp"
 
 namespace evoopt::optim {
@@ -33,7 +34,7 @@ void GenomeOptimizerOptions::serialize(torch::serialize::InputArchive& archive) 
   archive.read("total_steps", v);
   total_steps_ = v.toInt();
   archive.read("genome_json", v);
-  genome_ = genome::Genome::from_json(nlohmann::json::parse(v.toStringRef())).canonical();
+  genome_ = genome::Genome::from_json(parse_json(v.toStringRef(), "optimizer state: genome_json")).canonical();
 }
 
 void GenomeParamState::serialize(torch::serialize::OutputArchive& archive) const {

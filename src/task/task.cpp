@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "evoopt/common/checked_json.hpp"
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/limits.hpp"
 #include "evoopt/data/sources.hpp"
 
 namespace evoopt::task {
@@ -24,17 +26,34 @@ nlohmann::json to_json(const TaskOptions& o) {
 }
 
 TaskOptions task_options_from_json(const nlohmann::json& j) {
+  const std::string what = "task options: ";
   TaskOptions o;
-  o.data_dir = j.at("data_dir").get<std::string>();
-  o.model = model_preset_from_name(j.at("model").get<std::string>());
-  o.split.val_size = j.at("val_size").get<std::int64_t>();
-  o.split.split_seed = j.at("split_seed").get<std::uint64_t>();
-  o.split.train_subset = j.at("train_subset").get<std::int64_t>();
-  o.batch_size = j.at("batch_size").get<std::int64_t>();
-  o.augment = j.at("augment").get<int>();
-  for (const auto& u : j.value("user_tasks", nlohmann::json::array())) o.user_tasks.push_back(UserTaskSpec::from_json(u));
-  o.study_steps = j.value("study_steps", std::int64_t{0});
+  o.data_dir = json_at<std::string>(j, "data_dir", what);
+  o.model = model_preset_from_name(json_at<std::string>(j, "model", what));
+  o.split.val_size = json_at<std::int64_t>(j, "val_size", what);
+  o.split.split_seed = json_at<std::uint64_t>(j, "split_seed", what);
+  o.split.train_subset = json_at<std::int64_t>(j, "train_subset", what);
+  o.batch_size = json_at<std::int64_t>(j, "batch_size", what);
+  o.augment = json_at<int>(j, "augment", what);
+  if (j.contains("user_tasks")) {
+    if (!j.at("user_tasks").is_array()) throw Error(what + "user_tasks must be an array");
+    for (const auto& u : j.at("user_tasks")) o.user_tasks.push_back(UserTaskSpec::from_json(u));
+  }
+  o.study_steps = json_value<std::int64_t>(j, "study_steps", 0, what);
+  validate(o);
   return o;
+}
+
+void validate(const TaskOptions& o) {
+  if (o.batch_size < 0) throw Error("batch size must be >= 0 (0 = the task's default), got " + std::to_string(o.batch_size));
+  limits::check("batch size", o.batch_size, limits::kBatchSize);
+  if (o.split.val_size < 1) throw Error("validation size must be >= 1, got " + std::to_string(o.split.val_size));
+  limits::check("validation size", o.split.val_size, limits::kExamples);
+  if (o.split.train_subset < 0) throw Error("training subset must be >= 0 (0 = all), got " + std::to_string(o.split.train_subset));
+  limits::check("training subset", o.split.train_subset, limits::kExamples);
+  if (o.augment < -1 || o.augment > 1) throw Error("augment must be -1 (the task's default), 0 or 1, got " + std::to_string(o.augment));
+  if (o.study_steps < 0) throw Error("study steps must be >= 0, got " + std::to_string(o.study_steps));
+  limits::check("steps", o.study_steps, limits::kSteps);
 }
 
 std::vector<std::string> task_names() { return data::dataset_names(); }
@@ -247,6 +266,7 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
 }  // namespace
 
 Task load_task(const std::string& name, const TaskOptions& options) {
+  validate(options);  // before any data is read
   for (const auto& u : options.user_tasks)
     if (u.name == name) return load_user_task(u, options);
   const TaskName parsed = parse_task_name(name);

@@ -4,14 +4,17 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
+#include "evoopt/common/checked_json.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/fields.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/limits.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/data/cifar.hpp"
 #include "evoopt/data/idx.hpp"
@@ -31,11 +34,7 @@ std::string joined(const std::vector<std::string>& v) {
   return out;
 }
 
-Bytes read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(p.string() + ": cannot be read");
-  return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+Bytes read_bytes(const fs::path& p) { return read_binary_file(p, limits::kDataFileBytes); }
 
 std::string file_digest(const fs::path& p) { return data::sha256_hex(read_bytes(p)); }
 
@@ -66,15 +65,30 @@ void UserTaskSpec::validate() const {
   if (kind == "next_token" && format != "tensors")
     throw Error(where + "next_token data must be in the tensors format (train and test token streams)");
   if (batch_size < 0) throw Error(where + "batch_size must be >= 0 (0: the study's)");
+  limits::check(where + "batch_size", batch_size, limits::kBatchSize);
   if (steps < 0) throw Error(where + "steps must be >= 0 (0: the study's)");
+  limits::check(where + "steps", steps, limits::kSteps);
   if (val_size < 0) throw Error(where + "val_size must be >= 0 (0: the study's)");
+  limits::check(where + "val_size", val_size, limits::kExamples);
   if (seq_len < 1) throw Error(where + "seq_len must be >= 1");
+  limits::check(where + "seq_len", seq_len, limits::kSequenceLength);
   if (!input.empty() && (input.size() != 3 || *std::min_element(input.begin(), input.end()) < 1))
     throw Error(where + "input must be [channels, height, width], each >= 1");
+  if (!input.empty()) {
+    // The product checked in doubles: three int64 factors can overflow int64.
+    const double values = static_cast<double>(input[0]) * static_cast<double>(input[1]) * static_cast<double>(input[2]);
+    if (values > static_cast<double>(limits::kImageValues.max))
+      throw Error(
+          limits::exceeds(where + "input", fmt::format("[{}, {}, {}] ({:.0f} values)", input[0], input[1], input[2], values), limits::kImageValues));
+  }
   if (format == "image_folder" && input.empty()) throw Error(where + "an image_folder needs input = [channels, height, width]");
   if (mean.size() != stddev.size()) throw Error(where + "mean and std need one value per channel each");
+  // Normalisation is (x − mean) / std: an infinite std scales every input to zero, a NaN
+  // anywhere makes every input NaN.
+  for (double m : mean)
+    if (!std::isfinite(m)) throw Error(where + fmt::format("mean values must be finite numbers, got {}", m));
   for (double s : stddev)
-    if (!(s > 0)) throw Error(where + "std values must be > 0");
+    if (!(s > 0) || !std::isfinite(s)) throw Error(where + fmt::format("std values must be finite and > 0, got {}", s));
   if (!fs::is_regular_file(model)) throw Error(where + "model file " + model.string() + " does not exist");
   if (format == "tensors" ? !fs::is_regular_file(data) : !fs::is_directory(data))
     throw Error(where + "data " + data.string() + " is not " + (format == "tensors" ? "a file" : "a directory"));
@@ -89,6 +103,7 @@ json UserTaskSpec::to_json() const { return fields_to_json(*this); }
 
 UserTaskSpec UserTaskSpec::from_json(const json& j) {
   UserTaskSpec s;
+  check_fields_json(s, j, "user task: ");
   fields_from_json(s, j, "user task", [](const std::string& key) { return key == "steps"; });  // steps: written before the field existed
   return s;
 }
@@ -121,6 +136,8 @@ data::DatasetPair load_user_data(const UserTaskSpec& spec) {
           const auto s = integer_tensor(need(k), where + "'" + k + "'");
           if (s.dim() != 1) throw Error(where + "'" + k + "' must be a 1-D token stream");
           if (s.numel() > 0 && s.min().item<std::int64_t>() < 0) throw Error(where + "'" + k + "' holds negative tokens");
+          if (s.numel() > 0 && s.max().item<std::int64_t>() >= limits::kClasses.max)
+            throw Error(limits::exceeds(where + "'" + k + "' token value", std::to_string(s.max().item<std::int64_t>()), limits::kClasses));
           (std::string(k) == "train" ? pair.train : pair.test).tokens = s;
         }
       } else {
@@ -133,6 +150,9 @@ data::DatasetPair load_user_data(const UserTaskSpec& spec) {
           if (y.dim() != 1 || y.size(0) != x.size(0))
             throw Error(where + "'" + part + "_y' must hold one label per image (" + std::to_string(x.size(0)) + ")");
           if (y.numel() > 0 && y.min().item<std::int64_t>() < 0) throw Error(where + "'" + part + "_y' holds negative labels");
+          // Labels are 0 … classes − 1: the largest one sizes the class list and the logits.
+          if (y.numel() > 0 && y.max().item<std::int64_t>() >= limits::kClasses.max)
+            throw Error(limits::exceeds(where + "'" + part + "_y' label", std::to_string(y.max().item<std::int64_t>()), limits::kClasses));
           data::Dataset& d = std::string(part) == "train" ? pair.train : pair.test;
           d.images = x.contiguous();
           d.labels = y;

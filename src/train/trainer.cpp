@@ -16,8 +16,10 @@
 #include <fmt/format.h>
 
 #include "evoopt/common/blas.hpp"
+#include "evoopt/common/checked_json.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/limits.hpp"
 #include "evoopt/common/rng.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 
@@ -25,18 +27,25 @@ namespace evoopt::train {
 
 void Budget::validate() const {
   if (steps < 0) throw Error("training steps must be >= 0 (0 = the task's default), got " + std::to_string(steps));
+  limits::check("steps", steps, limits::kSteps);
   if (log_every < 1) throw Error("log_every must be >= 1, got " + std::to_string(log_every));
+  limits::check("log_every", log_every, limits::kSteps);
   if (eval_batch < 1) throw Error("evaluation batch must be >= 1, got " + std::to_string(eval_batch));
+  limits::check("evaluation batch", eval_batch, limits::kBatchSize);
   if (eval_limit < 0) throw Error("evaluation limit must be >= 0 (0 = the whole split), got " + std::to_string(eval_limit));
+  limits::check("evaluation limit", eval_limit, limits::kExamples);
   if (threads < 0) throw Error("threads must be >= 0, got " + std::to_string(threads));
+  limits::check("threads", static_cast<std::int64_t>(threads), limits::threads());
   if (memory_format != at::MemoryFormat::ChannelsLast && memory_format != at::MemoryFormat::Contiguous)
     throw Error("memory format must be channels-last or contiguous");
   if (!(divergence_loss > 0)) throw Error("divergence loss threshold must be > 0, got " + std::to_string(divergence_loss));
   if (stop_at < 0 || (stop_at > 0 && steps > 0 && stop_at >= steps))
     throw Error(fmt::format("stop_at must be 0 (train every step) or fewer than the run's {} steps, got {}", steps, stop_at));
   if (!save_state.empty() && stop_at == 0) throw Error("save_state needs stop_at: a run's state is saved where it stops");
+  limits::check("stop_at", stop_at, limits::kSteps);
   if (sync_every < 0)
     throw Error("sync_every must be >= 0 (0 = every step on the CPU, every log_every steps on a GPU), got " + std::to_string(sync_every));
+  limits::check("sync_every", sync_every, limits::kSteps);
   check_device_name(device, /*allow_auto=*/false);
 }
 
@@ -84,17 +93,18 @@ nlohmann::json to_json(const Budget& b) {
 }
 
 Budget budget_from_json(const nlohmann::json& j) {
+  const std::string what = "budget: ";
   Budget b;
-  b.steps = j.at("steps").get<std::int64_t>();
-  b.log_every = j.at("log_every").get<std::int64_t>();
-  b.divergence_loss = j.at("divergence_loss").get<double>();
-  b.eval_batch = j.at("eval_batch").get<std::int64_t>();
-  b.threads = j.at("threads").get<int>();
-  b.eval_split = data::split_from_name(j.at("eval_split").get<std::string>());
-  b.eval_limit = j.at("eval_limit").get<std::int64_t>();
-  b.memory_format = layout_from_name(j.at("memory_format").get<std::string>());
-  b.device = j.value("device", "cpu");
-  b.sync_every = j.value("sync_every", std::int64_t{0});
+  b.steps = json_at<std::int64_t>(j, "steps", what);
+  b.log_every = json_at<std::int64_t>(j, "log_every", what);
+  b.divergence_loss = json_at<double>(j, "divergence_loss", what);
+  b.eval_batch = json_at<std::int64_t>(j, "eval_batch", what);
+  b.threads = json_at<int>(j, "threads", what);
+  b.eval_split = data::split_from_name(json_at<std::string>(j, "eval_split", what));
+  b.eval_limit = json_at<std::int64_t>(j, "eval_limit", what);
+  b.memory_format = layout_from_name(json_at<std::string>(j, "memory_format", what));
+  b.device = json_value<std::string>(j, "device", "cpu", what);
+  b.sync_every = json_value<std::int64_t>(j, "sync_every", 0, what);
   b.validate();
   return b;
 }
@@ -126,8 +136,12 @@ nlohmann::json curve_json(const std::vector<LossPoint>& curve) {
 }
 std::vector<LossPoint> curve_from_json(const nlohmann::json& j) {
   std::vector<LossPoint> curve;
-  for (const auto& p : j)
-    curve.push_back({p.at(0).get<std::int64_t>(), number_from_json(p.at(1), "loss_curve"), number_from_json(p.at(2), "loss_curve")});
+  if (!j.is_array()) throw Error("run result field loss_curve must be an array");
+  for (const auto& p : j) {
+    if (!p.is_array() || p.size() != 3) throw Error("run result field loss_curve must hold [step, loss, smoothed] triples, got " + p.dump());
+    curve.push_back({json_as<std::int64_t>(p.at(0), "run result field loss_curve step"), number_from_json(p.at(1), "loss_curve"),
+                     number_from_json(p.at(2), "loss_curve")});
+  }
   return curve;
 }
 }  // namespace
@@ -153,23 +167,27 @@ nlohmann::json to_json(const RunResult& r) {
 }
 
 RunResult run_result_from_json(const nlohmann::json& j) {
+  const std::string what = "run result: ";
   RunResult r;
-  r.task = j.at("task");
-  r.task_label = j.value("task_label", r.task);
-  r.seed = j.at("seed");
-  r.split = j.at("split");
+  r.task = json_at<std::string>(j, "task", what);
+  r.task_label = json_value<std::string>(j, "task_label", r.task, what);
+  r.seed = json_at<std::uint64_t>(j, "seed", what);
+  r.split = json_at<std::string>(j, "split", what);
+  if (!j.contains("accuracy")) throw Error(what + "accuracy: missing");
   r.accuracy = number_from_json(j.at("accuracy"), "accuracy");
   r.eval_loss = j.contains("eval_loss") ? number_from_json(j.at("eval_loss"), "eval_loss") : std::numeric_limits<double>::quiet_NaN();
+  for (const char* k : {"final_loss", "smoothed_loss", "loss_curve"})
+    if (!j.contains(k)) throw Error(what + k + ": missing");
   r.final_loss = number_from_json(j.at("final_loss"), "final_loss");
   r.smoothed_loss = number_from_json(j.at("smoothed_loss"), "smoothed_loss");
   r.loss_curve = curve_from_json(j.at("loss_curve"));
-  r.diverged = j.at("diverged");
-  r.divergence_reason = j.value("divergence_reason", "");
-  r.steps_done = j.at("steps_done");
-  r.steps_planned = j.value("steps_planned", r.steps_done);
-  r.resumed_at = j.value("resumed_at", std::int64_t{0});
-  r.seconds = j.value("seconds", 0.0);
-  r.train_seconds = j.value("train_seconds", 0.0);
+  r.diverged = json_at<bool>(j, "diverged", what);
+  r.divergence_reason = json_value<std::string>(j, "divergence_reason", "", what);
+  r.steps_done = json_at<std::int64_t>(j, "steps_done", what);
+  r.steps_planned = json_value<std::int64_t>(j, "steps_planned", r.steps_done, what);
+  r.resumed_at = json_value<std::int64_t>(j, "resumed_at", 0, what);
+  r.seconds = json_value<double>(j, "seconds", 0.0, what);
+  r.train_seconds = json_value<double>(j, "train_seconds", 0.0, what);
   return r;
 }
 
@@ -296,7 +314,7 @@ std::optional<HostState> load_run_state(const std::string& path, const nlohmann:
     archive.load_from(path, device);
     c10::IValue meta_value;
     archive.read("meta", meta_value);
-    const auto meta = nlohmann::json::parse(meta_value.toStringRef());
+    const auto meta = parse_json(meta_value.toStringRef(), path + ": meta");
     if (meta.at("identity") != identity) return std::nullopt;
     h.step = meta.at("step").get<std::int64_t>();
     if (h.step < 1 || h.step >= before) return std::nullopt;
@@ -366,8 +384,11 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   if (device.is_cuda()) at::globalContext().setDeterministicCuDNN(true);  // same seed, same result on one GPU
   genome.validate(genome::Bounds::kHardMaxTerms);
   // A user task's own step count scales every horizon the study asks for (step_scale).
-  const std::int64_t steps =
-      budget.steps > 0 ? std::max<std::int64_t>(1, std::llround(static_cast<double>(budget.steps) * task.step_scale)) : task.default_steps;
+  // The scaled count is checked in doubles before it is rounded into an integer.
+  const double scaled = budget.steps > 0 ? static_cast<double>(budget.steps) * task.step_scale : static_cast<double>(task.default_steps);
+  if (!(scaled <= static_cast<double>(limits::kSteps.max)))
+    throw Error(limits::exceeds("task '" + task.name + "': steps x the task's step scale", fmt::format("{:.0f}", scaled), limits::kSteps));
+  const std::int64_t steps = budget.steps > 0 ? std::max<std::int64_t>(1, std::llround(scaled)) : task.default_steps;
   const std::int64_t sync_every = budget.sync_every > 0 ? budget.sync_every : device.is_cpu() ? 1 : budget.log_every;
   // A stop scales with the steps (a user task's step_scale) and stays before the end.
   if (budget.stop_at > 0 && steps < 2) throw Error("a run of one step cannot stop early (stop_at)");

@@ -2,14 +2,25 @@
 // run directories. Each case must end with exactly one line on stderr naming the
 // problem, a non-zero exit, and nothing written (no run directory, no output file, no
 // change to an existing run directory).
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <map>
+#include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include "evoopt/common/files.hpp"
+#include "evoopt/eval/evaluator.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/task/task.hpp"
+#include "evoopt/train/trainer.hpp"
 #include "test_support.hpp"
 
 using namespace evoopt;
@@ -121,6 +132,14 @@ TEST(BadInput, EveryCaseEndsWithOneLineANonZeroExitAndNothingWritten) {
       {"journal.jsonl", "not json at all\n", "journal.jsonl line 1"},
       {"checkpoint.json", "[]", "checkpoint.json: not an evoopt checkpoint"},
       {"checkpoint.json", "{", "checkpoint.json: malformed JSON"},
+      // A number that does not fit its field is refused, not wrapped (4294967297 into an int was 1).
+      {"config.json",
+       [&] {
+         auto j = nlohmann::json::parse(config_text);
+         j["workers"] = 4294967297LL;
+         return j.dump(2);
+       }(),
+       "config.json: /workers: expected an integer in [-2147483648, 2147483647]"},
   };
 
   std::vector<Case> cases = {
@@ -234,5 +253,188 @@ TEST(BadInput, AFullDiskNamesThePath) {
     FAIL() << "a write to a full device succeeded";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("/dev/full: write failed: No space left on device"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+// A TorchScript module that loads (its forward is never run where it is used).
+void write_script_model(const fs::path& p) {
+  torch::jit::Module m("M");
+  m.define("def forward(self, x):\n  return x\n");
+  m.save(p.string());
+}
+
+// A tensors-format dataset (torch.save'd dict) with these training labels.
+void write_tensors_data(const fs::path& p, std::int64_t label) {
+  c10::Dict<std::string, torch::Tensor> d;
+  d.insert("train_x", torch::zeros({2, 1, 4, 4}, torch::kUInt8));
+  d.insert("train_y", torch::tensor({std::int64_t{0}, label}));
+  d.insert("test_x", torch::zeros({1, 1, 4, 4}, torch::kUInt8));
+  d.insert("test_y", torch::tensor({std::int64_t{0}}));
+  const std::vector<char> bytes = torch::pickle_save(d);
+  std::ofstream(p, std::ios::binary) << std::string(bytes.begin(), bytes.end());
+}
+
+// A [[task]] table with the given extra lines (model and data need not exist where a
+// field check comes first).
+std::string user_task_toml(const std::string& extra, const fs::path& model = "model.pt", const fs::path& data = "data.pt") {
+  return "tasks = [\"mine\"]\ntransfer_tasks = []\n[[task]]\nname = \"mine\"\nmodel = \"" + model.string() + "\"\ndata = \"" + data.string() +
+         "\"\nformat = \"tensors\"\n" + extra;
+}
+}  // namespace
+
+// Issue 25: sizes beyond the limits of common/limits.hpp, integers that overflow their
+// field, values accepted silently, and errors that named nothing. Every row failed before
+// (it trained, ran out of memory, wrapped, hung on /dev/zero, or said something else).
+TEST(BadInput, SizesOverflowsAndSilentValuesAreRefusedBeforeAnythingIsWritten) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  test::TempDir tmp;
+  const std::string data = " --data-dir " + test::data_dir().string();
+  const fs::path c = tmp / "configs";
+  write(c / "population_max.toml", "[ga]\npopulation = 2147483647\n");
+  write(c / "steps_max.toml", "steps = 9223372036854775807\n");
+  write(c / "task_steps.toml", user_task_toml("steps = 9223372036854775807\n"));
+  write(c / "task_std_inf.toml", user_task_toml("mean = [0.5]\nstd = [inf]\n"));
+  write(c / "task_mean_nan.toml", user_task_toml("mean = [nan]\nstd = [0.25]\n"));
+  write(c / "task_batch.toml", user_task_toml("batch_size = 100000000\n"));
+  write_script_model(tmp / "model.pt");
+  write_tensors_data(tmp / "labels.pt", 1000000000000LL);
+  write(c / "task_labels.toml", user_task_toml("", tmp / "model.pt", tmp / "labels.pt"));
+
+  const fs::path g = tmp / "genomes";
+  write(g / "lr_twice.json", R"({"terms": ["GRAD"], "lr": 0.1, "log10_lr": -3})");
+  write(g / "eps_twice.json", R"({"terms": ["ADAM_TERM"], "eps": 1e-8, "epsilon": 1e-6})");
+  write(g / "big.json", R"({"terms": ["GRAD"])" + std::string(2 << 20, ' ') + "}");
+
+  // MNIST with one byte of the test labels changed and the file's mtime put back, beside a
+  // size + mtime stamp (.verified.json) of the intact files: the stamp matched, so it was
+  // trained on.
+  const fs::path flipped = tmp / "flipped-data";
+  fs::create_directories(flipped / "mnist");
+  nlohmann::json stamp = nlohmann::json::object();
+  const auto meta = nlohmann::json::parse(read_text_file(test::data_dir() / "mnist" / "metadata.json"));
+  for (const auto& e : fs::directory_iterator(test::data_dir() / "mnist")) {
+    const auto name = e.path().filename().string();
+    if (name == ".verified.json") continue;
+    if (name == "t10k-labels-idx1-ubyte") {
+      std::string bytes = read_text_file(e.path());
+      bytes[300] = static_cast<char>(bytes[300] == 1 ? 2 : 1);  // another valid label
+      write(flipped / "mnist" / name, bytes);
+      fs::last_write_time(flipped / "mnist" / name, fs::last_write_time(e.path()));
+    } else {
+      fs::create_symlink(e.path(), flipped / "mnist" / name);
+    }
+    if (meta.at("files").contains(name))
+      stamp[name] = {{"bytes", fs::file_size(e.path())},
+                     {"mtime_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(fs::last_write_time(e.path()).time_since_epoch()).count()},
+                     {"sha256", meta.at("files").at(name).at("sha256")}};
+  }
+  write(flipped / "mnist" / ".verified.json", stamp.dump(1) + "\n");
+
+  const std::vector<Case> cases = {
+      // Sizes beyond a limit, named with it.
+      {"train --steps 9223372036854775807 --out OUT" + data, "--steps: 9223372036854775807 exceeds the limit of 1000000000 (training steps per run)"},
+      {"train --steps 99999999999999999999 --out OUT" + data, "--steps: 99999999999999999999 exceeds the limit of 1000000000"},
+      {"evolve --steps 9223372036854775807 --out OUT", "exceeds the limit of 1000000000 (training steps per run)"},
+      {"evolve --population 100000000 --out OUT", "--population: 100000000 exceeds the limit of 100000 (individuals per generation)"},
+      {"evolve --generations 99999999999 --out OUT", "exceeds the limit of 1000000 (generations per search)"},
+      {"evolve --population 1000 --generations 10000 --out OUT", "population x generations = 10000000 exceeds the limit"},
+      {"evolve --workers 100000 --out OUT", "--workers: 100000 exceeds the limit of 512 (worker processes)"},
+      {"train --threads 100000 --out OUT" + data, "--threads: 100000 exceeds the limit of"},
+      {"train --batch-size 100000000 --out OUT" + data, "100000000 exceeds the limit of 65536 (examples per minibatch)"},
+      {"export adam --format pytorch --total-steps 99999999999999999999 -o OUT", "exceeds the limit of 1000000000"},
+      {"train --steps 0x10 --out OUT" + data, "--steps: must be a decimal integer, got '0x10'"},
+      {"evolve --config " + (c / "population_max.toml").string() + " --out OUT", "population = 2147483647 exceeds the limit of 100000"},
+      {"evolve --config " + (c / "steps_max.toml").string() + " --out OUT", "steps = 9223372036854775807 exceeds the limit of 1000000000"},
+      {"evolve --config " + (c / "task_steps.toml").string() + " --out OUT", "[[task]] 'mine': steps = 9223372036854775807 exceeds the limit"},
+      {"evolve --config " + (c / "task_batch.toml").string() + " --out OUT", "[[task]] 'mine': batch_size = 100000000 exceeds the limit"},
+      {"train --config " + (c / "task_labels.toml").string() + " --task mine --steps 1 --out OUT",
+       "'train_y' label = 1000000000000 exceeds the limit of 1048576 (classes or token values)"},
+      {"genome show /dev/zero", "/dev/zero: not a regular file"},
+      {"evolve --config /dev/zero --out OUT", "/dev/zero: not a regular file"},
+      {"genome show " + (g / "big.json").string(), "exceeds the limit of 1048576 (bytes of a genome file)"},
+      // Values accepted silently.
+      {"genome show " + (g / "lr_twice.json").string(), "gives both 'log10_lr' and 'lr'"},
+      {"genome show " + (g / "eps_twice.json").string(), "gives both 'eps' and 'epsilon'"},
+      {"evolve --config " + (c / "task_std_inf.toml").string() + " --out OUT", "std values must be finite and > 0, got inf"},
+      {"evolve --config " + (c / "task_mean_nan.toml").string() + " --out OUT", "mean values must be finite numbers, got nan"},
+      {"train --task mnist --steps 2 --out OUT --data-dir " + flipped.string(), "t10k-labels-idx1-ubyte: SHA-256 mismatch"},
+      // Errors that named nothing.
+      {"frobnicate", "unknown command 'frobnicate'; run evoopt --help"},
+      {"data frob", "unknown command 'frob'; run evoopt data --help"},
+      {"bench optimizer --task imagenet --steps 1", "unknown task 'imagenet'"},
+      {"bench optimizer --task jargon --steps 1", "task 'jargon' is a text"},
+      {"bench train --profile " + (tmp / "missing" / "trace").string() + " --tasks mnist --models tiny --steps 1" + data,
+       (tmp / "missing").string() + " does not exist"},
+  };
+  // The rows are independent processes, each mostly libtorch's start-up: run a few at a time.
+  std::vector<std::string> args(cases.size());
+  std::vector<fs::path> outs(cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    outs[i] = tmp / ("out" + std::to_string(i));
+    args[i] = cases[i].args;
+    if (auto pos = args[i].find("OUT"); pos != std::string::npos) args[i].replace(pos, 3, outs[i].string());
+  }
+  const std::size_t parallel = std::max(2u, std::thread::hardware_concurrency());
+  std::vector<test::CliResult> done;
+  for (std::size_t start = 0; start < cases.size(); start += parallel) {
+    std::vector<std::future<test::CliResult>> batch;
+    for (std::size_t i = start; i < std::min(cases.size(), start + parallel); ++i)
+      batch.push_back(std::async(std::launch::async, [a = args[i]] { return test::run_cli(a); }));
+    for (auto& f : batch) done.push_back(f.get());
+  }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& r = done[i];
+    EXPECT_NE(r.exit_code, 0) << args[i];
+    EXPECT_EQ(test::count_lines(r.err), 1) << args[i] << "\n" << r.err;
+    EXPECT_NE(r.err.find(cases[i].expect), std::string::npos) << args[i] << "\nexpected: " << cases[i].expect << "\ngot: " << r.err;
+    EXPECT_EQ(r.err.find("terminate"), std::string::npos) << args[i];
+    EXPECT_FALSE(fs::exists(outs[i])) << args[i] << " wrote " << outs[i];
+  }
+  EXPECT_FALSE(fs::exists(tmp / "missing")) << "bench train --profile made the missing directory";
+}
+
+// A worker process refuses a request whose fields do not fit (a negative seed was 2^64 − 1,
+// steps -5 trained the budget's steps) and says so in its reply, training nothing.
+TEST(BadInput, AWorkerRefusesRequestsWhoseNumbersDoNotFit) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  test::TempDir tmp;
+  task::TaskOptions o = test::small_mnist_options();
+  train::Budget b;
+  b.steps = 2;
+  const nlohmann::json setup = {{"setup", {{"tasks", {"mnist"}}, {"task_options", task::to_json(o)}, {"budget", train::to_json(b)}}}};
+  eval::RunRequest good;
+  good.genome = genome::preset("adam");
+  good.task = "mnist";
+  struct Row {
+    std::string key;
+    nlohmann::json value;
+    std::string expect;
+  };
+  const std::vector<Row> rows = {
+      {"seed", -1, "run request: seed: expected an integer in [0, "},
+      {"seed", 1.5, "run request: seed: expected an integer in [0, "},
+      {"steps", -5, "run request: steps must be >= 0"},
+      {"steps", 9223372036854775807LL, "run request: steps = 9223372036854775807 exceeds the limit of 1000000000"},
+      {"stop_at", 18446744073709551615ULL, "run request: stop_at: expected an integer in"},
+  };
+  std::string input = setup.dump() + "\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    nlohmann::json req = eval::to_json(good);
+    req[rows[i].key] = rows[i].value;
+    input += nlohmann::json{{"id", i}, {"request", req}}.dump() + "\n";
+  }
+  write(tmp / "requests.jsonl", input);
+  const auto r = test::run_cli("worker < " + (tmp / "requests.jsonl").string());
+  std::vector<nlohmann::json> replies;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) replies.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(replies.size(), rows.size() + 1) << r.out << r.err;
+  EXPECT_TRUE(replies[0].contains("ready")) << replies[0];
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& reply = replies[i + 1];
+    EXPECT_FALSE(reply.contains("result")) << rows[i].key << " = " << rows[i].value << " was trained";
+    EXPECT_NE(reply.value("error", std::string()).find(rows[i].expect), std::string::npos)
+        << rows[i].key << " = " << rows[i].value << "\nexpected: " << rows[i].expect << "\ngot: " << reply;
   }
 }

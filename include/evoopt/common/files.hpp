@@ -7,20 +7,29 @@
 #include <string>
 #include <vector>
 
+#include "evoopt/common/limits.hpp"
+
 namespace evoopt {
 
 using Bytes = std::vector<std::uint8_t>;
 
+// Whole-file reads take only regular files (not /dev/zero, a FIFO or a directory) and at
+// most `limit` bytes (limits.hpp), so no file can make evoopt read until memory runs out;
+// either is an evoopt::Error naming the file.
+
 // Reads a file; gzip-compressed files are decompressed (zlib detects the
 // header, plain files are returned as they are). Throws evoopt::Error naming
-// the file when it is missing, unreadable or a corrupt gzip stream.
-Bytes read_file_maybe_gz(const std::filesystem::path& path);
+// the file when it is missing, unreadable, a corrupt gzip stream, or when it or its
+// decompressed content is larger than `limit`.
+Bytes read_file_maybe_gz(const std::filesystem::path& path, const limits::Limit& limit = limits::kDataFileBytes);
 
-// Decompresses a gzip stream held in memory; `what` names it in errors.
-Bytes gunzip(const Bytes& compressed, const std::string& what);
+// Decompresses a gzip stream held in memory; `what` names it in errors (also when the
+// decompressed content would exceed `limit`).
+Bytes gunzip(const Bytes& compressed, const std::string& what, const limits::Limit& limit = limits::kDataFileBytes);
 
-// Reads a text file whole; throws evoopt::Error when it cannot.
-std::string read_text_file(const std::filesystem::path& path);
+// Reads a file whole, as bytes or as text; throws evoopt::Error when it cannot.
+Bytes read_binary_file(const std::filesystem::path& path, const limits::Limit& limit = limits::kDataFileBytes);
+std::string read_text_file(const std::filesystem::path& path, const limits::Limit& limit = limits::kJsonFileBytes);
 
 // Writes `data` to `path` atomically: a temporary file beside it, fsync, rename.
 void write_file_atomic(const std::filesystem::path& path, const void* data, std::size_t size);

@@ -89,7 +89,9 @@ struct VerifyResult {
 
 VerifyResult verify_dataset(const std::string& name, const std::filesystem::path& data_dir);
 
-// Loads a fetched dataset; throws evoopt::Error saying how to fetch it when absent.
+// Loads a fetched dataset; throws evoopt::Error saying how to fetch it when absent, and
+// naming the file when any byte differs from the SHA-256 recorded when it was fetched:
+// every load hashes the very bytes it parses (each file is read once).
 DatasetPair load_dataset(const std::string& name, const std::filesystem::path& data_dir);
 
 }  // namespace evoopt::data

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "evoopt/experiment/config.hpp"
+#include "evoopt/task/models.hpp"
 
 namespace evoopt::experiment {
 
@@ -24,5 +25,15 @@ struct WorkerBenchRow {
 // whole sequence is repeated, interleaved (each evaluator started once), and each row's
 // time is the sum of its rounds.
 std::vector<WorkerBenchRow> bench_workers(const ExperimentConfig& config, const std::vector<int>& worker_counts, int genomes, int rounds = 1);
+
+// The input shape `evoopt bench optimizer --task NAME` builds its model for: a built-in image
+// dataset's (MNIST and Fashion-MNIST 1×28×28, CIFAR-10 3×32×32, with its classes). Throws
+// evoopt::Error naming the task when it is unknown or a text.
+task::InputShape bench_input_shape(const std::string& task);
+
+// Checks, before anything is timed, that `evoopt bench train --profile PREFIX` can write its
+// traces PREFIX.TASK.MODEL.LAYOUT.json: PREFIX's directory exists and is writable. Throws
+// evoopt::Error naming the directory.
+void check_profile_prefix(const std::string& prefix);
 
 }  // namespace evoopt::experiment

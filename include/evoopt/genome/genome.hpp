@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "evoopt/common/limits.hpp"
 #include "evoopt/genome/term.hpp"
 
 namespace evoopt::genome {
@@ -25,7 +26,7 @@ struct TermGene {
 // Allowed ranges; validate() names the field, the value and the range.
 struct Bounds {
   static constexpr int kDefaultMaxTerms = 4;
-  static constexpr int kHardMaxTerms = 16;
+  static constexpr int kHardMaxTerms = static_cast<int>(limits::kGenomeTerms.max);
   static constexpr double kWeightMin = -10.0, kWeightMax = 10.0;
   static constexpr double kLog10LrMin = -7.0, kLog10LrMax = 1.0;
   static constexpr double kBeta1Min = 0.0, kBeta1Max = 0.9999;

@@ -64,7 +64,10 @@ struct Task {
 
 // The one field list of TaskOptions (worker processes load their tasks from it).
 nlohmann::json to_json(const TaskOptions& options);
-TaskOptions task_options_from_json(const nlohmann::json& j);
+TaskOptions task_options_from_json(const nlohmann::json& j);  // checked: validate(), every integer fits its field
+// Throws evoopt::Error naming a field outside its range or limit (common/limits.hpp);
+// load_task calls it before it reads any data.
+void validate(const TaskOptions& options);
 
 // The built-in datasets a task can name (mnist, fashion_mnist, cifar10, jargon).
 std::vector<std::string> task_names();
