@@ -558,4 +558,62 @@ std::string Comparison::to_csv() const {
   return out;
 }
 
+// ------------------------------------------------------------------ plan
+
+std::int64_t runs_per_genome(const ExperimentConfig& c) { return static_cast<std::int64_t>(c.tasks.size()) * c.ga.search_seeds; }
+
+namespace {
+// The work of tuning `n` candidates at `steps` with `halving` (validation runs).
+Work tuning(const ExperimentConfig& c, const EvalSizes& sizes, std::size_t n, std::int64_t steps, const HalvingOptions& halving) {
+  Work w;
+  for (const Rung& r : halving_rungs(n, steps, halving))
+    w += Work{1, r.steps, evaluated_images(sizes, data::Split::Val, r.eval_limit)} * (static_cast<std::int64_t>(r.keep) * runs_per_genome(c));
+  return w;
+}
+
+// `methods_seeds` test runs per task.
+Work test_runs(const ExperimentConfig& c, const EvalSizes& sizes, std::int64_t methods_seeds, std::int64_t steps) {
+  return Work{1, steps, sizes.test} * (methods_seeds * static_cast<std::int64_t>(c.tasks.size()));
+}
+}  // namespace
+
+Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
+                     bool after_final_test) {
+  const CompareOptions& o = c.compare;
+  Work w;
+  if (!o.enabled) return w;
+  // `evoopt compare` scores the genome on validation first; a study knows it from the search.
+  if (!after_final_test) w += Work{1, c.steps, sizes.val} * runs_per_genome(c);
+  const HalvingOptions halving{o.halving, o.rung_val_size};
+  const std::size_t regimes = evolved != nullptr ? strong_regimes(*evolved).size() : 2;
+  for (std::size_t b = 0; b < o.baselines.size(); ++b) {
+    if (o.protocol == "seed")
+      w += tuning(c, sizes, CompareOptions::seed_lr_grid().size() * CompareOptions::seed_wd_grid().size(), c.steps, HalvingOptions{false, 0});
+    else
+      w += tuning(c, sizes, regimes * o.wd_grid.size() * o.lr_grid.size(), c.steps, halving);
+  }
+  const std::int64_t rs = o.equal_budget ? 1 : 0;
+  if (o.equal_budget) {
+    const std::int64_t budget = o.equal_budget_runs > 0 ? o.equal_budget_runs : evolution_runs;
+    w += tuning(c, sizes, static_cast<std::size_t>(std::max<std::int64_t>(1, budget / runs_per_genome(c))), c.steps, HalvingOptions{false, 0});
+  }
+  // The evolved genome's test runs on the final test's seeds are in the store already.
+  const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
+  w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
+  const std::int64_t longer = static_cast<std::int64_t>(std::llround(static_cast<double>(c.steps) * o.horizon_multiple));
+  if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
+  // Transfer: the same methods on the held-out tasks' test splits (counted in the search
+  // tasks' units: their evaluation sizes and step costs).
+  const auto transfer = static_cast<std::int64_t>(c.transfer_tasks.size());
+  if (transfer > 0) {
+    w += Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds * transfer);
+    if (o.horizon_multiple > 0) w += Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds * transfer);
+  }
+  if (o.attribution) {
+    w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;
+    w += test_runs(c, sizes, 2 * static_cast<std::int64_t>(o.test_seeds), c.steps);
+  }
+  return w;
+}
+
 }  // namespace evoopt::experiment

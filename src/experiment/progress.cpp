@@ -13,36 +13,13 @@
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/compare.hpp"
+#include "evoopt/experiment/stages.hpp"
 #include "evoopt/experiment/study.hpp"
 #include "evoopt/task/task.hpp"
 
 namespace evoopt::experiment {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-namespace {
-
-std::int64_t per_config(const ExperimentConfig& c) { return static_cast<std::int64_t>(c.tasks.size()) * c.ga.search_seeds; }
-
-// The work of tuning `n` candidates at `steps` with `halving` (validation runs).
-Work tuning(const ExperimentConfig& c, const EvalSizes& sizes, std::size_t n, std::int64_t steps, const HalvingOptions& halving) {
-  Work w;
-  for (const Rung& r : halving_rungs(n, steps, halving))
-    w += Work{1, r.steps, evaluated_images(sizes, data::Split::Val, r.eval_limit)} * (static_cast<std::int64_t>(r.keep) * per_config(c));
-  return w;
-}
-
-// `methods_seeds` test runs per task.
-Work test_runs(const ExperimentConfig& c, const EvalSizes& sizes, std::int64_t methods_seeds, std::int64_t steps) {
-  return Work{1, steps, sizes.test} * (methods_seeds * static_cast<std::int64_t>(c.tasks.size()));
-}
-
-Work break_even_plan(const ExperimentConfig& c, const EvalSizes& sizes) {
-  // 1.5×, 2× and 3× the steps at most, on validation.
-  return Work{3, std::llround(6.5 * static_cast<double>(c.steps)), 3 * sizes.val} * per_config(c);
-}
-
-}  // namespace
 
 std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::int64_t eval_limit) {
   if (split == data::Split::Test) return sizes.test;
@@ -68,77 +45,6 @@ EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
     }
   if (n > 0) return {s.val / n, s.test / n};
   return {cfg.find("val_size") ? cfg.get_in<std::int64_t>("val_size", 0, kMax) : 5000, 10000};
-}
-
-Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
-                     bool after_final_test) {
-  const CompareOptions& o = c.compare;
-  Work w;
-  if (!o.enabled) return w;
-  // `evoopt compare` scores the genome on validation first; a study knows it from the search.
-  if (!after_final_test) w += Work{1, c.steps, sizes.val} * per_config(c);
-  const HalvingOptions halving{o.halving, o.rung_val_size};
-  const std::size_t regimes = evolved != nullptr ? strong_regimes(*evolved).size() : 2;
-  for (std::size_t b = 0; b < o.baselines.size(); ++b) {
-    if (o.protocol == "seed")
-      w += tuning(c, sizes, CompareOptions::seed_lr_grid().size() * CompareOptions::seed_wd_grid().size(), c.steps, HalvingOptions{false, 0});
-    else
-      w += tuning(c, sizes, regimes * o.wd_grid.size() * o.lr_grid.size(), c.steps, halving);
-  }
-  const std::int64_t rs = o.equal_budget ? 1 : 0;
-  if (o.equal_budget) {
-    const std::int64_t budget = o.equal_budget_runs > 0 ? o.equal_budget_runs : evolution_runs;
-    w += tuning(c, sizes, static_cast<std::size_t>(std::max<std::int64_t>(1, budget / per_config(c))), c.steps, HalvingOptions{false, 0});
-  }
-  // The evolved genome's test runs on the final test's seeds are in the store already.
-  const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
-  w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
-  const std::int64_t longer = static_cast<std::int64_t>(std::llround(static_cast<double>(c.steps) * o.horizon_multiple));
-  if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
-  // Transfer: the same methods on the held-out tasks' test splits (counted in the search
-  // tasks' units: their evaluation sizes and step costs).
-  const auto transfer = static_cast<std::int64_t>(c.transfer_tasks.size());
-  if (transfer > 0) {
-    w += Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds * transfer);
-    if (o.horizon_multiple > 0) w += Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds * transfer);
-  }
-  if (o.attribution) {
-    w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;
-    w += test_runs(c, sizes, 2 * static_cast<std::int64_t>(o.test_seeds), c.steps);
-  }
-  return w;
-}
-
-Work plan_after_search(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* winner, std::int64_t search_runs) {
-  Work w = test_runs(c, sizes, c.final_test_seeds, c.steps);
-  if (c.break_even) w += break_even_plan(c, sizes);
-  w += plan_comparison(c, sizes, winner, search_runs, /*after_final_test=*/true);
-  return w;
-}
-
-Work plan_search_left(const ExperimentConfig& c, const EvalSizes& sizes, const std::vector<ga::GenerationRecord>& done, bool one_running) {
-  const int left = std::max(0, c.ga.generations - static_cast<int>(done.size()) - (one_running ? 1 : 0));
-  Work w;
-  if (left == 0) return w;
-  int later = left;
-  if (done.empty() && !one_running) {
-    w += Work{1, c.steps, sizes.val} * (static_cast<std::int64_t>(c.ga.population) * per_config(c));
-    --later;
-  }
-  // Measured: the finished generations after the first (new runs, steps racing saved).
-  double runs = 0, saved = 0;
-  int n = 0;
-  for (std::size_t i = 1; i < done.size(); ++i, ++n) {
-    runs += done[i].evaluations;
-    saved += static_cast<double>(done[i].steps_saved);
-  }
-  if (n > 0) {
-    const auto r = static_cast<std::int64_t>(std::llround(runs / n * later));
-    w += Work{r, r * c.steps - static_cast<std::int64_t>(std::llround(saved / n * later)), r * sizes.val};
-  } else {
-    w += Work{1, c.steps, sizes.val} * (static_cast<std::int64_t>(std::max(1, c.ga.population - c.ga.elites)) * per_config(c) * later);
-  }
-  return w;
 }
 
 std::string format_duration(double seconds) {
@@ -259,8 +165,9 @@ void ProgressTracker::emit() {
   if (now_.runs_per_second > 0) now_.batch_eta_seconds = std::max(0, now_.total - now_.done) / now_.runs_per_second;
   // Work left: the rest of this batch, later generations, every phase after the search.
   const genome::Genome* winner = winner_ ? &*winner_ : nullptr;
-  const Work after = with_search_ ? plan_after_search(config_, sizes_, winner, search_runs_)
-                                  : plan_comparison(config_, sizes_, winner, search_runs_, /*after_final_test=*/false);
+  const PlanInputs plan_in{sizes_, winner, search_runs_};
+  const Work after =
+      with_search_ ? plan_after_search(config_, plan_in) : plan_comparison(config_, sizes_, winner, search_runs_, /*after_final_test=*/false);
   const Work batch_left = batch_per_run_ * std::max(0, now_.total - now_.done);
   Work left = batch_left;
   if (now_.phase == "search") {
@@ -271,7 +178,9 @@ void ProgressTracker::emit() {
     done += batch_per_run_ * now_.done;
     if (break_even_over_ && config_.break_even) {
       // Break-even stopped at the first multiple that matched: the others are not coming.
-      const Work planned = break_even_plan(config_, sizes_);
+      Work planned;
+      for (const auto& stage : stages_after_search(config_))
+        if (std::string(stage->name()) == "break-even") planned = stage->plan(config_, plan_in);
       done += Work{0, std::max<std::int64_t>(0, planned.steps - break_even_done_.steps),
                    std::max<std::int64_t>(0, planned.images - break_even_done_.images)};
     }
@@ -383,7 +292,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
     std::optional<genome::Genome> winner;
     if (fs::exists(run_dir / "best_genome.json"))
       winner = read_json_view(run_dir / "best_genome.json").at("genome").convert(genome::Genome::from_json);
-    const Work plan = plan_after_search(c, sizes, winner ? &*winner : nullptr, search_runs);
+    const Work plan = plan_after_search(c, {sizes, winner ? &*winner : nullptr, search_runs});
     s.left = {std::max<std::int64_t>(0, plan.runs - after_done.runs), std::max<std::int64_t>(0, plan.steps - after_done.steps),
               std::max<std::int64_t>(0, plan.images - after_done.images)};
   } else {
@@ -396,7 +305,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
     s.left.runs = std::max<std::int64_t>(0, s.left.runs - current);
     s.left.steps = std::max<std::int64_t>(0, s.left.steps - current * c.steps);
     s.left.images = std::max<std::int64_t>(0, s.left.images - current * sizes.val);
-    s.left += plan_after_search(c, sizes, nullptr, search_runs);
+    s.left += plan_after_search(c, {sizes, nullptr, search_runs});
   }
   if (!complete && timed.steps > 0 && timed.images > 0 && s.run_seconds > 0) {
     const double per_step = train_seconds / static_cast<double>(timed.steps);

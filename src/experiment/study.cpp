@@ -385,94 +385,23 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
 
   tracker.set_winner(result.ga.best.genome, result.ga.runs_total);
   RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
+  StageState state{config, run_dir, labels, result.ga, {}, {}, {}};
+  const auto take_results = [&] {
+    result.final_test = std::move(state.final_test);
+    result.break_even = std::move(state.break_even);
+    result.comparison = std::move(state.comparison);
+  };
   try {
-    // Final test of the winner: once, on the test split, with fresh seeds.
-    tracker.start_phase("final test");
-    const genome::Genome& winner = result.ga.best.genome;
-    std::vector<eval::RunRequest> req;
-    for (const auto& t : config.tasks)
-      for (auto s : test_seeds(config.seed, t, config.final_test_seeds, config.ga.search_seeds))
-        req.push_back({winner, t, s, data::Split::Test, config.steps});
-    const auto runs = run_all(ctx, "test", req);
-    std::vector<double> overall(static_cast<std::size_t>(config.final_test_seeds), 0.0);
-    std::size_t k = 0;
-    for (const auto& t : config.tasks) {
-      TaskTest tt;
-      tt.label = labels[t];
-      for (int i = 0; i < config.final_test_seeds; ++i, ++k) {
-        tt.seeds.push_back(runs[k].seed);
-        tt.accuracy.push_back(runs[k].fitness());
-        overall[static_cast<std::size_t>(i)] += runs[k].fitness() / static_cast<double>(config.tasks.size());
-      }
-      tt.summary = summarize(tt.accuracy);
-      result.final_test.per_task[t] = tt;
-    }
-    result.final_test.overall = summarize(overall);
-
-    // Break-even: how many steps the best seed optimizer needs to match the winner.
-    if (config.break_even) {
-      tracker.start_phase("break-even");
-      const ga::Individual* base = nullptr;
-      std::vector<ga::Individual> gen0;
-      const fs::path lineage_path = run_dir / "lineage.json";
-      for (const JsonView& j : read_json_view(lineage_path).at("individuals").elements())
-        if (j.get<int>("generation") == 0 && j.get<std::string>("origin").rfind("seed:", 0) == 0)
-          gen0.push_back(j.convert(ga::Individual::from_json));
-      if (!gen0.empty()) {
-        base = &ga::best_of(gen0);
-        BreakEven be;
-        be.baseline = base->origin.substr(5);
-        be.baseline_val_fitness = base->fitness;
-        be.winner_val_fitness = result.ga.best.fitness;
-        be.improvement = be.winner_val_fitness - be.baseline_val_fitness;
-        const double search_steps = static_cast<double>(result.ga.steps_total);
-        if (be.improvement <= 0) {
-          be.verdict = "the winner is no better than " + be.baseline + " on validation: the search does not pay back";
-        } else {
-          for (double mult : {1.5, 2.0, 3.0}) {
-            std::vector<eval::RunRequest> r;
-            const auto steps = static_cast<std::int64_t>(std::llround(static_cast<double>(config.steps) * mult));
-            for (const auto& t : config.tasks)
-              for (int s = 0; s < config.ga.search_seeds; ++s)
-                r.push_back({base->genome, t, ga::search_seed(config.seed, t, s), data::Split::Val, steps});
-            const double f = train::aggregate_fitness(run_all(ctx, "break-even", r)).overall;
-            be.measured.emplace_back(mult, f);
-            if (f >= be.winner_val_fitness) {
-              be.multiple_needed = mult;
-              break;
-            }
-          }
-          const double per_task_runs = static_cast<double>(config.tasks.size());
-          if (be.multiple_needed) {
-            const double saved = (*be.multiple_needed - 1.0) * static_cast<double>(config.steps);
-            const double runs_needed = std::ceil(search_steps / saved);
-            be.verdict = fmt::format(
-                "{} needs {:.1f}x the steps to match the winner; each future run saves {:.0f} steps, so the search ({:.0f} steps) "
-                "pays back after {:.0f} training runs ({:.0f} per task)",
-                be.baseline, *be.multiple_needed, saved, search_steps, runs_needed, std::ceil(runs_needed / per_task_runs));
-          } else {
-            const double saved = 2.0 * static_cast<double>(config.steps);
-            be.verdict = fmt::format(
-                "{} does not match the winner even with 3x the steps; each future run saves more than {:.0f} steps, so the search "
-                "pays back within {:.0f} training runs",
-                be.baseline, saved, std::ceil(search_steps / saved));
-          }
-        }
-        result.break_even = be;
-      }
-    }
-
-    // Comparison with tuned baselines.
-    if (config.compare.enabled) {
-      tracker.start_phase("comparison");
-      Comparison c = run_comparison(ctx, compare_inputs(config, winner, result.ga.best.fitness, labels, result.ga.runs_total));
-      write_comparison(c, run_dir);
-      result.comparison = std::move(c);
+    for (const auto& stage : stages_after_search(config)) {
+      tracker.start_phase(stage->name());
+      stage->run(ctx, state);
     }
   } catch (const Interrupted&) {
+    take_results();
     finish_cost();
     return result;
   }
+  take_results();
   for (const auto& e : store.entries()) {
     if (e.stage == "search") continue;
     ++result.cost.other_runs;

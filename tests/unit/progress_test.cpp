@@ -7,8 +7,10 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/progress.hpp"
+#include "evoopt/experiment/stages.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/task/task.hpp"
 #include "test_support.hpp"
@@ -68,6 +70,68 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
           // Not knowing the winner counts the larger grid: never less.
           EXPECT_GE(plan_comparison(c, sizes, nullptr, 24, true).steps, planned.steps);
         }
+}
+
+// Every stage after the search plans the runs it trains: the final test, break-even (all its
+// multiples when none matches) and the comparison, run in order on one store as run_study
+// runs them.
+TEST(Progress, EachStagePlansTheWorkItsRunRequests) {
+  test::TempDir dir;
+  ExperimentConfig c;
+  c.tasks = {"a", "b"};
+  c.steps = 41;  // odd: break-even's 1.5x rounds
+  c.ga.search_seeds = 2;
+  c.final_test_seeds = 3;
+  c.break_even = true;
+  c.compare.baselines = {"sgd", "adam"};
+  c.compare.lr_grid = {1e-3, 1e-2};
+  c.compare.wd_grid = {0.0};
+  c.compare.test_seeds = 4;
+  c.compare.horizon_multiple = 2.0;
+  c.compare.rung_val_size = 0;
+  const EvalSizes sizes{500, 2000};
+  // The best seed optimizer of generation 0, far below the winner: break-even tries every multiple.
+  ga::Individual seed;
+  seed.genome = genome::preset("sgd");
+  seed.origin = "seed:sgd";
+  seed.fitness = 0.1;
+  write_file_atomic(dir / "lineage.json", nlohmann::json{{"individuals", {seed.to_json()}}}.dump());
+  eval::SyntheticEvaluator ev(landscape);
+  eval::RunStore store;
+  StageState st{c, dir.path(), {{"a", "A"}, {"b", "B"}}, {}, {}, {}, {}};
+  st.search.best.genome = genome::preset("adam");
+  st.search.best.fitness = 0.99;
+  st.search.runs_total = 24;
+  const PlanInputs in{sizes, &st.search.best.genome, 24};
+  Work total;
+  const auto stages = stages_after_search(c);
+  ASSERT_EQ(stages.size(), 3u);
+  for (const auto& stage : stages) {
+    Work requested;
+    RunContext ctx{ev, store};
+    ctx.progress = [&](const std::string&, int, int total_runs, const eval::RunRequest& r, const train::RunResult* trained) {
+      if (trained == nullptr) requested += Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)} * total_runs;
+    };
+    stage->run(ctx, st);
+    // The comparison's test of the evolved genome on the final test's seeds is the final
+    // test's: not planned twice.
+    if (std::string(stage->name()) == "comparison") {
+      const Work overlap = Work{1, c.steps, sizes.test} * (c.final_test_seeds * static_cast<std::int64_t>(c.tasks.size()));
+      requested = {requested.runs - overlap.runs, requested.steps - overlap.steps, requested.images - overlap.images};
+    }
+    const Work planned = stage->plan(c, in);
+    EXPECT_EQ(planned.runs, requested.runs) << stage->name();
+    EXPECT_EQ(planned.steps, requested.steps) << stage->name();
+    EXPECT_EQ(planned.images, requested.images) << stage->name();
+    total += planned;
+  }
+  ASSERT_TRUE(st.break_even.has_value());
+  EXPECT_EQ(st.break_even->measured.size(), std::size(kBreakEvenMultiples));
+  EXPECT_FALSE(st.break_even->multiple_needed.has_value());
+  const Work after = plan_after_search(c, in);
+  EXPECT_EQ(after.runs, total.runs);
+  EXPECT_EQ(after.steps, total.steps);
+  EXPECT_EQ(after.images, total.images);
 }
 
 TEST(Progress, SearchPlanUsesTheFinishedGenerations) {

@@ -20,6 +20,7 @@
 #include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/config.hpp"
 #include "evoopt/experiment/stats.hpp"
+#include "evoopt/experiment/work.hpp"
 
 namespace evoopt::experiment {
 
@@ -209,6 +210,21 @@ CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genom
                              const std::map<std::string, std::string>& labels, std::int64_t evolution_runs);
 
 Comparison run_comparison(RunContext& ctx, const CompareInputs& in);
+
+// Validation runs of one genome in the search's setting: its tasks × search seeds.
+std::int64_t runs_per_genome(const ExperimentConfig& c);
+
+// The work run_comparison does (`evoopt compare`, or the study's comparison stage): baseline
+// tuning with its halving rungs, the equal-budget random search, the test runs at each
+// horizon, transfer, the gain attribution. `evolved`: its schedule decides the baselines'
+// regimes (nullptr: not known yet, the larger grid is counted). `evolution_runs`: the
+// equal-budget search's default size. Test runs of the evolved genome on seeds the final
+// test already ran are not counted. `after_final_test`: in a study (the final test ran the
+// evolved genome on the first test seeds, and the search scored it on validation); false:
+// `evoopt compare`. Transfer runs are counted in the search tasks' units (their evaluation
+// sizes and step costs).
+Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
+                     bool after_final_test);
 
 // Writes DIR/comparison.json and DIR/comparison.csv atomically.
 void write_comparison(const Comparison& c, const std::filesystem::path& dir);

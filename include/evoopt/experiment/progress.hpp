@@ -1,8 +1,8 @@
 #pragma once
-// Where a study stands and how long it has left. The training work each stage plans (from
-// the config, with the comparison's own halving rungs), a tracker that turns the runs a
-// study trains into rates and ETAs (StudyEvents::progress / stage_finished), and the same
-// estimate read from a run directory's files (`evoopt status`).
+// Where a study stands and how long it has left: a tracker that turns the runs a study
+// trains into rates and ETAs (StudyEvents::progress / phase_finished), and the same estimate
+// read from a run directory's files (`evoopt status`). The work still to come is what the
+// study's stages plan (experiment/stages.hpp): no cost is written here.
 //
 // Work is counted in training steps and evaluated images: the ETA is the steps left times the
 // training seconds per step plus the images left times the evaluation seconds per image, both
@@ -20,59 +20,18 @@
 
 #include "evoopt/common/json_io.hpp"
 #include "evoopt/experiment/config.hpp"
+#include "evoopt/experiment/work.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/train/trainer.hpp"
 
 namespace evoopt::experiment {
 
-struct Work {
-  std::int64_t runs = 0;
-  std::int64_t steps = 0;   // training steps
-  std::int64_t images = 0;  // evaluated images (validation or test)
-  Work& operator+=(const Work& o) {
-    runs += o.runs;
-    steps += o.steps;
-    images += o.images;
-    return *this;
-  }
-  Work operator*(std::int64_t k) const { return {runs * k, steps * k, images * k}; }
-};
-
-// Images one run evaluates, averaged over the tasks: the validation split and the test split.
-struct EvalSizes {
-  std::int64_t val = 0, test = 0;
-};
 // From a run's config.json (its recorded task sizes).
 EvalSizes eval_sizes_of_run(const std::filesystem::path& run_dir);
-// Images a run evaluates: the test split, or the validation split (its first `eval_limit`
-// images when > 0, a cheap rung).
-std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::int64_t eval_limit);
-
 // A run directory's journal.jsonl, read-only: its complete lines (a run in progress may be
 // appending the last one), parsed; each entry's errors name "JOURNAL line N" and the key.
 std::vector<JsonView> journal_entries(const std::filesystem::path& journal);
-
-// The comparison's work (`evoopt compare`, or the study's last stage): baseline tuning with
-// its halving rungs, the equal-budget random search, the test runs at each horizon, the gain
-// attribution. `evolved`: its schedule decides the baselines' regimes (nullptr: not known
-// yet, the larger grid is counted). `evolution_runs`: the equal-budget search's default size.
-// Test runs of the evolved genome on seeds the final test already ran are not counted.
-// `after_final_test`: in a study (the final test ran the evolved genome on the first test
-// seeds, and the search scored it on validation); false: `evoopt compare`.
-Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
-                     bool after_final_test);
-
-// The study's work after the search: the winner's final test, break-even (at most three
-// multiples), the comparison.
-Work plan_after_search(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* winner, std::int64_t search_runs);
-
-// The search's work in the generations after `done` (records of the finished ones, in
-// order): each later generation as the mean of the finished ones after the first (new runs,
-// steps racing saved), or, with none finished yet, the whole population in generation 0 and
-// population − elites new genomes after it. `one_running`: the generation after `done` is
-// running and not counted.
-Work plan_search_left(const ExperimentConfig& c, const EvalSizes& sizes, const std::vector<ga::GenerationRecord>& done, bool one_running = false);
 
 // What the CLI shows while a study runs.
 struct ProgressReport {

@@ -15,6 +15,7 @@
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/config.hpp"
 #include "evoopt/experiment/progress.hpp"
+#include "evoopt/experiment/stages.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
 namespace evoopt::experiment {
@@ -24,28 +25,6 @@ struct StudyEvents {
   std::function<void(const ProgressReport&)> progress;     // after each batch starts and each run
   std::function<void(const PhaseReport&)> phase_finished;  // search, final test, break-even, comparison
   std::function<void(const std::string& message)> message;
-};
-
-struct TaskTest {
-  std::string label;
-  std::vector<std::uint64_t> seeds;
-  std::vector<double> accuracy;  // fitness per seed (diverged = −1)
-  Summary summary;
-};
-
-struct FinalTest {
-  std::map<std::string, TaskTest> per_task;
-  Summary overall;  // per-seed mean over tasks
-};
-
-struct BreakEven {
-  std::string baseline;  // the best seed optimizer of generation 0
-  double baseline_val_fitness = 0;
-  double winner_val_fitness = 0;
-  double improvement = 0;                           // winner − baseline (validation fitness)
-  std::optional<double> multiple_needed;            // steps multiple at which the baseline matches the winner
-  std::vector<std::pair<double, double>> measured;  // (multiple, baseline validation fitness)
-  std::string verdict;                              // one line, with the number of runs
 };
 
 struct Cost {
