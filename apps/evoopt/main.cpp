@@ -615,7 +615,7 @@ int cmd_evolve(const EvolveArgs& a, CLI::App* cmd) {
             << std::endl;
   Progress progress;
   std::signal(SIGINT, on_sigint);
-  auto r = experiment::run_study(c, out, /*resume=*/false, study_events(progress), &g_interrupted);
+  auto r = experiment::run_study(c, out, /*resume=*/false, report::with_live_report(study_events(progress)), &g_interrupted);
   return report_study(r);
 }
 
@@ -626,7 +626,7 @@ int cmd_resume(const std::string& dir, int workers) {
   // The stored config is read by run_study itself; of this one only `workers` counts (-1: as recorded).
   experiment::ExperimentConfig c;
   c.workers = workers;
-  auto r = experiment::run_study(c, dir, /*resume=*/true, study_events(progress), &g_interrupted);
+  auto r = experiment::run_study(c, dir, /*resume=*/true, report::with_live_report(study_events(progress)), &g_interrupted);
   return report_study(r);
 }
 

@@ -11,7 +11,6 @@
 #include "evoopt/common/json_io.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/factory.hpp"
-#include "evoopt/report/report.hpp"
 
 namespace evoopt::experiment {
 namespace fs = std::filesystem;
@@ -243,6 +242,93 @@ json StudyResult::summary_json() const {
   return j;
 }
 
+namespace {
+
+// The stored config of the run in `run_dir` (resume), checked against the fingerprint it was
+// started with; `recorded` is config.json as written then. Of `given` only `workers` is
+// taken, when >= 0.
+ExperimentConfig resumed_config(const ExperimentConfig& given, const fs::path& run_dir, json& recorded) {
+  const JsonView view = read_json_view(run_config_path(run_dir));  // read once: the config and its fingerprint
+  ExperimentConfig config = view.convert(ExperimentConfig::from_json);
+  recorded = view.raw();
+  if (given.workers >= 0) config.workers = given.workers;
+  const std::string now = config.fingerprint();
+  if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
+    throw Error((run_dir / "config.json").string() + ": no fingerprint recorded (written by an older evoopt): start a new run with --out");
+  if (recorded.at("fingerprint").get<std::string>() != now)
+    throw Error((run_dir / "config.json").string() + ": changed since the run started (fingerprint " + recorded.at("fingerprint").get<std::string>() +
+                " recorded, " + now + " now): restore the original, or start a new run with --out");
+  return config;
+}
+
+// A resumed run's data and training semantics must be those it started with.
+void check_task_fingerprints(const json& recorded, const LoadedTasks& loaded, const eval::Evaluator& evaluator, const fs::path& run_dir) {
+  const json& fp = recorded.value("task_fingerprints", json::object());
+  for (const auto& [t, unused] : loaded.tasks)
+    if (!fp.contains(t) || fp.at(t) != evaluator.fingerprint(t))
+      throw Error(
+          fmt::format("{}: task {} no longer matches the run (fingerprint {} recorded, {} now: its data, model settings or evoopt's "
+                      "training semantics changed); start a new run with --out",
+                      (run_dir / "config.json").string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
+}
+
+// config.json of a new run: the config, its fingerprint, the data's provenance, the derived
+// training seeds and each task's run-store fingerprint with what it is computed from.
+json new_run_config_json(const ExperimentConfig& config, const LoadedTasks& loaded, const eval::Evaluator& evaluator) {
+  json cfg = config.to_json();
+  cfg["fingerprint"] = config.fingerprint();
+  cfg["provenance"] = provenance(config, loaded.data_dir);
+  // The derived training seeds, spelled out: search (validation) and test are disjoint.
+  json search = json::object(), test = json::object();
+  const int n_test = std::max(config.final_test_seeds, config.compare.enabled ? config.compare.test_seeds : 0);
+  for (const auto& t : config.tasks) {
+    for (int s = 0; s < config.ga.search_seeds; ++s) search[t].push_back(ga::search_seed(config.seed, t, s));
+    test[t] = test_seeds(config.seed, t, n_test, config.ga.search_seeds);
+  }
+  for (const auto& t : config.compare.enabled ? config.transfer_tasks : std::vector<std::string>{})
+    test[t] = test_seeds(config.seed, t, config.compare.test_seeds, config.ga.search_seeds);
+  cfg["derived_seeds"] = {{"search", search}, {"test", test}};
+  json fps = json::object(), described = json::object();
+  for (const auto& [t, unused] : loaded.tasks) {  // search and (when comparing) held-out tasks
+    fps[t] = evaluator.fingerprint(t);
+    described[t] = eval::fingerprint_description(loaded.tasks.at(t), study_budget(config));
+  }
+  cfg["task_fingerprints"] = fps;
+  cfg["task_fingerprint_inputs"] = described;
+  cfg["evoopt_version"] = EVOOPT_VERSION;
+  return cfg;
+}
+
+// The GA's events of a study: the caller's, with the tracker counting the search's runs and
+// outputs_written after every generation.
+ga::GaEvents search_events(const StudyEvents& events, ProgressTracker& tracker, const fs::path& run_dir) {
+  ga::GaEvents ga_events = events.ga;
+  ga_events.generation_started = [&events, &tracker](int g, int n) {
+    tracker.generation_started(g, n);
+    if (events.ga.generation_started) events.ga.generation_started(g, n);
+  };
+  ga_events.run_finished = [&events, &tracker](int done, int total, const train::RunResult& r) {
+    tracker.search_run(done, total, r);
+    if (events.ga.run_finished) events.ga.run_finished(done, total, r);
+  };
+  ga_events.generation_finished = [&events, &tracker, run_dir](const ga::GenerationRecord& rec, const ga::Individual& best) {
+    tracker.generation_finished(rec);
+    if (events.ga.generation_finished) events.ga.generation_finished(rec, best);
+    if (events.outputs_written) events.outputs_written(run_dir);
+  };
+  return ga_events;
+}
+
+// final_test.json and summary.json of a finished study.
+void write_final_outputs(const StudyResult& result, const fs::path& run_dir) {
+  json ft = result.summary_json();
+  write_file_atomic(run_dir / "final_test.json",
+                    json{{"format", "evoopt.final_test"}, {"version", 1}, {"winner", ft["winner"]}, {"final_test", ft["final_test"]}}.dump(2) + "\n");
+  write_file_atomic(run_dir / "summary.json", result.summary_json().dump(2) + "\n");
+}
+
+}  // namespace
+
 StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bool resume, const StudyEvents& events,
                       const std::atomic<bool>* cancel) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -257,25 +343,14 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   // The directory is held before anything is loaded or started: a second process on it is
   // refused at once. A new run's directory is removed again if the run fails before its
   // config.json is written.
-  const fs::path config_path = resume ? run_config_path(run_dir) : run_dir / "config.json";
+  if (resume) run_config_path(run_dir);  // a directory without a run is refused before it is locked
   const NewDirGuard new_dir(run_dir);
   const DirLock lock(run_dir);
   remove_stale_temp_files(run_dir);
-  if (resume) {
-    const fs::path& p = config_path;
-    const JsonView view = read_json_view(p);  // read once: the config and the fingerprint it was started with
-    config = view.convert(ExperimentConfig::from_json);
-    recorded = view.raw();
-    if (given.workers >= 0) config.workers = given.workers;
-    const std::string now = config.fingerprint();
-    if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
-      throw Error((run_dir / "config.json").string() + ": no fingerprint recorded (written by an older evoopt): start a new run with --out");
-    if (recorded.at("fingerprint").get<std::string>() != now)
-      throw Error((run_dir / "config.json").string() + ": changed since the run started (fingerprint " +
-                  recorded.at("fingerprint").get<std::string>() + " recorded, " + now + " now): restore the original, or start a new run with --out");
-  } else {
+  if (resume)
+    config = resumed_config(given, run_dir, recorded);
+  else
     config.device = config.resolved_device();  // recorded resolved: a resume trains where the run started
-  }
   config.validate();
   auto say = [&](const std::string& m) {
     if (events.message) events.message(m);
@@ -283,49 +358,16 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
 
   // Tasks first: a missing dataset fails before anything is written.
   const LoadedTasks loaded = load_tasks(config);
-  const auto& tasks = loaded.tasks;
   auto labels = loaded.labels;
-  const fs::path& data_dir = loaded.data_dir;
   // Recorded absolutely, so a resume from another directory or with another
   // EVOOPT_DATA_DIR reads the same data.
-  if (!resume) config.data_dir = fs::absolute(data_dir).lexically_normal().string();
+  if (!resume) config.data_dir = fs::absolute(loaded.data_dir).lexically_normal().string();
 
   const auto evaluator_ptr = make_study_evaluator(config, loaded);
   eval::Evaluator& evaluator = *evaluator_ptr;
-  if (resume) {
-    // The data and the training semantics must be those the run started with.
-    const json& fp = recorded.value("task_fingerprints", json::object());
-    for (const auto& [t, unused] : tasks)
-      if (!fp.contains(t) || fp.at(t) != evaluator.fingerprint(t))
-        throw Error(
-            fmt::format("{}: task {} no longer matches the run (fingerprint {} recorded, {} now: its data, model settings or evoopt's "
-                        "training semantics changed); start a new run with --out",
-                        (run_dir / "config.json").string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
-  }
-
+  if (resume) check_task_fingerprints(recorded, loaded, evaluator, run_dir);
   if (!resume) {
-    json cfg = config.to_json();
-    cfg["fingerprint"] = config.fingerprint();
-    cfg["provenance"] = provenance(config, data_dir);
-    // The derived training seeds, spelled out: search (validation) and test are disjoint.
-    json search = json::object(), test = json::object();
-    const int n_test = std::max(config.final_test_seeds, config.compare.enabled ? config.compare.test_seeds : 0);
-    for (const auto& t : config.tasks) {
-      for (int s = 0; s < config.ga.search_seeds; ++s) search[t].push_back(ga::search_seed(config.seed, t, s));
-      test[t] = test_seeds(config.seed, t, n_test, config.ga.search_seeds);
-    }
-    for (const auto& t : config.compare.enabled ? config.transfer_tasks : std::vector<std::string>{})
-      test[t] = test_seeds(config.seed, t, config.compare.test_seeds, config.ga.search_seeds);
-    cfg["derived_seeds"] = {{"search", search}, {"test", test}};
-    json fps = json::object(), described = json::object();
-    for (const auto& [t, unused] : tasks) {  // search and (when comparing) held-out tasks
-      fps[t] = evaluator.fingerprint(t);
-      described[t] = eval::fingerprint_description(tasks.at(t), study_budget(config));
-    }
-    cfg["task_fingerprints"] = fps;
-    cfg["task_fingerprint_inputs"] = described;
-    cfg["evoopt_version"] = EVOOPT_VERSION;
-    write_file_atomic(run_dir / "config.json", cfg.dump(2) + "\n");
+    write_file_atomic(run_dir / "config.json", new_run_config_json(config, loaded, evaluator).dump(2) + "\n");
     new_dir.keep();
   }
   eval::RunStore store(run_dir / "journal.jsonl");
@@ -347,29 +389,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir, &store);
   const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/true, events.progress, events.phase_finished);
-  ga::GaEvents ga_events = events.ga;
-  ga_events.generation_started = [&](int g, int n) {
-    tracker.generation_started(g, n);
-    if (events.ga.generation_started) events.ga.generation_started(g, n);
-  };
-  ga_events.run_finished = [&](int done, int total, const train::RunResult& r) {
-    tracker.search_run(done, total, r);
-    if (events.ga.run_finished) events.ga.run_finished(done, total, r);
-  };
-  // report.html after every generation (a browser refresh follows the run) and at the end.
-  // A report that cannot be written is said, and the study goes on.
-  const auto rewrite_report = [&] {
-    try {
-      report::write_report(run_dir);
-    } catch (const std::exception& e) {
-      say(std::string("report.html not written: ") + e.what());
-    }
-  };
-  ga_events.generation_finished = [&](const ga::GenerationRecord& rec, const ga::Individual& best) {
-    tracker.generation_finished(rec);
-    if (events.ga.generation_finished) events.ga.generation_finished(rec, best);
-    rewrite_report();
-  };
+  const ga::GaEvents ga_events = search_events(events, tracker, run_dir);
   result.ga = algorithm.run(ga_events, cancel);
   auto finish_cost = [&] {
     result.cost.search_runs = result.ga.runs_total;
@@ -410,11 +430,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   tracker.finish();
   finish_cost();
   result.completed = true;
-  json ft = result.summary_json();
-  write_file_atomic(run_dir / "final_test.json",
-                    json{{"format", "evoopt.final_test"}, {"version", 1}, {"winner", ft["winner"]}, {"final_test", ft["final_test"]}}.dump(2) + "\n");
-  write_file_atomic(run_dir / "summary.json", result.summary_json().dump(2) + "\n");
-  rewrite_report();
+  write_final_outputs(result, run_dir);
+  if (events.outputs_written) events.outputs_written(run_dir);
   return result;
 }
 

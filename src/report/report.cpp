@@ -1145,4 +1145,18 @@ fs::path write_report(const fs::path& run_dir) {
   return run_dir / "report.html";
 }
 
+experiment::StudyEvents with_live_report(experiment::StudyEvents events) {
+  auto before = events.outputs_written;
+  auto say = events.message;
+  events.outputs_written = [before, say](const std::filesystem::path& run_dir) {
+    if (before) before(run_dir);
+    try {
+      write_report(run_dir);
+    } catch (const std::exception& e) {
+      if (say) say(std::string("report.html not written: ") + e.what());
+    }
+  };
+  return events;
+}
+
 }  // namespace evoopt::report

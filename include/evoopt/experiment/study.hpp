@@ -25,6 +25,9 @@ struct StudyEvents {
   std::function<void(const ProgressReport&)> progress;     // after each batch starts and each run
   std::function<void(const PhaseReport&)> phase_finished;  // search, final test, break-even, comparison
   std::function<void(const std::string& message)> message;
+  // After every generation and at the end, once the run directory's outputs are written
+  // (report::with_live_report rewrites report.html here).
+  std::function<void(const std::filesystem::path& run_dir)> outputs_written;
 };
 
 struct Cost {

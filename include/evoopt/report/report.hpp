@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <string>
 
+#include "evoopt/experiment/study.hpp"
+
 namespace evoopt::report {
 
 // The page. Throws evoopt::Error naming the file when `run_dir` is not a run directory or
@@ -18,6 +20,11 @@ std::string render_report(const std::filesystem::path& run_dir);
 
 // Writes RUN_DIR/report.html atomically; returns its path.
 std::filesystem::path write_report(const std::filesystem::path& run_dir);
+
+// `events` that also rewrite RUN_DIR/report.html whenever the study has written its outputs
+// (after every generation, so a browser refresh follows the run, and at the end). A report
+// that cannot be written is said through events.message, and the study goes on.
+experiment::StudyEvents with_live_report(experiment::StudyEvents events);
 
 // MathML for the LaTeX subset evoopt's formulas use (export::latex_update and
 // latex_definitions): groups, ^ _, \frac \tfrac \sqrt \hat \operatorname \text \left \right,
