@@ -46,7 +46,7 @@ struct RacingOptions {
   bool enabled = false;
   // Fractions of the steps, ascending, each in (0, 1). An eighth, then a half: over six seeds
   // of the default study the winner's test fitness stayed within 0.01 of full evaluation's
-  // (README) with 59% fewer search steps ({0.25, 0.5} before: 46%).
+  // (docs/results.md) with 59% fewer search steps ({0.25, 0.5} before: 46%).
   std::vector<double> rungs = {0.125, 0.5};
   double keep = 1.0 / 3.0;            // fraction of a rung's genomes that go on (at least one)
   std::int64_t rung_val_size = 1000;  // validation images scoring a rung (0 = all)
