@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command set-up on Debian 12: installs every Debian package evoopt needs
-# (skipping what is present), builds in Release, and prepares the datasets.
+# (skipping what is present), builds the CLI in Release, and prepares the datasets.
 # Idempotent: run it as often as you like. Afterwards the CLI is build/evoopt.
 #
 #   scripts/setup.sh                 # packages + build + datasets
@@ -55,7 +55,8 @@ fi
 
 BUILD_DIR=${EVOOPT_BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${EVOOPT_CMAKE_ARGS:-} >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)"
+# The CLI only: the tests are built by scripts/test.sh, which needs them.
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target evoopt
 
 if [ "${EVOOPT_SKIP_DATA:-0}" != "1" ]; then
   # The offline mirror beside a checkout (as on the project's own machines) is

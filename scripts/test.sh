@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EVOOPT_TEST_TOOLS=1 scripts/setup.sh   # also installs what only the tests need (Chromium, python3-pil)
 cd "${EVOOPT_BUILD_DIR:-build}"
+cmake --build . -j"$(nproc)"            # the tests (set-up builds only the CLI)
 ctest --output-on-failure -j"$(nproc)" "$@"
