@@ -17,17 +17,18 @@ std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage,
   const int total = static_cast<int>(requests.size());
   int done = 0;
   if (requests.empty()) return {};
-  eval::RunRequest like = requests.front();
-  if (like.steps < 1) like.steps = ctx.evaluator.default_steps();
+  std::vector<eval::RunRequest> batch = requests;  // as trained: 0 steps are the evaluator's default
+  for (auto& r : batch)
+    if (r.steps < 1) r.steps = ctx.evaluator.default_steps();
   eval::StoreEvents events;
   events.planned = [&](std::size_t found, std::size_t) {
     done = static_cast<int>(found);
-    if (ctx.progress) ctx.progress(stage, done, total, like, nullptr);
+    if (ctx.progress) ctx.progress(stage, done, total, batch, nullptr);
   };
   events.trained = [&](const train::RunResult& r) {
     ++ctx.runs_executed;
     ++done;
-    if (ctx.progress) ctx.progress(stage, std::min(done, total), total, like, &r);
+    if (ctx.progress) ctx.progress(stage, std::min(done, total), total, batch, &r);
   };
   const auto results = eval::run_with_store(ctx.store, ctx.evaluator, stage, requests, events, ctx.cancel);
   std::vector<train::RunResult> out;
@@ -578,7 +579,7 @@ Work test_runs(const ExperimentConfig& c, const EvalSizes& sizes, std::int64_t m
 }  // namespace
 
 Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
-                     bool after_final_test) {
+                     bool after_final_test, const TaskCosts& costs) {
   const CompareOptions& o = c.compare;
   Work w;
   if (!o.enabled) return w;
@@ -602,12 +603,10 @@ Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const ge
   w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
   const std::int64_t longer = static_cast<std::int64_t>(std::llround(static_cast<double>(c.steps) * o.horizon_multiple));
   if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
-  // Transfer: the same methods on the held-out tasks' test splits (counted in the search
-  // tasks' units: their evaluation sizes and step costs).
-  const auto transfer = static_cast<std::int64_t>(c.transfer_tasks.size());
-  if (transfer > 0) {
-    w += Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds * transfer);
-    if (o.horizon_multiple > 0) w += Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds * transfer);
+  // Transfer: the same methods on the held-out tasks' test splits, each at its own cost.
+  for (const auto& t : c.transfer_tasks) {
+    w += costs.scaled(t, Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds));
+    if (o.horizon_multiple > 0) w += costs.scaled(t, Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds));
   }
   if (o.attribution) {
     w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;

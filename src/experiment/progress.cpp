@@ -118,7 +118,8 @@ void ProgressTracker::count_trained(const train::RunResult& r, std::int64_t imag
   last_trained_ = t;
   for (Rates* x : {&all_, &phase_}) {
     x->wall_seconds += wall;
-    x->trained += Work{1, r.steps_done - r.resumed_at, images};  // a continued run trained only its own steps
+    // A continued run trained only its own steps; a task's steps count at their cost.
+    x->trained += Work{1, std::llround(static_cast<double>(r.steps_done - r.resumed_at) * costs_.step_of(r.task)), images};
     x->train_seconds += r.train_seconds;
     x->eval_seconds += std::max(0.0, r.seconds - r.train_seconds);
   }
@@ -127,7 +128,7 @@ void ProgressTracker::count_trained(const train::RunResult& r, std::int64_t imag
 }
 
 void ProgressTracker::search_run(int done, int total, const train::RunResult& trained) {
-  count_trained(trained, sizes_.val);
+  count_trained(trained, std::llround(static_cast<double>(sizes_.val) * costs_.eval_of(trained.task)));
   now_.done = done;
   now_.total = total;
   emit();
@@ -165,9 +166,9 @@ void ProgressTracker::emit() {
   if (now_.runs_per_second > 0) now_.batch_eta_seconds = std::max(0, now_.total - now_.done) / now_.runs_per_second;
   // Work left: the rest of this batch, later generations, every phase after the search.
   const genome::Genome* winner = winner_ ? &*winner_ : nullptr;
-  const PlanInputs plan_in{sizes_, winner, search_runs_};
+  const PlanInputs plan_in{sizes_, winner, search_runs_, costs_};
   const Work after =
-      with_search_ ? plan_after_search(config_, plan_in) : plan_comparison(config_, sizes_, winner, search_runs_, /*after_final_test=*/false);
+      with_search_ ? plan_after_search(config_, plan_in) : plan_comparison(config_, sizes_, winner, search_runs_, /*after_final_test=*/false, costs_);
   const Work batch_left = batch_per_run_ * std::max(0, now_.total - now_.done);
   Work left = batch_left;
   if (now_.phase == "search") {
@@ -256,26 +257,51 @@ RunStatus read_run_status(const fs::path& run_dir) {
 
   const EvalSizes sizes = eval_sizes_of_run(run_dir);
   const fs::path journal = run_dir / "journal.jsonl";
-  Work timed;
-  double train_seconds = 0;
+  struct Entry {
+    std::string stage, task;
+    Work run;
+    double seconds, train_seconds;
+  };
+  std::vector<Entry> entries;
+  std::map<std::string, std::pair<double, double>> task_time;  // task → (training seconds, steps)
   for (const auto& e : journal_entries(journal)) {
     // Read as the run store reads it (a resume would refuse what is refused here).
     const JsonView key = e.at("key");
     static_cast<void>(key.convert(eval::RunKey::from_json));
     const train::RunResult r = e.at("result").convert(train::run_result_from_json);
-    Work& w = s.done_by_stage[e.get_or<std::string>("stage", "search")];
-    const Work run{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)};
-    w += run;
-    timed += run;
-    s.run_seconds += r.seconds;
-    train_seconds += r.train_seconds;
+    entries.push_back({e.get_or<std::string>("stage", "search"), r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)},
+                       r.seconds, r.train_seconds});
+    task_time[r.task].first += r.train_seconds;
+    task_time[r.task].second += static_cast<double>(r.steps_done - r.resumed_at);
+  }
+  // What a step of each task cost, relative to the search tasks' mean, from the journal (the
+  // tracker measures it when the study starts; a task without runs counts 1).
+  TaskCosts costs;
+  {
+    double sum = 0;
+    int n = 0;
+    for (const auto& t : c.tasks)
+      if (task_time.count(t) && task_time.at(t).second > 0) sum += task_time.at(t).first / task_time.at(t).second, ++n;
+    if (n > 0 && sum > 0)
+      for (const auto& [t, ts] : task_time)
+        if (ts.second > 0) costs.step[t] = ts.first / ts.second / (sum / n);
+  }
+  Work timed;
+  double train_seconds = 0;
+  std::map<std::string, Work> scaled_by_stage;  // in the search tasks' units
+  for (const auto& e : entries) {
+    s.done_by_stage[e.stage] += e.run;
+    scaled_by_stage[e.stage] += costs.scaled(e.task, e.run);
+    timed += costs.scaled(e.task, e.run);
+    s.run_seconds += e.seconds;
+    train_seconds += e.train_seconds;
   }
   if (fs::exists(journal))
     s.seconds_since_last_run = std::chrono::duration<double>(fs::file_time_type::clock::now() - fs::last_write_time(journal)).count();
 
   Work after_done;
   std::int64_t search_runs = 0;
-  for (const auto& [stage, w] : s.done_by_stage) {
+  for (const auto& [stage, w] : scaled_by_stage) {
     if (stage == "search")
       search_runs = w.runs;
     else
@@ -292,7 +318,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
     std::optional<genome::Genome> winner;
     if (fs::exists(run_dir / "best_genome.json"))
       winner = read_json_view(run_dir / "best_genome.json").at("genome").convert(genome::Genome::from_json);
-    const Work plan = plan_after_search(c, {sizes, winner ? &*winner : nullptr, search_runs});
+    const Work plan = plan_after_search(c, {sizes, winner ? &*winner : nullptr, search_runs, costs});
     s.left = {std::max<std::int64_t>(0, plan.runs - after_done.runs), std::max<std::int64_t>(0, plan.steps - after_done.steps),
               std::max<std::int64_t>(0, plan.images - after_done.images)};
   } else {
@@ -305,7 +331,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
     s.left.runs = std::max<std::int64_t>(0, s.left.runs - current);
     s.left.steps = std::max<std::int64_t>(0, s.left.steps - current * c.steps);
     s.left.images = std::max<std::int64_t>(0, s.left.images - current * sizes.val);
-    s.left += plan_after_search(c, {sizes, nullptr, search_runs});
+    s.left += plan_after_search(c, {sizes, nullptr, search_runs, costs});
   }
   if (!complete && timed.steps > 0 && timed.images > 0 && s.run_seconds > 0) {
     const double per_step = train_seconds / static_cast<double>(timed.steps);

@@ -125,7 +125,7 @@ class ComparisonStage : public Stage {
  public:
   const char* name() const override { return "comparison"; }
   Work plan(const ExperimentConfig& c, const PlanInputs& in) const override {
-    return plan_comparison(c, in.sizes, in.winner, in.search_runs, /*after_final_test=*/true);
+    return plan_comparison(c, in.sizes, in.winner, in.search_runs, /*after_final_test=*/true, in.costs);
   }
   void run(RunContext& ctx, StageState& st) const override {
     Comparison c = run_comparison(ctx, compare_inputs(st.config, st.search.best.genome, st.search.best.fitness, st.labels, st.search.runs_total));

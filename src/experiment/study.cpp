@@ -70,11 +70,45 @@ train::Budget study_budget(const ExperimentConfig& config) {
   return budget;
 }
 
+TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded) {
+  constexpr std::int64_t kSteps = 4;
+  train::Budget b = study_budget(config);
+  b.steps = kSteps;
+  b.log_every = kSteps;
+  b.eval_split = data::Split::Test;
+  b.eval_limit = b.eval_batch;
+  std::map<std::string, double> step_seconds, split_seconds;
+  for (const auto& [name, task] : loaded.tasks) {
+    const train::RunResult r = train::train_and_evaluate(genome::preset("adam"), task, /*seed=*/0, b);
+    const double scored = static_cast<double>(std::min(b.eval_limit, task.examples(data::Split::Test)));
+    if (r.steps_done < 1 || r.train_seconds <= 0 || scored <= 0) continue;
+    step_seconds[name] = r.train_seconds / static_cast<double>(r.steps_done);
+    split_seconds[name] = std::max(0.0, r.seconds - r.train_seconds) / scored * static_cast<double>(task.examples(data::Split::Test));
+  }
+  const auto relative = [&](const std::map<std::string, double>& m) {
+    double sum = 0;
+    int n = 0;
+    for (const auto& t : config.tasks)
+      if (m.count(t)) sum += m.at(t), ++n;
+    std::map<std::string, double> out;
+    if (n == 0 || sum <= 0) return out;
+    for (const auto& [t, v] : m) out[t] = v / (sum / n);
+    return out;
+  };
+  return {relative(step_seconds), relative(split_seconds)};
+}
+
 namespace {
 decltype(RunContext::progress) tracker_progress(ProgressTracker& tracker, const EvalSizes& sizes) {
-  return [&tracker, sizes](const std::string& stage, int done, int total, const eval::RunRequest& request, const train::RunResult* trained) {
-    tracker.batch(stage, done, total, Work{1, request.steps, evaluated_images(sizes, request.split, request.eval_limit)}, trained);
-  };
+  return
+      [&tracker, sizes](const std::string& stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
+        // A batch can mix tasks (the held-out ones, each at its cost): its runs' mean work.
+        Work sum;
+        for (const auto& r : batch) sum += tracker.task_costs().scaled(r.task, Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)});
+        const auto n = static_cast<double>(std::max<std::size_t>(1, batch.size()));
+        const Work per_run{1, std::llround(static_cast<double>(sum.steps) / n), std::llround(static_cast<double>(sum.images) / n)};
+        tracker.batch(stage, done, total, per_run, trained);
+      };
 }
 
 // The search tasks' mean evaluation sizes (the ETA's unit of evaluation work).
@@ -143,12 +177,15 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   const DirLock lock(out_dir);
   remove_stale_temp_files(out_dir);
   const LoadedTasks loaded = load_tasks(config);
+  // Measured before the workers start (and load their data), so nothing competes for the cores.
+  const TaskCosts costs = measure_task_costs(config, loaded);
   const auto evaluator_ptr = make_study_evaluator(config, loaded);
   eval::Evaluator& evaluator = *evaluator_ptr;
   new_dir.keep();
   eval::RunStore store(out_dir / "journal.jsonl");
   const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/false, events.progress, events.phase_finished);
+  tracker.set_task_costs(costs);
   tracker.set_winner(genome, config.compare.equal_budget_runs);
   tracker.start_phase("comparison");
   RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
@@ -363,6 +400,8 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   // EVOOPT_DATA_DIR reads the same data.
   if (!resume) config.data_dir = fs::absolute(loaded.data_dir).lexically_normal().string();
 
+  // Measured before the workers start (and load their data), so nothing competes for the cores.
+  const TaskCosts costs = measure_task_costs(config, loaded);
   const auto evaluator_ptr = make_study_evaluator(config, loaded);
   eval::Evaluator& evaluator = *evaluator_ptr;
   if (resume) check_task_fingerprints(recorded, loaded, evaluator, run_dir);
@@ -389,6 +428,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir, &store);
   const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/true, events.progress, events.phase_finished);
+  tracker.set_task_costs(costs);
   const ga::GaEvents ga_events = search_events(events, tracker, run_dir);
   result.ga = algorithm.run(ga_events, cancel);
   auto finish_cost = [&] {

@@ -11,6 +11,7 @@
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/progress.hpp"
 #include "evoopt/experiment/stages.hpp"
+#include "evoopt/experiment/study.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/task/task.hpp"
 #include "test_support.hpp"
@@ -55,20 +56,29 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
           eval::RunStore store;
           Work requested;
           RunContext ctx{ev, store};
-          ctx.progress = [&](const std::string&, int, int total, const eval::RunRequest& r, const train::RunResult* trained) {
+          // Held-out tasks cost another amount per step and per evaluation (an LSTM, an MLP).
+          TaskCosts costs;
+          costs.step = {{"c", 3.0}, {"d", 0.25}};
+          costs.eval = {{"c", 2.0}, {"e", 0.5}};
+          ctx.progress = [&](const std::string&, int, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
             if (trained != nullptr) return;  // count each batch once, as it starts
-            const std::int64_t images = r.split == data::Split::Test ? sizes.test : r.eval_limit > 0 ? std::min(r.eval_limit, sizes.val) : sizes.val;
-            EXPECT_EQ(evaluated_images(sizes, r.split, r.eval_limit), images);
-            requested += Work{1, r.steps, images} * total;
+            EXPECT_EQ(static_cast<std::size_t>(total), batch.size());
+            for (const auto& r : batch) {
+              const std::int64_t images = r.split == data::Split::Test ? sizes.test
+                                          : r.eval_limit > 0           ? std::min(r.eval_limit, sizes.val)
+                                                                       : sizes.val;
+              EXPECT_EQ(evaluated_images(sizes, r.split, r.eval_limit), images);
+              requested += costs.scaled(r.task, Work{1, r.steps, images});
+            }
           };
           run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));
-          const Work planned = plan_comparison(c, sizes, &evolved, 24, /*after_final_test=*/true);
+          const Work planned = plan_comparison(c, sizes, &evolved, 24, /*after_final_test=*/true, costs);
           EXPECT_EQ(planned.runs, requested.runs) << protocol << " equal budget " << equal_budget << " scheduled " << scheduled_winner << " transfer "
                                                   << transfer;
           EXPECT_EQ(planned.steps, requested.steps) << protocol;
           EXPECT_EQ(planned.images, requested.images) << protocol;
           // Not knowing the winner counts the larger grid: never less.
-          EXPECT_GE(plan_comparison(c, sizes, nullptr, 24, true).steps, planned.steps);
+          EXPECT_GE(plan_comparison(c, sizes, nullptr, 24, true, costs).steps, planned.steps);
         }
 }
 
@@ -109,8 +119,9 @@ TEST(Progress, EachStagePlansTheWorkItsRunRequests) {
   for (const auto& stage : stages) {
     Work requested;
     RunContext ctx{ev, store};
-    ctx.progress = [&](const std::string&, int, int total_runs, const eval::RunRequest& r, const train::RunResult* trained) {
-      if (trained == nullptr) requested += Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)} * total_runs;
+    ctx.progress = [&](const std::string&, int, int, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
+      if (trained == nullptr)
+        for (const auto& r : batch) requested += Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)};
     };
     stage->run(ctx, st);
     // The comparison's test of the evolved genome on the final test's seeds is the final
@@ -285,4 +296,31 @@ TEST(Progress, DamagedSizesAndJournalLinesAreNamedWithTheirKey) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), (dir / "journal.jsonl").string() + " line 1: /key: expected a string, got an integer 1");
   }
+}
+
+// Each loaded task's step and test-split evaluation cost, relative to the search tasks' mean:
+// the search tasks average 1, and a held-out task (here the char LSTM) gets a cost of its own.
+TEST(Progress, TaskCostsAreRelativeToTheSearchTasksMean) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  EVOOPT_REQUIRE_DATASET("jargon");
+  ExperimentConfig c;
+  c.tasks = {"mnist", "mnist:mlp"};
+  c.transfer_tasks = {"jargon"};
+  c.data_dir = test::data_dir().string();
+  c.train_subset = 500;
+  c.val_size = 200;
+  c.steps = 10;
+  const LoadedTasks loaded = load_tasks(c);
+  ASSERT_EQ(loaded.tasks.size(), 3u);
+  const TaskCosts costs = measure_task_costs(c, loaded);
+  for (const auto* m : {&costs.step, &costs.eval}) {
+    ASSERT_EQ(m->size(), 3u);
+    EXPECT_NEAR((m->at("mnist") + m->at("mnist:mlp")) / 2, 1.0, 1e-12);
+    for (const auto& [t, v] : *m) EXPECT_GT(v, 0.0) << t;
+  }
+  EXPECT_EQ(costs.step_of("not loaded"), 1.0);
+  const Work w = costs.scaled("jargon", Work{2, 100, 1000});
+  EXPECT_EQ(w.runs, 2);
+  EXPECT_EQ(w.steps, std::llround(100 * costs.step_of("jargon")));
+  EXPECT_EQ(w.images, std::llround(1000 * costs.eval_of("jargon")));
 }

@@ -34,9 +34,10 @@ struct RunContext {
   eval::Evaluator& evaluator;
   eval::RunStore& store;
   const std::atomic<bool>* cancel = nullptr;
-  // A batch of `total` runs like `request` has `done` (found in the store or trained);
-  // `trained`: the run this process just trained (nullptr: the batch starts).
-  std::function<void(const std::string& stage, int done, int total, const eval::RunRequest& request, const train::RunResult* trained)> progress;
+  // A batch of `total` runs, `batch` (each with its steps), has `done` (found in the store or
+  // trained); `trained`: the run this process just trained (nullptr: the batch starts).
+  std::function<void(const std::string& stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained)>
+      progress;
   std::int64_t runs_executed = 0;  // runs this process trained (not found in the store)
 };
 
@@ -221,10 +222,10 @@ std::int64_t runs_per_genome(const ExperimentConfig& c);
 // equal-budget search's default size. Test runs of the evolved genome on seeds the final
 // test already ran are not counted. `after_final_test`: in a study (the final test ran the
 // evolved genome on the first test seeds, and the search scored it on validation); false:
-// `evoopt compare`. Transfer runs are counted in the search tasks' units (their evaluation
-// sizes and step costs).
+// `evoopt compare`. Transfer runs are counted at their tasks' `costs` (in the search tasks'
+// units).
 Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
-                     bool after_final_test);
+                     bool after_final_test, const TaskCosts& costs = {});
 
 // Writes DIR/comparison.json and DIR/comparison.csv atomically.
 void write_comparison(const Comparison& c, const std::filesystem::path& dir);

@@ -58,6 +58,9 @@ class ProgressTracker {
                   std::function<void(const PhaseReport&)> phase_done);
   // The winner (or the genome `evoopt compare` tests) and the search's run count, once known.
   void set_winner(const genome::Genome& g, std::int64_t search_runs);
+  // What each task's steps and evaluations cost (held-out tasks' runs counted at theirs).
+  void set_task_costs(TaskCosts costs) { costs_ = std::move(costs); }
+  const TaskCosts& task_costs() const { return costs_; }
   void start_phase(const std::string& phase);
   void finish();  // the last phase's report
   // The search: a generation starts / finishes / trains a run.
@@ -65,7 +68,8 @@ class ProgressTracker {
   void generation_finished(const ga::GenerationRecord& record);
   void search_run(int done, int total, const train::RunResult& trained);
   // A later stage's batch: `done` of `total` runs (found in the store or trained), each
-  // `per_run` work; `trained`: the run this process just trained (nullptr: the batch starts).
+  // `per_run` work (in the search tasks' units: task_costs().scaled); `trained`: the run this
+  // process just trained (nullptr: the batch starts).
   void batch(const std::string& stage, int done, int total, const Work& per_run, const train::RunResult* trained);
 
  private:
@@ -79,6 +83,7 @@ class ProgressTracker {
   std::function<void(const ProgressReport&)> report_;
   std::function<void(const PhaseReport&)> phase_done_;
   std::optional<genome::Genome> winner_;
+  TaskCosts costs_;
   std::int64_t search_runs_ = 0;
   std::vector<ga::GenerationRecord> finished_;
   ProgressReport now_;

@@ -47,6 +47,7 @@ struct PlanInputs {
   EvalSizes sizes;
   const genome::Genome* winner = nullptr;  // nullptr: not known yet (the plan counts the larger case)
   std::int64_t search_runs = 0;            // the search's training runs (the equal-budget search's size)
+  TaskCosts costs;                         // held-out tasks' runs at their own cost
 };
 
 // What the stages after the search share: their inputs and the results they fill in.

@@ -66,6 +66,12 @@ LoadedTasks load_tasks(const ExperimentConfig& config);
 // workers and study_budget). `use_mpi` false: local workers even under MPI (benchmarks).
 std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded, bool use_mpi = true);
 
+// What each loaded task's training step and the evaluation of its test split cost relative to
+// the search tasks' mean: each task trained briefly in this process (Adam, four steps, scored
+// on one evaluation batch of its test split; a fraction of a second per task). The ETA's
+// prior for tasks whose runs come late (the held-out tasks, in the comparison).
+TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded);
+
 // The training budget of every run a study (or `evoopt compare`) makes: one place, so
 // their run-store fingerprints agree.
 train::Budget study_budget(const ExperimentConfig& config);

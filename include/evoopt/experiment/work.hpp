@@ -2,7 +2,10 @@
 // The unit in which a study's stages plan their cost and the tracker measures rates: training
 // runs, training steps and evaluated images. A stage's plan and its run sit side by side
 // (experiment/stages.hpp, compare.hpp), so the ETA sums what the stages will do.
+#include <cmath>
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "evoopt/data/split.hpp"
 
@@ -24,6 +27,26 @@ struct Work {
 // Images one run evaluates, averaged over the tasks: the validation split and the test split.
 struct EvalSizes {
   std::int64_t val = 0, test = 0;
+};
+
+// What a training step and an evaluation of each task cost relative to the search tasks'
+// mean (1), so that the ETA counts a held-out task's runs (an LSTM, an MLP) at their own cost.
+// Measured when a study starts (experiment::measure_task_costs); a task not measured costs 1.
+struct TaskCosts {
+  std::map<std::string, double> step;  // seconds per training step / the search tasks' mean
+  std::map<std::string, double> eval;  // seconds to evaluate a split / the search tasks' mean
+  double step_of(const std::string& task) const { return of(step, task); }
+  double eval_of(const std::string& task) const { return of(eval, task); }
+  // `w`, work of runs of `task`, in the search tasks' units.
+  Work scaled(const std::string& task, const Work& w) const {
+    return {w.runs, std::llround(static_cast<double>(w.steps) * step_of(task)), std::llround(static_cast<double>(w.images) * eval_of(task))};
+  }
+
+ private:
+  static double of(const std::map<std::string, double>& m, const std::string& task) {
+    const auto it = m.find(task);
+    return it != m.end() ? it->second : 1.0;
+  }
 };
 
 // Images a run evaluates: the test split, or the validation split (its first `eval_limit`
