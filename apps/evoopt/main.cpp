@@ -1,6 +1,5 @@
 // evoopt CLI: parses flags, calls the library, prints. No logic of its own.
 #include <fmt/format.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
@@ -11,7 +10,6 @@
 
 #include <atomic>
 #include <charconv>
-#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -245,27 +243,12 @@ int cmd_export(const std::string& what, const std::string& format, std::int64_t 
   return 0;
 }
 
-double sgemm_gflops() {
-  const std::int64_t n = 256;
-  auto a = torch::randn({n, n}), b = torch::randn({n, n});
-  auto c = torch::mm(a, b);
-  int reps = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  double secs = 0;
-  while (secs < 0.5) {
-    c = torch::mm(a, b);
-    ++reps;
-    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return 2.0 * n * n * n * reps / secs / 1e9;
-}
-
 int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, const std::vector<std::string>& models,
                     const std::vector<std::string>& layouts, const std::string& profile) {
   if (!profile.empty()) experiment::check_profile_prefix(profile);
   at::set_num_threads(1);
   set_blas_threads(1);
-  const double peak = sgemm_gflops();
+  const double peak = experiment::sgemm_gflops();
   std::cout << "BLAS: " << blas_identity() << "\n";
   std::cout << fmt::format("reference: single-core sgemm (torch::mm 256x256, 1 thread, this run): {:.1f} GFLOP/s", peak) << "\n";
   if (const char* core = std::getenv("OPENBLAS_CORETYPE"))
@@ -273,40 +256,19 @@ int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, c
   std::cout << fmt::format("{:<14} {:<6} {:<13} {:>6} {:>9} {:>10} {:>9} {:>9} {:>9}  {}", "task", "model", "layout", "batch", "ms/step",
                            "GFLOP/step", "GFLOP/s", "/ sgemm", "eval ms", "data")
             << "\n";
-  const genome::Genome g = genome::preset("adam");
-  for (const auto& tn : tasks)
-    for (const auto& mn : models) {
-      TrainArgs ta = a;
-      ta.model = mn;
-      ta.task = tn;
-      const task::Task t = task::load_task(tn, task_options(ta));
-      std::vector<double> step_ms;
-      for (const auto& layout : layouts) {
-        train::Budget b;
-        b.steps = a.steps > 0 ? a.steps : 50;
-        b.log_every = b.steps;
-        b.memory_format = train::layout_from_name(layout);
-        train::Budget warm{5, 5};
-        warm.memory_format = b.memory_format;
-        train::train_and_evaluate(g, t, 0, warm);  // warm-up
-        // The training steps alone (batch sampling, augmentation, forward, backward, step), then
-        // the evaluation of the validation split.
-        std::optional<torch::autograd::profiler::RecordProfile> recording;
-        if (!profile.empty()) recording.emplace(fmt::format("{}.{}.{}.{}.json", profile, tn, mn, layout));
-        const auto r = train::train_and_evaluate(g, t, 1, b);
-        recording.reset();  // writes the trace
-        const double ms = 1000.0 * r.train_seconds / static_cast<double>(r.steps_done);
-        const double eval_ms = 1000.0 * (r.seconds - r.train_seconds);
-        step_ms.push_back(ms);
-        const double gflop = t.step_flops() / 1e9;
-        const double rate = gflop / (ms / 1000.0);
-        std::cout << fmt::format("{:<14} {:<6} {:<13} {:>6} {:>9.2f} {:>10.4f} {:>9.2f} {:>8.2f}x {:>9.0f}  {}", tn, task::model_preset_name(t.model),
-                                 layout, t.batch_size, ms, gflop, rate, rate / peak, eval_ms, t.label())
-                  << std::endl;
-      }
-      if (step_ms.size() == 2)
-        std::cout << fmt::format("{:<14} {:<6} step time {} / {}: {:.2f}x", tn, mn, layouts[1], layouts[0], step_ms[1] / step_ms[0]) << std::endl;
-    }
+  std::vector<experiment::TrainBenchRow> done;
+  experiment::bench_train(task_options(a), tasks, models, layouts, a.steps, profile, [&](const experiment::TrainBenchRow& r) {
+    const double rate = r.gflop_per_step / (r.ms_per_step / 1000.0);
+    std::cout << fmt::format("{:<14} {:<6} {:<13} {:>6} {:>9.2f} {:>10.4f} {:>9.2f} {:>8.2f}x {:>9.0f}  {}", r.task, r.model, r.layout, r.batch,
+                             r.ms_per_step, r.gflop_per_step, rate, rate / peak, r.eval_ms, r.label)
+              << std::endl;
+    done.push_back(r);
+    // Two layouts: after a task and model's second one, their step-time ratio.
+    if (layouts.size() == 2 && done.size() % 2 == 0)
+      std::cout << fmt::format("{:<14} {:<6} step time {} / {}: {:.2f}x", r.task, r.model, layouts[1], layouts[0],
+                               r.ms_per_step / done[done.size() - 2].ms_per_step)
+                << std::endl;
+  });
   std::cout << "GFLOP/step = 3 x analytic forward FLOPs (conv + linear) x batch (forward + backward; the first layer needs no input\n"
                "gradient, so this slightly overstates the work). 'eval ms' = scoring the validation split after training.\n"
                "Convolutions run on oneDNN, which can beat the BLAS sgemm reference; '/ sgemm' > 1 means exactly that.\n";
@@ -333,33 +295,12 @@ int cmd_bench_workers(const experiment::ExperimentConfig& config, const std::vec
 }
 
 int cmd_bench_optimizer(const TrainArgs& a) {
-  // GenomeOptimizer(adam) vs torch::optim::Adam: step() alone, same model and gradients, interleaved.
-  const task::InputShape in = experiment::bench_input_shape(a.task);
-  at::set_num_threads(1);
-  auto model_a = task::make_model(task::model_preset_from_name(a.model), in, 0);
-  auto model_b = task::make_model(task::model_preset_from_name(a.model), in, 0);
-  for (auto* m : {&model_a, &model_b})
-    for (auto& p : (*m)->parameters()) p.mutable_grad() = torch::randn_like(p);
-  optim::GenomeOptimizer ga(model_a->parameters(), optim::GenomeOptimizerOptions(genome::preset("adam")));
-  torch::optim::Adam tb(model_b->parameters(), torch::optim::AdamOptions(1e-3));
-  const int rounds = 20, steps = a.steps > 0 ? static_cast<int>(a.steps) : 200;
-  double ta = 0, tbt = 0;
-  for (int r = 0; r < rounds; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (int s = 0; s < steps; ++s) ga.step();
-    auto t1 = std::chrono::steady_clock::now();
-    for (int s = 0; s < steps; ++s) tb.step();
-    auto t2 = std::chrono::steady_clock::now();
-    ta += std::chrono::duration<double>(t1 - t0).count();
-    tbt += std::chrono::duration<double>(t2 - t1).count();
-  }
-  std::int64_t nparams = 0;
-  for (auto& p : model_a->parameters()) nparams += p.numel();
-  const double n = static_cast<double>(rounds) * steps;
-  std::cout << fmt::format("model {} ({} parameters), {} steps each, interleaved in {} rounds, 1 thread", a.model, nparams, steps, rounds) << "\n";
-  std::cout << fmt::format("GenomeOptimizer(adam)  {:8.2f} us/step", 1e6 * ta / n) << "\n";
-  std::cout << fmt::format("torch::optim::Adam     {:8.2f} us/step", 1e6 * tbt / n) << "\n";
-  std::cout << fmt::format("ratio                  {:8.3f}x (target <= 1.2x)", ta / tbt) << "\n";
+  const auto r = experiment::bench_optimizer(a.task, a.model, static_cast<int>(a.steps));
+  std::cout << fmt::format("model {} ({} parameters), {} steps each, interleaved in {} rounds, 1 thread", a.model, r.parameters, r.steps, r.rounds)
+            << "\n";
+  std::cout << fmt::format("GenomeOptimizer(adam)  {:8.2f} us/step", r.genome_us) << "\n";
+  std::cout << fmt::format("torch::optim::Adam     {:8.2f} us/step", r.torch_us) << "\n";
+  std::cout << fmt::format("ratio                  {:8.3f}x (target <= 1.2x)", r.genome_us / r.torch_us) << "\n";
   return 0;
 }
 

@@ -5,12 +5,21 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
+#include <fmt/format.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/torch.h>
+
+#include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/limits.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/mpi.hpp"
 #include "evoopt/experiment/study.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/optim/genome_optimizer.hpp"
+#include "evoopt/train/trainer.hpp"
 
 namespace evoopt::experiment {
 
@@ -106,6 +115,91 @@ void check_profile_prefix(const std::string& prefix) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error("--profile " + prefix + ": directory " + dir.string() + " does not exist");
   if (::access(dir.c_str(), W_OK) != 0) throw Error("--profile " + prefix + ": directory " + dir.string() + " is not writable");
+}
+
+double sgemm_gflops() {
+  const std::int64_t n = 256;
+  auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  auto c = torch::mm(a, b);
+  int reps = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double secs = 0;
+  while (secs < 0.5) {
+    c = torch::mm(a, b);
+    ++reps;
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return 2.0 * n * n * n * reps / secs / 1e9;
+}
+
+std::vector<TrainBenchRow> bench_train(const task::TaskOptions& options, const std::vector<std::string>& tasks,
+                                       const std::vector<std::string>& models, const std::vector<std::string>& layouts, std::int64_t steps,
+                                       const std::string& profile, const std::function<void(const TrainBenchRow&)>& row_done) {
+  if (!profile.empty()) check_profile_prefix(profile);
+  at::set_num_threads(1);
+  set_blas_threads(1);
+  const genome::Genome g = genome::preset("adam");
+  std::vector<TrainBenchRow> rows;
+  for (const auto& tn : tasks)
+    for (const auto& mn : models) {
+      task::TaskOptions o = options;
+      o.model = task::model_preset_from_name(mn);
+      const task::Task t = task::load_task(tn, o);
+      for (const auto& layout : layouts) {
+        train::Budget b;
+        b.steps = steps > 0 ? steps : 50;
+        b.log_every = b.steps;
+        b.memory_format = train::layout_from_name(layout);
+        train::Budget warm{5, 5};
+        warm.memory_format = b.memory_format;
+        train::train_and_evaluate(g, t, 0, warm);  // warm-up
+        std::optional<torch::autograd::profiler::RecordProfile> recording;
+        if (!profile.empty()) recording.emplace(fmt::format("{}.{}.{}.{}.json", profile, tn, mn, layout));
+        const auto r = train::train_and_evaluate(g, t, 1, b);
+        recording.reset();  // writes the trace
+        TrainBenchRow row;
+        row.task = tn;
+        row.model = task::model_preset_name(t.model);
+        row.layout = layout;
+        row.label = t.label();
+        row.batch = t.batch_size;
+        row.ms_per_step = 1000.0 * r.train_seconds / static_cast<double>(r.steps_done);
+        row.gflop_per_step = t.step_flops() / 1e9;
+        row.eval_ms = 1000.0 * (r.seconds - r.train_seconds);
+        rows.push_back(row);
+        if (row_done) row_done(row);
+      }
+    }
+  return rows;
+}
+
+OptimizerBench bench_optimizer(const std::string& task_name, const std::string& model, int steps) {
+  const task::InputShape in = bench_input_shape(task_name);
+  at::set_num_threads(1);
+  auto model_a = task::make_model(task::model_preset_from_name(model), in, 0);
+  auto model_b = task::make_model(task::model_preset_from_name(model), in, 0);
+  for (auto* m : {&model_a, &model_b})
+    for (auto& p : (*m)->parameters()) p.mutable_grad() = torch::randn_like(p);
+  optim::GenomeOptimizer ga(model_a->parameters(), optim::GenomeOptimizerOptions(genome::preset("adam")));
+  torch::optim::Adam tb(model_b->parameters(), torch::optim::AdamOptions(1e-3));
+  OptimizerBench out;
+  out.rounds = 20;
+  out.steps = steps > 0 ? steps : 200;
+  double ta = 0, tbt = 0;
+  for (int r = 0; r < out.rounds; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int s = 0; s < out.steps; ++s) ga.step();
+    auto t1 = std::chrono::steady_clock::now();
+    for (int s = 0; s < out.steps; ++s) tb.step();
+    auto t2 = std::chrono::steady_clock::now();
+    ta += std::chrono::duration<double>(t1 - t0).count();
+    tbt += std::chrono::duration<double>(t2 - t1).count();
+  }
+  for (auto& p : model_a->parameters()) out.parameters += p.numel();
+  const double n = static_cast<double>(out.rounds) * out.steps;
+  out.genome_us = 1e6 * ta / n;
+  out.torch_us = 1e6 * tbt / n;
+  return out;
 }
 
 }  // namespace evoopt::experiment
