@@ -24,16 +24,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-// The message of the evoopt::Error that `f` throws ("" when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 #define EXPECT_ERROR(expr, text)                                            \
   do {                                                                      \
     const std::string message = error_of([&] { (void)(expr); });            \

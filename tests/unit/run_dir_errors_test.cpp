@@ -34,16 +34,7 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return out;
 }
 
-// The message of the evoopt::Error `f` throws ("" when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 enum class Damage { WrongType, Missing, Duplicate, Truncated };
 

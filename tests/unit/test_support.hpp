@@ -10,9 +10,21 @@
 #include <random>
 #include <string>
 
+#include "evoopt/common/error.hpp"
 #include "evoopt/task/task.hpp"
 
 namespace evoopt::test {
+
+// The message of the evoopt::Error `f` throws ("" when it throws none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 inline std::filesystem::path source_dir() { return EVOOPT_SOURCE_DIR; }
 
