@@ -276,16 +276,11 @@ RunStatus read_run_status(const fs::path& run_dir) {
   }
   // What a step of each task cost, relative to the search tasks' mean, from the journal (the
   // tracker measures it when the study starts; a task without runs counts 1).
+  std::map<std::string, double> step_seconds;
+  for (const auto& [t, ts] : task_time)
+    if (ts.second > 0) step_seconds[t] = ts.first / ts.second;
   TaskCosts costs;
-  {
-    double sum = 0;
-    int n = 0;
-    for (const auto& t : c.tasks)
-      if (task_time.count(t) && task_time.at(t).second > 0) sum += task_time.at(t).first / task_time.at(t).second, ++n;
-    if (n > 0 && sum > 0)
-      for (const auto& [t, ts] : task_time)
-        if (ts.second > 0) costs.step[t] = ts.first / ts.second / (sum / n);
-  }
+  costs.step = TaskCosts::relative(step_seconds, c.tasks);
   Work timed;
   double train_seconds = 0;
   std::map<std::string, Work> scaled_by_stage;  // in the search tasks' units

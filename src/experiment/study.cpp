@@ -71,6 +71,8 @@ train::Budget study_budget(const ExperimentConfig& config) {
 }
 
 TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded) {
+  // Only held-out tasks need it: search tasks' runs come in equal numbers, where their mean (1) serves.
+  if (loaded.tasks.size() <= config.tasks.size()) return {};
   constexpr std::int64_t kSteps = 4;
   train::Budget b = study_budget(config);
   b.steps = kSteps;
@@ -85,17 +87,7 @@ TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& 
     step_seconds[name] = r.train_seconds / static_cast<double>(r.steps_done);
     split_seconds[name] = std::max(0.0, r.seconds - r.train_seconds) / scored * static_cast<double>(task.examples(data::Split::Test));
   }
-  const auto relative = [&](const std::map<std::string, double>& m) {
-    double sum = 0;
-    int n = 0;
-    for (const auto& t : config.tasks)
-      if (m.count(t)) sum += m.at(t), ++n;
-    std::map<std::string, double> out;
-    if (n == 0 || sum <= 0) return out;
-    for (const auto& [t, v] : m) out[t] = v / (sum / n);
-    return out;
-  };
-  return {relative(step_seconds), relative(split_seconds)};
+  return {TaskCosts::relative(step_seconds, config.tasks), TaskCosts::relative(split_seconds, config.tasks)};
 }
 
 namespace {

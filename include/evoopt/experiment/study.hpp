@@ -70,7 +70,7 @@ std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& co
 // the search tasks' mean: each task trained briefly in this process (Adam, four steps, scored
 // on one evaluation batch of its test split; about a second per task, model set-up and the
 // first calls included). The ETA's prior for tasks whose runs come late (the held-out tasks,
-// in the comparison).
+// in the comparison); empty (every task at the mean) when none is loaded.
 TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded);
 
 // The training budget of every run a study (or `evoopt compare`) makes: one place, so

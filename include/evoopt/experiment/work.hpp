@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "evoopt/data/split.hpp"
 
@@ -37,6 +38,18 @@ struct TaskCosts {
   std::map<std::string, double> eval;  // seconds to evaluate a split / the search tasks' mean
   double step_of(const std::string& task) const { return of(step, task); }
   double eval_of(const std::string& task) const { return of(eval, task); }
+  // `per_task` (seconds of something, by task) divided by its mean over `search_tasks` (those
+  // present); empty when none is present.
+  static std::map<std::string, double> relative(const std::map<std::string, double>& per_task, const std::vector<std::string>& search_tasks) {
+    double sum = 0;
+    int n = 0;
+    for (const auto& t : search_tasks)
+      if (const auto it = per_task.find(t); it != per_task.end()) sum += it->second, ++n;
+    std::map<std::string, double> out;
+    if (n == 0 || sum <= 0) return out;
+    for (const auto& [t, v] : per_task) out[t] = v / (sum / n);
+    return out;
+  }
   // `w`, work of runs of `task`, in the search tasks' units.
   Work scaled(const std::string& task, const Work& w) const {
     return {w.runs, std::llround(static_cast<double>(w.steps) * step_of(task)), std::llround(static_cast<double>(w.images) * eval_of(task))};
