@@ -51,7 +51,9 @@ std::string num(double v) { return fmt::format("{:.17g}", v); }
 // Six significant digits, for people.
 std::string brief(double v) { return fmt::format("{:.6g}", v); }
 
-bool fused(Term t) { return t == Term::AdamTerm || t == Term::RmsNorm || t == Term::Grad || t == Term::Momentum; }
+using genome::rule::Var;
+// The optimizer-state tensors, in the order exports allocate them.
+constexpr Var kStateVars[] = {Var::M, Var::V, Var::C};
 
 // ---------------------------------------------------------------- text from outside
 
@@ -215,62 +217,24 @@ std::vector<std::string> doc_lines(const Genome& g, const Provenance& p, const s
 
 // ---------------------------------------------------------------- PyTorch
 
+// The per-parameter body of step(): state, t and η_t around the genome's update rule.
 std::string python_step(const Genome& g) {
+  const genome::rule::Rule rule = genome::rule::update_rule(g);
   std::string s;
-  const bool nesterov = std::any_of(g.terms.begin(), g.terms.end(), [](const genome::TermGene& t) { return t.term == Term::Nesterov; });
-  const bool need_m_hat =
-      std::any_of(g.terms.begin(), g.terms.end(), [&](const genome::TermGene& t) { return !fused(t.term) && genome::term_info(t.term).needs_m; });
   auto line = [&](const std::string& l) { s += "                " + l + "\n"; };
   line("state = self.state[p]");
   line("if len(state) == 0:");
   line("    state[\"step\"] = 0");
-  if (g.needs_m()) line("    state[\"exp_avg\"] = torch.zeros_like(p, memory_format=torch.preserve_format)");
-  if (g.needs_v()) line("    state[\"exp_avg_sq\"] = torch.zeros_like(p, memory_format=torch.preserve_format)");
-  if (g.needs_lion_m()) line("    state[\"lion_exp_avg\"] = torch.zeros_like(p, memory_format=torch.preserve_format)");
-  if (nesterov) line("    state[\"mu_product\"] = 1.0");
+  for (Var v : kStateVars)
+    if (rule.reads(v))
+      line(fmt::format("    state[\"{}\"] = torch.zeros_like(p, memory_format=torch.preserve_format)", genome::rule::var_info(v).state_key));
+  if (rule.reads(Var::Ng)) line("    state[\"mu_product\"] = 1.0");
   line("state[\"step\"] += 1");
   line("t = state[\"step\"]");
   line("lr_t = group[\"lr\"] * _schedule_factor(group[\"warmup_fraction\"], group[\"cosine_decay\"], t - 1, group[\"total_steps\"])");
-  if (g.log10_weight_decay && !g.decoupled_weight_decay)
-    line("g = p.grad.add(p, alpha=group[\"weight_decay\"])  # L2 weight decay");
-  else
-    line("g = p.grad");
-  if (g.needs_m()) {
-    line("m = state[\"exp_avg\"]");
-    line("m.mul_(beta1).add_(g, alpha=1 - beta1)");
-  }
-  if (g.needs_v()) {
-    line("v = state[\"exp_avg_sq\"]");
-    line("v.mul_(beta2).addcmul_(g, g, value=1 - beta2)");
-  }
-  if (g.needs_lion_m()) line("c = state[\"lion_exp_avg\"]");
-  line(g.bias_correction ? "bc1 = 1 - beta1 ** t" : "bc1 = 1.0");
-  line(g.bias_correction ? "bc2 = 1 - beta2 ** t" : "bc2 = 1.0");
-  if (g.log10_weight_decay && g.decoupled_weight_decay) line("p.mul_(1 - lr_t * group[\"weight_decay\"])  # decoupled weight decay");
-  if (g.needs_v()) line("denom = (v.sqrt() / math.sqrt(bc2)).add_(group[\"eps\"])");
-  if (need_m_hat) line("m_hat = m if bc1 == 1.0 else m / bc1");
-  if (nesterov) line("ng, nm = _nesterov_coefficients(beta1, " + std::string(g.bias_correction ? "True" : "False") + ", t, state)");
-  for (const auto& term : g.terms) {
-    const std::string w = num(term.weight);
-    const auto& info = genome::term_info(term.term);
-    switch (term.term) {
-      case Term::AdamTerm:
-        line(fmt::format("p.addcdiv_(m, denom, value=-lr_t * {} / bc1)  # {}", w, info.name));
-        break;
-      case Term::RmsNorm:
-        line(fmt::format("p.addcdiv_(g, denom, value=-lr_t * {})  # {}", w, info.name));
-        break;
-      case Term::Grad:
-        line(fmt::format("p.add_(g, alpha=-lr_t * {})  # {}", w, info.name));
-        break;
-      case Term::Momentum:
-        line(fmt::format("p.add_(m, alpha=-lr_t * {} / bc1)  # {}", w, info.name));
-        break;
-      default:
-        line(fmt::format("p.add_({}, alpha=-lr_t * {})  # {}", info.python, w, info.name));
-    }
-  }
-  if (g.needs_lion_m()) line("c.mul_(beta2).add_(g, alpha=1 - beta2)  # Lion's momentum moves after the step");
+  for (Var v : kStateVars)
+    if (rule.reads(v)) line(fmt::format("{} = state[\"{}\"]", genome::rule::var_info(v).python, genome::rule::var_info(v).state_key));
+  for (const auto& l : genome::rule::python_lines(rule)) line(l);
   return s;
 }
 
@@ -365,50 +329,16 @@ class {cls}(torch.optim.Optimizer):
 // ---------------------------------------------------------------- libtorch C++
 
 std::string cpp_step(const Genome& g) {
+  const genome::rule::Rule rule = genome::rule::update_rule(g);
   std::string s;
-  const bool nesterov = std::any_of(g.terms.begin(), g.terms.end(), [](const genome::TermGene& t) { return t.term == Term::Nesterov; });
-  const bool need_m_hat =
-      std::any_of(g.terms.begin(), g.terms.end(), [&](const genome::TermGene& t) { return !fused(t.term) && genome::term_info(t.term).needs_m; });
-  auto line = [&](const std::string& l) { s += "      " + l + "\n"; };
+  auto line = [&](const std::string& l) { s += "    " + l + "\n"; };
   line("auto& st = state_for(p);");
   line("st.step += 1;");
   line("const std::int64_t t = st.step;");
   line("const double lr_t = o.lr * schedule_factor(o.warmup_fraction, o.cosine_decay, t - 1, o.total_steps);");
-  if (g.log10_weight_decay && !g.decoupled_weight_decay)
-    line("const torch::Tensor g = p.grad().add(p, o.weight_decay);  // L2 weight decay");
-  else
-    line("const torch::Tensor g = p.grad();");
-  if (g.needs_m()) line("torch::Tensor& m = st.exp_avg;\n      m.mul_(beta1).add_(g, 1 - beta1);");
-  if (g.needs_v()) line("torch::Tensor& v = st.exp_avg_sq;\n      v.mul_(beta2).addcmul_(g, g, 1 - beta2);");
-  if (g.needs_lion_m()) line("torch::Tensor& c = st.lion_exp_avg;");
-  line(g.bias_correction ? "const double bc1 = 1 - std::pow(beta1, static_cast<double>(t));" : "const double bc1 = 1.0;");
-  line(g.bias_correction ? "const double bc2 = 1 - std::pow(beta2, static_cast<double>(t));" : "const double bc2 = 1.0;");
-  line("(void)bc1;\n      (void)bc2;");
-  if (g.log10_weight_decay && g.decoupled_weight_decay) line("p.mul_(1 - lr_t * o.weight_decay);  // decoupled weight decay");
-  if (g.needs_v()) line("const torch::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(o.eps);");
-  if (need_m_hat) line("const torch::Tensor m_hat = bc1 == 1.0 ? m : m / bc1;");
-  if (nesterov) line(fmt::format("const auto [ng, nm] = nesterov_coefficients(beta1, {}, t, st.mu_product);", g.bias_correction ? "true" : "false"));
-  for (const auto& term : g.terms) {
-    const std::string w = num(term.weight);
-    const auto& info = genome::term_info(term.term);
-    switch (term.term) {
-      case Term::AdamTerm:
-        line(fmt::format("p.addcdiv_(m, denom, -lr_t * {} / bc1);  // {}", w, info.name));
-        break;
-      case Term::RmsNorm:
-        line(fmt::format("p.addcdiv_(g, denom, -lr_t * {});  // {}", w, info.name));
-        break;
-      case Term::Grad:
-        line(fmt::format("p.add_(g, -lr_t * {});  // {}", w, info.name));
-        break;
-      case Term::Momentum:
-        line(fmt::format("p.add_(m, -lr_t * {} / bc1);  // {}", w, info.name));
-        break;
-      default:
-        line(fmt::format("p.add_({}, -lr_t * {});  // {}", info.cpp, w, info.name));
-    }
-  }
-  if (g.needs_lion_m()) line("c.mul_(beta2).add_(g, 1 - beta2);  // Lion's momentum moves after the step");
+  for (Var v : kStateVars)
+    if (rule.reads(v)) line(fmt::format("torch::Tensor& {} = st.{};", genome::rule::var_info(v).cpp, genome::rule::var_info(v).state_key));
+  for (const auto& l : genome::rule::cpp_lines(rule)) line(l);
   return s;
 }
 
@@ -707,12 +637,13 @@ std::string export_genome(const Genome& genome, Format format, const ExportOptio
 std::string latex_update(const Genome& g) {
   std::string sum;
   for (std::size_t i = 0; i < g.terms.size(); ++i) {
-    std::string f(genome::term_info(g.terms[i].term).latex);
+    const double w = g.terms[i].weight;
+    // |w|·term as one product, so a sum term is bracketed.
+    std::string f = genome::rule::latex(genome::rule::num(std::fabs(w)) * genome::term_info(g.terms[i].term).value);
     if (!g.bias_correction)
       for (const char* hat : {"\\hat{m}", "\\hat{v}"})
         for (auto pos = f.find(hat); pos != std::string::npos; pos = f.find(hat)) f.replace(pos, 7, std::string(1, hat[5]));
-    const double w = g.terms[i].weight;
-    sum += fmt::format("{}{:.4g}\\,{}", i == 0 ? (w < 0 ? "-" : "") : (w < 0 ? " - " : " + "), std::fabs(w), f);
+    sum += (i == 0 ? (w < 0 ? "-" : "") : (w < 0 ? " - " : " + ")) + f;
   }
   std::string out = "\\theta_t = \\theta_{t-1}";
   if (g.log10_weight_decay && g.decoupled_weight_decay) out += " - \\eta_t \\lambda\\, \\theta_{t-1}";
@@ -730,15 +661,13 @@ std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_s
                     brief(*g.clip_norm)));
   if (g.log10_weight_decay && !g.decoupled_weight_decay)
     d.push_back("g_t \\leftarrow g_t + \\lambda\\,\\theta_{t-1} \\quad\\text{(L2 weight decay)}");
-  if (g.needs_m()) {
-    d.push_back("m_t = \\beta_1 m_{t-1} + (1-\\beta_1)\\, g_t");
-    if (g.bias_correction) d.push_back("\\hat{m}_t = m_t / (1-\\beta_1^t)");
+  const genome::rule::Rule rule = genome::rule::update_rule(g);
+  for (const auto& stmt : rule.stmts) {
+    if (stmt.kind != genome::rule::Stmt::Kind::Update || stmt.target == Var::Param) continue;
+    d.push_back(genome::rule::latex_definition(stmt) + (stmt.target == Var::C ? " \\quad\\text{(after the update)}" : ""));
+    if (g.bias_correction && stmt.target == Var::M) d.push_back("\\hat{m}_t = m_t / (1-\\beta_1^t)");
+    if (g.bias_correction && stmt.target == Var::V) d.push_back("\\hat{v}_t = v_t / (1-\\beta_2^t)");
   }
-  if (g.needs_v()) {
-    d.push_back("v_t = \\beta_2 v_{t-1} + (1-\\beta_2)\\, g_t^2");
-    if (g.bias_correction) d.push_back("\\hat{v}_t = v_t / (1-\\beta_2^t)");
-  }
-  if (g.needs_lion_m()) d.push_back("c_t = \\beta_2 c_{t-1} + (1-\\beta_2)\\, g_t \\quad\\text{(after the update)}");
   for (const auto& t : g.terms)
     if (t.term == Term::Nesterov) {
       if (g.bias_correction)

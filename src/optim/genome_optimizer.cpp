@@ -1,8 +1,5 @@
 #include "evoopt/optim/genome_optimizer.hpp"
 
-#include <algorithm>
-#include <cmath>
-
 #include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
@@ -71,99 +68,71 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
   for (auto& group : param_groups_) {
     auto& options = static_cast<GenomeOptimizerOptions&>(group.options());
     const genome::Genome& g = options.genome();
-    const bool need_m = g.needs_m(), need_v = g.needs_v(), need_lion = g.needs_lion_m();
-    const bool has_nesterov = std::any_of(g.terms.begin(), g.terms.end(), [](const genome::TermGene& t) { return t.term == genome::Term::Nesterov; });
-    const double beta1 = g.beta1, beta2 = g.beta2, eps = g.eps(), wd = g.weight_decay();
-
-    // Gradient clipping by the group's global norm (in place, like
-    // torch::nn::utils::clip_grad_norm_).
-    if (g.clip_norm) {
-      std::vector<torch::Tensor> norms;
-      for (auto& p : group.params())
-        if (p.grad().defined()) norms.push_back(p.grad().norm(2));
-      if (!norms.empty() && !norms.front().device().is_cpu()) {
-        // Off the CPU the coefficient stays on the device (no host read per step):
-        // min(1, c/(‖g‖+1e-6)), as torch.nn.utils.clip_grad_norm_ computes it since 1.13.
-        const torch::Tensor coef = (torch::stack(norms).norm(2).add_(1e-6)).reciprocal_().mul_(*g.clip_norm).clamp_max_(1.0);
-        for (auto& p : group.params())
-          if (p.grad().defined()) p.grad().mul_(coef);
-      } else if (!norms.empty()) {
-        const double total = torch::stack(norms).norm(2).item<double>();
-        const double coef = *g.clip_norm / (total + 1e-6);
-        if (coef < 1.0)
-          for (auto& p : group.params())
-            if (p.grad().defined()) p.grad().mul_(coef);
-      }
-    }
-
+    const genome::rule::Rule rule = genome::rule::update_rule(g);
+    if (g.clip_norm) clip_grad_norm(group.params(), *g.clip_norm);
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      // L2 weight decay enters the gradient (torch's Adam/SGD/RMSprop weight_decay).
-      const torch::Tensor grad = (wd != 0.0 && !g.decoupled_weight_decay) ? p.grad().add(p, wd) : p.grad();
-      TORCH_CHECK(!grad.is_sparse(), "GenomeOptimizer does not support sparse gradients");
-      auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
-      auto it = state_.find(key);
-      if (it == state_.end()) {
-        auto s = std::make_unique<GenomeParamState>();
-        if (need_m) s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        if (need_v) s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        if (need_lion) s->lion_exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        it = state_.emplace(key, std::move(s)).first;
-      }
-      auto& state = static_cast<GenomeParamState&>(*it->second);
-      state.step(state.step() + 1);
-      const auto t = state.step();
-      const double lr_t = options.lr() * schedule_factor(g.warmup_fraction, g.cosine_decay, t - 1, options.total_steps());
-
-      torch::Tensor& m = state.exp_avg();
-      torch::Tensor& v = state.exp_avg_sq();
-      if (need_m) m.mul_(beta1).add_(grad, 1 - beta1);
-      if (need_v) v.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-      const double bc1 = g.bias_correction ? 1 - std::pow(beta1, static_cast<double>(t)) : 1.0;
-      const double bc2 = g.bias_correction ? 1 - std::pow(beta2, static_cast<double>(t)) : 1.0;
-
-      // Decoupled weight decay on θ before the update: θ(1−ηλ) − ηΣ = θ − ηΣ − ηλθ.
-      if (wd != 0.0 && g.decoupled_weight_decay) p.mul_(1 - lr_t * wd);
-
-      // √v̂ + ε, computed as torch::optim::Adam does: √v/√bc2 + ε.
-      torch::Tensor denom;
-      if (need_v) denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
-      torch::Tensor m_hat;  // made only when a term outside the fused paths reads m̂
-      genome::NesterovCoefficients nesterov{0.0, 0.0};
-      if (has_nesterov) {
-        double mu_product = state.mu_product();
-        nesterov = genome::nesterov_coefficients(beta1, g.bias_correction, t, mu_product);
-        state.mu_product(mu_product);
-      }
-      torch::Tensor& lion_m = state.lion_exp_avg();
-      for (const auto& gene : g.terms) {
-        const double scale = -lr_t * gene.weight;
-        switch (gene.term) {
-          // Fused forms of the registry's pure functions (same formula, no temporary):
-          case genome::Term::AdamTerm:  // m̂/(√v̂+ε) with m̂ = m/bc1
-            p.addcdiv_(m, denom, scale / bc1);
-            break;
-          case genome::Term::RmsNorm:  // g/(√v̂+ε)
-            p.addcdiv_(grad, denom, scale);
-            break;
-          case genome::Term::Grad:  // g
-            p.add_(grad, scale);
-            break;
-          case genome::Term::Momentum:  // m̂
-            p.add_(m, scale / bc1);
-            break;
-          default: {
-            if (need_m && !m_hat.defined()) m_hat = bc1 == 1.0 ? m : m / bc1;
-            const genome::TermInputs in{grad, m_hat, denom, beta1, m, lion_m, nesterov.g, nesterov.m};
-            p.add_(genome::term_info(gene.term).fn(in), scale);
-          }
-        }
-      }
-      // Lion's momentum moves after the step reads c_{t−1} (Chen et al. 2023, Algorithm 2).
-      if (need_lion) lion_m.mul_(beta2).add_(grad, 1 - beta2);
+      TORCH_CHECK(!p.grad().is_sparse(), "GenomeOptimizer does not support sparse gradients");
+      step_parameter(p, rule, options);
     }
   }
   return loss;
+}
+
+void GenomeOptimizer::clip_grad_norm(std::vector<torch::Tensor>& params, double clip_norm) {
+  // By the group's global norm, in place, like torch::nn::utils::clip_grad_norm_.
+  std::vector<torch::Tensor> norms;
+  for (auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+  if (norms.empty()) return;
+  if (!norms.front().device().is_cpu()) {
+    // Off the CPU the coefficient stays on the device (no host read per step):
+    // min(1, c/(‖g‖+1e-6)), as torch.nn.utils.clip_grad_norm_ computes it since 1.13.
+    const torch::Tensor coef = (torch::stack(norms).norm(2).add_(1e-6)).reciprocal_().mul_(clip_norm).clamp_max_(1.0);
+    for (auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(coef);
+    return;
+  }
+  const double coef = clip_norm / (torch::stack(norms).norm(2).item<double>() + 1e-6);
+  if (coef < 1.0)
+    for (auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(coef);
+}
+
+void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule& rule, const GenomeOptimizerOptions& options) {
+  using genome::rule::Var;
+  const genome::Genome& g = options.genome();
+  auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+  auto it = state_.find(key);
+  if (it == state_.end()) {
+    auto s = std::make_unique<GenomeParamState>();
+    if (rule.reads(Var::M)) s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    if (rule.reads(Var::V)) s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    if (rule.reads(Var::C)) s->lion_exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    it = state_.emplace(key, std::move(s)).first;
+  }
+  auto& state = static_cast<GenomeParamState&>(*it->second);
+  state.step(state.step() + 1);
+  const auto t = state.step();
+
+  genome::rule::Env env;
+  auto tensor = [&env](Var v) -> torch::Tensor& { return env.tensor[static_cast<std::size_t>(v)]; };
+  auto scalar = [&env](Var v) -> double& { return env.scalar[static_cast<std::size_t>(v)]; };
+  tensor(Var::Param) = p;
+  tensor(Var::Grad) = p.grad();
+  tensor(Var::M) = state.exp_avg();
+  tensor(Var::V) = state.exp_avg_sq();
+  tensor(Var::C) = state.lion_exp_avg();
+  scalar(Var::Step) = static_cast<double>(t);
+  scalar(Var::LrT) = options.lr() * schedule_factor(g.warmup_fraction, g.cosine_decay, t - 1, options.total_steps());
+  scalar(Var::Beta1) = g.beta1;
+  scalar(Var::Beta2) = g.beta2;
+  scalar(Var::Eps) = g.eps();
+  scalar(Var::Wd) = g.weight_decay();
+  env.step = t;
+  env.mu_product = state.mu_product();
+  genome::rule::run(rule, env);
+  state.mu_product(env.mu_product);
 }
 
 void GenomeOptimizer::save(torch::serialize::OutputArchive& archive) const {

@@ -174,8 +174,9 @@ TEST(Export, FormulasProvenanceAndBadInput) {
   exports::ExportOptions o;
   o.total_steps = 100;
   const std::string tex = exports::export_genome(all, exports::Format::Latex, o);
-  for (const char* piece : {"\\frac{\\hat{m}_t}{\\sqrt{\\hat{v}_t}+\\epsilon}", "\\operatorname{sign}(g_t)", "c_t = \\beta_2 c_{t-1}",
-                            "(L2 weight decay)", "\\frac{0.5}{\\lVert g_t", "(over 100 steps)", "\\mu_t"})
+  for (const char* piece :
+       {"\\frac{\\hat{m}_t}{\\sqrt{\\hat{v}_t}+\\epsilon}", "\\operatorname{sign}(g_t)", "c_t = \\beta_2\\,c_{t-1}",
+        "0.4\\,\\left(a_t\\,g_t + b_t\\,m_t\\right)", "(L2 weight decay)", "\\frac{0.5}{\\lVert g_t", "(over 100 steps)", "\\mu_t"})
     EXPECT_NE(tex.find(piece), std::string::npos) << piece << "\n" << tex;
   const std::string md = exports::export_genome(genome::preset("adamw"), exports::Format::Markdown, o);
   EXPECT_NE(md.find("$$"), std::string::npos);

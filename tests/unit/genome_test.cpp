@@ -35,8 +35,12 @@ TEST(Terms, EachTermMatchesItsFormulaOnHandComputedTensors) {
   const auto m = t({0.5, 0.1, -0.2, -1.0});
   const auto denom = t({2.0, 1.0, 4.0, 0.5});
   const auto c = t({-1.0, 1.0, 1.0, 1.0});  // Lion's own momentum c_{t−1}
-  const TermInputs in{g, m, denom, 0.9, m, c, /*nesterov_g=*/0.1, /*nesterov_m=*/0.9};
-  auto run = [&](Term term) { return term_info(term).fn(in); };
+  rule::Env env;
+  for (auto [v, value] : {std::pair{rule::Var::G, g}, {rule::Var::M, m}, {rule::Var::MHat, m}, {rule::Var::Denom, denom}, {rule::Var::C, c}})
+    env.tensor[static_cast<std::size_t>(v)] = value;
+  for (auto [v, value] : {std::pair{rule::Var::Beta1, 0.9}, {rule::Var::Ng, 0.1}, {rule::Var::Nm, 0.9}})
+    env.scalar[static_cast<std::size_t>(v)] = value;
+  auto run = [&](Term term) { return rule::evaluate(term_info(term).value, env); };
   expect_close(run(Term::Grad), {1.0, -2.0, 0.5, 0.0});
   expect_close(run(Term::Momentum), {0.5, 0.1, -0.2, -1.0});
   expect_close(run(Term::RmsNorm), {0.5, -2.0, 0.125, 0.0});
