@@ -21,6 +21,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/limits.hpp"
+#include "evoopt/common/schema_cli.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/eval/mpi.hpp"
@@ -38,53 +39,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace evoopt;
 
-// An integer flag, checked before CLI11 converts it: decimal digits only (CLI11 alone reads
-// "010" as octal 8 and "0x10" as hex, and saturates 99999999999999999999 to 2^63 − 1), at
-// least `min`, and at most the library's limit on that size (common/limits.hpp), so that
-// no value wraps, saturates or exceeds what the machine can hold. The value is handed on
-// without leading zeros.
-CLI::Validator integer_flag(long long min, const limits::Limit& limit) {
-  return CLI::Validator(
-      [min, limit](std::string& value) -> std::string {
-        const bool negative = !value.empty() && value[0] == '-';
-        const std::string digits = value.substr(negative ? 1 : 0);
-        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return "must be a decimal integer, got '" + value + "'";
-        long long v = 0;
-        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-        if (ec == std::errc::result_out_of_range) {
-          if (negative) return "must be >= " + std::to_string(min) + ", got " + value;
-          return limits::exceeds(value, limit);
-        }
-        if (ec != std::errc() || end != value.data() + value.size()) return "must be a decimal integer, got '" + value + "'";
-        if (v < min) return "must be >= " + std::to_string(min) + ", got " + value;
-        if (v > limit.max) return limits::exceeds(value, limit);
-        value = std::to_string(v);
-        return std::string();
-      },
-      "INT");
-}
-// For flags whose lower bound the library checks with its own message (a study's sizes):
-// only what the C++ type holds.
-template <typename T>
-CLI::Validator integer_flag(const limits::Limit& limit) {
-  return integer_flag(static_cast<long long>(std::numeric_limits<T>::min()), limit);
-}
-
-// Seeds are 0 … 2^64−1 written as decimal digits: "-1" and "2^70" are errors, never wrapped.
-// A transform: the value is handed on without leading zeros.
-CLI::Validator seed_value() {
-  return CLI::Validator(
-      [](std::string& value) -> std::string {
-        const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
-        if (!digits) return "must be an integer in 0 … 18446744073709551615, got '" + value + "'";
-        const std::string max = "18446744073709551615";
-        const std::string v = value.substr(std::min(value.find_first_not_of('0'), value.size() - 1));
-        if (v.size() > max.size() || (v.size() == max.size() && v > max)) return "must be at most 18446744073709551615 (2^64 − 1), got " + value;
-        value = v;  // decimal: CLI11 alone would read "010" as octal 8
-        return std::string();
-      },
-      "SEED");
-}
+using schema::integer_flag;
+using schema::seed_value;
 
 // An output path flag given as "" is an error, not "no output".
 CLI::Validator non_empty() {
@@ -448,18 +404,16 @@ void print_comparison(const experiment::Comparison& c) {
                  "protocol before claiming a gain.\n";
 }
 
+// The study flags that are not one config field each; the rest come from
+// ExperimentConfig's schema (schema::add_flags).
 struct EvolveArgs {
   std::string config_file;
   std::string preset;
   std::string out;
-  std::vector<std::string> tasks, transfer_tasks;
-  int population = 0, generations = 0, workers = -1, seeds = 0, final_test_seeds = 0, max_terms = 0;
-  std::int64_t steps = 0, train_subset = -1, val_size = 0, equal_budget_runs = 0;
-  std::uint64_t seed = 0;
-  std::string model, vocabulary, data_dir, baselines, device;
-  bool no_compare = false, no_transfer = false, equal_budget = false, no_break_even = false, anneal = false, racing = false, racing_continue = false,
-       async = false;
+  bool no_transfer = false;
 };
+
+unsigned study_command(const CLI::App* cmd) { return cmd->get_name() == "compare" ? schema::kCompare : schema::kEvolve; }
 
 experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
   experiment::ExperimentConfig c;
@@ -470,37 +424,10 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
     if (!a.preset.empty() && c.preset != preset) c.apply_preset(a.preset);  // an explicit --preset wins over the file's
   }
   // A flag the user gave is applied as given (and validated below), even when it is 0.
-  const auto given = [cmd](const char* name) {
-    const CLI::Option* o = cmd->get_option_no_throw(name);
-    return o != nullptr && o->count() > 0;
-  };
-  if (given("--seed")) c.seed = a.seed;
-  if (given("--tasks")) c.tasks = a.tasks;
-  if (given("--transfer-tasks")) c.transfer_tasks = a.transfer_tasks;
+  schema::apply_flags(c, *cmd, study_command(cmd));
   if (a.no_transfer) c.transfer_tasks.clear();
-  if (given("--population")) c.ga.population = a.population;
-  if (given("--generations")) c.ga.generations = a.generations;
-  if (given("--workers")) c.workers = a.workers;
-  if (given("--device")) c.device = a.device;
-  // evolve: --seeds (search seeds); compare: --val-seeds (its --seeds means test seeds).
-  if (cmd->get_name() == "compare" ? given("--val-seeds") : given("--seeds")) c.ga.search_seeds = a.seeds;
-  if (given("--final-test-seeds")) c.final_test_seeds = a.final_test_seeds;
-  if (given("--max-terms")) c.ga.space.max_terms = a.max_terms;
-  if (given("--steps")) c.steps = a.steps;
-  if (given("--train-subset")) c.train_subset = a.train_subset;
-  if (given("--val-size")) c.val_size = a.val_size;
-  if (given("--model")) c.model = a.model;
-  if (given("--vocabulary")) c.ga.space.vocabulary = genome::vocabulary_from_name(a.vocabulary);
-  if (given("--data-dir")) c.data_dir = a.data_dir;
-  if (a.no_compare) c.compare.enabled = false;
-  if (a.equal_budget) c.compare.equal_budget = true;
-  if (given("--equal-budget-runs")) c.compare.equal_budget_runs = a.equal_budget_runs;
-  if (given("--baselines")) c.compare.protocol = a.baselines;
-  if (a.no_break_even) c.break_even = false;
-  if (a.anneal) c.ga.anneal = true;
-  if (a.racing) c.ga.racing.enabled = true;
-  if (a.racing_continue) c.ga.racing.enabled = c.ga.racing.continue_runs = true;
-  if (a.async) c.ga.async = true;
+  if (const CLI::Option* o = cmd->get_option_no_throw("--racing-continue"); o != nullptr && o->count() > 0)
+    c.ga.racing.enabled = true;  // --racing-continue implies --racing
   c.validate();
   return c;
 }
@@ -821,57 +748,15 @@ int main(int argc, char** argv) {
   bench_workers->add_option("--data-dir", bench_config.data_dir, "Data directory");
 
   EvolveArgs evolve_args;
-  auto add_study_flags = [&](CLI::App* c, bool is_compare) {
+  auto add_study_flags = [&](CLI::App* c) {
     c->add_option("--config", evolve_args.config_file, "TOML config file (flags override it)")->check(CLI::ExistingFile);
     c->add_option("--preset", evolve_args.preset, "default or quick (every size shrunk, a first look in about 2 minutes)");
     c->add_option("--out", evolve_args.out, "Run directory")->check(non_empty());
-    c->add_option("--tasks", evolve_args.tasks, "Search tasks, DATASET[:MODEL] (default: fashion_mnist cifar10 mnist)");
-    c->add_option("--transfer-tasks", evolve_args.transfer_tasks,
-                  "Held-out tasks selection never sees, tested in the comparison (default: fashion_mnist:mlp jargon; quick: fashion_mnist:mlp)");
     c->add_flag("--no-transfer", evolve_args.no_transfer, "Skip the held-out (transfer) tasks");
-    c->add_option("--population", evolve_args.population, "Population size (default 20)")->transform(integer_flag<int>(limits::kPopulation));
-    c->add_option("--generations", evolve_args.generations, "Generations (default 15)")->transform(integer_flag<int>(limits::kGenerations));
-    c->add_option("--seed", evolve_args.seed, "Run seed (default 0)")->transform(seed_value());
-    if (is_compare)
-      c->add_option("--val-seeds", evolve_args.seeds, "Validation seeds per task for the sweeps (default 1)")
-          ->transform(integer_flag<int>(limits::kSeeds));
-    else
-      c->add_option("--seeds", evolve_args.seeds, "Training seeds per task per genome during the search (default 1)")
-          ->transform(integer_flag<int>(limits::kSeeds));
-    c->add_option("--steps", evolve_args.steps, "Training steps per run")->transform(integer_flag<std::int64_t>(limits::kSteps));
-    c->add_option("--workers", evolve_args.workers, "Worker processes (0 = one per core; 1 = train in this process; ignored under mpirun)")
-        ->transform(integer_flag<int>(limits::kWorkers));
-    c->add_option("--device", evolve_args.device, "auto (default: cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N");
-    c->add_option("--train-subset", evolve_args.train_subset, "Training images per task (0 = all)")
-        ->transform(integer_flag<std::int64_t>(limits::kExamples));
-    c->add_option("--val-size", evolve_args.val_size, "Validation images carved from the training set")
-        ->transform(integer_flag<std::int64_t>(limits::kExamples));
-    c->add_option("--model", evolve_args.model, "Model of image tasks named without one: tiny, paper or mlp");
-    c->add_option("--vocabulary", evolve_args.vocabulary, "Term vocabulary: seed or extended");
-    c->add_option("--max-terms", evolve_args.max_terms, "Maximum terms per genome (default 4)")->transform(integer_flag<int>(limits::kGenomeTerms));
-    c->add_option("--data-dir", evolve_args.data_dir, "Data directory");
-    c->add_flag("--anneal", evolve_args.anneal, "Anneal mutation strength over the generations");
-    if (!is_compare)
-      c->add_flag("--racing", evolve_args.racing,
-                  "Successive halving over steps in each generation: new genomes train 1/8 then 1/2 of the steps, the best third goes on");
-    if (!is_compare)
-      c->add_flag("--racing-continue", evolve_args.racing_continue,
-                  "Racing whose rungs are the first steps of the full run, continued from saved states (cheaper; implies --racing)");
-    if (!is_compare)
-      c->add_flag("--async", evolve_args.async,
-                  "Steady state, no generation barrier: each finished genome joins the population (the oldest leaves) and a child takes "
-                  "its place on the workers");
-    c->add_option("--baselines", evolve_args.baselines,
-                  "How baselines are tuned: strong (default: lr x weight decay x schedule/clipping, successive halving) or seed (3 x 3 grid, "
-                  "constant lr)");
+    schema::add_flags(*c, experiment::ExperimentConfig(), study_command(c));
   };
   auto* evolve_cmd = app.add_subcommand("evolve", "Run the study: evolve, test the winner, compare with tuned baselines");
-  add_study_flags(evolve_cmd, false);
-  evolve_cmd->add_option("--final-test-seeds", evolve_args.final_test_seeds, "Fresh test seeds for the winner (default 3)")
-      ->transform(integer_flag<int>(limits::kSeeds));
-  evolve_cmd->add_flag("--no-compare", evolve_args.no_compare, "Skip the baseline comparison");
-  evolve_cmd->add_flag("--no-break-even", evolve_args.no_break_even, "Skip the break-even measurement");
-  evolve_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Also give the strongest baseline a random search with the evolution's run count");
+  add_study_flags(evolve_cmd);
   std::string resume_dir;
   auto* resume_cmd = app.add_subcommand("resume", "Continue an interrupted run");
   resume_cmd->add_option("run_dir", resume_dir, "Run directory")->required();
@@ -892,10 +777,7 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("--genome", compare_genome, "Genome JSON (e.g. a run's best_genome.json) or preset")->required();
   compare_cmd->add_option("--seeds,--test-seeds", compare_seeds, "Fresh test seeds, the same for every method (default 5)")
       ->transform(integer_flag(1, limits::kSeeds));
-  add_study_flags(compare_cmd, true);
-  compare_cmd->add_flag("--equal-budget", evolve_args.equal_budget, "Random search for the strongest baseline (needs --equal-budget-runs)");
-  compare_cmd->add_option("--equal-budget-runs", evolve_args.equal_budget_runs, "Training runs for the equal-budget random search")
-      ->transform(integer_flag<std::int64_t>(limits::kRuns));
+  add_study_flags(compare_cmd);
 
   std::string export_what, export_format, export_out, export_class = "EvolvedOptimizer";
   std::int64_t export_total_steps = 0;
@@ -908,6 +790,10 @@ int main(int argc, char** argv) {
       ->transform(integer_flag(1, limits::kSteps));
   export_cmd->add_option("-o,--out", export_out, "Output file (default: standard output)")->check(non_empty());
   export_cmd->add_option("--class-name", export_class, "Name of the exported class")->capture_default_str();
+
+  auto* config_cmd = app.add_subcommand("config", "The config file's keys");
+  config_cmd->require_subcommand(1);
+  auto* config_reference = config_cmd->add_subcommand("reference", "Print every config key (type, default, range, flag, meaning) as Markdown");
 
   auto* worker_cmd = app.add_subcommand("worker", "Internal: a worker process of evolve/compare/resume (JSON lines on stdin/stdout)");
   worker_cmd->group("");  // not listed in --help
@@ -936,6 +822,10 @@ int main(int argc, char** argv) {
     if (evolve_cmd->parsed()) return cmd_evolve(evolve_args, evolve_cmd);
     if (resume_cmd->parsed()) return cmd_resume(resume_dir, resume_workers);
     if (status_cmd->parsed()) return cmd_status(status_dir);
+    if (config_reference->parsed()) {
+      std::cout << experiment::config_reference();
+      return 0;
+    }
     if (report_cmd->parsed()) return cmd_report(report_dir, report_out);
     if (compare_cmd->parsed()) return cmd_compare(evolve_args, compare_cmd, compare_genome, compare_seeds);
   } catch (const evoopt::Error& e) {

@@ -8,15 +8,18 @@
 
 #include "evoopt/common/checked_json.hpp"
 #include "evoopt/common/error.hpp"
-#include "evoopt/common/fields.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/limits.hpp"
+#include "evoopt/common/schema.hpp"
+#include "evoopt/common/schema_reference.hpp"
+#include "evoopt/common/schema_toml.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/task/task.hpp"
 
 namespace evoopt::experiment {
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<double>& CompareOptions::seed_lr_grid() {
@@ -76,65 +79,6 @@ void ExperimentConfig::apply_preset(const std::string& name) {
   transfer_tasks = {"fashion_mnist:mlp"};  // the text task's LSTM would double the comparison's time
 }
 
-namespace {
-// Strict reads: a TOML value must have the key's type (no integer where a boolean goes),
-// and an integer must fit the field (population = 4294967298 is an error, not 2).
-template <typename T>
-T get(const toml::node& node, const std::string& key, const std::string& file) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (const auto* v = node.as_string()) return v->get();
-    throw Error(file + ": " + key + " must be a string");
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (const auto* v = node.as_boolean()) return v->get();
-    throw Error(file + ": " + key + " must be true or false");
-  } else if constexpr (std::is_floating_point_v<T>) {
-    if (const auto* v = node.as_floating_point()) return v->get();
-    if (const auto* v = node.as_integer()) return static_cast<T>(v->get());
-    throw Error(file + ": " + key + " must be a number");
-  } else {
-    const auto* v = node.as_integer();
-    if (v == nullptr) throw Error(file + ": " + key + " must be an integer");
-    const std::int64_t x = v->get();
-    if (x < 0 && std::is_unsigned_v<T>) throw Error(file + ": " + key + " must be >= 0, got " + std::to_string(x));
-    if constexpr (!std::is_same_v<T, std::int64_t> && !std::is_same_v<T, std::uint64_t>) {
-      if (x < static_cast<std::int64_t>(std::numeric_limits<T>::min()) || x > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
-        throw Error(file + ": " + key + " = " + std::to_string(x) + " is out of range");
-    }
-    return static_cast<T>(x);
-  }
-}
-template <typename T>
-struct is_vector : std::false_type {};
-template <typename T>
-struct is_vector<std::vector<T>> : std::true_type {};
-template <typename T>
-std::vector<T> get_array(const toml::node& node, const std::string& key, const std::string& file) {
-  const toml::array* arr = node.as_array();
-  if (arr == nullptr) throw Error(file + ": " + key + " must be an array");
-  std::vector<T> out;
-  for (const auto& e : *arr) out.push_back(get<T>(e, key + "[]", file));
-  return out;
-}
-// Sets the field of Spec's field list named `key` from a TOML value of the field's type;
-// false when no field has that name.
-template <typename Spec>
-bool read_field(Spec& spec, const std::string& key, const toml::node& node, const std::string& full, const std::string& file) {
-  bool known = false;
-  Spec::fields(spec, [&](const char* name, auto& field) {
-    if (key != name) return;
-    known = true;
-    using T = std::decay_t<decltype(field)>;
-    if constexpr (std::is_same_v<T, std::filesystem::path>)
-      field = get<std::string>(node, full, file);
-    else if constexpr (is_vector<T>::value)
-      field = get_array<typename T::value_type>(node, full, file);
-    else
-      field = get<T>(node, full, file);
-  });
-  return known;
-}
-}  // namespace
-
 void ExperimentConfig::load_toml(const std::filesystem::path& path) {
   const std::string file = path.string();
   toml::table tbl;
@@ -144,114 +88,17 @@ void ExperimentConfig::load_toml(const std::filesystem::path& path) {
   } catch (const toml::parse_error& e) {
     throw Error(file + ": " + std::string(e.description()) + " (line " + std::to_string(e.source().begin.line) + ")");
   }
-  if (auto p = tbl["preset"]) apply_preset(get<std::string>(*p.node(), "preset", file));
-  for (auto&& [k, v] : tbl) {
-    const std::string key(k.str());
-    if (key == "preset")
-      continue;
-    else if (key == "seed")
-      seed = get<std::uint64_t>(v, key, file);
-    else if (key == "tasks")
-      tasks = get_array<std::string>(v, key, file);
-    else if (key == "transfer_tasks")
-      transfer_tasks = get_array<std::string>(v, key, file);
-    else if (key == "task") {
-      const toml::array* arr = v.as_array();
-      if (arr == nullptr) throw Error(file + ": task must be an array of tables ([[task]])");
-      for (std::size_t i = 0; i < arr->size(); ++i) {
-        const toml::table* t = arr->get(i)->as_table();
-        const std::string at = "task[" + std::to_string(i) + "]";
-        if (t == nullptr) throw Error(file + ": " + at + " must be a table ([[task]])");
-        task::UserTaskSpec u;
-        for (auto&& [tk2, tv] : *t) {
-          const std::string full = at + "." + std::string(tk2.str());
-          if (!read_field(u, std::string(tk2.str()), tv, full, file)) throw Error(file + ": unknown key " + full);
-        }
-        u.resolve_paths(path.parent_path().empty() ? std::filesystem::current_path() : std::filesystem::absolute(path).parent_path());
-        for (const auto& other : user_tasks)
-          if (other.name == u.name) throw Error(file + ": [[task]] '" + u.name + "' is defined twice");
-        user_tasks.push_back(u);
-      }
-    } else if (key == "model")
-      model = get<std::string>(v, key, file);
-    else if (key == "steps")
-      steps = get<std::int64_t>(v, key, file);
-    else if (key == "batch_size")
-      batch_size = get<std::int64_t>(v, key, file);
-    else if (key == "workers")
-      workers = get<int>(v, key, file);
-    else if (key == "device")
-      device = get<std::string>(v, key, file);
-    else if (key == "final_test_seeds")
-      final_test_seeds = get<int>(v, key, file);
-    else if (key == "break_even")
-      break_even = get<bool>(v, key, file);
-    else if (key == "data" && v.is_table()) {
-      for (auto&& [dk, dv] : *v.as_table()) {
-        const std::string d = "data." + std::string(dk.str());
-        if (dk == "dir")
-          data_dir = get<std::string>(dv, d, file);
-        else if (dk == "train_subset")
-          train_subset = get<std::int64_t>(dv, d, file);
-        else if (dk == "val_size")
-          val_size = get<std::int64_t>(dv, d, file);
-        else if (dk == "split_seed")
-          split_seed = get<std::uint64_t>(dv, d, file);
-        else if (dk == "augment")
-          augment = get<bool>(dv, d, file) ? 1 : 0;
-        else
-          throw Error(file + ": unknown key " + d);
-      }
-    } else if (key == "ga" && v.is_table()) {
-      for (auto&& [gk, gv] : *v.as_table()) {
-        const std::string g = "ga." + std::string(gk.str());
-        if (gk == "population")
-          ga.population = get<int>(gv, g, file);
-        else if (gk == "generations")
-          ga.generations = get<int>(gv, g, file);
-        else if (gk == "tournament")
-          ga.tournament = get<int>(gv, g, file);
-        else if (gk == "elites")
-          ga.elites = get<int>(gv, g, file);
-        else if (gk == "crossover_rate")
-          ga.crossover_rate = get<double>(gv, g, file);
-        else if (gk == "mutation_rate")
-          ga.mutation.gene_rate = get<double>(gv, g, file);
-        else if (gk == "structural_rate")
-          ga.mutation.structural_rate = get<double>(gv, g, file);
-        else if (gk == "flip_rate")
-          ga.mutation.flip_rate = get<double>(gv, g, file);
-        else if (gk == "anneal")
-          ga.anneal = get<bool>(gv, g, file);
-        else if (gk == "vocabulary")
-          ga.space.vocabulary = genome::vocabulary_from_name(get<std::string>(gv, g, file));
-        else if (gk == "max_terms")
-          ga.space.max_terms = get<int>(gv, g, file);
-        else if (gk == "search_seeds")
-          ga.search_seeds = get<int>(gv, g, file);
-        else if (gk == "async")
-          ga.async = get<bool>(gv, g, file);
-        else if (gk == "racing")
-          ga.racing.enabled = get<bool>(gv, g, file);
-        else if (gk == "racing_rungs")
-          ga.racing.rungs = get_array<double>(gv, g, file);
-        else if (gk == "racing_keep")
-          ga.racing.keep = get<double>(gv, g, file);
-        else if (gk == "racing_rung_val_size")
-          ga.racing.rung_val_size = get<std::int64_t>(gv, g, file);
-        else if (gk == "racing_continue")
-          ga.racing.continue_runs = get<bool>(gv, g, file);
-        else
-          throw Error(file + ": unknown key " + g);
-      }
-    } else if (key == "compare" && v.is_table()) {
-      for (auto&& [ck, cv] : *v.as_table()) {
-        const std::string c = "compare." + std::string(ck.str());
-        if (!read_field(compare, std::string(ck.str()), cv, c, file)) throw Error(file + ": unknown key " + c);
-      }
-    } else {
-      throw Error(file + ": unknown key " + key);
-    }
+  // The preset first: the file's other keys override it, wherever they stand.
+  if (auto p = tbl["preset"]) apply_preset(schema::toml_scalar<std::string>(*p.node(), "preset", file));
+  const std::size_t had_user_tasks = user_tasks.size();
+  schema::TomlContext ctx{file, {}};
+  schema::read_toml_table(*this, tbl, "", ctx);
+  // A [[user_tasks]] table's paths are relative to the file that holds it.
+  const fs::path base = path.parent_path().empty() ? fs::current_path() : fs::absolute(path).parent_path();
+  for (std::size_t i = had_user_tasks; i < user_tasks.size(); ++i) {
+    user_tasks[i].resolve_paths(base);
+    for (std::size_t k = 0; k < i; ++k)
+      if (user_tasks[k].name == user_tasks[i].name) throw Error(file + ": [[task]] '" + user_tasks[i].name + "' is defined twice");
   }
 }
 
@@ -298,6 +145,7 @@ void ExperimentConfig::validate() const {
   if (val_size < 1) throw Error("validation size must be >= 1");
   limits::check("validation size", val_size, limits::kExamples);
   if (train_subset < 0) throw Error("training subset must be >= 0");
+  if (augment < -1 || augment > 1) throw Error("data.augment must be -1 (the task's default), 0 or 1, got " + std::to_string(augment));
   limits::check("training subset", train_subset, limits::kExamples);
   // Limits before GaOptions::validate, which sizes nothing but compares population with
   // tournament and elites.
@@ -327,30 +175,12 @@ std::vector<std::string> ExperimentConfig::all_tasks() const {
 }
 
 json ExperimentConfig::to_json() const {
-  ga::GaOptions g = ga;
-  g.tasks = tasks;
-  return {{"format", "evoopt.config"},
-          {"version", 1},
-          {"preset", preset},
-          {"seed", seed},
-          {"tasks", tasks},
-          {"transfer_tasks", transfer_tasks},
-          {"model", model},
-          {"steps", steps},
-          {"batch_size", batch_size},
-          {"workers", workers},
-          {"device", device},
-          {"final_test_seeds", final_test_seeds},
-          {"break_even", break_even},
-          {"data", {{"dir", data_dir}, {"train_subset", train_subset}, {"val_size", val_size}, {"split_seed", split_seed}, {"augment", augment}}},
-          {"user_tasks",
-           [&] {
-             json a = json::array();
-             for (const auto& u : user_tasks) a.push_back(u.to_json());
-             return a;
-           }()},
-          {"ga", g.to_json()},
-          {"compare", fields_to_json(compare)}};
+  ExperimentConfig c = *this;
+  c.ga.tasks = tasks;
+  json j = schema::to_json(c);
+  j["format"] = "evoopt.config";
+  j["version"] = 1;
+  return j;
 }
 
 std::string ExperimentConfig::fingerprint() const {
@@ -365,46 +195,23 @@ std::string ExperimentConfig::fingerprint() const {
 
 ExperimentConfig ExperimentConfig::from_json(const json& j) {
   if (!j.is_object() || j.value("format", "") != "evoopt.config") throw Error("not an evoopt config (format field missing or different)");
-  // Every field through json_at: a value that does not fit its field is an error naming its
-  // key path, never wrapped (nlohmann's get<int>() turns 4294967297 into 1). The caller's
-  // JsonView::convert names the file.
-  const std::string what = "/";
+  // Every field through the schema's checked reads: a value that does not fit its field is
+  // an error naming its key path, never wrapped (nlohmann's get<int>() turns 4294967297
+  // into 1). The caller's JsonView::convert names the file.
   ExperimentConfig c;
-  c.preset = json_at<std::string>(j, "preset", what);
-  c.seed = json_at<std::uint64_t>(j, "seed", what);
-  c.tasks = json_at<std::vector<std::string>>(j, "tasks", what);
-  c.transfer_tasks = json_value(j, "transfer_tasks", std::vector<std::string>{}, what);  // written before the field existed: none
-  if (j.contains("user_tasks")) {
-    if (!j.at("user_tasks").is_array()) throw Error("/user_tasks: expected an array, got " + describe_json(j.at("user_tasks")));
-    for (std::size_t i = 0; i < j.at("user_tasks").size(); ++i) {
-      try {
-        c.user_tasks.push_back(task::UserTaskSpec::from_json(j.at("user_tasks").at(i)));
-      } catch (const Error& e) {
-        throw Error("/user_tasks/" + std::to_string(i) + ": " + e.what());
-      }
-    }
-  }
-  c.model = json_at<std::string>(j, "model", what);
-  c.steps = json_at<std::int64_t>(j, "steps", what);
-  c.batch_size = json_at<std::int64_t>(j, "batch_size", what);
-  c.workers = json_at<int>(j, "workers", what);
-  c.device = json_value<std::string>(j, "device", "cpu", what);  // written before the field existed: the CPU
-  c.final_test_seeds = json_at<int>(j, "final_test_seeds", what);
-  c.break_even = json_at<bool>(j, "break_even", what);
-  if (!j.contains("data")) throw Error("/data: missing");
-  const json& d = j.at("data");
-  const std::string data = "/data/";
-  c.data_dir = json_at<std::string>(d, "dir", data);
-  c.train_subset = json_at<std::int64_t>(d, "train_subset", data);
-  c.val_size = json_at<std::int64_t>(d, "val_size", data);
-  c.split_seed = json_at<std::uint64_t>(d, "split_seed", data);
-  c.augment = json_at<int>(d, "augment", data);
-  if (!j.contains("ga")) throw Error("/ga: missing");
-  c.ga = ga::GaOptions::from_json(j.at("ga"));
-  if (!j.contains("compare")) throw Error("/compare: missing");
-  check_fields_json(c.compare, j.at("compare"), "/compare/");
-  fields_from_json(c.compare, j.at("compare"), "config.json compare", [](const std::string&) { return false; });
+  schema::from_json(c, j, "/");
   return c;
+}
+
+std::string config_reference() {
+  return "# Config reference\n\n"
+         "Every key of the config file (`evoopt evolve --config study.toml`), generated by `evoopt config reference` from the\n"
+         "schemas of `ExperimentConfig`, `ga::GaOptions` and `experiment::CompareOptions`; `scripts/check-reference.sh` fails\n"
+         "when this page differs. The same keys, spelt the same, are config.json's in a run directory. Values are\n"
+         "applied in order: defaults, `preset`, the file, then flags (`--preset` wins over the file's `preset`). Defaults\n"
+         "are the `default` preset's; `quick` shrinks the sizes. How the commands fit together is in the [guide](guide.md),\n"
+         "the CLI in the [reference](reference.md).\n\n" +
+         schema::reference_markdown(ExperimentConfig());
 }
 
 }  // namespace evoopt::experiment

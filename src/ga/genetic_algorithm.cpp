@@ -20,11 +20,6 @@ using nlohmann::json;
 
 // ---------------------------------------------------------------- options
 
-// JSON of the mutation options: one list of fields for both directions (strength,
-// the annealing factor, is set per generation and not stored).
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MutationOptions, gene_rate, structural_rate, flip_rate, sigma_log10_lr, sigma_log10_eps, sigma_log10_wd,
-                                   sigma_beta1, sigma_log10_1m_beta2, sigma_weight, sigma_warmup)
-
 void RacingOptions::validate() const {
   if (!enabled) return;
   if (rungs.empty()) throw Error("racing needs at least one rung");
@@ -53,50 +48,11 @@ void GaOptions::validate() const {
   for (const auto& p : seed_presets) genome::preset(p);
 }
 
-json GaOptions::to_json() const {
-  json j = {{"population", population},
-            {"generations", generations},
-            {"tournament", tournament},
-            {"elites", elites},
-            {"crossover_rate", crossover_rate},
-            {"anneal", anneal},
-            {"vocabulary", genome::vocabulary_name(space.vocabulary)},
-            {"max_terms", space.max_terms},
-            {"seed", seed},
-            {"tasks", tasks},
-            {"search_seeds", search_seeds},
-            {"seed_presets", seed_presets},
-            {"mutation", mutation},
-            {"racing", {{"enabled", racing.enabled}, {"rungs", racing.rungs}, {"keep", racing.keep}, {"rung_val_size", racing.rung_val_size}}}};
-  if (async) j["async"] = true;                              // written only when on: configs from before the mode keep their fingerprint
-  if (racing.continue_runs) j["racing"]["continue"] = true;  // likewise
-  return j;
-}
+json GaOptions::to_json() const { return schema::to_json(*this); }
 
 GaOptions GaOptions::from_json(const json& j) {
   GaOptions o;
-  o.population = j.at("population");
-  o.generations = j.at("generations");
-  o.tournament = j.at("tournament");
-  o.elites = j.at("elites");
-  o.crossover_rate = j.at("crossover_rate");
-  o.anneal = j.at("anneal");
-  o.space.vocabulary = genome::vocabulary_from_name(j.at("vocabulary"));
-  o.space.max_terms = j.at("max_terms");
-  o.seed = j.at("seed");
-  o.tasks = j.at("tasks").get<std::vector<std::string>>();
-  o.search_seeds = j.at("search_seeds");
-  o.seed_presets = j.at("seed_presets").get<std::vector<std::string>>();
-  o.mutation = j.at("mutation").get<MutationOptions>();
-  o.async = j.value("async", false);
-  if (j.contains("racing")) {  // absent in configs written before racing existed
-    const json& r = j.at("racing");
-    o.racing.enabled = r.at("enabled").get<bool>();
-    o.racing.rungs = r.at("rungs").get<std::vector<double>>();
-    o.racing.keep = r.at("keep").get<double>();
-    o.racing.rung_val_size = r.at("rung_val_size").get<std::int64_t>();
-    o.racing.continue_runs = r.value("continue", false);
-  }
+  schema::from_json(o, j, "/");
   return o;
 }
 

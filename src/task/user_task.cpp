@@ -12,9 +12,9 @@
 
 #include "evoopt/common/checked_json.hpp"
 #include "evoopt/common/error.hpp"
-#include "evoopt/common/fields.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/limits.hpp"
+#include "evoopt/common/schema.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/data/cifar.hpp"
 #include "evoopt/data/idx.hpp"
@@ -99,12 +99,11 @@ void UserTaskSpec::resolve_paths(const fs::path& base) {
   if (!data.empty() && data.is_relative()) data = fs::absolute(base / data).lexically_normal();
 }
 
-json UserTaskSpec::to_json() const { return fields_to_json(*this); }
+json UserTaskSpec::to_json() const { return schema::to_json(*this); }
 
 UserTaskSpec UserTaskSpec::from_json(const json& j) {
   UserTaskSpec s;
-  check_fields_json(s, j, "user task: ");
-  fields_from_json(s, j, "user task", [](const std::string& key) { return key == "steps"; });  // steps: written before the field existed
+  schema::from_json(s, j, "user task: ");
   return s;
 }
 

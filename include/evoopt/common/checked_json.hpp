@@ -48,17 +48,4 @@ T json_value(const nlohmann::json& j, const std::string& key, const T& fallback,
   return json_as<T>(*it, prefix + key);
 }
 
-// Checks that every key of a field list (`Spec::fields`, common/fields.hpp) present in `j`
-// holds a value of its field's type, so that fields_from_json, which converts with
-// nlohmann's get<T>(), never wraps one. Errors name PREFIXKEY.
-template <typename Spec>
-void check_fields_json(const Spec& spec, const nlohmann::json& j, const std::string& prefix) {
-  if (!j.is_object()) throw Error(prefix + "must be a JSON object");
-  Spec::fields(spec, [&](const char* key, const auto& field) {
-    using T = std::decay_t<decltype(field)>;
-    const auto it = j.find(key);
-    if (it != j.end()) json_as<T>(*it, prefix + key);
-  });
-}
-
 }  // namespace evoopt

@@ -52,6 +52,21 @@ struct RacingOptions {
   std::int64_t rung_val_size = 1000;  // validation images scoring a rung (0 = all)
   bool continue_runs = false;         // rungs are prefixes of the full run, continued from saved states
   void validate() const;
+  // The schema (common/schema.hpp): TOML [ga.racing], config.json "racing".
+  template <typename Self, typename Visit>
+  static void fields(Self& r, Visit&& visit) {
+    using schema::help;
+    visit("enabled", r.enabled,
+          help("Successive halving over steps in each generation: new genomes train the rungs' fractions of the steps, the best `keep` go on")
+              .flag(schema::kEvolve, "--racing"));
+    visit("rungs", r.rungs, help("Fractions of the steps, ascending, each in (0, 1)").above(0).below(1));
+    visit("keep", r.keep, help("Fraction of a rung's genomes that go on (at least one)").above(0).below(1));
+    visit("rung_val_size", r.rung_val_size, help("Validation images scoring a rung (0 = all)").at_least(0).limit(limits::kExamples));
+    visit("continue", r.continue_runs,
+          help("Rungs are the first steps of the full run, continued from saved states (cheaper; the flag implies --racing)")
+              .flag(schema::kEvolve, "--racing-continue")
+              .since("false", /*omit=*/true));
+  }
 };
 
 struct GaOptions {
@@ -77,7 +92,50 @@ struct GaOptions {
   bool async = false;
   void validate() const;
   nlohmann::json to_json() const;
-  static GaOptions from_json(const nlohmann::json& j);
+  static GaOptions from_json(const nlohmann::json& j);  // errors: "/KEY: problem"
+  // The schema (common/schema.hpp): TOML [ga], config.json "ga". The search space's
+  // vocabulary and term limit are keys of this table.
+  template <typename Self, typename Visit>
+  static void fields(Self& o, Visit&& visit) {
+    using schema::help;
+    const unsigned both = schema::kEvolve | schema::kCompare;
+    visit("population", o.population, help("Individuals per generation").at_least(2).limit(limits::kPopulation).flag(both));
+    visit("generations", o.generations, help("Generations of the search").at_least(1).limit(limits::kGenerations).flag(both));
+    visit("tournament", o.tournament, help("Tournament size (at most the population)").at_least(1));
+    visit("elites", o.elites, help("Best individuals copied unchanged into the next generation (fewer than the population)").at_least(0));
+    visit("crossover_rate", o.crossover_rate, help("Probability that a child is bred by crossover").at_least(0).at_most(1));
+    visit("anneal", o.anneal, help("Mutation strength falls linearly from 1 to 0.3 over the generations").flag(both));
+    visit("vocabulary", o.space.vocabulary, help("Term vocabulary").one_of("seed (GRAD MOMENTUM RMS_NORM ADAM_TERM SIGN_GRAD), extended").flag(both));
+    visit("max_terms", o.space.max_terms, help("Maximum terms per genome").at_least(1).limit(limits::kGenomeTerms).flag(both));
+    visit("seed", o.seed, help("The run seed (the study's `seed`)").set_by_program());
+    visit("tasks", o.tasks, help("The search tasks (the study's `tasks`)").set_by_program());
+    visit("search_seeds", o.search_seeds,
+          help("Training seeds per task per genome during the search")
+              .at_least(1)
+              .limit(limits::kSeeds)
+              .flag(schema::kEvolve, "--seeds")
+              .flag(schema::kCompare, "--val-seeds"));
+    visit("seed_presets", o.seed_presets,
+          help("Presets seeding the first generation ([] = sgd, adam, rmsprop, and adamw, signum, lion when the vocabulary has them)"));
+    visit("mutation", o.mutation, help("Mutation rates and strengths"));
+    visit("racing", o.racing, help("Racing (successive halving inside each generation)").since(""));
+    visit("async", o.async,
+          help("Steady state, no generation barrier: each finished genome joins the population (the oldest leaves) and a child takes its place on "
+               "the workers")
+              .flag(schema::kEvolve)
+              .since("false", /*omit=*/true));
+  }
+  // Old TOML spellings (before [ga.mutation] and [ga.racing]).
+  static std::vector<schema::Rename> renamed() {
+    return {{"mutation_rate", "mutation.gene_rate"},
+            {"structural_rate", "mutation.structural_rate"},
+            {"flip_rate", "mutation.flip_rate"},
+            {"racing", "racing.enabled"},
+            {"racing_rungs", "racing.rungs"},
+            {"racing_keep", "racing.keep"},
+            {"racing_rung_val_size", "racing.rung_val_size"},
+            {"racing_continue", "racing.continue"}};
+  }
 };
 
 // The seed of search run `index` on `task`: a function of (run seed, task, index) only.

@@ -7,7 +7,17 @@
 #include <vector>
 
 #include "evoopt/common/rng.hpp"
+#include "evoopt/common/schema.hpp"
 #include "evoopt/genome/genome.hpp"
+
+namespace evoopt::schema {
+// A vocabulary is its name in config files ("seed" | "extended").
+template <>
+struct EnumText<genome::Vocabulary> {
+  static std::string name(genome::Vocabulary v) { return genome::vocabulary_name(v); }
+  static genome::Vocabulary parse(const std::string& s) { return genome::vocabulary_from_name(s); }
+};
+}  // namespace evoopt::schema
 
 namespace evoopt::ga {
 
@@ -30,6 +40,22 @@ struct MutationOptions {
   double sigma_warmup = 0.05;
   double strength = 1.0;  // scales every σ (annealing)
   void validate() const;
+  // The schema (common/schema.hpp): TOML [ga.mutation], config.json "mutation". `strength`,
+  // the annealing factor, is set per generation and not configured.
+  template <typename Self, typename Visit>
+  static void fields(Self& m, Visit&& visit) {
+    using schema::help;
+    visit("gene_rate", m.gene_rate, help("Probability that each scalar gene is nudged").at_least(0).at_most(1));
+    visit("structural_rate", m.structural_rate, help("Probability of one add / remove / change of a term").at_least(0).at_most(1));
+    visit("flip_rate", m.flip_rate, help("Probability that each flag gene flips").at_least(0).at_most(1));
+    visit("sigma_log10_lr", m.sigma_log10_lr, help("Gaussian nudge of the learning rate, in log10").at_least(0));
+    visit("sigma_log10_eps", m.sigma_log10_eps, help("Gaussian nudge of ε, in log10").at_least(0));
+    visit("sigma_log10_wd", m.sigma_log10_wd, help("Gaussian nudge of the weight decay, in log10").at_least(0));
+    visit("sigma_beta1", m.sigma_beta1, help("Bounded Gaussian nudge of β1").at_least(0));
+    visit("sigma_log10_1m_beta2", m.sigma_log10_1m_beta2, help("Gaussian nudge of β2, in log10(1 − β2)").at_least(0));
+    visit("sigma_weight", m.sigma_weight, help("Multiplicative nudge of a term's weight: w·exp(N(0, σ))").at_least(0));
+    visit("sigma_warmup", m.sigma_warmup, help("Gaussian nudge of the warmup fraction").at_least(0));
+  }
 };
 
 // A uniformly random genome of the search space: 1..max_terms terms, log-uniform

@@ -42,6 +42,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "evoopt/common/limits.hpp"
+#include "evoopt/common/schema.hpp"
 #include "evoopt/data/dataset.hpp"
 #include "evoopt/task/models.hpp"
 
@@ -68,22 +70,22 @@ struct UserTaskSpec {
   void resolve_paths(const std::filesystem::path& base);
   nlohmann::json to_json() const;  // config.json, worker processes
   static UserTaskSpec from_json(const nlohmann::json& j);
-  // The one field list: `visit(key, member)` for every field, under the key that a [[task]]
-  // table and the JSON both use. The TOML reader, to_json and from_json all go through it.
+  // The schema (common/schema.hpp): a [[user_tasks]] table and its config.json object.
   template <typename Spec, typename Visit>
   static void fields(Spec& s, Visit&& visit) {
-    visit("name", s.name);
-    visit("model", s.model);
-    visit("data", s.data);
-    visit("format", s.format);
-    visit("kind", s.kind);
-    visit("batch_size", s.batch_size);
-    visit("steps", s.steps);
-    visit("val_size", s.val_size);
-    visit("seq_len", s.seq_len);
-    visit("input", s.input);
-    visit("mean", s.mean);
-    visit("std", s.stddev);
+    using schema::help;
+    visit("name", s.name, help("The task's name, used in `tasks` and `transfer_tasks` (a-z, 0-9, _ and -)"));
+    visit("model", s.model, help("TorchScript model file (relative to the config file)"));
+    visit("data", s.data, help("Data file or directory (relative to the config file)"));
+    visit("format", s.format, help("Data format").one_of("tensors, image_folder, idx, cifar"));
+    visit("kind", s.kind, help("What the model predicts").one_of("classification, next_token"));
+    visit("batch_size", s.batch_size, help("Minibatch size (0 = the study's)").at_least(0).limit(limits::kBatchSize));
+    visit("steps", s.steps, help("Training steps standing for the study's steps (0 = the study's)").at_least(0).limit(limits::kSteps).since("0"));
+    visit("val_size", s.val_size, help("Validation examples (0 = the study's)").at_least(0).limit(limits::kExamples));
+    visit("seq_len", s.seq_len, help("next_token: tokens per training sequence").at_least(1).limit(limits::kSequenceLength));
+    visit("input", s.input, help("Input shape [channels, height, width] ([] = from the data)"));
+    visit("mean", s.mean, help("Per-channel normalisation mean ([] = none)"));
+    visit("std", s.stddev, help("Per-channel normalisation standard deviation, finite and > 0"));
   }
 };
 
