@@ -7,6 +7,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
@@ -293,8 +294,9 @@ bool is_next_token_task(const ExperimentConfig& config, const std::string& task)
 }
 
 void write_comparison(const Comparison& c, const std::filesystem::path& dir) {
-  write_file_atomic(dir / "comparison.json", c.to_json().dump(2) + "\n");
-  write_file_atomic(dir / "comparison.csv", c.to_csv());
+  const RunDirectory run(dir);
+  run.write_json(run_files::kComparison, c.to_json(), 2);
+  run.write_text(run_files::kComparisonCsv, c.to_csv());
 }
 
 namespace {
@@ -434,7 +436,8 @@ std::vector<Comparison::AttributionRow> Comparison::attribution_rows() const {
 }
 
 json Comparison::to_json() const {
-  json j = {{"format", "evoopt.comparison"}, {"version", 2}, {"protocol", protocol}, {"tasks", tasks}, {"labels", labels}};
+  json j = {{"protocol", protocol}, {"tasks", tasks}, {"labels", labels}};
+  j.update(RunDirectory::header(run_files::kComparison));
   json seeds_json;
   for (const auto& [t, s] : seeds) seeds_json[t] = s;
   j["test_seeds"] = seeds_json;

@@ -10,6 +10,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/limits.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/common/schema.hpp"
 #include "evoopt/common/schema_reference.hpp"
 #include "evoopt/common/schema_toml.hpp"
@@ -178,8 +179,7 @@ json ExperimentConfig::to_json() const {
   ExperimentConfig c = *this;
   c.ga.tasks = tasks;
   json j = schema::to_json(c);
-  j["format"] = "evoopt.config";
-  j["version"] = 1;
+  j.update(RunDirectory::header(run_files::kConfig));
   return j;
 }
 

@@ -10,6 +10,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/compare.hpp"
@@ -27,7 +28,7 @@ std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::in
 }
 
 EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
-  const JsonView cfg = read_json_view(run_dir / "config.json");
+  const JsonView cfg = RunDirectory(run_dir).read(run_files::kConfig);
   // Far beyond any dataset (2^40 examples); keeps the sums and the work estimates in range.
   constexpr std::int64_t kMax = std::int64_t{1} << 40;
   EvalSizes s;
@@ -238,9 +239,9 @@ RunStatus read_run_status(const fs::path& run_dir) {
   s.in_use = dir_in_use(run_dir);
 
   std::vector<ga::GenerationRecord> history;
-  const fs::path ck = run_dir / "checkpoint.json";
-  if (fs::exists(ck)) {
-    const JsonView j = read_json_view(ck);
+  const RunDirectory dir(run_dir);
+  if (const auto ck = dir.read_if_present(run_files::kCheckpoint)) {
+    const JsonView& j = *ck;
     for (const auto& r : j.at("history").elements()) history.push_back(r.convert(ga::GenerationRecord::from_json));
     for (const auto& ind : j.at("individuals").elements()) {
       const double fitness = ind.get<double>("fitness");
@@ -256,7 +257,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
   s.generations_done = static_cast<int>(history.size());
 
   const EvalSizes sizes = eval_sizes_of_run(run_dir);
-  const fs::path journal = run_dir / "journal.jsonl";
+  const fs::path journal = dir / run_files::kJournal;
   struct Entry {
     std::string stage, task;
     Work run;
@@ -302,17 +303,16 @@ RunStatus read_run_status(const fs::path& run_dir) {
     else
       after_done += w;
   }
-  const bool complete = fs::exists(run_dir / "summary.json");
+  const bool complete = dir.has(run_files::kSummary);
   const bool search_done = s.generations_done >= s.generations;
   if (complete) {
     s.state = "complete";
-    const JsonView summary = read_json_view(run_dir / "summary.json");
+    const JsonView summary = dir.read(run_files::kSummary);
     s.final_test = summary.at("final_test").get<std::optional<double>>("overall_mean");  // null: no test seeds
   } else if (search_done) {
     s.state = "final test / comparison";
     std::optional<genome::Genome> winner;
-    if (fs::exists(run_dir / "best_genome.json"))
-      winner = read_json_view(run_dir / "best_genome.json").at("genome").convert(genome::Genome::from_json);
+    if (const auto best = dir.read_if_present(run_files::kBestGenome)) winner = best->at("genome").convert(genome::Genome::from_json);
     const Work plan = plan_after_search(c, {sizes, winner ? &*winner : nullptr, search_runs, costs});
     s.left = {std::max<std::int64_t>(0, plan.runs - after_done.runs), std::max<std::int64_t>(0, plan.steps - after_done.steps),
               std::max<std::int64_t>(0, plan.images - after_done.images)};

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/common/run_dir.hpp"
 
 namespace evoopt::experiment {
 namespace {
@@ -76,7 +77,7 @@ class BreakEvenStage : public Stage {
   void run(RunContext& ctx, StageState& st) const override {
     const ExperimentConfig& c = st.config;
     std::vector<ga::Individual> gen0;
-    for (const JsonView& j : read_json_view(st.run_dir / "lineage.json").at("individuals").elements())
+    for (const JsonView& j : RunDirectory(st.run_dir).read(run_files::kLineage).at("individuals").elements())
       if (j.get<int>("generation") == 0 && j.get<std::string>("origin").rfind("seed:", 0) == 0) gen0.push_back(j.convert(ga::Individual::from_json));
     if (gen0.empty()) return;
     const ga::Individual& base = ga::best_of(gen0);

@@ -9,6 +9,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/factory.hpp"
 
@@ -174,7 +175,7 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   const auto evaluator_ptr = make_study_evaluator(config, loaded);
   eval::Evaluator& evaluator = *evaluator_ptr;
   new_dir.keep();
-  eval::RunStore store(out_dir / "journal.jsonl");
+  eval::RunStore store(RunDirectory(out_dir) / run_files::kJournal);
   const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/false, events.progress, events.phase_finished);
   tracker.set_task_costs(costs);
@@ -194,9 +195,9 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
 
 namespace {
 fs::path run_config_path(const fs::path& run_dir) {
-  const fs::path p = run_dir / "config.json";
-  if (!fs::exists(p)) throw Error(run_dir.string() + ": not a run directory (no config.json)");
-  return p;
+  const RunDirectory dir(run_dir);
+  if (!dir.has(run_files::kConfig)) throw Error(run_dir.string() + ": not a run directory (no config.json)");
+  return dir / run_files::kConfig;
 }
 
 }  // namespace
@@ -238,9 +239,7 @@ json StudyResult::summary_json() const {
   json ft;
   for (const auto& [t, r] : final_test.per_task)
     ft[t] = {{"label", r.label}, {"seeds", r.seeds}, {"accuracy", r.accuracy}, {"mean", r.summary.mean}, {"std", r.summary.stddev}};
-  json j = {{"format", "evoopt.summary"},
-            {"version", 1},
-            {"completed", completed},
+  json j = {{"completed", completed},
             {"winner",
              {{"genome", ga.best.genome.to_json()},
               {"formula", ga.best.genome.formula()},
@@ -268,6 +267,7 @@ json StudyResult::summary_json() const {
                        {"measured", m},
                        {"verdict", break_even->verdict}};
   }
+  j.update(RunDirectory::header(run_files::kSummary));
   return j;
 }
 
@@ -283,10 +283,11 @@ ExperimentConfig resumed_config(const ExperimentConfig& given, const fs::path& r
   if (given.workers >= 0) config.workers = given.workers;
   const std::string now = config.fingerprint();
   if (!recorded.contains("fingerprint") || !recorded.at("fingerprint").is_string())
-    throw Error((run_dir / "config.json").string() + ": no fingerprint recorded (written by an older evoopt): start a new run with --out");
+    throw Error((RunDirectory(run_dir) / run_files::kConfig).string() +
+                ": no fingerprint recorded (written by an older evoopt): start a new run with --out");
   if (recorded.at("fingerprint").get<std::string>() != now)
-    throw Error((run_dir / "config.json").string() + ": changed since the run started (fingerprint " + recorded.at("fingerprint").get<std::string>() +
-                " recorded, " + now + " now): restore the original, or start a new run with --out");
+    throw Error((RunDirectory(run_dir) / run_files::kConfig).string() + ": changed since the run started (fingerprint " +
+                recorded.at("fingerprint").get<std::string>() + " recorded, " + now + " now): restore the original, or start a new run with --out");
   return config;
 }
 
@@ -298,7 +299,7 @@ void check_task_fingerprints(const json& recorded, const LoadedTasks& loaded, co
       throw Error(
           fmt::format("{}: task {} no longer matches the run (fingerprint {} recorded, {} now: its data, model settings or evoopt's "
                       "training semantics changed); start a new run with --out",
-                      (run_dir / "config.json").string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
+                      (RunDirectory(run_dir) / run_files::kConfig).string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
 }
 
 // config.json of a new run: the config, its fingerprint, the data's provenance, the derived
@@ -350,10 +351,10 @@ ga::GaEvents search_events(const StudyEvents& events, ProgressTracker& tracker, 
 
 // final_test.json and summary.json of a finished study.
 void write_final_outputs(const StudyResult& result, const fs::path& run_dir) {
-  json ft = result.summary_json();
-  write_file_atomic(run_dir / "final_test.json",
-                    json{{"format", "evoopt.final_test"}, {"version", 1}, {"winner", ft["winner"]}, {"final_test", ft["final_test"]}}.dump(2) + "\n");
-  write_file_atomic(run_dir / "summary.json", result.summary_json().dump(2) + "\n");
+  const RunDirectory dir(run_dir);
+  const json summary = result.summary_json();
+  dir.write_json(run_files::kFinalTest, json{{"winner", summary.at("winner")}, {"final_test", summary.at("final_test")}}, 2);
+  dir.write_json(run_files::kSummary, summary, 2);
 }
 
 }  // namespace
@@ -366,7 +367,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   json recorded;  // config.json as written when the run started (resume)
   if (!resume) {
     config.validate();
-    if (fs::exists(run_dir / "config.json"))
+    if (RunDirectory(run_dir).has(run_files::kConfig))
       throw Error(run_dir.string() + " already holds a run (resume it with: evoopt resume " + run_dir.string() + ", or choose another --out)");
   }
   // The directory is held before anything is loaded or started: a second process on it is
@@ -398,10 +399,10 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   eval::Evaluator& evaluator = *evaluator_ptr;
   if (resume) check_task_fingerprints(recorded, loaded, evaluator, run_dir);
   if (!resume) {
-    write_file_atomic(run_dir / "config.json", new_run_config_json(config, loaded, evaluator).dump(2) + "\n");
+    RunDirectory(run_dir).write_text(run_files::kConfig, new_run_config_json(config, loaded, evaluator).dump(2) + "\n");
     new_dir.keep();
   }
-  eval::RunStore store(run_dir / "journal.jsonl");
+  eval::RunStore store(RunDirectory(run_dir) / run_files::kJournal);
 
   say(fmt::format(
       "{} tasks ({}), model {}, {} steps per run, {}", config.tasks.size(),

@@ -14,6 +14,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/genome/term.hpp"
 
 namespace evoopt::exports {
@@ -746,7 +747,9 @@ ExportSource load_export_source(const std::string& what) {
   ExportSource s;
   const fs::path p(what);
   if (fs::is_directory(p)) {
-    const fs::path best_path = p / "best_genome.json";
+    // Read leniently (no format header required): a run directory made by hand exports too.
+    const RunDirectory dir(p);
+    const fs::path best_path = dir / run_files::kBestGenome;
     if (!fs::exists(best_path)) throw Error(one_line(what) + ": not a run directory with a winner (no best_genome.json)");
     // Everything read and checked before anything is returned (and so before anything is written).
     const JsonView best = read_run_file(best_path);
@@ -758,9 +761,9 @@ ExportSource load_export_source(const std::string& what) {
       return g;
     });
     if (const auto v = best.find("validation_fitness"); v && !v->is_null()) s.provenance.validation_fitness = v->get<double>();
-    if (fs::exists(p / "config.json"))
-      s.steps = read_run_file(p / "config.json").get_in<std::int64_t>("steps", 1, std::numeric_limits<std::int64_t>::max());
-    if (fs::exists(p / "summary.json")) s.provenance.test_result = test_result(read_run_file(p / "summary.json"), s.steps);
+    if (dir.has(run_files::kConfig))
+      s.steps = read_run_file(dir / run_files::kConfig).get_in<std::int64_t>("steps", 1, std::numeric_limits<std::int64_t>::max());
+    if (dir.has(run_files::kSummary)) s.provenance.test_result = test_result(read_run_file(dir / run_files::kSummary), s.steps);
     s.provenance.source = "run " + quoted(run_name(p)) + " (best_genome.json)";
     return s;
   }

@@ -20,6 +20,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/checksum.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
@@ -28,7 +29,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-constexpr const char* kCompletionsFormat = "evoopt.completions";
 constexpr int kMaxInFlight = 1 << 20;  // individuals in flight: far above any worker count a machine runs
 
 struct CompletionLog {
@@ -49,9 +49,7 @@ std::optional<CompletionLog> read_completions(const fs::path& path) {
     // Errors name the file, the line and the key (JsonView).
     const JsonView j = parse_json_view(lines[i], fmt::format("{} line {}", path.string(), i + 1));
     if (i == 0) {
-      if (!j.is_object() || j.get_or<std::string>("format", "") != kCompletionsFormat)
-        j.fail("not an evoopt completion log (format field missing or different)");
-      if (j.get<std::int64_t>("version") != 1) j.at("version").fail("version " + j.at("version").raw().dump() + " is not one this evoopt reads (1)");
+      RunDirectory::check_header(run_files::kCompletions, j);
       // Range-checked as written: a value that does not fit must not wrap to a small one.
       log.in_flight = j.get_in<int>("in_flight", 1, kMaxInFlight);
       log.search = j.get<std::string>("search");
@@ -77,7 +75,7 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
   GaOutcome outcome;
   if (!run_dir_.empty()) fs::create_directories(run_dir_);
   results_.clear();
-  const fs::path log_path = run_dir_.empty() ? fs::path() : run_dir_ / "completions.jsonl";
+  const fs::path log_path = RunDirectory(run_dir_) / run_files::kCompletions;
   // The order replays only the search it was recorded for (seed, population, operators, tasks, ...).
   const std::string options_text = options_.to_json().dump();
   const std::string search = data::sha256_hex(options_text.data(), options_text.size()).substr(0, 16);
@@ -90,8 +88,7 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
   // takes it from the log, whatever the number of workers now.
   const std::size_t in_flight_target = static_cast<std::size_t>(recorded ? recorded->in_flight : std::max(1, evaluator_.workers()));
   if (!recorded && !log_path.empty())
-    write_file_atomic(log_path,
-                      json{{"format", kCompletionsFormat}, {"version", 1}, {"in_flight", in_flight_target}, {"search", search}}.dump() + "\n");
+    RunDirectory(run_dir_).write_json(run_files::kCompletions, json{{"in_flight", in_flight_target}, {"search", search}}, -1);
   outcome.resumed = !replay.empty() || store_->size() > 0;
 
   const std::size_t pop_size = static_cast<std::size_t>(options_.population);

@@ -12,6 +12,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/checksum.hpp"
 
 namespace evoopt::ga {
@@ -191,7 +192,7 @@ void summarise_population(const std::vector<Individual>& population, const std::
 GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, fs::path run_dir, eval::RunStore* store)
     : options_(std::move(options)), evaluator_(evaluator), run_dir_(std::move(run_dir)), store_(store) {
   if (store_ == nullptr) {
-    own_store_ = std::make_unique<eval::RunStore>(run_dir_.empty() ? fs::path() : run_dir_ / "journal.jsonl");
+    own_store_ = std::make_unique<eval::RunStore>(RunDirectory(run_dir_) / run_files::kJournal);
     store_ = own_store_.get();
   }
   if (options_.seed_presets.empty()) {
@@ -498,17 +499,16 @@ void GeneticAlgorithm::score_full_runs(Individual& ind) const {
 
 void GeneticAlgorithm::write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const {
   if (run_dir_.empty()) return;
-  write_file_atomic(run_dir_ / "history.csv", history_csv(history, options_.tasks));
+  const RunDirectory dir(run_dir_);
+  dir.write_text(run_files::kHistoryCsv, history_csv(history, options_.tasks));
   json records = json::array();
   for (const auto& r : history) records.push_back(r.to_json());
-  write_file_atomic(run_dir_ / "history.json", json{{"format", "evoopt.history"}, {"version", 1}, {"generations", records}}.dump(1) + "\n");
+  dir.write_json(run_files::kHistory, json{{"generations", records}}, 1);
   json lineage = json::array();
   for (const auto& i : all) lineage.push_back(i.to_json());
-  write_file_atomic(run_dir_ / "lineage.json", json{{"format", "evoopt.lineage"}, {"version", 1}, {"individuals", lineage}}.dump(1) + "\n");
+  dir.write_json(run_files::kLineage, json{{"individuals", lineage}}, 1);
   const Individual& best = best_of(all);
-  json b = {{"format", "evoopt.best_genome"},
-            {"version", 1},
-            {"genome", best.genome.to_json()},
+  json b = {{"genome", best.genome.to_json()},
             {"formula", best.genome.formula()},
             {"hyperparameters", best.genome.hyperparameters()},
             {"hash", best.genome.hash_hex()},
@@ -516,7 +516,7 @@ void GeneticAlgorithm::write_outputs(const std::vector<GenerationRecord>& histor
             {"generation", best.generation},
             {"validation_fitness", best.fitness},
             {"validation_per_task", best.per_task}};
-  write_file_atomic(run_dir_ / "best_genome.json", b.dump(2) + "\n");
+  dir.write_json(run_files::kBestGenome, b, 2);
 }
 
 void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std::vector<Individual>& population,
@@ -528,9 +528,9 @@ void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std
   for (const auto& i : population) pop.push_back(i.id);
   for (const auto& i : all) everyone.push_back(i.to_json());
   for (const auto& r : history) hist.push_back(r.to_json());
-  json ck = {{"format", "evoopt.checkpoint"}, {"version", 1},      {"generation", generation}, {"next_id", next_id_},
-             {"rng", rng_state.str()},        {"population", pop}, {"individuals", everyone},  {"history", hist}};
-  write_file_atomic(run_dir_ / "checkpoint.json", ck.dump() + "\n");
+  json ck = {{"generation", generation}, {"next_id", next_id_},     {"rng", rng_state.str()},
+             {"population", pop},        {"individuals", everyone}, {"history", hist}};
+  RunDirectory(run_dir_).write_json(run_files::kCheckpoint, ck, -1);
 }
 
 GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>* cancel) {
@@ -546,15 +546,10 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   // The state a checkpoint of "nothing completed yet" (generation −1) holds.
   Rng rng_at_start = rng;
   std::uint64_t next_id_at_start = next_id_;
-  const fs::path ck_path = run_dir_.empty() ? fs::path() : run_dir_ / "checkpoint.json";
-  if (!ck_path.empty() && fs::exists(ck_path)) {
+  if (const RunDirectory dir(run_dir_); dir.has(run_files::kCheckpoint)) {
     // Every error names the file and the key (JsonView), and comes before anything is written.
-    const JsonView ck = read_json_view(ck_path);
+    const JsonView ck = dir.read(run_files::kCheckpoint);
     std::vector<Individual> last;
-    if (!ck.is_object() || ck.get_or<std::string>("format", "") != "evoopt.checkpoint")
-      ck.fail("not an evoopt checkpoint (format field missing or different)");
-    if (ck.get<std::int64_t>("version") != 1)
-      ck.at("version").fail("checkpoint version " + ck.at("version").raw().dump() + " is not one this evoopt reads (1)");
     const int g = ck.get<int>("generation");
     if (g < -1 || g >= options_.generations)
       ck.at("generation")
@@ -627,7 +622,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     if (interrupted) {
       // Generations ≥ 1 already have the checkpoint of the one before; the
       // first gets one that says "start from the beginning".
-      if (generation == 0 && !run_dir_.empty() && !fs::exists(run_dir_ / "checkpoint.json")) {
+      if (generation == 0 && !RunDirectory(run_dir_).has(run_files::kCheckpoint) && !run_dir_.empty()) {
         const std::uint64_t keep = next_id_;
         next_id_ = next_id_at_start;
         save_checkpoint(-1, rng_at_start, {}, {}, {});

@@ -16,6 +16,7 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/progress.hpp"
 #include "evoopt/experiment/stats.hpp"
@@ -452,11 +453,6 @@ std::string bar_chart(const std::string& id, const std::string& title, const std
 // of the page is made: a damaged file ends with one error naming it and the key (JsonView),
 // and write_report writes nothing.
 
-std::optional<JsonView> read_optional(const fs::path& p) {
-  if (!fs::exists(p)) return std::nullopt;
-  return read_json_view(p);
-}
-
 // A number the writer leaves null when there is none (the mean of no values, the interval
 // of one value): NaN.
 double nullable_number(const JsonView& v) { return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>(); }
@@ -668,7 +664,8 @@ Run read_run(const fs::path& dir) {
   r.dir = dir;
   r.status = experiment::read_run_status(dir);  // checks config.json and the journal
   r.ex = experiment::load_run_config(dir);
-  const JsonView config = read_json_view(dir / "config.json");
+  const RunDirectory run_dir(dir);
+  const JsonView config = run_dir.read(run_files::kConfig);
   r.tasks = r.ex.tasks;
   r.transfer_tasks = r.ex.transfer_tasks;
   const auto provenance = config.find("provenance");
@@ -683,20 +680,20 @@ Run read_run(const fs::path& dir) {
     r.labels[t] = experiment::display_label(t, label);
   }
   r.evoopt_version = config.get_or<std::string>("evoopt_version", "");
-  if (auto h = read_optional(dir / "history.json"))
+  if (auto h = run_dir.read_if_present(run_files::kHistory))
     for (const auto& g : h->at("generations").elements()) r.history.push_back(g.convert(ga::GenerationRecord::from_json));
-  else if (auto ck = read_optional(dir / "checkpoint.json"))
+  else if (auto ck = run_dir.read_if_present(run_files::kCheckpoint))
     for (const auto& g : ck->at("history").elements()) r.history.push_back(g.convert(ga::GenerationRecord::from_json));
-  if (auto l = read_optional(dir / "lineage.json"))
+  if (auto l = run_dir.read_if_present(run_files::kLineage))
     for (const auto& i : l->at("individuals").elements()) {
       r.lineage.push_back(i.convert(ga::Individual::from_json));
       i.get_in<int>("generation", 0, r.ex.ga.generations);  // the family tree's columns
     }
-  if (auto b = read_optional(dir / "best_genome.json")) r.best = read_best(*b);
-  if (auto s = read_optional(dir / "summary.json")) r.summary = read_summary(*s);
-  if (auto c = read_optional(dir / "comparison.json")) r.comparison = read_comparison(*c);
+  if (auto b = run_dir.read_if_present(run_files::kBestGenome)) r.best = read_best(*b);
+  if (auto s = run_dir.read_if_present(run_files::kSummary)) r.summary = read_summary(*s);
+  if (auto c = run_dir.read_if_present(run_files::kComparison)) r.comparison = read_comparison(*c);
   if (r.comparison && r.best)
-    for (const auto& e : experiment::journal_entries(dir / "journal.jsonl"))
+    for (const auto& e : experiment::journal_entries(run_dir / run_files::kJournal))
       r.journal.emplace_back(e.at("key").convert(eval::RunKey::from_json), e.at("result").convert(train::run_result_from_json));
   return r;
 }
@@ -1141,8 +1138,9 @@ std::string render_report(const fs::path& run_dir) {
 
 fs::path write_report(const fs::path& run_dir) {
   const std::string html = render_report(run_dir);
-  write_file_atomic(run_dir / "report.html", html);
-  return run_dir / "report.html";
+  const RunDirectory dir(run_dir);
+  dir.write_text(run_files::kReport, html);
+  return dir / run_files::kReport;
 }
 
 experiment::StudyEvents with_live_report(experiment::StudyEvents events) {

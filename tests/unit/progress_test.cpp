@@ -105,7 +105,7 @@ TEST(Progress, EachStagePlansTheWorkItsRunRequests) {
   seed.genome = genome::preset("sgd");
   seed.origin = "seed:sgd";
   seed.fitness = 0.1;
-  write_file_atomic(dir / "lineage.json", nlohmann::json{{"individuals", {seed.to_json()}}}.dump());
+  write_file_atomic(dir / "lineage.json", nlohmann::json{{"format", "evoopt.lineage"}, {"version", 1}, {"individuals", {seed.to_json()}}}.dump());
   eval::SyntheticEvaluator ev(landscape);
   eval::RunStore store;
   StageState st{c, dir.path(), {{"a", "A"}, {"b", "B"}}, {}, {}, {}, {}};
@@ -254,7 +254,9 @@ TEST(Progress, DirInUseSeesAnotherHoldersLock) {
 // image task and a text task average to what they score; transfer tasks are not the unit.
 TEST(Progress, EvalSizesCountATextTasksWindowsNotItsBytes) {
   test::TempDir dir;
-  const nlohmann::json cfg = {{"tasks", {"mnist", "jargon"}},
+  const nlohmann::json cfg = {{"format", "evoopt.config"},
+                              {"version", 1},
+                              {"tasks", {"mnist", "jargon"}},
                               {"task_fingerprint_inputs",
                                {{"mnist", {{"task", {{"val_size", 5000}, {"test_size", 10000}}}}},
                                 {"jargon", {{"task", {{"seq_len", 64}, {"val_size", 64001}, {"test_size", 128001}}}}},
@@ -270,7 +272,10 @@ TEST(Progress, EvalSizesCountATextTasksWindowsNotItsBytes) {
 // A damaged size in config.json, or a damaged journal line, is named with its key (and line).
 TEST(Progress, DamagedSizesAndJournalLinesAreNamedWithTheirKey) {
   test::TempDir dir;
-  nlohmann::json cfg = {{"tasks", {"mnist"}}, {"task_fingerprint_inputs", {{"mnist", {{"task", {{"val_size", -5}, {"test_size", 10000}}}}}}}};
+  nlohmann::json cfg = {{"format", "evoopt.config"},
+                        {"version", 1},
+                        {"tasks", {"mnist"}},
+                        {"task_fingerprint_inputs", {{"mnist", {{"task", {{"val_size", -5}, {"test_size", 10000}}}}}}}};
   write_file_atomic(dir / "config.json", cfg.dump());
   try {
     eval_sizes_of_run(dir.path());
