@@ -279,11 +279,12 @@ class Progress {
     stage_ = r.stage;
     generation_ = r.generation;
     done_ = r.done;
-    const std::string what = r.stage == "search" ? "training runs" : r.stage + " runs";
+    const bool search = r.stage == eval::RunStage::Search;
+    const std::string what = search ? "training runs" : std::string(eval::run_stage_name(r.stage)) + " runs";
     std::string rates;
     if (r.runs_per_second > 0) rates += fmt::format("{:.2g} runs/s", r.runs_per_second);
     if (r.batch_eta_seconds)
-      rates += fmt::format("{}{} ETA {}", rates.empty() ? "" : ", ", r.stage == "search" ? "generation" : "batch",
+      rates += fmt::format("{}{} ETA {}", rates.empty() ? "" : ", ", search ? "generation" : "batch",
                            experiment::format_duration(*r.batch_eta_seconds));
     if (r.study_eta_seconds) rates += fmt::format("{}study ETA {}", rates.empty() ? "" : ", ", experiment::format_duration(*r.study_eta_seconds));
     if (tty_) {
@@ -301,14 +302,14 @@ class Progress {
     }
   }
   void phase_finished(const experiment::PhaseReport& p) {
-    std::string name = p.phase;
+    std::string name = experiment::phase_name(p.phase);
     if (!name.empty()) name[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
     std::cout << fmt::format("{} finished: {} runs trained in {}", name, p.runs, experiment::format_duration(p.seconds)) << std::endl;
   }
 
  private:
   bool tty_;
-  std::string stage_;
+  std::optional<eval::RunStage> stage_;
   int generation_ = -1, done_ = 0;
   int last_plain_ = -1;
 };
@@ -320,7 +321,7 @@ std::string fmt_diff(const experiment::PairedDifference& d) {
 }
 
 void print_comparison(const experiment::Comparison& c) {
-  const bool seed_protocol = c.protocol == "seed";
+  const bool seed_protocol = c.protocol == experiment::Protocol::Seed;
   std::cout << "\nBaselines tuned on validation ("
             << (seed_protocol ? "SEED protocol: lr {1e-4, 1e-3, 1e-2} x weight decay {1e-5, 1e-4, 1e-3}, constant lr, no clipping"
                               : "strong protocol: lr x weight decay x {constant, the winner's schedule + clipping}, successive halving, "
@@ -344,7 +345,7 @@ void print_comparison(const experiment::Comparison& c) {
     head += fmt::format(" {:<30}", "overall");
     std::cout << head << "\n";
     for (const auto* m : methods) {
-      std::string name = m->name + (m->kind == "baseline" ? suffix : "");
+      std::string name = m->name + (m->kind == experiment::MethodKind::Baseline ? suffix : "");
       std::string row = fmt::format("{:<36}", name);
       auto cell = [&](const std::vector<double>& v, const std::vector<double>& e) {
         std::string s = fmt_stat(experiment::summarize(v));
@@ -500,9 +501,9 @@ int cmd_resume(const std::string& dir, int workers) {
 
 int cmd_status(const std::string& dir) {
   const auto s = experiment::read_run_status(dir);
-  std::cout << fmt::format("{}: {}{}", dir, s.state,
+  std::cout << fmt::format("{}: {}{}", dir, experiment::run_state_name(s.state),
                            s.in_use                ? " (an evoopt process is working on it now)"
-                           : s.state == "complete" ? ""
+                           : s.state == experiment::RunState::Complete ? ""
                                                    : " (no process is working on it: evoopt resume " + dir + " continues it)")
             << "\n";
   std::string tasks;
@@ -518,10 +519,10 @@ int cmd_status(const std::string& dir) {
   for (const auto& [stage, w] : s.done_by_stage) {
     runs += w.runs;
     steps += w.steps;
-    by += fmt::format("{}{} {}", by.empty() ? "" : ", ", stage, w.runs);
+    by += fmt::format("{}{} {}", by.empty() ? "" : ", ", eval::run_stage_name(stage), w.runs);
   }
   std::cout << fmt::format("  runs done: {} ({} steps{}{})", runs, steps, by.empty() ? "" : "; ", by) << "\n";
-  if (s.state != "complete") {
+  if (s.state != experiment::RunState::Complete) {
     std::cout << fmt::format("  runs left: about {} ({} steps; an estimate from the config and the generations so far)", s.left.runs, s.left.steps)
               << "\n";
     if (s.eta_seconds)

@@ -11,6 +11,27 @@
 namespace evoopt::eval {
 using nlohmann::json;
 
+namespace {
+constexpr std::pair<RunStage, const char*> kStageNames[] = {
+    {RunStage::Search, "search"},        {RunStage::Test, "test"},          {RunStage::BreakEven, "break-even"}, {RunStage::Sweep, "sweep"},
+    {RunStage::RandomSearch, "random-search"}, {RunStage::Attribution, "attribution"}, {RunStage::Transfer, "transfer"}};
+}  // namespace
+
+const char* run_stage_name(RunStage s) {
+  for (const auto& [stage, name] : kStageNames)
+    if (stage == s) return name;
+  throw Error("unknown run stage");
+}
+
+RunStage run_stage_from_name(const std::string& name) {
+  std::string known;
+  for (const auto& [stage, n] : kStageNames) {
+    if (name == n) return stage;
+    known += known.empty() ? n : std::string(", ") + n;
+  }
+  throw Error(fmt::format("run stage '{}' is not one of {}", name, known));
+}
+
 // A stop shows as steps@stop; keys without one read as they always did.
 std::string RunKey::str() const {
   const std::string at = stop > 0 ? fmt::format("{}@{}", steps, stop) : std::to_string(steps);
@@ -61,7 +82,7 @@ RunStore::RunStore(std::filesystem::path path) : path_(std::move(path)) {
     ++line_no;
     try {
       const json j = parse_json(line, "entry");
-      Entry e{RunKey::from_json(j.at("key")), j.at("stage").get<std::string>(), train::run_result_from_json(j.at("result"))};
+      Entry e{RunKey::from_json(j.at("key")), run_stage_from_name(j.at("stage").get<std::string>()), train::run_result_from_json(j.at("result"))};
       const std::string k = e.key.str();
       if (index_.count(k)) continue;  // the first result of a key is the one used
       index_[k] = entries_.size();
@@ -79,11 +100,11 @@ std::optional<train::RunResult> RunStore::find(const RunKey& key) const {
   return entries_[it->second].result;
 }
 
-void RunStore::append(const RunKey& key, const std::string& stage, const train::RunResult& result) {
+void RunStore::append(const RunKey& key, RunStage stage, const train::RunResult& result) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::string k = key.str();
   if (index_.count(k)) return;
-  if (!path_.empty()) append_line_durable(path_, json{{"key", key.to_json()}, {"stage", stage}, {"result", train::to_json(result)}}.dump());
+  if (!path_.empty()) append_line_durable(path_, json{{"key", key.to_json()}, {"stage", run_stage_name(stage)}, {"result", train::to_json(result)}}.dump());
   index_[k] = entries_.size();
   entries_.push_back({key, stage, result});
 }
@@ -98,7 +119,7 @@ std::vector<RunStore::Entry> RunStore::entries() const {
   return entries_;
 }
 
-std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, const std::string& stage,
+std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
                                                             const std::vector<RunRequest>& requests, const StoreEvents& events,
                                                             const std::atomic<bool>* cancel) {
   std::vector<std::optional<train::RunResult>> results(requests.size());
@@ -135,7 +156,7 @@ std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Eva
   return results;
 }
 
-StoreStream::StoreStream(RunStore& store, Evaluator& evaluator, std::string stage) : store_(store), evaluator_(evaluator), stage_(std::move(stage)) {}
+StoreStream::StoreStream(RunStore& store, Evaluator& evaluator, RunStage stage) : store_(store), evaluator_(evaluator), stage_(stage) {}
 
 std::uint64_t StoreStream::submit(const RunRequest& request) {
   const std::uint64_t ticket = next_ticket_++;

@@ -14,7 +14,24 @@
 namespace evoopt::experiment {
 using nlohmann::json;
 
-std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage, const std::vector<eval::RunRequest>& requests) {
+namespace {
+constexpr std::pair<MethodKind, const char*> kMethodKindNames[] = {
+    {MethodKind::Evolved, "evolved"}, {MethodKind::Baseline, "baseline"}, {MethodKind::RandomSearch, "random-search"}, {MethodKind::Attribution, "attribution"}};
+}  // namespace
+
+const char* method_kind_name(MethodKind k) {
+  for (const auto& [kind, name] : kMethodKindNames)
+    if (kind == k) return name;
+  throw Error("unknown method kind");
+}
+
+MethodKind method_kind_from_name(const std::string& name) {
+  for (const auto& [kind, n] : kMethodKindNames)
+    if (name == n) return kind;
+  throw Error("method kind '" + name + "' is not one of evolved, baseline, random-search, attribution");
+}
+
+std::vector<train::RunResult> run_all(RunContext& ctx, eval::RunStage stage, const std::vector<eval::RunRequest>& requests) {
   const int total = static_cast<int>(requests.size());
   int done = 0;
   if (requests.empty()) return {};
@@ -98,7 +115,7 @@ genome::Genome baseline_genome(const std::string& name, double lr, double wd, co
   return g;
 }
 
-std::vector<train::Fitness> validation_fitness(RunContext& ctx, const std::string& stage, const std::vector<genome::Genome>& genomes,
+std::vector<train::Fitness> validation_fitness(RunContext& ctx, eval::RunStage stage, const std::vector<genome::Genome>& genomes,
                                                const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds, std::int64_t steps,
                                                std::int64_t eval_limit) {
   std::vector<eval::RunRequest> requests;
@@ -123,7 +140,7 @@ std::vector<Rung> halving_rungs(std::size_t n, std::int64_t steps, const Halving
   return {{steps, 0, n}};
 }
 
-void tune(RunContext& ctx, const std::string& stage, BaselineChoice& c, const std::vector<std::string>& tasks, std::uint64_t run_seed,
+void tune(RunContext& ctx, eval::RunStage stage, BaselineChoice& c, const std::vector<std::string>& tasks, std::uint64_t run_seed,
           int search_seeds, std::int64_t steps, const HalvingOptions& halving) {
   if (c.sweep.empty()) throw Error("nothing to tune for " + c.name);
   if (steps < 1) steps = ctx.evaluator.default_steps();
@@ -161,7 +178,7 @@ BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const st
                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds, std::int64_t steps) {
   BaselineChoice c;
   c.name = name;
-  c.protocol = "seed";
+  c.protocol = Protocol::Seed;
   for (double lr : lr_grid)
     for (double wd : wd_grid) {
       SweepEntry e;
@@ -170,7 +187,7 @@ BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const st
       e.genome = baseline_genome(name, lr, wd);
       c.sweep.push_back(e);
     }
-  tune(ctx, "sweep", c, tasks, run_seed, search_seeds, steps, HalvingOptions{false, 0});
+  tune(ctx, eval::RunStage::Sweep, c, tasks, run_seed, search_seeds, steps, HalvingOptions{false, 0});
   return c;
 }
 
@@ -179,7 +196,7 @@ BaselineChoice tune_baseline(RunContext& ctx, const std::string& name, const std
                              std::int64_t steps, const HalvingOptions& halving) {
   BaselineChoice c;
   c.name = name;
-  c.protocol = "strong";
+  c.protocol = Protocol::Strong;
   for (const Regime& r : regimes)
     for (double wd : wd_grid)
       for (double lr : lr_grid) {
@@ -190,17 +207,17 @@ BaselineChoice tune_baseline(RunContext& ctx, const std::string& name, const std
         e.genome = baseline_genome(name, lr, wd, r);
         c.sweep.push_back(e);
       }
-  tune(ctx, "sweep", c, tasks, run_seed, search_seeds, steps, halving);
+  tune(ctx, eval::RunStage::Sweep, c, tasks, run_seed, search_seeds, steps, halving);
   return c;
 }
 
 namespace {
 
-// `g` on the test split of `tasks`, each on its fresh seeds, at `steps`. Stage "test", or
-// "transfer" for held-out tasks.
-MethodResult test_method(RunContext& ctx, const std::string& name, const std::string& kind, const genome::Genome& g, double val_fitness,
+// `g` on the test split of `tasks`, each on its fresh seeds, at `steps`. Stage Test, or
+// Transfer for held-out tasks.
+MethodResult test_method(RunContext& ctx, const std::string& name, MethodKind kind, const genome::Genome& g, double val_fitness,
                          const std::vector<std::string>& tasks, const std::map<std::string, std::vector<std::uint64_t>>& seeds, std::int64_t steps,
-                         const std::string& stage = "test") {
+                         eval::RunStage stage = eval::RunStage::Test) {
   MethodResult m;
   m.name = name;
   m.kind = kind;
@@ -251,7 +268,7 @@ BaselineChoice lr_retuned(RunContext& ctx, const std::string& name, const std::s
                           const std::vector<double>& lr_grid, const CompareInputs& in) {
   BaselineChoice c;
   c.name = name;
-  c.protocol = "lr re-tuned";
+  c.protocol = Protocol::LrRetuned;
   for (double lr : lr_grid) {
     SweepEntry e;
     e.lr = lr;
@@ -262,7 +279,7 @@ BaselineChoice lr_retuned(RunContext& ctx, const std::string& name, const std::s
     e.genome.validate(genome::Bounds::kHardMaxTerms);
     c.sweep.push_back(e);
   }
-  tune(ctx, "attribution", c, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{in.options.halving, in.options.rung_val_size});
+  tune(ctx, eval::RunStage::Attribution, c, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{in.options.halving, in.options.rung_val_size});
   return c;
 }
 
@@ -288,7 +305,7 @@ CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genom
 
 bool is_next_token_task(const ExperimentConfig& config, const std::string& task) {
   for (const auto& u : config.user_tasks)
-    if (u.name == task) return u.kind == "next_token";
+    if (u.name == task) return u.kind == task::TaskKind::NextToken;
   const auto* d = data::dataset_of_task(task);
   return d != nullptr && d->format == data::Format::Text;  // unknown: synthetic evaluators' names
 }
@@ -309,7 +326,7 @@ BaselineChoice random_search(RunContext& ctx, const std::string& name, const Com
   Rng rng(derive_seed(in.run_seed, "equal-budget/" + name));
   BaselineChoice rs;
   rs.name = name + " (random search)";
-  rs.protocol = "random-search";
+  rs.protocol = Protocol::RandomSearch;
   for (std::int64_t i = 0; i < configs; ++i) {
     SweepEntry e;
     e.lr = std::pow(10.0, rng.uniform(-5.0, -1.0));
@@ -334,7 +351,7 @@ BaselineChoice random_search(RunContext& ctx, const std::string& name, const Com
     g.validate(genome::Bounds::kHardMaxTerms);
     rs.sweep.push_back(e);
   }
-  tune(ctx, "random-search", rs, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{false, 0});
+  tune(ctx, eval::RunStage::RandomSearch, rs, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{false, 0});
   runs_out = configs * per_config;
   return rs;
 }
@@ -355,7 +372,7 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   // 1. Tune every baseline on validation.
   const HalvingOptions halving{in.options.halving, in.options.rung_val_size};
   for (const auto& b : in.options.baselines) {
-    if (in.options.protocol == "seed")
+    if (in.options.protocol == Protocol::Seed)
       c.baselines.push_back(
           sweep_baseline(ctx, b, CompareOptions::seed_lr_grid(), CompareOptions::seed_wd_grid(), in.tasks, in.run_seed, in.search_seeds, in.steps));
     else
@@ -374,28 +391,28 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   std::vector<std::int64_t> horizons = {in.steps};
   if (in.options.horizon_multiple > 0)
     horizons.push_back(static_cast<std::int64_t>(std::llround(static_cast<double>(in.steps) * in.options.horizon_multiple)));
-  auto test_block = [&](const std::vector<std::string>& tasks, const std::string& stage) {
+  auto test_block = [&](const std::vector<std::string>& tasks, eval::RunStage stage) {
     std::vector<HorizonResult> out;
     for (std::int64_t steps : horizons) {
       HorizonResult h;
       h.steps = steps;
-      h.methods.push_back(test_method(ctx, "evolved", "evolved", in.evolved, in.evolved_val_fitness, tasks, c.seeds, steps, stage));
+      h.methods.push_back(test_method(ctx, "evolved", MethodKind::Evolved, in.evolved, in.evolved_val_fitness, tasks, c.seeds, steps, stage));
       // The longer horizon asks whether the gain over the strongest tuned baseline persists:
       // that baseline only (every baseline at the search horizon).
       for (std::size_t i = 0; i < c.baselines.size(); ++i) {
         if (steps != in.steps && i != strongest) continue;
         const auto& b = c.baselines[i];
-        h.methods.push_back(test_method(ctx, b.name + " (tuned)", "baseline", b.best().genome, b.best().val_fitness, tasks, c.seeds, steps, stage));
+        h.methods.push_back(test_method(ctx, b.name + " (tuned)", MethodKind::Baseline, b.best().genome, b.best().val_fitness, tasks, c.seeds, steps, stage));
       }
       if (c.random_search)
-        h.methods.push_back(test_method(ctx, c.random_search->name, "random-search", c.random_search->best().genome,
+        h.methods.push_back(test_method(ctx, c.random_search->name, MethodKind::RandomSearch, c.random_search->best().genome,
                                         c.random_search->best().val_fitness, tasks, c.seeds, steps, stage));
       out.push_back(h);
     }
     return out;
   };
-  c.horizons = test_block(in.tasks, "test");
-  if (!in.transfer_tasks.empty()) c.transfer = test_block(in.transfer_tasks, "transfer");
+  c.horizons = test_block(in.tasks, eval::RunStage::Test);
+  if (!in.transfer_tasks.empty()) c.transfer = test_block(in.transfer_tasks, eval::RunStage::Transfer);
 
   // 4. Gain attribution against the strongest tuned baseline, at the search horizon.
   if (in.options.attribution) {
@@ -407,9 +424,9 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
     const genome::Genome& B = b.best().genome;
     a.rule_in_baseline_setting = lr_retuned(ctx, "evolved rule, " + b.name + " setting", "evolved", rule_with_setting(W, B), in.options.lr_grid, in);
     a.baseline_in_evolved_setting = lr_retuned(ctx, b.name + " rule, evolved setting", b.name, rule_with_setting(B, W), in.options.lr_grid, in);
-    a.a1 = test_method(ctx, a.rule_in_baseline_setting.name, "attribution", a.rule_in_baseline_setting.best().genome,
+    a.a1 = test_method(ctx, a.rule_in_baseline_setting.name, MethodKind::Attribution, a.rule_in_baseline_setting.best().genome,
                        a.rule_in_baseline_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
-    a.a2 = test_method(ctx, a.baseline_in_evolved_setting.name, "attribution", a.baseline_in_evolved_setting.best().genome,
+    a.a2 = test_method(ctx, a.baseline_in_evolved_setting.name, MethodKind::Attribution, a.baseline_in_evolved_setting.best().genome,
                        a.baseline_in_evolved_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
     c.attribution = a;
   }
@@ -423,7 +440,7 @@ std::vector<Comparison::AttributionRow> Comparison::attribution_rows() const {
   const MethodResult& W = h.methods.front();
   const MethodResult* B = nullptr;
   for (const auto& m : h.methods)
-    if (m.kind == "baseline" && m.name == attribution->baseline + " (tuned)") B = &m;
+    if (m.kind == MethodKind::Baseline && m.name == attribution->baseline + " (tuned)") B = &m;
   if (B == nullptr) return rows;
   const auto& A1 = attribution->a1.overall;
   const auto& A2 = attribution->a2.overall;
@@ -436,7 +453,7 @@ std::vector<Comparison::AttributionRow> Comparison::attribution_rows() const {
 }
 
 json Comparison::to_json() const {
-  json j = {{"protocol", protocol}, {"tasks", tasks}, {"labels", labels}};
+  json j = {{"protocol", protocol_name(protocol)}, {"tasks", tasks}, {"labels", labels}};
   j.update(RunDirectory::header(run_files::kComparison));
   json seeds_json;
   for (const auto& [t, s] : seeds) seeds_json[t] = s;
@@ -454,7 +471,7 @@ json Comparison::to_json() const {
                        {"rungs", rungs}});
     }
     return json{{"name", b.name},
-                {"protocol", b.protocol},
+                {"protocol", protocol_name(b.protocol)},
                 {"chosen",
                  {{"lr", b.best().lr},
                   {"weight_decay", b.best().wd},
@@ -489,7 +506,7 @@ json Comparison::to_json() const {
       }
     }
     return json{{"name", m.name},
-                {"kind", m.kind},
+                {"kind", method_kind_name(m.kind)},
                 {"val_fitness", m.val_fitness},
                 {"formula", m.genome.formula()},
                 {"hyperparameters", m.genome.hyperparameters()},
@@ -537,14 +554,14 @@ std::string Comparison::to_csv() const {
     const bool is_evolved = &m == &ev;
     auto row = [&](const std::string& task, const std::string& label, const std::vector<double>& v, const std::vector<double>& e) {
       const Summary s = summarize(v);
-      out += fmt::format("{},\"{}\",{},{},\"{}\",{:.6f},{:.6f},{}", steps, m.name, m.kind, task, label, s.mean, s.stddev, s.n);
+      out += fmt::format("{},\"{}\",{},{},\"{}\",{:.6f},{:.6f},{}", steps, m.name, method_kind_name(m.kind), task, label, s.mean, s.stddev, s.n);
       if (is_evolved) {
         out += ",,,,";
       } else {
         const PairedDifference d = paired_difference(e, v);
         out += fmt::format(",{:.6f},{:.6f},{:.6f},{}", d.mean, d.ci_low, d.ci_high, d.significant ? "yes" : "no");
       }
-      out += fmt::format(",{:.6f},{},{}\n", m.val_fitness, protocol, block);
+      out += fmt::format(",{:.6f},{},{}\n", m.val_fitness, protocol_name(protocol), block);
     };
     for (const auto& t : *block_tasks) row(t, labels.count(t) ? labels.at(t) : t, m.test.at(t), ev.test.at(t));
     row("overall", "mean over tasks", m.overall, ev.overall);
@@ -591,7 +608,7 @@ Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const ge
   const HalvingOptions halving{o.halving, o.rung_val_size};
   const std::size_t regimes = evolved != nullptr ? strong_regimes(*evolved).size() : 2;
   for (std::size_t b = 0; b < o.baselines.size(); ++b) {
-    if (o.protocol == "seed")
+    if (o.protocol == Protocol::Seed)
       w += tuning(c, sizes, CompareOptions::seed_lr_grid().size() * CompareOptions::seed_wd_grid().size(), c.steps, HalvingOptions{false, 0});
     else
       w += tuning(c, sizes, regimes * o.wd_grid.size() * o.lr_grid.size(), c.steps, halving);

@@ -23,6 +23,23 @@ namespace evoopt::experiment {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+constexpr std::pair<Protocol, const char*> kProtocolNames[] = {
+    {Protocol::Strong, "strong"}, {Protocol::Seed, "seed"}, {Protocol::RandomSearch, "random-search"}, {Protocol::LrRetuned, "lr re-tuned"}};
+}  // namespace
+
+const char* protocol_name(Protocol p) {
+  for (const auto& [protocol, name] : kProtocolNames)
+    if (protocol == p) return name;
+  throw Error("unknown protocol");
+}
+
+Protocol protocol_from_name(const std::string& name) {
+  for (const auto& [protocol, n] : kProtocolNames)
+    if (name == n) return protocol;
+  throw Error("protocol '" + name + "' is not one of strong, seed, random-search, lr re-tuned");
+}
+
 const std::vector<double>& CompareOptions::seed_lr_grid() {
   static const std::vector<double> g = {1e-4, 1e-3, 1e-2};
   return g;
@@ -35,7 +52,8 @@ const std::vector<double>& CompareOptions::seed_wd_grid() {
 void CompareOptions::validate() const {
   for (const auto& b : baselines) genome::preset(b);
   if (baselines.empty()) throw Error("compare: no baselines given");
-  if (protocol != "strong" && protocol != "seed") throw Error("compare: baseline protocol '" + protocol + "' is not one of strong, seed");
+  if (protocol != Protocol::Strong && protocol != Protocol::Seed)
+    throw Error(fmt::format("compare: baseline protocol '{}' is not one of strong, seed", protocol_name(protocol)));
   if (rung_val_size < 0) throw Error("compare: rung validation size must be >= 0 (0 = all), got " + std::to_string(rung_val_size));
   if (lr_grid.empty() || wd_grid.empty()) throw Error("compare: the learning-rate and weight-decay grids must not be empty");
   for (double lr : lr_grid)
@@ -215,3 +233,11 @@ std::string config_reference() {
 }
 
 }  // namespace evoopt::experiment
+
+namespace evoopt::schema {
+experiment::Protocol EnumText<experiment::Protocol>::parse(const std::string& s) {
+  if (s == "strong") return experiment::Protocol::Strong;
+  if (s == "seed") return experiment::Protocol::Seed;
+  throw Error("baseline protocol '" + s + "' is not one of strong, seed");
+}
+}  // namespace evoopt::schema

@@ -72,19 +72,19 @@ void ProgressTracker::set_winner(const genome::Genome& g, std::int64_t search_ru
 }
 
 void ProgressTracker::close_batch() {
-  if (now_.total > 0 && now_.phase != "search") {
+  if (now_.total > 0 && now_.phase != Phase::Search) {
     const Work w = batch_per_run_ * now_.total;
     after_search_done_ += w;
-    if (now_.phase == "break-even") break_even_done_ += w;
+    if (now_.phase == Phase::BreakEven) break_even_done_ += w;
   }
   now_.done = now_.total = 0;
 }
 
-void ProgressTracker::start_phase(const std::string& phase) {
+void ProgressTracker::start_phase(Phase phase) {
   if (phase_open_ && now_.phase == phase) return;
   close_batch();
   if (phase_open_ && phase_done_) phase_done_({now_.phase, phase_trained_, std::chrono::duration<double>(Clock::now() - phase_t0_).count()});
-  if (now_.phase == "break-even") break_even_over_ = true;
+  if (now_.phase == Phase::BreakEven) break_even_over_ = true;
   phase_open_ = true;
   now_ = ProgressReport{};
   now_.phase = phase;
@@ -100,8 +100,8 @@ void ProgressTracker::finish() {
 }
 
 void ProgressTracker::generation_started(int generation, int generations) {
-  start_phase("search");
-  now_.stage = "search";
+  start_phase(Phase::Search);
+  now_.stage = eval::RunStage::Search;
   now_.generation = generation + 1;
   now_.generations = generations;
   now_.done = now_.total = 0;
@@ -135,7 +135,7 @@ void ProgressTracker::search_run(int done, int total, const train::RunResult& tr
   emit();
 }
 
-void ProgressTracker::batch(const std::string& stage, int done, int total, const Work& per_run, const train::RunResult* trained) {
+void ProgressTracker::batch(eval::RunStage stage, int done, int total, const Work& per_run, const train::RunResult* trained) {
   if (trained == nullptr) {
     // A new batch (run_all reports what the store holds first): the one before it is finished.
     close_batch();
@@ -172,7 +172,7 @@ void ProgressTracker::emit() {
       with_search_ ? plan_after_search(config_, plan_in) : plan_comparison(config_, sizes_, winner, search_runs_, /*after_final_test=*/false, costs_);
   const Work batch_left = batch_per_run_ * std::max(0, now_.total - now_.done);
   Work left = batch_left;
-  if (now_.phase == "search") {
+  if (now_.phase == Phase::Search) {
     left += plan_search_left(config_, sizes_, finished_, /*one_running=*/true);
     left += after;
   } else {
@@ -182,7 +182,7 @@ void ProgressTracker::emit() {
       // Break-even stopped at the first multiple that matched: the others are not coming.
       Work planned;
       for (const auto& stage : stages_after_search(config_))
-        if (std::string(stage->name()) == "break-even") planned = stage->plan(config_, plan_in);
+        if (stage->phase() == Phase::BreakEven) planned = stage->plan(config_, plan_in);
       done += Work{0, std::max<std::int64_t>(0, planned.steps - break_even_done_.steps),
                    std::max<std::int64_t>(0, planned.images - break_even_done_.images)};
     }
@@ -194,6 +194,16 @@ void ProgressTracker::emit() {
 }
 
 // ------------------------------------------------------------------ status from files
+
+const char* run_state_name(RunState s) {
+  switch (s) {
+    case RunState::NotStarted: return "not started";
+    case RunState::Searching: return "searching";
+    case RunState::AfterSearch: return "final test / comparison";
+    case RunState::Complete: return "complete";
+  }
+  return "?";
+}
 
 std::vector<JsonView> journal_entries(const fs::path& p) {
   std::vector<JsonView> out;
@@ -259,7 +269,8 @@ RunStatus read_run_status(const fs::path& run_dir) {
   const EvalSizes sizes = eval_sizes_of_run(run_dir);
   const fs::path journal = dir / run_files::kJournal;
   struct Entry {
-    std::string stage, task;
+    eval::RunStage stage;
+    std::string task;
     Work run;
     double seconds, train_seconds;
   };
@@ -270,7 +281,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
     const JsonView key = e.at("key");
     static_cast<void>(key.convert(eval::RunKey::from_json));
     const train::RunResult r = e.at("result").convert(train::run_result_from_json);
-    entries.push_back({e.get_or<std::string>("stage", "search"), r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)},
+    entries.push_back({e.at("stage").convert([](const json& j) { return eval::run_stage_from_name(j.get<std::string>()); }), r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)},
                        r.seconds, r.train_seconds});
     task_time[r.task].first += r.train_seconds;
     task_time[r.task].second += static_cast<double>(r.steps_done - r.resumed_at);
@@ -284,7 +295,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
   costs.step = TaskCosts::relative(step_seconds, c.tasks);
   Work timed;
   double train_seconds = 0;
-  std::map<std::string, Work> scaled_by_stage;  // in the search tasks' units
+  std::map<eval::RunStage, Work> scaled_by_stage;  // in the search tasks' units
   for (const auto& e : entries) {
     s.done_by_stage[e.stage] += e.run;
     scaled_by_stage[e.stage] += costs.scaled(e.task, e.run);
@@ -298,7 +309,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
   Work after_done;
   std::int64_t search_runs = 0;
   for (const auto& [stage, w] : scaled_by_stage) {
-    if (stage == "search")
+    if (stage == eval::RunStage::Search)
       search_runs = w.runs;
     else
       after_done += w;
@@ -306,18 +317,18 @@ RunStatus read_run_status(const fs::path& run_dir) {
   const bool complete = dir.has(run_files::kSummary);
   const bool search_done = s.generations_done >= s.generations;
   if (complete) {
-    s.state = "complete";
+    s.state = RunState::Complete;
     const JsonView summary = dir.read(run_files::kSummary);
     s.final_test = summary.at("final_test").get<std::optional<double>>("overall_mean");  // null: no test seeds
   } else if (search_done) {
-    s.state = "final test / comparison";
+    s.state = RunState::AfterSearch;
     std::optional<genome::Genome> winner;
     if (const auto best = dir.read_if_present(run_files::kBestGenome)) winner = best->at("genome").convert(genome::Genome::from_json);
     const Work plan = plan_after_search(c, {sizes, winner ? &*winner : nullptr, search_runs, costs});
     s.left = {std::max<std::int64_t>(0, plan.runs - after_done.runs), std::max<std::int64_t>(0, plan.steps - after_done.steps),
               std::max<std::int64_t>(0, plan.images - after_done.images)};
   } else {
-    s.state = s.generations_done == 0 && s.done_by_stage.empty() ? "not started" : "searching";
+    s.state = s.generations_done == 0 && s.done_by_stage.empty() ? RunState::NotStarted : RunState::Searching;
     // The runs of the generation in progress are in the journal already.
     std::int64_t recorded = 0;
     for (const auto& r : history) recorded += r.evaluations;

@@ -31,11 +31,11 @@ std::vector<eval::RunRequest> final_test_requests(const ExperimentConfig& c, con
 
 class FinalTestStage : public Stage {
  public:
-  const char* name() const override { return "final test"; }
+  Phase phase() const override { return Phase::FinalTest; }
   Work plan(const ExperimentConfig& c, const PlanInputs& in) const override { return work_of(final_test_requests(c, genome::Genome{}), in.sizes); }
   void run(RunContext& ctx, StageState& st) const override {
     const ExperimentConfig& c = st.config;
-    const auto runs = run_all(ctx, "test", final_test_requests(c, st.search.best.genome));
+    const auto runs = run_all(ctx, eval::RunStage::Test, final_test_requests(c, st.search.best.genome));
     std::vector<double> overall(static_cast<std::size_t>(c.final_test_seeds), 0.0);
     std::size_t k = 0;
     for (const auto& t : c.tasks) {
@@ -68,7 +68,7 @@ std::vector<eval::RunRequest> break_even_requests(const ExperimentConfig& c, con
 // validation (at most the last multiple; it stops at the first that matches).
 class BreakEvenStage : public Stage {
  public:
-  const char* name() const override { return "break-even"; }
+  Phase phase() const override { return Phase::BreakEven; }
   Work plan(const ExperimentConfig& c, const PlanInputs& in) const override {
     Work w;
     for (double m : kBreakEvenMultiples) w += work_of(break_even_requests(c, genome::Genome{}, m), in.sizes);
@@ -93,7 +93,7 @@ class BreakEvenStage : public Stage {
       return;
     }
     for (double mult : kBreakEvenMultiples) {
-      const double f = train::aggregate_fitness(run_all(ctx, "break-even", break_even_requests(c, base.genome, mult))).overall;
+      const double f = train::aggregate_fitness(run_all(ctx, eval::RunStage::BreakEven, break_even_requests(c, base.genome, mult))).overall;
       be.measured.emplace_back(mult, f);
       if (f >= be.winner_val_fitness) {
         be.multiple_needed = mult;
@@ -124,7 +124,7 @@ class BreakEvenStage : public Stage {
 
 class ComparisonStage : public Stage {
  public:
-  const char* name() const override { return "comparison"; }
+  Phase phase() const override { return Phase::Comparison; }
   Work plan(const ExperimentConfig& c, const PlanInputs& in) const override {
     return plan_comparison(c, in.sizes, in.winner, in.search_runs, /*after_final_test=*/true, in.costs);
   }

@@ -94,7 +94,7 @@ TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& 
 namespace {
 decltype(RunContext::progress) tracker_progress(ProgressTracker& tracker, const EvalSizes& sizes) {
   return
-      [&tracker, sizes](const std::string& stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
+      [&tracker, sizes](eval::RunStage stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
         // A batch can mix tasks (the held-out ones, each at its cost): its runs' mean work.
         Work sum;
         for (const auto& r : batch) sum += tracker.task_costs().scaled(r.task, Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)});
@@ -180,10 +180,10 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   ProgressTracker tracker(config, sizes, /*with_search=*/false, events.progress, events.phase_finished);
   tracker.set_task_costs(costs);
   tracker.set_winner(genome, config.compare.equal_budget_runs);
-  tracker.start_phase("comparison");
+  tracker.start_phase(Phase::Comparison);
   RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
   try {
-    const double val_fitness = validation_fitness(ctx, "sweep", {genome}, config.tasks, config.seed, config.ga.search_seeds).front().overall;
+    const double val_fitness = validation_fitness(ctx, eval::RunStage::Sweep, {genome}, config.tasks, config.seed, config.ga.search_seeds).front().overall;
     Comparison c = run_comparison(ctx, compare_inputs(config, genome, val_fitness, loaded.labels, config.compare.equal_budget_runs));
     write_comparison(c, out_dir);
     tracker.finish();
@@ -446,7 +446,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   };
   try {
     for (const auto& stage : stages_after_search(config)) {
-      tracker.start_phase(stage->name());
+      tracker.start_phase(stage->phase());
       stage->run(ctx, state);
     }
   } catch (const Interrupted&) {
@@ -456,7 +456,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   }
   take_results();
   for (const auto& e : store.entries()) {
-    if (e.stage == "search") continue;
+    if (e.stage == eval::RunStage::Search) continue;
     ++result.cost.other_runs;
     result.cost.other_steps += e.result.steps_done - e.result.resumed_at;
   }

@@ -64,7 +64,7 @@ std::optional<CompletionLog> read_completions(const fs::path& path) {
 
 void GeneticAlgorithm::tally_search_runs(GaOutcome& outcome) const {
   for (const auto& e : store_->entries()) {
-    if (e.stage != "search") continue;
+    if (e.stage != eval::RunStage::Search) continue;
     ++outcome.runs_total;
     outcome.steps_total += e.result.steps_done - e.result.resumed_at;  // a continued run: its own steps
     outcome.train_seconds_total += e.result.seconds;
@@ -118,7 +118,7 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
   std::vector<Individual> block_members;
   auto block_t0 = std::chrono::steady_clock::now();
   int block_runs = 0;
-  eval::StoreStream stream(*store_, evaluator_, "search");
+  eval::StoreStream stream(*store_, evaluator_, eval::RunStage::Search);
   stream.on_trained = [&](const train::RunResult& r) {  // runs trained now (not those the journal answers)
     ++outcome.runs_executed;
     outcome.steps_executed += r.steps_done - r.resumed_at;

@@ -301,7 +301,7 @@ std::vector<std::optional<train::RunResult>> GeneticAlgorithm::train_runs(const 
     ++done;
     if (events.run_finished) events.run_finished(done, total, r);
   };
-  return eval::run_with_store(*store_, evaluator_, "search", requests, store_events, cancel);
+  return eval::run_with_store(*store_, evaluator_, eval::RunStage::Search, requests, store_events, cancel);
 }
 
 std::string GeneticAlgorithm::state_file(const eval::RunRequest& request) const {

@@ -18,6 +18,7 @@
 #include "evoopt/common/json_io.hpp"
 #include "evoopt/common/run_dir.hpp"
 #include "evoopt/eval/run_store.hpp"
+#include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/progress.hpp"
 #include "evoopt/experiment/stats.hpp"
 #include "evoopt/experiment/study.hpp"
@@ -557,7 +558,8 @@ struct Stats {
   std::optional<double> perplexity;  // next-token tasks with a seed that did not diverge: the mean
 };
 struct Method {
-  std::string name, kind, hash;
+  std::string name, hash;
+  experiment::MethodKind kind = experiment::MethodKind::Evolved;
   double val_fitness = 0;
   std::map<std::string, Stats> test;  // per task
   Stats overall;
@@ -576,7 +578,7 @@ struct AttributionRow {
   Paired paired;
 };
 struct Comparison {
-  std::string protocol;
+  experiment::Protocol protocol = experiment::Protocol::Strong;
   std::vector<Baseline> baselines;
   std::vector<Horizon> horizons;
   std::optional<std::vector<std::string>> transfer_tasks;
@@ -608,7 +610,7 @@ std::vector<Horizon> read_horizons(const JsonView& j) {
     for (const auto& m : h.at("methods").elements()) {
       Method x;
       x.name = m.get<std::string>("name");
-      x.kind = m.get<std::string>("kind");
+      x.kind = m.at("kind").convert([](const nlohmann::json& k) { return experiment::method_kind_from_name(k.get<std::string>()); });
       x.hash = m.at("genome").convert(genome::Genome::from_json).hash_hex();
       x.val_fitness = nullable_number(m.at("val_fitness"));
       for (const auto& [t, v] : m.at("test").members()) x.test[t] = read_stats(v);
@@ -622,7 +624,7 @@ std::vector<Horizon> read_horizons(const JsonView& j) {
 
 Comparison read_comparison(const JsonView& j) {
   Comparison c;
-  c.protocol = j.get<std::string>("protocol");
+  c.protocol = j.at("protocol").convert([](const nlohmann::json& p) { return experiment::protocol_from_name(p.get<std::string>()); });
   for (const auto& b : j.at("baselines").elements()) {
     const JsonView ch = b.at("chosen");
     c.baselines.push_back({b.get<std::string>("name"), ch.get<std::string>("regime_text"), ch.get<double>("lr"), ch.get<double>("weight_decay"),
@@ -958,7 +960,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
   }
   const Comparison& c = *r.comparison;
   std::string out = "<h2 id=\"comparison\">Comparison with tuned baselines</h2>";
-  const bool seed = c.protocol == "seed";
+  const bool seed = c.protocol == experiment::Protocol::Seed;
   out +=
       seed
           ? "<p class=\"warn\">Seed protocol: the baselines got no schedule, no clipping and a coarse lr grid. This flatters the evolved genome; use "
@@ -1027,7 +1029,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
     } else {
       double best = -2;
       for (std::size_t m = 1; m < methods.size(); ++m)
-        if (methods[m].kind == "baseline" && methods[m].val_fitness > best) {
+        if (methods[m].kind == experiment::MethodKind::Baseline && methods[m].val_fitness > best) {
           best = methods[m].val_fitness;
           strongest = methods[m].name;
         }
@@ -1108,10 +1110,10 @@ std::string render_report(const fs::path& run_dir) {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char when[64];
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-  std::string status = fmt::format("<b>{}</b>: {} of {} generations finished", esc(st.state), st.generations_done, st.generations);
+  std::string status = fmt::format("<b>{}</b>: {} of {} generations finished", esc(experiment::run_state_name(st.state)), st.generations_done, st.generations);
   if (st.best_fitness)
     status += fmt::format("; best validation fitness so far {:.4f} (#{}, generation {})", *st.best_fitness, st.best_id, st.best_generation);
-  if (st.state != "complete" && st.eta_seconds) status += "; ETA about " + experiment::format_duration(*st.eta_seconds);
+  if (st.state != experiment::RunState::Complete && st.eta_seconds) status += "; ETA about " + experiment::format_duration(*st.eta_seconds);
   if (st.final_test) status += fmt::format("; the winner's final test fitness {:.4f}", *st.final_test);
   std::string html =
       "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">";
@@ -1121,7 +1123,7 @@ std::string render_report(const fs::path& run_dir) {
   html += fmt::format(
       "<p class=\"status\">{}.<br>Preset {}, model {}, {} steps per run, population {}, seed {}; tasks {}. Written {} from the run's files{}.</p>",
       status, esc(ex.preset), esc(ex.model), ex.steps, ex.ga.population, ex.seed, esc(tasks), when,
-      st.state == "complete" ? "" : " (evoopt evolve rewrites it after every generation: reload to follow the run)");
+      st.state == experiment::RunState::Complete ? "" : " (evoopt evolve rewrites it after every generation: reload to follow the run)");
   html +=
       "<nav><a href=\"#search\">search</a><a href=\"#winner\">winner</a><a href=\"#tree\">family tree</a><a href=\"#test\">final test</a><a "
       "href=\"#comparison\">comparison</a><a href=\"#data\">data</a></nav>";

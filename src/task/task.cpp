@@ -234,7 +234,7 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
   if (spec.val_size > 0) so.val_size = spec.val_size;
   auto splits = std::make_shared<data::Splits>(data::make_splits(pair, so));
   if (!spec.mean.empty()) {
-    if (spec.kind == "next_token") throw Error("[[task]] '" + spec.name + "': mean/std apply to images, not token streams");
+    if (spec.kind == TaskKind::NextToken) throw Error("[[task]] '" + spec.name + "': mean/std apply to images, not token streams");
     if (static_cast<std::int64_t>(spec.mean.size()) != splits->train.images.size(1))
       throw Error("[[task]] '" + spec.name + "': mean/std need " + std::to_string(splits->train.images.size(1)) + " value(s), one per channel");
     splits->set_statistics(spec.mean, spec.stddev);
@@ -243,7 +243,7 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
   t.name = spec.name;
   t.dataset = spec.name;
   t.data = splits;
-  t.kind = spec.kind == "next_token" ? TaskKind::NextToken : TaskKind::Classification;
+  t.kind = spec.kind;
   t.model = ModelPreset::TorchScript;
   t.batch_size = spec.batch_size > 0 ? spec.batch_size : options.batch_size > 0 ? options.batch_size : 64;
   t.seq_len = t.kind == TaskKind::NextToken ? spec.seq_len : 0;

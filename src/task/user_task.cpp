@@ -52,6 +52,14 @@ torch::Tensor integer_tensor(const torch::Tensor& t, const std::string& what) {
 }
 }  // namespace
 
+const char* task_kind_name(TaskKind k) { return k == TaskKind::NextToken ? "next_token" : "classification"; }
+
+TaskKind task_kind_from_name(const std::string& name) {
+  if (name == "classification") return TaskKind::Classification;
+  if (name == "next_token") return TaskKind::NextToken;
+  throw Error("unknown kind '" + name + "' (allowed: classification, next_token)");
+}
+
 void UserTaskSpec::validate() const {
   const std::string where = "[[task]] '" + name + "': ";
   if (name.empty()) throw Error("[[task]]: name is missing");
@@ -61,8 +69,7 @@ void UserTaskSpec::validate() const {
   if (data.empty()) throw Error(where + "data is missing");
   if (std::find(kFormats.begin(), kFormats.end(), format) == kFormats.end())
     throw Error(where + "unknown format '" + format + "' (allowed: " + joined(kFormats) + ")");
-  if (kind != "classification" && kind != "next_token") throw Error(where + "unknown kind '" + kind + "' (allowed: classification, next_token)");
-  if (kind == "next_token" && format != "tensors")
+  if (kind == TaskKind::NextToken && format != "tensors")
     throw Error(where + "next_token data must be in the tensors format (train and test token streams)");
   if (batch_size < 0) throw Error(where + "batch_size must be >= 0 (0: the study's)");
   limits::check(where + "batch_size", batch_size, limits::kBatchSize);
@@ -130,7 +137,7 @@ data::DatasetPair load_user_data(const UserTaskSpec& spec) {
         if (!t.count(key)) throw Error(where + spec.data.string() + " has no tensor '" + key + "'");
         return t.at(key);
       };
-      if (spec.kind == "next_token") {
+      if (spec.kind == TaskKind::NextToken) {
         for (const char* k : {"train", "test"}) {
           const auto s = integer_tensor(need(k), where + "'" + k + "'");
           if (s.dim() != 1) throw Error(where + "'" + k + "' must be a 1-D token stream");
@@ -204,7 +211,7 @@ data::DatasetPair load_user_data(const UserTaskSpec& spec) {
   }
   if (pair.train.size() == 0) throw Error(where + "the training part is empty");
   if (pair.test.size() == 0) throw Error(where + "the test part is empty");
-  if (spec.kind == "classification") {
+  if (spec.kind == TaskKind::Classification) {
     if (pair.classes.empty()) {
       const auto k = std::max(pair.train.labels.max().item<std::int64_t>(), pair.test.labels.max().item<std::int64_t>()) + 1;
       for (std::int64_t i = 0; i < k; ++i) pair.classes.push_back(std::to_string(i));

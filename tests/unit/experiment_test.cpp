@@ -114,7 +114,7 @@ TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTes
     out.best = read_text_file(tmp / name / "best_genome.json");
     for (const auto& e : sweep_baseline(ctx, "adam", {1e-3, 1e-2}, {1e-4}, {"mnist"}, 0, 1).sweep) out.sweep.push_back(e.val_fitness);
     // The final step: the winner on the test split.
-    out.test_accuracy = run_all(ctx, "test", {{g.best.genome, "mnist", 99, data::Split::Test, 0}}).front().accuracy;
+    out.test_accuracy = run_all(ctx, eval::RunStage::Test, {{g.best.genome, "mnist", 99, data::Split::Test, 0}}).front().accuracy;
     return out;
   };
   const Outcome a = study(real, "real"), z = study(garbage, "garbage");
@@ -271,7 +271,7 @@ double schedule_and_rule_fitness(const genome::Genome& g, const std::string&, st
   return f + 0.01 * static_cast<double>(seed % 7);
 }
 
-CompareInputs attribution_inputs(const std::string& protocol) {
+CompareInputs attribution_inputs(Protocol protocol) {
   CompareInputs in;
   in.evolved = genome::preset("adam");
   in.evolved.terms.push_back({genome::Term::SignGrad, 0.5});
@@ -301,7 +301,7 @@ TEST(GainAttribution, SplitsTheGainIntoRuleAndScheduleOnASyntheticFitness) {
     eval::SyntheticEvaluator ev(schedule_and_rule_fitness);
     eval::RunStore store;
     RunContext ctx{ev, store};
-    const Comparison c = run_comparison(ctx, attribution_inputs("seed"));
+    const Comparison c = run_comparison(ctx, attribution_inputs(Protocol::Seed));
     ASSERT_TRUE(c.attribution.has_value());
     EXPECT_EQ(c.attribution->baseline, "adam");
     EXPECT_FALSE(c.baselines[0].best().genome.cosine_decay);
@@ -318,7 +318,7 @@ TEST(GainAttribution, SplitsTheGainIntoRuleAndScheduleOnASyntheticFitness) {
     eval::SyntheticEvaluator ev(schedule_and_rule_fitness);
     eval::RunStore store;
     RunContext ctx{ev, store};
-    const Comparison c = run_comparison(ctx, attribution_inputs("strong"));
+    const Comparison c = run_comparison(ctx, attribution_inputs(Protocol::Strong));
     const auto& adam = c.baselines[0].best();
     EXPECT_TRUE(adam.genome.cosine_decay);
     EXPECT_EQ(adam.genome.warmup_fraction, 0.2);  // the winner's warmup fraction

@@ -29,7 +29,7 @@ double landscape(const genome::Genome& g, const std::string& task, std::uint64_t
 
 TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
   const EvalSizes sizes{500, 2000};
-  for (const std::string protocol : {"strong", "seed"})
+  for (const Protocol protocol : {Protocol::Strong, Protocol::Seed})
     for (bool equal_budget : {false, true})
       for (bool scheduled_winner : {false, true})
         for (bool transfer : {false, true}) {
@@ -60,7 +60,7 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
           TaskCosts costs;
           costs.step = {{"c", 3.0}, {"d", 0.25}};
           costs.eval = {{"c", 2.0}, {"e", 0.5}};
-          ctx.progress = [&](const std::string&, int, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
+          ctx.progress = [&](eval::RunStage, int, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
             if (trained != nullptr) return;  // count each batch once, as it starts
             EXPECT_EQ(static_cast<std::size_t>(total), batch.size());
             for (const auto& r : batch) {
@@ -73,10 +73,10 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
           };
           run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));
           const Work planned = plan_comparison(c, sizes, &evolved, 24, /*after_final_test=*/true, costs);
-          EXPECT_EQ(planned.runs, requested.runs) << protocol << " equal budget " << equal_budget << " scheduled " << scheduled_winner << " transfer "
+          EXPECT_EQ(planned.runs, requested.runs) << protocol_name(protocol) << " equal budget " << equal_budget << " scheduled " << scheduled_winner << " transfer "
                                                   << transfer;
-          EXPECT_EQ(planned.steps, requested.steps) << protocol;
-          EXPECT_EQ(planned.images, requested.images) << protocol;
+          EXPECT_EQ(planned.steps, requested.steps) << protocol_name(protocol);
+          EXPECT_EQ(planned.images, requested.images) << protocol_name(protocol);
           // Not knowing the winner counts the larger grid: never less.
           EXPECT_GE(plan_comparison(c, sizes, nullptr, 24, true, costs).steps, planned.steps);
         }
@@ -119,21 +119,21 @@ TEST(Progress, EachStagePlansTheWorkItsRunRequests) {
   for (const auto& stage : stages) {
     Work requested;
     RunContext ctx{ev, store};
-    ctx.progress = [&](const std::string&, int, int, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
+    ctx.progress = [&](eval::RunStage, int, int, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
       if (trained == nullptr)
         for (const auto& r : batch) requested += Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)};
     };
     stage->run(ctx, st);
     // The comparison's test of the evolved genome on the final test's seeds is the final
     // test's: not planned twice.
-    if (std::string(stage->name()) == "comparison") {
+    if (stage->phase() == Phase::Comparison) {
       const Work overlap = Work{1, c.steps, sizes.test} * (c.final_test_seeds * static_cast<std::int64_t>(c.tasks.size()));
       requested = {requested.runs - overlap.runs, requested.steps - overlap.steps, requested.images - overlap.images};
     }
     const Work planned = stage->plan(c, in);
-    EXPECT_EQ(planned.runs, requested.runs) << stage->name();
-    EXPECT_EQ(planned.steps, requested.steps) << stage->name();
-    EXPECT_EQ(planned.images, requested.images) << stage->name();
+    EXPECT_EQ(planned.runs, requested.runs) << phase_name(stage->phase());
+    EXPECT_EQ(planned.steps, requested.steps) << phase_name(stage->phase());
+    EXPECT_EQ(planned.images, requested.images) << phase_name(stage->phase());
     total += planned;
   }
   ASSERT_TRUE(st.break_even.has_value());
@@ -198,7 +198,7 @@ TEST(Progress, TrackerReportsRatesEtasAndOneLinePerPhase) {
     t.generation_finished(rec);
   }
   ASSERT_EQ(reports.size(), 8u);
-  EXPECT_EQ(reports[0].phase, "search");
+  EXPECT_EQ(reports[0].phase, Phase::Search);
   EXPECT_EQ(reports[0].generation, 1);
   EXPECT_EQ(reports[5].generation, 2);
   EXPECT_EQ(reports[3].done, 4);
@@ -214,19 +214,19 @@ TEST(Progress, TrackerReportsRatesEtasAndOneLinePerPhase) {
   // The search's last report still counts the final test to come.
   EXPECT_GT(*reports[7].study_eta_seconds, 0.0);
   t.set_winner(genome::preset("adam"), 8);
-  t.start_phase("final test");
-  t.batch("test", 0, 2, Work{1, 10, 100}, nullptr);
+  t.start_phase(Phase::FinalTest);
+  t.batch(eval::RunStage::Test, 0, 2, Work{1, 10, 100}, nullptr);
   EXPECT_FALSE(reports.back().batch_eta_seconds.has_value());  // nothing trained in this batch yet
-  t.batch("test", 1, 2, Work{1, 10, 100}, &run);
-  t.batch("test", 2, 2, Work{1, 10, 100}, &run);
-  EXPECT_EQ(reports.back().phase, "final test");
-  EXPECT_EQ(reports.back().stage, "test");
+  t.batch(eval::RunStage::Test, 1, 2, Work{1, 10, 100}, &run);
+  t.batch(eval::RunStage::Test, 2, 2, Work{1, 10, 100}, &run);
+  EXPECT_EQ(reports.back().phase, Phase::FinalTest);
+  EXPECT_EQ(reports.back().stage, eval::RunStage::Test);
   EXPECT_EQ(*reports.back().study_eta_seconds, 0.0);  // nothing left
   t.finish();
   ASSERT_EQ(phases.size(), 2u);
-  EXPECT_EQ(phases[0].phase, "search");
+  EXPECT_EQ(phases[0].phase, Phase::Search);
   EXPECT_EQ(phases[0].runs, 8);
-  EXPECT_EQ(phases[1].phase, "final test");
+  EXPECT_EQ(phases[1].phase, Phase::FinalTest);
   EXPECT_EQ(phases[1].runs, 2);
 }
 

@@ -57,16 +57,16 @@ TEST(RunStore, StoresReloadsAndKeysOnEveryField) {
   test::TempDir tmp;
   {
     eval::RunStore store(tmp / "journal.jsonl");
-    store.append(key(5), "search", result(0.5));
-    store.append(key(5), "test", result(0.9));  // same key: the first result stays
-    store.append(key(6), "sweep", result(0.6));
+    store.append(key(5), eval::RunStage::Search, result(0.5));
+    store.append(key(5), eval::RunStage::Test, result(0.9));  // same key: the first result stays
+    store.append(key(6), eval::RunStage::Sweep, result(0.6));
     EXPECT_EQ(store.size(), 2u);
   }
   eval::RunStore again(tmp / "journal.jsonl");
   EXPECT_EQ(again.size(), 2u);
   EXPECT_EQ(again.find(key(5))->accuracy, 0.5);
   EXPECT_EQ(again.find(key(6))->accuracy, 0.6);
-  EXPECT_EQ(again.entries().at(1).stage, "sweep");
+  EXPECT_EQ(again.entries().at(1).stage, eval::RunStage::Sweep);
   EXPECT_FALSE(again.find(key(7)).has_value());
   EXPECT_FALSE(again.find(key(5, "other-fingerprint")).has_value());
   eval::RunKey k = key(5);
@@ -96,7 +96,7 @@ TEST(RunStore, NonFiniteLossesSurviveTheJsonRoundTrip) {
   EXPECT_TRUE(std::isinf(back.smoothed_loss) && back.smoothed_loss > 0);
   EXPECT_TRUE(std::isinf(back.loss_curve.back().loss) && back.loss_curve.back().loss < 0);
   test::TempDir tmp;
-  eval::RunStore(tmp / "j").append(key(5), "search", r);
+  eval::RunStore(tmp / "j").append(key(5), eval::RunStage::Search, r);
   EXPECT_TRUE(std::isnan(eval::RunStore(tmp / "j").find(key(5))->final_loss));
 }
 
@@ -108,14 +108,14 @@ TEST(RunStore, ARequestWithOtherStepsModelBatchOrSubsetIsNeverAnsweredFromTheSto
   const eval::RunRequest req{adam, "mnist", 11, data::Split::Val, 0};
   eval::RunStore store;
   eval::LocalEvaluator ev({{"mnist", synthetic_task(base)}}, b);
-  ASSERT_TRUE(eval::run_with_store(store, ev, "search", {req}, {}, nullptr).at(0).has_value());
+  ASSERT_TRUE(eval::run_with_store(store, ev, eval::RunStage::Search, {req}, {}, nullptr).at(0).has_value());
   EXPECT_EQ(store.size(), 1u);
   EXPECT_EQ(store.entries().at(0).key.steps, 3);  // 0 = "the budget's" is never a key
   // The same request again: found.
   int trained = 0;
   eval::StoreEvents events;
   events.trained = [&](const train::RunResult&) { ++trained; };
-  eval::run_with_store(store, ev, "search", {req}, events, nullptr);
+  eval::run_with_store(store, ev, eval::RunStage::Search, {req}, events, nullptr);
   EXPECT_EQ(trained, 0);
   // Any change that alters the result: trained anew.
   auto expect_new = [&](const eval::Evaluator& other, const eval::RunRequest& r, const std::string& what) {

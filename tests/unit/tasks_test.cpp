@@ -258,7 +258,7 @@ TEST(Transfer, HeldOutTasksAreTestedWithTheHyperparametersChosenOnTheSearchTasks
     if (e.key.task == "h") {
       ++held_out_runs;
       EXPECT_EQ(e.key.split, "test");
-      EXPECT_EQ(e.stage, "transfer");
+      EXPECT_EQ(e.stage, eval::RunStage::Transfer);
     }
   EXPECT_EQ(held_out_runs, (3 + 2) * 4);
   // sgd wins on the held-out task: the paired difference says so.

@@ -25,6 +25,12 @@
 
 namespace evoopt::eval {
 
+// The study stage that first needed a run: the journal's "stage" (provenance and cost
+// accounting), spelled by run_stage_name in the journal and the CLI.
+enum class RunStage { Search, Test, BreakEven, Sweep, RandomSearch, Attribution, Transfer };
+const char* run_stage_name(RunStage s);                 // "search", "test", "break-even", "sweep", "random-search", "attribution", "transfer"
+RunStage run_stage_from_name(const std::string& name);  // throws evoopt::Error naming the value
+
 struct RunKey {
   std::string genome;  // canonical hash, hex
   std::string task;
@@ -48,12 +54,12 @@ class RunStore {
   explicit RunStore(std::filesystem::path path = {});
   std::optional<train::RunResult> find(const RunKey& key) const;
   // `stage` is provenance (which stage first needed the run), not part of the key.
-  void append(const RunKey& key, const std::string& stage, const train::RunResult& result);
+  void append(const RunKey& key, RunStage stage, const train::RunResult& result);
   std::size_t size() const;
 
   struct Entry {
     RunKey key;
-    std::string stage;
+    RunStage stage = RunStage::Search;
     train::RunResult result;
   };
   std::vector<Entry> entries() const;  // in the order they were stored
@@ -78,7 +84,7 @@ struct StoreEvents {
 // the evaluator and are stored the moment each completes. Results come back in
 // request order; a run stopped by `cancel` comes back empty. Requests with equal
 // keys are trained once.
-std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, const std::string& stage,
+std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
                                                             const std::vector<RunRequest>& requests, const StoreEvents& events,
                                                             const std::atomic<bool>* cancel);
 
@@ -89,7 +95,7 @@ std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Eva
 // outstanding, or on cancel.
 class StoreStream {
  public:
-  StoreStream(RunStore& store, Evaluator& evaluator, std::string stage);
+  StoreStream(RunStore& store, Evaluator& evaluator, RunStage stage);
   std::uint64_t submit(const RunRequest& request);
   std::optional<Completion> next_done(const std::atomic<bool>* cancel);
   std::size_t outstanding() const { return ready_.size() + waiting_.size(); }
@@ -98,7 +104,7 @@ class StoreStream {
  private:
   RunStore& store_;
   Evaluator& evaluator_;
-  std::string stage_;
+  RunStage stage_;
   std::uint64_t next_ticket_ = 0;
   std::deque<Completion> ready_;  // answered, not yet returned
   struct Waiting {

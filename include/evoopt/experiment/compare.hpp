@@ -36,14 +36,14 @@ struct RunContext {
   const std::atomic<bool>* cancel = nullptr;
   // A batch of `total` runs, `batch` (each with its steps), has `done` (found in the store or
   // trained); `trained`: the run this process just trained (nullptr: the batch starts).
-  std::function<void(const std::string& stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained)>
+  std::function<void(eval::RunStage stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained)>
       progress;
   std::int64_t runs_executed = 0;  // runs this process trained (not found in the store)
 };
 
 // Runs every request (the run store first), in request order; throws Interrupted.
 // `stage` is recorded with each new run (provenance and cost accounting).
-std::vector<train::RunResult> run_all(RunContext& ctx, const std::string& stage, const std::vector<eval::RunRequest>& requests);
+std::vector<train::RunResult> run_all(RunContext& ctx, eval::RunStage stage, const std::vector<eval::RunRequest>& requests);
 
 // Seeds for the test split: a function of (run seed, task, index), disjoint
 // from the search seeds of the same run (checked, colliding values skipped).
@@ -88,7 +88,7 @@ struct SweepEntry {
 
 struct BaselineChoice {
   std::string name;
-  std::string protocol;  // "strong" | "seed" | "random-search" | "lr re-tuned"
+  Protocol protocol = Protocol::Strong;
   std::vector<SweepEntry> sweep;
   std::size_t chosen = 0;  // index into sweep: best validation fitness at the full budget (ties: first)
   std::int64_t runs = 0;   // training runs the tuning needed
@@ -99,7 +99,7 @@ struct BaselineChoice {
 // Validation fitness of each genome (mean over tasks of mean over search seeds), at
 // `steps` (0: the evaluator's budget), scored on the first `eval_limit` validation images
 // (0: all).
-std::vector<train::Fitness> validation_fitness(RunContext& ctx, const std::string& stage, const std::vector<genome::Genome>& genomes,
+std::vector<train::Fitness> validation_fitness(RunContext& ctx, eval::RunStage stage, const std::vector<genome::Genome>& genomes,
                                                const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds,
                                                std::int64_t steps = 0, std::int64_t eval_limit = 0);
 
@@ -123,7 +123,7 @@ struct Rung {
   std::size_t keep = 0;
 };
 std::vector<Rung> halving_rungs(std::size_t n, std::int64_t steps, const HalvingOptions& halving);
-void tune(RunContext& ctx, const std::string& stage, BaselineChoice& choice, const std::vector<std::string>& tasks, std::uint64_t run_seed,
+void tune(RunContext& ctx, eval::RunStage stage, BaselineChoice& choice, const std::vector<std::string>& tasks, std::uint64_t run_seed,
           int search_seeds, std::int64_t steps, const HalvingOptions& halving);
 
 // The strong protocol: lr grid × weight-decay grid × regimes, tuned with `tune`.
@@ -131,9 +131,14 @@ BaselineChoice tune_baseline(RunContext& ctx, const std::string& name, const std
                              const std::vector<Regime>& regimes, const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds,
                              std::int64_t steps, const HalvingOptions& halving);
 
+// Which row of a comparison a method is.
+enum class MethodKind { Evolved, Baseline, RandomSearch, Attribution };
+const char* method_kind_name(MethodKind k);                 // "evolved", "baseline", "random-search", "attribution"
+MethodKind method_kind_from_name(const std::string& name);  // throws evoopt::Error naming the value
+
 struct MethodResult {
   std::string name;  // "evolved", "adam (tuned)", ...
-  std::string kind;  // evolved | baseline | random-search | attribution
+  MethodKind kind = MethodKind::Evolved;
   genome::Genome genome;
   double val_fitness = 0;
   std::map<std::string, std::vector<double>> test;  // per task: fitness per test seed (diverged = −1)
@@ -161,7 +166,7 @@ struct Attribution {
 };
 
 struct Comparison {
-  std::string protocol;  // "strong" | "seed": how the baselines were tuned
+  Protocol protocol = Protocol::Strong;  // how the baselines were tuned: Strong or Seed
   std::vector<std::string> tasks;
   // Held-out tasks (transfer): the same methods with the hyperparameters chosen on `tasks`,
   // on the test split at the same horizons; selection and tuning never saw these tasks.

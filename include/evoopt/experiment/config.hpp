@@ -16,13 +16,33 @@
 
 namespace evoopt::experiment {
 
+// How a baseline's hyperparameters are chosen. A study tunes its baselines with Strong or
+// Seed (CompareOptions::protocol); a comparison's rows also name RandomSearch (the
+// equal-budget search) and LrRetuned (the attribution's learning-rate sweeps).
+enum class Protocol { Strong, Seed, RandomSearch, LrRetuned };
+const char* protocol_name(Protocol p);                 // "strong", "seed", "random-search", "lr re-tuned"
+Protocol protocol_from_name(const std::string& name);  // any of the four; throws evoopt::Error
+
+}  // namespace evoopt::experiment
+
+namespace evoopt::schema {
+// In a config only the two tuning protocols: strong | seed.
+template <>
+struct EnumText<experiment::Protocol> {
+  static std::string name(experiment::Protocol p) { return experiment::protocol_name(p); }
+  static experiment::Protocol parse(const std::string& s);
+};
+}  // namespace evoopt::schema
+
+namespace evoopt::experiment {
+
 struct CompareOptions {
   bool enabled = true;
   std::vector<std::string> baselines = {"sgd", "adam", "rmsprop", "adamw", "lion"};
   // "strong" (default): every baseline tuned over lr_grid × wd_grid × {constant, the
   // winner's schedule + clipping} with successive halving; "seed": the original
   // protocol, lr {1e-4, 1e-3, 1e-2} × weight decay {1e-5, 1e-4, 1e-3}, constant, no clipping.
-  std::string protocol = "strong";
+  Protocol protocol = Protocol::Strong;
   // Half-decades over 1e-4 … 1e-1 (SGD on torch's lr scale); weight decay 0 = off.
   std::vector<double> lr_grid = {1e-4, 3.16227766e-4, 1e-3, 3.16227766e-3, 1e-2, 3.16227766e-2, 1e-1};
   std::vector<double> wd_grid = {0.0, 1e-5, 1e-4, 1e-3};

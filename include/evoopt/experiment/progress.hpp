@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/config.hpp"
 #include "evoopt/experiment/work.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
@@ -35,8 +36,8 @@ std::vector<JsonView> journal_entries(const std::filesystem::path& journal);
 
 // What the CLI shows while a study runs.
 struct ProgressReport {
-  std::string phase;                    // "search", "final test", "break-even", "comparison"
-  std::string stage;                    // the runs' stage: "search", "test", "sweep", "attribution", ...
+  Phase phase = Phase::Search;
+  eval::RunStage stage = eval::RunStage::Search;  // the runs' stage
   int generation = 0, generations = 0;  // search: 1-based
   int done = 0, total = 0;              // runs of the current batch (a generation, a sweep rung, ...)
   double runs_per_second = 0;           // runs trained in this batch per wall second (0: none yet)
@@ -45,7 +46,7 @@ struct ProgressReport {
 };
 
 struct PhaseReport {
-  std::string phase;
+  Phase phase = Phase::Search;
   std::int64_t runs = 0;  // runs this process trained in it
   double seconds = 0;     // wall time in this process
 };
@@ -61,7 +62,7 @@ class ProgressTracker {
   // What each task's steps and evaluations cost (held-out tasks' runs counted at theirs).
   void set_task_costs(TaskCosts costs) { costs_ = std::move(costs); }
   const TaskCosts& task_costs() const { return costs_; }
-  void start_phase(const std::string& phase);
+  void start_phase(Phase phase);
   void finish();  // the last phase's report
   // The search: a generation starts / finishes / trains a run.
   void generation_started(int generation, int generations);
@@ -70,7 +71,7 @@ class ProgressTracker {
   // A later stage's batch: `done` of `total` runs (found in the store or trained), each
   // `per_run` work (in the search tasks' units: task_costs().scaled); `trained`: the run this
   // process just trained (nullptr: the batch starts).
-  void batch(const std::string& stage, int done, int total, const Work& per_run, const train::RunResult* trained);
+  void batch(eval::RunStage stage, int done, int total, const Work& per_run, const train::RunResult* trained);
 
  private:
   void emit();
@@ -109,10 +110,14 @@ class ProgressTracker {
   Work break_even_done_;
 };
 
+// Where a run stands, as `evoopt status` and the report show it.
+enum class RunState { NotStarted, Searching, AfterSearch, Complete };
+const char* run_state_name(RunState s);  // "not started", "searching", "final test / comparison", "complete"
+
 // Where a run directory stands, from its files only (for a run in progress or interrupted).
 struct RunStatus {
   std::filesystem::path run_dir;
-  std::string state;    // "not started", "searching", "final test / comparison", "complete"
+  RunState state = RunState::NotStarted;
   bool in_use = false;  // another process holds the directory's lock (the run is going on)
   std::string preset, model;
   std::vector<std::string> tasks;
@@ -120,7 +125,7 @@ struct RunStatus {
   std::optional<double> best_fitness;  // best validation fitness so far
   std::uint64_t best_id = 0;
   int best_generation = 0;
-  std::map<std::string, Work> done_by_stage;  // runs in the journal, by stage
+  std::map<eval::RunStage, Work> done_by_stage;  // runs in the journal, by stage
   double run_seconds = 0;                     // their single-run wall seconds, summed
   Work left;                                  // estimated
   int workers = 1;                            // the config's (0: one per core of this machine)

@@ -64,8 +64,7 @@ struct StageState {
 class Stage {
  public:
   virtual ~Stage() = default;
-  // The phase the CLI shows: "final test", "break-even", "comparison".
-  virtual const char* name() const = 0;
+  virtual Phase phase() const = 0;
   virtual Work plan(const ExperimentConfig& c, const PlanInputs& in) const = 0;
   // Trains through `ctx` (the run store first); throws Interrupted when cancelled.
   virtual void run(RunContext& ctx, StageState& state) const = 0;

@@ -12,6 +12,18 @@
 
 namespace evoopt::experiment {
 
+// The study's phases, in the order they run: what the CLI shows and times.
+enum class Phase { Search, FinalTest, BreakEven, Comparison };
+inline const char* phase_name(Phase p) {
+  switch (p) {
+    case Phase::Search: return "search";
+    case Phase::FinalTest: return "final test";
+    case Phase::BreakEven: return "break-even";
+    case Phase::Comparison: return "comparison";
+  }
+  return "?";
+}
+
 struct Work {
   std::int64_t runs = 0;
   std::int64_t steps = 0;   // training steps

@@ -28,8 +28,6 @@ struct TaskOptions {
   std::int64_t study_steps = 0;           // the steps a user task's own `steps` stand for (0: its own count is kept as is)
 };
 
-enum class TaskKind { Classification, NextToken };
-
 // Bytes per training sequence of a text task (the LSTM is unrolled over this many; the
 // evaluation scores non-overlapping windows of this length).
 inline constexpr std::int64_t kTextSequenceLength = 64;

@@ -53,12 +53,29 @@ struct Module;
 
 namespace evoopt::task {
 
+// What a task's model predicts: a class per example, or the next token of a stream.
+enum class TaskKind { Classification, NextToken };
+const char* task_kind_name(TaskKind k);                 // "classification", "next_token"
+TaskKind task_kind_from_name(const std::string& name);  // throws evoopt::Error naming the value
+
+}  // namespace evoopt::task
+
+namespace evoopt::schema {
+template <>
+struct EnumText<task::TaskKind> {
+  static std::string name(task::TaskKind k) { return task::task_kind_name(k); }
+  static task::TaskKind parse(const std::string& s) { return task::task_kind_from_name(s); }
+};
+}  // namespace evoopt::schema
+
+namespace evoopt::task {
+
 struct UserTaskSpec {
   std::string name;
   std::filesystem::path model;
   std::filesystem::path data;
   std::string format;                   // tensors | image_folder | idx | cifar
-  std::string kind = "classification";  // classification | next_token
+  TaskKind kind = TaskKind::Classification;
   std::int64_t batch_size = 0;
   std::int64_t steps = 0;
   std::int64_t val_size = 0;
