@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
@@ -436,7 +437,7 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
 int report_study(const experiment::StudyResult& r) {
   const auto& dir = r.run_dir.string();
   if (!r.completed) {
-    std::cout << "\nInterrupted. Completed runs are in " << dir << "/journal.jsonl.\nResume with: evoopt resume " << dir << std::endl;
+    std::cout << "\nInterrupted. Completed runs are in " << (RunDirectory(dir) / run_files::kJournal).string() << ".\nResume with: evoopt resume " << dir << std::endl;
     return 130;
   }
   const auto& best = r.ga.best;
@@ -560,7 +561,7 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
   std::signal(SIGINT, on_sigint);
   const auto cmp = experiment::run_compare(c, g, out, study_events(progress), &g_interrupted);
   if (!cmp) {
-    std::cout << "\nInterrupted; completed runs are in " << out << "/journal.jsonl; the same command continues." << std::endl;
+    std::cout << "\nInterrupted; completed runs are in " << (RunDirectory(out) / run_files::kJournal).string() << "; the same command continues." << std::endl;
     return 130;
   }
   print_comparison(*cmp);

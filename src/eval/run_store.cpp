@@ -119,7 +119,7 @@ std::vector<RunStore::Entry> RunStore::entries() const {
   return entries_;
 }
 
-std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
+std::vector<train::RunResult> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
                                                             const std::vector<RunRequest>& requests, const StoreEvents& events,
                                                             const std::atomic<bool>* cancel) {
   std::vector<std::optional<train::RunResult>> results(requests.size());
@@ -153,7 +153,13 @@ std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Eva
     for (std::size_t i = 0; i < requests.size(); ++i)
       if (!results[i]) results[i] = store.find(keys[i]);
   }
-  return results;
+  std::vector<train::RunResult> out;
+  out.reserve(results.size());
+  for (auto& r : results) {
+    if (!r) throw Interrupted();  // cancelled before it finished
+    out.push_back(std::move(*r));
+  }
+  return out;
 }
 
 StoreStream::StoreStream(RunStore& store, Evaluator& evaluator, RunStage stage) : store_(store), evaluator_(evaluator), stage_(stage) {}
@@ -178,14 +184,18 @@ std::uint64_t StoreStream::submit(const RunRequest& request) {
 }
 
 std::optional<Completion> StoreStream::next_done(const std::atomic<bool>* cancel) {
-  if (cancel != nullptr && cancel->load()) ready_.clear();
+  const bool cancelled = cancel != nullptr && cancel->load();
+  if (cancelled) ready_.clear();
   if (ready_.empty()) {
-    if (waiting_.empty()) return std::nullopt;
+    if (waiting_.empty()) {
+      if (cancelled) throw Interrupted();
+      return std::nullopt;
+    }
     auto done = evaluator_.next_done(cancel);
     if (!done) {  // cancelled: nothing more comes back
       waiting_.clear();
       evaluator_ticket_.clear();
-      return std::nullopt;
+      throw Interrupted();
     }
     const auto it = waiting_.find(done->ticket);
     if (it == waiting_.end()) throw std::logic_error("StoreStream: the evaluator returned a ticket it was not given");

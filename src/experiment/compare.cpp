@@ -48,13 +48,7 @@ std::vector<train::RunResult> run_all(RunContext& ctx, eval::RunStage stage, con
     ++done;
     if (ctx.progress) ctx.progress(stage, std::min(done, total), total, batch, &r);
   };
-  const auto results = eval::run_with_store(ctx.store, ctx.evaluator, stage, requests, events, ctx.cancel);
-  std::vector<train::RunResult> out;
-  for (const auto& r : results) {
-    if (!r) throw Interrupted();
-    out.push_back(*r);
-  }
-  return out;
+  return eval::run_with_store(ctx.store, ctx.evaluator, stage, requests, events, ctx.cancel);
 }
 
 std::vector<std::uint64_t> test_seeds(std::uint64_t run_seed, const std::string& task, int count, int search_seeds) {

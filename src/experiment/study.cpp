@@ -188,7 +188,7 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
     write_comparison(c, out_dir);
     tracker.finish();
     return c;
-  } catch (const Interrupted&) {
+  } catch (const eval::Interrupted&) {
     return std::nullopt;
   }
 }
@@ -449,7 +449,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
       tracker.start_phase(stage->phase());
       stage->run(ctx, state);
     }
-  } catch (const Interrupted&) {
+  } catch (const eval::Interrupted&) {
     take_results();
     finish_cost();
     return result;

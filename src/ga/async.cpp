@@ -154,20 +154,16 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
     if (done) ready.push_back(id);
   };
 
-  // Waits for one run; false when interrupted.
-  auto receive_one = [&]() -> bool {
+  // Waits for one run; throws eval::Interrupted on cancel.
+  auto receive_one = [&] {
     auto c = stream.next_done(cancel);
-    if (!c) {
-      if (cancel != nullptr && cancel->load()) return false;
-      throw std::logic_error("asynchronous GA: an individual waits for runs that were never submitted");
-    }
+    if (!c) throw std::logic_error("asynchronous GA: an individual waits for runs that were never submitted");
     const Key k = ticket_key.at(c->ticket);
     ticket_key.erase(c->ticket);
     results_[k] = c->result;
     for (std::uint64_t id : waiting.at(k))
       if (--in_flight.at(id).missing == 0) ready.push_back(id);
     waiting.erase(k);
-    return true;
   };
 
   auto finish = [&](std::uint64_t id) {
@@ -223,40 +219,36 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
 
   start_block(0);
   for (auto& ind : initial_population(rng)) launch(std::move(ind));
-  bool interrupted = false;
-  while (finished < total && !interrupted) {
-    if (cancel != nullptr && cancel->load()) {
-      interrupted = true;
-      break;
+  try {
+    while (finished < total) {
+      if (cancel != nullptr && cancel->load()) throw eval::Interrupted();
+      std::uint64_t id = 0;
+      const bool replaying = finished < static_cast<std::int64_t>(replay.size());
+      if (replaying) {
+        // Replay: the recorded individual finishes next, whatever else is ready.
+        id = replay[static_cast<std::size_t>(finished)];
+        if (!in_flight.count(id))
+          throw Error(fmt::format("{} line {}: individual {} was not being evaluated at that point (the file belongs to another run or config)",
+                                  log_path.string(), finished + 2, id));
+        while (in_flight.at(id).missing > 0) receive_one();
+        ready.erase(std::find(ready.begin(), ready.end(), id));
+      } else {
+        while (ready.empty()) receive_one();
+        id = ready.front();
+        ready.pop_front();
+        if (!log_path.empty()) append_line_durable(log_path, json{{"n", finished}, {"id", id}}.dump());
+      }
+      finish(id);
+      if (replaying && finished == static_cast<std::int64_t>(replay.size())) end_replay();
+      top_up();
     }
-    std::uint64_t id = 0;
-    const bool replaying = finished < static_cast<std::int64_t>(replay.size());
-    if (replaying) {
-      // Replay: the recorded individual finishes next, whatever else is ready.
-      id = replay[static_cast<std::size_t>(finished)];
-      if (!in_flight.count(id))
-        throw Error(fmt::format("{} line {}: individual {} was not being evaluated at that point (the file belongs to another run or config)",
-                                log_path.string(), finished + 2, id));
-      while (in_flight.at(id).missing > 0 && !interrupted) interrupted = !receive_one();
-      if (interrupted) break;
-      ready.erase(std::find(ready.begin(), ready.end(), id));
-    } else {
-      while (ready.empty() && !interrupted) interrupted = !receive_one();
-      if (interrupted) break;
-      id = ready.front();
-      ready.pop_front();
-      if (!log_path.empty()) append_line_durable(log_path, json{{"n", finished}, {"id", id}}.dump());
-    }
-    finish(id);
-    if (replaying && finished == static_cast<std::int64_t>(replay.size())) end_replay();
-    top_up();
+  } catch (const eval::Interrupted&) {
+    outcome.history = history;
+    if (!all.empty()) outcome.best = best_of(all);
+    return outcome;  // completed = false: the journal and the completion log hold what finished
   }
   outcome.history = history;
   if (!all.empty()) outcome.best = best_of(all);
-  if (interrupted) {
-    outcome.completed = false;
-    return outcome;
-  }
   outcome.completed = true;
   tally_search_runs(outcome);
   return outcome;

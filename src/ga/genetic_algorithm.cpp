@@ -290,7 +290,7 @@ eval::RunRequest GeneticAlgorithm::request(const Key& k, const genome::Genome& g
   return {g, k.task, search_seed(options_.seed, k.task, k.seed_index), data::Split::Val, evaluator_.default_steps()};
 }
 
-std::vector<std::optional<train::RunResult>> GeneticAlgorithm::train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events,
+std::vector<train::RunResult> GeneticAlgorithm::train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events,
                                                                           const std::atomic<bool>* cancel, GaOutcome& outcome) {
   int total = 0, done = 0;
   eval::StoreEvents store_events;
@@ -321,7 +321,7 @@ std::int64_t own_steps(const train::RunResult& r) { return std::max<std::int64_t
 }  // namespace
 
 GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& population, const GaEvents& events, const std::atomic<bool>* cancel,
-                                              GaOutcome& outcome, bool& interrupted) {
+                                              GaOutcome& outcome) {
   // The racers: distinct genomes (in population order) whose full-budget runs are not all known.
   std::vector<const Individual*> racers;
   std::set<std::uint64_t> seen;
@@ -369,13 +369,9 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
     for (std::size_t k = 0; k < racers.size(); ++k) {
       std::vector<train::RunResult> runs;
       for (std::size_t j = 0; j < runs_per_genome; ++j) {
-        const auto& r = found[k * runs_per_genome + j];
-        if (!r) {
-          interrupted = true;
-          return out;
-        }
-        runs.push_back(*r);
-        out.trained_steps += own_steps(*r);
+        const train::RunResult& r = found[k * runs_per_genome + j];
+        runs.push_back(r);
+        out.trained_steps += own_steps(r);
         remove_state(states[k][j]);  // continued by this rung: not needed again
         states[k][j] = saves[k * runs_per_genome + j];
       }
@@ -411,12 +407,9 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
 }
 
 void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events,
-                                const std::atomic<bool>* cancel, GaOutcome& outcome, bool& interrupted) {
+                                const std::atomic<bool>* cancel, GaOutcome& outcome) {
   Race raced;
-  if (options_.racing.enabled) {
-    raced = race(population, events, cancel, outcome, interrupted);
-    if (interrupted) return;
-  }
+  if (options_.racing.enabled) raced = race(population, events, cancel, outcome);
   // Every (genome, task, seed) this generation needs at the full budget, de-duplicated by canonical hash.
   std::vector<Key> needed;
   std::vector<eval::RunRequest> requests;
@@ -436,12 +429,8 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
   }
   const auto found = train_runs(requests, events, cancel, outcome);
   for (std::size_t i = 0; i < needed.size(); ++i) {
-    if (!found[i]) {
-      interrupted = true;
-      return;
-    }
-    results_[needed[i]] = *found[i];
-    if (raced.resume.count(needed[i].hash)) raced.trained_steps += own_steps(*found[i]);
+    results_[needed[i]] = found[i];
+    if (raced.resume.count(needed[i].hash)) raced.trained_steps += own_steps(found[i]);
   }
   for (const auto& [hash, files] : raced.resume)
     for (const auto& f : files) remove_state(f);
@@ -464,7 +453,7 @@ void GeneticAlgorithm::evaluate(std::vector<Individual>& population, GenerationR
   record.reused = static_cast<int>(population.size() * options_.tasks.size() * static_cast<std::size_t>(options_.search_seeds)) - record.evaluations;
 }
 
-bool GeneticAlgorithm::recall_full_runs(const std::vector<Individual>& individuals, const GaEvents& events, const std::atomic<bool>* cancel,
+void GeneticAlgorithm::recall_full_runs(const std::vector<Individual>& individuals, const GaEvents& events, const std::atomic<bool>* cancel,
                                         GaOutcome& outcome) {
   std::vector<Key> keys;
   std::vector<eval::RunRequest> requests;
@@ -480,11 +469,7 @@ bool GeneticAlgorithm::recall_full_runs(const std::vector<Individual>& individua
       }
   }
   const auto found = train_runs(requests, events, cancel, outcome);
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (!found[i]) return false;
-    results_[keys[i]] = *found[i];
-  }
-  return true;
+  for (std::size_t i = 0; i < keys.size(); ++i) results_[keys[i]] = found[i];
 }
 
 void GeneticAlgorithm::score_full_runs(Individual& ind) const {
@@ -580,8 +565,9 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     generation = g + 1;
     // The full-budget runs of every individual so far, as an uninterrupted run holds them:
     // racing races only the genomes that have none (the store answers them, nothing trains).
-    if (!recall_full_runs(all, events, cancel, outcome)) {
-      outcome.completed = false;
+    try {
+      recall_full_runs(all, events, cancel, outcome);
+    } catch (const eval::Interrupted&) {
       outcome.history = history;
       if (!all.empty()) outcome.best = best_of(all);
       return outcome;
@@ -617,9 +603,9 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
         for (int s = 0; s < options_.search_seeds; ++s)
           if (!known.count({i.genome.hash(), t, s})) fresh.insert({i.genome.hash(), t, s});
     rec.evaluations = static_cast<int>(fresh.size());
-    bool interrupted = false;
-    evaluate(population, rec, events, cancel, outcome, interrupted);
-    if (interrupted) {
+    try {
+      evaluate(population, rec, events, cancel, outcome);
+    } catch (const eval::Interrupted&) {
       // Generations ≥ 1 already have the checkpoint of the one before; the
       // first gets one that says "start from the beginning".
       if (generation == 0 && !RunDirectory(run_dir_).has(run_files::kCheckpoint) && !run_dir_.empty()) {

@@ -1,6 +1,7 @@
 // The one run store: keys that hold everything that changes a result, reload,
 // non-finite losses, dataset verification on load, and `evoopt resume` refusing a
 // run directory whose config, data or checkpoint no longer fits (issue 9).
+#include <atomic>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -100,6 +101,20 @@ TEST(RunStore, NonFiniteLossesSurviveTheJsonRoundTrip) {
   EXPECT_TRUE(std::isnan(eval::RunStore(tmp / "j").find(key(5))->final_loss));
 }
 
+TEST(RunStore, ACancelledBatchThrowsInterruptedAndStoresOnlyWhatFinished) {
+  train::Budget b;
+  b.steps = 3;
+  const eval::RunRequest req{genome::preset("adam"), "mnist", 11, data::Split::Val, 0};
+  eval::RunStore store;
+  eval::LocalEvaluator ev({{"mnist", synthetic_task(small_options())}}, b);
+  const std::atomic<bool> cancel{true};
+  EXPECT_THROW(eval::run_with_store(store, ev, eval::RunStage::Search, {req}, {}, &cancel), eval::Interrupted);
+  EXPECT_EQ(store.size(), 0u);
+  // A batch the store answers whole needs no training: nothing to cancel.
+  eval::run_with_store(store, ev, eval::RunStage::Search, {req}, {}, nullptr);
+  EXPECT_EQ(eval::run_with_store(store, ev, eval::RunStage::Search, {req}, {}, &cancel).size(), 1u);
+}
+
 TEST(RunStore, ARequestWithOtherStepsModelBatchOrSubsetIsNeverAnsweredFromTheStore) {
   const task::TaskOptions base = small_options();
   train::Budget b;
@@ -108,7 +123,7 @@ TEST(RunStore, ARequestWithOtherStepsModelBatchOrSubsetIsNeverAnsweredFromTheSto
   const eval::RunRequest req{adam, "mnist", 11, data::Split::Val, 0};
   eval::RunStore store;
   eval::LocalEvaluator ev({{"mnist", synthetic_task(base)}}, b);
-  ASSERT_TRUE(eval::run_with_store(store, ev, eval::RunStage::Search, {req}, {}, nullptr).at(0).has_value());
+  ASSERT_EQ(eval::run_with_store(store, ev, eval::RunStage::Search, {req}, {}, nullptr).size(), 1u);
   EXPECT_EQ(store.size(), 1u);
   EXPECT_EQ(store.entries().at(0).key.steps, 3);  // 0 = "the budget's" is never a key
   // The same request again: found.

@@ -80,11 +80,18 @@ struct StoreEvents {
   std::function<void(const train::RunResult& result)> trained;
 };
 
+// Thrown when `cancel` (Ctrl-C) stops runs: the one way a stopped batch leaves the search
+// and the study's stages. The runs that finished are in the store; whoever catches it
+// writes what it has (a checkpoint) and returns.
+struct Interrupted : std::exception {
+  const char* what() const noexcept override { return "interrupted"; }
+};
+
 // Runs every request through the store: stored results are reused, the rest go to
 // the evaluator and are stored the moment each completes. Results come back in
-// request order; a run stopped by `cancel` comes back empty. Requests with equal
-// keys are trained once.
-std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
+// request order; throws Interrupted when `cancel` stopped a run before it finished.
+// Requests with equal keys are trained once.
+std::vector<train::RunResult> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
                                                             const std::vector<RunRequest>& requests, const StoreEvents& events,
                                                             const std::atomic<bool>* cancel);
 
@@ -92,7 +99,7 @@ std::vector<std::optional<train::RunResult>> run_with_store(RunStore& store, Eva
 // the store when it holds the key (next_done() returns those first, in submission order) or
 // hands it to the evaluator, training equal keys once; next_done() stores each trained run
 // the moment it arrives and returns it, in completion order. Empty when nothing is
-// outstanding, or on cancel.
+// outstanding; throws Interrupted on cancel.
 class StoreStream {
  public:
   StoreStream(RunStore& store, Evaluator& evaluator, RunStage stage);

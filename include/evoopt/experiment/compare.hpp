@@ -24,11 +24,6 @@
 
 namespace evoopt::experiment {
 
-// Thrown when a study stage is stopped by its cancel flag (Ctrl-C).
-struct Interrupted : std::exception {
-  const char* what() const noexcept override { return "interrupted"; }
-};
-
 // Evaluator + run store + progress + cancel: what every stage needs to run training runs.
 struct RunContext {
   eval::Evaluator& evaluator;
@@ -41,7 +36,7 @@ struct RunContext {
   std::int64_t runs_executed = 0;  // runs this process trained (not found in the store)
 };
 
-// Runs every request (the run store first), in request order; throws Interrupted.
+// Runs every request (the run store first), in request order; throws eval::Interrupted.
 // `stage` is recorded with each new run (provenance and cost accounting).
 std::vector<train::RunResult> run_all(RunContext& ctx, eval::RunStage stage, const std::vector<eval::RunRequest>& requests);
 

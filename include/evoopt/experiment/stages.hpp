@@ -66,7 +66,7 @@ class Stage {
   virtual ~Stage() = default;
   virtual Phase phase() const = 0;
   virtual Work plan(const ExperimentConfig& c, const PlanInputs& in) const = 0;
-  // Trains through `ctx` (the run store first); throws Interrupted when cancelled.
+  // Trains through `ctx` (the run store first); throws eval::Interrupted when cancelled.
   virtual void run(RunContext& ctx, StageState& state) const = 0;
 };
 

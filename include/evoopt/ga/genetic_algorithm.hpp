@@ -213,14 +213,14 @@ class GeneticAlgorithm {
   // runs_total, steps_total, train_seconds_total of the search from the store.
   void tally_search_runs(GaOutcome& outcome) const;
   // Puts the full-budget runs of `individuals` (those not raced out) into results_, from the
-  // store (a resume); false when interrupted.
-  bool recall_full_runs(const std::vector<Individual>& individuals, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome);
+  // store (a resume). Throws eval::Interrupted.
+  void recall_full_runs(const std::vector<Individual>& individuals, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome);
   // An individual's fitness and per-task values from its full-budget runs in results_.
   void score_full_runs(Individual& ind) const;
   // One child of `parents` (tournament on `score`, crossover, mutation annealed by generation).
   Individual child_of(const std::vector<Individual>& parents, const std::vector<double>& score, int generation, Rng& rng);
   void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
-                GaOutcome& outcome, bool& interrupted);
+                GaOutcome& outcome);  // throws eval::Interrupted
   // Racing: trains the rungs for the population's new genomes.
   struct Race {
     std::map<std::uint64_t, Individual> raced_out;             // hash → the individual with its last rung's fitness
@@ -228,13 +228,13 @@ class GeneticAlgorithm {
     std::int64_t started = 0;                                  // genomes that entered the race
     std::int64_t trained_steps = 0;                            // steps the rungs trained (the survivors' full runs are added by evaluate)
   };
-  Race race(const std::vector<Individual>& population, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome,
-            bool& interrupted);
+  Race race(const std::vector<Individual>& population, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome);
   // Where a rung run's state is saved: RUN/states/<hash of the run's key>.pt ("" without a run directory).
   std::string state_file(const eval::RunRequest& request) const;
-  // Trains (or finds in the store) `requests`, counting them in `outcome`; empty when interrupted.
-  std::vector<std::optional<train::RunResult>> train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events,
-                                                          const std::atomic<bool>* cancel, GaOutcome& outcome);
+  // Trains (or finds in the store) `requests`, counting them in `outcome`; throws
+  // eval::Interrupted when `cancel` stops them (run() and run_async() catch it).
+  std::vector<train::RunResult> train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events, const std::atomic<bool>* cancel,
+                                           GaOutcome& outcome);
   void write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const;
   void save_checkpoint(int generation, const Rng& rng, const std::vector<Individual>& population, const std::vector<GenerationRecord>& history,
                        const std::vector<Individual>& all) const;
