@@ -9,6 +9,7 @@
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/sources.hpp"
+#include "evoopt/eval/halving.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
 namespace evoopt::experiment {
@@ -138,30 +139,30 @@ void tune(RunContext& ctx, eval::RunStage stage, BaselineChoice& c, const std::v
           int search_seeds, std::int64_t steps, const HalvingOptions& halving) {
   if (c.sweep.empty()) throw Error("nothing to tune for " + c.name);
   if (steps < 1) steps = ctx.evaluator.default_steps();
-  const std::size_t n = c.sweep.size();
-  const std::vector<Rung> rungs = halving_rungs(n, steps, halving);
-  std::vector<std::size_t> alive(n);
-  for (std::size_t i = 0; i < n; ++i) alive[i] = i;
-  for (const Rung& rung : rungs) {
-    if (rung.keep < alive.size()) {
-      // The best `keep` by the previous rung's fitness (ties: grid order).
-      std::stable_sort(alive.begin(), alive.end(), [&](std::size_t a, std::size_t b) { return c.sweep[a].val_fitness > c.sweep[b].val_fitness; });
-      alive.resize(rung.keep);
-      std::sort(alive.begin(), alive.end());
-    }
+  const std::vector<Rung> rungs = halving_rungs(c.sweep.size(), steps, halving);
+  eval::Halving plan;
+  plan.rungs = rungs.size();
+  // After a rung, as many go on as the next rung runs; the last rung keeps every candidate.
+  plan.keep = [&rungs](std::size_t rung, std::size_t alive) { return rung + 1 < rungs.size() ? rungs[rung + 1].keep : alive; };
+  const auto score = [&](std::size_t r, const std::vector<std::size_t>& alive) {
+    const Rung& rung = rungs[r];
     std::vector<genome::Genome> genomes;
     for (std::size_t i : alive) genomes.push_back(c.sweep[i].genome);
     const auto fit = validation_fitness(ctx, stage, genomes, tasks, run_seed, search_seeds, rung.steps, rung.eval_limit);
+    std::vector<double> overall;
     for (std::size_t k = 0; k < alive.size(); ++k) {
       SweepEntry& e = c.sweep[alive[k]];
       e.val_fitness = fit[k].overall;
       e.per_task = fit[k].per_task;
       e.rungs.emplace_back(rung.steps, fit[k].overall);
+      overall.push_back(fit[k].overall);
     }
     c.runs += static_cast<std::int64_t>(alive.size() * tasks.size()) * search_seeds;
     c.steps += static_cast<std::int64_t>(alive.size() * tasks.size()) * search_seeds * rung.steps;
-  }
-  // The choice: the best at the full budget on the whole validation split.
+    return overall;
+  };
+  const std::vector<std::size_t> alive = eval::successive_halving(c.sweep.size(), plan, score);
+  // The choice: the best at the full budget on the whole validation split (ties: grid order).
   std::size_t best = alive.front();
   for (std::size_t i : alive)
     if (c.sweep[i].val_fitness > c.sweep[best].val_fitness) best = i;

@@ -14,6 +14,7 @@
 #include "evoopt/common/json_io.hpp"
 #include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/checksum.hpp"
+#include "evoopt/eval/halving.hpp"
 
 namespace evoopt::ga {
 namespace fs = std::filesystem;
@@ -336,14 +337,27 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
   const auto runs_per_genome = static_cast<std::size_t>(options_.tasks.size()) * static_cast<std::size_t>(options_.search_seeds);
   Race out;
   out.started = static_cast<std::int64_t>(racers.size());
-  // Each racer's runs' saved states from its last rung (continued by the next rung, then the full run).
-  std::vector<std::vector<std::string>> states(racers.size(), std::vector<std::string>(runs_per_genome));
+  // The rungs: the configured fractions of the full budget that stop before it.
+  std::vector<std::int64_t> stops;
   for (double fraction : options_.racing.rungs) {
-    const std::int64_t stop = rung_steps(fraction);
-    if (racers.size() <= 1 || stop >= full) break;
+    if (rung_steps(fraction) >= full) break;
+    stops.push_back(rung_steps(fraction));
+  }
+  // Each racer's runs' saved states from its last rung (continued by the next rung, then the
+  // full run), and its fitness at the last rung it ran.
+  std::vector<std::vector<std::string>> states(racers.size(), std::vector<std::string>(runs_per_genome));
+  std::vector<Individual> scored(racers.size());
+  eval::Halving plan;
+  plan.rungs = stops.size();
+  plan.keep = [this](std::size_t, std::size_t alive) {
+    return static_cast<std::size_t>(std::ceil(options_.racing.keep * static_cast<double>(alive)));
+  };
+  plan.stop_at_one = true;  // a race of one is no race
+  const auto score = [&](std::size_t rung, const std::vector<std::size_t>& alive) {
+    const std::int64_t stop = stops[rung];
     std::vector<eval::RunRequest> requests;
     std::vector<std::string> saves;
-    for (std::size_t k = 0; k < racers.size(); ++k) {
+    for (std::size_t k : alive) {
       std::size_t j = 0;
       for (const auto& task : options_.tasks)
         for (int s = 0; s < options_.search_seeds; ++s, ++j) {
@@ -364,45 +378,37 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
         }
     }
     const auto found = train_runs(requests, events, cancel, outcome);
-    std::vector<std::pair<double, std::size_t>> ranked;  // (fitness, racer index)
-    std::vector<Individual> scored;
-    for (std::size_t k = 0; k < racers.size(); ++k) {
+    std::vector<double> fitness;
+    for (std::size_t a = 0; a < alive.size(); ++a) {
+      const std::size_t k = alive[a];
       std::vector<train::RunResult> runs;
       for (std::size_t j = 0; j < runs_per_genome; ++j) {
-        const train::RunResult& r = found[k * runs_per_genome + j];
+        const train::RunResult& r = found[a * runs_per_genome + j];
         runs.push_back(r);
         out.trained_steps += own_steps(r);
         remove_state(states[k][j]);  // continued by this rung: not needed again
-        states[k][j] = saves[k * runs_per_genome + j];
+        states[k][j] = saves[a * runs_per_genome + j];
       }
       const auto f = train::aggregate_fitness(runs);
-      Individual i = *racers[k];
-      i.fitness = f.overall;
-      i.per_task = f.per_task;
-      i.raced_out_at = stop;
-      scored.push_back(i);
-      ranked.push_back({f.overall, k});
+      scored[k] = *racers[k];
+      scored[k].fitness = f.overall;
+      scored[k].per_task = f.per_task;
+      scored[k].raced_out_at = stop;
+      fitness.push_back(f.overall);
     }
-    // Best first; ties by population order, so the cut is a function of the results alone.
-    std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    const auto keep = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(options_.racing.keep * static_cast<double>(racers.size()))));
-    std::vector<bool> stays(racers.size(), false);
-    for (std::size_t k = 0; k < keep; ++k) stays[ranked[k].second] = true;
-    std::vector<const Individual*> next;
-    std::vector<std::vector<std::string>> next_states;
-    for (std::size_t k = 0; k < racers.size(); ++k) {
-      if (stays[k]) {
-        next.push_back(racers[k]);
-        next_states.push_back(states[k]);
-      } else {
-        out.raced_out[racers[k]->genome.hash()] = scored[k];
-        for (const auto& f : states[k]) remove_state(f);
-      }
+    return fitness;
+  };
+  const std::vector<std::size_t> survivors = eval::successive_halving(racers.size(), plan, score);
+  std::vector<bool> survives(racers.size(), false);
+  for (std::size_t k : survivors) survives[k] = true;
+  for (std::size_t k = 0; k < racers.size(); ++k) {
+    if (survives[k]) {
+      out.resume[racers[k]->genome.hash()] = states[k];
+    } else {
+      out.raced_out[racers[k]->genome.hash()] = scored[k];
+      for (const auto& f : states[k]) remove_state(f);
     }
-    racers = next;
-    states = next_states;
   }
-  for (std::size_t k = 0; k < racers.size(); ++k) out.resume[racers[k]->genome.hash()] = states[k];
   return out;
 }
 

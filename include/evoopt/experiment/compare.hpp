@@ -103,10 +103,10 @@ std::vector<train::Fitness> validation_fitness(RunContext& ctx, eval::RunStage s
 BaselineChoice sweep_baseline(RunContext& ctx, const std::string& name, const std::vector<double>& lr_grid, const std::vector<double>& wd_grid,
                               const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds, std::int64_t steps = 0);
 
-// Successive halving over training steps: every candidate at steps/4 (scored on the
-// first `rung_val_size` validation images), the best quarter at steps/2 (same), the best
-// third of those at the full budget on the whole validation split, where the choice is
-// made. `halving` false: every candidate at the full budget.
+// Successive halving over training steps (eval::successive_halving): every candidate at
+// steps/4 (scored on the first `rung_val_size` validation images), the best quarter at
+// steps/2 (same), the best third of those at the full budget on the whole validation split,
+// where the choice is made. `halving` false: every candidate at the full budget.
 struct HalvingOptions {
   bool enabled = true;
   std::int64_t rung_val_size = 500;  // 0: the whole validation split at every rung
