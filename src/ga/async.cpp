@@ -210,15 +210,13 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
   // Once the population is full, keep `in_flight_target` individuals bred and training.
   auto top_up = [&] {
     if (population.size() < pop_size) return;
-    const std::vector<Individual> parents(population.begin(), population.end());
-    std::vector<double> score;
-    for (const auto& p : parents) score.push_back(p.fitness);
-    while (in_flight.size() < in_flight_target && created < total)
-      launch(child_of(parents, score, static_cast<int>(finished / options_.population), rng));
+    if (in_flight.size() >= in_flight_target || created >= total) return;
+    strategy_->tell(std::vector<Individual>(population.begin(), population.end()));
+    while (in_flight.size() < in_flight_target && created < total) launch(strategy_->ask_child(static_cast<int>(finished / options_.population), rng));
   };
 
   start_block(0);
-  for (auto& ind : initial_population(rng)) launch(std::move(ind));
+  for (auto& ind : strategy_->ask_initial(rng)) launch(std::move(ind));
   try {
     while (finished < total) {
       if (cancel != nullptr && cancel->load()) throw eval::Interrupted();

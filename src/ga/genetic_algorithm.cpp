@@ -204,87 +204,7 @@ GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator
     }
   }
   options_.validate();
-}
-
-std::vector<Individual> GeneticAlgorithm::initial_population(Rng& rng) {
-  std::vector<Individual> pop;
-  for (const auto& name : options_.seed_presets) {
-    if (static_cast<int>(pop.size()) == options_.population) break;
-    Individual i;
-    i.id = next_id_++;
-    i.genome = genome::preset(name);
-    i.origin = "seed:" + name;
-    pop.push_back(i);
-  }
-  while (static_cast<int>(pop.size()) < options_.population) {
-    Individual i;
-    i.id = next_id_++;
-    i.genome = random_genome(options_.space, rng);
-    i.origin = "random";
-    pop.push_back(i);
-  }
-  return pop;
-}
-
-std::vector<Individual> GeneticAlgorithm::breed(const std::vector<Individual>& parents, int generation, Rng& rng) {
-  // Selection compares fitness measured at the same budget only: a genome raced out at a rung
-  // ranks below every genome that went further (its shorter run can score higher than a full
-  // one: measured on the default study, raced-out genomes became elites and the search lost
-  // its best). Without racing the score is the fitness.
-  auto score = [&](const Individual& i) {
-    if (i.raced_out_at == 0) return i.fitness;
-    int above = 1;  // the full budget
-    for (double r : options_.racing.rungs)
-      if (rung_steps(r) > i.raced_out_at) ++above;
-    return i.fitness - 3.0 * above;  // fitness is in [-1, 1]: levels never overlap
-  };
-  std::vector<Individual> ranked = parents;
-  std::stable_sort(ranked.begin(), ranked.end(), [&](const Individual& a, const Individual& b) {
-    const double sa = score(a), sb = score(b);
-    return sa > sb || (sa == sb && a.id < b.id);
-  });
-  std::vector<double> fitness;
-  for (const auto& p : parents) fitness.push_back(score(p));
-
-  std::vector<Individual> next;
-  for (int e = 0; e < options_.elites; ++e) {
-    Individual i = ranked[static_cast<std::size_t>(e)];
-    i.parents = {i.id};
-    i.id = next_id_++;
-    i.generation = generation;
-    i.origin = "elite";
-    i.mutations.clear();
-    next.push_back(i);
-  }
-  while (static_cast<int>(next.size()) < options_.population) next.push_back(child_of(parents, fitness, generation, rng));
-  return next;
-}
-
-Individual GeneticAlgorithm::child_of(const std::vector<Individual>& parents, const std::vector<double>& score, int generation, Rng& rng) {
-  MutationOptions m = options_.mutation;
-  if (options_.anneal && options_.generations > 1)
-    m.strength *= 1.0 - 0.7 * static_cast<double>(std::min(generation, options_.generations - 1)) / static_cast<double>(options_.generations - 1);
-  Individual child;
-  const Individual& a = parents[tournament_select(score, options_.tournament, rng)];
-  genome::Genome g;
-  if (rng.bernoulli(options_.crossover_rate)) {
-    const Individual& b = parents[tournament_select(score, options_.tournament, rng)];
-    g = crossover(a.genome, b.genome, options_.space, rng);
-    child.parents = {a.id, b.id};
-    child.origin = "crossover";
-  } else {
-    g = a.genome;
-    child.parents = {a.id};
-    child.origin = "mutation";
-  }
-  child.genome = mutate(g, options_.space, m, rng, &child.mutations);
-  child.id = next_id_++;
-  child.generation = generation;
-  return child;
-}
-
-std::int64_t GeneticAlgorithm::rung_steps(double fraction) const {
-  return std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(evaluator_.default_steps())));
+  strategy_ = std::make_unique<GeneticStrategy>(options_, evaluator_.default_steps());
 }
 
 eval::RunRequest GeneticAlgorithm::request(const Key& k, const genome::Genome& g) const {
@@ -340,8 +260,8 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
   // The rungs: the configured fractions of the full budget that stop before it.
   std::vector<std::int64_t> stops;
   for (double fraction : options_.racing.rungs) {
-    if (rung_steps(fraction) >= full) break;
-    stops.push_back(rung_steps(fraction));
+    if (rung_steps(fraction, evaluator_.default_steps()) >= full) break;
+    stops.push_back(rung_steps(fraction, evaluator_.default_steps()));
   }
   // Each racer's runs' saved states from its last rung (continued by the next rung, then the
   // full run), and its fitness at the last rung it ran.
@@ -519,7 +439,7 @@ void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std
   for (const auto& i : population) pop.push_back(i.id);
   for (const auto& i : all) everyone.push_back(i.to_json());
   for (const auto& r : history) hist.push_back(r.to_json());
-  json ck = {{"generation", generation}, {"next_id", next_id_},     {"rng", rng_state.str()},
+  json ck = {{"generation", generation}, {"next_id", strategy_->next_id}, {"rng", rng_state.str()},
              {"population", pop},        {"individuals", everyone}, {"history", hist}};
   RunDirectory(run_dir_).write_json(run_files::kCheckpoint, ck, -1);
 }
@@ -536,7 +456,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   int generation = 0;
   // The state a checkpoint of "nothing completed yet" (generation −1) holds.
   Rng rng_at_start = rng;
-  std::uint64_t next_id_at_start = next_id_;
+  std::uint64_t next_id_at_start = strategy_->next_id;
   if (const RunDirectory dir(run_dir_); dir.has(run_files::kCheckpoint)) {
     // Every error names the file and the key (JsonView), and comes before anything is written.
     const JsonView ck = dir.read(run_files::kCheckpoint);
@@ -546,7 +466,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
       ck.at("generation")
           .fail(fmt::format("generation {} is outside -1..{} (the run has {} generations)", g, options_.generations - 1, options_.generations));
     outcome.resumed = true;
-    next_id_ = ck.get<std::uint64_t>("next_id");
+    strategy_->next_id = ck.get<std::uint64_t>("next_id");
     std::istringstream rs(ck.get<std::string>("rng"));
     rs >> rng.engine();
     if (rs.fail()) ck.at("rng").fail("the RNG state is not a valid mt19937_64 state");
@@ -558,7 +478,7 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
       ck.at("history").fail(fmt::format("{} generation records for generation {} (expected {})", history.size(), g, g + 1));
     std::map<std::uint64_t, Individual> by_id;
     for (std::size_t k = 0; k < all.size(); ++k) {
-      if (all[k].id >= next_id_) ck.at("individuals").at(k).fail(fmt::format("individual {} is not below next_id {}", all[k].id, next_id_));
+      if (all[k].id >= strategy_->next_id) ck.at("individuals").at(k).fail(fmt::format("individual {} is not below next_id {}", all[k].id, strategy_->next_id));
       by_id[all[k].id] = all[k];
     }
     for (const JsonView& id : ck.at("population").elements()) {
@@ -580,15 +500,18 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     }
     if (generation == 0) {
       rng_at_start = rng;
-      next_id_at_start = next_id_;
-      population = initial_population(rng);  // interrupted during generation 0
+      next_id_at_start = strategy_->next_id;
+      population = strategy_->ask_initial(rng);  // interrupted during generation 0
     } else {
       write_outputs(history, all);
-      if (generation < options_.generations) population = breed(last, generation, rng);
+      if (generation < options_.generations) {
+        strategy_->tell(last);
+        population = strategy_->ask_generation(generation, rng);
+      }
     }
   } else {
     if (store_->size() > 0) outcome.resumed = true;
-    population = initial_population(rng);
+    population = strategy_->ask_initial(rng);
   }
 
   // Runs that earlier generations already needed (for the `evaluations` column,
@@ -615,10 +538,10 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
       // Generations ≥ 1 already have the checkpoint of the one before; the
       // first gets one that says "start from the beginning".
       if (generation == 0 && !RunDirectory(run_dir_).has(run_files::kCheckpoint) && !run_dir_.empty()) {
-        const std::uint64_t keep = next_id_;
-        next_id_ = next_id_at_start;
+        const std::uint64_t keep = strategy_->next_id;
+        strategy_->next_id = next_id_at_start;
         save_checkpoint(-1, rng_at_start, {}, {}, {});
-        next_id_ = keep;
+        strategy_->next_id = keep;
       }
       outcome.completed = false;
       outcome.history = history;
@@ -633,7 +556,10 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
     save_checkpoint(generation, rng, population, history, all);
     write_outputs(history, all);
     if (events.generation_finished) events.generation_finished(rec, best_of(population));
-    if (generation + 1 < options_.generations) population = breed(population, generation + 1, rng);
+    if (generation + 1 < options_.generations) {
+      strategy_->tell(population);
+      population = strategy_->ask_generation(generation + 1, rng);
+    }
   }
   outcome.completed = true;
   outcome.history = history;

@@ -396,16 +396,17 @@ TEST(GeneticAlgorithm, RacingSavesStepsNeverCrownsARacedOutGenomeAndResumesIdent
   {
     GaOptions sel = o;
     sel.population = 4;
-    GeneticAlgorithm ga(sel, ev);
+    GeneticStrategy strategy(sel, ev.default_steps());
     Rng rng(1);
-    std::vector<Individual> parents = ga.initial_population(rng);
+    std::vector<Individual> parents = strategy.ask_initial(rng);
     const double fit[] = {0.5, 0.6, 0.9, 0.95};
     const std::int64_t at[] = {0, 0, 8, 4};
     for (std::size_t k = 0; k < 4; ++k) {
       parents[k].fitness = fit[k];
       parents[k].raced_out_at = at[k];
     }
-    const auto next = ga.breed(parents, 1, rng);
+    strategy.tell(parents);
+    const auto next = strategy.ask_generation(1, rng);
     ASSERT_EQ(next[0].origin, "elite");
     EXPECT_EQ(next[0].parents.front(), parents[1].id);
     EXPECT_EQ(next[1].parents.front(), parents[0].id);

@@ -190,15 +190,54 @@ struct GaOutcome {
   double train_seconds_total = 0;  // sum of per-run wall seconds in the journal
 };
 
+// The search algorithm alone, as ask/tell: a strategy proposes individuals and is told the
+// scored population they joined; the drivers around it (GeneticAlgorithm::run, generational;
+// run_async, steady-state regularized evolution) evaluate what it asks for, keep the
+// journal, checkpoint and report. All randomness comes from the caller's RNG, and the
+// strategy's only other state, the next individual id, is checkpointed by the driver.
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  // Generation 0.
+  virtual std::vector<Individual> ask_initial(Rng& rng) = 0;
+  // The scored population that later asks breed from (a finished generation, or the
+  // steady-state population as it is now).
+  virtual void tell(std::vector<Individual> scored) = 0;
+  // A whole generation (`generation` >= 1) bred from the population last told.
+  virtual std::vector<Individual> ask_generation(int generation, Rng& rng) = 0;
+  // One child of the population last told (steady state; `generation` anneals mutation).
+  virtual Individual ask_child(int generation, Rng& rng) = 0;
+  std::uint64_t next_id = 0;
+};
+
+// This project's genetic algorithm: seed presets then random genomes; tournament selection,
+// crossover, mutation annealed over the generations, elites. Selection compares fitness at
+// the same budget only (racing): `full_steps` is the full budget that rungs are fractions of.
+class GeneticStrategy final : public Strategy {
+ public:
+  GeneticStrategy(GaOptions options, std::int64_t full_steps);
+  std::vector<Individual> ask_initial(Rng& rng) override;
+  void tell(std::vector<Individual> scored) override;
+  std::vector<Individual> ask_generation(int generation, Rng& rng) override;
+  Individual ask_child(int generation, Rng& rng) override;
+
+ private:
+  double selection_score(const Individual& i) const;
+  GaOptions options_;
+  std::int64_t full_steps_;
+  std::vector<Individual> parents_;
+  std::vector<double> score_;  // selection_score of each parent
+};
+
+// A racing rung's step count: `fraction` of `full_steps`, at least 1.
+std::int64_t rung_steps(double fraction, std::int64_t full_steps);
+
 class GeneticAlgorithm {
  public:
   // `run_dir` empty: nothing is persisted. `store`: the run store to use (a study
   // shares one with its later stages); null: RUN_DIR/journal.jsonl (or memory).
   GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator, std::filesystem::path run_dir = {}, eval::RunStore* store = nullptr);
   GaOutcome run(const GaEvents& events = {}, const std::atomic<bool>* cancel = nullptr);
-
-  std::vector<Individual> initial_population(Rng& rng);
-  std::vector<Individual> breed(const std::vector<Individual>& parents, int generation, Rng& rng);
 
  private:
   struct Key {
@@ -208,7 +247,6 @@ class GeneticAlgorithm {
     bool operator<(const Key& o) const { return std::tie(hash, task, seed_index) < std::tie(o.hash, o.task, o.seed_index); }
   };
   eval::RunRequest request(const Key& k, const genome::Genome& g) const;
-  std::int64_t rung_steps(double fraction) const;                                // racing: a rung's step count (>= 1)
   GaOutcome run_async(const GaEvents& events, const std::atomic<bool>* cancel);  // options_.async (src/ga/async.cpp)
   // runs_total, steps_total, train_seconds_total of the search from the store.
   void tally_search_runs(GaOutcome& outcome) const;
@@ -217,8 +255,6 @@ class GeneticAlgorithm {
   void recall_full_runs(const std::vector<Individual>& individuals, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome);
   // An individual's fitness and per-task values from its full-budget runs in results_.
   void score_full_runs(Individual& ind) const;
-  // One child of `parents` (tournament on `score`, crossover, mutation annealed by generation).
-  Individual child_of(const std::vector<Individual>& parents, const std::vector<double>& score, int generation, Rng& rng);
   void evaluate(std::vector<Individual>& population, GenerationRecord& record, const GaEvents& events, const std::atomic<bool>* cancel,
                 GaOutcome& outcome);  // throws eval::Interrupted
   // Racing: trains the rungs for the population's new genomes.
@@ -242,7 +278,7 @@ class GeneticAlgorithm {
   GaOptions options_;
   eval::Evaluator& evaluator_;
   std::filesystem::path run_dir_;
-  std::uint64_t next_id_ = 0;
+  std::unique_ptr<Strategy> strategy_;
   std::unique_ptr<eval::RunStore> own_store_;
   eval::RunStore* store_ = nullptr;
   std::map<Key, train::RunResult> results_;  // the full-budget runs of every individual evaluated so far
