@@ -444,6 +444,42 @@ void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std
   RunDirectory(run_dir_).write_json(run_files::kCheckpoint, ck, -1);
 }
 
+// Restores a checkpoint: the RNG, the strategy's next id, every individual and the history;
+// returns the last finished generation's population. Every error names the file and the key
+// (JsonView), and comes before anything is written.
+std::vector<Individual> GeneticAlgorithm::read_checkpoint(const JsonView& ck, Rng& rng, std::vector<Individual>& all,
+                                                          std::vector<GenerationRecord>& history) {
+  const int g = ck.get<int>("generation");
+  if (g < -1 || g >= options_.generations)
+    ck.at("generation")
+        .fail(fmt::format("generation {} is outside -1..{} (the run has {} generations)", g, options_.generations - 1, options_.generations));
+  strategy_->next_id = ck.get<std::uint64_t>("next_id");
+  std::istringstream rs(ck.get<std::string>("rng"));
+  rs >> rng.engine();
+  if (rs.fail()) ck.at("rng").fail("the RNG state is not a valid mt19937_64 state");
+  rs >> std::ws;
+  if (!rs.eof()) ck.at("rng").fail("the RNG state has trailing data");
+  for (const JsonView& j : ck.at("individuals").elements()) all.push_back(j.convert(Individual::from_json));
+  for (const JsonView& j : ck.at("history").elements()) history.push_back(j.convert(GenerationRecord::from_json));
+  if (static_cast<int>(history.size()) != g + 1)
+    ck.at("history").fail(fmt::format("{} generation records for generation {} (expected {})", history.size(), g, g + 1));
+  std::map<std::uint64_t, Individual> by_id;
+  for (std::size_t k = 0; k < all.size(); ++k) {
+    if (all[k].id >= strategy_->next_id)
+      ck.at("individuals").at(k).fail(fmt::format("individual {} is not below next_id {}", all[k].id, strategy_->next_id));
+    by_id[all[k].id] = all[k];
+  }
+  std::vector<Individual> last;
+  for (const JsonView& id : ck.at("population").elements()) {
+    const auto it = by_id.find(id.get<std::uint64_t>());
+    if (it == by_id.end()) id.fail("population member " + id.raw().dump() + " is not among the individuals");
+    last.push_back(it->second);
+  }
+  if (g >= 0 && static_cast<int>(last.size()) != options_.population)
+    ck.at("population").fail(fmt::format("population has {} members, the run {}", last.size(), options_.population));
+  return last;
+}
+
 GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>* cancel) {
   if (options_.async) return run_async(events, cancel);
   GaOutcome outcome;
@@ -458,37 +494,9 @@ GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>*
   Rng rng_at_start = rng;
   std::uint64_t next_id_at_start = strategy_->next_id;
   if (const RunDirectory dir(run_dir_); dir.has(run_files::kCheckpoint)) {
-    // Every error names the file and the key (JsonView), and comes before anything is written.
-    const JsonView ck = dir.read(run_files::kCheckpoint);
-    std::vector<Individual> last;
-    const int g = ck.get<int>("generation");
-    if (g < -1 || g >= options_.generations)
-      ck.at("generation")
-          .fail(fmt::format("generation {} is outside -1..{} (the run has {} generations)", g, options_.generations - 1, options_.generations));
+    const std::vector<Individual> last = read_checkpoint(dir.read(run_files::kCheckpoint), rng, all, history);
     outcome.resumed = true;
-    strategy_->next_id = ck.get<std::uint64_t>("next_id");
-    std::istringstream rs(ck.get<std::string>("rng"));
-    rs >> rng.engine();
-    if (rs.fail()) ck.at("rng").fail("the RNG state is not a valid mt19937_64 state");
-    rs >> std::ws;
-    if (!rs.eof()) ck.at("rng").fail("the RNG state has trailing data");
-    for (const JsonView& j : ck.at("individuals").elements()) all.push_back(j.convert(Individual::from_json));
-    for (const JsonView& j : ck.at("history").elements()) history.push_back(j.convert(GenerationRecord::from_json));
-    if (static_cast<int>(history.size()) != g + 1)
-      ck.at("history").fail(fmt::format("{} generation records for generation {} (expected {})", history.size(), g, g + 1));
-    std::map<std::uint64_t, Individual> by_id;
-    for (std::size_t k = 0; k < all.size(); ++k) {
-      if (all[k].id >= strategy_->next_id) ck.at("individuals").at(k).fail(fmt::format("individual {} is not below next_id {}", all[k].id, strategy_->next_id));
-      by_id[all[k].id] = all[k];
-    }
-    for (const JsonView& id : ck.at("population").elements()) {
-      const auto it = by_id.find(id.get<std::uint64_t>());
-      if (it == by_id.end()) id.fail("population member " + id.raw().dump() + " is not among the individuals");
-      last.push_back(it->second);
-    }
-    if (g >= 0 && static_cast<int>(last.size()) != options_.population)
-      ck.at("population").fail(fmt::format("population has {} members, the run {}", last.size(), options_.population));
-    generation = g + 1;
+    generation = static_cast<int>(history.size());
     // The full-budget runs of every individual so far, as an uninterrupted run holds them:
     // racing races only the genomes that have none (the store answers them, nothing trains).
     try {

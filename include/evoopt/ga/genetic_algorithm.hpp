@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "evoopt/common/json_io.hpp"
 #include "evoopt/eval/evaluator.hpp"
 #include "evoopt/eval/run_store.hpp"
 #include "evoopt/ga/operators.hpp"
@@ -271,6 +272,7 @@ class GeneticAlgorithm {
   // eval::Interrupted when `cancel` stops them (run() and run_async() catch it).
   std::vector<train::RunResult> train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events, const std::atomic<bool>* cancel,
                                            GaOutcome& outcome);
+  std::vector<Individual> read_checkpoint(const JsonView& checkpoint, Rng& rng, std::vector<Individual>& all, std::vector<GenerationRecord>& history);
   void write_outputs(const std::vector<GenerationRecord>& history, const std::vector<Individual>& all) const;
   void save_checkpoint(int generation, const Rng& rng, const std::vector<Individual>& population, const std::vector<GenerationRecord>& history,
                        const std::vector<Individual>& all) const;
