@@ -21,10 +21,10 @@ std::vector<std::size_t> successive_halving(std::size_t n, const Halving& halvin
     std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     std::vector<bool> stays(alive.size(), false);
     for (std::size_t k = 0; k < keep; ++k) stays[ranked[k].second] = true;
-    std::vector<std::size_t> next;
-    for (std::size_t k = 0; k < alive.size(); ++k)
-      if (stays[k]) next.push_back(alive[k]);
+    std::vector<std::size_t> next, cut;
+    for (std::size_t k = 0; k < alive.size(); ++k) (stays[k] ? next : cut).push_back(alive[k]);
     alive = std::move(next);
+    if (halving.on_cut) halving.on_cut(rung, cut);
   }
   return alive;
 }

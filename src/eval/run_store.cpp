@@ -192,10 +192,11 @@ std::optional<Completion> StoreStream::next_done(const std::atomic<bool>* cancel
       return std::nullopt;
     }
     auto done = evaluator_.next_done(cancel);
-    if (!done) {  // cancelled: nothing more comes back
+    if (!done) {  // nothing more comes back
       waiting_.clear();
       evaluator_ticket_.clear();
-      throw Interrupted();
+      if (cancel != nullptr && cancel->load()) throw Interrupted();
+      throw std::logic_error("StoreStream: the evaluator returned nothing for runs it was given");
     }
     const auto it = waiting_.find(done->ticket);
     if (it == waiting_.end()) throw std::logic_error("StoreStream: the evaluator returned a ticket it was not given");

@@ -281,7 +281,7 @@ RunStatus read_run_status(const fs::path& run_dir) {
     const JsonView key = e.at("key");
     static_cast<void>(key.convert(eval::RunKey::from_json));
     const train::RunResult r = e.at("result").convert(train::run_result_from_json);
-    entries.push_back({e.at("stage").convert([](const json& j) { return eval::run_stage_from_name(j.get<std::string>()); }), r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)},
+    entries.push_back({e.find("stage") ? e.at("stage").convert([](const json& j) { return eval::run_stage_from_name(j.get<std::string>()); }) : eval::RunStage::Search, r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)},
                        r.seconds, r.train_seconds});
     task_time[r.task].first += r.train_seconds;
     task_time[r.task].second += static_cast<double>(r.steps_done - r.resumed_at);

@@ -273,6 +273,12 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
     return static_cast<std::size_t>(std::ceil(options_.racing.keep * static_cast<double>(alive)));
   };
   plan.stop_at_one = true;  // a race of one is no race
+  plan.on_cut = [&](std::size_t, const std::vector<std::size_t>& cut) {
+    for (std::size_t k : cut) {
+      out.raced_out[racers[k]->genome.hash()] = scored[k];
+      for (const auto& f : states[k]) remove_state(f);
+    }
+  };
   const auto score = [&](std::size_t rung, const std::vector<std::size_t>& alive) {
     const std::int64_t stop = stops[rung];
     std::vector<eval::RunRequest> requests;
@@ -318,17 +324,7 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
     }
     return fitness;
   };
-  const std::vector<std::size_t> survivors = eval::successive_halving(racers.size(), plan, score);
-  std::vector<bool> survives(racers.size(), false);
-  for (std::size_t k : survivors) survives[k] = true;
-  for (std::size_t k = 0; k < racers.size(); ++k) {
-    if (survives[k]) {
-      out.resume[racers[k]->genome.hash()] = states[k];
-    } else {
-      out.raced_out[racers[k]->genome.hash()] = scored[k];
-      for (const auto& f : states[k]) remove_state(f);
-    }
-  }
+  for (std::size_t k : eval::successive_halving(racers.size(), plan, score)) out.resume[racers[k]->genome.hash()] = states[k];
   return out;
 }
 

@@ -16,6 +16,8 @@ struct Halving {
   std::function<std::size_t(std::size_t rung, std::size_t alive)> keep;
   // Racing: a single candidate left goes on without being scored at the later rungs.
   bool stop_at_one = false;
+  // Told the candidates a rung cut (in candidate order), right after the cut.
+  std::function<void(std::size_t rung, const std::vector<std::size_t>& cut)> on_cut;
 };
 
 // The fitness at `rung` of each `alive` candidate (in that order).
