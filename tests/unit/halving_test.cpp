@@ -20,7 +20,10 @@ Halving keep_half(std::size_t rungs) {
 TEST(SuccessiveHalving, EachRungScoresTheSurvivorsOfTheOneBeforeInCandidateOrder) {
   const std::vector<double> fitness = {0.1, 0.9, 0.5, 0.7, 0.3, 0.8};
   std::vector<std::vector<std::size_t>> scored;
-  const auto survivors = successive_halving(fitness.size(), keep_half(3), [&](std::size_t, const std::vector<std::size_t>& alive) {
+  Halving h = keep_half(3);
+  std::vector<std::vector<std::size_t>> cuts;
+  h.on_cut = [&](std::size_t, const std::vector<std::size_t>& cut) { cuts.push_back(cut); };
+  const auto survivors = successive_halving(fitness.size(), h, [&](std::size_t, const std::vector<std::size_t>& alive) {
     scored.push_back(alive);
     std::vector<double> f;
     for (std::size_t i : alive) f.push_back(fitness[i]);
@@ -31,6 +34,7 @@ TEST(SuccessiveHalving, EachRungScoresTheSurvivorsOfTheOneBeforeInCandidateOrder
   EXPECT_EQ(scored[1], (std::vector<std::size_t>{1, 3, 5}));
   EXPECT_EQ(scored[2], (std::vector<std::size_t>{1, 5}));
   EXPECT_EQ(survivors, (std::vector<std::size_t>{1}));
+  EXPECT_EQ(cuts, (std::vector<std::vector<std::size_t>>{{0, 2, 4}, {3}, {5}}));
 }
 
 TEST(SuccessiveHalving, TiesGoToTheEarlierCandidateAndAtLeastOneGoesOn) {
