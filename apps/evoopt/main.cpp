@@ -17,11 +17,11 @@
 #include <map>
 #include <optional>
 
-#include "evoopt/common/run_dir.hpp"
 #include "evoopt/common/blas.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/limits.hpp"
+#include "evoopt/common/run_dir.hpp"
 #include "evoopt/common/schema_cli.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/evaluator.hpp"
@@ -285,8 +285,8 @@ class Progress {
     std::string rates;
     if (r.runs_per_second > 0) rates += fmt::format("{:.2g} runs/s", r.runs_per_second);
     if (r.batch_eta_seconds)
-      rates += fmt::format("{}{} ETA {}", rates.empty() ? "" : ", ", search ? "generation" : "batch",
-                           experiment::format_duration(*r.batch_eta_seconds));
+      rates +=
+          fmt::format("{}{} ETA {}", rates.empty() ? "" : ", ", search ? "generation" : "batch", experiment::format_duration(*r.batch_eta_seconds));
     if (r.study_eta_seconds) rates += fmt::format("{}study ETA {}", rates.empty() ? "" : ", ", experiment::format_duration(*r.study_eta_seconds));
     if (tty_) {
       const int width = 30, filled = width * std::min(r.done, r.total) / r.total;
@@ -437,7 +437,8 @@ experiment::ExperimentConfig build_config(const EvolveArgs& a, CLI::App* cmd) {
 int report_study(const experiment::StudyResult& r) {
   const auto& dir = r.run_dir.string();
   if (!r.completed) {
-    std::cout << "\nInterrupted. Completed runs are in " << (RunDirectory(dir) / run_files::kJournal).string() << ".\nResume with: evoopt resume " << dir << std::endl;
+    std::cout << "\nInterrupted. Completed runs are in " << (RunDirectory(dir) / run_files::kJournal).string() << ".\nResume with: evoopt resume "
+              << dir << std::endl;
     return 130;
   }
   const auto& best = r.ga.best;
@@ -503,9 +504,9 @@ int cmd_resume(const std::string& dir, int workers) {
 int cmd_status(const std::string& dir) {
   const auto s = experiment::read_run_status(dir);
   std::cout << fmt::format("{}: {}{}", dir, experiment::run_state_name(s.state),
-                           s.in_use                ? " (an evoopt process is working on it now)"
+                           s.in_use                                    ? " (an evoopt process is working on it now)"
                            : s.state == experiment::RunState::Complete ? ""
-                                                   : " (no process is working on it: evoopt resume " + dir + " continues it)")
+                                                                       : " (no process is working on it: evoopt resume " + dir + " continues it)")
             << "\n";
   std::string tasks;
   for (const auto& t : s.tasks) tasks += (tasks.empty() ? "" : ", ") + t;
@@ -561,7 +562,8 @@ int cmd_compare(const EvolveArgs& a, CLI::App* cmd, const std::string& genome_fi
   std::signal(SIGINT, on_sigint);
   const auto cmp = experiment::run_compare(c, g, out, study_events(progress), &g_interrupted);
   if (!cmp) {
-    std::cout << "\nInterrupted; completed runs are in " << (RunDirectory(out) / run_files::kJournal).string() << "; the same command continues." << std::endl;
+    std::cout << "\nInterrupted; completed runs are in " << (RunDirectory(out) / run_files::kJournal).string() << "; the same command continues."
+              << std::endl;
     return 130;
   }
   print_comparison(*cmp);

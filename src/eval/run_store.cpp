@@ -12,9 +12,13 @@ namespace evoopt::eval {
 using nlohmann::json;
 
 namespace {
-constexpr std::pair<RunStage, const char*> kStageNames[] = {
-    {RunStage::Search, "search"},        {RunStage::Test, "test"},          {RunStage::BreakEven, "break-even"}, {RunStage::Sweep, "sweep"},
-    {RunStage::RandomSearch, "random-search"}, {RunStage::Attribution, "attribution"}, {RunStage::Transfer, "transfer"}};
+constexpr std::pair<RunStage, const char*> kStageNames[] = {{RunStage::Search, "search"},
+                                                            {RunStage::Test, "test"},
+                                                            {RunStage::BreakEven, "break-even"},
+                                                            {RunStage::Sweep, "sweep"},
+                                                            {RunStage::RandomSearch, "random-search"},
+                                                            {RunStage::Attribution, "attribution"},
+                                                            {RunStage::Transfer, "transfer"}};
 }  // namespace
 
 const char* run_stage_name(RunStage s) {
@@ -104,7 +108,8 @@ void RunStore::append(const RunKey& key, RunStage stage, const train::RunResult&
   std::lock_guard<std::mutex> lock(mutex_);
   const std::string k = key.str();
   if (index_.count(k)) return;
-  if (!path_.empty()) append_line_durable(path_, json{{"key", key.to_json()}, {"stage", run_stage_name(stage)}, {"result", train::to_json(result)}}.dump());
+  if (!path_.empty())
+    append_line_durable(path_, json{{"key", key.to_json()}, {"stage", run_stage_name(stage)}, {"result", train::to_json(result)}}.dump());
   index_[k] = entries_.size();
   entries_.push_back({key, stage, result});
 }
@@ -119,9 +124,8 @@ std::vector<RunStore::Entry> RunStore::entries() const {
   return entries_;
 }
 
-std::vector<train::RunResult> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
-                                                            const std::vector<RunRequest>& requests, const StoreEvents& events,
-                                                            const std::atomic<bool>* cancel) {
+std::vector<train::RunResult> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage, const std::vector<RunRequest>& requests,
+                                             const StoreEvents& events, const std::atomic<bool>* cancel) {
   std::vector<std::optional<train::RunResult>> results(requests.size());
   std::vector<RunKey> keys;
   for (const auto& r : requests) keys.push_back(run_key(evaluator, r));

@@ -16,8 +16,10 @@ namespace evoopt::experiment {
 using nlohmann::json;
 
 namespace {
-constexpr std::pair<MethodKind, const char*> kMethodKindNames[] = {
-    {MethodKind::Evolved, "evolved"}, {MethodKind::Baseline, "baseline"}, {MethodKind::RandomSearch, "random-search"}, {MethodKind::Attribution, "attribution"}};
+constexpr std::pair<MethodKind, const char*> kMethodKindNames[] = {{MethodKind::Evolved, "evolved"},
+                                                                   {MethodKind::Baseline, "baseline"},
+                                                                   {MethodKind::RandomSearch, "random-search"},
+                                                                   {MethodKind::Attribution, "attribution"}};
 }  // namespace
 
 const char* method_kind_name(MethodKind k) {
@@ -135,8 +137,8 @@ std::vector<Rung> halving_rungs(std::size_t n, std::int64_t steps, const Halving
   return {{steps, 0, n}};
 }
 
-void tune(RunContext& ctx, eval::RunStage stage, BaselineChoice& c, const std::vector<std::string>& tasks, std::uint64_t run_seed,
-          int search_seeds, std::int64_t steps, const HalvingOptions& halving) {
+void tune(RunContext& ctx, eval::RunStage stage, BaselineChoice& c, const std::vector<std::string>& tasks, std::uint64_t run_seed, int search_seeds,
+          std::int64_t steps, const HalvingOptions& halving) {
   if (c.sweep.empty()) throw Error("nothing to tune for " + c.name);
   if (steps < 1) steps = ctx.evaluator.default_steps();
   const std::vector<Rung> rungs = halving_rungs(c.sweep.size(), steps, halving);
@@ -274,7 +276,8 @@ BaselineChoice lr_retuned(RunContext& ctx, const std::string& name, const std::s
     e.genome.validate(genome::Bounds::kHardMaxTerms);
     c.sweep.push_back(e);
   }
-  tune(ctx, eval::RunStage::Attribution, c, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{in.options.halving, in.options.rung_val_size});
+  tune(ctx, eval::RunStage::Attribution, c, in.tasks, in.run_seed, in.search_seeds, in.steps,
+       HalvingOptions{in.options.halving, in.options.rung_val_size});
   return c;
 }
 
@@ -397,7 +400,8 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
       for (std::size_t i = 0; i < c.baselines.size(); ++i) {
         if (steps != in.steps && i != strongest) continue;
         const auto& b = c.baselines[i];
-        h.methods.push_back(test_method(ctx, b.name + " (tuned)", MethodKind::Baseline, b.best().genome, b.best().val_fitness, tasks, c.seeds, steps, stage));
+        h.methods.push_back(
+            test_method(ctx, b.name + " (tuned)", MethodKind::Baseline, b.best().genome, b.best().val_fitness, tasks, c.seeds, steps, stage));
       }
       if (c.random_search)
         h.methods.push_back(test_method(ctx, c.random_search->name, MethodKind::RandomSearch, c.random_search->best().genome,

@@ -197,10 +197,14 @@ void ProgressTracker::emit() {
 
 const char* run_state_name(RunState s) {
   switch (s) {
-    case RunState::NotStarted: return "not started";
-    case RunState::Searching: return "searching";
-    case RunState::AfterSearch: return "final test / comparison";
-    case RunState::Complete: return "complete";
+    case RunState::NotStarted:
+      return "not started";
+    case RunState::Searching:
+      return "searching";
+    case RunState::AfterSearch:
+      return "final test / comparison";
+    case RunState::Complete:
+      return "complete";
   }
   return "?";
 }
@@ -281,8 +285,9 @@ RunStatus read_run_status(const fs::path& run_dir) {
     const JsonView key = e.at("key");
     static_cast<void>(key.convert(eval::RunKey::from_json));
     const train::RunResult r = e.at("result").convert(train::run_result_from_json);
-    entries.push_back({e.find("stage") ? e.at("stage").convert([](const json& j) { return eval::run_stage_from_name(j.get<std::string>()); }) : eval::RunStage::Search, r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)},
-                       r.seconds, r.train_seconds});
+    entries.push_back({e.find("stage") ? e.at("stage").convert([](const json& j) { return eval::run_stage_from_name(j.get<std::string>()); })
+                                       : eval::RunStage::Search,
+                       r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)}, r.seconds, r.train_seconds});
     task_time[r.task].first += r.train_seconds;
     task_time[r.task].second += static_cast<double>(r.steps_done - r.resumed_at);
   }

@@ -93,15 +93,14 @@ TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& 
 
 namespace {
 decltype(RunContext::progress) tracker_progress(ProgressTracker& tracker, const EvalSizes& sizes) {
-  return
-      [&tracker, sizes](eval::RunStage stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
-        // A batch can mix tasks (the held-out ones, each at its cost): its runs' mean work.
-        Work sum;
-        for (const auto& r : batch) sum += tracker.task_costs().scaled(r.task, Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)});
-        const auto n = static_cast<double>(std::max<std::size_t>(1, batch.size()));
-        const Work per_run{1, std::llround(static_cast<double>(sum.steps) / n), std::llround(static_cast<double>(sum.images) / n)};
-        tracker.batch(stage, done, total, per_run, trained);
-      };
+  return [&tracker, sizes](eval::RunStage stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
+    // A batch can mix tasks (the held-out ones, each at its cost): its runs' mean work.
+    Work sum;
+    for (const auto& r : batch) sum += tracker.task_costs().scaled(r.task, Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)});
+    const auto n = static_cast<double>(std::max<std::size_t>(1, batch.size()));
+    const Work per_run{1, std::llround(static_cast<double>(sum.steps) / n), std::llround(static_cast<double>(sum.images) / n)};
+    tracker.batch(stage, done, total, per_run, trained);
+  };
 }
 
 // The search tasks' mean evaluation sizes (the ETA's unit of evaluation work).
@@ -183,7 +182,8 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   tracker.start_phase(Phase::Comparison);
   RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
   try {
-    const double val_fitness = validation_fitness(ctx, eval::RunStage::Sweep, {genome}, config.tasks, config.seed, config.ga.search_seeds).front().overall;
+    const double val_fitness =
+        validation_fitness(ctx, eval::RunStage::Sweep, {genome}, config.tasks, config.seed, config.ga.search_seeds).front().overall;
     Comparison c = run_comparison(ctx, compare_inputs(config, genome, val_fitness, loaded.labels, config.compare.equal_budget_runs));
     write_comparison(c, out_dir);
     tracker.finish();

@@ -212,7 +212,8 @@ GaOutcome GeneticAlgorithm::run_async(const GaEvents& events, const std::atomic<
     if (population.size() < pop_size) return;
     if (in_flight.size() >= in_flight_target || created >= total) return;
     strategy_->tell(std::vector<Individual>(population.begin(), population.end()));
-    while (in_flight.size() < in_flight_target && created < total) launch(strategy_->ask_child(static_cast<int>(finished / options_.population), rng));
+    while (in_flight.size() < in_flight_target && created < total)
+      launch(strategy_->ask_child(static_cast<int>(finished / options_.population), rng));
   };
 
   start_block(0);

@@ -212,7 +212,7 @@ eval::RunRequest GeneticAlgorithm::request(const Key& k, const genome::Genome& g
 }
 
 std::vector<train::RunResult> GeneticAlgorithm::train_runs(const std::vector<eval::RunRequest>& requests, const GaEvents& events,
-                                                                          const std::atomic<bool>* cancel, GaOutcome& outcome) {
+                                                           const std::atomic<bool>* cancel, GaOutcome& outcome) {
   int total = 0, done = 0;
   eval::StoreEvents store_events;
   store_events.planned = [&](std::size_t, std::size_t to_train) { total = static_cast<int>(to_train); };
@@ -436,7 +436,7 @@ void GeneticAlgorithm::save_checkpoint(int generation, const Rng& rng, const std
   for (const auto& i : all) everyone.push_back(i.to_json());
   for (const auto& r : history) hist.push_back(r.to_json());
   json ck = {{"generation", generation}, {"next_id", strategy_->next_id}, {"rng", rng_state.str()},
-             {"population", pop},        {"individuals", everyone}, {"history", hist}};
+             {"population", pop},        {"individuals", everyone},       {"history", hist}};
   RunDirectory(run_dir_).write_json(run_files::kCheckpoint, ck, -1);
 }
 

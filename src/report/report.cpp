@@ -1110,7 +1110,8 @@ std::string render_report(const fs::path& run_dir) {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char when[64];
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-  std::string status = fmt::format("<b>{}</b>: {} of {} generations finished", esc(experiment::run_state_name(st.state)), st.generations_done, st.generations);
+  std::string status =
+      fmt::format("<b>{}</b>: {} of {} generations finished", esc(experiment::run_state_name(st.state)), st.generations_done, st.generations);
   if (st.best_fitness)
     status += fmt::format("; best validation fitness so far {:.4f} (#{}, generation {})", *st.best_fitness, st.best_id, st.best_generation);
   if (st.state != experiment::RunState::Complete && st.eta_seconds) status += "; ETA about " + experiment::format_duration(*st.eta_seconds);

@@ -41,7 +41,8 @@ TEST(SuccessiveHalving, TiesGoToTheEarlierCandidateAndAtLeastOneGoesOn) {
   Halving h;
   h.rungs = 2;
   h.keep = [](std::size_t rung, std::size_t) { return rung == 0 ? std::size_t{2} : std::size_t{0}; };  // 0 is clamped to 1
-  const auto survivors = successive_halving(4, h, [](std::size_t, const std::vector<std::size_t>& alive) { return std::vector<double>(alive.size(), 0.5); });
+  const auto survivors =
+      successive_halving(4, h, [](std::size_t, const std::vector<std::size_t>& alive) { return std::vector<double>(alive.size(), 0.5); });
   EXPECT_EQ(survivors, (std::vector<std::size_t>{0}));
 }
 

@@ -73,8 +73,8 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
           };
           run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));
           const Work planned = plan_comparison(c, sizes, &evolved, 24, /*after_final_test=*/true, costs);
-          EXPECT_EQ(planned.runs, requested.runs) << protocol_name(protocol) << " equal budget " << equal_budget << " scheduled " << scheduled_winner << " transfer "
-                                                  << transfer;
+          EXPECT_EQ(planned.runs, requested.runs) << protocol_name(protocol) << " equal budget " << equal_budget << " scheduled " << scheduled_winner
+                                                  << " transfer " << transfer;
           EXPECT_EQ(planned.steps, requested.steps) << protocol_name(protocol);
           EXPECT_EQ(planned.images, requested.images) << protocol_name(protocol);
           // Not knowing the winner counts the larger grid: never less.

@@ -91,9 +91,8 @@ struct Interrupted : std::exception {
 // the evaluator and are stored the moment each completes. Results come back in
 // request order; throws Interrupted when `cancel` stopped a run before it finished.
 // Requests with equal keys are trained once.
-std::vector<train::RunResult> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage,
-                                                            const std::vector<RunRequest>& requests, const StoreEvents& events,
-                                                            const std::atomic<bool>* cancel);
+std::vector<train::RunResult> run_with_store(RunStore& store, Evaluator& evaluator, RunStage stage, const std::vector<RunRequest>& requests,
+                                             const StoreEvents& events, const std::atomic<bool>* cancel);
 
 // run_with_store's streaming form (the asynchronous GA): submit() answers a request from
 // the store when it holds the key (next_done() returns those first, in submission order) or

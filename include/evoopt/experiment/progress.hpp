@@ -38,9 +38,9 @@ std::vector<JsonView> journal_entries(const std::filesystem::path& journal);
 struct ProgressReport {
   Phase phase = Phase::Search;
   eval::RunStage stage = eval::RunStage::Search;  // the runs' stage
-  int generation = 0, generations = 0;  // search: 1-based
-  int done = 0, total = 0;              // runs of the current batch (a generation, a sweep rung, ...)
-  double runs_per_second = 0;           // runs trained in this batch per wall second (0: none yet)
+  int generation = 0, generations = 0;            // search: 1-based
+  int done = 0, total = 0;                        // runs of the current batch (a generation, a sweep rung, ...)
+  double runs_per_second = 0;                     // runs trained in this batch per wall second (0: none yet)
   std::optional<double> batch_eta_seconds;
   std::optional<double> study_eta_seconds;  // every phase still to come, at the seconds per step measured so far
 };
@@ -126,10 +126,10 @@ struct RunStatus {
   std::uint64_t best_id = 0;
   int best_generation = 0;
   std::map<eval::RunStage, Work> done_by_stage;  // runs in the journal, by stage
-  double run_seconds = 0;                     // their single-run wall seconds, summed
-  Work left;                                  // estimated
-  int workers = 1;                            // the config's (0: one per core of this machine)
-  std::optional<double> eta_seconds;          // left × seconds per step / workers
+  double run_seconds = 0;                        // their single-run wall seconds, summed
+  Work left;                                     // estimated
+  int workers = 1;                               // the config's (0: one per core of this machine)
+  std::optional<double> eta_seconds;             // left × seconds per step / workers
   std::optional<double> seconds_since_last_run;
   std::optional<double> final_test;  // complete: the winner's mean test fitness
 };

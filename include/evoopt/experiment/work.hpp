@@ -16,10 +16,14 @@ namespace evoopt::experiment {
 enum class Phase { Search, FinalTest, BreakEven, Comparison };
 inline const char* phase_name(Phase p) {
   switch (p) {
-    case Phase::Search: return "search";
-    case Phase::FinalTest: return "final test";
-    case Phase::BreakEven: return "break-even";
-    case Phase::Comparison: return "comparison";
+    case Phase::Search:
+      return "search";
+    case Phase::FinalTest:
+      return "final test";
+    case Phase::BreakEven:
+      return "break-even";
+    case Phase::Comparison:
+      return "comparison";
   }
   return "?";
 }

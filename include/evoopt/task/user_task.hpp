@@ -74,7 +74,7 @@ struct UserTaskSpec {
   std::string name;
   std::filesystem::path model;
   std::filesystem::path data;
-  std::string format;                   // tensors | image_folder | idx | cifar
+  std::string format;  // tensors | image_folder | idx | cifar
   TaskKind kind = TaskKind::Classification;
   std::int64_t batch_size = 0;
   std::int64_t steps = 0;
