@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <set>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -356,9 +357,25 @@ BaselineChoice random_search(RunContext& ctx, const std::string& name, const Com
 
 }  // namespace
 
-Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
-  in.options.validate();
-  Comparison c;
+std::vector<Phase> comparison_phases(const CompareOptions& o, bool has_transfer) {
+  std::vector<Phase> p = {Phase::Tuning, Phase::Comparison};
+  if (has_transfer) p.push_back(Phase::Transfer);
+  if (o.attribution) p.push_back(Phase::Attribution);
+  return p;
+}
+
+std::size_t Comparison::strongest() const {
+  std::size_t s = 0;
+  for (std::size_t i = 1; i < baselines.size(); ++i)
+    if (baselines[i].best().val_fitness > baselines[s].best().val_fitness) s = i;
+  return s;
+}
+
+namespace {
+
+// Tuning: every baseline on validation, then the equal-budget random search over the
+// strongest one's hyperparameters.
+void run_tuning(RunContext& ctx, const CompareInputs& in, Comparison& c) {
   c.protocol = in.options.protocol;
   c.tasks = in.tasks;
   c.transfer_tasks = in.transfer_tasks;
@@ -366,8 +383,6 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
   c.labels = in.labels;
   for (const auto& t : in.tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
   for (const auto& t : in.transfer_tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
-
-  // 1. Tune every baseline on validation.
   const HalvingOptions halving{in.options.halving, in.options.rung_val_size};
   for (const auto& b : in.options.baselines) {
     if (in.options.protocol == Protocol::Seed)
@@ -377,58 +392,82 @@ Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
       c.baselines.push_back(tune_baseline(ctx, b, in.options.lr_grid, in.options.wd_grid, strong_regimes(in.evolved), in.tasks, in.run_seed,
                                           in.search_seeds, in.steps, halving));
   }
-  std::size_t strongest = 0;
-  for (std::size_t i = 1; i < c.baselines.size(); ++i)
-    if (c.baselines[i].best().val_fitness > c.baselines[strongest].best().val_fitness) strongest = i;
+  if (in.options.equal_budget) c.random_search = random_search(ctx, c.baselines[c.strongest()].name, in, c.random_search_runs);
+}
 
-  // 2. Equal budget: random search over the strongest baseline's hyperparameters.
-  if (in.options.equal_budget) c.random_search = random_search(ctx, c.baselines[strongest].name, in, c.random_search_runs);
-
-  // 3. Test split, same fresh seeds for everyone, at each horizon: on the search tasks, then
-  // (transfer) on the held-out tasks with the hyperparameters chosen on the search tasks.
+// The steps of the test blocks: the search horizon and, with horizon_multiple, a longer one.
+std::vector<std::int64_t> horizons_of(const CompareInputs& in) {
   std::vector<std::int64_t> horizons = {in.steps};
   if (in.options.horizon_multiple > 0)
     horizons.push_back(static_cast<std::int64_t>(std::llround(static_cast<double>(in.steps) * in.options.horizon_multiple)));
-  auto test_block = [&](const std::vector<std::string>& tasks, eval::RunStage stage) {
-    std::vector<HorizonResult> out;
-    for (std::int64_t steps : horizons) {
-      HorizonResult h;
-      h.steps = steps;
-      h.methods.push_back(test_method(ctx, "evolved", MethodKind::Evolved, in.evolved, in.evolved_val_fitness, tasks, c.seeds, steps, stage));
-      // The longer horizon asks whether the gain over the strongest tuned baseline persists:
-      // that baseline only (every baseline at the search horizon).
-      for (std::size_t i = 0; i < c.baselines.size(); ++i) {
-        if (steps != in.steps && i != strongest) continue;
-        const auto& b = c.baselines[i];
-        h.methods.push_back(
-            test_method(ctx, b.name + " (tuned)", MethodKind::Baseline, b.best().genome, b.best().val_fitness, tasks, c.seeds, steps, stage));
-      }
-      if (c.random_search)
-        h.methods.push_back(test_method(ctx, c.random_search->name, MethodKind::RandomSearch, c.random_search->best().genome,
-                                        c.random_search->best().val_fitness, tasks, c.seeds, steps, stage));
-      out.push_back(h);
-    }
-    return out;
-  };
-  c.horizons = test_block(in.tasks, eval::RunStage::Test);
-  if (!in.transfer_tasks.empty()) c.transfer = test_block(in.transfer_tasks, eval::RunStage::Transfer);
+  return horizons;
+}
 
-  // 4. Gain attribution against the strongest tuned baseline, at the search horizon.
-  if (in.options.attribution) {
-    const BaselineChoice& b = c.baselines[strongest];
-    Attribution a;
-    a.baseline = b.name;
-    a.steps = in.steps;
-    const genome::Genome& W = in.evolved;
-    const genome::Genome& B = b.best().genome;
-    a.rule_in_baseline_setting = lr_retuned(ctx, "evolved rule, " + b.name + " setting", "evolved", rule_with_setting(W, B), in.options.lr_grid, in);
-    a.baseline_in_evolved_setting = lr_retuned(ctx, b.name + " rule, evolved setting", b.name, rule_with_setting(B, W), in.options.lr_grid, in);
-    a.a1 = test_method(ctx, a.rule_in_baseline_setting.name, MethodKind::Attribution, a.rule_in_baseline_setting.best().genome,
-                       a.rule_in_baseline_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
-    a.a2 = test_method(ctx, a.baseline_in_evolved_setting.name, MethodKind::Attribution, a.baseline_in_evolved_setting.best().genome,
-                       a.baseline_in_evolved_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
-    c.attribution = a;
+// The test split of `tasks`, same fresh seeds for every method, at each horizon.
+std::vector<HorizonResult> test_block(RunContext& ctx, const CompareInputs& in, const Comparison& c, const std::vector<std::string>& tasks,
+                                      eval::RunStage stage) {
+  const std::size_t strongest = c.strongest();
+  std::vector<HorizonResult> out;
+  for (std::int64_t steps : horizons_of(in)) {
+    HorizonResult h;
+    h.steps = steps;
+    h.methods.push_back(test_method(ctx, "evolved", MethodKind::Evolved, in.evolved, in.evolved_val_fitness, tasks, c.seeds, steps, stage));
+    // The longer horizon asks whether the gain over the strongest tuned baseline persists:
+    // that baseline only (every baseline at the search horizon).
+    for (std::size_t i = 0; i < c.baselines.size(); ++i) {
+      if (steps != in.steps && i != strongest) continue;
+      const auto& b = c.baselines[i];
+      h.methods.push_back(
+          test_method(ctx, b.name + " (tuned)", MethodKind::Baseline, b.best().genome, b.best().val_fitness, tasks, c.seeds, steps, stage));
+    }
+    if (c.random_search)
+      h.methods.push_back(test_method(ctx, c.random_search->name, MethodKind::RandomSearch, c.random_search->best().genome,
+                                      c.random_search->best().val_fitness, tasks, c.seeds, steps, stage));
+    out.push_back(h);
   }
+  return out;
+}
+
+// Gain attribution against the strongest tuned baseline, at the search horizon.
+void run_attribution(RunContext& ctx, const CompareInputs& in, Comparison& c) {
+  const BaselineChoice& b = c.baselines[c.strongest()];
+  Attribution a;
+  a.baseline = b.name;
+  a.steps = in.steps;
+  const genome::Genome& W = in.evolved;
+  const genome::Genome& B = b.best().genome;
+  a.rule_in_baseline_setting = lr_retuned(ctx, "evolved rule, " + b.name + " setting", "evolved", rule_with_setting(W, B), in.options.lr_grid, in);
+  a.baseline_in_evolved_setting = lr_retuned(ctx, b.name + " rule, evolved setting", b.name, rule_with_setting(B, W), in.options.lr_grid, in);
+  a.a1 = test_method(ctx, a.rule_in_baseline_setting.name, MethodKind::Attribution, a.rule_in_baseline_setting.best().genome,
+                     a.rule_in_baseline_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
+  a.a2 = test_method(ctx, a.baseline_in_evolved_setting.name, MethodKind::Attribution, a.baseline_in_evolved_setting.best().genome,
+                     a.baseline_in_evolved_setting.best().val_fitness, in.tasks, c.seeds, in.steps);
+  c.attribution = a;
+}
+
+}  // namespace
+
+void run_comparison_phase(Phase phase, RunContext& ctx, const CompareInputs& in, Comparison& c) {
+  in.options.validate();
+  switch (phase) {
+    case Phase::Tuning:
+      return run_tuning(ctx, in, c);
+    case Phase::Comparison:
+      c.horizons = test_block(ctx, in, c, in.tasks, eval::RunStage::Test);
+      return;
+    case Phase::Transfer:
+      c.transfer = test_block(ctx, in, c, in.transfer_tasks, eval::RunStage::Transfer);
+      return;
+    case Phase::Attribution:
+      return run_attribution(ctx, in, c);
+    default:
+      throw std::logic_error(std::string("not a phase of the comparison: ") + phase_name(phase));
+  }
+}
+
+Comparison run_comparison(RunContext& ctx, const CompareInputs& in) {
+  Comparison c;
+  for (Phase p : comparison_phases(in.options, !in.transfer_tasks.empty())) run_comparison_phase(p, ctx, in, c);
   return c;
 }
 
@@ -597,40 +636,60 @@ Work test_runs(const ExperimentConfig& c, const EvalSizes& sizes, std::int64_t m
 }
 }  // namespace
 
-Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
-                     bool after_final_test, const TaskCosts& costs) {
+Work plan_comparison_phase(Phase phase, const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
+                           bool after_final_test, const TaskCosts& costs) {
   const CompareOptions& o = c.compare;
   Work w;
   if (!o.enabled) return w;
-  // `evoopt compare` scores the genome on validation first; a study knows it from the search.
-  if (!after_final_test) w += Work{1, c.steps, sizes.val} * runs_per_genome(c);
   const HalvingOptions halving{o.halving, o.rung_val_size};
-  const std::size_t regimes = evolved != nullptr ? strong_regimes(*evolved).size() : 2;
-  for (std::size_t b = 0; b < o.baselines.size(); ++b) {
-    if (o.protocol == Protocol::Seed)
-      w += tuning(c, sizes, CompareOptions::seed_lr_grid().size() * CompareOptions::seed_wd_grid().size(), c.steps, HalvingOptions{false, 0});
-    else
-      w += tuning(c, sizes, regimes * o.wd_grid.size() * o.lr_grid.size(), c.steps, halving);
-  }
   const std::int64_t rs = o.equal_budget ? 1 : 0;
-  if (o.equal_budget) {
-    const std::int64_t budget = o.equal_budget_runs > 0 ? o.equal_budget_runs : evolution_runs;
-    w += tuning(c, sizes, static_cast<std::size_t>(std::max<std::int64_t>(1, budget / runs_per_genome(c))), c.steps, HalvingOptions{false, 0});
-  }
-  // The evolved genome's test runs on the final test's seeds are in the store already.
-  const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
-  w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
   const std::int64_t longer = static_cast<std::int64_t>(std::llround(static_cast<double>(c.steps) * o.horizon_multiple));
-  if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
-  // Transfer: the same methods on the held-out tasks' test splits, each at its own cost.
-  for (const auto& t : c.transfer_tasks) {
-    w += costs.scaled(t, Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds));
-    if (o.horizon_multiple > 0) w += costs.scaled(t, Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds));
+  switch (phase) {
+    case Phase::Tuning: {
+      // `evoopt compare` scores the genome on validation first; a study knows it from the search.
+      if (!after_final_test) w += Work{1, c.steps, sizes.val} * runs_per_genome(c);
+      const std::size_t regimes = evolved != nullptr ? strong_regimes(*evolved).size() : 2;
+      for (std::size_t b = 0; b < o.baselines.size(); ++b) {
+        if (o.protocol == Protocol::Seed)
+          w += tuning(c, sizes, CompareOptions::seed_lr_grid().size() * CompareOptions::seed_wd_grid().size(), c.steps, HalvingOptions{false, 0});
+        else
+          w += tuning(c, sizes, regimes * o.wd_grid.size() * o.lr_grid.size(), c.steps, halving);
+      }
+      if (o.equal_budget) {
+        const std::int64_t budget = o.equal_budget_runs > 0 ? o.equal_budget_runs : evolution_runs;
+        w += tuning(c, sizes, static_cast<std::size_t>(std::max<std::int64_t>(1, budget / runs_per_genome(c))), c.steps, HalvingOptions{false, 0});
+      }
+      return w;
+    }
+    case Phase::Comparison: {
+      // The evolved genome's test runs on the final test's seeds are in the store already.
+      const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
+      w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
+      if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
+      return w;
+    }
+    case Phase::Transfer:
+      // The same methods on the held-out tasks' test splits, each at its own cost.
+      for (const auto& t : c.transfer_tasks) {
+        w += costs.scaled(t, Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds));
+        if (o.horizon_multiple > 0) w += costs.scaled(t, Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds));
+      }
+      return w;
+    case Phase::Attribution:
+      w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;
+      w += test_runs(c, sizes, 2 * static_cast<std::int64_t>(o.test_seeds), c.steps);
+      return w;
+    default:
+      throw std::logic_error(std::string("not a phase of the comparison: ") + phase_name(phase));
   }
-  if (o.attribution) {
-    w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;
-    w += test_runs(c, sizes, 2 * static_cast<std::int64_t>(o.test_seeds), c.steps);
-  }
+}
+
+Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
+                     bool after_final_test, const TaskCosts& costs) {
+  Work w;
+  if (!c.compare.enabled) return w;
+  for (Phase p : comparison_phases(c.compare, !c.transfer_tasks.empty()))
+    w += plan_comparison_phase(p, c, sizes, evolved, evolution_runs, after_final_test, costs);
   return w;
 }
 

@@ -122,17 +122,26 @@ class BreakEvenStage : public Stage {
 
 // ------------------------------------------------------------------ comparison
 
+// One phase of the comparison with tuned baselines (Tuning first; its choices are read by
+// the others). The last one writes comparison.json and comparison.csv.
 class ComparisonStage : public Stage {
  public:
-  Phase phase() const override { return Phase::Comparison; }
+  ComparisonStage(Phase phase, bool last) : phase_(phase), last_(last) {}
+  Phase phase() const override { return phase_; }
   Work plan(const ExperimentConfig& c, const PlanInputs& in) const override {
-    return plan_comparison(c, in.sizes, in.winner, in.search_runs, /*after_final_test=*/true, in.costs);
+    return plan_comparison_phase(phase_, c, in.sizes, in.winner, in.search_runs, /*after_final_test=*/true, in.costs);
   }
   void run(RunContext& ctx, StageState& st) const override {
-    Comparison c = run_comparison(ctx, compare_inputs(st.config, st.search.best.genome, st.search.best.fitness, st.labels, st.search.runs_total));
-    write_comparison(c, st.run_dir);
-    st.comparison = std::move(c);
+    run_comparison_phase(phase_, ctx, compare_inputs(st.config, st.search.best.genome, st.search.best.fitness, st.labels, st.search.runs_total),
+                         st.comparison_so_far);
+    if (!last_) return;
+    write_comparison(st.comparison_so_far, st.run_dir);
+    st.comparison = st.comparison_so_far;
   }
+
+ private:
+  Phase phase_;
+  bool last_;
 };
 
 }  // namespace
@@ -141,7 +150,10 @@ std::vector<std::unique_ptr<Stage>> stages_after_search(const ExperimentConfig& 
   std::vector<std::unique_ptr<Stage>> s;
   s.push_back(std::make_unique<FinalTestStage>());
   if (c.break_even) s.push_back(std::make_unique<BreakEvenStage>());
-  if (c.compare.enabled) s.push_back(std::make_unique<ComparisonStage>());
+  if (c.compare.enabled) {
+    const auto phases = comparison_phases(c.compare, !c.transfer_tasks.empty());
+    for (std::size_t i = 0; i < phases.size(); ++i) s.push_back(std::make_unique<ComparisonStage>(phases[i], i + 1 == phases.size()));
+  }
   return s;
 }
 

@@ -179,12 +179,18 @@ std::optional<Comparison> run_compare(const ExperimentConfig& config, const geno
   ProgressTracker tracker(config, sizes, /*with_search=*/false, events.progress, events.phase_finished);
   tracker.set_task_costs(costs);
   tracker.set_winner(genome, config.compare.equal_budget_runs);
-  tracker.start_phase(Phase::Comparison);
+  const auto phases = comparison_phases(config.compare, !config.transfer_tasks.empty());
+  tracker.start_phase(phases.front());
   RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
   try {
     const double val_fitness =
         validation_fitness(ctx, eval::RunStage::Sweep, {genome}, config.tasks, config.seed, config.ga.search_seeds).front().overall;
-    Comparison c = run_comparison(ctx, compare_inputs(config, genome, val_fitness, loaded.labels, config.compare.equal_budget_runs));
+    const CompareInputs in = compare_inputs(config, genome, val_fitness, loaded.labels, config.compare.equal_budget_runs);
+    Comparison c;
+    for (Phase p : phases) {
+      tracker.start_phase(p);
+      run_comparison_phase(p, ctx, in, c);
+    }
     write_comparison(c, out_dir);
     tracker.finish();
     return c;
@@ -438,7 +444,7 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
 
   tracker.set_winner(result.ga.best.genome, result.ga.runs_total);
   RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
-  StageState state{config, run_dir, labels, result.ga, {}, {}, {}};
+  StageState state{config, run_dir, labels, result.ga, {}, {}, {}, {}};
   const auto take_results = [&] {
     result.final_test = std::move(state.final_test);
     result.break_even = std::move(state.break_even);

@@ -196,8 +196,8 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
   EXPECT_NE(r.out.find("training runs ("), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(" runs/s, generation ETA "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(", study ETA "), std::string::npos) << r.out;
-  for (const char* phase :
-       {"Search finished: 78 runs trained in ", "Final test finished: 9 runs trained in ", "Break-even finished: ", "Comparison finished: "})
+  for (const char* phase : {"Search finished: 78 runs trained in ", "Final test finished: 9 runs trained in ",
+                            "Break-even finished: ", "Tuning finished: ", "Comparison finished: ", "Attribution finished: "})
     EXPECT_NE(r.out.find(phase), std::string::npos) << phase;
   auto status = test::run_cli("status " + dir.string());
   EXPECT_EQ(status.exit_code, 0) << status.err;

@@ -108,14 +108,14 @@ TEST(Progress, EachStagePlansTheWorkItsRunRequests) {
   write_file_atomic(dir / "lineage.json", nlohmann::json{{"format", "evoopt.lineage"}, {"version", 1}, {"individuals", {seed.to_json()}}}.dump());
   eval::SyntheticEvaluator ev(landscape);
   eval::RunStore store;
-  StageState st{c, dir.path(), {{"a", "A"}, {"b", "B"}}, {}, {}, {}, {}};
+  StageState st{c, dir.path(), {{"a", "A"}, {"b", "B"}}, {}, {}, {}, {}, {}};
   st.search.best.genome = genome::preset("adam");
   st.search.best.fitness = 0.99;
   st.search.runs_total = 24;
   const PlanInputs in{sizes, &st.search.best.genome, 24};
   Work total;
   const auto stages = stages_after_search(c);
-  ASSERT_EQ(stages.size(), 3u);
+  ASSERT_EQ(stages.size(), 5u);  // final test, break-even, tuning, comparison, attribution
   for (const auto& stage : stages) {
     Work requested;
     RunContext ctx{ev, store};

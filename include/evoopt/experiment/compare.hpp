@@ -186,6 +186,8 @@ struct Comparison {
     PairedDifference diff;
   };
   std::vector<AttributionRow> attribution_rows() const;
+  // The strongest tuned baseline: best validation fitness (ties: the first).
+  std::size_t strongest() const;
 };
 
 struct CompareInputs {
@@ -210,6 +212,14 @@ bool is_next_token_task(const ExperimentConfig& config, const std::string& task)
 CompareInputs compare_inputs(const ExperimentConfig& config, const genome::Genome& evolved, double evolved_val_fitness,
                              const std::map<std::string, std::string>& labels, std::int64_t evolution_runs);
 
+// The comparison's phases, in the order they run: Tuning (every baseline on validation,
+// then the equal-budget random search), Comparison (the test split at each horizon),
+// Transfer (the held-out tasks, with the settings tuned on the search tasks) and
+// Attribution. Each is a stage of the study; `evoopt compare` runs them in turn.
+std::vector<Phase> comparison_phases(const CompareOptions& o, bool has_transfer);
+// Runs one phase, filling its part of `c` (Tuning first: the later phases read its choices).
+void run_comparison_phase(Phase phase, RunContext& ctx, const CompareInputs& in, Comparison& c);
+// Every phase in turn.
 Comparison run_comparison(RunContext& ctx, const CompareInputs& in);
 
 // Validation runs of one genome in the search's setting: its tasks × search seeds.
@@ -226,6 +236,9 @@ std::int64_t runs_per_genome(const ExperimentConfig& c);
 // units).
 Work plan_comparison(const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
                      bool after_final_test, const TaskCosts& costs = {});
+// One phase's share of it (the sum over comparison_phases is plan_comparison).
+Work plan_comparison_phase(Phase phase, const ExperimentConfig& c, const EvalSizes& sizes, const genome::Genome* evolved, std::int64_t evolution_runs,
+                           bool after_final_test, const TaskCosts& costs = {});
 
 // Writes DIR/comparison.json and DIR/comparison.csv atomically.
 void write_comparison(const Comparison& c, const std::filesystem::path& dir);

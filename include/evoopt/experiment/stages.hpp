@@ -1,6 +1,7 @@
 #pragma once
 // The study behind `evoopt evolve` as a pipeline of stages: the search, then the winner's
-// final test, break-even and the comparison with tuned baselines. Each stage has plan() (the
+// final test, break-even and the comparison with tuned baselines in its phases (tuning, the
+// test split at each horizon, transfer, attribution). Each stage has plan() (the
 // runs, steps and evaluated images it will train) and run(); a stage's plan is computed from
 // the same requests its run makes, so the ETA (ProgressTracker, `evoopt status`) sums what
 // the stages will do and no cost is written twice.
@@ -58,7 +59,8 @@ struct StageState {
   ga::GaOutcome search;                       // the finished search (winner, its validation fitness, runs)
   FinalTest final_test;
   std::optional<BreakEven> break_even;
-  std::optional<Comparison> comparison;
+  std::optional<Comparison> comparison;  // once every phase of the comparison has run
+  Comparison comparison_so_far;          // what the comparison's phases have filled in
 };
 
 class Stage {

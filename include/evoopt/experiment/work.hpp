@@ -12,8 +12,10 @@
 
 namespace evoopt::experiment {
 
-// The study's phases, in the order they run: what the CLI shows and times.
-enum class Phase { Search, FinalTest, BreakEven, Comparison };
+// The study's phases, in the order they run: what the CLI shows and times. Tuning,
+// Comparison (the test split at each horizon), Transfer and Attribution are the comparison
+// with tuned baselines (experiment/compare.hpp), also the steps of `evoopt compare`.
+enum class Phase { Search, FinalTest, BreakEven, Tuning, Comparison, Transfer, Attribution };
 inline const char* phase_name(Phase p) {
   switch (p) {
     case Phase::Search:
@@ -22,8 +24,14 @@ inline const char* phase_name(Phase p) {
       return "final test";
     case Phase::BreakEven:
       return "break-even";
+    case Phase::Tuning:
+      return "tuning";
     case Phase::Comparison:
       return "comparison";
+    case Phase::Transfer:
+      return "transfer";
+    case Phase::Attribution:
+      return "attribution";
   }
   return "?";
 }
