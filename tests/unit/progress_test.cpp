@@ -83,12 +83,13 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
 }
 
 // Every stage after the search plans the runs it trains: the final test, break-even (all its
-// multiples when none matches) and the comparison, run in order on one store as run_study
-// runs them.
+// multiples when none matches) and the comparison's phases (tuning, test split, transfer,
+// attribution), run in order on one store as run_study runs them.
 TEST(Progress, EachStagePlansTheWorkItsRunRequests) {
   test::TempDir dir;
   ExperimentConfig c;
   c.tasks = {"a", "b"};
+  c.transfer_tasks = {"c"};
   c.steps = 41;  // odd: break-even's 1.5x rounds
   c.ga.search_seeds = 2;
   c.final_test_seeds = 3;
@@ -115,7 +116,7 @@ TEST(Progress, EachStagePlansTheWorkItsRunRequests) {
   const PlanInputs in{sizes, &st.search.best.genome, 24};
   Work total;
   const auto stages = stages_after_search(c);
-  ASSERT_EQ(stages.size(), 5u);  // final test, break-even, tuning, comparison, attribution
+  ASSERT_EQ(stages.size(), 6u);  // final test, break-even, tuning, comparison, transfer, attribution
   for (const auto& stage : stages) {
     Work requested;
     RunContext ctx{ev, store};
