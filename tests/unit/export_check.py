@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Trains with an optimizer exported by `evoopt export --format pytorch` (used by export_test.cpp).
+"""Trains with an optimizer exported by `evoopt export --format pytorch` (used by export_integration_test.cpp).
 
   export_check.py MODULE.py CLASS DATA.json OUT.json
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Imports and trains with a PyTorch optimizer exported from a hostile run directory
-(export_hostile_run.py); used by export_hostile_test.cpp.
+(export_hostile_run.py); used by export_test.cpp.
 
   export_hostile_check.py MODULE.py CLASS DATA.json OUT.json
 

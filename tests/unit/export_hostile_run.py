@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Run directories built to inject code into what `evoopt export` writes (export_hostile_test.cpp,
-tests/CMakeLists.txt).
+"""Run directories built to inject code into what `evoopt export` writes (export_test.cpp,
+export_integration_test.cpp, tests/CMakeLists.txt).
 
   export_hostile_run.py make DIR GENOME.json [--benign]
       Creates one run directory in DIR (best_genome.json holding GENOME.json's genome,

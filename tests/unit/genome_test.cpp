@@ -1,4 +1,5 @@
-// Term registry, genome validation, canonical form, hash, JSON, presets (issue 3).
+// Term registry, genome validation, canonical form, hash, JSON, presets (issue 3). The CLI's
+// `genome show`: tests/integration/genome_integration_test.cpp.
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -275,25 +276,4 @@ TEST(Genome, PresetsAndLoading) {
     EXPECT_NE(std::string(e.what()).find("bad.json: malformed JSON"), std::string::npos);
   }
   EXPECT_THROW(load_genome("/no/such/genome.json"), Error);
-}
-
-TEST(GenomeCli, ShowPrintsFormulaJsonAndHash) {
-  auto r = evoopt::test::run_cli("genome show adam");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("Δθ = −η·(1.00·m̂/(√v̂+ε))"), std::string::npos);
-  EXPECT_NE(r.out.find("hash: 67c1262e8a235a57"), std::string::npos);
-  EXPECT_NE(r.out.find("\"format\": \"evoopt.genome\""), std::string::npos);
-  evoopt::test::TempDir tmp;
-  std::ofstream(tmp / "g.json") << foreign_genome().to_json().dump();
-  auto f = evoopt::test::run_cli("genome show " + (tmp / "g.json").string());
-  EXPECT_EQ(f.exit_code, 0) << f.err;
-  EXPECT_NE(f.out.find("0.73·sign(g)"), std::string::npos) << f.out;
-  std::ofstream(tmp / "bad.json") << R"({"terms": ["GRAD"], "beta1": 1.5})";
-  auto bad = evoopt::test::run_cli("genome show " + (tmp / "bad.json").string());
-  EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_EQ(evoopt::test::count_lines(bad.err), 1) << bad.err;
-  EXPECT_NE(bad.err.find("beta1 = 1.5 is outside the allowed range"), std::string::npos) << bad.err;
-  auto unknown = evoopt::test::run_cli("genome show nadam");
-  EXPECT_EQ(unknown.exit_code, 1);
-  EXPECT_NE(unknown.err.find("neither a genome preset"), std::string::npos);
 }

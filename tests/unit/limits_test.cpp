@@ -1,5 +1,5 @@
 // Limits on sizes and checked number reads (issue 25): the library's side of what
-// bad_input_test checks through the CLI.
+// bad_input_integration_test checks through the CLI.
 #include <sys/stat.h>
 
 #include <fstream>

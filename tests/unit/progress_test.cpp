@@ -1,6 +1,7 @@
 // Progress and ETA (issue 11): the work a study plans is the work it does (every request
 // the comparison makes, counted by the same halving rungs), the tracker reports rates, ETAs
-// and one line per phase, and `evoopt status` reads where a run stands from its files.
+// and one line per phase, and `evoopt status` reads where a run stands from its files. Task
+// costs measured on the real data: tests/integration/progress_integration_test.cpp.
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -302,31 +303,4 @@ TEST(Progress, DamagedSizesAndJournalLinesAreNamedWithTheirKey) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), (dir / "journal.jsonl").string() + " line 1: /key: expected a string, got an integer 1");
   }
-}
-
-// Each loaded task's step and test-split evaluation cost, relative to the search tasks' mean:
-// the search tasks average 1, and a held-out task (here the char LSTM) gets a cost of its own.
-TEST(Progress, TaskCostsAreRelativeToTheSearchTasksMean) {
-  EVOOPT_REQUIRE_DATASET("mnist");
-  EVOOPT_REQUIRE_DATASET("jargon");
-  ExperimentConfig c;
-  c.tasks = {"mnist", "mnist:mlp"};
-  c.transfer_tasks = {"jargon"};
-  c.data_dir = test::data_dir().string();
-  c.train_subset = 500;
-  c.val_size = 200;
-  c.steps = 10;
-  const LoadedTasks loaded = load_tasks(c);
-  ASSERT_EQ(loaded.tasks.size(), 3u);
-  const TaskCosts costs = measure_task_costs(c, loaded);
-  for (const auto* m : {&costs.step, &costs.eval}) {
-    ASSERT_EQ(m->size(), 3u);
-    EXPECT_NEAR((m->at("mnist") + m->at("mnist:mlp")) / 2, 1.0, 1e-12);
-    for (const auto& [t, v] : *m) EXPECT_GT(v, 0.0) << t;
-  }
-  EXPECT_EQ(costs.step_of("not loaded"), 1.0);
-  const Work w = costs.scaled("jargon", Work{2, 100, 1000});
-  EXPECT_EQ(w.runs, 2);
-  EXPECT_EQ(w.steps, std::llround(100 * costs.step_of("jargon")));
-  EXPECT_EQ(w.images, std::llround(1000 * costs.eval_of("jargon")));
 }

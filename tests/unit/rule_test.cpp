@@ -1,7 +1,7 @@
 // The update rule as data (genome/rule.hpp): a term that is not in the registry, written
 // once as an expression, is executed, printed as Python that real PyTorch runs to the same
 // parameters, printed as C++ and as LaTeX; the registry's own terms go the same way
-// (export_test.cpp runs the exported PyTorch class and libtorch header against
+// (export_integration_test.cpp runs the exported PyTorch class and libtorch header against
 // GenomeOptimizer for every term).
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -1,6 +1,8 @@
 #pragma once
-// Shared helpers for the test suite: paths to the prepared data dir and the
-// offline mirror, temporary directories, and running the real CLI.
+// Shared helpers for the test suite: temporary directories and error messages for every test;
+// paths to the prepared data dir and the offline mirror, MNIST options and running the real
+// CLI only for integration and slow tests (EVOOPT_INTEGRATION_TESTS, tests/CMakeLists.txt).
+// A unit test needs none of them: one that reaches for them does not compile.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -27,6 +29,46 @@ std::string error_of(F&& f) {
 }
 
 inline std::filesystem::path source_dir() { return EVOOPT_SOURCE_DIR; }
+
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("evoopt-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& s) const { return path_ / s; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// history.csv without its last column (seconds, the only timing field).
+inline std::string csv_without_last_column(const std::string& csv) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < csv.size()) {
+    auto nl = csv.find('\n', start);
+    if (nl == std::string::npos) nl = csv.size();
+    const std::string line = csv.substr(start, nl - start);
+    out += line.substr(0, line.rfind(',')) + "\n";
+    start = nl + 1;
+  }
+  return out;
+}
+
+inline int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+#ifdef EVOOPT_INTEGRATION_TESTS
 
 // The data dir prepared by scripts/setup.sh (or $EVOOPT_DATA_DIR).
 inline std::filesystem::path data_dir() {
@@ -65,24 +107,6 @@ inline task::TaskOptions small_mnist_options() {
   return o;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("evoopt-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  std::filesystem::path path_;
-};
-
 struct CliResult {
   int exit_code = -1;
   std::string out;  // stdout
@@ -111,24 +135,17 @@ inline CliResult run_cli(const std::string& args, const std::string& env = "") {
   return r;
 }
 
-// history.csv without its last column (seconds, the only timing field).
-inline std::string csv_without_last_column(const std::string& csv) {
-  std::string out;
-  std::size_t start = 0;
-  while (start < csv.size()) {
-    auto nl = csv.find('\n', start);
-    if (nl == std::string::npos) nl = csv.size();
-    const std::string line = csv.substr(start, nl - start);
-    out += line.substr(0, line.rfind(',')) + "\n";
-    start = nl + 1;
-  }
-  return out;
-}
+#else
 
-inline int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+// Unit tests read no prepared dataset, no offline mirror and run no CLI: a test that needs
+// them is an integration test (tests/integration/<stem>_integration_test.cpp).
+std::filesystem::path data_dir() = delete;
+std::filesystem::path mirror_dir() = delete;
+task::TaskOptions small_mnist_options() = delete;
+void run_cli(const std::string& args, const std::string& env = "") = delete;
+#define EVOOPT_REQUIRE_MIRROR() static_assert(false, "a unit test uses no offline mirror: make it an integration test")
+#define EVOOPT_REQUIRE_DATASET(name) static_assert(false, "a unit test uses no prepared dataset: make it an integration test")
+
+#endif  // EVOOPT_INTEGRATION_TESTS
 
 }  // namespace evoopt::test

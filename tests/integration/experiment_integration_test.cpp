@@ -1,0 +1,94 @@
+// The rule that selection never sees the test split, on real MNIST with a garbage test split,
+// and the CLI refusing config flags given as 0 or negative (issue 6).
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/experiment/compare.hpp"
+#include "evoopt/experiment/config.hpp"
+#include "evoopt/experiment/stats.hpp"
+#include "evoopt/ga/genetic_algorithm.hpp"
+#include "test_support.hpp"
+
+using namespace evoopt;
+using namespace evoopt::experiment;
+
+TEST(Selection, UsesValidationOnlyGarbageTestSplitChangesNothingUntilTheFinalTest) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  task::TaskOptions to;
+  to.data_dir = test::data_dir();
+  to.split.train_subset = 800;
+  to.split.val_size = 400;
+  const task::Task real = task::load_task("mnist", to);
+  // Same task, but the test split is noise with shuffled labels.
+  auto garbage_splits = std::make_shared<data::Splits>(*real.data);
+  torch::manual_seed(0);
+  garbage_splits->test.images = torch::randint(0, 256, real.data->test.images.sizes(), torch::TensorOptions().dtype(torch::kUInt8));
+  garbage_splits->test.labels = real.data->test.labels.flip({0});
+  const task::Task garbage = task::make_task("mnist", garbage_splits, to);
+
+  train::Budget b;
+  b.steps = 10;
+  test::TempDir tmp;
+  struct Outcome {
+    std::string history, lineage, best;
+    std::vector<double> sweep;
+    double test_accuracy;
+  };
+  auto study = [&](const task::Task& t, const std::string& name) {
+    eval::LocalEvaluator ev({{"mnist", t}}, b);
+    ga::GaOptions o;
+    o.population = 4;
+    o.generations = 2;
+    o.tasks = {"mnist"};
+    ga::GaOutcome g = ga::GeneticAlgorithm(o, ev, tmp / name).run();
+    eval::RunStore store;
+    RunContext ctx{ev, store};
+    Outcome out;
+    out.history = test::csv_without_last_column(read_text_file(tmp / name / "history.csv"));
+    out.lineage = read_text_file(tmp / name / "lineage.json");
+    out.best = read_text_file(tmp / name / "best_genome.json");
+    for (const auto& e : sweep_baseline(ctx, "adam", {1e-3, 1e-2}, {1e-4}, {"mnist"}, 0, 1).sweep) out.sweep.push_back(e.val_fitness);
+    // The final step: the winner on the test split.
+    out.test_accuracy = run_all(ctx, eval::RunStage::Test, {{g.best.genome, "mnist", 99, data::Split::Test, 0}}).front().accuracy;
+    return out;
+  };
+  const Outcome a = study(real, "real"), z = study(garbage, "garbage");
+  EXPECT_EQ(a.history, z.history);
+  EXPECT_EQ(a.lineage, z.lineage);
+  EXPECT_EQ(a.best, z.best);
+  EXPECT_EQ(a.sweep, z.sweep);
+  EXPECT_NE(a.test_accuracy, z.test_accuracy);  // only the final test sees the difference
+  EXPECT_GT(a.test_accuracy, z.test_accuracy);
+}
+
+// A flag given on the command line is applied as given and validated, even when it is 0;
+// nothing starts and nothing is written.
+TEST(Config, CliFlagsGivenAsZeroOrNegativeAreRejectedBeforeAnythingRuns) {
+  test::TempDir tmp;
+  const std::string out = " --out " + (tmp / "run").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"evolve --population 0", "population must be >= 2, got 0"},
+      {"evolve --generations 0", "generations must be >= 1, got 0"},
+      {"evolve --steps 0", "steps must be >= 1, got 0"},
+      {"evolve --seeds 0", "search seeds per task must be >= 1, got 0"},
+      {"evolve --final-test-seeds 0", "final test seeds must be >= 1"},
+      {"evolve --max-terms 0", "max"},
+      {"evolve --train-subset -5", "training subset must be >= 0"},
+      {"compare --genome adam --val-size 0", "validation size must be >= 1"},
+      {"compare --genome adam --seeds 0", "--seeds: must be >= 1, got 0"},
+      {"compare --genome adam --val-seeds 0", "search seeds per task must be >= 1, got 0"},
+      {"train --steps -3", "--steps: must be >= 0, got -3"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto r = test::run_cli(args + (args.rfind("train", 0) == 0 ? std::string() : out));
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << ": " << r.err;
+    EXPECT_EQ(test::count_lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(tmp / "run")) << args;
+  }
+}
