@@ -196,13 +196,7 @@ GeneticAlgorithm::GeneticAlgorithm(GaOptions options, eval::Evaluator& evaluator
     own_store_ = std::make_unique<eval::RunStore>(RunDirectory(run_dir_) / run_files::kJournal);
     store_ = own_store_.get();
   }
-  if (options_.seed_presets.empty()) {
-    options_.seed_presets = {"sgd", "adam", "rmsprop", "adamw"};
-    if (options_.space.vocabulary == genome::Vocabulary::Extended) {
-      options_.seed_presets.push_back("signum");
-      options_.seed_presets.push_back("lion");
-    }
-  }
+  if (options_.seed_presets.empty()) options_.seed_presets = default_seed_presets(options_.space.vocabulary);
   options_.validate();
   strategy_ = std::make_unique<GeneticStrategy>(options_, evaluator_.default_steps());
 }

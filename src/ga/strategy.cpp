@@ -12,7 +12,18 @@ std::int64_t rung_steps(double fraction, std::int64_t full_steps) {
   return std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(full_steps)));
 }
 
-GeneticStrategy::GeneticStrategy(GaOptions options, std::int64_t full_steps) : options_(std::move(options)), full_steps_(full_steps) {}
+std::vector<std::string> default_seed_presets(genome::Vocabulary vocabulary) {
+  std::vector<std::string> p = {"sgd", "adam", "rmsprop", "adamw"};
+  if (vocabulary == genome::Vocabulary::Extended) {
+    p.push_back("signum");
+    p.push_back("lion");
+  }
+  return p;
+}
+
+GeneticStrategy::GeneticStrategy(GaOptions options, std::int64_t full_steps) : options_(std::move(options)), full_steps_(full_steps) {
+  if (options_.seed_presets.empty()) options_.seed_presets = default_seed_presets(options_.space.vocabulary);
+}
 
 std::vector<Individual> GeneticStrategy::ask_initial(Rng& rng) {
   std::vector<Individual> pop;

@@ -82,7 +82,7 @@ struct GaOptions {
   std::uint64_t seed = 0;
   std::vector<std::string> tasks;         // fitness = mean over these of the mean over seeds
   int search_seeds = 1;                   // training seeds per task per genome
-  std::vector<std::string> seed_presets;  // empty: sgd, adam, rmsprop (+ adamw, signum, lion when the vocabulary has them)
+  std::vector<std::string> seed_presets;  // empty: default_seed_presets(space.vocabulary)
   RacingOptions racing;
   // Asynchronous steady state (regularized evolution, Real et al. 2019): no generation
   // barrier. Each individual that finishes joins the population, the oldest member leaves
@@ -117,7 +117,7 @@ struct GaOptions {
               .flag(schema::kEvolve, "--seeds")
               .flag(schema::kCompare, "--val-seeds"));
     visit("seed_presets", o.seed_presets,
-          help("Presets seeding the first generation ([] = sgd, adam, rmsprop, and adamw, signum, lion when the vocabulary has them)"));
+          help("Presets seeding the first generation ([] = sgd, adam, rmsprop, adamw, and signum, lion with the extended vocabulary)"));
     visit("mutation", o.mutation, help("Mutation rates and strengths"));
     visit("racing", o.racing, help("Racing (successive halving inside each generation)").since(""));
     visit("async", o.async,
@@ -211,7 +211,8 @@ class Strategy {
   std::uint64_t next_id = 0;
 };
 
-// This project's genetic algorithm: seed presets then random genomes; tournament selection,
+// This project's genetic algorithm: seed presets (default_seed_presets when none are given)
+// then random genomes; tournament selection,
 // crossover, mutation annealed over the generations, elites. Selection compares fitness at
 // the same budget only (racing): `full_steps` is the full budget that rungs are fractions of.
 class GeneticStrategy final : public Strategy {
@@ -229,6 +230,10 @@ class GeneticStrategy final : public Strategy {
   std::vector<Individual> parents_;
   std::vector<double> score_;  // selection_score of each parent
 };
+
+// The presets a first generation starts from when GaOptions::seed_presets is empty: sgd,
+// adam, rmsprop, adamw, and signum and lion with the extended vocabulary.
+std::vector<std::string> default_seed_presets(genome::Vocabulary vocabulary);
 
 // A racing rung's step count: `fraction` of `full_steps`, at least 1.
 std::int64_t rung_steps(double fraction, std::int64_t full_steps);
