@@ -2,7 +2,7 @@
 // The whole study behind `evoopt evolve`: evolve on validation → test the
 // winner once on fresh seeds → (optionally) compare with tuned baselines →
 // outputs in one run directory. Resumable at any point: the GA has its
-// checkpoint and journal, the later stages their own journal (stages.jsonl).
+// checkpoint, and every stage's runs are in the one journal (journal.jsonl).
 #include <atomic>
 #include <filesystem>
 #include <functional>
