@@ -3,12 +3,15 @@
 #   scripts/sanitize.sh                                   # ctest -L unit
 #   EVOOPT_SANITIZE_LABELS='unit|integration' scripts/sanitize.sh   # also the integration tests
 #                                                         # (and the CLI they drive): ~20 min more
-# The integration label needs scripts/setup.sh first (packages, datasets).
+# Labels: unit, integration, slow, joined by '|'. integration and slow need scripts/setup.sh
+# first (packages, datasets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LABELS=${EVOOPT_SANITIZE_LABELS:-unit}
-TARGETS=(evoopt_unit_tests)
-if [[ "$LABELS" == *integration* ]]; then TARGETS+=(evoopt_integration_tests); fi
+# Each label is one executable, evoopt_<label>_tests (tests/CMakeLists.txt).
+IFS='|' read -r -a label_list <<<"$LABELS"
+TARGETS=()
+for label in "${label_list[@]}"; do TARGETS+=("evoopt_${label}_tests"); done
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVOOPT_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$(nproc)" --target "${TARGETS[@]}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
