@@ -233,6 +233,54 @@ void remove_state(const std::string& path) {
 }
 // What a run cost in steps it trained itself (a continued run: only those after its state).
 std::int64_t own_steps(const train::RunResult& r) { return std::max<std::int64_t>(0, r.steps_planned - r.resumed_at); }
+
+// The rungs: the configured fractions of the full budget that stop before it.
+std::vector<std::int64_t> rung_stops(const std::vector<double>& rungs, const eval::Evaluator& evaluator) {
+  const std::int64_t full = evaluator.default_steps();
+  std::vector<std::int64_t> stops;
+  for (double fraction : rungs) {
+    if (rung_steps(fraction, evaluator.default_steps()) >= full) break;
+    stops.push_back(rung_steps(fraction, evaluator.default_steps()));
+  }
+  return stops;
+}
+
+// A race's racers and what each carries from rung to rung: its runs' saved states from its
+// last rung (continued by the next rung, then the full run; task, seed order), and its fitness
+// at the last rung it ran.
+struct RaceField {
+  std::vector<const Individual*> racers;
+  std::size_t runs_per_genome = 0;
+  std::vector<std::vector<std::string>> states;
+  std::vector<Individual> scored;
+};
+
+// Scores the racers `alive` at the rung that stopped at `stop` from their runs `found` (racer
+// by racer, task, seed order): each racer's fitness there, its saved states replaced by `saves`
+// (the ones this rung continued removed), and the rung's own steps added to `trained_steps`.
+std::vector<double> score_rung(RaceField& field, const std::vector<std::size_t>& alive, std::int64_t stop, const std::vector<train::RunResult>& found,
+                               const std::vector<std::string>& saves, std::int64_t& trained_steps) {
+  const std::size_t runs_per_genome = field.runs_per_genome;
+  std::vector<double> fitness;
+  for (std::size_t a = 0; a < alive.size(); ++a) {
+    const std::size_t k = alive[a];
+    std::vector<train::RunResult> runs;
+    for (std::size_t j = 0; j < runs_per_genome; ++j) {
+      const train::RunResult& r = found[a * runs_per_genome + j];
+      runs.push_back(r);
+      trained_steps += own_steps(r);
+      remove_state(field.states[k][j]);  // continued by this rung: not needed again
+      field.states[k][j] = saves[a * runs_per_genome + j];
+    }
+    const auto f = train::aggregate_fitness(runs);
+    field.scored[k] = *field.racers[k];
+    field.scored[k].fitness = f.overall;
+    field.scored[k].per_task = f.per_task;
+    field.scored[k].raced_out_at = stop;
+    fitness.push_back(f.overall);
+  }
+  return fitness;
+}
 }  // namespace
 
 GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& population, const GaEvents& events, const std::atomic<bool>* cancel,
@@ -247,20 +295,12 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
       for (int s = 0; s < options_.search_seeds; ++s) known = known && results_.count({ind.genome.hash(), task, s}) > 0;
     if (!known) racers.push_back(&ind);
   }
-  const std::int64_t full = evaluator_.default_steps();
   const auto runs_per_genome = static_cast<std::size_t>(options_.tasks.size()) * static_cast<std::size_t>(options_.search_seeds);
   Race out;
   out.started = static_cast<std::int64_t>(racers.size());
-  // The rungs: the configured fractions of the full budget that stop before it.
-  std::vector<std::int64_t> stops;
-  for (double fraction : options_.racing.rungs) {
-    if (rung_steps(fraction, evaluator_.default_steps()) >= full) break;
-    stops.push_back(rung_steps(fraction, evaluator_.default_steps()));
-  }
-  // Each racer's runs' saved states from its last rung (continued by the next rung, then the
-  // full run), and its fitness at the last rung it ran.
-  std::vector<std::vector<std::string>> states(racers.size(), std::vector<std::string>(runs_per_genome));
-  std::vector<Individual> scored(racers.size());
+  const std::vector<std::int64_t> stops = rung_stops(options_.racing.rungs, evaluator_);
+  RaceField field{racers, runs_per_genome, std::vector<std::vector<std::string>>(racers.size(), std::vector<std::string>(runs_per_genome)),
+                  std::vector<Individual>(racers.size())};
   eval::Halving plan;
   plan.rungs = stops.size();
   plan.keep = [this](std::size_t, std::size_t alive) {
@@ -269,8 +309,8 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
   plan.stop_at_one = true;  // a race of one is no race
   plan.on_cut = [&](std::size_t, const std::vector<std::size_t>& cut) {
     for (std::size_t k : cut) {
-      out.raced_out[racers[k]->genome.hash()] = scored[k];
-      for (const auto& f : states[k]) remove_state(f);
+      out.raced_out[racers[k]->genome.hash()] = field.scored[k];
+      for (const auto& f : field.states[k]) remove_state(f);
     }
   };
   const auto score = [&](std::size_t rung, const std::vector<std::size_t>& alive) {
@@ -288,7 +328,7 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
           r.eval_limit = options_.racing.rung_val_size;
           if (options_.racing.continue_runs) {
             r.stop_at = stop;
-            r.resume_state = states[k][j];
+            r.resume_state = field.states[k][j];
             r.save_state = state_file(r);
           } else {
             r.steps = stop;  // restart: a complete run of the rung's length
@@ -298,27 +338,9 @@ GeneticAlgorithm::Race GeneticAlgorithm::race(const std::vector<Individual>& pop
         }
     }
     const auto found = train_runs(requests, events, cancel, outcome);
-    std::vector<double> fitness;
-    for (std::size_t a = 0; a < alive.size(); ++a) {
-      const std::size_t k = alive[a];
-      std::vector<train::RunResult> runs;
-      for (std::size_t j = 0; j < runs_per_genome; ++j) {
-        const train::RunResult& r = found[a * runs_per_genome + j];
-        runs.push_back(r);
-        out.trained_steps += own_steps(r);
-        remove_state(states[k][j]);  // continued by this rung: not needed again
-        states[k][j] = saves[a * runs_per_genome + j];
-      }
-      const auto f = train::aggregate_fitness(runs);
-      scored[k] = *racers[k];
-      scored[k].fitness = f.overall;
-      scored[k].per_task = f.per_task;
-      scored[k].raced_out_at = stop;
-      fitness.push_back(f.overall);
-    }
-    return fitness;
+    return score_rung(field, alive, stop, found, saves, out.trained_steps);
   };
-  for (std::size_t k : eval::successive_halving(racers.size(), plan, score)) out.resume[racers[k]->genome.hash()] = states[k];
+  for (std::size_t k : eval::successive_halving(racers.size(), plan, score)) out.resume[racers[k]->genome.hash()] = field.states[k];
   return out;
 }
 
@@ -470,98 +492,139 @@ std::vector<Individual> GeneticAlgorithm::read_checkpoint(const JsonView& ck, Rn
   return last;
 }
 
+// One generational run: the RNG, every individual so far, the population of the generation
+// being evaluated and the history.
+struct GeneticAlgorithm::GenerationalRun {
+  GenerationalRun(GeneticAlgorithm& ga, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome);
+
+  bool resume(const RunDirectory& dir);  // false: interrupted
+  bool run_generation();                 // false: interrupted
+  void keep_progress();
+
+  GeneticAlgorithm& ga;
+  const GaEvents& events;
+  const std::atomic<bool>* cancel;
+  GaOutcome& outcome;
+  Rng rng;
+  std::vector<Individual> all, population;
+  std::vector<GenerationRecord> history;
+  int generation = 0;
+  // The state a checkpoint of "nothing completed yet" (generation −1) holds.
+  Rng rng_at_start;
+  std::uint64_t next_id_at_start;
+  // Runs that earlier generations already needed (for the `evaluations` column,
+  // which must not depend on where a previous process stopped).
+  std::set<Key> known;
+};
+
+GeneticAlgorithm::GenerationalRun::GenerationalRun(GeneticAlgorithm& ga, const GaEvents& events, const std::atomic<bool>* cancel, GaOutcome& outcome)
+    : ga(ga),
+      events(events),
+      cancel(cancel),
+      outcome(outcome),
+      rng(derive_seed(ga.options_.seed, "ga")),
+      rng_at_start(rng),
+      next_id_at_start(ga.strategy_->next_id) {}
+
+// What finished, into the outcome of an interrupted run.
+void GeneticAlgorithm::GenerationalRun::keep_progress() {
+  outcome.history = history;
+  if (!all.empty()) outcome.best = best_of(all);
+}
+
+// Continues from the checkpoint in `dir`: generation 0 asked again when it was the one
+// interrupted, else the next generation bred from the last finished one.
+bool GeneticAlgorithm::GenerationalRun::resume(const RunDirectory& dir) {
+  const std::vector<Individual> last = ga.read_checkpoint(dir.read(run_files::kCheckpoint), rng, all, history);
+  outcome.resumed = true;
+  generation = static_cast<int>(history.size());
+  // The full-budget runs of every individual so far, as an uninterrupted run holds them:
+  // racing races only the genomes that have none (the store answers them, nothing trains).
+  try {
+    ga.recall_full_runs(all, events, cancel, outcome);
+  } catch (const eval::Interrupted&) {
+    keep_progress();
+    return false;
+  }
+  if (generation == 0) {
+    rng_at_start = rng;
+    next_id_at_start = ga.strategy_->next_id;
+    population = ga.strategy_->ask_initial(rng);  // interrupted during generation 0
+  } else {
+    ga.write_outputs(history, all);
+    if (generation < ga.options_.generations) {
+      ga.strategy_->tell(last);
+      population = ga.strategy_->ask_generation(generation, rng);
+    }
+  }
+  return true;
+}
+
+// Evaluates generation `generation`, records it (history, checkpoint, outputs, event) and
+// breeds the next.
+bool GeneticAlgorithm::GenerationalRun::run_generation() {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (events.generation_started) events.generation_started(generation, ga.options_.generations);
+  GenerationRecord rec;
+  rec.generation = generation;
+  std::set<Key> fresh;
+  for (const auto& i : population)
+    for (const auto& t : ga.options_.tasks)
+      for (int s = 0; s < ga.options_.search_seeds; ++s)
+        if (!known.count({i.genome.hash(), t, s})) fresh.insert({i.genome.hash(), t, s});
+  rec.evaluations = static_cast<int>(fresh.size());
+  try {
+    ga.evaluate(population, rec, events, cancel, outcome);
+  } catch (const eval::Interrupted&) {
+    // Generations ≥ 1 already have the checkpoint of the one before; the
+    // first gets one that says "start from the beginning".
+    if (generation == 0 && !RunDirectory(ga.run_dir_).has(run_files::kCheckpoint) && !ga.run_dir_.empty()) {
+      const std::uint64_t keep = ga.strategy_->next_id;
+      ga.strategy_->next_id = next_id_at_start;
+      ga.save_checkpoint(-1, rng_at_start, {}, {}, {});
+      ga.strategy_->next_id = keep;
+    }
+    outcome.completed = false;
+    keep_progress();
+    return false;
+  }
+  known.insert(fresh.begin(), fresh.end());
+  summarise_population(population, ga.options_.tasks, rec);
+  rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  all.insert(all.end(), population.begin(), population.end());
+  history.push_back(rec);
+  ga.save_checkpoint(generation, rng, population, history, all);
+  ga.write_outputs(history, all);
+  if (events.generation_finished) events.generation_finished(rec, best_of(population));
+  if (generation + 1 < ga.options_.generations) {
+    ga.strategy_->tell(population);
+    population = ga.strategy_->ask_generation(generation + 1, rng);
+  }
+  return true;
+}
+
 GaOutcome GeneticAlgorithm::run(const GaEvents& events, const std::atomic<bool>* cancel) {
   if (options_.async) return run_async(events, cancel);
   GaOutcome outcome;
   if (!run_dir_.empty()) fs::create_directories(run_dir_);
   results_.clear();
 
-  Rng rng(derive_seed(options_.seed, "ga"));
-  std::vector<Individual> all, population;
-  std::vector<GenerationRecord> history;
-  int generation = 0;
-  // The state a checkpoint of "nothing completed yet" (generation −1) holds.
-  Rng rng_at_start = rng;
-  std::uint64_t next_id_at_start = strategy_->next_id;
+  GenerationalRun run(*this, events, cancel, outcome);
   if (const RunDirectory dir(run_dir_); dir.has(run_files::kCheckpoint)) {
-    const std::vector<Individual> last = read_checkpoint(dir.read(run_files::kCheckpoint), rng, all, history);
-    outcome.resumed = true;
-    generation = static_cast<int>(history.size());
-    // The full-budget runs of every individual so far, as an uninterrupted run holds them:
-    // racing races only the genomes that have none (the store answers them, nothing trains).
-    try {
-      recall_full_runs(all, events, cancel, outcome);
-    } catch (const eval::Interrupted&) {
-      outcome.history = history;
-      if (!all.empty()) outcome.best = best_of(all);
-      return outcome;
-    }
-    if (generation == 0) {
-      rng_at_start = rng;
-      next_id_at_start = strategy_->next_id;
-      population = strategy_->ask_initial(rng);  // interrupted during generation 0
-    } else {
-      write_outputs(history, all);
-      if (generation < options_.generations) {
-        strategy_->tell(last);
-        population = strategy_->ask_generation(generation, rng);
-      }
-    }
+    if (!run.resume(dir)) return outcome;
   } else {
     if (store_->size() > 0) outcome.resumed = true;
-    population = strategy_->ask_initial(rng);
+    run.population = strategy_->ask_initial(run.rng);
   }
-
-  // Runs that earlier generations already needed (for the `evaluations` column,
-  // which must not depend on where a previous process stopped).
-  std::set<Key> known;
-  for (const auto& i : all)
+  for (const auto& i : run.all)
     for (const auto& t : options_.tasks)
-      for (int s = 0; s < options_.search_seeds; ++s) known.insert({i.genome.hash(), t, s});
+      for (int s = 0; s < options_.search_seeds; ++s) run.known.insert({i.genome.hash(), t, s});
 
-  for (; generation < options_.generations; ++generation) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (events.generation_started) events.generation_started(generation, options_.generations);
-    GenerationRecord rec;
-    rec.generation = generation;
-    std::set<Key> fresh;
-    for (const auto& i : population)
-      for (const auto& t : options_.tasks)
-        for (int s = 0; s < options_.search_seeds; ++s)
-          if (!known.count({i.genome.hash(), t, s})) fresh.insert({i.genome.hash(), t, s});
-    rec.evaluations = static_cast<int>(fresh.size());
-    try {
-      evaluate(population, rec, events, cancel, outcome);
-    } catch (const eval::Interrupted&) {
-      // Generations ≥ 1 already have the checkpoint of the one before; the
-      // first gets one that says "start from the beginning".
-      if (generation == 0 && !RunDirectory(run_dir_).has(run_files::kCheckpoint) && !run_dir_.empty()) {
-        const std::uint64_t keep = strategy_->next_id;
-        strategy_->next_id = next_id_at_start;
-        save_checkpoint(-1, rng_at_start, {}, {}, {});
-        strategy_->next_id = keep;
-      }
-      outcome.completed = false;
-      outcome.history = history;
-      if (!all.empty()) outcome.best = best_of(all);
-      return outcome;
-    }
-    known.insert(fresh.begin(), fresh.end());
-    summarise_population(population, options_.tasks, rec);
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    all.insert(all.end(), population.begin(), population.end());
-    history.push_back(rec);
-    save_checkpoint(generation, rng, population, history, all);
-    write_outputs(history, all);
-    if (events.generation_finished) events.generation_finished(rec, best_of(population));
-    if (generation + 1 < options_.generations) {
-      strategy_->tell(population);
-      population = strategy_->ask_generation(generation + 1, rng);
-    }
-  }
+  for (; run.generation < options_.generations; ++run.generation)
+    if (!run.run_generation()) return outcome;
   outcome.completed = true;
-  outcome.history = history;
-  outcome.best = best_of(all);
+  outcome.history = run.history;
+  outcome.best = best_of(run.all);
   tally_search_runs(outcome);
   return outcome;
 }

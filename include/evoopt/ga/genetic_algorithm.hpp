@@ -254,6 +254,10 @@ class GeneticAlgorithm {
   };
   eval::RunRequest request(const Key& k, const genome::Genome& g) const;
   GaOutcome run_async(const GaEvents& events, const std::atomic<bool>* cancel);  // options_.async (src/ga/async.cpp)
+  // The state of one run() (src/ga/genetic_algorithm.cpp) and of one run_async()
+  // (src/ga/async.cpp), with the steps that drive them.
+  struct GenerationalRun;
+  struct AsyncRun;
   // runs_total, steps_total, train_seconds_total of the search from the store.
   void tally_search_runs(GaOutcome& outcome) const;
   // Puts the full-budget runs of `individuals` (those not raced out) into results_, from the
