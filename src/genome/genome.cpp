@@ -201,12 +201,9 @@ Term parse_term(const json& j) {
   }
   return *t;
 }
-}  // namespace
-
-Genome Genome::from_json(const json& j) {
-  if (!j.is_object()) throw Error("genome JSON must be an object");
-  // Every key this reader understands; anything else (a typo such as "wieght") is an error,
-  // never silently a default.
+// Rejects keys this reader does not understand (a typo such as "wieght" is an error, never
+// silently a default) and two spellings of one field (one would be silently ignored).
+void check_keys(const json& j) {
   static const std::set<std::string> known = {"format",
                                               "version",
                                               "terms",
@@ -236,7 +233,6 @@ Genome Genome::from_json(const json& j) {
                                               "grad_clip"};
   for (const auto& [key, value] : j.items())
     if (!known.count(key)) throw Error("genome JSON has an unknown key '" + key + "'");
-  // Spellings of one field: two of them in one file would leave one silently ignored.
   static const std::vector<std::vector<const char*>> same_field = {{"log10_lr", "lr", "learning_rate"},
                                                                    {"log10_eps", "eps", "epsilon"},
                                                                    {"log10_weight_decay", "weight_decay"},
@@ -251,6 +247,10 @@ Genome Genome::from_json(const json& j) {
       if (j.contains(n)) given.emplace_back(n);
     if (given.size() > 1) throw Error("genome JSON gives both '" + given[0] + "' and '" + given[1] + "', two spellings of one field; keep one");
   }
+}
+
+// The file's format version, after checking its format name.
+int format_version(const json& j) {
   if (j.contains("format") && j.at("format") != kGenomeFormat)
     throw Error("genome JSON has format " + j.at("format").dump() + ", expected \"" + kGenomeFormat + "\"");
   int version = kGenomeFormatVersion;  // files from other tools carry no version: read as the current format
@@ -260,7 +260,13 @@ Genome Genome::from_json(const json& j) {
       throw Error("genome JSON version " + v.dump() + " is not one this evoopt reads (1 to " + std::to_string(kGenomeFormatVersion) + ")");
     version = v.get<int>();
   }
-  Genome g;
+  return version;
+}
+
+// The terms with their weights: names plus a parallel "weights" array, or entries that are
+// each a name (weight 1) or {"term": NAME, "weight": W}.
+std::vector<TermGene> read_terms(const json& j) {
+  std::vector<TermGene> genes;
   if (!j.contains("terms") || !j.at("terms").is_array()) throw Error("genome JSON needs a 'terms' array");
   const json& terms = j.at("terms");
   if (terms.size() > static_cast<std::size_t>(limits::kGenomeTerms.max))
@@ -269,20 +275,25 @@ Genome Genome::from_json(const json& j) {
     const json& w = j.at("weights");
     if (!w.is_array() || w.size() != terms.size())
       throw Error(fmt::format("genome field weights must be an array as long as terms ({} terms)", terms.size()));
-    for (std::size_t i = 0; i < terms.size(); ++i) g.terms.push_back({parse_term(terms[i]), number(w[i], "weights[]")});
+    for (std::size_t i = 0; i < terms.size(); ++i) genes.push_back({parse_term(terms[i]), number(w[i], "weights[]")});
   } else {
     for (const auto& t : terms) {
       if (t.is_string()) {
-        g.terms.push_back({parse_term(t), 1.0});
+        genes.push_back({parse_term(t), 1.0});
       } else if (t.is_object() && t.contains("term")) {
         for (const auto& [key, value] : t.items())
           if (key != "term" && key != "weight") throw Error("genome term entry has an unknown key '" + key + "' (allowed: term, weight)");
-        g.terms.push_back({parse_term(t.at("term")), t.contains("weight") ? number(t.at("weight"), "weight") : 1.0});
+        genes.push_back({parse_term(t.at("term")), t.contains("weight") ? number(t.at("weight"), "weight") : 1.0});
       } else {
         throw Error("genome term entry must be a name or {\"term\": NAME, \"weight\": W}, got " + t.dump());
       }
     }
   }
+  return genes;
+}
+
+// Learning rate, betas, epsilon and weight decay, each given directly or as its log10.
+void read_rates(const json& j, Genome& g) {
   const char* which = nullptr;
   if (const json* v = find_any(j, {"log10_lr"}, &which))
     g.log10_lr = number(*v, which);
@@ -301,6 +312,11 @@ Genome Genome::from_json(const json& j) {
     if (wd < 0) throw Error(fmt::format("genome field weight_decay = {} must be >= 0", wd));
     if (wd > 0) g.log10_weight_decay = std::log10(wd);
   }
+}
+
+// Weight-decay kind, bias correction, learning-rate schedule and gradient clipping.
+void read_switches(const json& j, Genome& g) {
+  const char* which = nullptr;
   if (const json* v = find_any(j, {"decoupled_weight_decay"}, &which)) g.decoupled_weight_decay = boolean(*v, which);
   if (const json* v = find_any(j, {"bias_correction", "use_bias_correction"}, &which)) g.bias_correction = boolean(*v, which);
   // A schedule given by name: "constant", "cosine", "warmup", "warmup_cosine"
@@ -323,6 +339,17 @@ Genome Genome::from_json(const json& j) {
   if (const json* v = find_any(j, {"cosine_decay", "use_cosine_decay", "cosine"}, &which)) g.cosine_decay = boolean(*v, which);
   if (const json* v = find_any(j, {"clip_norm", "grad_clip"}, &which))
     g.clip_norm = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
+}
+}  // namespace
+
+Genome Genome::from_json(const json& j) {
+  if (!j.is_object()) throw Error("genome JSON must be an object");
+  check_keys(j);
+  const int version = format_version(j);
+  Genome g;
+  g.terms = read_terms(j);
+  read_rates(j, g);
+  read_switches(j, g);
   if (version == 1) {
     // Version 1 meanings (see kGenomeFormatVersion): LION read the genome's m, and
     // NESTEROV with bias correction was β1·m̂ + (1−β1)·g.

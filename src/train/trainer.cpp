@@ -366,23 +366,25 @@ struct PendingStep {
   torch::Tensor loss;           // 0-dim float
   torch::Tensor params_finite;  // 0-dim bool; undefined when the step does not log
 };
-}  // namespace
 
-Evaluation evaluate(task::Model& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit, at::MemoryFormat format) {
-  const auto params = model.parameters();
-  const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
-  return evaluate_on(model, task, splits_on(task, device), split, batch, limit, format);
-}
-
-RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
-                             const ProgressFn& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
-  budget.validate();
+// Resolves the budget's device and applies the process-wide settings a run trains under.
+torch::Device prepare_device(const Budget& budget) {
   const torch::Device device(resolve_device(budget.device));
   if (budget.threads > 0 && at::get_num_threads() != budget.threads) at::set_num_threads(budget.threads);
   set_blas_threads(budget.threads);
   if (device.is_cuda()) at::globalContext().setDeterministicCuDNN(true);  // same seed, same result on one GPU
-  genome.validate(genome::Bounds::kHardMaxTerms);
+  return device;
+}
+
+// A run's step counts: the steps its schedule spans, how often the host reads the
+// device, and the step it stops after (steps, or earlier for stop_at).
+struct StepPlan {
+  std::int64_t steps;
+  std::int64_t sync_every;
+  std::int64_t stop;
+};
+
+StepPlan plan_steps(const Budget& budget, const task::Task& task, const torch::Device& device) {
   // A user task's own step count scales every horizon the study asks for (step_scale).
   // The scaled count is checked in doubles before it is rounded into an integer.
   const double scaled = budget.steps > 0 ? static_cast<double>(budget.steps) * task.step_scale : static_cast<double>(task.default_steps);
@@ -394,61 +396,78 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   if (budget.stop_at > 0 && steps < 2) throw Error("a run of one step cannot stop early (stop_at)");
   const std::int64_t stop =
       budget.stop_at > 0 ? std::clamp<std::int64_t>(std::llround(static_cast<double>(budget.stop_at) * task.step_scale), 1, steps - 1) : steps;
+  return {steps, sync_every, stop};
+}
 
-  RunResult r;
-  r.task = task.name;
-  r.task_label = task.label();
-  r.seed = seed;
-  r.split = data::split_name(budget.eval_split);
-  r.steps_planned = stop;
+// A run's training batches and the random engines that draw them, all functions of
+// (task, seed). Images: a fresh permutation per epoch. Text: each sequence starts at a
+// uniformly drawn byte.
+struct BatchSource {
+  BatchSource(const task::Task& task, const data::Splits& data, const torch::Device& device, std::uint64_t seed, at::MemoryFormat format)
+      : task(task),
+        data(data),
+        device(device),
+        format(format),
+        text(task.kind == task::TaskKind::NextToken),
+        sampler(text ? std::nullopt
+                     : std::make_optional<data::BatchSampler>(data.train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name))),
+        text_rng(derive_seed(seed, "batches/" + task.name)),
+        starts(static_cast<std::size_t>(text ? task.batch_size : 0)),
+        start_range(text ? static_cast<std::uint64_t>(data.train.size() - task.seq_len) : 1),
+        augment_rng(derive_seed(seed, "augment/" + task.name)) {}
 
-  // Common random numbers: everything random below is a function of (task, seed).
-  // The model is initialised on the CPU (one generator) and then moved.
-  auto model = task.instantiate_model(derive_seed(seed, "init/" + task.name), budget.memory_format);
-  if (!device.is_cpu()) model->to(device);
-  const data::Splits& data = splits_on(task, device);
-  const bool text = task.kind == task::TaskKind::NextToken;
-  // Images: a fresh permutation per epoch. Text: each sequence starts at a uniformly drawn byte.
-  std::optional<data::BatchSampler> sampler;
-  if (!text) sampler.emplace(data.train.size(), task.batch_size, derive_seed(seed, "batches/" + task.name));
-  Rng text_rng(derive_seed(seed, "batches/" + task.name));
-  std::vector<std::int64_t> starts(static_cast<std::size_t>(text ? task.batch_size : 0));
-  const std::uint64_t start_range = text ? static_cast<std::uint64_t>(data.train.size() - task.seq_len) : 1;
-  Rng augment_rng(derive_seed(seed, "augment/" + task.name));
-  const auto params = model->parameters();
-  optim::GenomeOptimizer opt(params, optim::GenomeOptimizerOptions(genome, steps));
-  model->train(true);
-
-  double smoothed = 0.0;
-  std::int64_t first_step = 1;
-  const bool continuing = !budget.resume_state.empty() || !budget.save_state.empty();
-  const nlohmann::json identity = continuing ? run_identity(genome, task, seed, steps, *model) : nlohmann::json();
-  if (!budget.resume_state.empty()) {
-    if (auto h = load_run_state(budget.resume_state, identity, stop, *model, opt, device)) {
-      // The samplers drawn up to the saved step, as the uninterrupted run has them.
-      if (sampler) sampler->skip(h->step);
-      text_rng.set_state(h->text_rng);
-      augment_rng.set_state(h->augment_rng);
-      smoothed = h->smoothed;
-      r.final_loss = h->final_loss;
-      r.loss_curve = h->curve;
-      r.steps_done = h->step;
-      r.resumed_at = h->step;
-      first_step = h->step + 1;
+  // The next step's inputs and targets, on the run's device.
+  std::pair<torch::Tensor, torch::Tensor> next() {
+    if (text) {
+      for (auto& st : starts) st = static_cast<std::int64_t>(text_rng.below(start_range));
+      auto st = torch::tensor(starts, torch::kInt64);
+      if (!device.is_cpu()) st = st.to(device);
+      return text_batch(data.train.tokens, st, task.seq_len);
     }
+    auto idx = sampler->next();
+    if (!device.is_cpu()) idx = idx.to(device);
+    auto images = data.train.images.index_select(0, idx);
+    if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
+    auto x = data.normalise(images, format);
+    auto y = data.train.labels.index_select(0, idx);
+    return {std::move(x), std::move(y)};
   }
 
-  auto params_finite = [&] {
-    std::vector<torch::Tensor> flags;
-    for (const auto& p : params) flags.push_back(torch::isfinite(p).all());
-    return torch::stack(flags).all();
-  };
+  const task::Task& task;
+  const data::Splits& data;
+  const torch::Device device;
+  const at::MemoryFormat format;
+  const bool text;
+  std::optional<data::BatchSampler> sampler;
+  Rng text_rng;
+  std::vector<std::int64_t> starts;  // reused by every text batch
+  const std::uint64_t start_range;
+  Rng augment_rng;
+};
+
+// A 0-dim bool on the parameters' device: whether every parameter is finite.
+torch::Tensor all_finite(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> flags;
+  for (const auto& p : params) flags.push_back(torch::isfinite(p).all());
+  return torch::stack(flags).all();
+}
+
+// The training loop's host-side record: the steps not yet read from the device, and what
+// the reads so far give (smoothed loss here; steps done, last loss, loss curve and
+// divergence in the run's result).
+struct LossLog {
+  LossLog(const Budget& budget, const ProgressFn& progress, RunResult& r) : budget(budget), progress(progress), r(r) {}
+
+  const Budget& budget;
+  const ProgressFn& progress;
+  RunResult& r;
+  double smoothed = 0.0;
+  std::vector<PendingStep> pending;
 
   // Reads the pending steps' values from the device (one transfer) and applies, step by step,
   // what a loop reading every step would: divergence, the smoothed loss, the loss curve.
   // Returns false when the run diverged.
-  std::vector<PendingStep> pending;
-  auto drain = [&]() -> bool {
+  bool drain() {
     if (pending.empty()) return true;
     std::vector<torch::Tensor> losses, flags;
     for (const auto& p : pending) {
@@ -488,53 +507,108 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
     }
     pending.clear();
     return ok;
-  };
+  }
+};
 
-  const auto train_t0 = std::chrono::steady_clock::now();
-  for (std::int64_t step = first_step; step <= stop; ++step) {
+// Continues from the budget's resume_state when it holds a state of this run: the model,
+// optimizer, samplers and log as the uninterrupted run has them at the saved step.
+// Returns the first step to train (1 when nothing was resumed).
+std::int64_t resume_run(const Budget& budget, const nlohmann::json& identity, std::int64_t stop, task::Model& model, optim::GenomeOptimizer& opt,
+                        const torch::Device& device, BatchSource& batches, LossLog& log) {
+  if (budget.resume_state.empty()) return 1;
+  auto h = load_run_state(budget.resume_state, identity, stop, model, opt, device);
+  if (!h) return 1;
+  // The samplers drawn up to the saved step, as the uninterrupted run has them.
+  if (batches.sampler) batches.sampler->skip(h->step);
+  batches.text_rng.set_state(h->text_rng);
+  batches.augment_rng.set_state(h->augment_rng);
+  log.smoothed = h->smoothed;
+  log.r.final_loss = h->final_loss;
+  log.r.loss_curve = h->curve;
+  log.r.steps_done = h->step;
+  log.r.resumed_at = h->step;
+  return h->step + 1;
+}
+
+// Trains steps first_step .. plan.stop, stopping early on cancellation or divergence.
+void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& budget, task::Model& model, optim::GenomeOptimizer& opt,
+                 const std::vector<torch::Tensor>& params, BatchSource& batches, LossLog& log) {
+  for (std::int64_t step = first_step; step <= plan.stop; ++step) {
     if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
-      r.cancelled = true;
+      log.r.cancelled = true;
       break;
     }
     torch::Tensor x, y;
-    if (text) {
-      for (auto& st : starts) st = static_cast<std::int64_t>(text_rng.below(start_range));
-      auto st = torch::tensor(starts, torch::kInt64);
-      if (!device.is_cpu()) st = st.to(device);
-      std::tie(x, y) = text_batch(data.train.tokens, st, task.seq_len);
-    } else {
-      auto idx = sampler->next();
-      if (!device.is_cpu()) idx = idx.to(device);
-      auto images = data.train.images.index_select(0, idx);
-      if (task.augment) images = data::augment_crop_flip(images, 4, augment_rng);
-      x = data.normalise(images, budget.memory_format);
-      y = data.train.labels.index_select(0, idx);
-    }
+    std::tie(x, y) = batches.next();
     // Gradients are dropped, not zeroed (set_to_none, PyTorch 2's default): backward then
     // hands its fresh gradient tensors over instead of adding them into zeros, which saves
     // a fill and an add over every parameter each step. A parameter that gets no gradient
     // is left alone by the step, as in torch.optim.
     for (auto& group : opt.param_groups())
       for (auto& p : group.params()) p.mutable_grad().reset();
-    auto loss = flat_cross_entropy(model->forward(x), y, torch::kMean);
+    auto loss = flat_cross_entropy(model.forward(x), y, torch::kMean);
     loss.backward();
     opt.step();
     // A diverged loss is found at the next read, so a step may be taken on it: the run
     // is over then and its model discarded, which changes nothing reported.
-    pending.push_back({step, loss.detach(), (step % budget.log_every == 0 || step == steps) ? params_finite() : torch::Tensor()});
-    if ((step % sync_every == 0 || step == stop) && !drain()) break;
+    log.pending.push_back({step, loss.detach(), (step % budget.log_every == 0 || step == plan.steps) ? all_finite(params) : torch::Tensor()});
+    if ((step % plan.sync_every == 0 || step == plan.stop) && !log.drain()) break;
   }
+}
+}  // namespace
+
+Evaluation evaluate(task::Model& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit, at::MemoryFormat format) {
+  const auto params = model.parameters();
+  const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  return evaluate_on(model, task, splits_on(task, device), split, batch, limit, format);
+}
+
+RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& task, std::uint64_t seed, const Budget& budget,
+                             const ProgressFn& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  budget.validate();
+  const torch::Device device = prepare_device(budget);
+  genome.validate(genome::Bounds::kHardMaxTerms);
+  const StepPlan plan = plan_steps(budget, task, device);
+
+  RunResult r;
+  r.task = task.name;
+  r.task_label = task.label();
+  r.seed = seed;
+  r.split = data::split_name(budget.eval_split);
+  r.steps_planned = plan.stop;
+
+  // Common random numbers: everything random below is a function of (task, seed).
+  // The model is initialised on the CPU (one generator) and then moved.
+  auto model = task.instantiate_model(derive_seed(seed, "init/" + task.name), budget.memory_format);
+  if (!device.is_cpu()) model->to(device);
+  const data::Splits& data = splits_on(task, device);
+  BatchSource batches(task, data, device, seed, budget.memory_format);
+  const auto params = model->parameters();
+  optim::GenomeOptimizer opt(params, optim::GenomeOptimizerOptions(genome, plan.steps));
+  model->train(true);
+
+  LossLog log(budget, progress, r);
+  const bool continuing = !budget.resume_state.empty() || !budget.save_state.empty();
+  const nlohmann::json identity = continuing ? run_identity(genome, task, seed, plan.steps, *model) : nlohmann::json();
+  const std::int64_t first_step = resume_run(budget, identity, plan.stop, *model, opt, device, batches, log);
+
+  const auto train_t0 = std::chrono::steady_clock::now();
+  train_steps(first_step, plan, budget, *model, opt, params, batches, log);
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
-  r.smoothed_loss = smoothed;
+  r.smoothed_loss = log.smoothed;
   // A stop between logged steps checks the parameters too (without a loss-curve point, which
   // the uninterrupted run does not have there).
-  if (stop < steps && !r.diverged && !r.cancelled && stop % budget.log_every != 0 && !params_finite().item<bool>()) {
+  const std::int64_t stop = plan.stop, steps = plan.steps;
+  if (stop < steps && !r.diverged && !r.cancelled && stop % budget.log_every != 0 && !all_finite(params).item<bool>()) {
     r.diverged = true;
     r.divergence_reason = "non-finite parameter";
   }
   if (stop < steps && !r.diverged && !r.cancelled && !budget.save_state.empty())
-    save_run_state(budget.save_state, identity,
-                   HostState{stop, smoothed, r.final_loss, r.loss_curve, text_rng.state(), augment_rng.state(), model->counters()}, *model, opt);
+    save_run_state(
+        budget.save_state, identity,
+        HostState{stop, log.smoothed, r.final_loss, r.loss_curve, batches.text_rng.state(), batches.augment_rng.state(), model->counters()}, *model,
+        opt);
   if (!r.diverged && !r.cancelled) {
     const Evaluation e = evaluate_on(*model, task, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
     r.accuracy = e.score;
