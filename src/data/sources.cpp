@@ -1,6 +1,7 @@
 #include "evoopt/data/sources.hpp"
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include <curl/curl.h>
@@ -388,22 +389,24 @@ json read_metadata(const fs::path& data_dir, const std::string& name) {
   return read_json_file(p);
 }
 
-}  // namespace
-
-FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, const LogFn& log) {
-  const DatasetSpec& spec = dataset_spec(name);
+// The data dir's copy, when it is complete and --force was not given.
+std::optional<FetchResult> complete_copy(const DatasetSpec& spec, const FetchOptions& options, const LogFn& log) {
   const fs::path final_dir = options.data_dir / spec.name;
-  if (!options.force && fs::is_regular_file(metadata_path(options.data_dir, spec.name))) {
-    json meta = read_metadata(options.data_dir, spec.name);
-    bool complete = true;
-    for (const auto& [file, info] : meta.at("files").items())
-      complete = complete && fs::is_regular_file(final_dir / file) && fs::file_size(final_dir / file) == info.at("bytes").get<std::uint64_t>();
-    if (complete)
-      return {spec.name, "data dir " + final_dir.string(), meta.at("label").get<std::string>(), meta.at("train_count").get<std::int64_t>(),
-              meta.at("test_count").get<std::int64_t>()};
-    if (log) log(spec.name + ": data dir copy is incomplete; fetching again");
-  }
+  if (options.force || !fs::is_regular_file(metadata_path(options.data_dir, spec.name))) return std::nullopt;
+  json meta = read_metadata(options.data_dir, spec.name);
+  bool complete = true;
+  for (const auto& [file, info] : meta.at("files").items())
+    complete = complete && fs::is_regular_file(final_dir / file) && fs::file_size(final_dir / file) == info.at("bytes").get<std::uint64_t>();
+  if (complete)
+    return FetchResult{spec.name, "data dir " + final_dir.string(), meta.at("label").get<std::string>(), meta.at("train_count").get<std::int64_t>(),
+                       meta.at("test_count").get<std::int64_t>()};
+  if (log) log(spec.name + ": data dir copy is incomplete; fetching again");
+  return std::nullopt;
+}
 
+// The first usable source, in order: the mirrors (and their known subdirectories), the
+// system directories, the official URLs; throws naming every problem when none is usable.
+Candidate find_source(const DatasetSpec& spec, const FetchOptions& options, const LogFn& log) {
   Candidate cand;
   std::vector<std::string> problems;
   bool found = false;
@@ -436,21 +439,24 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
     throw Error(msg);
   }
   if (cand.label.empty()) cand.label = spec.name;
+  return cand;
+}
 
-  // Parse what will be stored, to count it and to reject malformed content.
-  std::int64_t train = 0, test = 0;
-  if (spec.format == Format::Idx) {
-    std::tie(train, test) = idx_counts(spec, cand.files);
-  } else if (spec.format == Format::Text) {
-    std::tie(train, test) = text_counts(cand.files.at(0).bytes.size(), spec.name);
-  } else {
-    train = static_cast<std::int64_t>(cand.files[0].bytes.size() / kCifarRecordBytes);
-    test = static_cast<std::int64_t>(cand.files[1].bytes.size() / kCifarRecordBytes);
-    parse_cifar_records(cand.files[0].bytes, cand.source + " train", 10);
-    parse_cifar_records(cand.files[1].bytes, cand.source + " test", 10);
-  }
+// The training and test counts of what will be stored, parsed to reject malformed content.
+std::pair<std::int64_t, std::int64_t> parsed_counts(const DatasetSpec& spec, const Candidate& cand) {
+  if (spec.format == Format::Idx) return idx_counts(spec, cand.files);
+  if (spec.format == Format::Text) return text_counts(cand.files.at(0).bytes.size(), spec.name);
+  const auto train = static_cast<std::int64_t>(cand.files[0].bytes.size() / kCifarRecordBytes);
+  const auto test = static_cast<std::int64_t>(cand.files[1].bytes.size() / kCifarRecordBytes);
+  parse_cifar_records(cand.files[0].bytes, cand.source + " train", 10);
+  parse_cifar_records(cand.files[1].bytes, cand.source + " test", 10);
+  return {train, test};
+}
 
-  // Stage everything in a temporary directory, then swap it into place.
+// The files and metadata.json written to a staging directory, then swapped into place, so
+// the data dir holds the old copy or the new one, never a part.
+void store_copy(const DatasetSpec& spec, const FetchOptions& options, const Candidate& cand, std::int64_t train, std::int64_t test) {
+  const fs::path final_dir = options.data_dir / spec.name;
   fs::create_directories(options.data_dir);
   const fs::path staging = options.data_dir / (".staging-" + spec.name + "-" + std::to_string(::getpid()));
   fs::remove_all(staging);
@@ -479,6 +485,16 @@ FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, 
     fs::remove_all(staging, ec);
     throw;
   }
+}
+
+}  // namespace
+
+FetchResult fetch_dataset(const std::string& name, const FetchOptions& options, const LogFn& log) {
+  const DatasetSpec& spec = dataset_spec(name);
+  if (auto copy = complete_copy(spec, options, log)) return *copy;
+  const Candidate cand = find_source(spec, options, log);
+  const auto [train, test] = parsed_counts(spec, cand);
+  store_copy(spec, options, cand, train, test);
   return {spec.name, cand.source, cand.label, train, test};
 }
 

@@ -490,93 +490,104 @@ std::vector<Comparison::AttributionRow> Comparison::attribution_rows() const {
   return rows;
 }
 
+namespace {
+
+// A tuned baseline: its chosen setting, its genome and its whole sweep.
+json choice_json(const BaselineChoice& b) {
+  json sweep = json::array();
+  for (const auto& e : b.sweep) {
+    json rungs = json::array();
+    for (const auto& [steps, f] : e.rungs) rungs.push_back({{"steps", steps}, {"val_fitness", f}});
+    sweep.push_back({{"lr", e.lr},
+                     {"weight_decay", e.wd},
+                     {"regime", e.regime.to_json()},
+                     {"val_fitness", e.val_fitness},
+                     {"val_per_task", e.per_task},
+                     {"rungs", rungs}});
+  }
+  return json{{"name", b.name},
+              {"protocol", protocol_name(b.protocol)},
+              {"chosen",
+               {{"lr", b.best().lr},
+                {"weight_decay", b.best().wd},
+                {"regime", b.best().regime.to_json()},
+                {"regime_text", b.best().regime.describe()},
+                {"val_fitness", b.best().val_fitness}}},
+              {"genome", b.best().genome.to_json()},
+              {"training_runs", b.runs},
+              {"training_steps", b.steps},
+              {"sweep", sweep}};
+}
+
+// A method's test results per task and overall, paired with the evolved optimizer's (`ev`;
+// nullptr for the evolved optimizer itself); next-token tasks add loss and perplexity.
+json method_json(const MethodResult& m, const MethodResult* ev, const std::set<std::string>& next_token_tasks) {
+  json per_task;
+  for (const auto& [t, v] : m.test) {
+    per_task[t] = stats_json(v, ev == nullptr ? nullptr : &ev->test.at(t));
+    if (next_token_tasks.count(t)) {
+      // fitness = exp(−loss): loss and perplexity per seed (a diverged seed, −1, has neither).
+      std::vector<double> loss, ppl;
+      for (double f : v)
+        if (f > 0) {
+          loss.push_back(-std::log(f));
+          ppl.push_back(1.0 / f);
+        }
+      per_task[t]["loss_nats"] = stats_json(loss, nullptr);
+      per_task[t]["perplexity"] = stats_json(ppl, nullptr);
+    }
+  }
+  return json{{"name", m.name},
+              {"kind", method_kind_name(m.kind)},
+              {"val_fitness", m.val_fitness},
+              {"formula", m.genome.formula()},
+              {"hyperparameters", m.genome.hyperparameters()},
+              {"genome", m.genome.to_json()},
+              {"test", per_task},
+              {"overall", stats_json(m.overall, ev == nullptr ? nullptr : &ev->overall)}};
+}
+
+// Each horizon's methods, the first (the evolved optimizer) paired with none, the others with it.
+json horizons_json(const std::vector<HorizonResult>& hs, const std::set<std::string>& next_token_tasks) {
+  json out = json::array();
+  for (const auto& h : hs) {
+    json methods = json::array();
+    const MethodResult& ev = h.methods.front();
+    for (const auto& m : h.methods) methods.push_back(method_json(m, &m == &ev ? nullptr : &ev, next_token_tasks));
+    out.push_back({{"steps", h.steps}, {"methods", methods}});
+  }
+  return out;
+}
+
+}  // namespace
+
 json Comparison::to_json() const {
   json j = {{"protocol", protocol_name(protocol)}, {"tasks", tasks}, {"labels", labels}};
   j.update(RunDirectory::header(run_files::kComparison));
   json seeds_json;
   for (const auto& [t, s] : seeds) seeds_json[t] = s;
   j["test_seeds"] = seeds_json;
-  auto choice_json = [](const BaselineChoice& b) {
-    json sweep = json::array();
-    for (const auto& e : b.sweep) {
-      json rungs = json::array();
-      for (const auto& [steps, f] : e.rungs) rungs.push_back({{"steps", steps}, {"val_fitness", f}});
-      sweep.push_back({{"lr", e.lr},
-                       {"weight_decay", e.wd},
-                       {"regime", e.regime.to_json()},
-                       {"val_fitness", e.val_fitness},
-                       {"val_per_task", e.per_task},
-                       {"rungs", rungs}});
-    }
-    return json{{"name", b.name},
-                {"protocol", protocol_name(b.protocol)},
-                {"chosen",
-                 {{"lr", b.best().lr},
-                  {"weight_decay", b.best().wd},
-                  {"regime", b.best().regime.to_json()},
-                  {"regime_text", b.best().regime.describe()},
-                  {"val_fitness", b.best().val_fitness}}},
-                {"genome", b.best().genome.to_json()},
-                {"training_runs", b.runs},
-                {"training_steps", b.steps},
-                {"sweep", sweep}};
-  };
   j["baselines"] = json::array();
   for (const auto& b : baselines) j["baselines"].push_back(choice_json(b));
   if (random_search) {
     j["equal_budget_random_search"] = choice_json(*random_search);
     j["equal_budget_random_search"]["training_runs"] = random_search_runs;
   }
-  auto method_json = [&](const MethodResult& m, const MethodResult* ev) {
-    json per_task;
-    for (const auto& [t, v] : m.test) {
-      per_task[t] = stats_json(v, ev == nullptr ? nullptr : &ev->test.at(t));
-      if (next_token_tasks.count(t)) {
-        // fitness = exp(−loss): loss and perplexity per seed (a diverged seed, −1, has neither).
-        std::vector<double> loss, ppl;
-        for (double f : v)
-          if (f > 0) {
-            loss.push_back(-std::log(f));
-            ppl.push_back(1.0 / f);
-          }
-        per_task[t]["loss_nats"] = stats_json(loss, nullptr);
-        per_task[t]["perplexity"] = stats_json(ppl, nullptr);
-      }
-    }
-    return json{{"name", m.name},
-                {"kind", method_kind_name(m.kind)},
-                {"val_fitness", m.val_fitness},
-                {"formula", m.genome.formula()},
-                {"hyperparameters", m.genome.hyperparameters()},
-                {"genome", m.genome.to_json()},
-                {"test", per_task},
-                {"overall", stats_json(m.overall, ev == nullptr ? nullptr : &ev->overall)}};
-  };
-  auto horizons_json = [&](const std::vector<HorizonResult>& hs) {
-    json out = json::array();
-    for (const auto& h : hs) {
-      json methods = json::array();
-      const MethodResult& ev = h.methods.front();
-      for (const auto& m : h.methods) methods.push_back(method_json(m, &m == &ev ? nullptr : &ev));
-      out.push_back({{"steps", h.steps}, {"methods", methods}});
-    }
-    return out;
-  };
-  j["horizons"] = horizons_json(horizons);
+  j["horizons"] = horizons_json(horizons, next_token_tasks);
   if (!transfer_tasks.empty())
     j["transfer"] = {{"tasks", transfer_tasks},
                      {"protocol",
                       "held-out tasks the search never saw; every method with the hyperparameters chosen on the search tasks (none re-tuned "
                       "here); test split, the same fresh seeds for every method"},
-                     {"horizons", horizons_json(transfer)}};
+                     {"horizons", horizons_json(transfer, next_token_tasks)}};
   if (attribution) {
     json rows = json::array();
     for (const auto& r : attribution_rows()) rows.push_back({{"part", r.part}, {"difference", r.how}, {"paired", diff_json(r.diff)}});
     const MethodResult& ev = horizons.front().methods.front();
     j["attribution"] = {{"baseline", attribution->baseline},
                         {"steps", attribution->steps},
-                        {"A1", method_json(attribution->a1, &ev)},
-                        {"A2", method_json(attribution->a2, &ev)},
+                        {"A1", method_json(attribution->a1, &ev, next_token_tasks)},
+                        {"A2", method_json(attribution->a2, &ev, next_token_tasks)},
                         {"A1_lr_sweep", choice_json(attribution->rule_in_baseline_setting)},
                         {"A2_lr_sweep", choice_json(attribution->baseline_in_evolved_setting)},
                         {"rows", rows}};

@@ -239,39 +239,36 @@ std::int64_t entry_images(const JsonView& split_view, const EvalSizes& sizes) {
   return evaluated_images(sizes, data::split_from_name(name), limit);
 }
 
-}  // namespace
-
-RunStatus read_run_status(const fs::path& run_dir) {
-  RunStatus s;
-  s.run_dir = run_dir;
-  const ExperimentConfig c = load_run_config(run_dir);
-  s.preset = c.preset;
-  s.model = c.model;
-  s.tasks = c.tasks;
-  s.generations = c.ga.generations;
-  s.workers = c.resolved_workers();
-  s.in_use = dir_in_use(run_dir);
-
+// The search's history and its best individual so far, from the checkpoint.
+std::vector<ga::GenerationRecord> read_checkpoint_status(const RunDirectory& dir, RunStatus& s) {
   std::vector<ga::GenerationRecord> history;
-  const RunDirectory dir(run_dir);
-  if (const auto ck = dir.read_if_present(run_files::kCheckpoint)) {
-    const JsonView& j = *ck;
-    for (const auto& r : j.at("history").elements()) history.push_back(r.convert(ga::GenerationRecord::from_json));
-    for (const auto& ind : j.at("individuals").elements()) {
-      const double fitness = ind.get<double>("fitness");
-      const auto id = ind.get<std::uint64_t>("id");
-      const int generation = ind.get<int>("generation");
-      if (!s.best_fitness || fitness > *s.best_fitness) {
-        s.best_fitness = fitness;
-        s.best_id = id;
-        s.best_generation = generation;
-      }
+  const auto ck = dir.read_if_present(run_files::kCheckpoint);
+  if (!ck) return history;
+  const JsonView& j = *ck;
+  for (const auto& r : j.at("history").elements()) history.push_back(r.convert(ga::GenerationRecord::from_json));
+  for (const auto& ind : j.at("individuals").elements()) {
+    const double fitness = ind.get<double>("fitness");
+    const auto id = ind.get<std::uint64_t>("id");
+    const int generation = ind.get<int>("generation");
+    if (!s.best_fitness || fitness > *s.best_fitness) {
+      s.best_fitness = fitness;
+      s.best_id = id;
+      s.best_generation = generation;
     }
   }
-  s.generations_done = static_cast<int>(history.size());
+  return history;
+}
 
-  const EvalSizes sizes = eval_sizes_of_run(run_dir);
-  const fs::path journal = dir / run_files::kJournal;
+// What the journal holds: the work done per stage (as trained, and in the search tasks' units),
+// the run and training seconds, and what a step of each task cost.
+struct JournalWork {
+  std::map<eval::RunStage, Work> scaled_by_stage;  // in the search tasks' units
+  Work timed;                                      // all of it, in the search tasks' units
+  double train_seconds = 0;
+  TaskCosts costs;
+};
+
+JournalWork read_journal_work(const fs::path& journal, const EvalSizes& sizes, const ExperimentConfig& c, RunStatus& s) {
   struct Entry {
     eval::RunStage stage;
     std::string task;
@@ -296,40 +293,39 @@ RunStatus read_run_status(const fs::path& run_dir) {
   std::map<std::string, double> step_seconds;
   for (const auto& [t, ts] : task_time)
     if (ts.second > 0) step_seconds[t] = ts.first / ts.second;
-  TaskCosts costs;
-  costs.step = TaskCosts::relative(step_seconds, c.tasks);
-  Work timed;
-  double train_seconds = 0;
-  std::map<eval::RunStage, Work> scaled_by_stage;  // in the search tasks' units
+  JournalWork w;
+  w.costs.step = TaskCosts::relative(step_seconds, c.tasks);
   for (const auto& e : entries) {
     s.done_by_stage[e.stage] += e.run;
-    scaled_by_stage[e.stage] += costs.scaled(e.task, e.run);
-    timed += costs.scaled(e.task, e.run);
+    w.scaled_by_stage[e.stage] += w.costs.scaled(e.task, e.run);
+    w.timed += w.costs.scaled(e.task, e.run);
     s.run_seconds += e.seconds;
-    train_seconds += e.train_seconds;
+    w.train_seconds += e.train_seconds;
   }
-  if (fs::exists(journal))
-    s.seconds_since_last_run = std::chrono::duration<double>(fs::file_time_type::clock::now() - fs::last_write_time(journal)).count();
+  return w;
+}
 
+// The run's state and the work left in it (s.left), from what the journal and the run
+// directory hold.
+void set_state_and_work_left(const RunDirectory& dir, const ExperimentConfig& c, const EvalSizes& sizes,
+                             const std::vector<ga::GenerationRecord>& history, const JournalWork& jw, RunStatus& s) {
   Work after_done;
   std::int64_t search_runs = 0;
-  for (const auto& [stage, w] : scaled_by_stage) {
+  for (const auto& [stage, w] : jw.scaled_by_stage) {
     if (stage == eval::RunStage::Search)
       search_runs = w.runs;
     else
       after_done += w;
   }
-  const bool complete = dir.has(run_files::kSummary);
-  const bool search_done = s.generations_done >= s.generations;
-  if (complete) {
+  if (dir.has(run_files::kSummary)) {
     s.state = RunState::Complete;
     const JsonView summary = dir.read(run_files::kSummary);
     s.final_test = summary.at("final_test").get<std::optional<double>>("overall_mean");  // null: no test seeds
-  } else if (search_done) {
+  } else if (s.generations_done >= s.generations) {
     s.state = RunState::AfterSearch;
     std::optional<genome::Genome> winner;
     if (const auto best = dir.read_if_present(run_files::kBestGenome)) winner = best->at("genome").convert(genome::Genome::from_json);
-    const Work plan = plan_after_search(c, {sizes, winner ? &*winner : nullptr, search_runs, costs});
+    const Work plan = plan_after_search(c, {sizes, winner ? &*winner : nullptr, search_runs, jw.costs});
     s.left = {std::max<std::int64_t>(0, plan.runs - after_done.runs), std::max<std::int64_t>(0, plan.steps - after_done.steps),
               std::max<std::int64_t>(0, plan.images - after_done.images)};
   } else {
@@ -342,11 +338,37 @@ RunStatus read_run_status(const fs::path& run_dir) {
     s.left.runs = std::max<std::int64_t>(0, s.left.runs - current);
     s.left.steps = std::max<std::int64_t>(0, s.left.steps - current * c.steps);
     s.left.images = std::max<std::int64_t>(0, s.left.images - current * sizes.val);
-    s.left += plan_after_search(c, {sizes, nullptr, search_runs, costs});
+    s.left += plan_after_search(c, {sizes, nullptr, search_runs, jw.costs});
   }
-  if (!complete && timed.steps > 0 && timed.images > 0 && s.run_seconds > 0) {
-    const double per_step = train_seconds / static_cast<double>(timed.steps);
-    const double per_image = std::max(0.0, s.run_seconds - train_seconds) / static_cast<double>(timed.images);
+}
+
+}  // namespace
+
+RunStatus read_run_status(const fs::path& run_dir) {
+  RunStatus s;
+  s.run_dir = run_dir;
+  const ExperimentConfig c = load_run_config(run_dir);
+  s.preset = c.preset;
+  s.model = c.model;
+  s.tasks = c.tasks;
+  s.generations = c.ga.generations;
+  s.workers = c.resolved_workers();
+  s.in_use = dir_in_use(run_dir);
+
+  const RunDirectory dir(run_dir);
+  const std::vector<ga::GenerationRecord> history = read_checkpoint_status(dir, s);
+  s.generations_done = static_cast<int>(history.size());
+
+  const EvalSizes sizes = eval_sizes_of_run(run_dir);
+  const fs::path journal = dir / run_files::kJournal;
+  const JournalWork jw = read_journal_work(journal, sizes, c, s);
+  if (fs::exists(journal))
+    s.seconds_since_last_run = std::chrono::duration<double>(fs::file_time_type::clock::now() - fs::last_write_time(journal)).count();
+
+  set_state_and_work_left(dir, c, sizes, history, jw, s);
+  if (s.state != RunState::Complete && jw.timed.steps > 0 && jw.timed.images > 0 && s.run_seconds > 0) {
+    const double per_step = jw.train_seconds / static_cast<double>(jw.timed.steps);
+    const double per_image = std::max(0.0, s.run_seconds - jw.train_seconds) / static_cast<double>(jw.timed.images);
     s.eta_seconds = (static_cast<double>(s.left.steps) * per_step + static_cast<double>(s.left.images) * per_image) / std::max(1, s.workers);
   }
   return s;

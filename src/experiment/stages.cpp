@@ -144,7 +144,36 @@ class ComparisonStage : public Stage {
   bool last_;
 };
 
+// ------------------------------------------------------------------ search
+
+class SearchStage : public Stage {
+ public:
+  explicit SearchStage(ga::GaEvents events) : events_(std::move(events)) {}
+  Phase phase() const override { return Phase::Search; }
+  Work plan(const ExperimentConfig& c, const PlanInputs& in) const override { return plan_search_left(c, in.sizes, {}); }
+  void run(RunContext& ctx, StageState& st) const override {
+    ga::GaOptions gopt = st.config.ga;
+    gopt.seed = st.config.seed;
+    gopt.tasks = st.config.tasks;
+    ga::GeneticAlgorithm algorithm(gopt, ctx.evaluator, st.run_dir, &ctx.store);
+    st.search = algorithm.run(events_, ctx.cancel);
+    if (!st.search.completed) throw eval::Interrupted();
+  }
+
+ private:
+  ga::GaEvents events_;
+};
+
 }  // namespace
+
+std::unique_ptr<Stage> search_stage(ga::GaEvents events) { return std::make_unique<SearchStage>(std::move(events)); }
+
+std::vector<std::unique_ptr<Stage>> study_stages(const ExperimentConfig& c, ga::GaEvents search_events) {
+  std::vector<std::unique_ptr<Stage>> s;
+  s.push_back(search_stage(std::move(search_events)));
+  for (auto& stage : stages_after_search(c)) s.push_back(std::move(stage));
+  return s;
+}
 
 std::vector<std::unique_ptr<Stage>> stages_after_search(const ExperimentConfig& c) {
   std::vector<std::unique_ptr<Stage>> s;

@@ -363,6 +363,38 @@ void write_final_outputs(const StudyResult& result, const fs::path& run_dir) {
   dir.write_json(run_files::kSummary, summary, 2);
 }
 
+// The study's first line: its tasks, model, steps per run and evaluator.
+std::string study_line(const ExperimentConfig& config, const std::map<std::string, std::string>& labels, const eval::Evaluator& evaluator) {
+  std::string tasks;
+  for (const auto& t : config.tasks) tasks += (tasks.empty() ? "" : ", ") + labels.at(t);
+  return fmt::format("{} tasks ({}), model {}, {} steps per run, {}", config.tasks.size(), tasks, config.model, config.steps, evaluator.describe());
+}
+
+// Runs the pipeline's stages in order, filling `state`; false when cancelled. The search
+// reports its progress through the GA's events, generation by generation; each stage after
+// it opens its phase in the tracker, which learns the winner once the search has one.
+bool run_stages(const std::vector<std::unique_ptr<Stage>>& stages, RunContext& ctx, StageState& state, ProgressTracker& tracker) {
+  try {
+    for (const auto& stage : stages) {
+      if (stage->phase() != Phase::Search) tracker.start_phase(stage->phase());
+      stage->run(ctx, state);
+      if (stage->phase() == Phase::Search) tracker.set_winner(state.search.best.genome, state.search.runs_total);
+    }
+  } catch (const eval::Interrupted&) {
+    return false;
+  }
+  return true;
+}
+
+// The runs and steps of the stages after the search, from the journal.
+void count_other_runs(const eval::RunStore& store, Cost& cost) {
+  for (const auto& e : store.entries()) {
+    if (e.stage == eval::RunStage::Search) continue;
+    ++cost.other_runs;
+    cost.other_steps += e.result.steps_done - e.result.resumed_at;
+  }
+}
+
 }  // namespace
 
 StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bool resume, const StudyEvents& events,
@@ -388,86 +420,47 @@ StudyResult run_study(const ExperimentConfig& given, const fs::path& run_dir, bo
   else
     config.device = config.resolved_device();  // recorded resolved: a resume trains where the run started
   config.validate();
-  auto say = [&](const std::string& m) {
-    if (events.message) events.message(m);
-  };
 
   // Tasks first: a missing dataset fails before anything is written.
   const LoadedTasks loaded = load_tasks(config);
-  auto labels = loaded.labels;
   // Recorded absolutely, so a resume from another directory or with another
   // EVOOPT_DATA_DIR reads the same data.
   if (!resume) config.data_dir = fs::absolute(loaded.data_dir).lexically_normal().string();
 
   // Measured before the workers start (and load their data), so nothing competes for the cores.
   const TaskCosts costs = measure_task_costs(config, loaded);
-  const auto evaluator_ptr = make_study_evaluator(config, loaded);
-  eval::Evaluator& evaluator = *evaluator_ptr;
-  if (resume) check_task_fingerprints(recorded, loaded, evaluator, run_dir);
+  const auto evaluator = make_study_evaluator(config, loaded);
+  if (resume) check_task_fingerprints(recorded, loaded, *evaluator, run_dir);
   if (!resume) {
-    RunDirectory(run_dir).write_text(run_files::kConfig, new_run_config_json(config, loaded, evaluator).dump(2) + "\n");
+    RunDirectory(run_dir).write_text(run_files::kConfig, new_run_config_json(config, loaded, *evaluator).dump(2) + "\n");
     new_dir.keep();
   }
   eval::RunStore store(RunDirectory(run_dir) / run_files::kJournal);
+  if (events.message) events.message(study_line(config, loaded.labels, *evaluator));
 
-  say(fmt::format(
-      "{} tasks ({}), model {}, {} steps per run, {}", config.tasks.size(),
-      [&] {
-        std::string s;
-        for (const auto& t : config.tasks) s += (s.empty() ? "" : ", ") + labels[t];
-        return s;
-      }(),
-      config.model, config.steps, evaluator.describe()));
-
-  StudyResult result;
-  result.run_dir = run_dir;
-  ga::GaOptions gopt = config.ga;
-  gopt.seed = config.seed;
-  gopt.tasks = config.tasks;
-  ga::GeneticAlgorithm algorithm(gopt, evaluator, run_dir, &store);
   const EvalSizes sizes = eval_sizes(config, loaded);
   ProgressTracker tracker(config, sizes, /*with_search=*/true, events.progress, events.phase_finished);
   tracker.set_task_costs(costs);
-  const ga::GaEvents ga_events = search_events(events, tracker, run_dir);
-  result.ga = algorithm.run(ga_events, cancel);
-  auto finish_cost = [&] {
-    result.cost.search_runs = result.ga.runs_total;
-    result.cost.search_steps = result.ga.steps_total;
-    result.cost.search_train_seconds = result.ga.train_seconds_total;
-    result.cost.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    result.cost.cpu_seconds = cpu_seconds(&evaluator) - cpu0;
-  };
-  if (!result.ga.completed) {
-    finish_cost();
-    return result;
-  }
+  RunContext ctx{*evaluator, store, cancel, tracker_progress(tracker, sizes)};
+  StageState state{config, run_dir, loaded.labels, {}, {}, {}, {}, {}};
+  const bool completed = run_stages(study_stages(config, search_events(events, tracker, run_dir)), ctx, state, tracker);
 
-  tracker.set_winner(result.ga.best.genome, result.ga.runs_total);
-  RunContext ctx{evaluator, store, cancel, tracker_progress(tracker, sizes)};
-  StageState state{config, run_dir, labels, result.ga, {}, {}, {}, {}};
-  const auto take_results = [&] {
-    result.final_test = std::move(state.final_test);
-    result.break_even = std::move(state.break_even);
-    result.comparison = std::move(state.comparison);
-  };
-  try {
-    for (const auto& stage : stages_after_search(config)) {
-      tracker.start_phase(stage->phase());
-      stage->run(ctx, state);
-    }
-  } catch (const eval::Interrupted&) {
-    take_results();
-    finish_cost();
-    return result;
+  StudyResult result;
+  result.run_dir = run_dir;
+  result.ga = std::move(state.search);
+  result.final_test = std::move(state.final_test);
+  result.break_even = std::move(state.break_even);
+  result.comparison = std::move(state.comparison);
+  result.cost.search_runs = result.ga.runs_total;
+  result.cost.search_steps = result.ga.steps_total;
+  result.cost.search_train_seconds = result.ga.train_seconds_total;
+  if (completed) {
+    count_other_runs(store, result.cost);
+    tracker.finish();
   }
-  take_results();
-  for (const auto& e : store.entries()) {
-    if (e.stage == eval::RunStage::Search) continue;
-    ++result.cost.other_runs;
-    result.cost.other_steps += e.result.steps_done - e.result.resumed_at;
-  }
-  tracker.finish();
-  finish_cost();
+  result.cost.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.cost.cpu_seconds = cpu_seconds(evaluator.get()) - cpu0;
+  if (!completed) return result;
   result.completed = true;
   write_final_outputs(result, run_dir);
   if (events.outputs_written) events.outputs_written(run_dir);

@@ -116,6 +116,125 @@ UserTaskSpec UserTaskSpec::from_json(const json& j) {
 
 std::string user_data_label(const UserTaskSpec& spec) { return spec.name + " (user data: " + spec.data.filename().string() + ")"; }
 
+namespace {
+
+// format = "tensors": a torch.save'd dict of tensors. Returns the digest of its bytes.
+std::string load_tensors(const UserTaskSpec& spec, const std::string& where, data::DatasetPair& pair) {
+  const Bytes bytes = read_bytes(spec.data);
+  std::string digests = data::sha256_hex(bytes);
+  std::vector<char> chars(bytes.begin(), bytes.end());
+  const c10::IValue v = torch::pickle_load(chars);
+  if (!v.isGenericDict()) throw Error(where + spec.data.string() + " is not a dict of tensors (torch.save({...}, path))");
+  std::map<std::string, torch::Tensor> t;
+  for (const auto& kv : v.toGenericDict())
+    if (kv.key().isString() && kv.value().isTensor()) t[kv.key().toStringRef()] = kv.value().toTensor();
+  auto need = [&](const std::string& key) {
+    if (!t.count(key)) throw Error(where + spec.data.string() + " has no tensor '" + key + "'");
+    return t.at(key);
+  };
+  if (spec.kind == TaskKind::NextToken) {
+    for (const char* k : {"train", "test"}) {
+      const auto s = integer_tensor(need(k), where + "'" + k + "'");
+      if (s.dim() != 1) throw Error(where + "'" + k + "' must be a 1-D token stream");
+      if (s.numel() > 0 && s.min().item<std::int64_t>() < 0) throw Error(where + "'" + k + "' holds negative tokens");
+      if (s.numel() > 0 && s.max().item<std::int64_t>() >= limits::kClasses.max)
+        throw Error(limits::exceeds(where + "'" + k + "' token value", std::to_string(s.max().item<std::int64_t>()), limits::kClasses));
+      (std::string(k) == "train" ? pair.train : pair.test).tokens = s;
+    }
+    return digests;
+  }
+  for (const char* part : {"train", "test"}) {
+    auto x = need(std::string(part) + "_x");
+    auto y = integer_tensor(need(std::string(part) + "_y"), where + "'" + part + "_y'");
+    if (x.scalar_type() != torch::kUInt8) throw Error(where + "'" + part + "_x' must be uint8 images (0-255)");
+    if (x.dim() == 3) x = x.unsqueeze(1);
+    if (x.dim() != 4) throw Error(where + "'" + part + "_x' must be N×C×H×W or N×H×W");
+    if (y.dim() != 1 || y.size(0) != x.size(0))
+      throw Error(where + "'" + part + "_y' must hold one label per image (" + std::to_string(x.size(0)) + ")");
+    if (y.numel() > 0 && y.min().item<std::int64_t>() < 0) throw Error(where + "'" + part + "_y' holds negative labels");
+    // Labels are 0 … classes − 1: the largest one sizes the class list and the logits.
+    if (y.numel() > 0 && y.max().item<std::int64_t>() >= limits::kClasses.max)
+      throw Error(limits::exceeds(where + "'" + part + "_y' label", std::to_string(y.max().item<std::int64_t>()), limits::kClasses));
+    data::Dataset& d = std::string(part) == "train" ? pair.train : pair.test;
+    d.images = x.contiguous();
+    d.labels = y;
+  }
+  return digests;
+}
+
+// format = "image_folder": one folder per class. Returns the digest of every file, by path.
+std::string load_image_folder(const UserTaskSpec& spec, data::DatasetPair& pair) {
+  data::ImageFolderOptions o;
+  o.channels = static_cast<int>(spec.input[0]);
+  o.height = static_cast<int>(spec.input[1]);
+  o.width = static_cast<int>(spec.input[2]);
+  auto r = data::import_image_folder(spec.data, o);
+  pair.classes = r.classes;
+  pair.train = r.train;
+  pair.test = r.test;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(spec.data))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::string digests;
+  for (const auto& f : files) digests += fs::relative(f, spec.data).string() + ":" + file_digest(f) + ";";
+  return digests;
+}
+
+// format = "idx": the four MNIST-layout files. Returns the digest of each.
+std::string load_idx(const UserTaskSpec& spec, const std::string& where, data::DatasetPair& pair) {
+  std::string digests;
+  std::vector<Bytes> parts;
+  for (const auto& n : kIdxFiles) {
+    parts.push_back(read_file_maybe_gz(idx_file(spec.data, n)));
+    digests += n + ":" + data::sha256_hex(parts.back()) + ";";
+  }
+  for (int p = 0; p < 2; ++p) {
+    data::Dataset& d = p == 0 ? pair.train : pair.test;
+    d.images = data::parse_idx_images(parts[2 * p], kIdxFiles[2 * p]);
+    d.labels = data::parse_idx_labels(parts[2 * p + 1], kIdxFiles[2 * p + 1], 256);
+    if (d.images.size(0) != d.labels.size(0)) throw Error(where + kIdxFiles[2 * p] + " and " + kIdxFiles[2 * p + 1] + " disagree in count");
+  }
+  return digests;
+}
+
+// format = "cifar": data_batch_*.bin and test_batch.bin. Returns the digest of each.
+std::string load_cifar(const UserTaskSpec& spec, const std::string& where, data::DatasetPair& pair) {
+  std::vector<fs::path> train;
+  for (const auto& e : fs::directory_iterator(spec.data)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("data_batch_", 0) == 0) train.push_back(e.path());
+  }
+  std::sort(train.begin(), train.end());
+  if (train.empty()) throw Error(where + spec.data.string() + " has no data_batch_*.bin");
+  const fs::path test = spec.data / "test_batch.bin";
+  if (!fs::is_regular_file(test)) throw Error(where + spec.data.string() + " has no test_batch.bin");
+  pair.train = data::read_cifar_files(train);
+  pair.test = data::read_cifar_files({test});
+  train.push_back(test);
+  std::string digests;
+  for (const auto& f : train) digests += f.filename().string() + ":" + file_digest(f) + ";";
+  return digests;
+}
+
+// Both parts non-empty; a classification task's class list (0 … max label when the format
+// names none) and its images' shape, the same in both parts and as the spec's input says.
+void check_loaded(const UserTaskSpec& spec, const std::string& where, data::DatasetPair& pair) {
+  if (pair.train.size() == 0) throw Error(where + "the training part is empty");
+  if (pair.test.size() == 0) throw Error(where + "the test part is empty");
+  if (spec.kind != TaskKind::Classification) return;
+  if (pair.classes.empty()) {
+    const auto k = std::max(pair.train.labels.max().item<std::int64_t>(), pair.test.labels.max().item<std::int64_t>()) + 1;
+    for (std::int64_t i = 0; i < k; ++i) pair.classes.push_back(std::to_string(i));
+  }
+  if (pair.train.images.sizes().slice(1) != pair.test.images.sizes().slice(1)) throw Error(where + "training and test images differ in shape");
+  if (!spec.input.empty() && pair.train.images.sizes().slice(1) != c10::IntArrayRef(spec.input))
+    throw Error(where + "the images are " + std::to_string(pair.train.images.size(1)) + "×" + std::to_string(pair.train.images.size(2)) + "×" +
+                std::to_string(pair.train.images.size(3)) + ", not the input given");
+}
+
+}  // namespace
+
 data::DatasetPair load_user_data(const UserTaskSpec& spec) {
   spec.validate();
   const std::string where = "[[task]] '" + spec.name + "': ";
@@ -124,103 +243,19 @@ data::DatasetPair load_user_data(const UserTaskSpec& spec) {
   pair.label = user_data_label(spec);
   std::string digests;
   try {
-    if (spec.format == "tensors") {
-      const Bytes bytes = read_bytes(spec.data);
-      digests = data::sha256_hex(bytes);
-      std::vector<char> chars(bytes.begin(), bytes.end());
-      const c10::IValue v = torch::pickle_load(chars);
-      if (!v.isGenericDict()) throw Error(where + spec.data.string() + " is not a dict of tensors (torch.save({...}, path))");
-      std::map<std::string, torch::Tensor> t;
-      for (const auto& kv : v.toGenericDict())
-        if (kv.key().isString() && kv.value().isTensor()) t[kv.key().toStringRef()] = kv.value().toTensor();
-      auto need = [&](const std::string& key) {
-        if (!t.count(key)) throw Error(where + spec.data.string() + " has no tensor '" + key + "'");
-        return t.at(key);
-      };
-      if (spec.kind == TaskKind::NextToken) {
-        for (const char* k : {"train", "test"}) {
-          const auto s = integer_tensor(need(k), where + "'" + k + "'");
-          if (s.dim() != 1) throw Error(where + "'" + k + "' must be a 1-D token stream");
-          if (s.numel() > 0 && s.min().item<std::int64_t>() < 0) throw Error(where + "'" + k + "' holds negative tokens");
-          if (s.numel() > 0 && s.max().item<std::int64_t>() >= limits::kClasses.max)
-            throw Error(limits::exceeds(where + "'" + k + "' token value", std::to_string(s.max().item<std::int64_t>()), limits::kClasses));
-          (std::string(k) == "train" ? pair.train : pair.test).tokens = s;
-        }
-      } else {
-        for (const char* part : {"train", "test"}) {
-          auto x = need(std::string(part) + "_x");
-          auto y = integer_tensor(need(std::string(part) + "_y"), where + "'" + part + "_y'");
-          if (x.scalar_type() != torch::kUInt8) throw Error(where + "'" + part + "_x' must be uint8 images (0-255)");
-          if (x.dim() == 3) x = x.unsqueeze(1);
-          if (x.dim() != 4) throw Error(where + "'" + part + "_x' must be N×C×H×W or N×H×W");
-          if (y.dim() != 1 || y.size(0) != x.size(0))
-            throw Error(where + "'" + part + "_y' must hold one label per image (" + std::to_string(x.size(0)) + ")");
-          if (y.numel() > 0 && y.min().item<std::int64_t>() < 0) throw Error(where + "'" + part + "_y' holds negative labels");
-          // Labels are 0 … classes − 1: the largest one sizes the class list and the logits.
-          if (y.numel() > 0 && y.max().item<std::int64_t>() >= limits::kClasses.max)
-            throw Error(limits::exceeds(where + "'" + part + "_y' label", std::to_string(y.max().item<std::int64_t>()), limits::kClasses));
-          data::Dataset& d = std::string(part) == "train" ? pair.train : pair.test;
-          d.images = x.contiguous();
-          d.labels = y;
-        }
-      }
-    } else if (spec.format == "image_folder") {
-      data::ImageFolderOptions o;
-      o.channels = static_cast<int>(spec.input[0]);
-      o.height = static_cast<int>(spec.input[1]);
-      o.width = static_cast<int>(spec.input[2]);
-      auto r = data::import_image_folder(spec.data, o);
-      pair.classes = r.classes;
-      pair.train = r.train;
-      pair.test = r.test;
-      std::vector<fs::path> files;
-      for (const auto& e : fs::recursive_directory_iterator(spec.data))
-        if (e.is_regular_file()) files.push_back(e.path());
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) digests += fs::relative(f, spec.data).string() + ":" + file_digest(f) + ";";
-    } else if (spec.format == "idx") {
-      std::vector<Bytes> parts;
-      for (const auto& n : kIdxFiles) {
-        parts.push_back(read_file_maybe_gz(idx_file(spec.data, n)));
-        digests += n + ":" + data::sha256_hex(parts.back()) + ";";
-      }
-      for (int p = 0; p < 2; ++p) {
-        data::Dataset& d = p == 0 ? pair.train : pair.test;
-        d.images = data::parse_idx_images(parts[2 * p], kIdxFiles[2 * p]);
-        d.labels = data::parse_idx_labels(parts[2 * p + 1], kIdxFiles[2 * p + 1], 256);
-        if (d.images.size(0) != d.labels.size(0)) throw Error(where + kIdxFiles[2 * p] + " and " + kIdxFiles[2 * p + 1] + " disagree in count");
-      }
-    } else {
-      std::vector<fs::path> train;
-      for (const auto& e : fs::directory_iterator(spec.data)) {
-        const std::string n = e.path().filename().string();
-        if (n.rfind("data_batch_", 0) == 0) train.push_back(e.path());
-      }
-      std::sort(train.begin(), train.end());
-      if (train.empty()) throw Error(where + spec.data.string() + " has no data_batch_*.bin");
-      const fs::path test = spec.data / "test_batch.bin";
-      if (!fs::is_regular_file(test)) throw Error(where + spec.data.string() + " has no test_batch.bin");
-      pair.train = data::read_cifar_files(train);
-      pair.test = data::read_cifar_files({test});
-      train.push_back(test);
-      for (const auto& f : train) digests += f.filename().string() + ":" + file_digest(f) + ";";
-    }
+    if (spec.format == "tensors")
+      digests = load_tensors(spec, where, pair);
+    else if (spec.format == "image_folder")
+      digests = load_image_folder(spec, pair);
+    else if (spec.format == "idx")
+      digests = load_idx(spec, where, pair);
+    else
+      digests = load_cifar(spec, where, pair);
   } catch (const c10::Error& e) {
     const std::string msg = e.what_without_backtrace();
     throw Error(where + spec.data.string() + ": cannot be read as " + spec.format + " (" + msg.substr(0, msg.find('\n')) + ")");
   }
-  if (pair.train.size() == 0) throw Error(where + "the training part is empty");
-  if (pair.test.size() == 0) throw Error(where + "the test part is empty");
-  if (spec.kind == TaskKind::Classification) {
-    if (pair.classes.empty()) {
-      const auto k = std::max(pair.train.labels.max().item<std::int64_t>(), pair.test.labels.max().item<std::int64_t>()) + 1;
-      for (std::int64_t i = 0; i < k; ++i) pair.classes.push_back(std::to_string(i));
-    }
-    if (pair.train.images.sizes().slice(1) != pair.test.images.sizes().slice(1)) throw Error(where + "training and test images differ in shape");
-    if (!spec.input.empty() && pair.train.images.sizes().slice(1) != c10::IntArrayRef(spec.input))
-      throw Error(where + "the images are " + std::to_string(pair.train.images.size(1)) + "×" + std::to_string(pair.train.images.size(2)) + "×" +
-                  std::to_string(pair.train.images.size(3)) + ", not the input given");
-  }
+  check_loaded(spec, where, pair);
   pair.digest = data::sha256_hex(digests.data(), digests.size());
   return pair;
 }

@@ -5,6 +5,10 @@
 // runs, steps and evaluated images it will train) and run(); a stage's plan is computed from
 // the same requests its run makes, so the ETA (ProgressTracker, `evoopt status`) sums what
 // the stages will do and no cost is written twice.
+//
+// The report is not a stage: it trains nothing, and the report layer sits above this one. It
+// is written from the pipeline's events (StudyEvents::outputs_written, after every generation
+// and at the end), so experiment does not include report.
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,7 +55,7 @@ struct PlanInputs {
   TaskCosts costs;                         // held-out tasks' runs at their own cost
 };
 
-// What the stages after the search share: their inputs and the results they fill in.
+// What the stages share: their inputs and the results they fill in.
 struct StageState {
   const ExperimentConfig& config;
   std::filesystem::path run_dir;
@@ -74,6 +78,16 @@ class Stage {
 
 // The stages after the search, in order, that `c` asks for.
 std::vector<std::unique_ptr<Stage>> stages_after_search(const ExperimentConfig& c);
+
+// The search: the genetic algorithm (generational or steady state, `c.ga`) on the validation
+// split, checkpointed after every generation; it fills StageState::search. Its progress is
+// reported through `events` (generation by generation), not RunContext::progress. Its plan
+// is the whole search (plan_search_left with nothing done). Throws eval::Interrupted when
+// cancelled, after the checkpoint of the last finished generation is written.
+std::unique_ptr<Stage> search_stage(ga::GaEvents events);
+
+// The whole study: the search, then stages_after_search(c).
+std::vector<std::unique_ptr<Stage>> study_stages(const ExperimentConfig& c, ga::GaEvents search_events);
 
 // The study's work after the search: the sum of those stages' plans.
 Work plan_after_search(const ExperimentConfig& c, const PlanInputs& in);
