@@ -189,7 +189,10 @@ void ProgressTracker::emit() {
     const Work rest{0, std::max(after.steps - done.steps, batch_left.steps), std::max(after.images - done.images, batch_left.images)};
     left = rest;
   }
-  now_.study_eta_seconds = (phase_.trained.runs >= kPhaseRuns ? phase_ : all_).seconds_for(left);
+  // A worker's first run pays its warm-up (first calls, allocations): the study ETA waits
+  // until the study has timed two runs per worker, so that most of what it extrapolates is warm.
+  if (all_.trained.runs >= 2 * static_cast<std::int64_t>(config_.resolved_workers()))
+    now_.study_eta_seconds = (phase_.trained.runs >= kPhaseRuns ? phase_ : all_).seconds_for(left);
   if (report_) report_(now_);
 }
 

@@ -74,19 +74,26 @@ train::Budget study_budget(const ExperimentConfig& config) {
 TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded) {
   // Only held-out tasks need it: search tasks' runs come in equal numbers, where their mean (1) serves.
   if (loaded.tasks.size() <= config.tasks.size()) return {};
-  constexpr std::int64_t kSteps = 4;
+  // A step's cost is the difference of a short and a longer run, so the first steps' warm-up
+  // (first calls, allocations), which weighs on a small model far more than on a large one,
+  // cancels out.
+  constexpr std::int64_t kShort = 2, kLong = 10;
   train::Budget b = study_budget(config);
-  b.steps = kSteps;
-  b.log_every = kSteps;
   b.eval_split = data::Split::Test;
   b.eval_limit = b.eval_batch;
   std::map<std::string, double> step_seconds, split_seconds;
   for (const auto& [name, task] : loaded.tasks) {
-    const train::RunResult r = train::train_and_evaluate(genome::preset("adam"), task, /*seed=*/0, b);
+    train::RunResult r[2];
+    for (int i = 0; i < 2; ++i) {
+      b.steps = b.log_every = i == 0 ? kShort : kLong;
+      r[i] = train::train_and_evaluate(genome::preset("adam"), task, /*seed=*/0, b);
+    }
     const double scored = static_cast<double>(std::min(b.eval_limit, task.examples(data::Split::Test)));
-    if (r.steps_done < 1 || r.train_seconds <= 0 || scored <= 0) continue;
-    step_seconds[name] = r.train_seconds / static_cast<double>(r.steps_done);
-    split_seconds[name] = std::max(0.0, r.seconds - r.train_seconds) / scored * static_cast<double>(task.examples(data::Split::Test));
+    const double steps = static_cast<double>(r[1].steps_done - r[0].steps_done);
+    const double seconds = r[1].train_seconds - r[0].train_seconds;
+    if (steps < 1 || seconds <= 0 || scored <= 0) continue;
+    step_seconds[name] = seconds / steps;
+    split_seconds[name] = std::max(0.0, r[1].seconds - r[1].train_seconds) / scored * static_cast<double>(task.examples(data::Split::Test));
   }
   return {TaskCosts::relative(step_seconds, config.tasks), TaskCosts::relative(split_seconds, config.tasks)};
 }
