@@ -265,13 +265,14 @@ std::vector<ga::GenerationRecord> read_checkpoint_status(const RunDirectory& dir
 // What the journal holds: the work done per stage (as trained, and in the search tasks' units),
 // the run and training seconds, and what a step of each task cost.
 struct JournalWork {
+  std::map<eval::RunStage, Work> done_by_stage;    // as trained
   std::map<eval::RunStage, Work> scaled_by_stage;  // in the search tasks' units
   Work timed;                                      // all of it, in the search tasks' units
-  double train_seconds = 0;
+  double run_seconds = 0, train_seconds = 0;
   TaskCosts costs;
 };
 
-JournalWork read_journal_work(const fs::path& journal, const EvalSizes& sizes, const ExperimentConfig& c, RunStatus& s) {
+JournalWork read_journal_work(const fs::path& journal, const EvalSizes& sizes, const ExperimentConfig& c) {
   struct Entry {
     eval::RunStage stage;
     std::string task;
@@ -299,10 +300,10 @@ JournalWork read_journal_work(const fs::path& journal, const EvalSizes& sizes, c
   JournalWork w;
   w.costs.step = TaskCosts::relative(step_seconds, c.tasks);
   for (const auto& e : entries) {
-    s.done_by_stage[e.stage] += e.run;
+    w.done_by_stage[e.stage] += e.run;
     w.scaled_by_stage[e.stage] += w.costs.scaled(e.task, e.run);
     w.timed += w.costs.scaled(e.task, e.run);
-    s.run_seconds += e.seconds;
+    w.run_seconds += e.seconds;
     w.train_seconds += e.train_seconds;
   }
   return w;
@@ -364,7 +365,9 @@ RunStatus read_run_status(const fs::path& run_dir) {
 
   const EvalSizes sizes = eval_sizes_of_run(run_dir);
   const fs::path journal = dir / run_files::kJournal;
-  const JournalWork jw = read_journal_work(journal, sizes, c, s);
+  const JournalWork jw = read_journal_work(journal, sizes, c);
+  s.done_by_stage = jw.done_by_stage;
+  s.run_seconds = jw.run_seconds;
   if (fs::exists(journal))
     s.seconds_since_last_run = std::chrono::duration<double>(fs::file_time_type::clock::now() - fs::last_write_time(journal)).count();
 

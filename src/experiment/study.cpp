@@ -72,8 +72,8 @@ train::Budget study_budget(const ExperimentConfig& config) {
 }
 
 TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded) {
-  // Only held-out tasks need it: search tasks' runs come in equal numbers, where their mean (1) serves.
-  if (loaded.tasks.size() <= config.tasks.size()) return {};
+  // Search tasks too: a generation trains them one after the other, so the first runs the
+  // ETA extrapolates from are all of one task.
   // A step's cost is the difference of a short and a longer run, so the first steps' warm-up
   // (first calls, allocations), which weighs on a small model far more than on a large one,
   // cancels out.
@@ -81,12 +81,18 @@ TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& 
   train::Budget b = study_budget(config);
   b.eval_split = data::Split::Test;
   b.eval_limit = b.eval_batch;
+  const genome::Genome adam = genome::preset("adam");
+  // A short run of each task first, untimed: the process's first calls (allocations, first
+  // kernels, state set up on first use) made the first task measured cold come out at a
+  // quarter of its warm cost and the others up to twice theirs.
+  b.steps = b.log_every = kShort;
+  for (const auto& [name, task] : loaded.tasks) train::train_and_evaluate(adam, task, /*seed=*/0, b);
   std::map<std::string, double> step_seconds, split_seconds;
   for (const auto& [name, task] : loaded.tasks) {
     train::RunResult r[2];
     for (int i = 0; i < 2; ++i) {
       b.steps = b.log_every = i == 0 ? kShort : kLong;
-      r[i] = train::train_and_evaluate(genome::preset("adam"), task, /*seed=*/0, b);
+      r[i] = train::train_and_evaluate(adam, task, /*seed=*/0, b);
     }
     const double scored = static_cast<double>(std::min(b.eval_limit, task.examples(data::Split::Test)));
     const double steps = static_cast<double>(r[1].steps_done - r[0].steps_done);
@@ -383,9 +389,10 @@ std::string study_line(const ExperimentConfig& config, const std::map<std::strin
 bool run_stages(const std::vector<std::unique_ptr<Stage>>& stages, RunContext& ctx, StageState& state, ProgressTracker& tracker) {
   try {
     for (const auto& stage : stages) {
-      if (stage->phase() != Phase::Search) tracker.start_phase(stage->phase());
+      tracker.start_phase(stage->phase());
       stage->run(ctx, state);
-      if (stage->phase() == Phase::Search) tracker.set_winner(state.search.best.genome, state.search.runs_total);
+      // Once the search has its winner, the later stages' plans are the winner's.
+      if (state.search.completed) tracker.set_winner(state.search.best.genome, state.search.runs_total);
     }
   } catch (const eval::Interrupted&) {
     return false;

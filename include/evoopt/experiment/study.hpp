@@ -67,11 +67,11 @@ LoadedTasks load_tasks(const ExperimentConfig& config);
 std::unique_ptr<eval::Evaluator> make_study_evaluator(const ExperimentConfig& config, const LoadedTasks& loaded, bool use_mpi = true);
 
 // What each loaded task's training step and the evaluation of its test split cost relative to
-// the search tasks' mean: each task trained briefly in this process (Adam, 2 and 10 steps, a
-// step's cost the difference of the two, so the first calls' warm-up cancels; scored on one
-// evaluation batch of its test split; about two seconds per task). The ETA's prior for tasks
-// whose runs come late (the held-out tasks, in the comparison); empty (every task at the
-// mean) when none is loaded.
+// the search tasks' mean: each task trained briefly in this process after an untimed warm-up
+// run of every task (Adam, 2 and 10 steps, a step's cost the difference of the two; scored
+// on one evaluation batch of its test split; about 1.5 s for the default study's five tasks).
+// The ETA's prior: for the search tasks, which a generation trains one after the other, and
+// for the held-out tasks, whose runs come last.
 TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded);
 
 // The training budget of every run a study (or `evoopt compare`) makes: one place, so
