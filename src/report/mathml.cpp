@@ -74,8 +74,10 @@ class LatexToMathml {
       skip_spaces();
       if (pos_ < s_.size() && (s_[pos_] == '_' || s_[pos_] == '^')) {
         const char k = s_[pos_++];
+        std::optional<std::string>& script = k == '_' ? sub : sup;
+        if (script) fail(k == '_' ? "double subscript" : "double superscript");  // as LaTeX: write x_{ab}
         skip_spaces();
-        (k == '_' ? sub : sup) = argument();
+        script = argument();
         continue;
       }
       break;
@@ -108,10 +110,17 @@ class LatexToMathml {
   std::string raw_group() {
     skip_spaces();
     if (pos_ >= s_.size() || s_[pos_] != '{') fail("expected '{'");
-    const auto end = s_.find('}', pos_);
-    if (end == std::string::npos) fail("missing '}'");
-    std::string t = s_.substr(pos_ + 1, end - pos_ - 1);
-    pos_ = end + 1;
+    // The group's text up to its matching '}'; nested braces group, as in LaTeX, and are not shown.
+    std::size_t end = pos_ + 1;
+    for (int depth = 1; depth > 0; ++end) {
+      if (end >= s_.size()) fail("missing '}'");
+      if (s_[end] == '{') ++depth;
+      if (s_[end] == '}') --depth;
+    }
+    std::string t;
+    for (std::size_t i = pos_ + 1; i + 1 < end; ++i)
+      if (s_[i] != '{' && s_[i] != '}') t += s_[i];
+    pos_ = end;
     return t;
   }
 

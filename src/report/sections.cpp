@@ -298,6 +298,9 @@ Series loss_curve(const std::vector<std::pair<eval::RunKey, train::RunResult>>& 
 
 std::string diff_cell(const std::optional<Paired>& d) {
   if (!d) return "";
+  // comparison.json holds null where a difference could not be computed (read as NaN).
+  if (!std::isfinite(d->mean)) return "n/a";
+  if (!std::isfinite(d->ci_low) || !std::isfinite(d->ci_high)) return fmt::format("{:+.4f} [no interval]", d->mean);
   return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d->mean, d->ci_low, d->ci_high, d->significant ? " *" : "");
 }
 
@@ -417,13 +420,14 @@ std::string loss_curves_block(const Run& r, const Comparison& c, const std::stri
   for (const auto& m : c.horizons[0].methods)
     if (m.name == strongest) base_hash = m.hash;
   std::string out = fmt::format(
-      "<h3>Training loss: the winner against {}</h3><p>Smoothed training loss, mean over the test seeds, at the search horizon.</p><div "
+      "<h3>Training loss: the winner against {}</h3><p>Smoothed training loss, mean over the test seeds, at the search horizon.{}</p><div "
       "class=\"grid2\">",
-      esc(strongest));
+      esc(strongest),
+      base_hash.empty() ? fmt::format(" {} is not among the methods of the first horizon: the winner is drawn alone.", esc(strongest)) : "");
   for (const auto& t : r.ex.all_tasks()) {
-    Series w = loss_curve(r.journal, r.best->hash, t, steps, "evolved", false);
-    Series b = loss_curve(r.journal, base_hash, t, steps, strongest, true);
-    out += "<div>" + line_chart("loss-" + t, r.labels.at(t), "step", "training loss (smoothed)", {w, b}) + "</div>";
+    std::vector<Series> curves{loss_curve(r.journal, r.best->hash, t, steps, "evolved", false)};
+    if (!base_hash.empty()) curves.push_back(loss_curve(r.journal, base_hash, t, steps, strongest, true));
+    out += "<div>" + line_chart("loss-" + t, r.labels.at(t), "step", "training loss (smoothed)", curves) + "</div>";
   }
   out += "</div>";
   return out;

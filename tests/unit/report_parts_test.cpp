@@ -139,6 +139,8 @@ TEST(ReportParts, MathmlOfNamesLettersOperatorsAndDelimiters) {
   // Text and comparison signs are escaped.
   EXPECT_EQ(inner("a < b \\text{if x & y}"), "<mi>a</mi><mo>&lt;</mo><mi>b</mi><mtext>if x &amp; y</mtext>");
   EXPECT_EQ(inner("\\operatorname{a<b}"), "<mi>a&lt;b</mi><mo>&#x2061;</mo>");
+  // Braces inside \text group, as in LaTeX: the text runs to the matching brace.
+  EXPECT_EQ(inner("\\text{a {b} c} + d"), "<mtext>a b c</mtext><mo>+</mo><mi>d</mi>");
   for (const char* latex : {"\\frac{g_t}{\\sqrt{\\hat{v}_t}+\\epsilon}", "\\left(1-\\beta_1^{t}\\right) \\odot \\operatorname{sign}(m)", "a < b"})
     EXPECT_EQ(xml_problem(report::latex_to_mathml(latex)), "") << latex;
 }
@@ -150,7 +152,18 @@ TEST(ReportParts, MathmlRefusesWhatItDoesNotKnowAndSaysWhere) {
   } catch (const Error& e) {
     EXPECT_TRUE(has(e.what(), "unsupported command '\\omega' at 10")) << e.what();
   }
-  for (const char* bad : {"\\sqrt", "x^", "\\left( a", "\\text a", "a \\right)", "a $ b"}) EXPECT_THROW(report::latex_to_mathml(bad), Error) << bad;
+  for (const char* bad : {"\\sqrt", "x^", "\\left( a", "\\text a", "\\text{a {b}", "a \\right)", "a $ b"})
+    EXPECT_THROW(report::latex_to_mathml(bad), Error) << bad;
+  // A second script of the same kind is LaTeX's "double subscript" error, not a silent overwrite.
+  for (const char* bad : {"x_a_b", "x^a^b", "x_a^b_c"}) {
+    try {
+      report::latex_to_mathml(bad);
+      ADD_FAILURE() << bad << ": no error";
+    } catch (const Error& e) {
+      EXPECT_TRUE(has(e.what(), "double s")) << e.what();
+    }
+  }
+  EXPECT_TRUE(has(report::latex_to_mathml("x_a^b"), "<msubsup><mi>x</mi><mrow><mi>a</mi></mrow><mrow><mi>b</mi></mrow></msubsup>"));
 }
 
 // ------------------------------------------------------------------ charts
@@ -492,6 +505,27 @@ TEST(ReportParts, ComparisonSectionShowsWhereATunedBaselineBeatsTheEvolvedOptimi
   EXPECT_TRUE(has(html, "<p class=\"note\">cifar10 (JPEG &amp; co): no data yet.</p>")) << html;  // no test run at 100 steps
   EXPECT_FALSE(has(html, "id=\"transfer\""));
   EXPECT_FALSE(has(html, "Where the gain comes from"));
+}
+
+TEST(ReportParts, ComparisonSectionSaysWhatItCannotShow) {
+  report::Run r = base_run();
+  r.best = best(5);
+  report::Comparison c = baseline_wins();
+  // An attribution baseline that is not a method of the first horizon: the winner's loss
+  // curve alone, and a note naming the baseline.
+  c.attribution_baseline = "lion";
+  // Differences comparison.json holds as null (read as NaN): no "+nan" in the table.
+  c.horizons[0].methods[2].overall.evolved_minus_this = report::Paired{std::nan(""), std::nan(""), std::nan(""), false};
+  c.horizons[0].methods[2].test["mnist"].evolved_minus_this = report::Paired{0.1, std::nan(""), std::nan(""), false};
+  r.comparison = c;
+  r.journal = {test_run("evolvedhash", "mnist", 100, 2.0)};
+  const std::string html = report::section_comparison(r, 100);
+  EXPECT_TRUE(has(html, "lion (tuned) is not among the methods of the first horizon: the winner is drawn alone.")) << html;
+  EXPECT_TRUE(has(chart(html, "loss-mnist"), "data-points=\"2\"")) << html;
+  EXPECT_FALSE(has(html, "+nan")) << html;
+  EXPECT_FALSE(has(html, "nan]")) << html;
+  EXPECT_TRUE(has(html, "evolved − this: n/a")) << html;
+  EXPECT_TRUE(has(html, "evolved − this: +0.1000 [no interval]")) << html;
 }
 
 TEST(ReportParts, ComparisonSectionShowsTheSeedProtocolTransferAndAttribution) {
