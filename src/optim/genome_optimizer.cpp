@@ -4,6 +4,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/optim/param_state.hpp"
 #include "evoopt/optim/schedule.hpp"
 
 namespace evoopt::optim {
@@ -60,11 +61,7 @@ GenomeOptimizer::GenomeOptimizer(std::vector<torch::optim::OptimizerParamGroup> 
 
 torch::Tensor GenomeOptimizer::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
-  torch::Tensor loss = {};
-  if (closure != nullptr) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
+  torch::Tensor loss = closure ? call_closure(closure) : torch::Tensor{};
   for (auto& group : param_groups_) {
     auto& options = static_cast<GenomeOptimizerOptions&>(group.options());
     const genome::Genome& g = options.genome();
@@ -102,16 +99,11 @@ void GenomeOptimizer::clip_grad_norm(std::vector<torch::Tensor>& params, double 
 void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule& rule, const GenomeOptimizerOptions& options) {
   using genome::rule::Var;
   const genome::Genome& g = options.genome();
-  auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
-  auto it = state_.find(key);
-  if (it == state_.end()) {
-    auto s = std::make_unique<GenomeParamState>();
-    if (rule.reads(Var::M)) s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    if (rule.reads(Var::V)) s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    if (rule.reads(Var::C)) s->lion_exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    it = state_.emplace(key, std::move(s)).first;
-  }
-  auto& state = static_cast<GenomeParamState&>(*it->second);
+  auto& state = param_state<GenomeParamState>(state_, p, [&rule](GenomeParamState& s, const torch::Tensor& q) {
+    if (rule.reads(Var::M)) s.exp_avg(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (rule.reads(Var::V)) s.exp_avg_sq(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (rule.reads(Var::C)) s.lion_exp_avg(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+  });
   state.step(state.step() + 1);
   const auto t = state.step();
 

@@ -1,0 +1,274 @@
+// NAdamW, AdEMAMix, Schedule-Free AdamW and Muon against independent float64 references of
+// the published algorithms (tests/unit/optim_reference.py, plain Python under
+// /usr/bin/python3): every parameter after every one of 200 steps within 1e-9. Then what a
+// user of the classes relies on: save and load mid-run, Schedule-Free's x for evaluation,
+// Muon's split of a model's parameters, and one-line errors for bad options.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
+#include "evoopt/optim/ademamix.hpp"
+#include "evoopt/optim/muon.hpp"
+#include "evoopt/optim/nadamw.hpp"
+#include "evoopt/optim/schedule_free_adamw.hpp"
+#include "test_support.hpp"
+
+using namespace evoopt;
+using namespace evoopt::optim;
+
+namespace {
+
+constexpr int kSteps = 200;
+const std::vector<std::vector<std::int64_t>> kShapes = {{3, 4}, {5, 3}, {2, 2, 2, 2}, {5}};  // as optim_reference.py's SHAPES
+
+// The reference's problem: p0 = 0.5·sin(1.7·i + k); g = s·(p − cos(i + k)) + 0.3·sin(0.7·t + 1.3·i + 0.1·k).
+std::vector<torch::Tensor> start() {
+  std::vector<torch::Tensor> ps;
+  for (std::size_t k = 0; k < kShapes.size(); ++k) {
+    auto p = torch::empty(kShapes[k], torch::kFloat64);
+    auto* d = p.data_ptr<double>();
+    for (std::int64_t i = 0; i < p.numel(); ++i) d[i] = 0.5 * std::sin(1.7 * static_cast<double>(i) + static_cast<double>(k));
+    ps.push_back(p.requires_grad_(true));
+  }
+  return ps;
+}
+
+void set_grads(std::vector<torch::Tensor>& ps, int t) {
+  for (std::size_t k = 0; k < ps.size(); ++k) {
+    auto g = torch::empty_like(ps[k]);
+    const auto p = ps[k].detach().contiguous();
+    const double* pd = p.data_ptr<double>();
+    double* gd = g.data_ptr<double>();
+    for (std::int64_t i = 0; i < g.numel(); ++i) {
+      const auto di = static_cast<double>(i), dk = static_cast<double>(k);
+      gd[i] = (0.5 + 0.5 * static_cast<double>(i % 5)) * (pd[i] - std::cos(di + dk)) + 0.3 * std::sin(0.7 * t + 1.3 * di + 0.1 * dk);
+    }
+    ps[k].mutable_grad() = g;
+  }
+}
+
+std::vector<std::vector<double>> values(const std::vector<torch::Tensor>& ps) {
+  std::vector<std::vector<double>> out;
+  for (const auto& p : ps) {
+    const auto c = p.detach().contiguous();
+    out.emplace_back(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  }
+  return out;
+}
+
+nlohmann::json reference(const std::string& algorithm, const nlohmann::json& h) {
+  test::TempDir tmp;
+  const std::string cmd = "/usr/bin/python3 " + std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/optim_reference.py " + algorithm + " " +
+                          std::to_string(kSteps) + " '" + h.dump() + "' > " + (tmp / "out").string() + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) throw Error("optim_reference.py failed: " + read_text_file(tmp / "out"));
+  return nlohmann::json::parse(read_text_file(tmp / "out"));
+}
+
+// The largest |difference| between `got` and the reference's `key` at step index `step`.
+double max_diff(const std::vector<std::vector<double>>& got, const nlohmann::json& want_step, const char* key) {
+  double worst = 0;
+  const auto& want = want_step.at(key);
+  for (std::size_t k = 0; k < got.size(); ++k)
+    for (std::size_t i = 0; i < got[k].size(); ++i) worst = std::max(worst, std::abs(got[k][i] - want.at(k).at(i).get<double>()));
+  return worst;
+}
+
+// Runs `opt` on `ps` for kSteps, checking every step against `ref` (and `after_step`, when
+// given, at each step).
+void expect_matches(torch::optim::Optimizer& opt, std::vector<torch::Tensor>& ps, const nlohmann::json& ref,
+                    const std::function<void(int)>& after_step = nullptr) {
+  ASSERT_EQ(ref.size(), static_cast<std::size_t>(kSteps));
+  double worst = 0;
+  for (int t = 1; t <= kSteps; ++t) {
+    set_grads(ps, t);
+    opt.step();
+    worst = std::max(worst, max_diff(values(ps), ref.at(static_cast<std::size_t>(t - 1)), "p"));
+    if (after_step) after_step(t);
+  }
+  EXPECT_LE(worst, 1e-9);
+  // The run moved the parameters (a reference that matches a frozen run would prove nothing).
+  EXPECT_GT(max_diff(values(ps), ref.at(0), "p"), 1e-3);
+}
+
+const nlohmann::json kNAdamW = {{"lr", 0.01}, {"beta1", 0.9}, {"beta2", 0.99}, {"eps", 1e-8}, {"weight_decay", 0.1}};
+const nlohmann::json kAdEMAMix = {{"lr", 0.01},   {"beta1", 0.9},  {"beta2", 0.99}, {"beta3", 0.999},
+                                  {"alpha", 5.0}, {"warmup", 100}, {"eps", 1e-8},   {"weight_decay", 0.1}};
+const nlohmann::json kScheduleFree = {{"lr", 0.02}, {"beta1", 0.9}, {"beta2", 0.99}, {"eps", 1e-8}, {"weight_decay", 0.05}, {"warmup_steps", 20}};
+
+NAdamWOptions nadamw_options() { return NAdamWOptions(0.01).beta1(0.9).beta2(0.99).eps(1e-8).weight_decay(0.1); }
+AdEMAMixOptions ademamix_options() {
+  return AdEMAMixOptions(0.01).beta1(0.9).beta2(0.99).beta3(0.999).alpha(5).warmup(100).eps(1e-8).weight_decay(0.1);
+}
+ScheduleFreeAdamWOptions schedule_free_options() {
+  return ScheduleFreeAdamWOptions(0.02).beta1(0.9).beta2(0.99).eps(1e-8).weight_decay(0.05).warmup_steps(20);
+}
+
+nlohmann::json muon_hyper(bool nesterov) {
+  return {{"lr", 0.02},        {"momentum", 0.95},   {"nesterov", nesterov}, {"ns_steps", 5},      {"weight_decay", 0.1},
+          {"adamw_lr", 0.003}, {"adamw_beta1", 0.9}, {"adamw_beta2", 0.95},  {"adamw_eps", 1e-10}, {"adamw_weight_decay", 0.1}};
+}
+
+// The reference's groups: every tensor of 2 or more dimensions on Muon, the vector on AdamW.
+Muon make_muon(std::vector<torch::Tensor>& ps, bool nesterov) {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{ps[0], ps[1], ps[2]},
+                      std::make_unique<MuonOptions>(MuonOptions(0.02).momentum(0.95).nesterov(nesterov).ns_steps(5).weight_decay(0.1)));
+  groups.emplace_back(std::vector<torch::Tensor>{ps[3]},
+                      std::make_unique<MuonOptions>(MuonOptions::adamw(0.003).beta1(0.9).beta2(0.95).eps(1e-10).weight_decay(0.1)));
+  return Muon(std::move(groups));
+}
+
+}  // namespace
+
+TEST(Optimizers, NAdamWMatchesTheAlgoPerfAlgorithmInFloat64) {
+  auto ps = start();
+  NAdamW opt(ps, nadamw_options());
+  expect_matches(opt, ps, reference("nadamw", kNAdamW));
+}
+
+TEST(Optimizers, AdEMAMixMatchesThePublishedAlgorithmWithItsWarmupsInFloat64) {
+  auto ps = start();
+  AdEMAMix opt(ps, ademamix_options());
+  expect_matches(opt, ps, reference("ademamix", kAdEMAMix));
+  // The schedules: α rises linearly, β3 goes from β1 to β3, both reach their values at T.
+  const auto o = ademamix_options();
+  EXPECT_DOUBLE_EQ(AdEMAMix::alpha_at(o, 50), 2.5);
+  EXPECT_NEAR(AdEMAMix::beta3_at(o, 0), 0.9, 1e-6);  // the start of the half-life line (f(β) uses β + 1e-8)
+  EXPECT_DOUBLE_EQ(AdEMAMix::beta3_at(o, 100), 0.999);
+  EXPECT_LT(AdEMAMix::beta3_at(o, 50), 0.999);
+  EXPECT_GT(AdEMAMix::beta3_at(o, 50), AdEMAMix::beta3_at(o, 49));
+}
+
+TEST(Optimizers, ScheduleFreeAdamWTrainsAtYAndEvaluatesAtXAsThePaperDefinesThem) {
+  auto ps = start();
+  ScheduleFreeAdamW opt(ps, schedule_free_options());
+  const auto ref = reference("schedule_free", kScheduleFree);
+  double worst_x = 0;
+  expect_matches(opt, ps, ref, [&](int t) {
+    if (t % 50 != 0) return;
+    opt.eval_mode();
+    worst_x = std::max(worst_x, max_diff(values(ps), ref.at(static_cast<std::size_t>(t - 1)), "x"));
+    EXPECT_THROW(opt.step(), Error);  // no step at x
+    opt.train_mode();
+  });
+  EXPECT_LE(worst_x, 1e-9);
+  // x and y differ (else the test could not tell them apart).
+  EXPECT_GT(max_diff(values(ps), ref.back(), "x"), 1e-4);
+}
+
+TEST(Optimizers, MuonMatchesThePublishedAlgorithmWithItsAdamWPartInFloat64) {
+  for (bool nesterov : {true, false}) {
+    auto ps = start();
+    Muon opt = make_muon(ps, nesterov);
+    expect_matches(opt, ps, reference("muon", muon_hyper(nesterov)));
+  }
+}
+
+TEST(Optimizers, OrthogonalizeApproachesAnOrthogonalMatrixAndKeepsTheShape) {
+  torch::manual_seed(0);
+  for (const auto& shape : std::vector<std::vector<std::int64_t>>{{8, 5}, {5, 8}, {4, 3, 3, 3}}) {
+    const auto x = torch::randn(shape, torch::kFloat64);
+    const auto o = orthogonalize(x);
+    EXPECT_EQ(o.sizes(), x.sizes());
+    // The singular values of the result lie in Newton–Schulz's band around 1 (about 0.7–1.2).
+    const auto s = torch::linalg::svdvals(o.reshape({shape[0], -1}), c10::nullopt);
+    EXPECT_GT(s.min().item<double>(), 0.5) << s;
+    EXPECT_LT(s.max().item<double>(), 1.3) << s;
+  }
+  const auto v = torch::tensor({1.0, -2.0, 3.0}, torch::kFloat64);
+  EXPECT_TRUE(torch::equal(orthogonalize(v), v));  // 1-D: as it is
+}
+
+TEST(Optimizers, SavedMidRunEachOptimizerContinuesAsIfNeverStopped) {
+  using Make = std::function<std::unique_ptr<torch::optim::Optimizer>(std::vector<torch::Tensor>&)>;
+  const std::vector<std::pair<std::string, Make>> makers = {
+      {"NAdamW", [](std::vector<torch::Tensor>& ps) { return std::make_unique<NAdamW>(ps, nadamw_options()); }},
+      {"AdEMAMix", [](std::vector<torch::Tensor>& ps) { return std::make_unique<AdEMAMix>(ps, ademamix_options()); }},
+      {"ScheduleFreeAdamW", [](std::vector<torch::Tensor>& ps) { return std::make_unique<ScheduleFreeAdamW>(ps, schedule_free_options()); }},
+      {"Muon", [](std::vector<torch::Tensor>& ps) { return std::make_unique<Muon>(make_muon(ps, true)); }}};
+  for (const auto& [name, make] : makers) {
+    auto straight = start();
+    auto a = make(straight);
+    for (int t = 1; t <= 60; ++t) set_grads(straight, t), a->step();
+    auto resumed = start();
+    auto b = make(resumed);
+    for (int t = 1; t <= 30; ++t) set_grads(resumed, t), b->step();
+    std::ostringstream saved;
+    {
+      torch::serialize::OutputArchive archive;
+      b->save(archive);
+      archive.save_to(saved);
+    }
+    std::vector<torch::Tensor> copy;
+    for (const auto& p : resumed) copy.push_back(p.detach().clone().requires_grad_(true));
+    auto c = make(copy);
+    std::istringstream in(saved.str());
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    c->load(archive);
+    for (int t = 31; t <= 60; ++t) set_grads(copy, t), c->step();
+    for (std::size_t k = 0; k < copy.size(); ++k) EXPECT_TRUE(torch::equal(copy[k], straight[k])) << name << " tensor " << k;
+  }
+}
+
+TEST(Optimizers, MuonSplitKeepsTheFirstLayerTheHeadAndVectorsOnAdamW) {
+  torch::nn::Sequential model(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3)), torch::nn::BatchNorm2d(4),
+                              torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 8, 3)), torch::nn::Flatten(), torch::nn::Linear(8 * 4 * 4, 16),
+                              torch::nn::Linear(16, 10));
+  const auto named = model->named_parameters().pairs();
+  const MuonSplit split = muon_split(named);
+  std::vector<std::string> muon, adamw;
+  for (const auto& np : split.muon) muon.push_back(np.first);
+  for (const auto& np : split.adamw) adamw.push_back(np.first);
+  EXPECT_EQ(muon, (std::vector<std::string>{"2.weight", "4.weight"}));
+  EXPECT_EQ(adamw, (std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias", "2.bias", "4.bias", "5.weight", "5.bias"}));
+  EXPECT_EQ(split.describe().rfind("Muon: 2.weight [8, 4, 3, 3], 4.weight [16, 128]; AdamW: 0.weight [4, 1, 3, 3], 0.bias [4]", 0), 0u)
+      << split.describe();
+  // The split's groups train the model; the optimizer takes both.
+  Muon opt(split.groups(MuonOptions(0.02), MuonOptions::adamw(3e-4)));
+  const auto x = torch::randn({2, 1, 8, 8});
+  const auto before = model->parameters()[0].detach().clone();
+  model->forward(x).sum().backward();
+  opt.step();
+  EXPECT_FALSE(torch::equal(before, model->parameters()[0]));
+  // Chosen by name instead of the rule.
+  const MuonSplit chosen = muon_split(named, {"5.weight"});
+  ASSERT_EQ(chosen.muon.size(), 1u);
+  EXPECT_EQ(chosen.muon[0].first, "5.weight");
+  EXPECT_EQ(chosen.adamw.size(), named.size() - 1);
+  // A model with two matrices has no hidden one: everything on AdamW.
+  torch::nn::Sequential small(torch::nn::Linear(4, 8), torch::nn::Linear(8, 2));
+  EXPECT_TRUE(muon_split(small->named_parameters().pairs()).muon.empty());
+}
+
+TEST(Optimizers, BadOptionsAndMisplacedParametersAreOneLineErrors) {
+  auto ps = start();
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([&] { NAdamW(ps, NAdamWOptions(-1)); }), "NAdamW: lr must be >= 0, got -1.000000");
+  EXPECT_EQ(message([&] { AdEMAMix(ps, AdEMAMixOptions().beta3(1.0)); }), "AdEMAMix: beta3 must be in [0, 1), got 1.000000");
+  EXPECT_EQ(message([&] { ScheduleFreeAdamW(ps, ScheduleFreeAdamWOptions().beta1(0)); }), "ScheduleFreeAdamW: beta1 must be in (0, 1), got 0.000000");
+  EXPECT_EQ(message([&] { Muon(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(ps)}); }),
+            "Muon: a parameter of shape 5 is in a Muon group; parameters of fewer than 2 dimensions go to the AdamW group");
+  EXPECT_EQ(message([&] { muon_split({{"w", ps[0]}}, {"v"}); }), "Muon: the model has no parameter named 'v'");
+  EXPECT_EQ(message([&] {
+              muon_split({{"b", ps[3]}}, {"b"});
+            }),
+            "Muon: parameter 'b' has shape 5; only parameters of 2 or more dimensions can step with Muon");
+}
