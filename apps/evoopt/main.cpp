@@ -105,7 +105,22 @@ struct MpiFinish {
   ~MpiFinish() { eval::mpi::finish(); }
 };
 
+// --portable (anywhere on the command line) or EVOOPT_PORTABLE=1: the kernels pinned to an
+// AVX2 level before anything trains (common/blas.hpp); the libraries read the pins when they
+// load, so evoopt starts itself again with them set. Worker processes inherit them.
+static void pin_kernels_if_portable(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--portable") setenv("EVOOPT_PORTABLE", "1", 1);
+  pin_portable_kernels(argv);
+}
+
 int main(int argc, char** argv) {
+  try {
+    pin_kernels_if_portable(argc, argv);
+  } catch (const evoopt::Error& e) {
+    std::fprintf(stderr, "evoopt: error: %s\n", e.what());
+    return 1;
+  }
   select_blas_kernel(argv);
   tune_allocator();
   MpiFinish mpi_finish;
@@ -123,6 +138,11 @@ int main(int argc, char** argv) {
   CLI::App app{"evoopt: discover neural-network optimizers by evolution"};
   app.set_version_flag("--version", std::string(EVOOPT_VERSION));
   app.require_subcommand(1);
+  // Read before parsing (pin_kernels_if_portable); declared so that it parses anywhere.
+  app.add_flag("--portable",
+               "Pin the numeric kernels to AVX2 (OpenBLAS Haswell, oneDNN AVX2, ATen avx2): the same seed gives the same history on "
+               "any x86-64 CPU with AVX2 (docs/scaling.md#the-same-result-on-another-machine)");
+  app.fallthrough();
   // Bad flags get one line, like every other error.
   app.failure_message([](const CLI::App*, const CLI::Error& e) { return "evoopt: error: " + std::string(e.what()) + " (see --help)\n"; });
 

@@ -2,8 +2,14 @@
 
 #include <dlfcn.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
+
+#include "evoopt/common/error.hpp"
 
 namespace evoopt {
 
@@ -40,6 +46,42 @@ std::string better_openblas_coretype() {
   if (avx2 && !avx512 && !running({"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"})) return "Haswell";
 #endif
   return "";
+}
+
+bool portable_mode() {
+  const char* v = std::getenv("EVOOPT_PORTABLE");
+  return v != nullptr && std::string(v) == "1";
+}
+
+namespace {
+bool pins_hold() {
+  for (const auto& pin : kPortablePins) {
+    const char* v = std::getenv(pin[0]);
+    if (v == nullptr || std::string(v) != pin[1]) return false;
+  }
+  return true;
+}
+}  // namespace
+
+std::string portable_kernels() {
+  if (!portable_mode() || !pins_hold()) return "";
+  std::string out;
+  for (const auto& pin : kPortablePins) out += (out.empty() ? "" : " ") + std::string(pin[0]) + "=" + pin[1];
+  return out;
+}
+
+void pin_portable_kernels(char** argv) {
+  if (!portable_mode() || pins_hold()) return;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    throw Error("portable mode pins the kernels to AVX2, which this CPU lacks (it needs AVX2 and FMA)");
+#else
+  throw Error("portable mode pins x86-64 kernels (AVX2); this is not an x86-64 build");
+#endif
+  for (const auto& pin : kPortablePins) setenv(pin[0], pin[1], 1);
+  execv("/proc/self/exe", argv);
+  throw Error(std::string("portable mode: could not restart evoopt with the kernels pinned: ") + std::strerror(errno));
 }
 
 }  // namespace evoopt

@@ -72,6 +72,8 @@ nlohmann::json fingerprint_description(const task::Task& task, const train::Budg
                       {"eval_batch", budget.eval_batch},
                       {"layout", train::layout_name(budget.memory_format)}};
   if (budget.device != "cpu") j["device"] = budget.device;
+  // Portable mode's pinned kernels; named only when pinned, so stores made without keep their keys.
+  if (const std::string k = portable_kernels(); !k.empty()) j["kernels"] = k;
   return j;
 }
 

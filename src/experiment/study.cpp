@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "evoopt/common/blas.hpp"
 #include "evoopt/common/cpu_time.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
@@ -313,12 +314,24 @@ ExperimentConfig resumed_config(const ExperimentConfig& given, const fs::path& r
 // A resumed run's data and training semantics must be those it started with.
 void check_task_fingerprints(const json& recorded, const LoadedTasks& loaded, const eval::Evaluator& evaluator, const fs::path& run_dir) {
   const json& fp = recorded.value("task_fingerprints", json::object());
-  for (const auto& [t, unused] : loaded.tasks)
-    if (!fp.contains(t) || fp.at(t) != evaluator.fingerprint(t))
-      throw Error(
-          fmt::format("{}: task {} no longer matches the run (fingerprint {} recorded, {} now: its data, model settings or evoopt's "
-                      "training semantics changed); start a new run with --out",
-                      (RunDirectory(run_dir) / run_files::kConfig).string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
+  const json& inputs = recorded.value("task_fingerprint_inputs", json::object());
+  for (const auto& [t, unused] : loaded.tasks) {
+    if (fp.contains(t) && fp.at(t) == evaluator.fingerprint(t)) continue;
+    // Portable mode (the kernels pinned) is chosen per process: say which way to resume.
+    if (inputs.contains(t) && inputs.at(t).is_object()) {
+      const bool recorded_portable = inputs.at(t).contains("kernels");
+      if (recorded_portable && portable_kernels().empty())
+        throw Error(fmt::format("{}: the run was made in portable mode ({}); resume it with: evoopt --portable resume {}",
+                                (RunDirectory(run_dir) / run_files::kConfig).string(), inputs.at(t).at("kernels").dump(), run_dir.string()));
+      if (!recorded_portable && !portable_kernels().empty())
+        throw Error(fmt::format("{}: the run was made without portable mode; resume it without --portable (and EVOOPT_PORTABLE unset)",
+                                (RunDirectory(run_dir) / run_files::kConfig).string()));
+    }
+    throw Error(
+        fmt::format("{}: task {} no longer matches the run (fingerprint {} recorded, {} now: its data, model settings or evoopt's "
+                    "training semantics changed); start a new run with --out",
+                    (RunDirectory(run_dir) / run_files::kConfig).string(), t, fp.contains(t) ? fp.at(t).dump() : "none", evaluator.fingerprint(t)));
+  }
 }
 
 // config.json of a new run: the config, its fingerprint, the data's provenance, the derived
