@@ -8,22 +8,19 @@
 other (a finished run directory is kept; an unfinished one is resumed), then reads them.
 `read` prints, for finished run directories (each with comparison.json and best_genome.json):
 each search's winner and its test fitness, then for every tuned baseline the difference
-evolved − baseline (overall test fitness, the search horizon) averaged over searches, with a
-95% interval from a hierarchical paired bootstrap: resample the searches with replacement,
-then within each drawn search resample its test seeds with replacement (the same seeds for
-both methods, so the pairing is kept), average per search and then over searches;
-10,000 draws, percentile interval, a fixed RNG seed (the output is reproducible). The
-interval therefore includes the variance between searches, which a one-search interval (over
-test seeds only, also printed) leaves out.
+evolved − baseline (overall test fitness, the search horizon): each search's mean over its
+test seeds, their mean over the searches, and a 95% t-interval over the searches
+(mean ± t(0.975, n−1)·s/√n, s the standard deviation of the per-search means). Each search's
+mean already carries its test-seed noise, so the interval covers the variance between
+studies (each seed changes the search, the baselines' tuning and the test seeds) and within
+them. Each study's own interval (over its test seeds only, from comparison.json) is printed
+beside it: it leaves the variance between searches out.
 """
 import json
+import math
 import os
-import random
 import subprocess
 import sys
-
-DRAWS = 10000
-
 
 def load(run_dir):
     with open(os.path.join(run_dir, "comparison.json")) as f:
@@ -33,12 +30,18 @@ def load(run_dir):
     methods = comparison["horizons"][0]["methods"]
     evolved = next(m for m in methods if m["kind"] == "evolved")
     baselines = {m["name"]: m["overall"]["values"] for m in methods if m["kind"] == "baseline"}
+    own = {}
+    for m in methods:
+        d = m["overall"].get("evolved_minus_this") if m["kind"] == "baseline" else None
+        if d and d.get("ci95_low") is not None and d.get("ci95_high") is not None:
+            own[m["name"]] = f"[{d['ci95_low']:+.4f}, {d['ci95_high']:+.4f}]"
     return {
         "dir": run_dir,
         "formula": best.get("formula", "?"),
         "val": best.get("validation_fitness"),
         "evolved": evolved["overall"]["values"],
         "baselines": baselines,
+        "own": own,
         "steps": comparison["horizons"][0]["steps"],
     }
 
@@ -47,10 +50,14 @@ def mean(xs):
     return sum(xs) / len(xs)
 
 
-def percentile(sorted_xs, q):
-    k = (len(sorted_xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(sorted_xs) - 1)
-    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (k - lo)
+# Two-sided 95% quantiles of Student's t by degrees of freedom (beyond the table: the next
+# smaller tabulated df's value, which errs wide).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+
+
+def t975(df):
+    return T975[max(k for k in T975 if k <= df)]
 
 
 def paired(search, name):
@@ -60,23 +67,14 @@ def paired(search, name):
     return [x - y for x, y in zip(a, b)]
 
 
-def hierarchical_interval(diffs_per_search, rng):
-    """diffs_per_search: per search, the paired differences per test seed."""
-    n = len(diffs_per_search)
-    draws = []
-    for _ in range(DRAWS):
-        total = 0.0
-        for _ in range(n):
-            d = diffs_per_search[rng.randrange(n)]
-            total += mean([d[rng.randrange(len(d))] for _ in range(len(d))])
-        draws.append(total / n)
-    draws.sort()
-    return percentile(draws, 0.025), percentile(draws, 0.975)
-
-
-def seed_interval(diffs, rng):
-    draws = sorted(mean([diffs[rng.randrange(len(diffs))] for _ in range(len(diffs))]) for _ in range(DRAWS))
-    return percentile(draws, 0.025), percentile(draws, 0.975)
+def t_interval(xs):
+    n = len(xs)
+    if n < 2:
+        return None
+    m = mean(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
+    h = t975(n - 1) * sd / math.sqrt(n)
+    return m - h, m + h
 
 
 def summarize(searches):
@@ -86,8 +84,7 @@ def summarize(searches):
     for name in names:
         diffs = [paired(s, name) for s in searches]
         per_search = [mean(d) for d in diffs]
-        lo, hi = hierarchical_interval(diffs, random.Random(2026))
-        rows.append((name, mean(per_search), (lo, hi), sum(1 for d in per_search if d > 0), per_search))
+        rows.append((name, mean(per_search), t_interval(per_search), sum(1 for d in per_search if d > 0), per_search))
     return rows
 
 
@@ -98,17 +95,14 @@ def show(searches):
     for s in searches:
         val = f"{s['val']:.4f}" if isinstance(s["val"], (int, float)) else "?"
         print(f"| {os.path.basename(os.path.normpath(s['dir']))} | {s['formula']} | {val} | {mean(s['evolved']):.4f} |")
-    print("\n| baseline | evolved − baseline, mean over searches | 95% CI (searches and seeds) | searches won | per search |")
+    print("\n| baseline | evolved − baseline, mean over searches | 95% t-interval over searches | searches won | per search |")
     print("|---|---|---|---|---|")
-    for name, m, (lo, hi), wins, per_search in summarize(searches):
-        print(f"| {name} | {m:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {wins} of {len(per_search)} | {', '.join(f'{d:+.4f}' for d in per_search)} |")
-    print("\nOne search alone (interval over its test seeds only):")
+    for name, m, ci, wins, per_search in summarize(searches):
+        cell = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "(one search: none)"
+        print(f"| {name} | {m:+.4f} | {cell} | {wins} of {len(per_search)} | {', '.join(f'{d:+.4f}' for d in per_search)} |")
+    print("\nEach study alone (its own interval, over its test seeds only):")
     for s in searches:
-        cells = []
-        for name in s["baselines"]:
-            d = paired(s, name)
-            lo, hi = seed_interval(d, random.Random(2026))
-            cells.append(f"{name} {mean(d):+.4f} [{lo:+.4f}, {hi:+.4f}]")
+        cells = [f"{name} {mean(paired(s, name)):+.4f} {s['own'].get(name, '')}".rstrip() for name in s["baselines"]]
         print(f"  {os.path.basename(os.path.normpath(s['dir']))}: " + "; ".join(cells))
 
 

@@ -86,6 +86,7 @@ static std::string unknown_command(CLI::App& app, int argc, char** argv) {
   std::string path = "evoopt";
   for (int i = 1; i < argc; ++i) {
     const std::string word = argv[i];
+    if (word == "--portable") continue;
     if (word.empty() || word[0] == '-') return "";
     CLI::App* next = nullptr;
     for (CLI::App* sub : current->get_subcommands([](CLI::App*) { return true; }))
@@ -140,8 +141,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // Read before parsing (pin_kernels_if_portable); declared so that it parses anywhere.
   app.add_flag("--portable",
-               "Pin the numeric kernels to AVX2 (OpenBLAS Haswell, oneDNN AVX2, ATen avx2): the same seed gives the same history on "
-               "any x86-64 CPU with AVX2 (docs/scaling.md#the-same-result-on-another-machine)");
+               "Pin the numeric kernels' choice to AVX2 (OpenBLAS Haswell, oneDNN AVX2, ATen avx2), so a seed's history does not "
+               "depend on the kernels a CPU would pick (docs/scaling.md#the-same-result-on-another-machine)")
+      ->disable_flag_override();
   app.fallthrough();
   // Bad flags get one line, like every other error.
   app.failure_message([](const CLI::App*, const CLI::Error& e) { return "evoopt: error: " + std::string(e.what()) + " (see --help)\n"; });

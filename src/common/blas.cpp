@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
@@ -79,7 +80,11 @@ void pin_portable_kernels(char** argv) {
 #else
   throw Error("portable mode pins x86-64 kernels (AVX2); this is not an x86-64 build");
 #endif
-  for (const auto& pin : kPortablePins) setenv(pin[0], pin[1], 1);
+  for (const auto& pin : kPortablePins) {
+    const char* was = std::getenv(pin[0]);
+    if (was != nullptr && std::string(was) != pin[1]) std::fprintf(stderr, "evoopt: portable mode: %s=%s replaced by %s\n", pin[0], was, pin[1]);
+    if (setenv(pin[0], pin[1], 1) != 0) throw Error(std::string("portable mode: could not set ") + pin[0] + ": " + std::strerror(errno));
+  }
   execv("/proc/self/exe", argv);
   throw Error(std::string("portable mode: could not restart evoopt with the kernels pinned: ") + std::strerror(errno));
 }

@@ -73,8 +73,8 @@ train::Budget study_budget(const ExperimentConfig& config) {
 }
 
 TaskCosts measure_task_costs(const ExperimentConfig& config, const LoadedTasks& loaded) {
-  // Search tasks too: a generation trains them one after the other, so the first runs the
-  // ETA extrapolates from are all of one task.
+  // Search tasks too: the first runs the ETA extrapolates from need not be a fair mix of the
+  // tasks (in the default study the journal's first 24 runs were all CIFAR-10's).
   // A step's cost is the difference of a short and a longer run, so the first steps' warm-up
   // (first calls, allocations), which weighs on a small model far more than on a large one,
   // cancels out.

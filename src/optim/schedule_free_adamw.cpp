@@ -127,12 +127,17 @@ void ScheduleFreeAdamW::train_mode() {
   train_mode_ = true;
 }
 
+// The mode is saved with the state: parameters saved in eval mode hold x, and a resumed
+// optimizer must know that to turn them back into y.
 void ScheduleFreeAdamW::save(torch::serialize::OutputArchive& archive) const {
   torch::optim::serialize<ScheduleFreeAdamWParamState, ScheduleFreeAdamWOptions>(archive, *this);
+  archive.write("evoopt_train_mode", c10::IValue(train_mode_));
 }
 
 void ScheduleFreeAdamW::load(torch::serialize::InputArchive& archive) {
   torch::optim::serialize<ScheduleFreeAdamWParamState, ScheduleFreeAdamWOptions>(archive, *this);
+  c10::IValue mode;
+  train_mode_ = !archive.try_read("evoopt_train_mode", mode) || mode.toBool();
 }
 
 }  // namespace evoopt::optim

@@ -27,11 +27,13 @@ std::string better_openblas_coretype();
 // (SkylakeX, Cooperlake, Haswell, ...), oneDNN's convolutions (AVX-512, AVX2, ...) and, when
 // ATEN_CPU_CAPABILITY is set, ATen's vectorised loops; different kernels round differently.
 // The pins are environment variables each library reads when it loads:
-inline constexpr const char* kPortablePins[][2] = {{"OPENBLAS_CORETYPE", "Haswell"}, {"DNNL_MAX_CPU_ISA", "AVX2"}, {"ATEN_CPU_CAPABILITY", "avx2"}};
+// (oneDNN reads ONEDNN_MAX_CPU_ISA before DNNL_MAX_CPU_ISA: both are pinned.)
+inline constexpr const char* kPortablePins[][2] = {
+    {"OPENBLAS_CORETYPE", "Haswell"}, {"DNNL_MAX_CPU_ISA", "AVX2"}, {"ONEDNN_MAX_CPU_ISA", "AVX2"}, {"ATEN_CPU_CAPABILITY", "avx2"}};
 
 // Whether portable mode is asked for: EVOOPT_PORTABLE=1 in the environment.
 bool portable_mode();
-// "OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2" when portable
+// "OPENBLAS_CORETYPE=Haswell DNNL_MAX_CPU_ISA=AVX2 ..." (every pin) when portable
 // mode is on and each pin holds (what a run's fingerprint records); empty otherwise.
 std::string portable_kernels();
 // In portable mode with a pin not yet holding: sets every pin and starts this program again

@@ -10,7 +10,11 @@
 // and of an AdamW group (the authors' adam_update):
 //   m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²
 //   θ ← θ·(1 − η·λ) − η·(m/(1 − β1^t)) / (√(v/(1 − β2^t)) + ε)
-// The authors run Newton–Schulz in bfloat16; here it runs in the parameter's dtype.
+// The authors run Newton–Schulz in bfloat16; here it runs in the parameter's dtype. The scale
+// comes from the matrix view (rows/cols of (out, in·k·k)); the authors' code takes it from the
+// last two sizes of the gradient as it is (kh/kw for a conv kernel), which differs for a conv
+// with more outputs than in·k·k. A parameter without a gradient is skipped (the authors fill
+// a zero gradient and still decay it).
 //
 //   auto split = evoopt::optim::muon_split(model->named_parameters().pairs());
 //   evoopt::optim::Muon opt(split.groups(evoopt::optim::MuonOptions(0.02),

@@ -11,6 +11,9 @@
 // The parameters hold y while training (the optimizer keeps z; x is recovered from y and z):
 // call eval_mode() before evaluating or saving the model's weights (they become x), and
 // train_mode() before training on (they become y again). step() refuses to run in eval mode.
+// save()/load() keep the mode, so weights saved in eval mode resume correctly. The step count,
+// the largest γ so far and the weights' sum are kept per parameter (the authors keep them per
+// group: the same unless some parameters get no gradient on some steps).
 #include <torch/optim/optimizer.h>
 #include <torch/optim/serialize.h>
 
