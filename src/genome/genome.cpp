@@ -368,7 +368,7 @@ bool Genome::operator==(const Genome& o) const {
          warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
 }
 
-std::vector<std::string> preset_names() { return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion"}; }
+std::vector<std::string> preset_names() { return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion", "nadamw"}; }
 
 Genome preset(const std::string& name) {
   Genome g;
@@ -399,6 +399,10 @@ Genome preset(const std::string& name) {
     g.beta1 = 0.9;
     g.beta2 = 0.99;
     g.bias_correction = false;
+    g.log10_weight_decay = -2.0;
+  } else if (name == "nadamw") {
+    // NAdamW, MLCommons AlgoPerf's baseline (the NADAMW term), with AdamW's defaults.
+    g.terms = {{Term::NAdamW, 1.0}};
     g.log10_weight_decay = -2.0;
   } else {
     std::string known;

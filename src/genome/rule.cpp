@@ -405,8 +405,8 @@ Rule update_rule(const Genome& h, const std::vector<WeightedTerm>& terms) {
   const bool bc = h.bias_correction;
   std::vector<Stmt> applied;
   for (const auto& t : terms) {
-    // Without bias correction m̂ is m.
-    const Expr value = bc ? t.value : substitute(t.value, Var::MHat, x(Var::M));
+    // Without bias correction m̂ is m and 1 − β1^t is 1.
+    const Expr value = bc ? t.value : substitute(substitute(t.value, Var::MHat, x(Var::M)), Var::Bc1, num(1.0));
     applied.push_back(apply_term(value, -x(Var::LrT) * num(t.weight), t.name));
   }
   const Rule terms_only{applied};

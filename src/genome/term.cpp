@@ -68,6 +68,11 @@ const std::vector<TermInfo>& term_registry() {
       term(Term::LionV1, "LION_V1", "sign(β1·m̂+(1−β1)·g)", Vocabulary::Legacy, rule::sign(m_hat * beta1 + g * (one - beta1))),
       // Format v1's NESTEROV: β1·m̂ + (1−β1)·g (equal to NESTEROV without bias correction).
       term(Term::NesterovV1, "NESTEROV_V1", "(β1·m̂+(1−β1)·g)", Vocabulary::Legacy, m_hat * beta1 + g * (one - beta1)),
+      // NADAMW = (β1·m̂ + (1−β1)·g/(1−β1^t))/(√v̂+ε): AdamW with the Nesterov look-ahead
+      // β1·m_t + (1−β1)·g_t in m's place, bias-corrected by 1−β1^t, as MLCommons AlgoPerf's
+      // NAdamW baseline (optim/nadamw.hpp is the same optimizer as a class). Without bias
+      // correction (β1·m + (1−β1)·g)/(√v+ε).
+      term(Term::NAdamW, "NADAMW", "(β1·m̂+(1−β1)·ĝ)/(√v̂+ε)", Vocabulary::Baseline, (m_hat * beta1 + g * (one - beta1) / x(Var::Bc1)) / denom),
   };
   return registry;
 }
@@ -83,7 +88,7 @@ std::optional<Term> term_from_name(std::string_view name) {
 std::vector<Term> vocabulary_terms(Vocabulary v) {
   std::vector<Term> out;
   for (const auto& info : term_registry()) {
-    if (info.vocabulary == Vocabulary::Legacy) continue;  // loadable, never searched
+    if (info.vocabulary == Vocabulary::Legacy || info.vocabulary == Vocabulary::Baseline) continue;  // loadable, never searched
     if (v != Vocabulary::Seed || info.vocabulary == Vocabulary::Seed) out.push_back(info.id);
   }
   return out;
@@ -103,6 +108,18 @@ Vocabulary vocabulary_from_name(const std::string& name) {
   throw Error("unknown vocabulary '" + name + "' (allowed: seed, extended)");
 }
 
-const char* vocabulary_name(Vocabulary v) { return v == Vocabulary::Seed ? "seed" : v == Vocabulary::Extended ? "extended" : "legacy"; }
+const char* vocabulary_name(Vocabulary v) {
+  switch (v) {
+    case Vocabulary::Seed:
+      return "seed";
+    case Vocabulary::Extended:
+      return "extended";
+    case Vocabulary::Legacy:
+      return "legacy";
+    case Vocabulary::Baseline:
+      return "baseline";
+  }
+  return "?";
+}
 
 }  // namespace evoopt::genome

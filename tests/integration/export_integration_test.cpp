@@ -24,6 +24,7 @@
 #include "ExportedAllTermsL2.hpp"
 #include "ExportedHostile.hpp"
 #include "ExportedLion.hpp"
+#include "ExportedNAdamW.hpp"
 #include "ExportedRmsProp.hpp"
 #include "ExportedSgd.hpp"
 #include "ExportedSignum.hpp"
@@ -56,6 +57,7 @@ std::vector<Case> cases() {
           {"rmsprop", "ExportedRmsProp"},
           {"signum", "ExportedSignum"},
           {"lion", "ExportedLion"},
+          {"nadamw", "ExportedNAdamW"},
           {dir + "all_terms_l2.json", "ExportedAllTermsL2"},
           {dir + "all_terms_decoupled.json", "ExportedAllTermsDecoupled"}};
 }
@@ -67,6 +69,7 @@ std::pair<torch::Tensor, torch::Tensor> run_header(const std::string& cls, const
   if (cls == "ExportedRmsProp") return with_header<ExportedRmsProp>(p);
   if (cls == "ExportedSignum") return with_header<ExportedSignum>(p);
   if (cls == "ExportedLion") return with_header<ExportedLion>(p);
+  if (cls == "ExportedNAdamW") return with_header<ExportedNAdamW>(p);
   if (cls == "ExportedAllTermsL2") return with_header<ExportedAllTermsL2>(p);
   return with_header<ExportedAllTermsDecoupled>(p);
 }

@@ -180,8 +180,9 @@ TEST(GenomeOptimizer, EveryTermPathMatchesAnIndependentReferenceUpdate) {
                                     (0.8 * c + 0.2 * grad).sign(),  // Lion: its own momentum, β2 = 0.95
                                     (1 + sg * sm) * grad,
                                     (sg * sm).exp() * grad,
-                                    (0.8 * mh + 0.2 * grad).sign(),  // LION_V1
-                                    0.8 * mh + 0.2 * grad};          // NESTEROV_V1
+                                    (0.8 * mh + 0.2 * grad).sign(),                             // LION_V1
+                                    0.8 * mh + 0.2 * grad,                                      // NESTEROV_V1
+                                    (0.8 * mh + 0.2 * grad / (1 - std::pow(0.8, t))) / denom};  // NADAMW
     ASSERT_EQ(T.size(), term_registry().size());
     c = 0.95 * c + 0.05 * grad;
     auto update = torch::zeros_like(ref);

@@ -17,7 +17,9 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
+#include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/ademamix.hpp"
+#include "evoopt/optim/genome_optimizer.hpp"
 #include "evoopt/optim/muon.hpp"
 #include "evoopt/optim/nadamw.hpp"
 #include "evoopt/optim/schedule_free_adamw.hpp"
@@ -136,6 +138,18 @@ TEST(Optimizers, NAdamWMatchesTheAlgoPerfAlgorithmInFloat64) {
   expect_matches(opt, ps, reference("nadamw", kNAdamW));
 }
 
+// The nadamw genome preset (the NADAMW term, what the comparison's `nadamw` baseline trains
+// with) is the same algorithm: GenomeOptimizer against the same reference.
+TEST(Optimizers, TheNAdamWGenomeMatchesTheAlgoPerfAlgorithmInFloat64) {
+  auto ps = start();
+  genome::Genome g = genome::preset("nadamw");
+  g.log10_lr = std::log10(0.01);
+  g.beta2 = 0.99;
+  g.log10_weight_decay = std::log10(0.1);
+  GenomeOptimizer opt(ps, GenomeOptimizerOptions(g));
+  expect_matches(opt, ps, reference("nadamw", kNAdamW));
+}
+
 TEST(Optimizers, AdEMAMixMatchesThePublishedAlgorithmWithItsWarmupsInFloat64) {
   auto ps = start();
   AdEMAMix opt(ps, ademamix_options());
@@ -219,6 +233,35 @@ TEST(Optimizers, SavedMidRunEachOptimizerContinuesAsIfNeverStopped) {
     for (int t = 31; t <= 60; ++t) set_grads(copy, t), c->step();
     for (std::size_t k = 0; k < copy.size(); ++k) EXPECT_TRUE(torch::equal(copy[k], straight[k])) << name << " tensor " << k;
   }
+}
+
+// Weights saved in eval mode hold x: the loaded optimizer knows, and train_mode() turns them
+// back into y, so the run continues as if never stopped.
+TEST(Optimizers, ScheduleFreeSavedInEvalModeResumesAtY) {
+  auto straight = start();
+  ScheduleFreeAdamW a(straight, schedule_free_options());
+  for (int t = 1; t <= 40; ++t) set_grads(straight, t), a.step();
+  auto resumed = start();
+  ScheduleFreeAdamW b(resumed, schedule_free_options());
+  for (int t = 1; t <= 20; ++t) set_grads(resumed, t), b.step();
+  b.eval_mode();
+  std::ostringstream saved;
+  {
+    torch::serialize::OutputArchive archive;
+    b.save(archive);
+    archive.save_to(saved);
+  }
+  std::vector<torch::Tensor> copy;
+  for (const auto& p : resumed) copy.push_back(p.detach().clone().requires_grad_(true));  // x
+  ScheduleFreeAdamW c(copy, schedule_free_options());
+  std::istringstream in(saved.str());
+  torch::serialize::InputArchive archive;
+  archive.load_from(in);
+  c.load(archive);
+  EXPECT_FALSE(c.in_train_mode());
+  c.train_mode();
+  for (int t = 21; t <= 40; ++t) set_grads(copy, t), c.step();
+  for (std::size_t k = 0; k < copy.size(); ++k) EXPECT_LE((copy[k] - straight[k]).abs().max().item<double>(), 1e-12) << k;
 }
 
 TEST(Optimizers, MuonSplitKeepsTheFirstLayerTheHeadAndVectorsOnAdamW) {

@@ -94,7 +94,8 @@ inline constexpr const char* kGenomeFormat = "evoopt.genome";
 // NESTEROV_V1 (legacy terms, never searched).
 inline constexpr int kGenomeFormatVersion = 2;
 
-// Presets: sgd (EMA momentum), adam, adamw, rmsprop, signum, lion ("lion-like" is an alias).
+// Presets: sgd (EMA momentum), adam, adamw, rmsprop, signum, lion ("lion-like" is an alias),
+// nadamw (AlgoPerf's NAdamW; a baseline, not a seed of the search).
 std::vector<std::string> preset_names();
 Genome preset(const std::string& name);  // throws evoopt::Error listing the presets
 // A preset name or a JSON file path.

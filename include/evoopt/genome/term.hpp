@@ -27,12 +27,15 @@ enum class Term : int {
   // files load with their old meaning; never in a search vocabulary.
   LionV1,
   NesterovV1,
+  // The direction of a hand-made baseline the search does not use (Vocabulary::Baseline).
+  NAdamW,
 };
 
 // Which terms the search may use. Seed: the five primitives of the original
 // idea; Extended: adds Nesterov, sign-momentum, Lion, AddSign, PowerSign.
-// Legacy: format-v1 meanings, loadable but never searched.
-enum class Vocabulary { Seed, Extended, Legacy };
+// Legacy: format-v1 meanings, loadable but never searched. Baseline: the directions of
+// hand-made baselines (NAdamW), for the comparison; loadable, never searched.
+enum class Vocabulary { Seed, Extended, Legacy, Baseline };
 
 // NESTEROV's coefficients at step t (1-based): NESTEROV = a_g·g + a_m·m (raw EMA m).
 // Without bias correction (a_g, a_m) = (1−β1, β1): torch SGD(nesterov=True) with
