@@ -100,31 +100,27 @@ torch::Tensor ScheduleFreeAdamW::step(LossClosure closure) {
 
 void ScheduleFreeAdamW::eval_mode() {
   if (!train_mode_) return;
-  torch::NoGradGuard no_grad;
-  for (auto& group : param_groups_) {
-    const auto& o = static_cast<const ScheduleFreeAdamWOptions&>(group.options());
-    for (auto& p : group.params()) {
-      const auto it = state_.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-      if (it == state_.end()) continue;
-      // x = (y − (1 − β1)·z)/β1
-      p.lerp_(static_cast<ScheduleFreeAdamWParamState&>(*it->second).z(), 1 - 1 / o.beta1());
-    }
-  }
+  move_toward_z(/*to_x=*/true);
   train_mode_ = false;
 }
 
 void ScheduleFreeAdamW::train_mode() {
   if (train_mode_) return;
+  move_toward_z(/*to_x=*/false);
+  train_mode_ = true;
+}
+
+// y = (1 − β1)·z + β1·x: x = lerp(y, z, 1 − 1/β1) and y = lerp(x, z, 1 − β1). A parameter
+// without state has not stepped (x = y = z) and stays as it is.
+void ScheduleFreeAdamW::move_toward_z(bool to_x) {
   torch::NoGradGuard no_grad;
   for (auto& group : param_groups_) {
-    const auto& o = static_cast<const ScheduleFreeAdamWOptions&>(group.options());
+    const double beta1 = static_cast<const ScheduleFreeAdamWOptions&>(group.options()).beta1();
     for (auto& p : group.params()) {
       const auto it = state_.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-      if (it == state_.end()) continue;
-      p.lerp_(static_cast<ScheduleFreeAdamWParamState&>(*it->second).z(), 1 - o.beta1());
+      if (it != state_.end()) p.lerp_(static_cast<ScheduleFreeAdamWParamState&>(*it->second).z(), to_x ? 1 - 1 / beta1 : 1 - beta1);
     }
   }
-  train_mode_ = true;
 }
 
 // The mode is saved with the state: parameters saved in eval mode hold x, and a resumed

@@ -67,6 +67,7 @@ class ScheduleFreeAdamW : public torch::optim::Optimizer {
   bool in_train_mode() const { return train_mode_; }
 
  private:
+  void move_toward_z(bool to_x);  // the parameters from y to x (to_x) or from x to y
   bool train_mode_ = true;
 };
 
