@@ -16,6 +16,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "cli.hpp"
 #include "evoopt/common/blas.hpp"
@@ -103,6 +104,18 @@ std::string fmt_diff(const experiment::PairedDifference& d) {
   return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d.mean, d.ci_low, d.ci_high, d.significant ? " *" : "");
 }
 
+// Once per method and task: which parameters an optimizer that splits them (Muon) put where.
+void print_parameter_splits(const experiment::Comparison& c) {
+  std::set<std::string> printed;
+  for (const auto* hs : {&c.horizons, &c.transfer}) {
+    if (hs->empty()) continue;
+    for (const auto& m : hs->front().methods)
+      for (const auto& [task, split] : m.parameter_split)
+        if (printed.insert(m.name + "/" + task).second)
+          std::cout << fmt::format("  {} on {}: {}", m.name, c.labels.count(task) ? c.labels.at(task) : task, split) << "\n";
+  }
+}
+
 void print_comparison(const experiment::Comparison& c) {
   const bool seed_protocol = c.protocol == experiment::Protocol::Seed;
   std::cout << "\nBaselines tuned on validation ("
@@ -149,6 +162,7 @@ void print_comparison(const experiment::Comparison& c) {
     for (const auto& m : h.methods) ms.push_back(&m);
     print_rows(ms, h.methods.front(), c.tasks);
   }
+  print_parameter_splits(c);
   if (c.attribution) {
     const auto& a = *c.attribution;
     std::cout << fmt::format("\nGain attribution against the strongest tuned baseline B = {} ({} steps, test split, paired per seed):\n", a.baseline,

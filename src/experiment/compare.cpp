@@ -109,6 +109,7 @@ genome::Genome baseline_genome(const std::string& name, double lr, double wd, co
     g.log10_weight_decay.reset();
   }
   apply_regime(g, regime);
+  if (g.algorithm == genome::Algorithm::ScheduleFreeAdamW) g.cosine_decay = false;  // the regime's warmup is its own; it never decays
   g.validate(genome::Bounds::kHardMaxTerms);
   return g;
 }
@@ -230,7 +231,8 @@ MethodResult test_method(RunContext& ctx, const std::string& name, MethodKind ki
   m.overall.assign(n, 0.0);
   for (const auto& t : tasks)
     for (std::size_t i = 0; i < n; ++i) {
-      const double f = results[k++].fitness();
+      const double f = results[k].fitness();
+      if (!results[k++].parameter_split.empty()) m.parameter_split[t] = results[k - 1].parameter_split;
       m.test[t].push_back(f);
       m.overall[i] += f / static_cast<double>(tasks.size());
     }
@@ -537,14 +539,16 @@ json method_json(const MethodResult& m, const MethodResult* ev, const std::set<s
       per_task[t]["perplexity"] = stats_json(ppl, nullptr);
     }
   }
-  return json{{"name", m.name},
-              {"kind", method_kind_name(m.kind)},
-              {"val_fitness", m.val_fitness},
-              {"formula", m.genome.formula()},
-              {"hyperparameters", m.genome.hyperparameters()},
-              {"genome", m.genome.to_json()},
-              {"test", per_task},
-              {"overall", stats_json(m.overall, ev == nullptr ? nullptr : &ev->overall)}};
+  json j = {{"name", m.name},
+            {"kind", method_kind_name(m.kind)},
+            {"val_fitness", m.val_fitness},
+            {"formula", m.genome.formula()},
+            {"hyperparameters", m.genome.hyperparameters()},
+            {"genome", m.genome.to_json()},
+            {"test", per_task},
+            {"overall", stats_json(m.overall, ev == nullptr ? nullptr : &ev->overall)}};
+  if (!m.parameter_split.empty()) j["parameter_split"] = m.parameter_split;
+  return j;
 }
 
 // Each horizon's methods, the first (the evolved optimizer) paired with none, the others with it.

@@ -660,6 +660,9 @@ std::string export_text(const Genome& g, Format format, const ExportOptions& o) 
 
 std::string export_genome(const Genome& genome, Format format, const ExportOptions& options) {
   genome.validate(genome::Bounds::kHardMaxTerms);
+  if (!genome.is_terms())
+    throw Error(std::string("the genome is the hand-made optimizer ") + genome::algorithm_name(genome.algorithm) +
+                " (a comparison baseline), not a term genome; export writes term genomes (the authors publish their own code)");
   if (options.total_steps < 0) throw Error("total steps must be >= 0, got " + std::to_string(options.total_steps));
   const Genome g = genome.canonical();
   if (g.has_schedule() && options.total_steps == 0)

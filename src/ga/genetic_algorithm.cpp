@@ -47,7 +47,9 @@ void GaOptions::validate() const {
   if (search_seeds < 1) throw Error("search seeds per task must be >= 1, got " + std::to_string(search_seeds));
   space.validate();
   mutation.validate();
-  for (const auto& p : seed_presets) genome::preset(p);
+  for (const auto& p : seed_presets)
+    if (!genome::preset(p).is_terms())
+      throw Error("seed preset '" + p + "' is a hand-made optimizer (a comparison baseline); the search seeds its population with term genomes");
 }
 
 json GaOptions::to_json() const { return schema::to_json(*this); }

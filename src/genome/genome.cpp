@@ -17,7 +17,26 @@
 namespace evoopt::genome {
 using nlohmann::json;
 
+namespace {
+constexpr std::pair<Algorithm, const char*> kAlgorithmNames[] = {
+    {Algorithm::Terms, "terms"}, {Algorithm::AdEMAMix, "ademamix"}, {Algorithm::ScheduleFreeAdamW, "schedule_free_adamw"}, {Algorithm::Muon, "muon"}};
+const Genome kDefaults;  // the values a field is reset to where the algorithm does not read it
+}  // namespace
+
+const char* algorithm_name(Algorithm a) {
+  for (const auto& [algorithm, name] : kAlgorithmNames)
+    if (algorithm == a) return name;
+  return "?";
+}
+
+std::optional<Algorithm> algorithm_from_name(const std::string& name) {
+  for (const auto& [algorithm, n] : kAlgorithmNames)
+    if (name == n) return algorithm;
+  return std::nullopt;
+}
+
 double Genome::lr() const { return std::pow(10.0, log10_lr); }
+double Genome::aux_lr() const { return std::pow(10.0, log10_aux_lr); }
 double Genome::eps() const { return std::pow(10.0, log10_eps); }
 double Genome::weight_decay() const { return log10_weight_decay ? std::pow(10.0, *log10_weight_decay) : 0.0; }
 bool Genome::needs_m() const {
@@ -38,11 +57,22 @@ void check_range(const char* field, double value, double lo, double hi) {
   if (!std::isfinite(value) || value < lo || value > hi)
     throw Error(fmt::format("genome field {} = {} is outside the allowed range [{}, {}]", field, value, lo, hi));
 }
-}  // namespace
 
-void Genome::validate(int max_terms) const {
-  if (max_terms < 1 || max_terms > Bounds::kHardMaxTerms)
-    throw Error(fmt::format("maximum term count {} is outside [1, {}]", max_terms, Bounds::kHardMaxTerms));
+// A hand-made method's own rules: no terms, decoupled weight decay, its own fields' ranges.
+void validate_algorithm(const Genome& g) {
+  const std::string name = algorithm_name(g.algorithm);
+  if (!g.terms.empty()) throw Error(fmt::format("genome algorithm {} has no terms, got {}", name, g.terms.size()));
+  if (g.log10_weight_decay && !g.decoupled_weight_decay)
+    throw Error("genome algorithm " + name + ": its weight decay is decoupled (decoupled_weight_decay = false is not supported)");
+  if (g.algorithm == Algorithm::ScheduleFreeAdamW && g.cosine_decay)
+    throw Error("genome algorithm schedule_free_adamw: cosine_decay is not allowed (the method replaces the schedule; warmup is)");
+  check_range("beta3", g.beta3, Bounds::kBeta3Min, Bounds::kBeta3Max);
+  check_range("alpha", g.alpha, Bounds::kAlphaMin, Bounds::kAlphaMax);
+  check_range("log10_aux_lr", g.log10_aux_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
+}
+
+void validate_terms(const Genome& g, int max_terms) {
+  const auto& terms = g.terms;
   if (terms.empty()) throw Error("genome field terms is empty (needs 1 to " + std::to_string(max_terms) + " terms)");
   if (static_cast<int>(terms.size()) > max_terms)
     throw Error(fmt::format("genome field terms has {} terms, more than the maximum {}", terms.size(), max_terms));
@@ -51,7 +81,17 @@ void Genome::validate(int max_terms) const {
     if (id < 0 || id >= static_cast<int>(term_registry().size())) throw Error(fmt::format("genome field terms[{}] has unknown term id {}", i, id));
     check_range(fmt::format("weights[{}]", i).c_str(), terms[i].weight, Bounds::kWeightMin, Bounds::kWeightMax);
   }
-  if (canonical().terms.empty()) throw Error("genome field weights sum to zero for every term (no update direction left)");
+  if (g.canonical().terms.empty()) throw Error("genome field weights sum to zero for every term (no update direction left)");
+}
+}  // namespace
+
+void Genome::validate(int max_terms) const {
+  if (max_terms < 1 || max_terms > Bounds::kHardMaxTerms)
+    throw Error(fmt::format("maximum term count {} is outside [1, {}]", max_terms, Bounds::kHardMaxTerms));
+  if (is_terms())
+    validate_terms(*this, max_terms);
+  else
+    validate_algorithm(*this);
   check_range("log10_lr", log10_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
   check_range("beta1", beta1, Bounds::kBeta1Min, Bounds::kBeta1Max);
   check_range("beta2", beta2, Bounds::kBeta2Min, Bounds::kBeta2Max);
@@ -63,6 +103,21 @@ void Genome::validate(int max_terms) const {
 
 Genome Genome::canonical() const {
   Genome c = *this;
+  if (algorithm != Algorithm::AdEMAMix) {
+    c.beta3 = kDefaults.beta3;
+    c.alpha = kDefaults.alpha;
+  }
+  if (algorithm != Algorithm::Muon) c.log10_aux_lr = kDefaults.log10_aux_lr;
+  if (!is_terms()) {
+    if (algorithm == Algorithm::Muon) {  // its AdamW part keeps the authors' β's and ε
+      c.beta2 = kDefaults.beta2;
+      c.log10_eps = kDefaults.log10_eps;
+    }
+    c.bias_correction = kDefaults.bias_correction;  // each corrects as published
+    if (!c.has_schedule()) c.warmup_fraction = 0.0;
+    if (!c.log10_weight_decay) c.decoupled_weight_decay = true;
+    return c;
+  }
   std::map<int, double> merged;
   for (const auto& t : terms) merged[static_cast<int>(t.term)] += t.weight;
   c.terms.clear();
@@ -105,6 +160,13 @@ std::uint64_t Genome::hash() const {
   bytes += c.cosine_decay ? "|cos+" : "|cos-";
   put("|clip", c.clip_norm ? *c.clip_norm : 0.0);
   bytes += c.clip_norm ? "|clip+" : "|clip-";
+  if (!c.is_terms()) {  // a term genome's bytes stay as they were before hand-made algorithms existed
+    bytes += "|algorithm=";
+    bytes += algorithm_name(c.algorithm);
+    put("|b3", c.beta3);
+    put("|alpha", c.alpha);
+    put("|auxlr", c.log10_aux_lr);
+  }
   return mix64(fnv1a64(bytes));
 }
 
@@ -118,8 +180,41 @@ std::string strip_hats(std::string s) {
 }
 }  // namespace
 
+namespace {
+std::string algorithm_formula(const Genome& g) {
+  std::string decay = g.log10_weight_decay ? " − η·λ·θ" : "";
+  switch (g.algorithm) {
+    case Algorithm::AdEMAMix:
+      return "Δθ = −η·(m̂₁ + α·m₂)/(√v̂+ε)" + decay + "  (AdEMAMix)";
+    case Algorithm::ScheduleFreeAdamW:
+      return std::string("Δz = −η·(ĝ/(√v̂+ε)") + (g.log10_weight_decay ? " + λ·y" : "") +
+             "), x ← (1−c)·x + c·z, y = (1−β1)·z + β1·x  (Schedule-Free AdamW; evaluated at x)";
+    case Algorithm::Muon:
+      return "Δθ = −η·√max(1, rows/cols)·NS₅(Nesterov momentum)" + decay + " on hidden matrices, AdamW (η_aux) on the rest  (Muon)";
+    case Algorithm::Terms:
+      break;
+  }
+  return "";
+}
+
+std::string algorithm_hyperparameters(const Genome& g, const std::string& schedule) {
+  std::string out = fmt::format("η = {:.3g}{}", g.lr(), schedule.empty() ? "" : " (" + schedule + ")");
+  if (g.algorithm == Algorithm::Muon) {
+    out += fmt::format(", momentum = {:.4g}, η_aux = {:.3g}", g.beta1, g.aux_lr());
+  } else {
+    out += fmt::format(", β1 = {:.4g}, β2 = {:.5g}", g.beta1, g.beta2);
+    if (g.algorithm == Algorithm::AdEMAMix) out += fmt::format(", β3 = {:.6g}, α = {:.3g}", g.beta3, g.alpha);
+    out += fmt::format(", ε = {:.2g}", g.eps());
+  }
+  out += g.log10_weight_decay ? fmt::format(", λ = {:.2g} (decoupled)", g.weight_decay()) : ", λ = off";
+  if (g.clip_norm) out += fmt::format(", clip ‖g‖ ≤ {:.3g}", *g.clip_norm);
+  return out;
+}
+}  // namespace
+
 std::string Genome::formula() const {
   const Genome c = canonical();
+  if (!c.is_terms()) return algorithm_formula(c);
   std::string sum;
   for (std::size_t i = 0; i < c.terms.size(); ++i) {
     const double w = c.terms[i].weight;
@@ -142,6 +237,7 @@ std::string Genome::hyperparameters() const {
   std::string sched;
   if (warmup_fraction > 0) sched += fmt::format("warmup {:.0f}%", warmup_fraction * 100);
   if (cosine_decay) sched += std::string(sched.empty() ? "" : ", ") + "cosine";
+  if (!is_terms()) return algorithm_hyperparameters(*this, sched);
   std::string out = fmt::format("η = {:.3g}{}", lr(), sched.empty() ? "" : " (" + sched + ")");
   if (needs_m() || needs_lion_m()) out += fmt::format(", β1 = {:.4g}", beta1);
   if (needs_v() || needs_lion_m()) out += fmt::format(", β2 = {:.5g}", beta2);
@@ -155,19 +251,28 @@ std::string Genome::hyperparameters() const {
 json Genome::to_json() const {
   json terms_json = json::array();
   for (const auto& t : terms) terms_json.push_back({{"term", std::string(term_info(t.term).name)}, {"weight", t.weight}});
-  return {{"format", kGenomeFormat},
-          {"version", kGenomeFormatVersion},
-          {"terms", terms_json},
-          {"log10_lr", log10_lr},
-          {"beta1", beta1},
-          {"beta2", beta2},
-          {"log10_eps", log10_eps},
-          {"log10_weight_decay", log10_weight_decay ? json(*log10_weight_decay) : json(nullptr)},
-          {"decoupled_weight_decay", decoupled_weight_decay},
-          {"bias_correction", bias_correction},
-          {"warmup_fraction", warmup_fraction},
-          {"cosine_decay", cosine_decay},
-          {"clip_norm", clip_norm ? json(*clip_norm) : json(nullptr)}};
+  json j = {{"format", kGenomeFormat},
+            {"version", kGenomeFormatVersion},
+            {"terms", terms_json},
+            {"log10_lr", log10_lr},
+            {"beta1", beta1},
+            {"beta2", beta2},
+            {"log10_eps", log10_eps},
+            {"log10_weight_decay", log10_weight_decay ? json(*log10_weight_decay) : json(nullptr)},
+            {"decoupled_weight_decay", decoupled_weight_decay},
+            {"bias_correction", bias_correction},
+            {"warmup_fraction", warmup_fraction},
+            {"cosine_decay", cosine_decay},
+            {"clip_norm", clip_norm ? json(*clip_norm) : json(nullptr)}};
+  if (!is_terms()) {  // written only for a hand-made method: a term genome's file is as before
+    j["algorithm"] = algorithm_name(algorithm);
+    if (algorithm == Algorithm::AdEMAMix) {
+      j["beta3"] = beta3;
+      j["alpha"] = alpha;
+    }
+    if (algorithm == Algorithm::Muon) j["log10_aux_lr"] = log10_aux_lr;
+  }
+  return j;
 }
 
 namespace {
@@ -230,7 +335,12 @@ void check_keys(const json& j) {
                                               "use_cosine_decay",
                                               "cosine",
                                               "clip_norm",
-                                              "grad_clip"};
+                                              "grad_clip",
+                                              "algorithm",
+                                              "beta3",
+                                              "alpha",
+                                              "log10_aux_lr",
+                                              "aux_lr"};
   for (const auto& [key, value] : j.items())
     if (!known.count(key)) throw Error("genome JSON has an unknown key '" + key + "'");
   static const std::vector<std::vector<const char*>> same_field = {{"log10_lr", "lr", "learning_rate"},
@@ -240,7 +350,8 @@ void check_keys(const json& j) {
                                                                    {"schedule", "lr_schedule"},
                                                                    {"use_warmup", "warmup"},
                                                                    {"cosine_decay", "use_cosine_decay", "cosine"},
-                                                                   {"clip_norm", "grad_clip"}};
+                                                                   {"clip_norm", "grad_clip"},
+                                                                   {"log10_aux_lr", "aux_lr"}};
   for (const auto& names : same_field) {
     std::vector<std::string> given;
     for (const char* n : names)
@@ -267,6 +378,7 @@ int format_version(const json& j) {
 // each a name (weight 1) or {"term": NAME, "weight": W}.
 std::vector<TermGene> read_terms(const json& j) {
   std::vector<TermGene> genes;
+  if (!j.contains("terms") && j.contains("algorithm")) return genes;  // a hand-made method
   if (!j.contains("terms") || !j.at("terms").is_array()) throw Error("genome JSON needs a 'terms' array");
   const json& terms = j.at("terms");
   if (terms.size() > static_cast<std::size_t>(limits::kGenomeTerms.max))
@@ -340,6 +452,23 @@ void read_switches(const json& j, Genome& g) {
   if (const json* v = find_any(j, {"clip_norm", "grad_clip"}, &which))
     g.clip_norm = v->is_null() ? std::nullopt : std::optional<double>(number(*v, which));
 }
+
+// A hand-made method and its own hyperparameters.
+void read_algorithm(const json& j, Genome& g) {
+  const char* which = nullptr;
+  if (const json* v = find_any(j, {"algorithm"}, &which)) {
+    if (!v->is_string()) throw Error("genome field algorithm must be a string, got " + v->dump());
+    const auto m = algorithm_from_name(v->get<std::string>());
+    if (!m) throw Error("genome field algorithm = \"" + v->get<std::string>() + "\" is not one of terms, ademamix, schedule_free_adamw, muon");
+    g.algorithm = *m;
+  }
+  if (const json* v = find_any(j, {"beta3"}, &which)) g.beta3 = number(*v, which);
+  if (const json* v = find_any(j, {"alpha"}, &which)) g.alpha = number(*v, which);
+  if (const json* v = find_any(j, {"log10_aux_lr"}, &which))
+    g.log10_aux_lr = number(*v, which);
+  else if (const json* v = find_any(j, {"aux_lr"}, &which))
+    g.log10_aux_lr = log10_positive(number(*v, which), which);
+}
 }  // namespace
 
 Genome Genome::from_json(const json& j) {
@@ -350,6 +479,7 @@ Genome Genome::from_json(const json& j) {
   g.terms = read_terms(j);
   read_rates(j, g);
   read_switches(j, g);
+  read_algorithm(j, g);
   if (version == 1) {
     // Version 1 meanings (see kGenomeFormatVersion): LION read the genome's m, and
     // NESTEROV with bias correction was β1·m̂ + (1−β1)·g.
@@ -363,12 +493,15 @@ Genome Genome::from_json(const json& j) {
 }
 
 bool Genome::operator==(const Genome& o) const {
-  return terms == o.terms && log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps &&
-         log10_weight_decay == o.log10_weight_decay && decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction &&
-         warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
+  return algorithm == o.algorithm && beta3 == o.beta3 && alpha == o.alpha && log10_aux_lr == o.log10_aux_lr && terms == o.terms &&
+         log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps && log10_weight_decay == o.log10_weight_decay &&
+         decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction && warmup_fraction == o.warmup_fraction &&
+         cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
 }
 
-std::vector<std::string> preset_names() { return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion", "nadamw"}; }
+std::vector<std::string> preset_names() {
+  return {"sgd", "adam", "adamw", "rmsprop", "signum", "lion", "nadamw", "ademamix", "schedule_free_adamw", "muon"};
+}
 
 Genome preset(const std::string& name) {
   Genome g;
@@ -404,6 +537,20 @@ Genome preset(const std::string& name) {
     // NAdamW, MLCommons AlgoPerf's baseline (the NADAMW term), with AdamW's defaults.
     g.terms = {{Term::NAdamW, 1.0}};
     g.log10_weight_decay = -2.0;
+  } else if (name == "ademamix") {
+    // The authors' defaults: β = (0.9, 0.999, 0.9999), α = 5, AdamW's weight decay.
+    g.algorithm = Algorithm::AdEMAMix;
+    g.log10_weight_decay = -2.0;
+  } else if (name == "schedule_free_adamw") {
+    // The authors' defaults (lr 0.0025, β = (0.9, 0.999)), with 5% warmup as they advise.
+    g.algorithm = Algorithm::ScheduleFreeAdamW;
+    g.log10_lr = std::log10(0.0025);
+    g.warmup_fraction = 0.05;
+  } else if (name == "muon") {
+    // The authors' defaults: lr 0.02, momentum 0.95 (Nesterov), its AdamW part at 3e-4.
+    g.algorithm = Algorithm::Muon;
+    g.log10_lr = std::log10(0.02);
+    g.beta1 = 0.95;
   } else {
     std::string known;
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
@@ -435,6 +582,7 @@ void save_genome(const Genome& g, const std::string& path) { write_file_atomic(p
 
 double genome_distance(const Genome& a_in, const Genome& b_in) {
   const Genome a = a_in.canonical(), b = b_in.canonical();
+  if (a.algorithm != b.algorithm) return 1.0;
   std::map<Term, double> wa, wb;
   for (const auto& t : a.terms) wa[t.term] += t.weight;
   for (const auto& t : b.terms) wb[t.term] += t.weight;

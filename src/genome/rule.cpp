@@ -434,6 +434,8 @@ Rule update_rule(const Genome& h, const std::vector<WeightedTerm>& terms) {
 }
 
 Rule update_rule(const Genome& genome) {
+  if (!genome.is_terms())
+    throw Error(std::string("genome algorithm ") + algorithm_name(genome.algorithm) + " is a hand-made optimizer, not an update rule of terms");
   std::vector<WeightedTerm> terms;
   for (const auto& t : genome.terms) {
     const TermInfo& info = term_info(t.term);

@@ -76,26 +76,6 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
   return loss;
 }
 
-void GenomeOptimizer::clip_grad_norm(std::vector<torch::Tensor>& params, double clip_norm) {
-  // By the group's global norm, in place, like torch::nn::utils::clip_grad_norm_.
-  std::vector<torch::Tensor> norms;
-  for (auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
-  if (norms.empty()) return;
-  if (!norms.front().device().is_cpu()) {
-    // Off the CPU the coefficient stays on the device (no host read per step):
-    // min(1, c/(‖g‖+1e-6)), as torch.nn.utils.clip_grad_norm_ computes it since 1.13.
-    const torch::Tensor coef = (torch::stack(norms).norm(2).add_(1e-6)).reciprocal_().mul_(clip_norm).clamp_max_(1.0);
-    for (auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(coef);
-    return;
-  }
-  const double coef = clip_norm / (torch::stack(norms).norm(2).item<double>() + 1e-6);
-  if (coef < 1.0)
-    for (auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(coef);
-}
-
 void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule& rule, const GenomeOptimizerOptions& options) {
   using genome::rule::Var;
   const genome::Genome& g = options.genome();

@@ -21,7 +21,7 @@
 #include "evoopt/common/files.hpp"
 #include "evoopt/common/limits.hpp"
 #include "evoopt/common/rng.hpp"
-#include "evoopt/optim/genome_optimizer.hpp"
+#include "evoopt/optim/algorithm.hpp"
 
 namespace evoopt::train {
 
@@ -162,7 +162,8 @@ nlohmann::json to_json(const RunResult& r) {
                       {"steps_planned", r.steps_planned},
                       {"seconds", r.seconds},
                       {"train_seconds", r.train_seconds}};
-  if (r.resumed_at > 0) j["resumed_at"] = r.resumed_at;  // absent for uninterrupted runs (journals stay as they were)
+  if (r.resumed_at > 0) j["resumed_at"] = r.resumed_at;                      // absent for uninterrupted runs (journals stay as they were)
+  if (!r.parameter_split.empty()) j["parameter_split"] = r.parameter_split;  // absent where all parameters are treated alike
   return j;
 }
 
@@ -186,6 +187,7 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.steps_done = json_at<std::int64_t>(j, "steps_done", what);
   r.steps_planned = json_value<std::int64_t>(j, "steps_planned", r.steps_done, what);
   r.resumed_at = json_value<std::int64_t>(j, "resumed_at", 0, what);
+  r.parameter_split = json_value<std::string>(j, "parameter_split", "", what);
   r.seconds = json_value<double>(j, "seconds", 0.0, what);
   r.train_seconds = json_value<double>(j, "train_seconds", 0.0, what);
   return r;
@@ -283,7 +285,8 @@ nlohmann::json run_identity(const genome::Genome& genome, const task::Task& task
   return {{"genome", genome.hash_hex()}, {"task", task.name}, {"seed", seed}, {"steps", steps}, {"state", names}};
 }
 
-void save_run_state(const std::string& path, const nlohmann::json& identity, const HostState& h, task::Model& model, optim::GenomeOptimizer& opt) {
+void save_run_state(const std::string& path, const nlohmann::json& identity, const HostState& h, task::Model& model,
+                    const optim::AlgorithmOptimizer& opt) {
   torch::serialize::OutputArchive archive;
   std::size_t i = 0;
   for (const auto& [name, t] : model.named_state()) archive.write("t" + std::to_string(i++), t.detach().to(torch::kCPU), /*is_buffer=*/true);
@@ -304,7 +307,7 @@ void save_run_state(const std::string& path, const nlohmann::json& identity, con
 // and optimizer. Nothing is changed, and nullopt comes back, when the file is missing,
 // unreadable or another run's; a file that reads but cannot be applied throws.
 std::optional<HostState> load_run_state(const std::string& path, const nlohmann::json& identity, std::int64_t before, task::Model& model,
-                                        optim::GenomeOptimizer& opt, const torch::Device& device) {
+                                        optim::AlgorithmOptimizer& opt, const torch::Device& device) {
   if (path.empty() || !std::filesystem::exists(path)) return std::nullopt;
   const auto state = model.named_state();
   HostState h;
@@ -344,18 +347,6 @@ std::optional<HostState> load_run_state(const std::string& path, const nlohmann:
   } catch (const std::exception& e) {
     throw Error("cannot continue the run from " + path + ": " + e.what());
   }
-  // The optimizer's buffers come back laid out as saved; each goes back to its parameter's
-  // layout, as the uninterrupted run keeps it.
-  for (auto& group : opt.param_groups())
-    for (auto& p : group.params()) {
-      auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-      if (it == opt.state().end()) continue;
-      auto& st = static_cast<optim::GenomeParamState&>(*it->second);
-      const auto format = p.suggest_memory_format();
-      if (st.exp_avg().defined()) st.exp_avg(st.exp_avg().contiguous(format));
-      if (st.exp_avg_sq().defined()) st.exp_avg_sq(st.exp_avg_sq().contiguous(format));
-      if (st.lion_exp_avg().defined()) st.lion_exp_avg(st.lion_exp_avg().contiguous(format));
-    }
   return h;
 }
 
@@ -445,6 +436,14 @@ struct BatchSource {
   Rng augment_rng;
 };
 
+// The model's trainable parameters by name, in the model's order (named_state's "param/" entries).
+std::vector<std::pair<std::string, torch::Tensor>> named_parameters(task::Model& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& [name, t] : model.named_state())
+    if (name.rfind("param/", 0) == 0) out.emplace_back(name.substr(6), t);
+  return out;
+}
+
 // A 0-dim bool on the parameters' device: whether every parameter is finite.
 torch::Tensor all_finite(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> flags;
@@ -513,7 +512,7 @@ struct LossLog {
 // Continues from the budget's resume_state when it holds a state of this run: the model,
 // optimizer, samplers and log as the uninterrupted run has them at the saved step.
 // Returns the first step to train (1 when nothing was resumed).
-std::int64_t resume_run(const Budget& budget, const nlohmann::json& identity, std::int64_t stop, task::Model& model, optim::GenomeOptimizer& opt,
+std::int64_t resume_run(const Budget& budget, const nlohmann::json& identity, std::int64_t stop, task::Model& model, optim::AlgorithmOptimizer& opt,
                         const torch::Device& device, BatchSource& batches, LossLog& log) {
   if (budget.resume_state.empty()) return 1;
   auto h = load_run_state(budget.resume_state, identity, stop, model, opt, device);
@@ -531,7 +530,7 @@ std::int64_t resume_run(const Budget& budget, const nlohmann::json& identity, st
 }
 
 // Trains steps first_step .. plan.stop, stopping early on cancellation or divergence.
-void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& budget, task::Model& model, optim::GenomeOptimizer& opt,
+void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& budget, task::Model& model, optim::AlgorithmOptimizer& opt,
                  const std::vector<torch::Tensor>& params, BatchSource& batches, LossLog& log) {
   for (std::int64_t step = first_step; step <= plan.stop; ++step) {
     if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
@@ -544,11 +543,11 @@ void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& bu
     // hands its fresh gradient tensors over instead of adding them into zeros, which saves
     // a fill and an add over every parameter each step. A parameter that gets no gradient
     // is left alone by the step, as in torch.optim.
-    for (auto& group : opt.param_groups())
+    for (auto& group : opt.optimizer().param_groups())
       for (auto& p : group.params()) p.mutable_grad().reset();
     auto loss = flat_cross_entropy(model.forward(x), y, torch::kMean);
     loss.backward();
-    opt.step();
+    opt.step(step);
     // A diverged loss is found at the next read, so a step may be taken on it: the run
     // is over then and its model discarded, which changes nothing reported.
     log.pending.push_back({step, loss.detach(), (step % budget.log_every == 0 || step == plan.steps) ? all_finite(params) : torch::Tensor()});
@@ -585,7 +584,8 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   const data::Splits& data = splits_on(task, device);
   BatchSource batches(task, data, device, seed, budget.memory_format);
   const auto params = model->parameters();
-  optim::GenomeOptimizer opt(params, optim::GenomeOptimizerOptions(genome, plan.steps));
+  optim::AlgorithmOptimizer opt(genome, named_parameters(*model), plan.steps);
+  r.parameter_split = opt.split();
   model->train(true);
 
   LossLog log(budget, progress, r);
@@ -610,6 +610,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
         HostState{stop, log.smoothed, r.final_loss, r.loss_curve, batches.text_rng.state(), batches.augment_rng.state(), model->counters()}, *model,
         opt);
   if (!r.diverged && !r.cancelled) {
+    opt.to_evaluation();
     const Evaluation e = evaluate_on(*model, task, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
     r.accuracy = e.score;
     r.eval_loss = e.loss;

@@ -92,3 +92,44 @@ TEST(Config, CliFlagsGivenAsZeroOrNegativeAreRejectedBeforeAnythingRuns) {
     EXPECT_FALSE(std::filesystem::exists(tmp / "run")) << args;
   }
 }
+
+// AdEMAMix, Schedule-Free AdamW and Muon as baselines of `evoopt compare` (issue 27): tuned
+// like every baseline, tested on the search task and a held-out one with batch norm, Muon's
+// parameter split printed once per task and kept in comparison.json, Schedule-Free never given
+// a decay.
+TEST(Compare, HandMadeBaselinesAreTunedTestedAndMuonsSplitIsShown) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  test::TempDir tmp;
+  {
+    std::ofstream cfg(tmp / "c.toml");
+    cfg << "tasks = [\"mnist\"]\ntransfer_tasks = [\"mnist:paper\"]\nsteps = 16\nbatch_size = 32\n"
+        << "[data]\ndir = \"" << test::data_dir().string() << "\"\ntrain_subset = 600\nval_size = 200\n"
+        << "[compare]\nbaselines = [\"ademamix\", \"schedule_free_adamw\", \"muon\"]\nlr_grid = [0.001, 0.01]\nwd_grid = [0.0]\n"
+        << "halving = false\nattribution = false\ntest_seeds = 2\nhorizon_multiple = 0\n";
+  }
+  const auto r = test::run_cli("compare --genome adam --workers 1 --config " + (tmp / "c.toml").string() + " --out " + (tmp / "run").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"ademamix (tuned)", "schedule_free_adamw (tuned)", "muon (tuned)"})
+    EXPECT_NE(r.out.find(name), std::string::npos) << r.out;
+  // The split once per task: the search task and the held-out one.
+  const auto first = r.out.find("muon (tuned) on MNIST: Muon: ");
+  ASSERT_NE(first, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("muon (tuned) on MNIST: Muon: ", first + 1), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("; AdamW: "), std::string::npos);
+  const auto c = nlohmann::json::parse(read_text_file(tmp / "run" / "comparison.json"));
+  int muons = 0;
+  for (const auto& h : {c.at("horizons"), c.at("transfer").at("horizons")})
+    for (const auto& m : h.at(0).at("methods")) {
+      const auto algorithm = m.at("genome").value("algorithm", "terms");
+      if (algorithm == "schedule_free_adamw") EXPECT_FALSE(m.at("genome").at("cosine_decay").get<bool>());
+      if (algorithm != "muon") {
+        EXPECT_FALSE(m.contains("parameter_split")) << m.at("name");
+        continue;
+      }
+      ++muons;
+      EXPECT_EQ(m.at("parameter_split").size(), 1u);
+      for (const auto& [task, split] : m.at("parameter_split").items()) EXPECT_NE(split.get<std::string>().find("Muon: "), std::string::npos);
+      for (const auto& [task, stats] : m.at("test").items()) EXPECT_GT(stats.at("mean").get<double>(), 0.2) << task;  // it learned
+    }
+  EXPECT_EQ(muons, 2);
+}

@@ -19,9 +19,11 @@
 #include "evoopt/common/files.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/optim/ademamix.hpp"
+#include "evoopt/optim/algorithm.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 #include "evoopt/optim/muon.hpp"
 #include "evoopt/optim/nadamw.hpp"
+#include "evoopt/optim/schedule.hpp"
 #include "evoopt/optim/schedule_free_adamw.hpp"
 #include "test_support.hpp"
 
@@ -314,4 +316,167 @@ TEST(Optimizers, BadOptionsAndMisplacedParametersAreOneLineErrors) {
               muon_split({{"b", ps[3]}}, {"b"});
             }),
             "Muon: parameter 'b' has shape 5; only parameters of 2 or more dimensions can step with Muon");
+}
+
+// A genome that names a hand-made algorithm trains with it, its schedule scaling every group's
+// learning rate and its clipping over all parameters: AlgorithmOptimizer equals the optimizer
+// driven by hand that way, bit for bit.
+namespace {
+std::vector<std::pair<std::string, torch::Tensor>> named(const std::vector<torch::Tensor>& ps) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (std::size_t k = 0; k < ps.size(); ++k) out.emplace_back("p" + std::to_string(k), ps[k]);
+  return out;
+}
+
+// The global norm over the optimizer's parameters, group by group (the order the norms are summed in).
+void clip_by_hand(torch::optim::Optimizer& opt, double c) {
+  std::vector<torch::Tensor> norms;
+  for (auto& group : opt.param_groups())
+    for (auto& p : group.params()) norms.push_back(p.grad().norm(2));
+  const double coef = c / (torch::stack(norms).norm(2).item<double>() + 1e-6);
+  if (coef < 1.0)
+    for (auto& group : opt.param_groups())
+      for (auto& p : group.params()) p.grad().mul_(coef);
+}
+}  // namespace
+
+TEST(Optimizers, AGenomeNamingAnAlgorithmTrainsWithItsScheduleAndClipping) {
+  const int steps = 50;
+  genome::Genome ademamix = genome::preset("ademamix");
+  ademamix.log10_lr = -2.0;
+  ademamix.beta3 = 0.999;
+  ademamix.alpha = 4.0;
+  ademamix.warmup_fraction = 0.1;
+  ademamix.cosine_decay = true;
+  ademamix.clip_norm = 0.5;
+  genome::Genome muon = genome::preset("muon");
+  muon.warmup_fraction = 0.2;
+  muon.cosine_decay = true;
+  muon.log10_weight_decay = -1.0;
+  muon.clip_norm = 1.0;
+  genome::Genome sf = genome::preset("schedule_free_adamw");
+  sf.warmup_fraction = 0.2;
+  sf.clip_norm = 0.5;
+  for (const auto* g : {&ademamix, &muon, &sf}) {
+    SCOPED_TRACE(genome::algorithm_name(g->algorithm));
+    auto ps = start();
+    optim::AlgorithmOptimizer opt(*g, named(ps), steps);
+    auto qs = start();
+    std::unique_ptr<torch::optim::Optimizer> by_hand;
+    if (g == &ademamix)
+      by_hand = std::make_unique<AdEMAMix>(qs, AdEMAMixOptions(g->lr()).beta3(0.999).alpha(4.0).warmup(steps).weight_decay(g->weight_decay()));
+    else if (g == &sf)
+      by_hand = std::make_unique<ScheduleFreeAdamW>(qs, ScheduleFreeAdamWOptions(g->lr()).warmup_steps(10));
+    else
+      by_hand = std::make_unique<Muon>(muon_split(named(qs)).groups(MuonOptions(g->lr()).momentum(0.95).weight_decay(g->weight_decay()),
+                                                                    MuonOptions::adamw(g->aux_lr()).weight_decay(g->weight_decay())));
+    std::vector<double> base;
+    for (auto& group : by_hand->param_groups()) base.push_back(group.options().get_lr());
+    for (int t = 1; t <= steps; ++t) {
+      set_grads(ps, t);
+      opt.step(t);
+      set_grads(qs, t);
+      clip_by_hand(*by_hand, *g->clip_norm);
+      if (g != &sf)
+        for (std::size_t i = 0; i < base.size(); ++i)
+          by_hand->param_groups()[i].options().set_lr(base[i] * schedule_factor(g->warmup_fraction, true, t - 1, steps));
+      by_hand->step();
+    }
+    for (std::size_t k = 0; k < ps.size(); ++k) EXPECT_TRUE(torch::equal(ps[k], qs[k])) << "tensor " << k;
+    EXPECT_EQ(opt.split().empty(), g != &muon);
+    // Schedule-Free evaluates at x: to_evaluation() is its eval_mode(), to_training() goes back.
+    opt.to_evaluation();
+    if (auto* s = dynamic_cast<ScheduleFreeAdamW*>(by_hand.get())) s->eval_mode();
+    for (std::size_t k = 0; k < ps.size(); ++k) EXPECT_TRUE(torch::equal(ps[k], qs[k])) << "tensor " << k << " at evaluation";
+    EXPECT_EQ(opt.evaluates_elsewhere(), g == &sf);
+  }
+}
+
+// Stopped mid-run and loaded into a fresh optimizer, every algorithm continues bit for bit,
+// also with a channels-last convolution kernel (load puts each state buffer back in its
+// parameter's layout, so reductions over it sum in the same order).
+TEST(Optimizers, AnAlgorithmOptimizerSavedMidRunContinuesBitForBit) {
+  genome::Genome terms = genome::preset("adam");
+  terms.terms = {{genome::Term::AdamTerm, 0.8}, {genome::Term::Lion, 0.3}};
+  for (const auto& g : {terms, genome::preset("ademamix"), genome::preset("schedule_free_adamw"), genome::preset("muon")}) {
+    SCOPED_TRACE(genome::algorithm_name(g.algorithm));
+    const auto make = [] {
+      auto ps = start();
+      ps[2] = ps[2].detach().contiguous(at::MemoryFormat::ChannelsLast).requires_grad_(true);
+      ps.push_back(ps[0].detach().clone().t().contiguous().mul(0.3).requires_grad_(true));  // a second matrix: Muon has a hidden one
+      return ps;
+    };
+    const auto grads = [](std::vector<torch::Tensor>& ps, int t) {
+      std::vector<torch::Tensor> first(ps.begin(), ps.begin() + 4);
+      set_grads(first, t);
+      ps[4].mutable_grad() = torch::sin(ps[4].detach() * t);
+    };
+    auto straight = make();
+    optim::AlgorithmOptimizer a(g, named(straight), 40);
+    for (int t = 1; t <= 40; ++t) grads(straight, t), a.step(t);
+    auto resumed = make();
+    optim::AlgorithmOptimizer b(g, named(resumed), 40);
+    for (int t = 1; t <= 17; ++t) grads(resumed, t), b.step(t);
+    std::ostringstream saved;
+    {
+      torch::serialize::OutputArchive archive;
+      b.save(archive);
+      archive.save_to(saved);
+    }
+    auto copy = make();
+    {
+      torch::NoGradGuard no_grad;
+      for (std::size_t k = 0; k < copy.size(); ++k) copy[k].copy_(resumed[k]);
+    }
+    optim::AlgorithmOptimizer c(g, named(copy), 40);
+    std::istringstream in(saved.str());
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    c.load(archive);
+    for (int t = 18; t <= 40; ++t) grads(copy, t), c.step(t);
+    for (std::size_t k = 0; k < copy.size(); ++k) EXPECT_TRUE(torch::equal(copy[k], straight[k])) << "tensor " << k;
+  }
+}
+
+TEST(Optimizers, HandMadeAlgorithmGenomesReadWriteHashAndRefuseWhatTheyCannotBe) {
+  for (const char* name : {"ademamix", "schedule_free_adamw", "muon"}) {
+    const genome::Genome g = genome::preset(name);
+    EXPECT_EQ(genome::algorithm_name(g.algorithm), std::string(name));
+    EXPECT_EQ(genome::Genome::from_json(g.to_json()), g);
+    EXPECT_EQ(genome::Genome::from_json(nlohmann::json::parse(g.to_json().dump())).hash(), g.hash());
+    EXPECT_NE(g.hash(), genome::preset("adam").hash());
+    EXPECT_NE(g.formula().find(name == std::string("muon")       ? "Muon"
+                               : name == std::string("ademamix") ? "AdEMAMix"
+                                                                 : "Schedule-Free"),
+              std::string::npos);
+  }
+  // A term genome's file and hash do not mention the algorithm fields.
+  EXPECT_FALSE(genome::preset("adam").to_json().contains("algorithm"));
+  genome::Genome adam = genome::preset("adam");
+  adam.beta3 = 0.5;  // not read by a term genome: canonical, same hash
+  EXPECT_EQ(adam.hash(), genome::preset("adam").hash());
+  genome::Genome mix = genome::preset("ademamix");
+  mix.beta3 = 0.999;
+  EXPECT_NE(mix.hash(), genome::preset("ademamix").hash());
+  genome::Genome muon = genome::preset("muon");
+  muon.beta2 = 0.9;  // Muon's AdamW part keeps the authors' β2
+  EXPECT_EQ(muon.hash(), genome::preset("muon").hash());
+  muon.log10_aux_lr = -3;
+  EXPECT_NE(muon.hash(), genome::preset("muon").hash());
+
+  const auto refused = [](const nlohmann::json& j, const std::string& want) {
+    try {
+      genome::Genome::from_json(j);
+      ADD_FAILURE() << "accepted " << j.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  refused({{"algorithm", "muon"}, {"terms", {"ADAM_TERM"}}}, "has no terms");
+  refused({{"algorithm", "adafactor"}}, "is not one of terms, ademamix, schedule_free_adamw, muon");
+  refused({{"algorithm", "schedule_free_adamw"}, {"cosine_decay", true}}, "cosine_decay is not allowed");
+  refused({{"algorithm", "ademamix"}, {"weight_decay", 0.1}, {"decoupled_weight_decay", false}}, "decoupled");
+  refused({{"algorithm", "ademamix"}, {"beta3", 1.0}}, "beta3");
+  EXPECT_EQ(genome::Genome::from_json({{"algorithm", "muon"}, {"aux_lr", 1e-3}}).aux_lr(),
+            genome::Genome::from_json({{"algorithm", "muon"}, {"log10_aux_lr", -3}}).aux_lr());
 }

@@ -136,8 +136,9 @@ struct MethodResult {
   MethodKind kind = MethodKind::Evolved;
   genome::Genome genome;
   double val_fitness = 0;
-  std::map<std::string, std::vector<double>> test;  // per task: fitness per test seed (diverged = −1)
-  std::vector<double> overall;                      // per seed: mean over tasks
+  std::map<std::string, std::vector<double>> test;     // per task: fitness per test seed (diverged = −1)
+  std::vector<double> overall;                         // per seed: mean over tasks
+  std::map<std::string, std::string> parameter_split;  // per task, where the optimizer splits the parameters (Muon)
 };
 
 struct HorizonResult {

@@ -61,7 +61,9 @@ struct CompareOptions {
     using schema::kCompare;
     using schema::kEvolve;
     visit("enabled", c.enabled, help("Compare the winner with tuned baselines").flag(kEvolve, "--no-compare"));
-    visit("baselines", c.baselines, help("Baseline optimizers (genome presets)").one_of("sgd, adam, adamw, rmsprop, signum, lion, nadamw"));
+    visit(
+        "baselines", c.baselines,
+        help("Baseline optimizers (genome presets)").one_of("sgd, adam, adamw, rmsprop, signum, lion, nadamw, ademamix, schedule_free_adamw, muon"));
     visit("protocol", c.protocol,
           help("How baselines are tuned: strong (lr x weight decay x {constant, the winner's schedule + clipping}, successive halving) or seed "
                "(3 x 3 grid, constant lr)")

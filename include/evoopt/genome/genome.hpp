@@ -35,10 +35,27 @@ struct Bounds {
   static constexpr double kLog10WdMin = -8.0, kLog10WdMax = -1.0;
   static constexpr double kWarmupMin = 0.0, kWarmupMax = 0.5;
   static constexpr double kClipMin = 1e-3, kClipMax = 1e3;
+  static constexpr double kBeta3Min = 0.0, kBeta3Max = 0.99999;
+  static constexpr double kAlphaMin = 0.0, kAlphaMax = 100.0;
 };
 
+// What a genome's update is: a weighted sum of terms (what the search evolves), or one of
+// today's strongest hand-made optimizers as published (comparison baselines, never searched;
+// include/evoopt/optim/). A hand-made method has no terms; it reads the genome's learning
+// rate, β's, ε, decoupled weight decay, schedule and clipping as its own hyperparameters
+// (optim/algorithm.hpp says how each is mapped).
+enum class Algorithm {
+  Terms,
+  AdEMAMix,           // Pagliardini et al. 2024: reads beta3 and alpha besides Adam's
+  ScheduleFreeAdamW,  // Defazio et al. 2024: warmup only (no decay: the method is schedule-free)
+  Muon,               // Jordan et al. 2024: lr for the hidden matrices (beta1 its momentum), aux_lr for its AdamW part
+};
+const char* algorithm_name(Algorithm a);  // "terms", "ademamix", "schedule_free_adamw", "muon"
+std::optional<Algorithm> algorithm_from_name(const std::string& name);
+
 struct Genome {
-  std::vector<TermGene> terms;
+  Algorithm algorithm = Algorithm::Terms;
+  std::vector<TermGene> terms;  // empty for a hand-made method
   double log10_lr = -3.0;
   double beta1 = 0.9;
   double beta2 = 0.999;
@@ -48,13 +65,18 @@ struct Genome {
   // the moments (torch's SGD/Adam/RMSprop weight_decay).
   bool decoupled_weight_decay = true;
   bool bias_correction = true;
-  double warmup_fraction = 0.0;     // fraction of the run's steps spent in linear warmup
-  bool cosine_decay = false;        // cosine decay to 0 after warmup
-  std::optional<double> clip_norm;  // clip gradients by global norm when set
+  double warmup_fraction = 0.0;               // fraction of the run's steps spent in linear warmup
+  bool cosine_decay = false;                  // cosine decay to 0 after warmup
+  std::optional<double> clip_norm;            // clip gradients by global norm when set
+  double beta3 = 0.9999;                      // AdEMAMix: the slow EMA's β3
+  double alpha = 5.0;                         // AdEMAMix: the weight of the slow EMA
+  double log10_aux_lr = -3.5228787452803374;  // Muon: log10 of its AdamW part's learning rate (3e-4)
 
   double lr() const;
   double eps() const;
   double weight_decay() const;  // 0 when off
+  double aux_lr() const;        // Muon's AdamW part
+  bool is_terms() const { return algorithm == Algorithm::Terms; }
   bool needs_m() const;
   bool needs_v() const;
   bool needs_lion_m() const;           // LION's own momentum (EMA with β2)
@@ -95,7 +117,8 @@ inline constexpr const char* kGenomeFormat = "evoopt.genome";
 inline constexpr int kGenomeFormatVersion = 2;
 
 // Presets: sgd (EMA momentum), adam, adamw, rmsprop, signum, lion ("lion-like" is an alias),
-// nadamw (AlgoPerf's NAdamW; a baseline, not a seed of the search).
+// nadamw (AlgoPerf's NAdamW), and the hand-made ademamix, schedule_free_adamw, muon (the last
+// four are baselines, not seeds of the search).
 std::vector<std::string> preset_names();
 Genome preset(const std::string& name);  // throws evoopt::Error listing the presets
 // A preset name or a JSON file path.

@@ -60,7 +60,6 @@ class GenomeOptimizer : public torch::optim::Optimizer {
   void load(torch::serialize::InputArchive& archive) override;
 
  private:
-  static void clip_grad_norm(std::vector<torch::Tensor>& params, double clip_norm);
   // One parameter's step: its state, t and η_t around the genome's update rule.
   void step_parameter(torch::Tensor& p, const genome::rule::Rule& rule, const GenomeOptimizerOptions& options);
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <torch/optim/optimizer.h>
 
@@ -28,6 +29,10 @@ inline torch::Tensor call_closure(const torch::optim::Optimizer::LossClosure& cl
   at::AutoGradMode enable_grad(true);
   return closure();
 }
+
+// Clips the gradients of `params` in place by their global L2 norm, like
+// torch::nn::utils::clip_grad_norm_ (coefficient min(1, c/(‖g‖ + 1e-6))); defined in algorithm.cpp.
+void clip_grad_norm(const std::vector<torch::Tensor>& params, double clip_norm);
 
 // Throws evoopt::Error naming the optimizer and the first value out of range.
 inline void check_range(bool ok, const char* optimizer, const char* name, double value, const char* range) {

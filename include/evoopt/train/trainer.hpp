@@ -103,6 +103,9 @@ struct RunResult {
   // > 0: the run continued from a state saved at this step (Budget::resume_state); it trained
   // steps resumed_at+1 .. steps_done itself. Its results are those of the uninterrupted run.
   std::int64_t resumed_at = 0;
+  // How the optimizer split the model's parameters (Muon: which step with Muon, which with its
+  // AdamW part; optim::MuonSplit::describe); empty for an optimizer that treats all alike.
+  std::string parameter_split;
   double seconds = 0.0;        // the whole run: set-up, training, evaluation
   double train_seconds = 0.0;  // the training steps alone
   // Fitness contribution: the score, or −1 when diverged.
