@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
     c->add_option("--val-size", train_args.val_size, "Validation images carved from the training set")
         ->capture_default_str()
         ->transform(integer_flag(1, limits::kExamples));
-    c->add_option("--batch-size", train_args.batch_size, "Minibatch size (0 = the task's default, 64)")
+    c->add_option("--batch-size", train_args.batch_size, "Minibatch size (0 = the task's default: 64; jargon:transformer 16)")
         ->transform(integer_flag(0, limits::kBatchSize));
     c->add_flag("--no-augment", train_args.no_augment, "Disable CIFAR-10 random crop + flip");
   };
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--genome", train_args.genome, "Preset or JSON file")->capture_default_str();
   train_cmd
       ->add_option("--task", train_args.task,
-                   "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text); e.g. fashion_mnist:mlp; or a [[task]] of --config")
+                   "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text, its LSTM; jargon:transformer); e.g. fashion_mnist:mlp; or a [[task]] of --config")
       ->capture_default_str();
   train_cmd->add_option("--config", train_args.config_file, "TOML file whose [[task]] tables define your own tasks");
   train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->transform(integer_flag(0, limits::kSteps));

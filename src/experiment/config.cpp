@@ -146,7 +146,7 @@ void ExperimentConfig::validate() const {
     seen.insert(t);
   }
   if (!task::is_image_model(task::model_preset_from_name(model)))
-    throw Error("model '" + model + "' is not an image model (allowed: tiny, paper, mlp; text tasks use lstm)");
+    throw Error("model '" + model + "' is not an image model (allowed: tiny, paper, mlp; text tasks use lstm or transformer)");
   if (steps < 1) throw Error("steps must be >= 1, got " + std::to_string(steps));
   limits::check("steps", steps, limits::kSteps);
   // The comparison's longer horizon trains steps × horizon_multiple.

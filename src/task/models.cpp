@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -15,9 +16,9 @@ namespace evoopt::task {
 namespace nn = torch::nn;
 
 ModelPreset model_preset_from_name(const std::string& name) {
-  for (ModelPreset p : {ModelPreset::Tiny, ModelPreset::Paper, ModelPreset::Mlp, ModelPreset::Lstm})
+  for (ModelPreset p : {ModelPreset::Tiny, ModelPreset::Paper, ModelPreset::Mlp, ModelPreset::Lstm, ModelPreset::Transformer})
     if (name == model_preset_name(p)) return p;
-  throw Error("unknown model preset '" + name + "' (allowed: tiny, paper, mlp, lstm)");
+  throw Error("unknown model preset '" + name + "' (allowed: tiny, paper, mlp, lstm, transformer)");
 }
 
 const char* model_preset_name(ModelPreset p) {
@@ -30,6 +31,8 @@ const char* model_preset_name(ModelPreset p) {
       return "mlp";
     case ModelPreset::Lstm:
       return "lstm";
+    case ModelPreset::Transformer:
+      return "transformer";
     case ModelPreset::TorchScript:
       return "torchscript";
   }
@@ -217,6 +220,130 @@ class CharLstmImpl : public nn::Module {
 };
 TORCH_MODULE(CharLstm);
 
+// The byte transformer's sizes besides its context (kTransformerContext): blocks, width,
+// heads (of kTfWidth / kTfHeads = 32 dimensions each) and the MLP's hidden width (4 × width,
+// as in Vaswani et al. 2017 and GPT-2).
+constexpr std::int64_t kTfLayers = 2, kTfWidth = 128, kTfHeads = 4, kTfHidden = 4 * kTfWidth;
+
+// PyTorch's default for a linear layer: weight and bias U(−1/√fan_in, 1/√fan_in).
+void init_linear(nn::Linear& l, at::Generator& gen) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(l->weight.size(1)));
+  init_uniform(l->weight, bound, gen);
+  init_uniform(l->bias, bound, gen);
+}
+
+// LayerNorm starts as the identity map up to normalisation: γ = 1, β = 0 (PyTorch's default).
+void init_layer_norm(nn::LayerNorm& n) {
+  n->weight.fill_(1.0);
+  n->bias.fill_(0.0);
+}
+
+// Causal multi-head self-attention written out (Vaswani et al. 2017, "Attention Is All You
+// Need", §3.2): per head h, softmax(Q_h K_hᵀ / √d_head + M) V_h with M = −∞ above the
+// diagonal (position t sees positions ≤ t only), heads concatenated, then the output
+// projection. Plain matmul/softmax rather than a fused attention kernel, so the same
+// arithmetic runs in every libtorch build; no dropout.
+class CausalSelfAttentionImpl : public nn::Module {
+ public:
+  CausalSelfAttentionImpl()
+      : query_(register_module("query", nn::Linear(kTfWidth, kTfWidth))),
+        key_(register_module("key", nn::Linear(kTfWidth, kTfWidth))),
+        value_(register_module("value", nn::Linear(kTfWidth, kTfWidth))),
+        out_(register_module("out", nn::Linear(kTfWidth, kTfWidth))) {}
+  void initialise(at::Generator& gen) {
+    for (nn::Linear* l : {&query_, &key_, &value_, &out_}) init_linear(*l, gen);
+  }
+  // (B, T, width) → (B, T, width).
+  torch::Tensor forward(const torch::Tensor& x) {
+    const std::int64_t B = x.size(0), T = x.size(1), D = kTfWidth / kTfHeads;
+    // (B, T, width) → (B, heads, T, d_head).
+    const auto heads = [&](const torch::Tensor& t) { return t.view({B, T, kTfHeads, D}).transpose(1, 2); };
+    const torch::Tensor q = heads(query_->forward(x)), k = heads(key_->forward(x)), v = heads(value_->forward(x));
+    const torch::Tensor future = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
+    // (B, heads, T, T); row t: how much position t attends to each position s <= t. A masked
+    // score is −∞, so its softmax weight is exactly 0 and later bytes cannot change row t.
+    torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(static_cast<double>(D)));
+    scores.masked_fill_(future, -std::numeric_limits<float>::infinity());
+    const torch::Tensor mixed = torch::matmul(torch::softmax(scores, -1), v);  // (B, heads, T, d_head)
+    return out_->forward(mixed.transpose(1, 2).reshape({B, T, kTfWidth}));
+  }
+
+ private:
+  nn::Linear query_, key_, value_, out_;
+};
+TORCH_MODULE(CausalSelfAttention);
+
+// One pre-LayerNorm block (GPT-2, Radford et al. 2019, §2.3: LayerNorm moved to each
+// sub-block's input): x + attention(LN(x)), then x + MLP(LN(x)) with MLP = 128→512, GELU
+// (exact, erf form: PyTorch's default), 512→128.
+class TransformerBlockImpl : public nn::Module {
+ public:
+  TransformerBlockImpl()
+      : norm1_(register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({kTfWidth})))),
+        attention_(register_module("attention", CausalSelfAttention())),
+        norm2_(register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({kTfWidth})))),
+        fc_(register_module("fc", nn::Linear(kTfWidth, kTfHidden))),
+        proj_(register_module("proj", nn::Linear(kTfHidden, kTfWidth))) {}
+  void initialise(at::Generator& gen) {
+    init_layer_norm(norm1_);
+    attention_->initialise(gen);
+    init_layer_norm(norm2_);
+    init_linear(fc_, gen);
+    init_linear(proj_, gen);
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    x = x + attention_->forward(norm1_->forward(x));
+    return x + proj_->forward(torch::gelu(fc_->forward(norm2_->forward(x))));
+  }
+
+ private:
+  nn::LayerNorm norm1_;
+  CausalSelfAttention attention_;
+  nn::LayerNorm norm2_;
+  nn::Linear fc_, proj_;
+};
+TORCH_MODULE(TransformerBlock);
+
+// Decoder-only byte transformer: learned token and position embeddings (summed), kTfLayers
+// pre-LN blocks, a final LayerNorm (GPT-2) and a linear head to next-byte logits. The
+// parameters, and so named_state, come in registration order: token, position, block0,
+// block1, norm, head.
+class ByteTransformerImpl : public nn::Module {
+ public:
+  ByteTransformerImpl(std::int64_t vocab, std::uint64_t seed)
+      : token_(register_module("token", nn::Embedding(vocab, kTfWidth))),
+        position_(register_module("position", nn::Embedding(kTransformerContext, kTfWidth))) {
+    for (std::int64_t i = 0; i < kTfLayers; ++i) blocks_.push_back(register_module("block" + std::to_string(i), TransformerBlock()));
+    norm_ = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({kTfWidth})));
+    head_ = register_module("head", nn::Linear(kTfWidth, vocab));
+    // Every draw from one generator, in the order above.
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    torch::NoGradGuard no_grad;
+    token_->weight.normal_(0.0, 0.02, gen);
+    position_->weight.normal_(0.0, 0.02, gen);
+    for (auto& b : blocks_) b->initialise(gen);
+    init_layer_norm(norm_);
+    init_linear(head_, gen);
+  }
+  // int64 bytes (B, T ≤ kTransformerContext) → logits (B, T, vocab).
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (x.dim() != 2) throw Error(fmt::format("the transformer reads byte sequences (B, T), got a tensor of {} dimensions", x.dim()));
+    if (x.size(1) < 1 || x.size(1) > kTransformerContext)
+      throw Error(fmt::format("the transformer reads 1 to {} bytes at once (its context), got sequences of {}", kTransformerContext, x.size(1)));
+    const torch::Tensor positions = torch::arange(x.size(1), torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+    torch::Tensor h = token_->forward(x) + position_->forward(positions);  // (B, T, width) + (T, width)
+    for (auto& b : blocks_) h = b->forward(h);
+    return head_->forward(norm_->forward(h));
+  }
+
+ private:
+  nn::Embedding token_, position_;
+  std::vector<TransformerBlock> blocks_;
+  nn::LayerNorm norm_{nullptr};
+  nn::Linear head_{nullptr};
+};
+TORCH_MODULE(ByteTransformer);
+
 template <typename Holder>
 class ModuleModel : public Model {
  public:
@@ -265,6 +392,10 @@ std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& in, std
     if (in.channels != 0) throw Error("the lstm model reads byte sequences (a text dataset), not images");
     return std::make_unique<ModuleModel<CharLstm>>(CharLstm(in.classes, seed));
   }
+  if (preset == ModelPreset::Transformer) {
+    if (in.channels != 0) throw Error("the transformer model reads byte sequences (a text dataset), not images");
+    return std::make_unique<ModuleModel<ByteTransformer>>(ByteTransformer(in.classes, seed));
+  }
   if (in.channels < 1) throw Error(std::string("the ") + model_preset_name(preset) + " model reads images, not text");
   return std::make_unique<ModuleModel<nn::Sequential>>(make_model(preset, in, seed, format));
 }
@@ -273,6 +404,15 @@ double forward_flops(ModelPreset preset, const InputShape& in) {
   if (preset == ModelPreset::TorchScript) return 0;  // unknown
   if (preset == ModelPreset::Lstm)
     return 2.0 * 4.0 * kLstmHidden * (kLstmEmbedding + kLstmHidden) + 2.0 * kLstmHidden * static_cast<double>(in.classes);
+  if (preset == ModelPreset::Transformer) {
+    // Per block and byte, in multiply-adds: the q, k, v and output projections 4·d², the
+    // scores q·k and the weighted sum of v against all T = kTransformerContext positions
+    // (the explicit attention computes the whole T × T matrix, masked entries included)
+    // 2·T·d, the MLP 2·d·4d; then the head d·vocab. d = 128: 983,040 FLOPs per byte.
+    const double d = kTfWidth, T = kTransformerContext;
+    const double block = 4.0 * d * d + 2.0 * T * d + 2.0 * d * kTfHidden;
+    return 2.0 * (kTfLayers * block + d * static_cast<double>(in.classes));
+  }
   if (preset == ModelPreset::Mlp)
     return 2.0 * (static_cast<double>(in.channels * in.height * in.width) * 256 + 256.0 * 128 + 128.0 * static_cast<double>(in.classes));
   auto conv_flops = [](double cin, double cout, double h, double w) { return 2.0 * cin * cout * 9.0 * h * w; };

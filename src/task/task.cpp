@@ -73,11 +73,13 @@ TaskName split_task_name(const std::string& name) {
   return t;
 }
 
-// The one check that a model reads its data: `text` data needs lstm, images an image model.
+// The one check that a model reads its data: `text` data needs a text model (lstm,
+// transformer), images an image model.
 void check_model_reads(const std::string& name, const std::string& dataset, bool text, ModelPreset model) {
   if (text && is_image_model(model))
-    throw Error("task '" + name + "': " + dataset + " is a text; its model must be lstm, not " + model_preset_name(model));
-  if (!text && !is_image_model(model)) throw Error("task '" + name + "': " + dataset + " holds images; lstm reads text (allowed: tiny, paper, mlp)");
+    throw Error("task '" + name + "': " + dataset + " is a text; its model must be lstm or transformer, not " + model_preset_name(model));
+  if (!text && !is_image_model(model))
+    throw Error("task '" + name + "': " + dataset + " holds images; " + model_preset_name(model) + " reads text (allowed: tiny, paper, mlp)");
 }
 }  // namespace
 
@@ -87,7 +89,7 @@ TaskName parse_task_name(const std::string& name) {
   if (std::find(names.begin(), names.end(), t.dataset) == names.end()) {
     std::string list;
     for (const auto& d : names) list += (list.empty() ? "" : ", ") + d;
-    throw Error("unknown task '" + name + "' (DATASET[:MODEL]; datasets: " + list + "; models: tiny, paper, mlp, lstm)");
+    throw Error("unknown task '" + name + "' (DATASET[:MODEL]; datasets: " + list + "; models: tiny, paper, mlp, lstm, transformer)");
   }
   const data::DatasetSpec& spec = data::dataset_spec(t.dataset);
   if (t.model) check_model_reads(name, spec.display, spec.format == data::Format::Text, *t.model);
@@ -103,6 +105,12 @@ InputShape Task::input() const {
 double Task::step_flops() const {
   const double per_example = forward_flops(model, input()) * static_cast<double>(seq_len > 0 ? seq_len : 1);
   return 3.0 * per_example * static_cast<double>(batch_size);
+}
+
+std::int64_t text_sequence_length(ModelPreset model) {
+  if (model == ModelPreset::Lstm) return kTextSequenceLength;
+  if (model == ModelPreset::Transformer) return kTransformerContext;
+  throw Error(std::string("text_sequence_length: ") + model_preset_name(model) + " is not a built-in text model");
 }
 
 std::int64_t scored_examples(std::int64_t size, std::int64_t seq_len) { return seq_len > 0 ? (size - 1) / seq_len : size; }
@@ -152,7 +160,8 @@ Task make_task(const std::string& name, std::shared_ptr<const data::Splits> spli
   check_model_reads(name, t.dataset, text, t.model);
   if (text) {
     t.kind = TaskKind::NextToken;
-    t.seq_len = kTextSequenceLength;
+    t.seq_len = text_sequence_length(t.model);
+    if (options.batch_size == 0 && t.model == ModelPreset::Transformer) t.batch_size = kTransformerBatchSize;
     t.augment = false;
     return t;
   }

@@ -1,5 +1,6 @@
 // Tasks beyond the three search CNNs (issue 12) on the prepared data: the Jargon File (the
-// byte-level LSTM's text) and Fashion-MNIST with the MLP load as held-out tasks and train.
+// byte-level LSTM's and transformer's text) and Fashion-MNIST with the MLP load as held-out
+// tasks and train.
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/files.hpp"
 #include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/compare.hpp"
 #include "evoopt/experiment/config.hpp"
@@ -50,4 +52,23 @@ TEST(Tasks, JargonFileAndTheMlpLoadAsHeldOutTasks) {
   // earlier masks never answer for them); the others' fingerprints are unchanged.
   EXPECT_FALSE(mlp.description().contains("dropout_masks"));
   EXPECT_EQ(task::load_task("fashion_mnist:paper", o).description().at("dropout_masks"), "counter");
+}
+
+// `evoopt train --task jargon:transformer`: the byte transformer trains a few steps on the
+// Jargon File through the CLI, in sequences of its whole context, and is scored by 1/perplexity.
+TEST(Tasks, CliTrainsTheByteTransformerOnTheJargonFile) {
+  EVOOPT_REQUIRE_DATASET("jargon");
+  test::TempDir tmp;
+  const auto r = test::run_cli("train --genome adam --task jargon:transformer --steps 4 --batch-size 4 --seed 2 --data-dir " +
+                               test::data_dir().string() + " --out " + (tmp / "r.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("task jargon:transformer [jargon], model transformer, 4 steps, batch 4, seed 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("val loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("perplexity"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(read_text_file(tmp / "r.json"));
+  EXPECT_EQ(j["model"], "transformer");
+  EXPECT_EQ(j["steps_done"], 4);
+  EXPECT_FALSE(j["diverged"].get<bool>());
+  EXPECT_NEAR(j["accuracy"].get<double>(), std::exp(-j["eval_loss"].get<double>()), 1e-12);
+  EXPECT_GT(j["accuracy"].get<double>(), 1.0 / 256);  // better than uniform after 4 steps
 }

@@ -73,6 +73,7 @@ TEST(Tasks, NamesPickADatasetAndAModelThatReadsIt) {
   EXPECT_EQ(mlp.dataset, "fashion_mnist");
   EXPECT_EQ(mlp.model, task::ModelPreset::Mlp);
   EXPECT_EQ(task::parse_task_name("jargon:lstm").model, task::ModelPreset::Lstm);
+  EXPECT_EQ(task::parse_task_name("jargon:transformer").model, task::ModelPreset::Transformer);
   auto error_of = [](const std::string& name) {
     try {
       task::parse_task_name(name);
@@ -84,7 +85,10 @@ TEST(Tasks, NamesPickADatasetAndAModelThatReadsIt) {
   EXPECT_NE(error_of("imagenet").find("unknown task 'imagenet'"), std::string::npos);
   EXPECT_NE(error_of("mnist:giant").find("unknown model preset 'giant'"), std::string::npos);
   EXPECT_NE(error_of("mnist:lstm").find("lstm reads text"), std::string::npos);
-  EXPECT_NE(error_of("jargon:mlp").find("its model must be lstm"), std::string::npos);
+  EXPECT_NE(error_of("jargon:mlp").find("its model must be lstm or transformer, not mlp"), std::string::npos);
+  EXPECT_NE(error_of("cifar10:transformer").find("CIFAR-10 holds images; transformer reads text (allowed: tiny, paper, mlp)"), std::string::npos);
+  EXPECT_NE(error_of("mnist:giant").find("(allowed: tiny, paper, mlp, lstm, transformer)"), std::string::npos);
+  EXPECT_NE(error_of("imagenet").find("models: tiny, paper, mlp, lstm, transformer)"), std::string::npos);
 }
 
 TEST(Tasks, MlpAndLstmHaveTheDocumentedShapes) {
@@ -163,6 +167,41 @@ TEST(Tasks, ByteLstmLearnsAGeneratedTextReproducibly) {
   auto j = train::to_json(a);
   j.erase("eval_loss");
   EXPECT_TRUE(std::isnan(train::run_result_from_json(j).eval_loss));
+}
+
+// The transformer's text task: sequences of its whole context (128 bytes) where the LSTM's are
+// 64, its own default batch, both in the description (and so in every run key); the LSTM's
+// task as before. A few steps train and score through the trainer.
+TEST(Tasks, TransformerTaskReadsItsWholeContext) {
+  const task::Task lstm = task::make_task("generated_text", generated_text(), {});
+  EXPECT_EQ(lstm.seq_len, task::kTextSequenceLength);
+  EXPECT_EQ(lstm.batch_size, 64);
+  EXPECT_EQ(lstm.default_steps, 300);
+  const task::Task t = task::make_task("generated_text:transformer", generated_text(), {});
+  EXPECT_EQ(t.kind, task::TaskKind::NextToken);
+  EXPECT_EQ(t.model, task::ModelPreset::Transformer);
+  EXPECT_EQ(t.seq_len, task::kTransformerContext);
+  EXPECT_EQ(task::text_sequence_length(task::ModelPreset::Lstm), 64);
+  EXPECT_EQ(task::text_sequence_length(task::ModelPreset::Transformer), 128);
+  EXPECT_THROW(task::text_sequence_length(task::ModelPreset::Tiny), Error);
+  EXPECT_EQ(t.batch_size, task::kTransformerBatchSize);
+  EXPECT_EQ(t.default_steps, 300);
+  EXPECT_EQ(t.examples(data::Split::Val), (data::kTextHeldOutBytes - 1) / 128);
+  EXPECT_EQ(t.description().at("seq_len"), 128);
+  EXPECT_EQ(t.description().at("model"), "transformer");
+  EXPECT_EQ(t.step_flops(), 3.0 * 983040.0 * 128 * static_cast<double>(t.batch_size));
+  task::TaskOptions o;
+  o.batch_size = 4;
+  const task::Task small = task::make_task("generated_text:transformer", generated_text(), o);
+  EXPECT_EQ(small.batch_size, 4);
+  genome::Genome g = genome::preset("adam");
+  g.log10_lr = std::log10(3e-3);
+  train::Budget b = budget(20);
+  b.eval_limit = 8;
+  const auto a = train::train_and_evaluate(g, small, 1, b);
+  ASSERT_FALSE(a.diverged) << a.divergence_reason;
+  EXPECT_LT(a.eval_loss, a.loss_curve.front().loss);
+  EXPECT_EQ(a.eval_loss, train::train_and_evaluate(g, small, 1, b).eval_loss);
 }
 
 TEST(Transfer, ConfigKeepsHeldOutTasksOutOfTheSearch) {

@@ -16,12 +16,17 @@ enum class ModelPreset {
   Paper,        // the architectures of the best-known public implementation of this idea
   Mlp,          // images: flatten, 256 and 128 ReLU units, linear classifier (a held-out architecture)
   Lstm,         // text: byte embedding (64), one LSTM layer (128), linear next-byte classifier
+  Transformer,  // text: a decoder-only byte transformer, 2 pre-LN blocks of width 128, 4 heads, context 128 (a held-out architecture)
   TorchScript,  // a user task's own model file (user_task.hpp); never named in a task name
 };
-// "tiny" | "paper" | "mlp" | "lstm"; throws evoopt::Error naming the allowed ones.
+// "tiny" | "paper" | "mlp" | "lstm" | "transformer"; throws evoopt::Error naming the allowed ones.
 ModelPreset model_preset_from_name(const std::string& name);
 const char* model_preset_name(ModelPreset p);
-bool is_image_model(ModelPreset p);  // tiny, paper, mlp (lstm reads byte sequences; TorchScript: either)
+bool is_image_model(ModelPreset p);  // tiny, paper, mlp (lstm and transformer read byte sequences; TorchScript: either)
+
+// The transformer's context: the most bytes it reads at once (its position embeddings), and
+// so the sequence length of its text tasks.
+inline constexpr std::int64_t kTransformerContext = 128;
 
 // Images: channels × height × width → classes. Text: channels = height = width = 0,
 // classes = the vocabulary (256 bytes).
@@ -80,13 +85,18 @@ torch::nn::Sequential make_model(ModelPreset preset, const InputShape& input, st
                                  at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
 
 // Any preset as a Model (make_model for the image presets; the LSTM is initialised the
-// same way: PyTorch's default scheme from `seed`, embedding N(0, 1)).
+// same way: PyTorch's default scheme from `seed`, embedding N(0, 1)). The transformer: linear
+// layers by PyTorch's default scheme, token and position embeddings N(0, 0.02²) as GPT-2's
+// (Radford et al. 2019; `initializer_range` = 0.02 in Hugging Face's GPT2Config), LayerNorm
+// γ = 1, β = 0; its forward takes int64 bytes (B, T ≤ kTransformerContext).
 std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& input, std::uint64_t seed,
                                    at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
 
 // Analytic multiply-adds ×2 of one forward pass of one sample (convolutions and
 // linear layers; activations, pooling and normalisation are not counted). Text: per
-// byte predicted (the LSTM's gates and the classifier).
+// byte predicted (the LSTM's gates and the classifier; the transformer's projections,
+// attention scores and weighted sums over the full context of kTransformerContext bytes,
+// MLP and head; embeddings, LayerNorm, softmax and GELU not counted).
 double forward_flops(ModelPreset preset, const InputShape& input);
 
 }  // namespace evoopt::task
