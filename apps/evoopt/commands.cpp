@@ -138,6 +138,10 @@ int cmd_train(const TrainArgs& a) {
       std::cout << fmt::format("{} loss {:.4f} nats per token, perplexity {:.3f}, fitness exp(-loss) {:.4f}  [{}]", r.split, r.eval_loss,
                                std::exp(r.eval_loss), r.accuracy, r.task_label)
                 << "\n";
+    else if (t.kind == task::TaskKind::Reinforcement)
+      std::cout << fmt::format("{} score {:.4f} (mean return / 500 over {} greedy episodes)  [{}]", r.split, r.accuracy, t.examples(b.eval_split),
+                               r.task_label)
+                << "\n";
     else
       std::cout << fmt::format("{} accuracy: {:.4f}  [{}]", r.split, r.accuracy, r.task_label) << "\n";
   }

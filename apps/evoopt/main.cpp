@@ -186,7 +186,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--genome", train_args.genome, "Preset or JSON file")->capture_default_str();
   train_cmd
       ->add_option("--task", train_args.task,
-                   "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text, its LSTM; jargon:transformer); e.g. fashion_mnist:mlp; or a [[task]] of --config")
+                   "DATASET[:MODEL]: mnist, fashion_mnist, cifar10, jargon (text, its LSTM; jargon:transformer), cartpole (RL); e.g. "
+                   "fashion_mnist:mlp; or a [[task]] of --config")
       ->capture_default_str();
   train_cmd->add_option("--config", train_args.config_file, "TOML file whose [[task]] tables define your own tasks");
   train_cmd->add_option("--steps", train_args.steps, "Training steps (0 = the task's default, 300)")->transform(integer_flag(0, limits::kSteps));

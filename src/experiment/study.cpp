@@ -13,6 +13,7 @@
 #include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/factory.hpp"
+#include "evoopt/task/task.hpp"
 
 namespace evoopt::experiment {
 namespace fs = std::filesystem;
@@ -20,7 +21,7 @@ using nlohmann::json;
 
 std::string display_label(const std::string& task, const std::string& provenance_label) {
   const auto colon = task.find(':');
-  std::string name = task;
+  std::string name = task == task::kCartPole ? "CartPole-v1" : task;
   if (const auto* s = data::dataset_of_task(task)) {
     name = s->display;
     if (colon != std::string::npos || s->format == data::Format::Text) {

@@ -11,6 +11,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/rng.hpp"
+#include "evoopt/task/cartpole.hpp"
 
 namespace evoopt::task {
 namespace nn = torch::nn;
@@ -35,6 +36,8 @@ const char* model_preset_name(ModelPreset p) {
       return "transformer";
     case ModelPreset::TorchScript:
       return "torchscript";
+    case ModelPreset::Policy:
+      return "policy";
   }
   return "?";
 }
@@ -363,6 +366,16 @@ class ModuleModel : public Model {
     for (const auto* d : dropouts()) out.push_back(d->calls());
     return out;
   }
+  bool restart_batch_norm() override {
+    bool any = false;
+    for (const auto& m : m_->modules(/*include_self=*/false))
+      if (auto* bn = m->template as<nn::BatchNorm2dImpl>()) {
+        bn->reset_running_stats();
+        bn->options.momentum(c10::nullopt);
+        any = true;
+      }
+    return any;
+  }
   void set_counters(const std::vector<std::uint64_t>& values) override {
     const auto dropouts = this->dropouts();
     if (dropouts.size() != values.size())
@@ -388,6 +401,7 @@ void Model::set_counters(const std::vector<std::uint64_t>& values) {
 
 std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& in, std::uint64_t seed, at::MemoryFormat format) {
   if (preset == ModelPreset::TorchScript) throw Error("build_model: a TorchScript model comes from its task (Task::instantiate_model)");
+  if (preset == ModelPreset::Policy) return cartpole::make_policy(seed);
   if (preset == ModelPreset::Lstm) {
     if (in.channels != 0) throw Error("the lstm model reads byte sequences (a text dataset), not images");
     return std::make_unique<ModuleModel<CharLstm>>(CharLstm(in.classes, seed));
@@ -400,8 +414,18 @@ std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& in, std
   return std::make_unique<ModuleModel<nn::Sequential>>(make_model(preset, in, seed, format));
 }
 
+std::vector<std::string> muon_parameters(ModelPreset preset) {
+  std::vector<std::string> out;
+  if (preset != ModelPreset::Transformer) return out;
+  for (int b = 0; b < kTfLayers; ++b)
+    for (const char* m : {"attention.query", "attention.key", "attention.value", "attention.out", "fc", "proj"})
+      out.push_back(fmt::format("block{}.{}.weight", b, m));
+  return out;
+}
+
 double forward_flops(ModelPreset preset, const InputShape& in) {
-  if (preset == ModelPreset::TorchScript) return 0;  // unknown
+  if (preset == ModelPreset::TorchScript) return 0;                            // unknown
+  if (preset == ModelPreset::Policy) return cartpole::policy_forward_flops();  // per observation
   if (preset == ModelPreset::Lstm)
     return 2.0 * 4.0 * kLstmHidden * (kLstmEmbedding + kLstmHidden) + 2.0 * kLstmHidden * static_cast<double>(in.classes);
   if (preset == ModelPreset::Transformer) {

@@ -6,6 +6,8 @@
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/limits.hpp"
 #include "evoopt/data/sources.hpp"
+#include "evoopt/optim/muon.hpp"
+#include "evoopt/task/cartpole.hpp"
 
 namespace evoopt::task {
 
@@ -85,11 +87,15 @@ void check_model_reads(const std::string& name, const std::string& dataset, bool
 
 TaskName parse_task_name(const std::string& name) {
   const TaskName t = split_task_name(name);
+  if (t.dataset == kCartPole) {
+    if (t.model) throw Error("task '" + name + "': cartpole trains its own policy network; it names no model");
+    return t;
+  }
   const auto names = data::dataset_names();
   if (std::find(names.begin(), names.end(), t.dataset) == names.end()) {
     std::string list;
     for (const auto& d : names) list += (list.empty() ? "" : ", ") + d;
-    throw Error("unknown task '" + name + "' (DATASET[:MODEL]; datasets: " + list + "; models: tiny, paper, mlp, lstm, transformer)");
+    throw Error("unknown task '" + name + "' (DATASET[:MODEL]; datasets: " + list + "; models: tiny, paper, mlp, lstm, transformer; or cartpole)");
   }
   const data::DatasetSpec& spec = data::dataset_spec(t.dataset);
   if (t.model) check_model_reads(name, spec.display, spec.format == data::Format::Text, *t.model);
@@ -98,11 +104,13 @@ TaskName parse_task_name(const std::string& name) {
 
 InputShape Task::input() const {
   if (kind == TaskKind::NextToken) return {0, 0, 0, 256};
+  if (kind == TaskKind::Reinforcement) return {0, 0, 0, 2};  // two actions
   const auto& img = data->train.images;
   return {img.size(1), img.size(2), img.size(3), static_cast<std::int64_t>(data->classes.size())};
 }
 
 double Task::step_flops() const {
+  if (kind == TaskKind::Reinforcement) return 0;  // unknown: episodes last 9 to 500 steps
   const double per_example = forward_flops(model, input()) * static_cast<double>(seq_len > 0 ? seq_len : 1);
   return 3.0 * per_example * static_cast<double>(batch_size);
 }
@@ -115,7 +123,10 @@ std::int64_t text_sequence_length(ModelPreset model) {
 
 std::int64_t scored_examples(std::int64_t size, std::int64_t seq_len) { return seq_len > 0 ? (size - 1) / seq_len : size; }
 
-std::int64_t Task::examples(data::Split split) const { return scored_examples(data->get(split).size(), kind == TaskKind::NextToken ? seq_len : 0); }
+std::int64_t Task::examples(data::Split split) const {
+  if (kind == TaskKind::Reinforcement) return cartpole::kEvalEpisodes;
+  return scored_examples(data->get(split).size(), kind == TaskKind::NextToken ? seq_len : 0);
+}
 
 std::unique_ptr<Model> Task::instantiate_model(std::uint64_t seed, at::MemoryFormat format) const {
   if (model == ModelPreset::TorchScript) {
@@ -135,6 +146,10 @@ nlohmann::json Task::description() const {
   if (step_scale != 1.0) d["step_scale"] = step_scale;
   if (!data) {
     d["data"] = nullptr;
+    return d;
+  }
+  if (kind == TaskKind::Reinforcement) {
+    d["environment"] = {{"name", "CartPole-v1"}, {"gamma", cartpole::kDiscount}, {"eval_episodes", cartpole::kEvalEpisodes}};
     return d;
   }
   d["data_label"] = data->label;
@@ -162,6 +177,7 @@ Task make_task(const std::string& name, std::shared_ptr<const data::Splits> spli
     t.kind = TaskKind::NextToken;
     t.seq_len = text_sequence_length(t.model);
     if (options.batch_size == 0 && t.model == ModelPreset::Transformer) t.batch_size = kTransformerBatchSize;
+    t.muon_parameters = muon_parameters(t.model);
     t.augment = false;
     return t;
   }
@@ -235,6 +251,23 @@ void check_user_model(const Task& t, const UserTaskSpec& spec) {
         (t.kind == TaskKind::NextToken ? " (at least " + std::to_string(classes) + " token values)" : " (" + std::to_string(classes) + " classes)"));
 }
 
+// The environment task: no data (empty splits carry its label), the policy network, episodes
+// as its batch.
+Task cartpole_task(const TaskOptions& options) {
+  auto splits = std::make_shared<data::Splits>();
+  splits->name = kCartPole;
+  splits->label = "CartPole-v1 (simulated)";
+  Task t;
+  t.name = t.dataset = kCartPole;
+  t.kind = TaskKind::Reinforcement;
+  t.model = ModelPreset::Policy;
+  t.batch_size = options.batch_size > 0 ? options.batch_size : kCartPoleEpisodes;
+  cartpole::RolloutOptions{static_cast<int>(std::min<std::int64_t>(t.batch_size, 1 << 20)), cartpole::kDiscount}.validate();
+  t.default_steps = kCartPoleSteps;
+  t.data = std::move(splits);
+  return t;
+}
+
 Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
   spec.validate();
   auto script = std::make_shared<const ScriptModelSource>(spec.model);  // a bad model file fails before the data is read
@@ -261,6 +294,7 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
     if (options.study_steps > 0) t.step_scale = static_cast<double>(spec.steps) / static_cast<double>(options.study_steps);
   }
   t.augment = false;
+  t.muon_parameters = spec.muon_parameters;
   t.script = std::move(script);
   nlohmann::json u = spec.to_json();
   u.erase("model");  // the path is where it lies; the digest is what it is
@@ -270,6 +304,16 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
   if (t.kind == TaskKind::NextToken && splits->train.size() < t.seq_len + 1)
     throw Error("[[task]] '" + spec.name + "': the training stream is shorter than seq_len + 1");
   check_user_model(t, spec);
+  if (!t.muon_parameters.empty()) {  // named parameters the model has, each a matrix: checked now, not when Muon first runs
+    std::vector<std::pair<std::string, torch::Tensor>> params;
+    for (auto& [name, p] : t.instantiate_model(0)->named_state())
+      if (name.rfind("param/", 0) == 0) params.emplace_back(name.substr(6), p);
+    try {
+      optim::muon_split(params, t.muon_parameters);
+    } catch (const Error& e) {
+      throw Error("[[task]] '" + spec.name + "': muon_parameters: " + e.what());
+    }
+  }
   return t;
 }
 }  // namespace
@@ -279,6 +323,7 @@ Task load_task(const std::string& name, const TaskOptions& options) {
   for (const auto& u : options.user_tasks)
     if (u.name == name) return load_user_task(u, options);
   const TaskName parsed = parse_task_name(name);
+  if (parsed.dataset == kCartPole) return cartpole_task(options);
   auto pair = data::load_dataset(parsed.dataset, options.data_dir);
   auto splits = std::make_shared<data::Splits>(data::make_splits(pair, options.split));
   return make_task(name, std::move(splits), options);

@@ -52,7 +52,17 @@ torch::Tensor integer_tensor(const torch::Tensor& t, const std::string& what) {
 }
 }  // namespace
 
-const char* task_kind_name(TaskKind k) { return k == TaskKind::NextToken ? "next_token" : "classification"; }
+const char* task_kind_name(TaskKind k) {
+  switch (k) {
+    case TaskKind::NextToken:
+      return "next_token";
+    case TaskKind::Reinforcement:
+      return "reinforcement";
+    case TaskKind::Classification:
+      break;
+  }
+  return "classification";
+}
 
 TaskKind task_kind_from_name(const std::string& name) {
   if (name == "classification") return TaskKind::Classification;

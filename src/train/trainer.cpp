@@ -22,6 +22,7 @@
 #include "evoopt/common/limits.hpp"
 #include "evoopt/common/rng.hpp"
 #include "evoopt/optim/algorithm.hpp"
+#include "evoopt/task/cartpole.hpp"
 
 namespace evoopt::train {
 
@@ -513,14 +514,16 @@ struct LossLog {
 // optimizer, samplers and log as the uninterrupted run has them at the saved step.
 // Returns the first step to train (1 when nothing was resumed).
 std::int64_t resume_run(const Budget& budget, const nlohmann::json& identity, std::int64_t stop, task::Model& model, optim::AlgorithmOptimizer& opt,
-                        const torch::Device& device, BatchSource& batches, LossLog& log) {
+                        const torch::Device& device, BatchSource* batches, LossLog& log) {
   if (budget.resume_state.empty()) return 1;
   auto h = load_run_state(budget.resume_state, identity, stop, model, opt, device);
   if (!h) return 1;
   // The samplers drawn up to the saved step, as the uninterrupted run has them.
-  if (batches.sampler) batches.sampler->skip(h->step);
-  batches.text_rng.set_state(h->text_rng);
-  batches.augment_rng.set_state(h->augment_rng);
+  if (batches != nullptr) {
+    if (batches->sampler) batches->sampler->skip(h->step);
+    batches->text_rng.set_state(h->text_rng);
+    batches->augment_rng.set_state(h->augment_rng);
+  }
   log.smoothed = h->smoothed;
   log.r.final_loss = h->final_loss;
   log.r.loss_curve = h->curve;
@@ -529,23 +532,25 @@ std::int64_t resume_run(const Budget& budget, const nlohmann::json& identity, st
   return h->step + 1;
 }
 
+// The loss one training step minimises (1-based step): a batch's cross-entropy, or a policy's
+// REINFORCE loss over its episodes.
+using StepLoss = std::function<torch::Tensor(std::int64_t)>;
+
 // Trains steps first_step .. plan.stop, stopping early on cancellation or divergence.
-void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& budget, task::Model& model, optim::AlgorithmOptimizer& opt,
-                 const std::vector<torch::Tensor>& params, BatchSource& batches, LossLog& log) {
+void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& budget, optim::AlgorithmOptimizer& opt,
+                 const std::vector<torch::Tensor>& params, const StepLoss& step_loss, LossLog& log) {
   for (std::int64_t step = first_step; step <= plan.stop; ++step) {
     if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
       log.r.cancelled = true;
       break;
     }
-    torch::Tensor x, y;
-    std::tie(x, y) = batches.next();
     // Gradients are dropped, not zeroed (set_to_none, PyTorch 2's default): backward then
     // hands its fresh gradient tensors over instead of adding them into zeros, which saves
     // a fill and an add over every parameter each step. A parameter that gets no gradient
     // is left alone by the step, as in torch.optim.
     for (auto& group : opt.optimizer().param_groups())
       for (auto& p : group.params()) p.mutable_grad().reset();
-    auto loss = flat_cross_entropy(model.forward(x), y, torch::kMean);
+    auto loss = step_loss(step);
     loss.backward();
     opt.step(step);
     // A diverged loss is found at the next read, so a step may be taken on it: the run
@@ -553,6 +558,46 @@ void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& bu
     log.pending.push_back({step, loss.detach(), (step % budget.log_every == 0 || step == plan.steps) ? all_finite(params) : torch::Tensor()});
     if ((step % plan.sync_every == 0 || step == plan.stop) && !log.drain()) break;
   }
+}
+// Batches whose forward passes re-estimate batch-norm statistics at the weights a model is
+// evaluated with when they are not those it trained at (Schedule-Free's x; the authors'
+// advice: a few dozen training batches in training mode, without gradients).
+constexpr int kBatchNormBatches = 20;
+
+void recompute_batch_norm(task::Model& model, BatchSource& batches) {
+  if (!model.restart_batch_norm()) return;
+  torch::NoGradGuard no_grad;
+  model.train(true);
+  for (int i = 0; i < kBatchNormBatches; ++i) model.forward(batches.next().first);
+}
+
+// Step `step`'s loss: the next batch's mean cross-entropy, or the REINFORCE loss of the
+// policy's episodes, drawn from (seed, step) alone.
+StepLoss step_loss(const task::Task& task, task::Model& model, BatchSource* batches, std::uint64_t seed) {
+  if (task.kind == task::TaskKind::Reinforcement) {
+    const task::cartpole::RolloutOptions options{static_cast<int>(task.batch_size), task::cartpole::kDiscount};
+    const std::uint64_t key = derive_seed(seed, "rollouts/" + task.name);
+    return [&model, options, key](std::int64_t step) { return task::cartpole::reinforce_loss(model, key, step - 1, options).loss; };
+  }
+  return [&model, batches](std::int64_t) {
+    auto [x, y] = batches->next();
+    return flat_cross_entropy(model.forward(x), y, torch::kMean);
+  };
+}
+
+// What a finished run scores on the budget's split: the split's accuracy or 1/perplexity, or a
+// policy's mean return / 500 over its evaluation episodes (validation and test draw different
+// starts, each a function of the run's seed).
+Evaluation evaluate_run(task::Model& model, const task::Task& task, const data::Splits& data, const Budget& budget, std::uint64_t seed) {
+  if (task.kind != task::TaskKind::Reinforcement)
+    return evaluate_on(model, task, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
+  model.train(false);
+  Evaluation e;
+  e.loss = std::numeric_limits<double>::quiet_NaN();  // a return, not a loss, is measured
+  e.score = e.accuracy = task::cartpole::evaluate_policy(model, derive_seed(seed, "episodes/" + std::string(data::split_name(budget.eval_split))),
+                                                         task::cartpole::kEvalEpisodes);
+  model.train(true);
+  return e;
 }
 }  // namespace
 
@@ -581,20 +626,23 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   // The model is initialised on the CPU (one generator) and then moved.
   auto model = task.instantiate_model(derive_seed(seed, "init/" + task.name), budget.memory_format);
   if (!device.is_cpu()) model->to(device);
-  const data::Splits& data = splits_on(task, device);
-  BatchSource batches(task, data, device, seed, budget.memory_format);
+  const bool control = task.kind == task::TaskKind::Reinforcement;
+  const data::Splits& data = control ? *task.data : splits_on(task, device);  // an environment has no data to move
+  std::optional<BatchSource> batches;
+  if (!control) batches.emplace(task, data, device, seed, budget.memory_format);
   const auto params = model->parameters();
-  optim::AlgorithmOptimizer opt(genome, named_parameters(*model), plan.steps);
+  optim::AlgorithmOptimizer opt(genome, named_parameters(*model), plan.steps, task.muon_parameters);
   r.parameter_split = opt.split();
   model->train(true);
 
   LossLog log(budget, progress, r);
   const bool continuing = !budget.resume_state.empty() || !budget.save_state.empty();
   const nlohmann::json identity = continuing ? run_identity(genome, task, seed, plan.steps, *model) : nlohmann::json();
-  const std::int64_t first_step = resume_run(budget, identity, plan.stop, *model, opt, device, batches, log);
+  BatchSource* source = batches ? &*batches : nullptr;
+  const std::int64_t first_step = resume_run(budget, identity, plan.stop, *model, opt, device, source, log);
 
   const auto train_t0 = std::chrono::steady_clock::now();
-  train_steps(first_step, plan, budget, *model, opt, params, batches, log);
+  train_steps(first_step, plan, budget, opt, params, step_loss(task, *model, source, seed), log);
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = log.smoothed;
   // A stop between logged steps checks the parameters too (without a loss-curve point, which
@@ -605,13 +653,14 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
     r.divergence_reason = "non-finite parameter";
   }
   if (stop < steps && !r.diverged && !r.cancelled && !budget.save_state.empty())
-    save_run_state(
-        budget.save_state, identity,
-        HostState{stop, log.smoothed, r.final_loss, r.loss_curve, batches.text_rng.state(), batches.augment_rng.state(), model->counters()}, *model,
-        opt);
+    save_run_state(budget.save_state, identity,
+                   HostState{stop, log.smoothed, r.final_loss, r.loss_curve, source ? source->text_rng.state() : "",
+                             source ? source->augment_rng.state() : "", model->counters()},
+                   *model, opt);
   if (!r.diverged && !r.cancelled) {
     opt.to_evaluation();
-    const Evaluation e = evaluate_on(*model, task, data, budget.eval_split, budget.eval_batch, budget.eval_limit, budget.memory_format);
+    if (opt.evaluates_elsewhere() && source != nullptr) recompute_batch_norm(*model, *source);
+    const Evaluation e = evaluate_run(*model, task, data, budget, seed);
     r.accuracy = e.score;
     r.eval_loss = e.loss;
   }

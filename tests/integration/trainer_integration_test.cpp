@@ -274,3 +274,42 @@ TEST(Trainer, ContinuedRunEqualsTheUninterruptedRun) {
   bad.save_state = "x.pt";
   EXPECT_THROW(bad.validate(), Error);
 }
+
+// The hand-made baselines continue exactly too (issue 27): AdEMAMix, Schedule-Free AdamW (its
+// z and x, and its evaluation at x with batch-norm statistics recomputed after the stop) and
+// Muon (its momentum and its AdamW part) on a model with batch norm and on the transformer.
+TEST(Trainer, HandMadeAlgorithmsContinueExactly) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  EVOOPT_REQUIRE_DATASET("jargon");
+  test::TempDir dir;
+  task::TaskOptions o;
+  o.data_dir = test::data_dir();
+  o.split.train_subset = 1000;
+  o.split.val_size = 300;
+  o.batch_size = 16;
+  const std::vector<task::Task> tasks = {task::load_task("mnist:paper", o), task::load_task("jargon:transformer", o)};
+  genome::Genome ademamix = genome::preset("ademamix"), muon = genome::preset("muon");
+  ademamix.warmup_fraction = muon.warmup_fraction = 0.1;
+  ademamix.cosine_decay = muon.cosine_decay = true;
+  muon.clip_norm = 1.0;
+  for (const auto& t : tasks)
+    for (const auto& g : {ademamix, genome::preset("schedule_free_adamw"), muon}) {
+      SCOPED_TRACE(t.name + " " + genome::algorithm_name(g.algorithm));
+      train::Budget b = budget(12);
+      b.log_every = 4;
+      b.eval_limit = 100;
+      const auto whole = train::train_and_evaluate(g, t, 5, b);
+      ASSERT_FALSE(whole.diverged) << whole.divergence_reason;
+      train::Budget first = b;
+      first.stop_at = 5;
+      first.save_state = (dir.path() / (t.name + genome::algorithm_name(g.algorithm) + ".pt")).string();
+      train::train_and_evaluate(g, t, 5, first);
+      train::Budget rest = b;
+      rest.resume_state = first.save_state;
+      const auto continued = train::train_and_evaluate(g, t, 5, rest);
+      EXPECT_EQ(continued.resumed_at, 5);
+      expect_identical(whole, continued);
+      EXPECT_EQ(continued.eval_loss, whole.eval_loss);
+      EXPECT_EQ(whole.parameter_split.empty(), g.algorithm != genome::Algorithm::Muon);
+    }
+}

@@ -75,6 +75,32 @@ TEST(Models, PresetsHaveTheDocumentedShapes) {
   EXPECT_TRUE(torch::equal(d1->forward(x), x));
 }
 
+// Schedule-Free evaluates at x, so batch-norm statistics gathered at y are recomputed:
+// restart_batch_norm() zeroes them and makes the next training-mode batches their plain
+// average; a model without batch norm says so and is left alone.
+TEST(Models, RestartBatchNormMakesTheStatisticsThoseOfTheNextBatches) {
+  torch::NoGradGuard no_grad;
+  const auto a = torch::randn({4, 3, 32, 32}).contiguous(at::MemoryFormat::ChannelsLast), c = a * 3 + 1;
+  const auto before = torch::randn({4, 3, 32, 32}).contiguous(at::MemoryFormat::ChannelsLast) * 5;
+  // The first batch-norm layer's running mean after `batches` in training mode, following a
+  // restart (after one earlier batch when `earlier`).
+  const auto running_mean_after = [&](const std::vector<torch::Tensor>& batches, bool earlier) {
+    auto m = task::build_model(task::ModelPreset::Paper, {3, 32, 32, 10}, 0);
+    m->train(true);
+    if (earlier) m->forward(before);
+    EXPECT_TRUE(m->restart_batch_norm());
+    for (const auto& x : batches) m->forward(x);
+    for (const auto& [name, t] : m->named_state())
+      if (name.find("running_mean") != std::string::npos) return t.clone();
+    return torch::Tensor();
+  };
+  const auto both = running_mean_after({a, c}, /*earlier=*/true);
+  // Nothing of the earlier batch is left, and the two batches count alike (a plain average).
+  EXPECT_TRUE(torch::allclose(both, running_mean_after({a, c}, false)));
+  EXPECT_TRUE(torch::allclose(both, (running_mean_after({a}, false) + running_mean_after({c}, false)) / 2, 1e-5, 1e-6));
+  EXPECT_FALSE(task::build_model(task::ModelPreset::Tiny, {1, 28, 28, 10}, 0)->restart_batch_norm());
+}
+
 // The fast path (channels-last weights and batches) computes what the straightforward NCHW
 // layout computes, up to float rounding: the same initial weights, one step's loss and
 // gradients, and whole training runs (issue 10, "a faster step").

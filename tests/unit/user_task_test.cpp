@@ -78,3 +78,32 @@ TEST(UserTask, SameSeedSameRunAndTheFingerprintHoldsTheModelAndData) {
   ASSERT_EQ(c.user_tasks.size(), 1u);
   EXPECT_EQ(c.user_tasks[0].to_json(), o.user_tasks[0].to_json());
 }
+
+// A user's TorchScript model says which parameters Muon steps (muon_parameters): used by the
+// Muon baseline, part of the task's key only when given, and checked when the task loads.
+TEST(UserTask, MuonParametersNameWhatMuonStepsAndAreCheckedOnLoad) {
+  task::TaskOptions o = options_with_user_tasks();
+  const task::Task automatic = task::load_task("blobs", o);
+  std::vector<std::string> matrices;
+  for (auto& [name, p] : automatic.instantiate_model(0)->named_state())
+    if (name.rfind("param/", 0) == 0 && p.dim() >= 2) matrices.push_back(name.substr(6));
+  ASSERT_GE(matrices.size(), 2u);
+  o.user_tasks[0].muon_parameters = {matrices.front()};  // the input layer: the automatic split keeps it on AdamW
+  const task::Task named = task::load_task("blobs", o);
+  EXPECT_EQ(automatic.description().dump().find("muon_parameters"), std::string::npos);  // keys of tasks without it unchanged
+  EXPECT_NE(named.description().dump().find("muon_parameters"), std::string::npos);
+  train::Budget b;
+  b.steps = 5;
+  const auto r = train::train_and_evaluate(genome::preset("muon"), named, 3, b);
+  EXPECT_EQ(r.parameter_split.rfind("Muon: " + matrices.front() + " [", 0), 0u) << r.parameter_split;
+  EXPECT_EQ(train::train_and_evaluate(genome::preset("muon"), automatic, 3, b).parameter_split.find("Muon: " + matrices.front() + " ["),
+            std::string::npos);
+  o.user_tasks[0].muon_parameters = {"no_such"};
+  try {
+    task::load_task("blobs", o);
+    ADD_FAILURE() << "an unknown parameter name was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[[task]] 'blobs': muon_parameters: Muon: the model has no parameter named 'no_such'"), std::string::npos)
+        << e.what();
+  }
+}

@@ -18,6 +18,7 @@ enum class ModelPreset {
   Lstm,         // text: byte embedding (64), one LSTM layer (128), linear next-byte classifier
   Transformer,  // text: a decoder-only byte transformer, 2 pre-LN blocks of width 128, 4 heads, context 128 (a held-out architecture)
   TorchScript,  // a user task's own model file (user_task.hpp); never named in a task name
+  Policy,       // cartpole's policy network (task/cartpole.hpp); never named in a task name
 };
 // "tiny" | "paper" | "mlp" | "lstm" | "transformer"; throws evoopt::Error naming the allowed ones.
 ModelPreset model_preset_from_name(const std::string& name);
@@ -50,6 +51,11 @@ class Model {
   // random draws made so far (SeededDropout's calls).
   virtual std::vector<std::pair<std::string, torch::Tensor>> named_state() = 0;
   virtual std::vector<std::uint64_t> counters() { return {}; }
+  // Resets every batch-norm layer's running statistics and makes them a plain average of the
+  // batches that follow (momentum none), so forward passes in training mode recompute them for
+  // the weights the model holds now (Schedule-Free's x). False, and nothing changed, when the
+  // model has no batch norm (or is a user's TorchScript model, whose layers are not reachable).
+  virtual bool restart_batch_norm() { return false; }
   virtual void set_counters(const std::vector<std::uint64_t>& values);  // throws evoopt::Error on a count mismatch
 };
 
@@ -91,6 +97,11 @@ torch::nn::Sequential make_model(ModelPreset preset, const InputShape& input, st
 // γ = 1, β = 0; its forward takes int64 bytes (B, T ≤ kTransformerContext).
 std::unique_ptr<Model> build_model(ModelPreset preset, const InputShape& input, std::uint64_t seed,
                                    at::MemoryFormat format = at::MemoryFormat::ChannelsLast);
+
+// The hidden matrices Muon steps in a built-in model whose embeddings are not only its first
+// matrix (the transformer: q, k, v, output, fc and proj of each block); empty for the others,
+// where every matrix but the first and the last is hidden.
+std::vector<std::string> muon_parameters(ModelPreset preset);
 
 // Analytic multiply-adds ×2 of one forward pass of one sample (convolutions and
 // linear layers; activations, pooling and normalisation are not counted). Text: per

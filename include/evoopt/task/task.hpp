@@ -44,6 +44,13 @@ std::int64_t text_sequence_length(ModelPreset model);
 // train --tasks jargon jargon:transformer` and `evoopt train`).
 inline constexpr std::int64_t kTransformerBatchSize = 16;
 
+// The built-in environment: `cartpole` (Gymnasium's CartPole-v1 with a policy network trained
+// by REINFORCE, task/cartpole.hpp). Its batch is episodes per training step; it is scored by
+// the mean return / 500 over cartpole::kEvalEpisodes episodes. No dataset, no model to name.
+inline constexpr const char* kCartPole = "cartpole";
+inline constexpr std::int64_t kCartPoleEpisodes = 16;
+inline constexpr std::int64_t kCartPoleSteps = 100;
+
 struct Task {
   std::string name;     // mnist, fashion_mnist:mlp, jargon, ...
   std::string dataset;  // mnist, fashion_mnist, cifar10, jargon
@@ -55,6 +62,10 @@ struct Task {
   double step_scale = 1.0;   // a run trains round(requested steps × this): a user task's own steps
   bool augment = false;
   std::shared_ptr<const data::Splits> data;
+  // The parameters (by name) Muon steps, where the automatic split (every matrix but the first
+  // and the last) is not right: a user task's muon_parameters, the transformer's hidden
+  // matrices (its position embedding is a matrix too). Empty: the automatic split.
+  std::vector<std::string> muon_parameters;
   std::shared_ptr<const ScriptModelSource> script;  // a user task's TorchScript model (model = TorchScript)
   nlohmann::json user;                              // a user task's spec and model digest (in description())
   InputShape input() const;

@@ -54,9 +54,10 @@ struct Module;
 namespace evoopt::task {
 
 // What a task's model predicts: a class per example, or the next token of a stream.
-enum class TaskKind { Classification, NextToken };
-const char* task_kind_name(TaskKind k);                 // "classification", "next_token"
-TaskKind task_kind_from_name(const std::string& name);  // throws evoopt::Error naming the value
+// Reinforcement: a built-in environment (cartpole), never a user task's kind.
+enum class TaskKind { Classification, NextToken, Reinforcement };
+const char* task_kind_name(TaskKind k);                 // "classification", "next_token", "reinforcement"
+TaskKind task_kind_from_name(const std::string& name);  // a user task's kind; throws evoopt::Error naming the value
 
 }  // namespace evoopt::task
 
@@ -82,7 +83,8 @@ struct UserTaskSpec {
   std::int64_t seq_len = 64;
   std::vector<std::int64_t> input;  // channels, height, width
   std::vector<double> mean, stddev;
-  void validate() const;  // throws evoopt::Error naming the task and the field
+  std::vector<std::string> muon_parameters;  // names Muon steps ([] = the automatic split)
+  void validate() const;                     // throws evoopt::Error naming the task and the field
   // Paths made absolute against `base` (the config file's directory).
   void resolve_paths(const std::filesystem::path& base);
   nlohmann::json to_json() const;  // config.json, worker processes
@@ -103,6 +105,8 @@ struct UserTaskSpec {
     visit("input", s.input, help("Input shape [channels, height, width] ([] = from the data)"));
     visit("mean", s.mean, help("Per-channel normalisation mean ([] = none)"));
     visit("std", s.stddev, help("Per-channel normalisation standard deviation, finite and > 0"));
+    visit("muon_parameters", s.muon_parameters,
+          help("Parameters (by name) that step with Muon when it is a baseline ([] = every matrix but the first and the last)").since("[]", true));
   }
 };
 
