@@ -118,11 +118,19 @@ void print_parameter_splits(const experiment::Comparison& c) {
 
 void print_comparison(const experiment::Comparison& c) {
   const bool seed_protocol = c.protocol == experiment::Protocol::Seed;
+  const bool quasirandom = c.protocol == experiment::Protocol::Quasirandom;
   std::cout << "\nBaselines tuned on validation ("
             << (seed_protocol ? "SEED protocol: lr {1e-4, 1e-3, 1e-2} x weight decay {1e-5, 1e-4, 1e-3}, constant lr, no clipping"
+                : quasirandom ? fmt::format("quasirandom protocol: {} quasi-random trials from each method's search space, the evolved genome's too, "
+                                            "each at the full budget, chosen on the search tasks' validation",
+                                            c.evolved_tuning ? c.evolved_tuning->sweep.size() : 0)
                               : "strong protocol: lr x weight decay x {constant, the winner's schedule + clipping}, successive halving, "
                                 "chosen at the full budget")
             << "):\n";
+  if (c.evolved_tuning)
+    std::cout << fmt::format("  {:<10} {} (val fitness {:.4f}; {} runs)", "evolved", c.evolved_tuning->best().genome.hyperparameters(),
+                             c.evolved_tuning->best().val_fitness, c.evolved_tuning->runs)
+              << "\n";
   for (const auto& b : c.baselines)
     std::cout << fmt::format("  {:<10} lr {:.3g}, weight decay {:g}, {} (val fitness {:.4f}; {} runs)", b.name, b.best().lr, b.best().wd,
                              b.best().regime.describe(), b.best().val_fitness, b.runs)
@@ -163,6 +171,15 @@ void print_comparison(const experiment::Comparison& c) {
     print_rows(ms, h.methods.front(), c.tasks);
   }
   print_parameter_splits(c);
+  if (!c.per_workload.empty()) {
+    std::cout << fmt::format(
+        "\nTuned per workload ({} steps): every method's trials chosen on each workload's own validation split, held-out "
+        "tasks included; test split, same fresh seeds\n",
+        c.horizons.front().steps);
+    std::vector<const experiment::MethodResult*> ms;
+    for (const auto& m : c.per_workload) ms.push_back(&m);
+    print_rows(ms, c.per_workload.front(), c.workload_tasks);
+  }
   if (c.attribution) {
     const auto& a = *c.attribution;
     std::cout << fmt::format("\nGain attribution against the strongest tuned baseline B = {} ({} steps, test split, paired per seed):\n", a.baseline,

@@ -1,5 +1,6 @@
 #include "evoopt/experiment/compare.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <stdexcept>
@@ -11,6 +12,7 @@
 #include "evoopt/common/run_dir.hpp"
 #include "evoopt/data/sources.hpp"
 #include "evoopt/eval/halving.hpp"
+#include "evoopt/experiment/tuning.hpp"
 #include "evoopt/ga/genetic_algorithm.hpp"
 
 namespace evoopt::experiment {
@@ -375,6 +377,42 @@ std::size_t Comparison::strongest() const {
 
 namespace {
 
+// The quasirandom protocol's tuning of one method: its trials at the full budget, chosen on the
+// search tasks together (`chosen`) and on each workload alone (`chosen_for`): the search tasks'
+// scores come with the joint tuning; each held-out task scores every trial on its own
+// validation split.
+BaselineChoice quasirandom_choice(RunContext& ctx, const SearchSpace& space, const CompareInputs& in) {
+  BaselineChoice c;
+  c.name = space.method;
+  c.protocol = Protocol::Quasirandom;
+  c.space_source = space.source;
+  for (const auto& g : quasirandom_trials(space, static_cast<std::size_t>(in.options.trials), in.run_seed)) {
+    SweepEntry e;
+    e.genome = g;
+    e.lr = space.method == "sgd" ? g.lr() * (1.0 - g.beta1) : g.lr();  // torch's scale, as the grids
+    e.wd = g.weight_decay();
+    e.regime = regime_of(g);
+    c.sweep.push_back(e);
+  }
+  tune(ctx, eval::RunStage::Sweep, c, in.tasks, in.run_seed, in.search_seeds, in.steps, HalvingOptions{false, 0});
+  std::vector<genome::Genome> genomes;
+  for (const auto& e : c.sweep) genomes.push_back(e.genome);
+  for (const auto& t : in.transfer_tasks) {
+    const auto fit = validation_fitness(ctx, eval::RunStage::Sweep, genomes, {t}, in.run_seed, in.search_seeds, in.steps);
+    for (std::size_t k = 0; k < c.sweep.size(); ++k) c.sweep[k].per_task[t] = fit[k].per_task.at(t);
+    c.runs += static_cast<std::int64_t>(genomes.size()) * in.search_seeds;
+    c.steps += static_cast<std::int64_t>(genomes.size()) * in.search_seeds * (in.steps > 0 ? in.steps : ctx.evaluator.default_steps());
+  }
+  for (const auto& tasks : {in.tasks, in.transfer_tasks})
+    for (const auto& t : tasks) {
+      std::size_t best = 0;
+      for (std::size_t k = 1; k < c.sweep.size(); ++k)
+        if (c.sweep[k].per_task.at(t) > c.sweep[best].per_task.at(t)) best = k;
+      c.chosen_for[t] = best;
+    }
+  return c;
+}
+
 // Tuning: every baseline on validation, then the equal-budget random search over the
 // strongest one's hyperparameters.
 void run_tuning(RunContext& ctx, const CompareInputs& in, Comparison& c) {
@@ -386,6 +424,14 @@ void run_tuning(RunContext& ctx, const CompareInputs& in, Comparison& c) {
   for (const auto& t : in.tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
   for (const auto& t : in.transfer_tasks) c.seeds[t] = test_seeds(in.run_seed, t, in.options.test_seeds, in.search_seeds);
   const HalvingOptions halving{in.options.halving, in.options.rung_val_size};
+  if (in.options.protocol == Protocol::Quasirandom) {
+    c.workload_tasks = in.tasks;
+    c.workload_tasks.insert(c.workload_tasks.end(), in.transfer_tasks.begin(), in.transfer_tasks.end());
+    for (const auto& b : in.options.baselines) c.baselines.push_back(quasirandom_choice(ctx, search_space(b), in));
+    c.evolved_tuning = quasirandom_choice(ctx, evolved_search_space(in.evolved), in);
+    if (in.options.equal_budget) c.random_search = random_search(ctx, c.baselines[c.strongest()].name, in, c.random_search_runs);
+    return;
+  }
   for (const auto& b : in.options.baselines) {
     if (in.options.protocol == Protocol::Seed)
       c.baselines.push_back(
@@ -413,7 +459,11 @@ std::vector<HorizonResult> test_block(RunContext& ctx, const CompareInputs& in, 
   for (std::int64_t steps : horizons_of(in)) {
     HorizonResult h;
     h.steps = steps;
-    h.methods.push_back(test_method(ctx, "evolved", MethodKind::Evolved, in.evolved, in.evolved_val_fitness, tasks, c.seeds, steps, stage));
+    if (c.evolved_tuning)
+      h.methods.push_back(test_method(ctx, "evolved (tuned)", MethodKind::Evolved, c.evolved_tuning->best().genome,
+                                      c.evolved_tuning->best().val_fitness, tasks, c.seeds, steps, stage));
+    else
+      h.methods.push_back(test_method(ctx, "evolved", MethodKind::Evolved, in.evolved, in.evolved_val_fitness, tasks, c.seeds, steps, stage));
     // The longer horizon asks whether the gain over the strongest tuned baseline persists:
     // that baseline only (every baseline at the search horizon).
     for (std::size_t i = 0; i < c.baselines.size(); ++i) {
@@ -430,13 +480,46 @@ std::vector<HorizonResult> test_block(RunContext& ctx, const CompareInputs& in, 
   return out;
 }
 
+// One method tuned per workload, each workload tested with its own choice on its fresh seeds
+// at the search horizon (held-out tasks as transfer runs).
+MethodResult workload_method(RunContext& ctx, const std::string& name, MethodKind kind, const BaselineChoice& choice, const CompareInputs& in,
+                             const Comparison& c) {
+  MethodResult m;
+  m.name = name;
+  m.kind = kind;
+  m.genome = choice.best().genome;
+  m.val_fitness = choice.best().val_fitness;
+  const std::size_t n = c.seeds.at(c.workload_tasks.front()).size();
+  m.overall.assign(n, 0.0);
+  for (const auto& t : c.workload_tasks) {
+    const genome::Genome& g = choice.sweep.at(choice.chosen_for.at(t)).genome;
+    m.task_genome[t] = g;
+    const bool held_out = std::find(in.transfer_tasks.begin(), in.transfer_tasks.end(), t) != in.transfer_tasks.end();
+    std::vector<eval::RunRequest> requests;
+    for (auto s : c.seeds.at(t)) requests.push_back({g, t, s, data::Split::Test, in.steps});
+    const auto results = run_all(ctx, held_out ? eval::RunStage::Transfer : eval::RunStage::Test, requests);
+    for (std::size_t i = 0; i < n; ++i) {
+      m.test[t].push_back(results[i].fitness());
+      m.overall[i] += results[i].fitness() / static_cast<double>(c.workload_tasks.size());
+      if (!results[i].parameter_split.empty()) m.parameter_split[t] = results[i].parameter_split;
+    }
+  }
+  return m;
+}
+
+void test_per_workload(RunContext& ctx, const CompareInputs& in, Comparison& c) {
+  c.per_workload.clear();
+  c.per_workload.push_back(workload_method(ctx, "evolved (tuned)", MethodKind::Evolved, *c.evolved_tuning, in, c));
+  for (const auto& b : c.baselines) c.per_workload.push_back(workload_method(ctx, b.name + " (tuned)", MethodKind::Baseline, b, in, c));
+}
+
 // Gain attribution against the strongest tuned baseline, at the search horizon.
 void run_attribution(RunContext& ctx, const CompareInputs& in, Comparison& c) {
   const BaselineChoice& b = c.baselines[c.strongest()];
   Attribution a;
   a.baseline = b.name;
   a.steps = in.steps;
-  const genome::Genome& W = in.evolved;
+  const genome::Genome& W = c.evolved_tuning ? c.evolved_tuning->best().genome : in.evolved;
   const genome::Genome& B = b.best().genome;
   a.rule_in_baseline_setting = lr_retuned(ctx, "evolved rule, " + b.name + " setting", "evolved", rule_with_setting(W, B), in.options.lr_grid, in);
   a.baseline_in_evolved_setting = lr_retuned(ctx, b.name + " rule, evolved setting", b.name, rule_with_setting(B, W), in.options.lr_grid, in);
@@ -456,6 +539,7 @@ void run_comparison_phase(Phase phase, RunContext& ctx, const CompareInputs& in,
       return run_tuning(ctx, in, c);
     case Phase::Comparison:
       c.horizons = test_block(ctx, in, c, in.tasks, eval::RunStage::Test);
+      if (c.evolved_tuning) test_per_workload(ctx, in, c);
       return;
     case Phase::Transfer:
       c.transfer = test_block(ctx, in, c, in.transfer_tasks, eval::RunStage::Transfer);
@@ -506,19 +590,25 @@ json choice_json(const BaselineChoice& b) {
                      {"val_fitness", e.val_fitness},
                      {"val_per_task", e.per_task},
                      {"rungs", rungs}});
+    if (b.protocol == Protocol::Quasirandom) sweep.back()["genome"] = e.genome.to_json();  // a trial sets more than lr and decay
   }
-  return json{{"name", b.name},
-              {"protocol", protocol_name(b.protocol)},
-              {"chosen",
-               {{"lr", b.best().lr},
-                {"weight_decay", b.best().wd},
-                {"regime", b.best().regime.to_json()},
-                {"regime_text", b.best().regime.describe()},
-                {"val_fitness", b.best().val_fitness}}},
-              {"genome", b.best().genome.to_json()},
-              {"training_runs", b.runs},
-              {"training_steps", b.steps},
-              {"sweep", sweep}};
+  json j = {{"name", b.name},
+            {"protocol", protocol_name(b.protocol)},
+            {"chosen",
+             {{"lr", b.best().lr},
+              {"weight_decay", b.best().wd},
+              {"regime", b.best().regime.to_json()},
+              {"regime_text", b.best().regime.describe()},
+              {"val_fitness", b.best().val_fitness}}},
+            {"genome", b.best().genome.to_json()},
+            {"training_runs", b.runs},
+            {"training_steps", b.steps},
+            {"sweep", sweep}};
+  if (b.protocol == Protocol::Quasirandom) {
+    j["search_space"] = b.space_source;
+    j["chosen_per_workload"] = b.chosen_for;  // task → index into sweep
+  }
+  return j;
 }
 
 // A method's test results per task and overall, paired with the evolved optimizer's (`ev`;
@@ -578,6 +668,20 @@ json Comparison::to_json() const {
     j["equal_budget_random_search"]["training_runs"] = random_search_runs;
   }
   j["horizons"] = horizons_json(horizons, next_token_tasks);
+  if (evolved_tuning) j["evolved_tuning"] = choice_json(*evolved_tuning);
+  if (!per_workload.empty()) {
+    json methods = json::array();
+    for (const auto& m : per_workload) {
+      json mj = method_json(m, &m == &per_workload.front() ? nullptr : &per_workload.front(), next_token_tasks);
+      for (const auto& [t, g] : m.task_genome) mj["per_task_genome"][t] = {{"hyperparameters", g.hyperparameters()}, {"genome", g.to_json()}};
+      methods.push_back(mj);
+    }
+    j["per_workload"] = {{"tasks", workload_tasks},
+                         {"protocol",
+                          "every method's trials chosen on each workload's own validation split (search and held-out tasks); test split, the "
+                          "same fresh seeds for every method, at the search horizon"},
+                         {"methods", methods}};
+  }
   if (!transfer_tasks.empty())
     j["transfer"] = {{"tasks", transfer_tasks},
                      {"protocol",
@@ -629,6 +733,10 @@ std::string Comparison::to_csv() const {
   block_tasks = &transfer_tasks;
   for (const auto& h : transfer)
     for (const auto& m : h.methods) rows_for(h.steps, m, h.methods.front());
+  block = "per-workload";
+  block_tasks = &workload_tasks;
+  const std::int64_t search_horizon = horizons.empty() ? 0 : horizons.front().steps;
+  for (const auto& m : per_workload) rows_for(search_horizon, m, per_workload.front());
   return out;
 }
 
@@ -664,7 +772,13 @@ Work plan_comparison_phase(Phase phase, const ExperimentConfig& c, const EvalSiz
       // `evoopt compare` scores the genome on validation first; a study knows it from the search.
       if (!after_final_test) w += Work{1, c.steps, sizes.val} * runs_per_genome(c);
       const std::size_t regimes = evolved != nullptr ? strong_regimes(*evolved).size() : 2;
-      for (std::size_t b = 0; b < o.baselines.size(); ++b) {
+      if (o.protocol == Protocol::Quasirandom) {
+        // Every method's trials (the evolved genome's too) on the search tasks, then on each held-out task.
+        const auto methods = static_cast<std::int64_t>(o.baselines.size()) + 1;
+        w += tuning(c, sizes, static_cast<std::size_t>(o.trials), c.steps, HalvingOptions{false, 0}) * methods;
+        for (const auto& t : c.transfer_tasks) w += costs.scaled(t, Work{1, c.steps, sizes.val} * (methods * o.trials * c.ga.search_seeds));
+      }
+      for (std::size_t b = 0; b < o.baselines.size() && o.protocol != Protocol::Quasirandom; ++b) {
         if (o.protocol == Protocol::Seed)
           w += tuning(c, sizes, CompareOptions::seed_lr_grid().size() * CompareOptions::seed_wd_grid().size(), c.steps, HalvingOptions{false, 0});
         else
@@ -681,6 +795,13 @@ Work plan_comparison_phase(Phase phase, const ExperimentConfig& c, const EvalSiz
       const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
       w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
       if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
+      if (o.protocol == Protocol::Quasirandom) {
+        // Tuned per workload: every method on each workload with its own choice (found in the
+        // store where it is the joint choice; counted in full).
+        const auto methods = static_cast<std::int64_t>(o.baselines.size()) + 1;
+        w += test_runs(c, sizes, methods * o.test_seeds, c.steps);
+        for (const auto& t : c.transfer_tasks) w += costs.scaled(t, Work{1, c.steps, sizes.test} * (methods * o.test_seeds));
+      }
       return w;
     }
     case Phase::Transfer:

@@ -24,8 +24,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-constexpr std::pair<Protocol, const char*> kProtocolNames[] = {
-    {Protocol::Strong, "strong"}, {Protocol::Seed, "seed"}, {Protocol::RandomSearch, "random-search"}, {Protocol::LrRetuned, "lr re-tuned"}};
+constexpr std::pair<Protocol, const char*> kProtocolNames[] = {{Protocol::Strong, "strong"},
+                                                               {Protocol::Seed, "seed"},
+                                                               {Protocol::RandomSearch, "random-search"},
+                                                               {Protocol::LrRetuned, "lr re-tuned"},
+                                                               {Protocol::Quasirandom, "quasirandom"}};
 }  // namespace
 
 const char* protocol_name(Protocol p) {
@@ -37,7 +40,7 @@ const char* protocol_name(Protocol p) {
 Protocol protocol_from_name(const std::string& name) {
   for (const auto& [protocol, n] : kProtocolNames)
     if (name == n) return protocol;
-  throw Error("protocol '" + name + "' is not one of strong, seed, random-search, lr re-tuned");
+  throw Error("protocol '" + name + "' is not one of strong, seed, random-search, lr re-tuned, quasirandom");
 }
 
 const std::vector<double>& CompareOptions::seed_lr_grid() {
@@ -52,9 +55,11 @@ const std::vector<double>& CompareOptions::seed_wd_grid() {
 void CompareOptions::validate() const {
   for (const auto& b : baselines) genome::preset(b);
   if (baselines.empty()) throw Error("compare: no baselines given");
-  if (protocol != Protocol::Strong && protocol != Protocol::Seed)
-    throw Error(fmt::format("compare: baseline protocol '{}' is not one of strong, seed", protocol_name(protocol)));
+  if (protocol != Protocol::Strong && protocol != Protocol::Seed && protocol != Protocol::Quasirandom)
+    throw Error(fmt::format("compare: baseline protocol '{}' is not one of strong, seed, quasirandom", protocol_name(protocol)));
   if (rung_val_size < 0) throw Error("compare: rung validation size must be >= 0 (0 = all), got " + std::to_string(rung_val_size));
+  if (trials < 1) throw Error("compare: trials must be >= 1, got " + std::to_string(trials));
+  limits::check("compare: trials", static_cast<std::int64_t>(trials), limits::kTrials);
   if (lr_grid.empty() || wd_grid.empty()) throw Error("compare: the learning-rate and weight-decay grids must not be empty");
   for (double lr : lr_grid)
     if (!(lr > 0) || std::log10(lr) < genome::Bounds::kLog10LrMin || std::log10(lr) > genome::Bounds::kLog10LrMax)
@@ -238,6 +243,7 @@ namespace evoopt::schema {
 experiment::Protocol EnumText<experiment::Protocol>::parse(const std::string& s) {
   if (s == "strong") return experiment::Protocol::Strong;
   if (s == "seed") return experiment::Protocol::Seed;
-  throw Error("baseline protocol '" + s + "' is not one of strong, seed");
+  if (s == "quasirandom") return experiment::Protocol::Quasirandom;
+  throw Error("baseline protocol '" + s + "' is not one of strong, seed, quasirandom");
 }
 }  // namespace evoopt::schema

@@ -96,7 +96,7 @@ void Genome::validate(int max_terms) const {
   check_range("beta1", beta1, Bounds::kBeta1Min, Bounds::kBeta1Max);
   check_range("beta2", beta2, Bounds::kBeta2Min, Bounds::kBeta2Max);
   check_range("log10_eps", log10_eps, Bounds::kLog10EpsMin, Bounds::kLog10EpsMax);
-  if (log10_weight_decay) check_range("log10_weight_decay", *log10_weight_decay, Bounds::kLog10WdMin, Bounds::kLog10WdMax);
+  if (log10_weight_decay) check_range("log10_weight_decay", *log10_weight_decay, Bounds::kLog10WdMin, Bounds::kLog10WdLimit);
   check_range("warmup_fraction", warmup_fraction, Bounds::kWarmupMin, Bounds::kWarmupMax);
   if (clip_norm) check_range("clip_norm", *clip_norm, Bounds::kClipMin, Bounds::kClipMax);
 }

@@ -118,12 +118,19 @@ std::vector<Horizon> read_horizons(const JsonView& j) {
 Comparison read_comparison(const JsonView& j) {
   Comparison c;
   c.protocol = j.at("protocol").convert([](const nlohmann::json& p) { return experiment::protocol_from_name(p.get<std::string>()); });
-  for (const auto& b : j.at("baselines").elements()) {
+  const auto read_choice = [](const JsonView& b) {
     const JsonView ch = b.at("chosen");
-    c.baselines.push_back({b.get<std::string>("name"), ch.get<std::string>("regime_text"), ch.get<double>("lr"), ch.get<double>("weight_decay"),
-                           nullable_number(ch.at("val_fitness")), b.get<std::int64_t>("training_runs")});
-  }
+    return Baseline{b.get<std::string>("name"),     ch.get<std::string>("regime_text"),    ch.get<double>("lr"),
+                    ch.get<double>("weight_decay"), nullable_number(ch.at("val_fitness")), b.get<std::int64_t>("training_runs")};
+  };
+  for (const auto& b : j.at("baselines").elements()) c.baselines.push_back(read_choice(b));
+  if (const auto e = j.find("evolved_tuning")) c.evolved_tuning = read_choice(*e);
   c.horizons = read_horizons(j.at("horizons"));
+  if (const auto w = j.find("per_workload")) {
+    c.workload_tasks = w->get<std::vector<std::string>>("tasks");
+    nlohmann::json one = nlohmann::json::array({{{"steps", c.horizons.empty() ? 0 : c.horizons.front().steps}, {"methods", w->at("methods").raw()}}});
+    c.per_workload = read_horizons(JsonView(one, w->where()));
+  }
   if (const auto t = j.find("transfer")) {
     c.transfer_tasks = t->get<std::vector<std::string>>("tasks");
     c.transfer = read_horizons(t->at("horizons"));

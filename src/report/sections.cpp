@@ -308,14 +308,20 @@ std::string diff_cell(const std::optional<Paired>& d) {
 std::string comparison_baselines(const Comparison& c) {
   std::string out;
   const bool seed = c.protocol == experiment::Protocol::Seed;
-  out +=
-      seed
-          ? "<p class=\"warn\">Seed protocol: the baselines got no schedule, no clipping and a coarse lr grid. This flatters the evolved genome; use "
-            "the default (strong) protocol before claiming a gain.</p>"
-          : "<p>Strong protocol: every baseline tuned on validation over a fine lr grid × weight decay × {constant, the winner's schedule + "
-            "clipping}, with successive halving, chosen at the full budget.</p>";
+  if (c.protocol == experiment::Protocol::Quasirandom)
+    out +=
+        "<p>Quasirandom protocol: every method, the evolved genome included, tuned with the same number of quasi-random trials (a shifted "
+        "Halton sequence) from its published search space, each at the full budget, chosen on the search tasks' validation split (and, "
+        "below, on each workload's own).</p>";
+  else
+    out += seed ? "<p class=\"warn\">Seed protocol: the baselines got no schedule, no clipping and a coarse lr grid. This flatters the evolved "
+                  "genome; use the default (strong) protocol before claiming a gain.</p>"
+                : "<p>Strong protocol: every baseline tuned on validation over a fine lr grid × weight decay × {constant, the winner's schedule + "
+                  "clipping}, with successive halving, chosen at the full budget.</p>";
   out += "<table><tr><th>baseline</th><th>chosen (validation)</th><th>val fitness</th><th>tuning runs</th></tr>";
-  for (const auto& b : c.baselines) {
+  std::vector<Baseline> rows = c.baselines;
+  if (c.evolved_tuning) rows.insert(rows.begin(), *c.evolved_tuning);
+  for (const auto& b : rows) {
     std::string chosen = fmt::format("lr {:.3g}, weight decay {}, {}", b.lr,
                                      b.weight_decay > 0 ? fmt::format("{:g}", b.weight_decay) : std::string("off"), b.regime_text);
     out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(b.name), esc(chosen), f4(b.val_fitness), b.training_runs);
@@ -451,6 +457,12 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
         "re-tuned on these tasks), on their test splits with the same fresh seeds. Classification: fitness = accuracy; next-token tasks: fitness = "
         "exp(−loss) = 1/perplexity.</p>";
     out += horizon_blocks(r, c.transfer, *c.transfer_tasks, "transfer-bars", ", held-out tasks");
+  }
+  if (c.workload_tasks) {
+    out +=
+        "<h3 id=\"per-workload\">Tuned per workload</h3><p>Every method's trials chosen on each workload's own validation split, the held-out "
+        "tasks included; each workload tested with its own choice, on the same fresh seeds.</p>";
+    out += horizon_blocks(r, c.per_workload, *c.workload_tasks, "workload-bars", ", tuned per workload");
   }
   out += attribution_block(c);
   out += loss_curves_block(r, c, strongest, steps);

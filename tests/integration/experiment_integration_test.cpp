@@ -1,6 +1,7 @@
 // The rule that selection never sees the test split, on real MNIST with a garbage test split,
 // and the CLI refusing config flags given as 0 or negative (issue 6).
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -132,4 +133,59 @@ TEST(Compare, HandMadeBaselinesAreTunedTestedAndMuonsSplitIsShown) {
       for (const auto& [task, stats] : m.at("test").items()) EXPECT_GT(stats.at("mean").get<double>(), 0.2) << task;  // it learned
     }
   EXPECT_EQ(muons, 2);
+}
+
+// The quasirandom protocol from the CLI (issue 27): every method, the evolved genome included,
+// gets the same number of trials from its search space; the choice on the search tasks is the
+// best mean validation fitness, the choice per workload the best on that workload alone (a
+// held-out task's trials scored on its own validation split), and each workload is tested
+// with its own choice.
+TEST(Compare, QuasirandomProtocolTunesEveryMethodAlikeAndPerWorkload) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  EVOOPT_REQUIRE_DATASET("fashion_mnist");
+  test::TempDir tmp;
+  {
+    std::ofstream cfg(tmp / "c.toml");
+    cfg << "tasks = [\"mnist\", \"fashion_mnist\"]\ntransfer_tasks = [\"cartpole\"]\nsteps = 16\n"
+        << "[data]\ndir = \"" << test::data_dir().string() << "\"\ntrain_subset = 600\nval_size = 200\n"
+        << "[compare]\nprotocol = \"quasirandom\"\ntrials = 4\nbaselines = [\"adamw\", \"sgd\"]\nattribution = false\ntest_seeds = 2\n"
+        << "horizon_multiple = 0\n";
+  }
+  const auto r = test::run_cli("compare --genome adam --workers 2 --config " + (tmp / "c.toml").string() + " --out " + (tmp / "run").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("quasirandom protocol: 4 quasi-random trials"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Tuned per workload"), std::string::npos) << r.out;
+  const auto c = nlohmann::json::parse(read_text_file(tmp / "run" / "comparison.json"));
+  EXPECT_EQ(c.at("protocol"), "quasirandom");
+  std::vector<nlohmann::json> choices = {c.at("evolved_tuning")};
+  for (const auto& b : c.at("baselines")) choices.push_back(b);
+  const std::vector<std::string> workloads = {"mnist", "fashion_mnist", "cartpole"};
+  for (const auto& ch : choices) {
+    SCOPED_TRACE(ch.at("name").get<std::string>());
+    const auto& sweep = ch.at("sweep");
+    ASSERT_EQ(sweep.size(), 4u);  // the same trial count for every method
+    EXPECT_FALSE(ch.at("search_space").get<std::string>().empty());
+    for (const auto& t : workloads) {
+      const std::size_t chosen = ch.at("chosen_per_workload").at(t);
+      for (const auto& e : sweep) EXPECT_LE(e.at("val_per_task").at(t).get<double>(), sweep.at(chosen).at("val_per_task").at(t).get<double>());
+    }
+  }
+  // The evolved genome's trials keep its rule and move its rate.
+  std::set<double> rates;
+  for (const auto& e : c.at("evolved_tuning").at("sweep")) rates.insert(e.at("lr").get<double>());
+  EXPECT_EQ(rates.size(), 4u);
+  const auto& per = c.at("per_workload");
+  EXPECT_EQ(per.at("tasks"), nlohmann::json(workloads));
+  ASSERT_EQ(per.at("methods").size(), 3u);
+  EXPECT_EQ(per.at("methods").at(0).at("name"), "evolved (tuned)");
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& m = per.at("methods").at(i);
+    const auto& ch = choices.at(i);
+    for (const auto& t : workloads) {
+      const std::size_t chosen = ch.at("chosen_per_workload").at(t);
+      EXPECT_EQ(genome::Genome::from_json(m.at("per_task_genome").at(t).at("genome")).hash(),
+                genome::Genome::from_json(ch.at("sweep").at(chosen).at("genome")).hash());
+      EXPECT_EQ(m.at("test").at(t).at("n"), 2);
+    }
+  }
 }

@@ -30,7 +30,7 @@ double landscape(const genome::Genome& g, const std::string& task, std::uint64_t
 
 TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
   const EvalSizes sizes{500, 2000};
-  for (const Protocol protocol : {Protocol::Strong, Protocol::Seed})
+  for (const Protocol protocol : {Protocol::Strong, Protocol::Seed, Protocol::Quasirandom})
     for (bool equal_budget : {false, true})
       for (bool scheduled_winner : {false, true})
         for (bool transfer : {false, true}) {
@@ -48,6 +48,7 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
           c.compare.horizon_multiple = 2.0;
           c.compare.equal_budget = equal_budget;
           c.compare.rung_val_size = 200;
+          c.compare.trials = 5;
           genome::Genome evolved = genome::preset("adam");
           if (scheduled_winner) {
             evolved.cosine_decay = true;

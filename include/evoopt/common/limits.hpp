@@ -40,6 +40,7 @@ inline constexpr Limit kIndividuals{1'000'000, "individuals per search (populati
 // more training run of every genome; 10^4 puts a 95% interval's width far below any
 // difference between optimizers and keeps a study's run count countable.
 inline constexpr Limit kSeeds{10'000, "seeds per genome and task"};
+inline constexpr Limit kTrials{10'000, "tuning trials per method"};
 
 // Worker processes of one evaluator (0 = one per core resolves to at most this). The parent
 // keeps one socket per worker, and 512 stay below the common soft limit of 1024 open files

@@ -86,6 +86,10 @@ struct BaselineChoice {
   Protocol protocol = Protocol::Strong;
   std::vector<SweepEntry> sweep;
   std::size_t chosen = 0;  // index into sweep: best validation fitness at the full budget (ties: first)
+  // Quasirandom protocol: the trial chosen on each workload's own validation split (search and
+  // held-out tasks), and where the search space comes from.
+  std::map<std::string, std::size_t> chosen_for;
+  std::string space_source;
   std::int64_t runs = 0;   // training runs the tuning needed
   std::int64_t steps = 0;  // training steps the tuning needed
   const SweepEntry& best() const { return sweep.at(chosen); }
@@ -139,6 +143,7 @@ struct MethodResult {
   std::map<std::string, std::vector<double>> test;     // per task: fitness per test seed (diverged = −1)
   std::vector<double> overall;                         // per seed: mean over tasks
   std::map<std::string, std::string> parameter_split;  // per task, where the optimizer splits the parameters (Muon)
+  std::map<std::string, genome::Genome> task_genome;   // tuned per workload: the genome each task was tested with
 };
 
 struct HorizonResult {
@@ -175,6 +180,12 @@ struct Comparison {
   std::int64_t random_search_runs = 0;
   std::vector<HorizonResult> horizons;
   std::optional<Attribution> attribution;
+  // Quasirandom protocol: the evolved genome's own trials (the comparison's evolved row is
+  // their choice), and every method tuned on each workload alone (search and held-out tasks),
+  // tested there on the same fresh seeds at the search horizon.
+  std::optional<BaselineChoice> evolved_tuning;
+  std::vector<std::string> workload_tasks;
+  std::vector<MethodResult> per_workload;  // evolved first
   // Next-token tasks (fitness = exp(−loss)): comparison.json adds each method's test loss
   // (−ln fitness) and perplexity (1/fitness) per seed for them.
   std::set<std::string> next_token_tasks;

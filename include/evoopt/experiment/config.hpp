@@ -19,14 +19,14 @@ namespace evoopt::experiment {
 // How a baseline's hyperparameters are chosen. A study tunes its baselines with Strong or
 // Seed (CompareOptions::protocol); a comparison's rows also name RandomSearch (the
 // equal-budget search) and LrRetuned (the attribution's learning-rate sweeps).
-enum class Protocol { Strong, Seed, RandomSearch, LrRetuned };
-const char* protocol_name(Protocol p);                 // "strong", "seed", "random-search", "lr re-tuned"
-Protocol protocol_from_name(const std::string& name);  // any of the four; throws evoopt::Error
+enum class Protocol { Strong, Seed, RandomSearch, LrRetuned, Quasirandom };
+const char* protocol_name(Protocol p);                 // "strong", "seed", "random-search", "lr re-tuned", "quasirandom"
+Protocol protocol_from_name(const std::string& name);  // any of the five; throws evoopt::Error
 
 }  // namespace evoopt::experiment
 
 namespace evoopt::schema {
-// In a config only the two tuning protocols: strong | seed.
+// In a config only the three tuning protocols: strong | seed | quasirandom.
 template <>
 struct EnumText<experiment::Protocol> {
   static std::string name(experiment::Protocol p) { return experiment::protocol_name(p); }
@@ -41,7 +41,10 @@ struct CompareOptions {
   std::vector<std::string> baselines = {"sgd", "adam", "rmsprop", "adamw", "lion"};
   // "strong" (default): every baseline tuned over lr_grid × wd_grid × {constant, the
   // winner's schedule + clipping} with successive halving; "seed": the original
-  // protocol, lr {1e-4, 1e-3, 1e-2} × weight decay {1e-5, 1e-4, 1e-3}, constant, no clipping.
+  // protocol, lr {1e-4, 1e-3, 1e-2} × weight decay {1e-5, 1e-4, 1e-3}, constant, no clipping;
+  // "quasirandom": `trials` quasi-random trials from each method's published search space,
+  // the evolved genome's too (experiment/tuning.hpp), chosen on the search tasks together and
+  // on each workload alone.
   Protocol protocol = Protocol::Strong;
   // Half-decades over 1e-4 … 1e-1 (SGD on torch's lr scale); weight decay 0 = off.
   std::vector<double> lr_grid = {1e-4, 3.16227766e-4, 1e-3, 3.16227766e-3, 1e-2, 3.16227766e-2, 1e-1};
@@ -53,6 +56,7 @@ struct CompareOptions {
   double horizon_multiple = 2.0;       // the longer-horizon block (evolved vs the strongest tuned baseline): steps × this (0 = off)
   bool equal_budget = false;           // random search for the strongest baseline with the evolution's run count
   std::int64_t equal_budget_runs = 0;  // 0: as many training runs as the evolution spent
+  int trials = 16;                     // quasirandom protocol: trials per method
   void validate() const;
   // The schema (common/schema.hpp): TOML [compare], config.json "compare".
   template <typename Self, typename Visit>
@@ -65,9 +69,10 @@ struct CompareOptions {
         "baselines", c.baselines,
         help("Baseline optimizers (genome presets)").one_of("sgd, adam, adamw, rmsprop, signum, lion, nadamw, ademamix, schedule_free_adamw, muon"));
     visit("protocol", c.protocol,
-          help("How baselines are tuned: strong (lr x weight decay x {constant, the winner's schedule + clipping}, successive halving) or seed "
-               "(3 x 3 grid, constant lr)")
-              .one_of("strong, seed")
+          help("How baselines are tuned: strong (lr x weight decay x {constant, the winner's schedule + clipping}, successive halving), seed "
+               "(3 x 3 grid, constant lr) or quasirandom (the same number of quasi-random trials from each method's published search space, "
+               "the evolved genome tuned alike, chosen per workload too)")
+              .one_of("strong, seed, quasirandom")
               .flag(kEvolve | kCompare, "--baselines"));
     visit("halving", c.halving, help("Successive halving over steps (strong protocol)"));
     visit("rung_val_size", c.rung_val_size, help("Validation images scoring the cheap rungs (0 = all)").at_least(0).limit(limits::kExamples));
@@ -80,6 +85,11 @@ struct CompareOptions {
     visit("equal_budget", c.equal_budget, help("Random search for the strongest baseline with the evolution's run count").flag(kEvolve | kCompare));
     visit("equal_budget_runs", c.equal_budget_runs,
           help("Runs of the equal-budget random search (0 = as many as the evolution spent)").at_least(0).limit(limits::kRuns).flag(kCompare));
+    visit("trials", c.trials,
+          help("Quasi-random trials per method, the evolved genome included (quasirandom protocol)")
+              .at_least(1)
+              .limit(limits::kTrials)
+              .since("16", true));
   }
   static const std::vector<double>& seed_lr_grid();
   static const std::vector<double>& seed_wd_grid();

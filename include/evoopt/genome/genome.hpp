@@ -32,7 +32,8 @@ struct Bounds {
   static constexpr double kBeta1Min = 0.0, kBeta1Max = 0.9999;
   static constexpr double kBeta2Min = 0.0, kBeta2Max = 0.99999;
   static constexpr double kLog10EpsMin = -12.0, kLog10EpsMax = -2.0;
-  static constexpr double kLog10WdMin = -8.0, kLog10WdMax = -1.0;
+  static constexpr double kLog10WdMin = -8.0, kLog10WdMax = -1.0;  // the search's range (mutation, distance)
+  static constexpr double kLog10WdLimit = 0.0;                     // what a genome may hold (λ ≤ 1: AlgoPerf's ranges)
   static constexpr double kWarmupMin = 0.0, kWarmupMax = 0.5;
   static constexpr double kClipMin = 1e-3, kClipMax = 1e3;
   static constexpr double kBeta3Min = 0.0, kBeta3Max = 0.99999;

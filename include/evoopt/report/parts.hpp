@@ -143,6 +143,10 @@ struct Comparison {
   std::optional<std::string> attribution_baseline;
   std::int64_t attribution_steps = 0;
   std::vector<AttributionRow> attribution;
+  // Quasirandom protocol: the evolved genome's own tuning, and every method tuned per workload.
+  std::optional<Baseline> evolved_tuning;
+  std::optional<std::vector<std::string>> workload_tasks;
+  std::vector<Horizon> per_workload;  // one horizon: the search's
 };
 
 // Everything the page shows. A number the writer leaves null (the mean of no values, the
