@@ -104,6 +104,30 @@ std::string fmt_diff(const experiment::PairedDifference& d) {
   return fmt::format("{:+.4f} [{:+.4f}, {:+.4f}]{}", d.mean, d.ci_low, d.ci_high, d.significant ? " *" : "");
 }
 
+// Steps to the target per method and workload, and the performance profile.
+void print_time_to_target(const experiment::Comparison& c) {
+  const experiment::TimeToTarget& tt = *c.time_to_target;
+  std::cout << fmt::format(
+      "\nTime to target ({} steps, validation score every {} steps, mean over the fresh seeds; target = {}'s score at the full budget; "
+      "- = not reached), and the performance profile: share of workloads reached within tau x the fastest method's steps\n",
+      tt.steps, tt.every, tt.target_method);
+  std::string head = fmt::format("{:<36}", "method");
+  for (const auto& w : tt.workloads) head += fmt::format(" {:>14.14}", c.labels.count(w) ? c.labels.at(w) : w);
+  std::cout << head << "   tau=1  tau=1.5 tau=2  tau=4\n";
+  std::string target = fmt::format("{:<36}", "target (validation score)");
+  for (const auto& w : tt.workloads) target += fmt::format(" {:>14.4f}", tt.target.at(w));
+  std::cout << target << "\n";
+  for (const auto& m : tt.methods) {
+    std::string row = fmt::format("{:<36}", m);
+    for (const auto& w : tt.workloads) {
+      const auto& t = tt.reached.at(m).at(w);
+      row += t ? fmt::format(" {:>14}", *t) : fmt::format(" {:>14}", "-");
+    }
+    for (double tau : {1.0, 1.5, 2.0, 4.0}) row += fmt::format("  {:.2f}", tt.profile(m, tau));
+    std::cout << row << "\n";
+  }
+}
+
 // Once per method and task: which parameters an optimizer that splits them (Muon) put where.
 void print_parameter_splits(const experiment::Comparison& c) {
   std::set<std::string> printed;
@@ -214,6 +238,7 @@ void print_comparison(const experiment::Comparison& c) {
       }
     }
   }
+  if (c.time_to_target) print_time_to_target(c);
   if (seed_protocol)
     std::cout << "\nNote: the seed protocol gives baselines no schedule, no clipping and a coarse lr grid; use the default (strong) "
                  "protocol before claiming a gain.\n";

@@ -28,6 +28,7 @@ nlohmann::json to_json(const RunRequest& r) {
   nlohmann::json j = {{"genome", r.genome.to_json()},       {"task", r.task},   {"seed", r.seed},
                       {"split", data::split_name(r.split)}, {"steps", r.steps}, {"eval_limit", r.eval_limit}};
   if (r.stop_at > 0) j["stop_at"] = r.stop_at;
+  if (r.curve_every > 0) j["curve_every"] = r.curve_every;
   if (!r.save_state.empty()) j["save_state"] = r.save_state;
   if (!r.resume_state.empty()) j["resume_state"] = r.resume_state;
   return j;
@@ -47,6 +48,7 @@ RunRequest run_request_from_json(const nlohmann::json& j) {
   r.steps = json_at<std::int64_t>(j, "steps", what);
   r.eval_limit = json_at<std::int64_t>(j, "eval_limit", what);
   r.stop_at = json_value<std::int64_t>(j, "stop_at", 0, what);
+  r.curve_every = json_value<std::int64_t>(j, "curve_every", 0, what);
   r.save_state = json_value<std::string>(j, "save_state", std::string(), what);
   r.resume_state = json_value<std::string>(j, "resume_state", std::string(), what);
   if (r.steps < 0) throw Error(what + "steps must be >= 0 (0 = the evaluator's budget), got " + std::to_string(r.steps));
@@ -55,6 +57,8 @@ RunRequest run_request_from_json(const nlohmann::json& j) {
   limits::check(what + "eval_limit", r.eval_limit, limits::kExamples);
   if (r.stop_at < 0) throw Error(what + "stop_at must be >= 0 (0 = train every step), got " + std::to_string(r.stop_at));
   limits::check(what + "stop_at", r.stop_at, limits::kSteps);
+  if (r.curve_every < 0) throw Error(what + "curve_every must be >= 0 (0 = no curve), got " + std::to_string(r.curve_every));
+  limits::check(what + "curve_every", r.curve_every, limits::kSteps);
   return r;
 }
 
@@ -90,6 +94,7 @@ train::RunResult run_request(const task::Task& task, const train::Budget& budget
   if (request.steps > 0) b.steps = request.steps;  // else the budget's (>= 1, checked by the evaluator)
   b.eval_limit = request.eval_limit;
   b.stop_at = request.stop_at;
+  b.curve_every = request.curve_every;
   b.save_state = request.save_state;
   b.resume_state = request.resume_state;
   return train::train_and_evaluate(request.genome, task, request.seed, b);

@@ -69,6 +69,8 @@ RunKey run_key(const Evaluator& evaluator, const RunRequest& r) {
   k.split = data::split_name(r.split);
   if (r.eval_limit < 0) throw Error("eval_limit must be >= 0, got " + std::to_string(r.eval_limit));
   if (r.eval_limit > 0) k.split += ":first" + std::to_string(r.eval_limit);  // scored on a prefix: another result
+  if (r.curve_every < 0) throw Error("curve_every must be >= 0, got " + std::to_string(r.curve_every));
+  if (r.curve_every > 0) k.split += ":curve" + std::to_string(r.curve_every);  // the result holds the curve
   k.steps = r.steps > 0 ? r.steps : evaluator.default_steps();
   if (k.steps < 1) throw Error("a training run needs a step count >= 1 (the request and the evaluator's budget give none)");
   if (r.stop_at < 0 || r.stop_at >= k.steps)

@@ -513,6 +513,53 @@ void test_per_workload(RunContext& ctx, const CompareInputs& in, Comparison& c) 
   for (const auto& b : c.baselines) c.per_workload.push_back(workload_method(ctx, b.name + " (tuned)", MethodKind::Baseline, b, in, c));
 }
 
+// The curve resolution of time to target: ten points over the run.
+std::int64_t curve_every(std::int64_t steps) { return std::max<std::int64_t>(1, steps / 10); }
+
+// Every method of the search horizon's table (each with its per-workload choice under the
+// quasirandom protocol) on every workload's validation split, on the fresh seeds, with a curve.
+void run_time_to_target(RunContext& ctx, const CompareInputs& in, Comparison& c) {
+  TimeToTarget tt;
+  tt.workloads = in.tasks;
+  tt.workloads.insert(tt.workloads.end(), in.transfer_tasks.begin(), in.transfer_tasks.end());
+  tt.steps = in.steps > 0 ? in.steps : ctx.evaluator.default_steps();
+  tt.every = curve_every(tt.steps);
+  const std::vector<MethodResult>& rows = c.per_workload.empty() ? c.horizons.front().methods : c.per_workload;
+  for (const auto& m : rows) {
+    tt.methods.push_back(m.name);
+    for (const auto& w : tt.workloads) {
+      const genome::Genome& g = m.task_genome.count(w) ? m.task_genome.at(w) : m.genome;
+      std::vector<eval::RunRequest> requests;
+      for (auto s : c.seeds.at(w)) {
+        eval::RunRequest r{g, w, s, data::Split::Val, tt.steps};
+        r.curve_every = tt.every;
+        requests.push_back(r);
+      }
+      const bool held_out = std::find(in.transfer_tasks.begin(), in.transfer_tasks.end(), w) != in.transfer_tasks.end();
+      const auto results = run_all(ctx, held_out ? eval::RunStage::Transfer : eval::RunStage::Test, requests);
+      // The mean over seeds at each point; a diverged seed (no curve to its end) counts −1.
+      std::vector<std::pair<std::int64_t, double>> mean;
+      for (const auto& p : results.front().val_curve) mean.emplace_back(p.first, 0.0);
+      for (const auto& r : results)
+        for (std::size_t i = 0; i < mean.size(); ++i)
+          mean[i].second += (r.diverged || i >= r.val_curve.size() ? -1.0 : r.val_curve[i].second) / static_cast<double>(results.size());
+      if (results.front().diverged) mean.clear();
+      tt.curve[m.name][w] = mean;
+    }
+  }
+  // The target: tuned AdamW's final validation score, else the strongest baseline's.
+  tt.target_method = c.baselines[c.strongest()].name + " (tuned)";
+  for (const auto& b : c.baselines)
+    if (b.name == "adamw") tt.target_method = "adamw (tuned)";
+  for (const auto& w : tt.workloads) {
+    const auto& curve = tt.curve.at(tt.target_method).at(w);
+    tt.target[w] = curve.empty() ? -1.0 : curve.back().second;
+  }
+  for (const auto& m : tt.methods)
+    for (const auto& w : tt.workloads) tt.reached[m][w] = tt.target[w] > 0 ? steps_to_target(tt.curve[m][w], tt.target[w]) : std::nullopt;
+  c.time_to_target = tt;
+}
+
 // Gain attribution against the strongest tuned baseline, at the search horizon.
 void run_attribution(RunContext& ctx, const CompareInputs& in, Comparison& c) {
   const BaselineChoice& b = c.baselines[c.strongest()];
@@ -532,6 +579,27 @@ void run_attribution(RunContext& ctx, const CompareInputs& in, Comparison& c) {
 
 }  // namespace
 
+std::optional<std::int64_t> steps_to_target(const std::vector<std::pair<std::int64_t, double>>& curve, double target) {
+  for (const auto& [step, score] : curve)
+    if (score >= target) return step;
+  return std::nullopt;
+}
+
+double TimeToTarget::profile(const std::string& method, double tau) const {
+  if (workloads.empty()) return 0.0;
+  int within = 0;
+  for (const auto& w : workloads) {
+    std::optional<std::int64_t> fastest;
+    for (const auto& m : methods) {
+      const auto& t = reached.at(m).at(w);
+      if (t && (!fastest || *t < *fastest)) fastest = t;
+    }
+    const auto& mine = reached.at(method).at(w);
+    if (mine && fastest && static_cast<double>(*mine) <= tau * static_cast<double>(*fastest)) ++within;
+  }
+  return static_cast<double>(within) / static_cast<double>(workloads.size());
+}
+
 void run_comparison_phase(Phase phase, RunContext& ctx, const CompareInputs& in, Comparison& c) {
   in.options.validate();
   switch (phase) {
@@ -540,9 +608,11 @@ void run_comparison_phase(Phase phase, RunContext& ctx, const CompareInputs& in,
     case Phase::Comparison:
       c.horizons = test_block(ctx, in, c, in.tasks, eval::RunStage::Test);
       if (c.evolved_tuning) test_per_workload(ctx, in, c);
+      if (in.options.time_to_target && in.transfer_tasks.empty()) run_time_to_target(ctx, in, c);
       return;
     case Phase::Transfer:
       c.transfer = test_block(ctx, in, c, in.transfer_tasks, eval::RunStage::Transfer);
+      if (in.options.time_to_target) run_time_to_target(ctx, in, c);  // every workload's, once the held-out ones can run
       return;
     case Phase::Attribution:
       return run_attribution(ctx, in, c);
@@ -669,6 +739,31 @@ json Comparison::to_json() const {
   }
   j["horizons"] = horizons_json(horizons, next_token_tasks);
   if (evolved_tuning) j["evolved_tuning"] = choice_json(*evolved_tuning);
+  if (time_to_target) {
+    const TimeToTarget& tt = *time_to_target;
+    const std::vector<double> taus = {1.0, 1.5, 2.0, 4.0};
+    json methods = json::array();
+    for (const auto& m : tt.methods) {
+      json reached, curves, profile = json::array();
+      for (const auto& w : tt.workloads) {
+        const auto& t = tt.reached.at(m).at(w);
+        reached[w] = t ? json(*t) : json(nullptr);
+        curves[w] = tt.curve.at(m).at(w);
+      }
+      for (double tau : taus) profile.push_back(tt.profile(m, tau));
+      methods.push_back({{"name", m}, {"steps_to_target", reached}, {"val_curve", curves}, {"profile", profile}});
+    }
+    j["time_to_target"] = {{"target_method", tt.target_method},
+                           {"steps", tt.steps},
+                           {"every", tt.every},
+                           {"workloads", tt.workloads},
+                           {"target", tt.target},
+                           {"profile_taus", taus},
+                           {"methods", methods},
+                           {"protocol",
+                            "validation split, the fresh test seeds' training runs, mean over seeds every `every` steps; the target is "
+                            "target_method's score at the full budget; null: not reached"}};
+  }
   if (!per_workload.empty()) {
     json methods = json::array();
     for (const auto& m : per_workload) {
@@ -753,6 +848,17 @@ Work tuning(const ExperimentConfig& c, const EvalSizes& sizes, std::size_t n, st
   return w;
 }
 
+// Time to target: each method of the search horizon's table on every workload's validation
+// split, on the fresh seeds, scored at every curve point and at the end.
+Work time_to_target_work(const ExperimentConfig& c, const EvalSizes& sizes, const TaskCosts& costs) {
+  const CompareOptions& o = c.compare;
+  const std::int64_t methods = 1 + static_cast<std::int64_t>(o.baselines.size()) + (o.equal_budget && o.protocol != Protocol::Quasirandom ? 1 : 0);
+  const std::int64_t points = 1 + curve_points(c.steps, curve_every(c.steps));
+  Work w = Work{1, c.steps, sizes.val * points} * (methods * o.test_seeds * static_cast<std::int64_t>(c.tasks.size()));
+  for (const auto& t : c.transfer_tasks) w += costs.scaled(t, Work{1, c.steps, sizes.val * points} * (methods * o.test_seeds));
+  return w;
+}
+
 // `methods_seeds` test runs per task.
 Work test_runs(const ExperimentConfig& c, const EvalSizes& sizes, std::int64_t methods_seeds, std::int64_t steps) {
   return Work{1, steps, sizes.test} * (methods_seeds * static_cast<std::int64_t>(c.tasks.size()));
@@ -795,6 +901,7 @@ Work plan_comparison_phase(Phase phase, const ExperimentConfig& c, const EvalSiz
       const std::int64_t evolved_seeds = std::max(0, o.test_seeds - (after_final_test ? c.final_test_seeds : 0));
       w += test_runs(c, sizes, evolved_seeds + (static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds, c.steps);
       if (o.horizon_multiple > 0) w += test_runs(c, sizes, (2 + rs) * o.test_seeds, longer);
+      if (o.time_to_target && c.transfer_tasks.empty()) w += time_to_target_work(c, sizes, costs);
       if (o.protocol == Protocol::Quasirandom) {
         // Tuned per workload: every method on each workload with its own choice (found in the
         // store where it is the joint choice; counted in full).
@@ -810,6 +917,7 @@ Work plan_comparison_phase(Phase phase, const ExperimentConfig& c, const EvalSiz
         w += costs.scaled(t, Work{1, c.steps, sizes.test} * ((1 + static_cast<std::int64_t>(o.baselines.size()) + rs) * o.test_seeds));
         if (o.horizon_multiple > 0) w += costs.scaled(t, Work{1, longer, sizes.test} * ((2 + rs) * o.test_seeds));
       }
+      if (o.time_to_target) w += time_to_target_work(c, sizes, costs);
       return w;
     case Phase::Attribution:
       w += tuning(c, sizes, o.lr_grid.size(), c.steps, halving) * 2;

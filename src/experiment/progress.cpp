@@ -27,6 +27,12 @@ std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::in
   return eval_limit > 0 ? std::min(eval_limit, sizes.val) : sizes.val;
 }
 
+std::int64_t curve_points(std::int64_t steps, std::int64_t curve_every) { return curve_every > 0 && steps > 0 ? (steps - 1) / curve_every : 0; }
+
+Work request_work(const EvalSizes& sizes, const eval::RunRequest& r) {
+  return Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit) * (1 + curve_points(r.steps, r.curve_every))};
+}
+
 EvalSizes eval_sizes_of_run(const fs::path& run_dir) {
   const JsonView cfg = RunDirectory(run_dir).read(run_files::kConfig);
   // Far beyond any dataset (2^40 examples); keeps the sums and the work estimates in range.
@@ -227,9 +233,11 @@ std::vector<JsonView> journal_entries(const fs::path& p) {
 namespace {
 
 // The images a journal entry's run scored, from its key's split: "val", "test", or
-// "val:firstN" (run_key: a rung scored on its first N images).
-std::int64_t entry_images(const JsonView& split_view, const EvalSizes& sizes) {
-  const std::string split = split_view.get<std::string>();
+// "val:firstN" (run_key: a rung scored on its first N images), each evaluation once (a run
+// with a validation curve, ":curveK" in its key, evaluated at every point of it).
+std::int64_t entry_images(const JsonView& split_view, const EvalSizes& sizes, std::size_t evaluations) {
+  std::string split = split_view.get<std::string>();
+  if (const auto curve = split.find(":curve"); curve != std::string::npos) split = split.substr(0, curve);
   const auto first = split.find(":first");
   const std::string name = split.substr(0, first);
   if (name != "val" && name != "test") split_view.fail_expected("a split (val, test or val:firstN)");
@@ -239,7 +247,7 @@ std::int64_t entry_images(const JsonView& split_view, const EvalSizes& sizes) {
     const bool ok = !digits.empty() && digits.size() <= 18 && digits.find_first_not_of("0123456789") == std::string::npos;
     if (!ok || (limit = std::stoll(digits)) < 1) split_view.fail_expected("a split (val, test or val:firstN with N >= 1)");
   }
-  return evaluated_images(sizes, data::split_from_name(name), limit);
+  return evaluated_images(sizes, data::split_from_name(name), limit) * static_cast<std::int64_t>(std::max<std::size_t>(1, evaluations));
 }
 
 // The search's history and its best individual so far, from the checkpoint.
@@ -288,7 +296,8 @@ JournalWork read_journal_work(const fs::path& journal, const EvalSizes& sizes, c
     const train::RunResult r = e.at("result").convert(train::run_result_from_json);
     entries.push_back({e.find("stage") ? e.at("stage").convert([](const json& j) { return eval::run_stage_from_name(j.get<std::string>()); })
                                        : eval::RunStage::Search,
-                       r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes)}, r.seconds, r.train_seconds});
+                       r.task, Work{1, r.steps_done - r.resumed_at, entry_images(key.at("split"), sizes, r.val_curve.size())}, r.seconds,
+                       r.train_seconds});
     task_time[r.task].first += r.train_seconds;
     task_time[r.task].second += static_cast<double>(r.steps_done - r.resumed_at);
   }

@@ -15,7 +15,7 @@ namespace {
 // The work of `requests`: one run each, its steps, the images its split evaluates.
 Work work_of(const std::vector<eval::RunRequest>& requests, const EvalSizes& sizes) {
   Work w;
-  for (const auto& r : requests) w += Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)};
+  for (const auto& r : requests) w += request_work(sizes, r);
   return w;
 }
 

@@ -111,7 +111,7 @@ decltype(RunContext::progress) tracker_progress(ProgressTracker& tracker, const 
   return [&tracker, sizes](eval::RunStage stage, int done, int total, const std::vector<eval::RunRequest>& batch, const train::RunResult* trained) {
     // A batch can mix tasks (the held-out ones, each at its cost): its runs' mean work.
     Work sum;
-    for (const auto& r : batch) sum += tracker.task_costs().scaled(r.task, Work{1, r.steps, evaluated_images(sizes, r.split, r.eval_limit)});
+    for (const auto& r : batch) sum += tracker.task_costs().scaled(r.task, request_work(sizes, r));
     const auto n = static_cast<double>(std::max<std::size_t>(1, batch.size()));
     const Work per_run{1, std::llround(static_cast<double>(sum.steps) / n), std::llround(static_cast<double>(sum.images) / n)};
     tracker.batch(stage, done, total, per_run, trained);

@@ -135,6 +135,23 @@ Comparison read_comparison(const JsonView& j) {
     c.transfer_tasks = t->get<std::vector<std::string>>("tasks");
     c.transfer = read_horizons(t->at("horizons"));
   }
+  if (const auto t = j.find("time_to_target")) {
+    experiment::TimeToTarget tt;
+    tt.workloads = t->get<std::vector<std::string>>("workloads");
+    tt.target_method = t->get<std::string>("target_method");
+    tt.steps = t->get<std::int64_t>("steps");
+    tt.every = t->get<std::int64_t>("every");
+    for (const auto& w : tt.workloads) tt.target[w] = nullable_number(t->at("target").at(w));
+    for (const auto& m : t->at("methods").elements()) {
+      const std::string name = m.get<std::string>("name");
+      tt.methods.push_back(name);
+      for (const auto& w : tt.workloads) {
+        const JsonView s = m.at("steps_to_target").at(w);
+        tt.reached[name][w] = s.raw().is_null() ? std::nullopt : std::optional<std::int64_t>(s.get<std::int64_t>());
+      }
+    }
+    c.time_to_target = tt;
+  }
   if (const auto a = j.find("attribution")) {
     c.attribution_baseline = a->get<std::string>("baseline");
     c.attribution_steps = a->get<std::int64_t>("steps");

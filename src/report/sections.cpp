@@ -439,6 +439,39 @@ std::string loss_curves_block(const Run& r, const Comparison& c, const std::stri
   return out;
 }
 
+// Steps to the target per method and workload, and the performance profile as a chart.
+std::string time_to_target_block(const Run& r, const experiment::TimeToTarget& tt) {
+  std::string out = fmt::format(
+      "<h3 id=\"time-to-target\">Time to target</h3><p>Steps each method needs for its validation score (mean over the fresh seeds, read "
+      "every {} steps) to reach the target: {}'s score at the full budget of {} steps, per workload; – = not reached. The performance "
+      "profile shows, for each τ, the share of workloads a method reaches within τ times the fastest method's steps (Dolan &amp; Moré "
+      "2002, as MLCommons AlgoPerf scores).</p>",
+      tt.every, esc(tt.target_method), tt.steps);
+  out += "<table><tr><th>method</th>";
+  for (const auto& w : tt.workloads) out += "<th>" + esc(r.labels.count(w) ? r.labels.at(w) : w) + "</th>";
+  out += "</tr><tr><td>target (validation score)</td>";
+  for (const auto& w : tt.workloads) out += "<td>" + f4(tt.target.at(w)) + "</td>";
+  out += "</tr>";
+  std::vector<Series> profile;
+  for (const auto& m : tt.methods) {
+    out += "<tr><td>" + esc(m) + "</td>";
+    for (const auto& w : tt.workloads) {
+      const auto& t = tt.reached.at(m).at(w);
+      out += "<td>" + (t ? std::to_string(*t) : std::string("–")) + "</td>";
+    }
+    out += "</tr>";
+    Series s{m, {}, false, false};
+    for (int i = 0; i <= 60; ++i) {
+      const double tau = 1.0 + 0.05 * i;
+      s.points.emplace_back(tau, tt.profile(m, tau));
+    }
+    profile.push_back(s);
+  }
+  out += "</table>";
+  out += line_chart("performance-profile", "Performance profile", "τ (steps ÷ the fastest method's)", "share of workloads", profile, {},
+                    std::make_pair(0.0, 1.0));
+  return out;
+}
 }  // namespace
 
 std::string section_comparison(const Run& r, std::int64_t steps) {
@@ -465,6 +498,7 @@ std::string section_comparison(const Run& r, std::int64_t steps) {
     out += horizon_blocks(r, c.per_workload, *c.workload_tasks, "workload-bars", ", tuned per workload");
   }
   out += attribution_block(c);
+  if (c.time_to_target) out += time_to_target_block(r, *c.time_to_target);
   out += loss_curves_block(r, c, strongest, steps);
   return out;
 }

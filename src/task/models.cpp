@@ -366,15 +366,22 @@ class ModuleModel : public Model {
     for (const auto* d : dropouts()) out.push_back(d->calls());
     return out;
   }
-  bool restart_batch_norm() override {
-    bool any = false;
+  bool recompute_batch_norm(const std::function<torch::Tensor()>& next_batch, int batches) override {
+    std::vector<std::pair<nn::BatchNorm2dImpl*, c10::optional<double>>> layers;
     for (const auto& m : m_->modules(/*include_self=*/false))
-      if (auto* bn = m->template as<nn::BatchNorm2dImpl>()) {
-        bn->reset_running_stats();
-        bn->options.momentum(c10::nullopt);
-        any = true;
-      }
-    return any;
+      if (auto* bn = m->template as<nn::BatchNorm2dImpl>()) layers.emplace_back(bn, bn->options.momentum());
+    if (layers.empty()) return false;
+    for (auto& [bn, momentum] : layers) {
+      bn->reset_running_stats();
+      bn->options.momentum(c10::nullopt);
+    }
+    torch::NoGradGuard no_grad;
+    const bool training = m_->is_training();
+    m_->train(true);
+    for (int i = 0; i < batches; ++i) m_->forward(next_batch());
+    m_->train(training);
+    for (auto& [bn, momentum] : layers) bn->options.momentum(momentum);
+    return true;
   }
   void set_counters(const std::vector<std::uint64_t>& values) override {
     const auto dropouts = this->dropouts();

@@ -43,6 +43,7 @@ void Budget::validate() const {
   if (stop_at < 0 || (stop_at > 0 && steps > 0 && stop_at >= steps))
     throw Error(fmt::format("stop_at must be 0 (train every step) or fewer than the run's {} steps, got {}", steps, stop_at));
   if (!save_state.empty() && stop_at == 0) throw Error("save_state needs stop_at: a run's state is saved where it stops");
+  if (curve_every < 0) throw Error("curve_every must be >= 0 (0 = no curve), got " + std::to_string(curve_every));
   limits::check("stop_at", stop_at, limits::kSteps);
   if (sync_every < 0)
     throw Error("sync_every must be >= 0 (0 = every step on the CPU, every log_every steps on a GPU), got " + std::to_string(sync_every));
@@ -165,6 +166,11 @@ nlohmann::json to_json(const RunResult& r) {
                       {"train_seconds", r.train_seconds}};
   if (r.resumed_at > 0) j["resumed_at"] = r.resumed_at;                      // absent for uninterrupted runs (journals stay as they were)
   if (!r.parameter_split.empty()) j["parameter_split"] = r.parameter_split;  // absent where all parameters are treated alike
+  if (!r.val_curve.empty()) {
+    nlohmann::json c = nlohmann::json::array();
+    for (const auto& [step, score] : r.val_curve) c.push_back({step, number_json(score)});
+    j["val_curve"] = c;
+  }
   return j;
 }
 
@@ -189,6 +195,14 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.steps_planned = json_value<std::int64_t>(j, "steps_planned", r.steps_done, what);
   r.resumed_at = json_value<std::int64_t>(j, "resumed_at", 0, what);
   r.parameter_split = json_value<std::string>(j, "parameter_split", "", what);
+  if (j.contains("val_curve")) {
+    const auto& c = j.at("val_curve");
+    if (!c.is_array()) throw Error(what + "val_curve must be an array");
+    for (const auto& p : c) {
+      if (!p.is_array() || p.size() != 2) throw Error(what + "val_curve must hold [step, score] pairs, got " + p.dump());
+      r.val_curve.emplace_back(json_as<std::int64_t>(p.at(0), what + "val_curve step"), number_from_json(p.at(1), "val_curve"));
+    }
+  }
   r.seconds = json_value<double>(j, "seconds", 0.0, what);
   r.train_seconds = json_value<double>(j, "train_seconds", 0.0, what);
   return r;
@@ -538,7 +552,8 @@ using StepLoss = std::function<torch::Tensor(std::int64_t)>;
 
 // Trains steps first_step .. plan.stop, stopping early on cancellation or divergence.
 void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& budget, optim::AlgorithmOptimizer& opt,
-                 const std::vector<torch::Tensor>& params, const StepLoss& step_loss, LossLog& log) {
+                 const std::vector<torch::Tensor>& params, const StepLoss& step_loss, LossLog& log,
+                 const std::function<void(std::int64_t)>& after_step) {
   for (std::int64_t step = first_step; step <= plan.stop; ++step) {
     if (budget.cancel != nullptr && budget.cancel->load(std::memory_order_relaxed)) {
       log.r.cancelled = true;
@@ -557,19 +572,13 @@ void train_steps(std::int64_t first_step, const StepPlan& plan, const Budget& bu
     // is over then and its model discarded, which changes nothing reported.
     log.pending.push_back({step, loss.detach(), (step % budget.log_every == 0 || step == plan.steps) ? all_finite(params) : torch::Tensor()});
     if ((step % plan.sync_every == 0 || step == plan.stop) && !log.drain()) break;
+    after_step(step);
   }
 }
 // Batches whose forward passes re-estimate batch-norm statistics at the weights a model is
 // evaluated with when they are not those it trained at (Schedule-Free's x; the authors'
 // advice: a few dozen training batches in training mode, without gradients).
 constexpr int kBatchNormBatches = 20;
-
-void recompute_batch_norm(task::Model& model, BatchSource& batches) {
-  if (!model.restart_batch_norm()) return;
-  torch::NoGradGuard no_grad;
-  model.train(true);
-  for (int i = 0; i < kBatchNormBatches; ++i) model.forward(batches.next().first);
-}
 
 // Step `step`'s loss: the next batch's mean cross-entropy, or the REINFORCE loss of the
 // policy's episodes, drawn from (seed, step) alone.
@@ -599,6 +608,34 @@ Evaluation evaluate_run(task::Model& model, const task::Task& task, const data::
   model.train(true);
   return e;
 }
+// The score of the evaluation split where the model is evaluated: Schedule-Free moves the
+// weights to x and recomputes batch-norm statistics there from its own batches (a function of
+// the run's seed, not the training batches).
+Evaluation evaluate_where_scored(task::Model& model, optim::AlgorithmOptimizer& opt, const task::Task& task, const data::Splits& data,
+                                 const Budget& budget, std::uint64_t seed, const torch::Device& device) {
+  opt.to_evaluation();
+  if (opt.evaluates_elsewhere() && task.kind != task::TaskKind::Reinforcement) {
+    BatchSource batches(task, data, device, derive_seed(seed, "batch-norm"), budget.memory_format);
+    model.recompute_batch_norm([&batches] { return batches.next().first; }, kBatchNormBatches);
+  }
+  return evaluate_run(model, task, data, budget, seed);
+}
+
+// A point of the validation curve mid-run, leaving the run as it was: where evaluating moves
+// weights (Schedule-Free's x) or statistics, every tensor of the model is put back bit for bit.
+double curve_point(task::Model& model, optim::AlgorithmOptimizer& opt, const task::Task& task, const data::Splits& data, const Budget& budget,
+                   std::uint64_t seed, const torch::Device& device) {
+  if (!opt.evaluates_elsewhere()) return evaluate_run(model, task, data, budget, seed).score;
+  std::vector<torch::Tensor> saved;
+  for (auto& [name, t] : model.named_state()) saved.push_back(t.detach().clone());
+  const double score = evaluate_where_scored(model, opt, task, data, budget, seed, device).score;
+  opt.to_training();
+  torch::NoGradGuard no_grad;
+  std::size_t i = 0;
+  for (auto& [name, t] : model.named_state()) t.copy_(saved[i++]);
+  return score;
+}
+
 }  // namespace
 
 Evaluation evaluate(task::Model& model, const task::Task& task, data::Split split, std::int64_t batch, std::int64_t limit, at::MemoryFormat format) {
@@ -642,7 +679,11 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   const std::int64_t first_step = resume_run(budget, identity, plan.stop, *model, opt, device, source, log);
 
   const auto train_t0 = std::chrono::steady_clock::now();
-  train_steps(first_step, plan, budget, opt, params, step_loss(task, *model, source, seed), log);
+  const auto at_step = [&](std::int64_t step) {
+    if (budget.curve_every > 0 && step % budget.curve_every == 0 && step < plan.stop)
+      r.val_curve.emplace_back(step, curve_point(*model, opt, task, data, budget, seed, device));
+  };
+  train_steps(first_step, plan, budget, opt, params, step_loss(task, *model, source, seed), log, at_step);
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_t0).count();
   r.smoothed_loss = log.smoothed;
   // A stop between logged steps checks the parameters too (without a loss-curve point, which
@@ -658,11 +699,10 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
                              source ? source->augment_rng.state() : "", model->counters()},
                    *model, opt);
   if (!r.diverged && !r.cancelled) {
-    opt.to_evaluation();
-    if (opt.evaluates_elsewhere() && source != nullptr) recompute_batch_norm(*model, *source);
-    const Evaluation e = evaluate_run(*model, task, data, budget, seed);
+    const Evaluation e = evaluate_where_scored(*model, opt, task, data, budget, seed, device);
     r.accuracy = e.score;
     r.eval_loss = e.loss;
+    if (budget.curve_every > 0) r.val_curve.emplace_back(r.steps_done, e.score);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

@@ -149,7 +149,7 @@ TEST(Compare, QuasirandomProtocolTunesEveryMethodAlikeAndPerWorkload) {
     cfg << "tasks = [\"mnist\", \"fashion_mnist\"]\ntransfer_tasks = [\"cartpole\"]\nsteps = 16\n"
         << "[data]\ndir = \"" << test::data_dir().string() << "\"\ntrain_subset = 600\nval_size = 200\n"
         << "[compare]\nprotocol = \"quasirandom\"\ntrials = 4\nbaselines = [\"adamw\", \"sgd\"]\nattribution = false\ntest_seeds = 2\n"
-        << "horizon_multiple = 0\n";
+        << "horizon_multiple = 0\ntime_to_target = true\n";
   }
   const auto r = test::run_cli("compare --genome adam --workers 2 --config " + (tmp / "c.toml").string() + " --out " + (tmp / "run").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -178,6 +178,22 @@ TEST(Compare, QuasirandomProtocolTunesEveryMethodAlikeAndPerWorkload) {
   EXPECT_EQ(per.at("tasks"), nlohmann::json(workloads));
   ASSERT_EQ(per.at("methods").size(), 3u);
   EXPECT_EQ(per.at("methods").at(0).at("name"), "evolved (tuned)");
+  // Time to target: every method with its per-workload choice, a validation curve point every
+  // step (16 steps: every 1), the target tuned AdamW's final score, which AdamW itself reaches.
+  EXPECT_NE(r.out.find("Time to target"), std::string::npos) << r.out;
+  const auto& tt = c.at("time_to_target");
+  EXPECT_EQ(tt.at("target_method"), "adamw (tuned)");
+  EXPECT_EQ(tt.at("every"), 1);
+  ASSERT_EQ(tt.at("methods").size(), 3u);
+  for (const auto& m : tt.at("methods")) {
+    for (const auto& t : workloads) EXPECT_EQ(m.at("val_curve").at(t).size(), 16u) << m.at("name") << " " << t;
+    for (const auto& p : m.at("profile")) EXPECT_TRUE(p.get<double>() >= 0 && p.get<double>() <= 1);
+    if (m.at("name") != "adamw (tuned)") continue;
+    for (const auto& t : workloads) {
+      EXPECT_LE(m.at("steps_to_target").at(t).get<int>(), 16) << t;
+      EXPECT_EQ(m.at("val_curve").at(t).back().at(1).get<double>(), tt.at("target").at(t).get<double>());
+    }
+  }
   for (std::size_t i = 0; i < 3; ++i) {
     const auto& m = per.at("methods").at(i);
     const auto& ch = choices.at(i);

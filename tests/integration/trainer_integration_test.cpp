@@ -313,3 +313,35 @@ TEST(Trainer, HandMadeAlgorithmsContinueExactly) {
       EXPECT_EQ(whole.parameter_split.empty(), g.algorithm != genome::Algorithm::Muon);
     }
 }
+
+// Time to target reads a validation curve (issue 27): scoring the split every k steps changes
+// nothing of the run — not Adam's, not Schedule-Free's (evaluated at x with batch-norm
+// statistics recomputed, then put back at y bit for bit), not the policy's — and the curve ends
+// with the run's own score.
+TEST(Trainer, AValidationCurveLeavesTheRunAsItWas) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  task::TaskOptions o;
+  o.data_dir = test::data_dir();
+  o.split.train_subset = 1000;
+  o.split.val_size = 300;
+  o.batch_size = 16;
+  const std::vector<std::pair<task::Task, genome::Genome>> cases = {{small_mnist(), genome::preset("adam")},
+                                                                    {task::load_task("mnist:paper", o), genome::preset("schedule_free_adamw")},
+                                                                    {task::load_task("cartpole", o), genome::preset("adam")}};
+  for (const auto& [t, g] : cases) {
+    SCOPED_TRACE(t.name);
+    train::Budget b = budget(12);
+    b.log_every = 4;
+    const auto plain = train::train_and_evaluate(g, t, 9, b);
+    b.curve_every = 5;
+    const auto curved = train::train_and_evaluate(g, t, 9, b);
+    expect_identical(plain, curved);
+    ASSERT_EQ(curved.val_curve.size(), 3u);  // steps 5, 10 and the last, 12
+    EXPECT_EQ(curved.val_curve[0].first, 5);
+    EXPECT_EQ(curved.val_curve[2].first, 12);
+    EXPECT_EQ(curved.val_curve[2].second, curved.accuracy);
+    EXPECT_TRUE(plain.val_curve.empty());
+    // Through the JSON a worker sends back.
+    EXPECT_EQ(train::run_result_from_json(train::to_json(curved)).val_curve, curved.val_curve);
+  }
+}

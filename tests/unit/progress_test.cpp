@@ -49,6 +49,7 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
           c.compare.equal_budget = equal_budget;
           c.compare.rung_val_size = 200;
           c.compare.trials = 5;
+          c.compare.time_to_target = scheduled_winner;  // with and without held-out tasks
           genome::Genome evolved = genome::preset("adam");
           if (scheduled_winner) {
             evolved.cosine_decay = true;
@@ -70,7 +71,8 @@ TEST(Progress, PlannedComparisonWorkIsEveryRequestTheComparisonMakes) {
                                           : r.eval_limit > 0           ? std::min(r.eval_limit, sizes.val)
                                                                        : sizes.val;
               EXPECT_EQ(evaluated_images(sizes, r.split, r.eval_limit), images);
-              requested += costs.scaled(r.task, Work{1, r.steps, images});
+              requested += costs.scaled(r.task, Work{1, r.steps, images * (1 + curve_points(r.steps, r.curve_every))});
+              EXPECT_EQ(request_work(sizes, r).images, images * (1 + curve_points(r.steps, r.curve_every)));
             }
           };
           run_comparison(ctx, compare_inputs(c, evolved, 0.7, {{"a", "A"}, {"b", "B"}}, /*evolution_runs=*/24));

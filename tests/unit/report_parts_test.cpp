@@ -555,3 +555,44 @@ TEST(ReportParts, ComparisonSectionShowsTheSeedProtocolTransferAndAttribution) {
   r.best = best(5);
   EXPECT_TRUE(has(report::section_comparison(r, 100), "<h3>Training loss: the winner against sgd (tuned)</h3>"));  // the attribution's baseline
 }
+
+// The quasirandom protocol's parts of the page: its description, the evolved genome's own
+// tuning row, the per-workload block, and time to target with the performance profile.
+TEST(ReportParts, ComparisonSectionShowsQuasirandomTuningPerWorkloadAndTimeToTarget) {
+  report::Run r = base_run();
+  r.best = best(5);
+  report::Comparison c = baseline_wins();
+  c.protocol = experiment::Protocol::Quasirandom;
+  c.evolved_tuning = report::Baseline{"evolved", "warmup 5% + cosine", 0.002, 0.0, 0.91, 48};
+  c.workload_tasks = std::vector<std::string>{"mnist", "cifar10"};
+  c.per_workload = {c.horizons.front()};
+  experiment::TimeToTarget tt;
+  tt.workloads = {"mnist", "cifar10"};
+  tt.target_method = "adam (tuned)";
+  tt.steps = 100;
+  tt.every = 10;
+  tt.target = {{"mnist", 0.9}, {"cifar10", 0.5}};
+  tt.methods = {"evolved", "adam (tuned)"};
+  tt.reached["evolved"] = {{"mnist", 50}, {"cifar10", std::nullopt}};
+  tt.reached["adam (tuned)"] = {{"mnist", 100}, {"cifar10", 100}};
+  c.time_to_target = tt;
+  r.comparison = c;
+  const std::string html = report::section_comparison(r, 100);
+  for (const auto& s : svgs(html)) EXPECT_EQ(xml_problem(s), "") << s;
+  EXPECT_TRUE(has(html, "<p>Quasirandom protocol:")) << html;
+  EXPECT_TRUE(has(html, "<tr><td>evolved</td><td>lr 0.002, weight decay off, warmup 5% + cosine</td><td>0.9100</td><td>48</td></tr>")) << html;
+  EXPECT_TRUE(has(html, "id=\"per-workload\"")) << html;
+  EXPECT_TRUE(has(html, "<tr><td>evolved</td><td>50</td><td>–</td></tr>")) << html;
+  EXPECT_TRUE(has(html, "<tr><td>adam (tuned)</td><td>100</td><td>100</td></tr>")) << html;
+  // The profile: evolved is the fastest on mnist and never reaches cifar10's target (1/2 at
+  // every τ); adam reaches cifar10 first and mnist within τ = 2.
+  EXPECT_DOUBLE_EQ(tt.profile("evolved", 1.0), 0.5);
+  EXPECT_DOUBLE_EQ(tt.profile("evolved", 4.0), 0.5);
+  EXPECT_DOUBLE_EQ(tt.profile("adam (tuned)", 1.0), 0.5);
+  EXPECT_DOUBLE_EQ(tt.profile("adam (tuned)", 1.95), 0.5);
+  EXPECT_DOUBLE_EQ(tt.profile("adam (tuned)", 2.0), 1.0);
+  const std::string profile = chart(html, "performance-profile");
+  EXPECT_TRUE(has(profile, "class=\"legend\">adam (tuned)</text>")) << profile;
+  EXPECT_EQ(experiment::steps_to_target({{10, 0.2}, {20, 0.6}, {30, 0.5}}, 0.55), std::optional<std::int64_t>(20));
+  EXPECT_EQ(experiment::steps_to_target({{10, 0.2}}, 0.55), std::nullopt);
+}

@@ -76,20 +76,21 @@ TEST(Models, PresetsHaveTheDocumentedShapes) {
 }
 
 // Schedule-Free evaluates at x, so batch-norm statistics gathered at y are recomputed:
-// restart_batch_norm() zeroes them and makes the next training-mode batches their plain
-// average; a model without batch norm says so and is left alone.
-TEST(Models, RestartBatchNormMakesTheStatisticsThoseOfTheNextBatches) {
+// recompute_batch_norm() zeroes them, makes the given batches their plain average and puts
+// each layer's momentum back; a model without batch norm says so and is left alone.
+TEST(Models, RecomputeBatchNormMakesTheStatisticsThoseOfTheGivenBatches) {
   torch::NoGradGuard no_grad;
   const auto a = torch::randn({4, 3, 32, 32}).contiguous(at::MemoryFormat::ChannelsLast), c = a * 3 + 1;
   const auto before = torch::randn({4, 3, 32, 32}).contiguous(at::MemoryFormat::ChannelsLast) * 5;
-  // The first batch-norm layer's running mean after `batches` in training mode, following a
-  // restart (after one earlier batch when `earlier`).
-  const auto running_mean_after = [&](const std::vector<torch::Tensor>& batches, bool earlier) {
+  // The first batch-norm layer's running mean after recomputing it from `batches` (after one
+  // earlier training batch when `earlier`); `then`: one more training batch afterwards.
+  const auto running_mean_after = [&](const std::vector<torch::Tensor>& batches, bool earlier, const torch::Tensor& then = {}) {
     auto m = task::build_model(task::ModelPreset::Paper, {3, 32, 32, 10}, 0);
     m->train(true);
     if (earlier) m->forward(before);
-    EXPECT_TRUE(m->restart_batch_norm());
-    for (const auto& x : batches) m->forward(x);
+    std::size_t next = 0;
+    EXPECT_TRUE(m->recompute_batch_norm([&] { return batches.at(next++); }, static_cast<int>(batches.size())));
+    if (then.defined()) m->forward(then);
     for (const auto& [name, t] : m->named_state())
       if (name.find("running_mean") != std::string::npos) return t.clone();
     return torch::Tensor();
@@ -98,7 +99,19 @@ TEST(Models, RestartBatchNormMakesTheStatisticsThoseOfTheNextBatches) {
   // Nothing of the earlier batch is left, and the two batches count alike (a plain average).
   EXPECT_TRUE(torch::allclose(both, running_mean_after({a, c}, false)));
   EXPECT_TRUE(torch::allclose(both, (running_mean_after({a}, false) + running_mean_after({c}, false)) / 2, 1e-5, 1e-6));
-  EXPECT_FALSE(task::build_model(task::ModelPreset::Tiny, {1, 28, 28, 10}, 0)->restart_batch_norm());
+  // The momentum is back: a later training batch moves the mean by 0.1 of the way (torch's default).
+  const auto later = running_mean_after({a, c}, false, before);
+  auto fresh = task::build_model(task::ModelPreset::Paper, {3, 32, 32, 10}, 0);
+  fresh->train(true);
+  std::size_t n = 0;
+  const std::vector<torch::Tensor> only = {before};
+  fresh->recompute_batch_norm([&] { return only.at(n++); }, 1);
+  torch::Tensor batch_mean;
+  for (const auto& [name, t] : fresh->named_state())
+    if (!batch_mean.defined() && name.find("running_mean") != std::string::npos) batch_mean = t.clone();
+  EXPECT_TRUE(torch::allclose(later, 0.9 * both + 0.1 * batch_mean, 1e-5, 1e-6));
+  const std::function<torch::Tensor()> none = [] { return torch::zeros({1, 1, 28, 28}); };
+  EXPECT_FALSE(task::build_model(task::ModelPreset::Tiny, {1, 28, 28, 10}, 0)->recompute_batch_norm(none, 1));
 }
 
 // The fast path (channels-last weights and batches) computes what the straightforward NCHW

@@ -30,6 +30,9 @@ struct RunRequest {
   // > 0: stop after this many of the `steps` (the schedule spans all of them) and score there:
   // a rung of racing. Part of the run's key.
   std::int64_t stop_at = 0;
+  // > 0: also score the split every this many steps while training (RunResult::val_curve, for
+  // time to target). Part of the run's key; the training itself is the same.
+  std::int64_t curve_every = 0;
   // Files for continuing a run (train::Budget): where to save its state at the stop, and a
   // state of an earlier stop of the same run to start from. Not part of the key: a continued
   // run's result equals the uninterrupted run's.

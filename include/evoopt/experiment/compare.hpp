@@ -166,6 +166,27 @@ struct Attribution {
   std::int64_t steps = 0;
 };
 
+// Time to target, as MLCommons AlgoPerf scores training algorithms: per workload (search and
+// held-out tasks), the target is the validation score tuned AdamW reaches at the full budget
+// (the strongest tuned baseline's when AdamW is not a baseline), and each method's time is the
+// first step, every `every` steps, where its validation score (mean over the fresh seeds)
+// reaches it. Each method trains with its comparison setting (its per-workload choice under
+// the quasirandom protocol).
+struct TimeToTarget {
+  std::vector<std::string> workloads;
+  std::string target_method;
+  std::int64_t steps = 0, every = 0;
+  std::map<std::string, double> target;                                               // workload → validation score
+  std::vector<std::string> methods;                                                   // evolved first
+  std::map<std::string, std::map<std::string, std::optional<std::int64_t>>> reached;  // method → workload → step (none: not reached)
+  std::map<std::string, std::map<std::string, std::vector<std::pair<std::int64_t, double>>>> curve;  // method → workload → mean curve
+  // The performance profile (Dolan & Moré 2002, as AlgoPerf uses it): the share of workloads on
+  // which `method` reaches the target within τ times the fastest method's steps.
+  double profile(const std::string& method, double tau) const;
+};
+// The step at which a mean curve first reaches `target` (none: never).
+std::optional<std::int64_t> steps_to_target(const std::vector<std::pair<std::int64_t, double>>& curve, double target);
+
 struct Comparison {
   Protocol protocol = Protocol::Strong;  // how the baselines were tuned: Strong or Seed
   std::vector<std::string> tasks;
@@ -186,6 +207,7 @@ struct Comparison {
   std::optional<BaselineChoice> evolved_tuning;
   std::vector<std::string> workload_tasks;
   std::vector<MethodResult> per_workload;  // evolved first
+  std::optional<TimeToTarget> time_to_target;
   // Next-token tasks (fitness = exp(−loss)): comparison.json adds each method's test loss
   // (−ln fitness) and perplexity (1/fitness) per seed for them.
   std::set<std::string> next_token_tasks;

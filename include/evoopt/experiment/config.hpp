@@ -57,6 +57,7 @@ struct CompareOptions {
   bool equal_budget = false;           // random search for the strongest baseline with the evolution's run count
   std::int64_t equal_budget_runs = 0;  // 0: as many training runs as the evolution spent
   int trials = 16;                     // quasirandom protocol: trials per method
+  bool time_to_target = false;         // steps each method needs to reach the target per workload, and a performance profile
   void validate() const;
   // The schema (common/schema.hpp): TOML [compare], config.json "compare".
   template <typename Self, typename Visit>
@@ -90,6 +91,11 @@ struct CompareOptions {
               .at_least(1)
               .limit(limits::kTrials)
               .since("16", true));
+    visit("time_to_target", c.time_to_target,
+          help("Steps each method needs to reach the target validation score on each workload (tuned AdamW's at the full budget), and a "
+               "performance profile")
+              .flag(kEvolve | kCompare, "--time-to-target")
+              .since("false", true));
   }
   static const std::vector<double>& seed_lr_grid();
   static const std::vector<double>& seed_wd_grid();

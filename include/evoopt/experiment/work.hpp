@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "evoopt/data/split.hpp"
+#include "evoopt/eval/evaluator.hpp"
 
 namespace evoopt::experiment {
 
@@ -89,5 +90,11 @@ struct TaskCosts {
 // Images a run evaluates: the test split, or the validation split (its first `eval_limit`
 // images when > 0, a cheap rung).
 std::int64_t evaluated_images(const EvalSizes& sizes, data::Split split, std::int64_t eval_limit);
+// The mid-run evaluations of a run with a validation curve every `curve_every` steps (the
+// points before its last step): (steps − 1) / curve_every, 0 without a curve.
+std::int64_t curve_points(std::int64_t steps, std::int64_t curve_every);
+// The work of one request: a run, its steps, the images its evaluations score (the final one
+// and a curve's).
+Work request_work(const EvalSizes& sizes, const eval::RunRequest& r);
 
 }  // namespace evoopt::experiment

@@ -146,7 +146,8 @@ struct Comparison {
   // Quasirandom protocol: the evolved genome's own tuning, and every method tuned per workload.
   std::optional<Baseline> evolved_tuning;
   std::optional<std::vector<std::string>> workload_tasks;
-  std::vector<Horizon> per_workload;  // one horizon: the search's
+  std::vector<Horizon> per_workload;                       // one horizon: the search's
+  std::optional<experiment::TimeToTarget> time_to_target;  // without the mean curves
 };
 
 // Everything the page shows. A number the writer leaves null (the mean of no values, the

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,11 +52,16 @@ class Model {
   // random draws made so far (SeededDropout's calls).
   virtual std::vector<std::pair<std::string, torch::Tensor>> named_state() = 0;
   virtual std::vector<std::uint64_t> counters() { return {}; }
-  // Resets every batch-norm layer's running statistics and makes them a plain average of the
-  // batches that follow (momentum none), so forward passes in training mode recompute them for
-  // the weights the model holds now (Schedule-Free's x). False, and nothing changed, when the
+  // Recomputes every batch-norm layer's running statistics for the weights the model holds now
+  // (Schedule-Free's x): resets them, runs `batches` inputs from `next_batch` forward in
+  // training mode without gradients, their plain average (momentum none) becoming the
+  // statistics, then puts each layer's momentum back. False, and nothing changed, when the
   // model has no batch norm (or is a user's TorchScript model, whose layers are not reachable).
-  virtual bool restart_batch_norm() { return false; }
+  virtual bool recompute_batch_norm(const std::function<torch::Tensor()>& next_batch, int batches) {
+    (void)next_batch;
+    (void)batches;
+    return false;
+  }
   virtual void set_counters(const std::vector<std::uint64_t>& values);  // throws evoopt::Error on a count mismatch
 };
 

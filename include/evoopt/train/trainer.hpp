@@ -57,6 +57,10 @@ struct Budget {
   // a continued run's result equals the uninterrupted run's (tested), so none of these
   // three is part of a run's key beyond `stop_at` itself.
   std::int64_t stop_at = 0;
+  // > 0: score the evaluation split every this many steps while training, into
+  // RunResult::val_curve (the run trains exactly as without: the scoring changes no weight,
+  // buffer, counter or batch of the run).
+  std::int64_t curve_every = 0;
   std::string save_state = {};
   std::string resume_state = {};
   void validate() const;  // throws evoopt::Error naming the bad field
@@ -72,8 +76,8 @@ std::string resolve_device(const std::string& requested);
 // and `auto` where `allow_auto`. Throws evoopt::Error naming the allowed forms.
 void check_device_name(const std::string& name, bool allow_auto);
 
-// The one field list of Budget (all but the per-run `cancel`, `stop_at`, `save_state` and
-// `resume_state`, which requests carry), for worker processes.
+// The one field list of Budget (all but the per-run `cancel`, `stop_at`, `curve_every`,
+// `save_state` and `resume_state`, which requests carry), for worker processes.
 nlohmann::json to_json(const Budget& b);
 Budget budget_from_json(const nlohmann::json& j);
 
@@ -106,6 +110,9 @@ struct RunResult {
   // How the optimizer split the model's parameters (Muon: which step with Muon, which with its
   // AdamW part; optim::MuonSplit::describe); empty for an optimizer that treats all alike.
   std::string parameter_split;
+  // Budget::curve_every > 0: (step, score on the evaluation split) every curve_every steps and
+  // at the last step trained (the run's own score).
+  std::vector<std::pair<std::int64_t, double>> val_curve;
   double seconds = 0.0;        // the whole run: set-up, training, evaluation
   double train_seconds = 0.0;  // the training steps alone
   // Fitness contribution: the score, or −1 when diverged.
