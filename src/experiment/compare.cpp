@@ -262,6 +262,10 @@ genome::Genome rule_with_setting(const genome::Genome& rule, const genome::Genom
   apply_regime(g, regime_of(setting));
   g.log10_weight_decay = setting.log10_weight_decay;
   g.decoupled_weight_decay = setting.decoupled_weight_decay;
+  if (!g.is_terms()) {
+    g.decoupled_weight_decay = true;                                                  // a hand-made algorithm decays as published
+    if (g.algorithm == genome::Algorithm::ScheduleFreeAdamW) g.cosine_decay = false;  // and Schedule-Free takes no decay schedule
+  }
   return g;
 }
 

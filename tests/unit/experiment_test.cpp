@@ -281,6 +281,37 @@ TEST(GainAttribution, SplitsTheGainIntoRuleAndScheduleOnASyntheticFitness) {
   }
 }
 
+// Against a hand-made baseline the attribution's hybrids stay what the algorithm allows: B's
+// rule in W's setting takes W's rate, decay strength and warmup, but Schedule-Free keeps no
+// cosine decay and every hand-made algorithm its decoupled decay (W here decays by L2).
+TEST(GainAttribution, AHandMadeStrongestBaselineKeepsItsOwnRules) {
+  for (const char* strongest : {"schedule_free_adamw", "muon"})
+    for (Protocol protocol : {Protocol::Strong, Protocol::Quasirandom}) {
+      SCOPED_TRACE(std::string(strongest) + " " + protocol_name(protocol));
+      eval::SyntheticEvaluator ev([strongest](const genome::Genome& g, const std::string& task, std::uint64_t seed) {
+        const std::string name = genome::algorithm_name(g.algorithm);
+        return schedule_and_rule_fitness(g, task, seed) + (name == strongest ? 0.2 : 0.0);
+      });
+      eval::RunStore store;
+      RunContext ctx{ev, store};
+      CompareInputs in = attribution_inputs(protocol);
+      in.options.baselines = {"adam", strongest};
+      in.options.trials = 4;
+      in.evolved.log10_weight_decay = -4.0;
+      in.evolved.decoupled_weight_decay = false;
+      const Comparison c = run_comparison(ctx, in);
+      ASSERT_TRUE(c.attribution.has_value());
+      EXPECT_EQ(c.attribution->baseline, strongest);
+      const genome::Genome& a2 = c.attribution->a2.genome;
+      EXPECT_EQ(genome::algorithm_name(a2.algorithm), std::string(strongest));
+      EXPECT_TRUE(a2.decoupled_weight_decay);
+      const genome::Genome& w = c.horizons.front().methods.front().genome;  // the evolved row's (tuned under quasirandom)
+      EXPECT_EQ(a2.log10_weight_decay, w.log10_weight_decay);
+      EXPECT_EQ(a2.cosine_decay, std::string(strongest) != "schedule_free_adamw");
+      EXPECT_EQ(a2.warmup_fraction, w.warmup_fraction);
+    }
+}
+
 TEST(Tuning, SuccessiveHalvingKeepsAQuarterThenAThirdAndChoosesAtTheFullBudget) {
   int calls = 0;
   std::map<std::int64_t, int> by_steps;
