@@ -484,6 +484,12 @@ std::vector<HorizonResult> test_block(RunContext& ctx, const CompareInputs& in, 
   return out;
 }
 
+// Where a workload's runs are accounted: Transfer for a held-out task, else Test.
+eval::RunStage stage_of(const CompareInputs& in, const std::string& task) {
+  const bool held_out = std::find(in.transfer_tasks.begin(), in.transfer_tasks.end(), task) != in.transfer_tasks.end();
+  return held_out ? eval::RunStage::Transfer : eval::RunStage::Test;
+}
+
 // One method tuned per workload, each workload tested with its own choice on its fresh seeds
 // at the search horizon (held-out tasks as transfer runs).
 MethodResult workload_method(RunContext& ctx, const std::string& name, MethodKind kind, const BaselineChoice& choice, const CompareInputs& in,
@@ -493,20 +499,14 @@ MethodResult workload_method(RunContext& ctx, const std::string& name, MethodKin
   m.kind = kind;
   m.genome = choice.best().genome;
   m.val_fitness = choice.best().val_fitness;
-  const std::size_t n = c.seeds.at(c.workload_tasks.front()).size();
-  m.overall.assign(n, 0.0);
+  m.overall.assign(c.seeds.at(c.workload_tasks.front()).size(), 0.0);
   for (const auto& t : c.workload_tasks) {
     const genome::Genome& g = choice.sweep.at(choice.chosen_for.at(t)).genome;
     m.task_genome[t] = g;
-    const bool held_out = std::find(in.transfer_tasks.begin(), in.transfer_tasks.end(), t) != in.transfer_tasks.end();
-    std::vector<eval::RunRequest> requests;
-    for (auto s : c.seeds.at(t)) requests.push_back({g, t, s, data::Split::Test, in.steps});
-    const auto results = run_all(ctx, held_out ? eval::RunStage::Transfer : eval::RunStage::Test, requests);
-    for (std::size_t i = 0; i < n; ++i) {
-      m.test[t].push_back(results[i].fitness());
-      m.overall[i] += results[i].fitness() / static_cast<double>(c.workload_tasks.size());
-      if (!results[i].parameter_split.empty()) m.parameter_split[t] = results[i].parameter_split;
-    }
+    const MethodResult one = test_method(ctx, name, kind, g, m.val_fitness, {t}, c.seeds, in.steps, stage_of(in, t));
+    m.test[t] = one.test.at(t);
+    for (std::size_t i = 0; i < m.overall.size(); ++i) m.overall[i] += m.test[t][i] / static_cast<double>(c.workload_tasks.size());
+    if (one.parameter_split.count(t)) m.parameter_split[t] = one.parameter_split.at(t);
   }
   return m;
 }
@@ -539,8 +539,7 @@ void run_time_to_target(RunContext& ctx, const CompareInputs& in, Comparison& c)
         r.curve_every = tt.every;
         requests.push_back(r);
       }
-      const bool held_out = std::find(in.transfer_tasks.begin(), in.transfer_tasks.end(), w) != in.transfer_tasks.end();
-      const auto results = run_all(ctx, held_out ? eval::RunStage::Transfer : eval::RunStage::Test, requests);
+      const auto results = run_all(ctx, stage_of(in, w), requests);
       // The mean over seeds at each point; a diverged seed (no curve to its end) counts −1.
       std::vector<std::pair<std::int64_t, double>> mean;
       for (const auto& p : results.front().val_curve) mean.emplace_back(p.first, 0.0);

@@ -160,7 +160,7 @@ std::uint64_t Genome::hash() const {
   bytes += c.cosine_decay ? "|cos+" : "|cos-";
   put("|clip", c.clip_norm ? *c.clip_norm : 0.0);
   bytes += c.clip_norm ? "|clip+" : "|clip-";
-  if (!c.is_terms()) {  // a term genome's bytes stay as they were before hand-made algorithms existed
+  if (!c.is_terms()) {  // only a hand-made algorithm hashes these: a term genome's hash does not depend on them
     bytes += "|algorithm=";
     bytes += algorithm_name(c.algorithm);
     put("|b3", c.beta3);
@@ -264,7 +264,7 @@ json Genome::to_json() const {
             {"warmup_fraction", warmup_fraction},
             {"cosine_decay", cosine_decay},
             {"clip_norm", clip_norm ? json(*clip_norm) : json(nullptr)}};
-  if (!is_terms()) {  // written only for a hand-made method: a term genome's file is as before
+  if (!is_terms()) {  // written only for a hand-made algorithm: a term genome's file has no algorithm fields
     j["algorithm"] = algorithm_name(algorithm);
     if (algorithm == Algorithm::AdEMAMix) {
       j["beta3"] = beta3;

@@ -121,6 +121,29 @@ torch::Tensor logits_of(Model& policy, const std::vector<Observation>& rows, con
   return policy.forward(batch_of(rows, device)).to(torch::kCPU, torch::kFloat32).contiguous();
 }
 
+// Steps `envs` in lock-step until every episode has ended: one batched no-grad forward of the
+// running episodes' observations per time step; act(i, observation, l0, l1) returns episode
+// i's action from its logits.
+template <typename Act>
+void run_lockstep(Model& policy, std::vector<Env>& envs, Act&& act) {
+  const torch::Device device = device_of(policy);
+  std::vector<std::size_t> running(envs.size());
+  for (std::size_t i = 0; i < envs.size(); ++i) running[i] = i;
+  std::vector<Observation> rows;
+  while (!running.empty()) {
+    rows.clear();
+    for (std::size_t i : running) rows.push_back(observation(envs[i].state()));
+    const torch::Tensor logits = logits_of(policy, rows, device);
+    const float* l = logits.data_ptr<float>();
+    std::vector<std::size_t> still;
+    for (std::size_t r = 0; r < running.size(); ++r) {
+      const std::size_t i = running[r];
+      if (!envs[i].step(act(i, rows[r], l[2 * r], l[2 * r + 1])).done()) still.push_back(i);
+    }
+    running.swap(still);
+  }
+}
+
 // What a batch of lock-step episodes visited, episode by episode.
 struct Rollouts {
   std::vector<std::vector<Observation>> observations;
@@ -140,30 +163,16 @@ Rollouts roll_out(Model& policy, std::uint64_t seed, std::int64_t step, int epis
     envs[i].reset(derive_seed(key, "reset", i));
     draws.emplace_back(derive_seed(key, "actions", i));
   }
-  const torch::Device device = device_of(policy);
-  std::vector<std::size_t> running(n);
-  for (std::size_t i = 0; i < n; ++i) running[i] = i;
-  std::vector<Observation> rows;
-  while (!running.empty()) {
-    rows.clear();
-    for (std::size_t i : running) rows.push_back(observation(envs[i].state()));
-    const torch::Tensor logits = logits_of(policy, rows, device);
-    const float* l = logits.data_ptr<float>();
-    std::vector<std::size_t> still;
-    for (std::size_t r = 0; r < running.size(); ++r) {
-      const std::size_t i = running[r];
-      const double l0 = l[2 * r], l1 = l[2 * r + 1];
-      const double u = draws[i].uniform();  // drawn on every step, so episode i's uniforms never depend on the others
-      // softmax([l0, l1])[1] = 1 / (1 + e^(l0 − l1)); P(u < p1) = p1. Non-finite logits: action 0.
-      const bool finite = std::isfinite(l0) && std::isfinite(l1);
-      out.nonfinite_logits |= !finite;
-      const std::int64_t a = finite && u < 1.0 / (1.0 + std::exp(l0 - l1)) ? 1 : 0;
-      out.observations[i].push_back(rows[r]);
-      out.actions[i].push_back(a);
-      if (!envs[i].step(static_cast<int>(a)).done()) still.push_back(i);
-    }
-    running.swap(still);
-  }
+  run_lockstep(policy, envs, [&](std::size_t i, const Observation& row, double l0, double l1) {
+    const double u = draws[i].uniform();  // drawn on every step, so episode i's uniforms never depend on the others
+    // softmax([l0, l1])[1] = 1 / (1 + e^(l0 − l1)); P(u < p1) = p1. Non-finite logits: action 0.
+    const bool finite = std::isfinite(l0) && std::isfinite(l1);
+    out.nonfinite_logits |= !finite;
+    const std::int64_t a = finite && u < 1.0 / (1.0 + std::exp(l0 - l1)) ? 1 : 0;
+    out.observations[i].push_back(row);
+    out.actions[i].push_back(a);
+    return static_cast<int>(a);
+  });
   return out;
 }
 
@@ -237,24 +246,9 @@ double evaluate_policy(Model& policy, std::uint64_t seed, int episodes) {
   const auto n = static_cast<std::size_t>(episodes);
   std::vector<Env> envs(n);
   for (std::size_t i = 0; i < n; ++i) envs[i].reset(derive_seed(seed, "cartpole/evaluate", i));
-  const torch::Device device = device_of(policy);
-  std::vector<std::size_t> running(n);
-  for (std::size_t i = 0; i < n; ++i) running[i] = i;
+  run_lockstep(policy, envs, [](std::size_t, const Observation&, double l0, double l1) { return l1 > l0 ? 1 : 0; });  // greedy; 0 on a tie or NaN
   std::int64_t total = 0;
-  std::vector<Observation> rows;
-  while (!running.empty()) {
-    rows.clear();
-    for (std::size_t i : running) rows.push_back(observation(envs[i].state()));
-    const torch::Tensor logits = logits_of(policy, rows, device);
-    const float* l = logits.data_ptr<float>();
-    std::vector<std::size_t> still;
-    for (std::size_t r = 0; r < running.size(); ++r) {
-      const std::size_t i = running[r];
-      ++total;
-      if (!envs[i].step(l[2 * r + 1] > l[2 * r] ? 1 : 0).done()) still.push_back(i);  // greedy; 0 on a tie or NaN
-    }
-    running.swap(still);
-  }
+  for (const auto& e : envs) total += e.steps();
   return static_cast<double>(total) / (static_cast<double>(n) * kMaxEpisodeSteps);
 }
 

@@ -44,6 +44,13 @@ const char* model_preset_name(ModelPreset p) {
 
 bool is_image_model(ModelPreset p) { return p == ModelPreset::Tiny || p == ModelPreset::Paper || p == ModelPreset::Mlp; }
 
+std::vector<std::pair<std::string, torch::Tensor>> named_parameters(Model& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& [name, t] : model.named_state())
+    if (name.rfind("param/", 0) == 0) out.emplace_back(name.substr(6), t);
+  return out;
+}
+
 SeededDropoutImpl::SeededDropoutImpl(double p, std::uint64_t seed) : p_(p), seed_(seed) {}
 
 namespace {

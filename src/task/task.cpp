@@ -305,11 +305,8 @@ Task load_user_task(const UserTaskSpec& spec, const TaskOptions& options) {
     throw Error("[[task]] '" + spec.name + "': the training stream is shorter than seq_len + 1");
   check_user_model(t, spec);
   if (!t.muon_parameters.empty()) {  // named parameters the model has, each a matrix: checked now, not when Muon first runs
-    std::vector<std::pair<std::string, torch::Tensor>> params;
-    for (auto& [name, p] : t.instantiate_model(0)->named_state())
-      if (name.rfind("param/", 0) == 0) params.emplace_back(name.substr(6), p);
     try {
-      optim::muon_split(params, t.muon_parameters);
+      optim::muon_split(named_parameters(*t.instantiate_model(0)), t.muon_parameters);
     } catch (const Error& e) {
       throw Error("[[task]] '" + spec.name + "': muon_parameters: " + e.what());
     }

@@ -451,14 +451,6 @@ struct BatchSource {
   Rng augment_rng;
 };
 
-// The model's trainable parameters by name, in the model's order (named_state's "param/" entries).
-std::vector<std::pair<std::string, torch::Tensor>> named_parameters(task::Model& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (auto& [name, t] : model.named_state())
-    if (name.rfind("param/", 0) == 0) out.emplace_back(name.substr(6), t);
-  return out;
-}
-
 // A 0-dim bool on the parameters' device: whether every parameter is finite.
 torch::Tensor all_finite(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> flags;
@@ -668,7 +660,7 @@ RunResult train_and_evaluate(const genome::Genome& genome, const task::Task& tas
   std::optional<BatchSource> batches;
   if (!control) batches.emplace(task, data, device, seed, budget.memory_format);
   const auto params = model->parameters();
-  optim::AlgorithmOptimizer opt(genome, named_parameters(*model), plan.steps, task.muon_parameters);
+  optim::AlgorithmOptimizer opt(genome, task::named_parameters(*model), plan.steps, task.muon_parameters);
   r.parameter_split = opt.split();
   model->train(true);
 

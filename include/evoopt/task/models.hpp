@@ -65,6 +65,10 @@ class Model {
   virtual void set_counters(const std::vector<std::uint64_t>& values);  // throws evoopt::Error on a count mismatch
 };
 
+// A model's trainable parameters by name, in the model's order (named_state's "param/" entries,
+// the prefix dropped): what an optimizer that treats parameters by name or position reads.
+std::vector<std::pair<std::string, torch::Tensor>> named_parameters(Model& model);
+
 // Dropout with counter-based masks: the k-th call in training mode keeps element j (its
 // row-major index in the logical shape) when mix32(mix32(j ^ key_lo) ^ key_hi) < (1 − p)·2^32,
 // key = derive_seed(seed, "dropout/mask", k), and scales kept elements by 1/(1 − p). A mask
