@@ -68,21 +68,6 @@ std::vector<std::uint64_t> test_seeds(std::uint64_t run_seed, const std::string&
   return out;
 }
 
-std::string Regime::describe() const {
-  std::string out;
-  if (warmup_fraction > 0) out += fmt::format("warmup {:.0f}%", warmup_fraction * 100);
-  if (cosine_decay) out += std::string(out.empty() ? "" : " + ") + "cosine";
-  if (out.empty()) out = "constant";
-  if (clip_norm) out += fmt::format(", clip {:.3g}", *clip_norm);
-  return out;
-}
-
-json Regime::to_json() const {
-  return {{"warmup_fraction", warmup_fraction}, {"cosine_decay", cosine_decay}, {"clip_norm", clip_norm ? json(*clip_norm) : json(nullptr)}};
-}
-
-Regime regime_of(const genome::Genome& g) { return {g.has_schedule() ? g.warmup_fraction : 0.0, g.cosine_decay, g.clip_norm}; }
-
 std::vector<Regime> strong_regimes(const genome::Genome& winner) {
   Regime scheduled;
   scheduled.cosine_decay = true;
@@ -92,14 +77,6 @@ std::vector<Regime> strong_regimes(const genome::Genome& winner) {
 }
 
 double eta_for(const std::string& name, const genome::Genome& g, double lr) { return name == "sgd" ? lr / (1.0 - g.beta1) : lr; }
-
-namespace {
-void apply_regime(genome::Genome& g, const Regime& r) {
-  g.warmup_fraction = r.warmup_fraction;
-  g.cosine_decay = r.cosine_decay;
-  g.clip_norm = r.clip_norm;
-}
-}  // namespace
 
 genome::Genome baseline_genome(const std::string& name, double lr, double wd, const Regime& regime) {
   genome::Genome g = genome::preset(name);
@@ -111,7 +88,6 @@ genome::Genome baseline_genome(const std::string& name, double lr, double wd, co
     g.log10_weight_decay.reset();
   }
   apply_regime(g, regime);
-  if (g.algorithm == genome::Algorithm::ScheduleFreeAdamW) g.cosine_decay = false;  // the regime's warmup is its own; it never decays
   g.validate(genome::Bounds::kHardMaxTerms);
   return g;
 }
@@ -262,10 +238,7 @@ genome::Genome rule_with_setting(const genome::Genome& rule, const genome::Genom
   apply_regime(g, regime_of(setting));
   g.log10_weight_decay = setting.log10_weight_decay;
   g.decoupled_weight_decay = setting.decoupled_weight_decay;
-  if (!g.is_terms()) {
-    g.decoupled_weight_decay = true;                                                  // a hand-made algorithm decays as published
-    if (g.algorithm == genome::Algorithm::ScheduleFreeAdamW) g.cosine_decay = false;  // and Schedule-Free takes no decay schedule
-  }
+  if (!g.is_terms()) g.decoupled_weight_decay = true;  // a hand-made algorithm decays as published
   return g;
 }
 
@@ -431,7 +404,7 @@ void run_tuning(RunContext& ctx, const CompareInputs& in, Comparison& c) {
   if (in.options.protocol == Protocol::Quasirandom) {
     c.workload_tasks = in.tasks;
     c.workload_tasks.insert(c.workload_tasks.end(), in.transfer_tasks.begin(), in.transfer_tasks.end());
-    for (const auto& b : in.options.baselines) c.baselines.push_back(quasirandom_choice(ctx, search_space(b), in));
+    for (const auto& b : in.options.baselines) c.baselines.push_back(quasirandom_choice(ctx, search_space(b, &in.evolved), in));
     c.evolved_tuning = quasirandom_choice(ctx, evolved_search_space(in.evolved), in);
     if (in.options.equal_budget) c.random_search = random_search(ctx, c.baselines[c.strongest()].name, in, c.random_search_runs);
     return;

@@ -3,11 +3,38 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/rng.hpp"
 
 namespace evoopt::experiment {
 using genome::Genome;
+
+std::string Regime::describe() const {
+  std::string out;
+  if (warmup_fraction > 0) out += fmt::format("warmup {:.0f}%", warmup_fraction * 100);
+  if (cosine_decay) out += std::string(out.empty() ? "" : " + ") + "cosine";
+  if (out.empty()) out = "constant";
+  if (clip_norm) out += fmt::format(", clip {:.3g}", *clip_norm);
+  return out;
+}
+
+nlohmann::json Regime::to_json() const {
+  return {{"warmup_fraction", warmup_fraction},
+          {"cosine_decay", cosine_decay},
+          {"clip_norm", clip_norm ? nlohmann::json(*clip_norm) : nlohmann::json(nullptr)}};
+}
+
+Regime regime_of(const Genome& g) { return {g.has_schedule() ? g.warmup_fraction : 0.0, g.cosine_decay, g.clip_norm}; }
+
+void apply_regime(Genome& g, const Regime& r) {
+  g.warmup_fraction = r.warmup_fraction;
+  g.cosine_decay = r.cosine_decay && g.algorithm != genome::Algorithm::ScheduleFreeAdamW;
+  g.clip_norm = r.clip_norm;
+}
+
+Regime algoperf_regime() { return {0.05, true, std::nullopt}; }
 
 double Dimension::at(double u) const {
   if (log) return std::pow(10.0, std::log10(lo) + u * (std::log10(hi) - std::log10(lo)));
@@ -35,18 +62,26 @@ void write(Genome& g, const std::string& name, double v) {
   }
 }
 
-// AlgoPerf's schedule for its baselines: 5% warmup, then cosine decay to 0.
+// A preset in AlgoPerf's regime.
 Genome scheduled(const std::string& preset, bool decoupled) {
   Genome g = genome::preset(preset);
-  g.warmup_fraction = 0.05;
-  g.cosine_decay = g.algorithm != genome::Algorithm::ScheduleFreeAdamW;
-  g.clip_norm.reset();
+  apply_regime(g, algoperf_regime());
   g.decoupled_weight_decay = decoupled;
   if (!g.log10_weight_decay) g.log10_weight_decay = -2.0;  // overwritten by every trial
   return g;
 }
 
 const char* const kAlgoPerfNAdamW = "AlgoPerf's NAdamW space (paper_baselines/nadamw/tuning_search_space.json)";
+constexpr const char* kRegime = "regime";
+
+// Adds the regime dimension {AlgoPerf's, the evolved genome's} when the two differ.
+void offer_regimes(SearchSpace& s, const Genome& evolved) {
+  const Regime published = algoperf_regime(), own = regime_of(evolved);
+  if (own == published) return;
+  s.regimes = {published, own};
+  s.dims.push_back({kRegime, 0.0, 2.0, false});
+  s.source += fmt::format("; regime {} or {} (the evolved genome's)", published.describe(), own.describe());
+}
 
 }  // namespace
 
@@ -56,13 +91,20 @@ Genome SearchSpace::trial(const std::vector<double>& u) const {
   // β1 first: sgd's η depends on it.
   for (std::size_t i = 0; i < dims.size(); ++i)
     if (dims[i].name == "one_minus_beta1") write(g, dims[i].name, dims[i].at(u[i]));
-  for (std::size_t i = 0; i < dims.size(); ++i)
-    if (dims[i].name != "one_minus_beta1") write(g, dims[i].name, dims[i].at(u[i]));
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i].name == "one_minus_beta1") continue;
+    if (dims[i].name == kRegime) {
+      if (regimes.empty()) throw Error("search space " + method + ": a regime dimension without regimes");
+      apply_regime(g, regimes[std::min(regimes.size() - 1, static_cast<std::size_t>(u[i] * static_cast<double>(regimes.size())))]);
+    } else {
+      write(g, dims[i].name, dims[i].at(u[i]));
+    }
+  }
   g.validate(genome::Bounds::kHardMaxTerms);
   return g;
 }
 
-SearchSpace search_space(const std::string& method) {
+SearchSpace search_space(const std::string& method, const Genome* evolved) {
   SearchSpace s;
   s.method = method;
   const Dimension lr{"lr", 1e-4, 1e-2}, beta1{"one_minus_beta1", 4e-3, 0.1}, decoupled{"weight_decay", 5e-3, 1.0};
@@ -97,13 +139,14 @@ SearchSpace search_space(const std::string& method) {
   } else {
     throw Error("no tuning search space for '" + method + "'");
   }
+  if (evolved != nullptr) offer_regimes(s, *evolved);
   return s;
 }
 
 SearchSpace evolved_search_space(const Genome& evolved) {
   SearchSpace s;
   s.method = "evolved";
-  s.source = "its own rule and schedule; η and λ within ×/÷ 10 of its own";
+  s.source = "its own rule; η and λ within ×/÷ 10 of its own";
   s.base = evolved;
   const double lr = evolved.lr();
   s.dims = {{"lr", std::max(lr / 10, std::pow(10.0, genome::Bounds::kLog10LrMin)), std::min(lr * 10, std::pow(10.0, genome::Bounds::kLog10LrMax))}};
@@ -111,6 +154,7 @@ SearchSpace evolved_search_space(const Genome& evolved) {
     const double wd = evolved.weight_decay();
     s.dims.push_back({"weight_decay", std::max(wd / 10, std::pow(10.0, genome::Bounds::kLog10WdMin)), std::min(wd * 10, 1.0)});
   }
+  offer_regimes(s, evolved);
   return s;
 }
 

@@ -93,14 +93,49 @@ TEST(Tuning, TheEvolvedGenomeIsTunedAroundItsOwnRateAndDecay) {
   g.cosine_decay = true;
   g.clip_norm = 1.0;
   const SearchSpace s = evolved_search_space(g);
-  ASSERT_EQ(s.dims.size(), 2u);
+  ASSERT_EQ(s.dims.size(), 3u);  // η, λ and the regime
+  std::set<double> warmups;
   for (const auto& t : quasirandom_trials(s, 16, 3)) {
-    EXPECT_EQ(t.terms, g.terms);  // its rule, schedule and clipping stay
-    EXPECT_EQ(t.clip_norm, g.clip_norm);
-    EXPECT_EQ(t.warmup_fraction, g.warmup_fraction);
+    EXPECT_EQ(t.terms, g.terms);  // its rule stays; its regime or AlgoPerf's
+    const Regime r = regime_of(t);
+    EXPECT_TRUE(r == regime_of(g) || r == algoperf_regime()) << r.describe();
+    warmups.insert(t.warmup_fraction);
     EXPECT_LE(std::abs(t.log10_lr - g.log10_lr), 1.0 + 1e-12);
     EXPECT_LE(std::abs(*t.log10_weight_decay - *g.log10_weight_decay), 1.0 + 1e-12);
   }
+  EXPECT_EQ(warmups.size(), 2u);  // both regimes tried
   g.log10_weight_decay.reset();
-  EXPECT_EQ(evolved_search_space(g).dims.size(), 1u);  // no decay: its rate alone
+  EXPECT_EQ(evolved_search_space(g).dims.size(), 2u);  // no decay: its rate and the regime
+  apply_regime(g, algoperf_regime());
+  EXPECT_EQ(evolved_search_space(g).dims.size(), 1u);  // in AlgoPerf's regime already: its rate alone
+}
+
+// Given the evolved genome, every baseline may take its schedule and clipping too, so only
+// the rules differ; about half of the trials in each regime.
+TEST(Tuning, EveryMethodIsOfferedTheEvolvedRegime) {
+  genome::Genome evolved = genome::preset("adam");
+  evolved.warmup_fraction = 0.19;
+  evolved.cosine_decay = true;
+  evolved.clip_norm = 1.0;
+  for (const auto& name : genome::preset_names()) {
+    SCOPED_TRACE(name);
+    const SearchSpace s = search_space(name, &evolved);
+    EXPECT_EQ(s.dims.size(), search_space(name).dims.size() + 1);
+    EXPECT_NE(s.source.find("warmup 19% + cosine, clip 1"), std::string::npos) << s.source;
+    int own = 0;
+    const auto trials = quasirandom_trials(s, 16, 7);
+    for (const auto& g : trials) {
+      const bool sf = g.algorithm == genome::Algorithm::ScheduleFreeAdamW;
+      EXPECT_EQ(g.cosine_decay, !sf);
+      if (g.warmup_fraction == 0.19) {
+        EXPECT_EQ(g.clip_norm, std::optional<double>(1.0));
+        ++own;
+      } else {
+        EXPECT_EQ(g.warmup_fraction, 0.05);
+        EXPECT_FALSE(g.clip_norm);
+      }
+    }
+    EXPECT_GE(own, 6);
+    EXPECT_LE(own, 10);
+  }
 }

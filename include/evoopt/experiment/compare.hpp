@@ -20,6 +20,7 @@
 #include "evoopt/eval/run_store.hpp"
 #include "evoopt/experiment/config.hpp"
 #include "evoopt/experiment/stats.hpp"
+#include "evoopt/experiment/tuning.hpp"
 #include "evoopt/experiment/work.hpp"
 
 namespace evoopt::experiment {
@@ -44,24 +45,10 @@ std::vector<train::RunResult> run_all(RunContext& ctx, eval::RunStage stage, con
 // from the search seeds of the same run (checked, colliding values skipped).
 std::vector<std::uint64_t> test_seeds(std::uint64_t run_seed, const std::string& task, int count, int search_seeds);
 
-// What a baseline is tuned over besides its learning rate and weight decay: a
-// learning-rate schedule and gradient clipping, searched as one pair ("regime").
-struct Regime {
-  double warmup_fraction = 0.0;
-  bool cosine_decay = false;
-  std::optional<double> clip_norm;
-  bool operator==(const Regime& o) const {
-    return warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
-  }
-  std::string describe() const;  // "constant", "warmup 20% + cosine, clip 1"
-  nlohmann::json to_json() const;
-};
 // The regimes the strong protocol offers against `winner`: constant without clipping,
 // and the winner's schedule (warmup + cosine with its warmup fraction; 5% warmup +
 // cosine when it has none) with the winner's clip norm (none when it has none).
 std::vector<Regime> strong_regimes(const genome::Genome& winner);
-// The regime of a genome (its schedule and clipping).
-Regime regime_of(const genome::Genome& g);
 
 // A baseline preset with a learning rate, weight decay and regime. SGD's rate is
 // torch's (η·(1−β1), see the sgd preset), so its grid means what it means for
