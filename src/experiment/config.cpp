@@ -99,8 +99,10 @@ void ExperimentConfig::apply_preset(const std::string& name) {
   compare.lr_grid = {1e-3, 3.16227766e-3, 1e-2, 3.16227766e-2};
   compare.wd_grid = {0.0, 1e-4};
   compare.test_seeds = 3;
-  compare.horizon_multiple = 0;            // no longer-horizon block: it would cost more than the rest of the comparison
-  transfer_tasks = {"fashion_mnist:mlp"};  // the text task's LSTM would double the comparison's time
+  compare.horizon_multiple = 0;  // no longer-horizon block: it would cost more than the rest of the comparison
+  compare.trials = 4;
+  compare.baselines = {"sgd", "adamw", "schedule_free_adamw", "muon"};
+  transfer_tasks = {"fashion_mnist:mlp"};
 }
 
 void ExperimentConfig::load_toml(const std::filesystem::path& path) {

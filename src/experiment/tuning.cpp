@@ -79,7 +79,9 @@ void offer_regimes(SearchSpace& s, const Genome& evolved) {
   const Regime published = algoperf_regime(), own = regime_of(evolved);
   if (own == published) return;
   s.regimes = {published, own};
-  s.dims.push_back({kRegime, 0.0, 2.0, false});
+  // First, in the Halton sequence's base 2: points 2k and 2k + 1 lie half a period apart
+  // whatever the shift, so each regime gets at least ⌊(n − 1)/2⌋ of n trials.
+  s.dims.insert(s.dims.begin(), Dimension{kRegime, 0.0, 2.0, false});
   s.source += fmt::format("; regime {} or {} (the evolved genome's)", published.describe(), own.describe());
 }
 

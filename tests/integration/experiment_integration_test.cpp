@@ -105,7 +105,8 @@ TEST(Compare, HandMadeBaselinesAreTunedTestedAndMuonsSplitIsShown) {
     std::ofstream cfg(tmp / "c.toml");
     cfg << "tasks = [\"mnist\"]\ntransfer_tasks = [\"mnist:paper\"]\nsteps = 16\nbatch_size = 32\n"
         << "[data]\ndir = \"" << test::data_dir().string() << "\"\ntrain_subset = 600\nval_size = 200\n"
-        << "[compare]\nbaselines = [\"ademamix\", \"schedule_free_adamw\", \"muon\"]\nlr_grid = [0.001, 0.01]\nwd_grid = [0.0]\n"
+        << "[compare]\nprotocol = \"strong\"\nbaselines = [\"ademamix\", \"schedule_free_adamw\", \"muon\"]\nlr_grid = [0.001, 0.01]\nwd_grid = "
+           "[0.0]\n"
         << "halving = false\nattribution = false\ntest_seeds = 2\nhorizon_multiple = 0\n";
   }
   const auto r = test::run_cli("compare --genome adam --workers 1 --config " + (tmp / "c.toml").string() + " --out " + (tmp / "run").string());
@@ -164,7 +165,11 @@ TEST(Compare, QuasirandomProtocolTunesEveryMethodAlikeAndPerWorkload) {
     SCOPED_TRACE(ch.at("name").get<std::string>());
     const auto& sweep = ch.at("sweep");
     ASSERT_EQ(sweep.size(), 4u);  // the same trial count for every method
-    EXPECT_FALSE(ch.at("search_space").get<std::string>().empty());
+    // Every method draws its regime: AlgoPerf's or the evolved genome's (adam's: constant).
+    EXPECT_NE(ch.at("search_space").get<std::string>().find("regime warmup 5% + cosine or constant"), std::string::npos) << ch.at("search_space");
+    std::set<double> warmups;
+    for (const auto& e : sweep) warmups.insert(e.at("regime").at("warmup_fraction").get<double>());
+    EXPECT_EQ(warmups, (std::set<double>{0.0, 0.05}));
     for (const auto& t : workloads) {
       const std::size_t chosen = ch.at("chosen_per_workload").at(t);
       for (const auto& e : sweep) EXPECT_LE(e.at("val_per_task").at(t).get<double>(), sweep.at(chosen).at("val_per_task").at(t).get<double>());

@@ -237,11 +237,11 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
                                                {"schedule", 50},
                                                {"family-tree", static_cast<int>(ancestors.size())},
                                                {"break-even", -1},
-                                               {"test-bars", 6 * 4},
+                                               {"test-bars", 5 * 4},
                                                {"loss-mnist", -1},
                                                {"loss-cifar10", -1},
                                                {"loss-fashion_mnist", -1},
-                                               {"transfer-bars", 6 * 2},
+                                               {"transfer-bars", 5 * 2},
                                                {"loss-fashion_mnist:mlp", -1}};
   for (const auto& [name, n] : expected) {
     ASSERT_TRUE(found.count(name)) << "no chart " << name;
@@ -255,19 +255,21 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
   EXPECT_NE(r.out.find("Best fitness:"), std::string::npos);
   EXPECT_NE(r.out.find("Final test of the winner"), std::string::npos);
   EXPECT_NE(r.out.find("Break-even:"), std::string::npos);
-  EXPECT_NE(r.out.find("adam (tuned)"), std::string::npos);
+  EXPECT_NE(r.out.find("adamw (tuned)"), std::string::npos);
   EXPECT_NE(r.out.find("CIFAR-10 (JPEG mirror)"), std::string::npos);
   const auto cmp = nlohmann::json::parse(read_text_file(dir / "comparison.json"));
   EXPECT_EQ(cmp["labels"]["cifar10"], "CIFAR-10 (JPEG mirror)");
   EXPECT_EQ(cmp["horizons"].size(), 1u);  // quick skips the longer-horizon block (the default has it; see CliCompare)
   EXPECT_EQ(cmp["transfer"]["tasks"], nlohmann::json::array({"fashion_mnist:mlp"}));  // quick's held-out task
   EXPECT_NE(page.dom.find("Transfer: tasks the search never saw"), std::string::npos);
-  EXPECT_EQ(cmp["baselines"].size(), 5u);
-  // The strong protocol and the gain attribution are the default.
-  EXPECT_EQ(cmp["protocol"], "strong");
-  EXPECT_EQ(cmp["baselines"][0]["sweep"].size(), 4u * 2 * 2);  // quick: 4 lr x 2 weight decay x 2 regimes
+  EXPECT_EQ(cmp["baselines"].size(), 4u);  // quick: sgd, adamw, schedule_free_adamw, muon
+  // The quasirandom protocol and the gain attribution are the default.
+  EXPECT_EQ(cmp["protocol"], "quasirandom");
+  EXPECT_EQ(cmp["baselines"][0]["sweep"].size(), 4u);  // quick: 4 trials per method
+  EXPECT_EQ(cmp["evolved_tuning"]["sweep"].size(), 4u);
   EXPECT_EQ(cmp["attribution"]["rows"].size(), 5u);
-  EXPECT_NE(r.out.find("strong protocol"), std::string::npos);
+  EXPECT_NE(r.out.find("quasirandom protocol: 4 quasi-random trials"), std::string::npos);
+  EXPECT_NE(r.out.find("Tuned per workload"), std::string::npos);
   EXPECT_NE(r.out.find("Gain attribution against the strongest tuned baseline"), std::string::npos);
   EXPECT_NE(r.out.find("update rule"), std::string::npos);
   EXPECT_NE(read_text_file(dir / "comparison.csv").find("CIFAR-10 (JPEG mirror)"), std::string::npos);
@@ -281,7 +283,9 @@ TEST(CliEvolve, QuickPresetProducesEveryOutputFile) {
 TEST(CliCompare, ComparesAGenomeFileWithTunedBaselines) {
   EVOOPT_REQUIRE_DATASET("mnist");
   test::TempDir tmp;
-  const std::string held_out = " --transfer-tasks fashion_mnist:mlp";
+  // The strong protocol (held-out tasks never tuned) over the five classic baselines.
+  write_file_atomic(tmp / "five.toml", "[compare]\nbaselines = [\"sgd\", \"adam\", \"rmsprop\", \"adamw\", \"lion\"]\n");
+  const std::string held_out = " --transfer-tasks fashion_mnist:mlp --baselines strong --config " + (tmp / "five.toml").string();
   auto r = test::run_cli("compare --genome adam --tasks mnist --steps 20 --train-subset 1000 --val-size 300 --test-seeds 2 --out " +
                          (tmp / "cmp").string() + " --data-dir " + test::data_dir().string() + held_out);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;

@@ -161,6 +161,7 @@ TEST(Comparison, EqualBudgetRandomSearchAndPairedTablesOnASyntheticFitness) {
   in.search_seeds = 1;
   in.steps = 10;
   in.evolution_runs = 40;
+  in.options.protocol = Protocol::Strong;
   in.options.baselines = {"sgd", "adam"};
   in.options.lr_grid = {1e-3, 1e-2};
   in.options.wd_grid = {0.0};

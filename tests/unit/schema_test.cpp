@@ -135,11 +135,17 @@ TEST(Schema, ConfigJsonOfAnEarlierRunLoadsWithItsFingerprint) {
       expected.erase(extra);
     EXPECT_EQ(c.to_json().dump(2), expected.dump(2)) << name;
   }
-  // The first is today's quick preset.
+  // The first is today's quick preset but for the comparison's protocol and baselines, whose
+  // defaults changed since (strong → quasirandom; 5 → 4 baselines, 4 trials).
   const ExperimentConfig c =
       read_json_view(test::source_dir() / "tests/unit/config_fixtures/quick_config_v1.json").convert(ExperimentConfig::from_json);
   ExperimentConfig q;
   q.apply_preset("quick");
+  EXPECT_EQ(q.compare.protocol, experiment::Protocol::Quasirandom);
+  EXPECT_NE(q.to_json(), c.to_json());
+  q.compare.protocol = experiment::Protocol::Strong;
+  q.compare.baselines = {"sgd", "adam", "rmsprop", "adamw", "lion"};
+  q.compare.trials = 16;
   q.data_dir = c.data_dir;
   q.device = "cpu";
   EXPECT_EQ(q.to_json(), c.to_json());
