@@ -9,7 +9,9 @@ other (a finished run directory is kept; an unfinished one is resumed), then rea
 `read` prints, for finished run directories (each with comparison.json and best_genome.json):
 each search's winner and its test fitness, then for every tuned baseline the difference
 evolved − baseline (overall test fitness, the search horizon): each search's mean over its
-test seeds, their mean over the searches, and a 95% t-interval over the searches
+test seeds, their mean over the searches, and a 95% t-interval over the searches; the same
+for the per-workload block (quasirandom protocol) and the held-out tasks where every study
+has them
 (mean ± t(0.975, n−1)·s/√n, s the standard deviation of the per-search means). Each search's
 mean already carries its test-seed noise, so the interval covers the variance between
 studies (each seed changes the search, the baselines' tuning and the test seeds) and within
@@ -30,6 +32,18 @@ def load(run_dir):
     methods = comparison["horizons"][0]["methods"]
     evolved = next(m for m in methods if m["kind"] == "evolved")
     baselines = {m["name"]: m["overall"]["values"] for m in methods if m["kind"] == "baseline"}
+    # The other blocks at the search horizon, where the study has them: each workload tested
+    # with its own tuning (quasirandom protocol), and the held-out tasks with the settings
+    # chosen on the search tasks.
+    blocks = {}
+    for block, ms in (("per workload", comparison.get("per_workload", {}).get("methods")),
+                      ("held-out tasks", (comparison.get("transfer", {}).get("horizons") or [{}])[0].get("methods"))):
+        if not ms:
+            continue
+        ev = next((m for m in ms if m["kind"] == "evolved"), None)
+        if ev is not None:
+            blocks[block] = {"evolved": ev["overall"]["values"],
+                             "baselines": {m["name"]: m["overall"]["values"] for m in ms if m["kind"] == "baseline"}}
     own = {}
     for m in methods:
         d = m["overall"].get("evolved_minus_this") if m["kind"] == "baseline" else None
@@ -43,6 +57,7 @@ def load(run_dir):
         "baselines": baselines,
         "own": own,
         "steps": comparison["horizons"][0]["steps"],
+        "blocks": blocks,
     }
 
 
@@ -100,6 +115,16 @@ def show(searches):
     for name, m, ci, wins, per_search in summarize(searches):
         cell = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "(one search: none)"
         print(f"| {name} | {m:+.4f} | {cell} | {wins} of {len(per_search)} | {', '.join(f'{d:+.4f}' for d in per_search)} |")
+    for block in searches[0]["blocks"]:
+        if not all(block in s["blocks"] for s in searches):
+            continue
+        print(f"\n{block[0].upper()}{block[1:]}: evolved − baseline, mean over searches, 95% t-interval over searches, searches won")
+        print("\n| baseline | mean | 95% t-interval | searches won |")
+        print("|---|---|---|---|")
+        views = [dict(s, evolved=s["blocks"][block]["evolved"], baselines=s["blocks"][block]["baselines"]) for s in searches]
+        for name, m, ci, wins, per_search in summarize(views):
+            cell = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "(one search: none)"
+            print(f"| {name} | {m:+.4f} | {cell} | {wins} of {len(per_search)} |")
     print("\nEach study alone (its own interval, over its test seeds only):")
     for s in searches:
         cells = [f"{name} {mean(paired(s, name)):+.4f} {s['own'].get(name, '')}".rstrip() for name in s["baselines"]]

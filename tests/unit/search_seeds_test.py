@@ -11,7 +11,7 @@ import tempfile
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "search_seeds.py")
 
 
-def make_run(root, name, evolved, adam, formula, own=None):
+def make_run(root, name, evolved, adam, formula, own=None, per_workload=None):
     d = os.path.join(root, name)
     os.makedirs(d)
     adam_overall = {"values": adam}
@@ -21,8 +21,14 @@ def make_run(root, name, evolved, adam, formula, own=None):
         {"name": "evolved", "kind": "evolved", "overall": {"values": evolved}},
         {"name": "adam (tuned)", "kind": "baseline", "overall": adam_overall},
     ]
+    comparison = {"horizons": [{"steps": 100, "methods": methods}]}
+    if per_workload:  # (evolved, adam) values of the per-workload block
+        comparison["per_workload"] = {"methods": [
+            {"name": "evolved (tuned)", "kind": "evolved", "overall": {"values": per_workload[0]}},
+            {"name": "adam (tuned)", "kind": "baseline", "overall": {"values": per_workload[1]}},
+        ]}
     with open(os.path.join(d, "comparison.json"), "w") as f:
-        json.dump({"horizons": [{"steps": 100, "methods": methods}]}, f)
+        json.dump(comparison, f)
     with open(os.path.join(d, "best_genome.json"), "w") as f:
         json.dump({"formula": formula, "validation_fitness": 0.7}, f)
     return d
@@ -33,8 +39,10 @@ def read(dirs):
     return p.returncode, p.stdout, p.stderr
 
 
-def row(out, name):
-    return [c.strip() for c in next(line for line in out.splitlines() if line.startswith(f"| {name} |")).split("|")[1:-1]]
+def row(out, name, after=""):
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after)) if after else 0
+    return [c.strip() for c in next(line for line in lines[start:] if line.startswith(f"| {name} |")).split("|")[1:-1]]
 
 
 def main():
@@ -48,8 +56,10 @@ def main():
         # Three searches whose per-search mean differences are +0.01, +0.02, +0.03 (seed spread
         # inside each): mean +0.02, s = 0.01, t(0.975, 2) = 4.303: +0.02 ± 0.0248.
         spread = (-0.02, 0.0, 0.02, 0.0)
+        # Per workload the evolved genome loses by 0.01, 0.02, 0.03: mean −0.02, no search won.
         dirs = [
-            make_run(root, f"seed{i}", [0.70 + d + e for e in spread], [0.70] * 4, f"winner {i}", own=(d - 0.01, d + 0.01))
+            make_run(root, f"seed{i}", [0.70 + d + e for e in spread], [0.70] * 4, f"winner {i}", own=(d - 0.01, d + 0.01),
+                     per_workload=([0.80 - d] * 4, [0.80] * 4))
             for i, d in enumerate([0.01, 0.02, 0.03])
         ]
         code, out, err = read(dirs)
@@ -61,6 +71,9 @@ def main():
         check(cells[4] == "+0.0100, +0.0200, +0.0300", f"per search: {cells[4]}")
         check("seed1: adam (tuned) +0.0200 [+0.0100, +0.0300]" in out, "each study's own interval, from comparison.json")
         check("| seed2 | winner 2 | 0.7000 | 0.7300 |" in out, "winner table")
+        per = row(out, "adam (tuned)", after="Per workload")
+        check(per[1] == "-0.0200" and per[2] == "[-0.0448, +0.0048]" and per[3] == "0 of 3", f"per workload: {per}")
+        check("Held-out tasks" not in out, "no held-out block where the studies have none")
         # One search: no interval over searches.
         _, one, _ = read(dirs[:1])
         check(row(one, "adam (tuned)")[2] == "(one search: none)", "one search has no interval")
