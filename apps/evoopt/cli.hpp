@@ -57,6 +57,7 @@ unsigned study_command(const CLI::App* cmd);
 int cmd_data_fetch(const DataArgs& a);
 int cmd_data_verify(const DataArgs& a);
 int cmd_genome_show(const std::string& which);
+int cmd_genome_program(const std::string& which, const std::string& out);
 int cmd_train(const TrainArgs& a);
 int cmd_export(const std::string& what, const std::string& format, std::int64_t total_steps, const std::string& class_name, const std::string& out);
 int cmd_bench_train(const TrainArgs& a, const std::vector<std::string>& tasks, const std::vector<std::string>& models,

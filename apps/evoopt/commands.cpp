@@ -86,7 +86,23 @@ int cmd_genome_show(const std::string& which) {
   const genome::Genome c = g.canonical();
   std::cout << c.formula() << "\n" << c.hyperparameters() << "\n";
   std::cout << "hash: " << g.hash_hex() << "\n";
+  const auto lines = c.program.lines();
+  for (std::size_t i = 0; i < lines.size(); ++i) std::cout << fmt::format("{:>3}  {}\n", i + 1, lines[i]);
   std::cout << c.to_json().dump(2) << "\n";
+  return 0;
+}
+
+int cmd_genome_program(const std::string& which, const std::string& out) {
+  genome::Genome g = genome::load_genome(which);
+  g.validate(genome::Bounds::kHardMaxTerms);
+  if (!g.is_program()) g = genome::program_genome(g);
+  const auto lines = g.program.lines();
+  for (std::size_t i = 0; i < lines.size(); ++i) std::cout << fmt::format("{:>3}  {}\n", i + 1, lines[i]);
+  std::cout << g.hyperparameters() << "\n";
+  if (!out.empty()) {
+    genome::save_genome(g, out);
+    std::cout << "Wrote " << out << "\n";
+  }
   return 0;
 }
 

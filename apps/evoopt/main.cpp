@@ -166,7 +166,12 @@ int main(int argc, char** argv) {
   auto* genome_cmd = app.add_subcommand("genome", "Inspect genomes");
   genome_cmd->require_subcommand(1);
   auto* show = genome_cmd->add_subcommand("show", "Print formula, hyperparameters, hash and canonical JSON");
-  show->add_option("genome", genome_which, "Preset (sgd adam adamw rmsprop signum lion) or JSON file")->required();
+  show->add_option("genome", genome_which, "Preset (sgd adam adamw rmsprop signum lion ...) or JSON file")->required();
+  std::string program_out;
+  auto* program_cmd =
+      genome_cmd->add_subcommand("program", "The genome's update rule as a program (numbered statements); -o writes it as a genome file");
+  program_cmd->add_option("genome", genome_which, "Preset or JSON file of a weighted sum of terms, or a program genome")->required();
+  program_cmd->add_option("-o,--out", program_out, "Write the program genome's JSON here");
 
   TrainArgs train_args;
   auto add_task_flags = [&](CLI::App* c) {
@@ -318,6 +323,7 @@ int main(int argc, char** argv) {
     if (fetch->parsed()) return cmd_data_fetch(data_args);
     if (verify->parsed()) return cmd_data_verify(data_args);
     if (show->parsed()) return cmd_genome_show(genome_which);
+    if (program_cmd->parsed()) return cmd_genome_program(genome_which, program_out);
     if (export_cmd->parsed())
       return cmd_export(export_what, export_format, export_cmd->count("--total-steps") > 0 ? export_total_steps : 0, export_class, export_out);
     if (train_cmd->parsed()) return cmd_train(train_args);

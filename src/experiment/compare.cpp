@@ -238,7 +238,7 @@ genome::Genome rule_with_setting(const genome::Genome& rule, const genome::Genom
   apply_regime(g, regime_of(setting));
   g.log10_weight_decay = setting.log10_weight_decay;
   g.decoupled_weight_decay = setting.decoupled_weight_decay;
-  if (!g.is_terms()) g.decoupled_weight_decay = true;  // a hand-made algorithm decays as published
+  if (!g.has_rule()) g.decoupled_weight_decay = true;  // a hand-made algorithm decays as published
   return g;
 }
 

@@ -660,6 +660,7 @@ std::string export_text(const Genome& g, Format format, const ExportOptions& o) 
 
 std::string export_genome(const Genome& genome, Format format, const ExportOptions& options) {
   genome.validate(genome::Bounds::kHardMaxTerms);
+  if (genome.is_program()) throw Error("the genome is a program; export writes term genomes (exporting programs is not built yet)");
   if (!genome.is_terms())
     throw Error(std::string("the genome is the hand-made optimizer ") + genome::algorithm_name(genome.algorithm) +
                 " (a comparison baseline), not a term genome; export writes term genomes (the authors publish their own code)");

@@ -18,8 +18,11 @@ namespace evoopt::genome {
 using nlohmann::json;
 
 namespace {
-constexpr std::pair<Algorithm, const char*> kAlgorithmNames[] = {
-    {Algorithm::Terms, "terms"}, {Algorithm::AdEMAMix, "ademamix"}, {Algorithm::ScheduleFreeAdamW, "schedule_free_adamw"}, {Algorithm::Muon, "muon"}};
+constexpr std::pair<Algorithm, const char*> kAlgorithmNames[] = {{Algorithm::Terms, "terms"},
+                                                                 {Algorithm::Program, "program"},
+                                                                 {Algorithm::AdEMAMix, "ademamix"},
+                                                                 {Algorithm::ScheduleFreeAdamW, "schedule_free_adamw"},
+                                                                 {Algorithm::Muon, "muon"}};
 const Genome kDefaults;  // the values a field is reset to where the algorithm does not read it
 }  // namespace
 
@@ -71,6 +74,11 @@ void validate_algorithm(const Genome& g) {
   check_range("log10_aux_lr", g.log10_aux_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
 }
 
+void validate_program(const Genome& g) {
+  if (!g.terms.empty()) throw Error(fmt::format("genome algorithm program has no terms, got {}", g.terms.size()));
+  g.program.validate();
+}
+
 void validate_terms(const Genome& g, int max_terms) {
   const auto& terms = g.terms;
   if (terms.empty()) throw Error("genome field terms is empty (needs 1 to " + std::to_string(max_terms) + " terms)");
@@ -90,8 +98,11 @@ void Genome::validate(int max_terms) const {
     throw Error(fmt::format("maximum term count {} is outside [1, {}]", max_terms, Bounds::kHardMaxTerms));
   if (is_terms())
     validate_terms(*this, max_terms);
+  else if (is_program())
+    validate_program(*this);
   else
     validate_algorithm(*this);
+  if (!is_program() && !program.statements.empty()) throw Error(std::string("genome algorithm ") + algorithm_name(algorithm) + " has no program");
   check_range("log10_lr", log10_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
   check_range("beta1", beta1, Bounds::kBeta1Min, Bounds::kBeta1Max);
   check_range("beta2", beta2, Bounds::kBeta2Min, Bounds::kBeta2Max);
@@ -108,6 +119,16 @@ Genome Genome::canonical() const {
     c.alpha = kDefaults.alpha;
   }
   if (algorithm != Algorithm::Muon) c.log10_aux_lr = kDefaults.log10_aux_lr;
+  if (is_program()) {  // the hyperparameters its statements do not name are reset
+    const bool nesterov = program.uses(ProgramOp::Nesterov);
+    if (!nesterov && !program.reads(Constant::Name::Beta1)) c.beta1 = kDefaults.beta1;
+    if (!program.reads(Constant::Name::Beta2)) c.beta2 = kDefaults.beta2;
+    if (!program.reads(Constant::Name::Eps)) c.log10_eps = kDefaults.log10_eps;
+    if (!nesterov) c.bias_correction = false;
+    if (!c.has_schedule()) c.warmup_fraction = 0.0;
+    if (!c.log10_weight_decay) c.decoupled_weight_decay = true;
+    return c;
+  }
   if (!is_terms()) {
     if (algorithm == Algorithm::Muon) {  // its AdamW part keeps the authors' β's and ε
       c.beta2 = kDefaults.beta2;
@@ -166,6 +187,7 @@ std::uint64_t Genome::hash() const {
     put("|b3", c.beta3);
     put("|alpha", c.alpha);
     put("|auxlr", c.log10_aux_lr);
+    for (const auto& line : c.program.lines()) bytes += "|" + line;
   }
   return mix64(fnv1a64(bytes));
 }
@@ -192,6 +214,7 @@ std::string algorithm_formula(const Genome& g) {
     case Algorithm::Muon:
       return "Δθ = −η·√max(1, rows/cols)·NS₅(Nesterov momentum)" + decay + " on hidden matrices, AdamW (η_aux) on the rest  (Muon)";
     case Algorithm::Terms:
+    case Algorithm::Program:
       break;
   }
   return "";
@@ -214,6 +237,13 @@ std::string algorithm_hyperparameters(const Genome& g, const std::string& schedu
 
 std::string Genome::formula() const {
   const Genome c = canonical();
+  if (c.is_program()) {
+    std::string out = "Δθ = −η·u";
+    if (c.log10_weight_decay) out += c.decoupled_weight_decay ? " − η·λ·θ" : ",  g ← g + λ·θ";
+    std::string body;
+    for (const auto& line : c.program.lines()) body += (body.empty() ? "" : "; ") + line;
+    return out + ",  program: " + body;
+  }
   if (!c.is_terms()) return algorithm_formula(c);
   std::string sum;
   for (std::size_t i = 0; i < c.terms.size(); ++i) {
@@ -237,13 +267,14 @@ std::string Genome::hyperparameters() const {
   std::string sched;
   if (warmup_fraction > 0) sched += fmt::format("warmup {:.0f}%", warmup_fraction * 100);
   if (cosine_decay) sched += std::string(sched.empty() ? "" : ", ") + "cosine";
-  if (!is_terms()) return algorithm_hyperparameters(*this, sched);
+  if (!has_rule()) return algorithm_hyperparameters(*this, sched);
   std::string out = fmt::format("η = {:.3g}{}", lr(), sched.empty() ? "" : " (" + sched + ")");
-  if (needs_m() || needs_lion_m()) out += fmt::format(", β1 = {:.4g}", beta1);
-  if (needs_v() || needs_lion_m()) out += fmt::format(", β2 = {:.5g}", beta2);
-  if (needs_v()) out += fmt::format(", ε = {:.2g}", eps());
+  const bool nesterov = is_program() && program.uses(ProgramOp::Nesterov);
+  if (is_program() ? nesterov || program.reads(Constant::Name::Beta1) : needs_m() || needs_lion_m()) out += fmt::format(", β1 = {:.4g}", beta1);
+  if (is_program() ? program.reads(Constant::Name::Beta2) : needs_v() || needs_lion_m()) out += fmt::format(", β2 = {:.5g}", beta2);
+  if (is_program() ? program.reads(Constant::Name::Eps) : needs_v()) out += fmt::format(", ε = {:.2g}", eps());
   out += log10_weight_decay ? fmt::format(", λ = {:.2g} ({})", weight_decay(), decoupled_weight_decay ? "decoupled" : "L2") : ", λ = off";
-  if (reads_bias_correction()) out += bias_correction ? ", bias correction" : ", no bias correction";
+  if (is_program() ? nesterov : reads_bias_correction()) out += bias_correction ? ", bias correction" : ", no bias correction";
   if (clip_norm) out += fmt::format(", clip ‖g‖ ≤ {:.3g}", *clip_norm);
   return out;
 }
@@ -252,7 +283,7 @@ json Genome::to_json() const {
   json terms_json = json::array();
   for (const auto& t : terms) terms_json.push_back({{"term", std::string(term_info(t.term).name)}, {"weight", t.weight}});
   json j = {{"format", kGenomeFormat},
-            {"version", kGenomeFormatVersion},
+            {"version", is_program() ? kGenomeFormatVersion : kGenomeFormatVersionWithoutProgram},
             {"terms", terms_json},
             {"log10_lr", log10_lr},
             {"beta1", beta1},
@@ -271,6 +302,7 @@ json Genome::to_json() const {
       j["alpha"] = alpha;
     }
     if (algorithm == Algorithm::Muon) j["log10_aux_lr"] = log10_aux_lr;
+    if (is_program()) j["program"] = program.lines();
   }
   return j;
 }
@@ -340,7 +372,8 @@ void check_keys(const json& j) {
                                               "beta3",
                                               "alpha",
                                               "log10_aux_lr",
-                                              "aux_lr"};
+                                              "aux_lr",
+                                              "program"};
   for (const auto& [key, value] : j.items())
     if (!known.count(key)) throw Error("genome JSON has an unknown key '" + key + "'");
   static const std::vector<std::vector<const char*>> same_field = {{"log10_lr", "lr", "learning_rate"},
@@ -459,8 +492,23 @@ void read_algorithm(const json& j, Genome& g) {
   if (const json* v = find_any(j, {"algorithm"}, &which)) {
     if (!v->is_string()) throw Error("genome field algorithm must be a string, got " + v->dump());
     const auto m = algorithm_from_name(v->get<std::string>());
-    if (!m) throw Error("genome field algorithm = \"" + v->get<std::string>() + "\" is not one of terms, ademamix, schedule_free_adamw, muon");
+    if (!m)
+      throw Error("genome field algorithm = \"" + v->get<std::string>() + "\" is not one of terms, program, ademamix, schedule_free_adamw, muon");
     g.algorithm = *m;
+  }
+  if (const json* v = find_any(j, {"program"}, &which)) {
+    if (!g.is_program()) throw Error("genome field program needs \"algorithm\": \"program\"");
+    if (!v->is_array()) throw Error("genome field program must be an array of statements (strings), got " + v->dump());
+    if (v->size() > Program::kMaxStatements)
+      throw Error(fmt::format("genome field program has {} statements, more than the maximum {}", v->size(), Program::kMaxStatements));
+    std::vector<std::string> lines;
+    for (const auto& s : *v) {
+      if (!s.is_string()) throw Error("genome field program: a statement must be a string, got " + s.dump());
+      lines.push_back(s.get<std::string>());
+    }
+    g.program = Program::parse(lines);
+  } else if (g.is_program()) {
+    throw Error("genome algorithm program needs a 'program' array of statements");
   }
   if (const json* v = find_any(j, {"beta3"}, &which)) g.beta3 = number(*v, which);
   if (const json* v = find_any(j, {"alpha"}, &which)) g.alpha = number(*v, which);
@@ -480,6 +528,7 @@ Genome Genome::from_json(const json& j) {
   read_rates(j, g);
   read_switches(j, g);
   read_algorithm(j, g);
+  if (g.is_program() && version < 3) throw Error(fmt::format("genome JSON version {} has no programs (they are version 3)", version));
   if (version == 1) {
     // Version 1 meanings (see kGenomeFormatVersion): LION read the genome's m, and
     // NESTEROV with bias correction was β1·m̂ + (1−β1)·g.
@@ -493,10 +542,10 @@ Genome Genome::from_json(const json& j) {
 }
 
 bool Genome::operator==(const Genome& o) const {
-  return algorithm == o.algorithm && beta3 == o.beta3 && alpha == o.alpha && log10_aux_lr == o.log10_aux_lr && terms == o.terms &&
-         log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps && log10_weight_decay == o.log10_weight_decay &&
-         decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction && warmup_fraction == o.warmup_fraction &&
-         cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
+  return algorithm == o.algorithm && program == o.program && beta3 == o.beta3 && alpha == o.alpha && log10_aux_lr == o.log10_aux_lr &&
+         terms == o.terms && log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps &&
+         log10_weight_decay == o.log10_weight_decay && decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction &&
+         warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
 }
 
 std::vector<std::string> preset_names() {
@@ -595,7 +644,7 @@ double genome_distance(const Genome& a_in, const Genome& b_in) {
     diff += std::abs(w.first - w.second);
     norm += std::abs(w.first) + std::abs(w.second);
   }
-  const double term_part = norm > 0 ? diff / norm : 0.0;
+  const double term_part = a.is_program() ? (a.program == b.program ? 0.0 : 1.0) : norm > 0 ? diff / norm : 0.0;
 
   // Each hyperparameter difference scaled to [0, 1] by its allowed range.
   const auto scaled = [](double x, double y, double lo, double hi) { return std::min(1.0, std::abs(x - y) / (hi - lo)); };

@@ -10,6 +10,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/genome/genome.hpp"
+#include "evoopt/genome/program.hpp"
 
 namespace evoopt::genome::rule {
 namespace {
@@ -37,6 +38,18 @@ const std::vector<VarInfo>& var_table() {
       {Var::Bc2, false, "bc2", "bc2", "\\left(1-\\beta_2^t\\right)", "", "", "", false},
       {Var::Ng, false, "ng", "ng", "a_t", "", "", "", true},
       {Var::Nm, false, "nm", "nm", "b_t", "", "", "", true},
+      {Var::S0, true, "s0", "s0", "s_{0}", "s_{0,t-1}", "s_{0,t}", "slot0", false},
+      {Var::S1, true, "s1", "s1", "s_{1}", "s_{1,t-1}", "s_{1,t}", "slot1", false},
+      {Var::S2, true, "s2", "s2", "s_{2}", "s_{2,t-1}", "s_{2,t}", "slot2", false},
+      {Var::R0, true, "r0", "r0", "r_{0}", "", "", "", false},
+      {Var::R1, true, "r1", "r1", "r_{1}", "", "", "", false},
+      {Var::R2, true, "r2", "r2", "r_{2}", "", "", "", false},
+      {Var::R3, true, "r3", "r3", "r_{3}", "", "", "", false},
+      {Var::R4, true, "r4", "r4", "r_{4}", "", "", "", false},
+      {Var::R5, true, "r5", "r5", "r_{5}", "", "", "", false},
+      {Var::R6, true, "r6", "r6", "r_{6}", "", "", "", false},
+      {Var::R7, true, "r7", "r7", "r_{7}", "", "", "", false},
+      {Var::U, true, "u", "u", "u_t", "", "", "", false},
   };
   return table;
 }
@@ -123,6 +136,29 @@ const std::vector<OpInfo>& op_table() {
        }},
       {Op::AddScaled, 3, method("{0}.add({1}, alpha={2})"), none, method("{0}.add({1}, {2})"), none, call("{0} + {2}\\,{1}"),
        [](const Value* a) { return Value{a[0].t.add(a[1].t, a[2].s)}; }},
+      {Op::Abs, 1, method("{0}.abs()"), call("abs({0})"), method("{0}.abs()"), call("std::abs({0})"), call("\\left|{0}\\right|"),
+       [](const Value* a) {
+         if (a[0].tensor()) return Value{a[0].t.abs()};
+         return Value{torch::Tensor(), std::abs(a[0].s)};
+       }},
+      {Op::Min, 2, call("torch.minimum({0}, {1})"), none, call("torch::minimum({0}, {1})"), none, call("\\min\\left({0}, {1}\\right)"),
+       [](const Value* a) { return Value{torch::minimum(a[0].t, a[1].t)}; }},
+      {Op::Max, 2, call("torch.maximum({0}, {1})"), none, call("torch::maximum({0}, {1})"), none, call("\\max\\left({0}, {1}\\right)"),
+       [](const Value* a) { return Value{torch::maximum(a[0].t, a[1].t)}; }},
+      {Op::Clip, 2, method("{0}.clamp(-{1}, {1})"), none, method("{0}.clamp(-{1}, {1})"), none,
+       call("\\operatorname{{clip}}_{{{1}}}\\left({0}\\right)"), [](const Value* a) { return Value{a[0].t.clamp(-a[1].s, a[1].s)}; }},
+      {Op::SafeDiv, 2, call("_safe_div({0}, {1})"), none, call("safe_div({0}, {1})"), none, call("\\frac{{{0}}}{{{1}}}"),
+       [](const Value* a) {
+         const torch::Tensor q = a[0].t / a[1].t;
+         return Value{torch::where(a[1].t.abs() < kSafeDivFloor, torch::zeros_like(q), q)};
+       }},
+      {Op::RmsNorm, 1, call("_rms_normalize({0})"), none, call("rms_normalize({0})"), none,
+       call("\\frac{{{0}}}{{\\operatorname{{rms}}\\left({0}\\right)}}"),
+       [](const Value* a) { return Value{a[0].t / (a[0].t.square().mean().sqrt() + 1e-8)}; }},
+      {Op::L2Norm, 1, call("_l2_normalize({0})"), none, call("l2_normalize({0})"), none, call("\\frac{{{0}}}{{\\left\\|{0}\\right\\|}}"),
+       [](const Value* a) { return Value{a[0].t / (a[0].t.norm() + 1e-8)}; }},
+      {Op::Orthogonalize, 1, call("_orthogonalize({0})"), none, call("orthogonalize({0})"), none, call("\\operatorname{{NS}}_5\\left({0}\\right)"),
+       [](const Value* a) { return Value{orthogonalize(a[0].t)}; }},
   };
   return table;
 }
@@ -264,6 +300,9 @@ std::vector<std::string> lines(const Rule& rule, Lang lang) {
       case Stmt::Kind::Update:
         line = spell_update(s, lang) + (py ? "" : ";");
         break;
+      case Stmt::Kind::Assign:
+        line = name + ".copy_(" + (py ? python(s.value) : cpp(s.value)) + ")" + (py ? "" : ";");
+        break;
       case Stmt::Kind::Nesterov:
         line = py ? fmt::format("ng, nm = _nesterov_coefficients(beta1, {}, t, state)", s.bias_correction ? "True" : "False")
                   : fmt::format("const auto [ng, nm] = nesterov_coefficients(beta1, {}, t, st.mu_product);", s.bias_correction ? "true" : "false");
@@ -383,6 +422,30 @@ Expr sqrt(Expr a) { return make(Op::Sqrt, {std::move(a)}); }
 Expr sign(Expr a) { return make(Op::Sign, {std::move(a)}); }
 Expr exp(Expr a) { return make(Op::Exp, {std::move(a)}); }
 Expr add_scaled(Expr a, Expr b, Expr alpha) { return make(Op::AddScaled, {std::move(a), std::move(b), std::move(alpha)}); }
+Expr abs(Expr a) { return make(Op::Abs, {std::move(a)}); }
+Expr minimum(Expr a, Expr b) { return make(Op::Min, {std::move(a), std::move(b)}); }
+Expr maximum(Expr a, Expr b) { return make(Op::Max, {std::move(a), std::move(b)}); }
+Expr clip(Expr a, Expr c) { return make(Op::Clip, {std::move(a), std::move(c)}); }
+Expr safe_div(Expr a, Expr b) { return make(Op::SafeDiv, {std::move(a), std::move(b)}); }
+Expr rms_normalize(Expr a) { return make(Op::RmsNorm, {std::move(a)}); }
+Expr l2_normalize(Expr a) { return make(Op::L2Norm, {std::move(a)}); }
+Expr orthogonalize(Expr a) { return make(Op::Orthogonalize, {std::move(a)}); }
+
+torch::Tensor orthogonalize(const torch::Tensor& x, int steps) {
+  if (x.dim() < 2) return x.clone();
+  constexpr double a = 3.4445, b = -4.7750, c = 2.0315;
+  torch::Tensor X = x.reshape({x.size(0), -1});
+  const bool tall = X.size(0) > X.size(1);
+  if (tall) X = X.t();
+  X = X / (X.norm() + 1e-7);
+  for (int i = 0; i < steps; ++i) {
+    const torch::Tensor A = X.mm(X.t());
+    const torch::Tensor B = b * A + c * A.mm(A);
+    X = a * X + B.mm(X);
+  }
+  if (tall) X = X.t();
+  return X.reshape(x.sizes());
+}
 
 Expr substitute(Expr e, Var from, const Expr& to) {
   if (e.op == Op::Var) return e.var == from ? to : e;
@@ -393,7 +456,7 @@ Expr substitute(Expr e, Var from, const Expr& to) {
 bool Rule::reads(Var v) const {
   for (const auto& s : stmts) {
     if (s.target == v) return true;
-    if (s.kind == Stmt::Kind::Let && s.value.reads(v)) return true;
+    if ((s.kind == Stmt::Kind::Let || s.kind == Stmt::Kind::Assign) && s.value.reads(v)) return true;
     for (const auto& c : s.calls)
       for (const auto& a : c.args)
         if (a.reads(v)) return true;
@@ -434,6 +497,7 @@ Rule update_rule(const Genome& h, const std::vector<WeightedTerm>& terms) {
 }
 
 Rule update_rule(const Genome& genome) {
+  if (genome.is_program()) return program_rule(genome);
   if (!genome.is_terms())
     throw Error(std::string("genome algorithm ") + algorithm_name(genome.algorithm) + " is a hand-made optimizer, not an update rule of terms");
   std::vector<WeightedTerm> terms;
@@ -459,6 +523,11 @@ void run(const Rule& rule, Env& env) {
       case Stmt::Kind::Update:
         run_update(s, env);
         break;
+      case Stmt::Kind::Assign: {
+        if (!env.tensor[i].defined()) throw Error(fmt::format("update rule: state {} is not allocated", var_info(s.target).python));
+        env.tensor[i].copy_(eval(s.value, env).t);
+        break;
+      }
       case Stmt::Kind::Nesterov: {
         const auto c = nesterov_coefficients(env.scalar[static_cast<std::size_t>(Var::Beta1)], s.bias_correction, env.step, env.mu_product);
         env.scalar[static_cast<std::size_t>(Var::Ng)] = c.g;

@@ -62,6 +62,7 @@ AlgorithmOptimizer::AlgorithmOptimizer(const genome::Genome& genome, const std::
   const auto params = tensors_of(named_parameters);
   switch (genome_.algorithm) {
     case Algorithm::Terms:
+    case Algorithm::Program:
       optimizer_ = std::make_unique<GenomeOptimizer>(params, GenomeOptimizerOptions(genome_, total_steps));
       break;
     case Algorithm::AdEMAMix:
@@ -85,7 +86,7 @@ AlgorithmOptimizer::AlgorithmOptimizer(const genome::Genome& genome, const std::
 }
 
 void AlgorithmOptimizer::step(std::int64_t step) {
-  if (genome_.is_terms()) {  // the genome's schedule and clipping run inside GenomeOptimizer
+  if (genome_.has_rule()) {  // the genome's schedule and clipping run inside GenomeOptimizer
     optimizer_->step();
     return;
   }
@@ -122,7 +123,9 @@ void AlgorithmOptimizer::load(torch::serialize::InputArchive& archive) {
       if (it == optimizer_->state().end()) continue;
       const auto format = p.suggest_memory_format();
       auto& s = *it->second;
-      relayout<GenomeParamState>(s, format, {&GenomeParamState::exp_avg, &GenomeParamState::exp_avg_sq, &GenomeParamState::lion_exp_avg}) ||
+      relayout<GenomeParamState>(s, format,
+                                 {&GenomeParamState::exp_avg, &GenomeParamState::exp_avg_sq, &GenomeParamState::lion_exp_avg,
+                                  &GenomeParamState::slot0, &GenomeParamState::slot1, &GenomeParamState::slot2}) ||
           relayout<AdEMAMixParamState>(s, format,
                                        {&AdEMAMixParamState::exp_avg_fast, &AdEMAMixParamState::exp_avg_slow, &AdEMAMixParamState::exp_avg_sq}) ||
           relayout<ScheduleFreeAdamWParamState>(s, format, {&ScheduleFreeAdamWParamState::z, &ScheduleFreeAdamWParamState::exp_avg_sq}) ||

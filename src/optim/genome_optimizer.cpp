@@ -41,6 +41,9 @@ void GenomeParamState::serialize(torch::serialize::OutputArchive& archive) const
   if (exp_avg_sq().defined()) archive.write("exp_avg_sq", exp_avg_sq(), /*is_buffer=*/true);
   if (lion_exp_avg().defined()) archive.write("lion_exp_avg", lion_exp_avg(), /*is_buffer=*/true);
   archive.write("mu_product", c10::IValue(mu_product()));
+  if (slot0().defined()) archive.write("slot0", slot0(), /*is_buffer=*/true);
+  if (slot1().defined()) archive.write("slot1", slot1(), /*is_buffer=*/true);
+  if (slot2().defined()) archive.write("slot2", slot2(), /*is_buffer=*/true);
 }
 
 void GenomeParamState::serialize(torch::serialize::InputArchive& archive) {
@@ -54,6 +57,12 @@ void GenomeParamState::serialize(torch::serialize::InputArchive& archive) {
   torch::Tensor c;
   if (archive.try_read("lion_exp_avg", c, /*is_buffer=*/true)) lion_exp_avg_ = c;
   if (archive.try_read("mu_product", v)) mu_product_ = v.toDouble();
+  torch::Tensor s;
+  if (archive.try_read("slot0", s, /*is_buffer=*/true)) slot0_ = s;
+  torch::Tensor s1;
+  if (archive.try_read("slot1", s1, /*is_buffer=*/true)) slot1_ = s1;
+  torch::Tensor s2;
+  if (archive.try_read("slot2", s2, /*is_buffer=*/true)) slot2_ = s2;
 }
 
 GenomeOptimizer::GenomeOptimizer(std::vector<torch::optim::OptimizerParamGroup> param_groups, GenomeOptimizerOptions defaults)
@@ -83,6 +92,9 @@ void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule&
     if (rule.reads(Var::M)) s.exp_avg(torch::zeros_like(q, torch::MemoryFormat::Preserve));
     if (rule.reads(Var::V)) s.exp_avg_sq(torch::zeros_like(q, torch::MemoryFormat::Preserve));
     if (rule.reads(Var::C)) s.lion_exp_avg(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (rule.reads(Var::S0)) s.slot0(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (rule.reads(Var::S1)) s.slot1(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (rule.reads(Var::S2)) s.slot2(torch::zeros_like(q, torch::MemoryFormat::Preserve));
   });
   state.step(state.step() + 1);
   const auto t = state.step();
@@ -95,6 +107,9 @@ void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule&
   tensor(Var::M) = state.exp_avg();
   tensor(Var::V) = state.exp_avg_sq();
   tensor(Var::C) = state.lion_exp_avg();
+  tensor(Var::S0) = state.slot0();
+  tensor(Var::S1) = state.slot1();
+  tensor(Var::S2) = state.slot2();
   scalar(Var::Step) = static_cast<double>(t);
   scalar(Var::LrT) = options.lr() * schedule_factor(g.warmup_fraction, g.cosine_decay, t - 1, options.total_steps());
   scalar(Var::Beta1) = g.beta1;

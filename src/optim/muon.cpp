@@ -11,22 +11,6 @@
 
 namespace evoopt::optim {
 
-torch::Tensor orthogonalize(const torch::Tensor& x, int steps) {
-  if (x.dim() < 2) return x.clone();
-  constexpr double a = 3.4445, b = -4.7750, c = 2.0315;
-  torch::Tensor X = x.reshape({x.size(0), -1});
-  const bool tall = X.size(0) > X.size(1);
-  if (tall) X = X.t();
-  X = X / (X.norm() + 1e-7);
-  for (int i = 0; i < steps; ++i) {
-    const torch::Tensor A = X.mm(X.t());
-    const torch::Tensor B = b * A + c * A.mm(A);
-    X = a * X + B.mm(X);
-  }
-  if (tall) X = X.t();
-  return X.reshape(x.sizes());
-}
-
 MuonOptions::MuonOptions(double lr) : lr_(lr) {}
 
 MuonOptions MuonOptions::adamw(double lr) { return MuonOptions(lr).use_muon(false); }

@@ -42,3 +42,43 @@ TEST(GenomeCli, ShowPrintsFormulaJsonAndHash) {
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("neither a genome preset"), std::string::npos);
 }
+
+// Update rules as programs from the CLI (issue 28): `genome program` writes a preset as a
+// program genome; it trains to the preset's accuracy and `compare` tunes and tests it like any
+// genome; a program with an unknown operation is one line naming the statement.
+TEST(GenomeCli, AProgramGenomeFromThePresetTrainsAndComparesLikeIt) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  evoopt::test::TempDir tmp;
+  const auto file = (tmp / "adam_program.json").string();
+  auto p = evoopt::test::run_cli("genome program adam -o " + file);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.out.find("  7  r3 = mul(r1, r2)"), std::string::npos) << p.out;
+  const Genome g = load_genome(file);
+  EXPECT_TRUE(g.is_program());
+  auto show = evoopt::test::run_cli("genome show " + file);
+  EXPECT_NE(show.out.find("  1  s0 = interp(s0, g, beta1)"), std::string::npos) << show.out;
+  const std::string data = " --task mnist --steps 40 --train-subset 1000 --val-size 300 --data-dir " + evoopt::test::data_dir().string();
+  auto preset = evoopt::test::run_cli("train --genome adam" + data);
+  auto program = evoopt::test::run_cli("train --genome " + file + data);
+  ASSERT_EQ(program.exit_code, 0) << program.err;
+  const auto accuracy = [](const std::string& out) { return out.substr(out.find("val accuracy: "), 20); };
+  EXPECT_EQ(accuracy(program.out), accuracy(preset.out));
+  {
+    std::ofstream cfg(tmp / "c.toml");
+    cfg << "tasks = [\"mnist\"]\ntransfer_tasks = []\nsteps = 20\n[data]\ndir = \"" << evoopt::test::data_dir().string()
+        << "\"\ntrain_subset = 600\nval_size = 200\n[compare]\ntrials = 2\nbaselines = [\"adam\"]\ntest_seeds = 2\nhorizon_multiple = 0\n";
+  }
+  auto cmp =
+      evoopt::test::run_cli("compare --genome " + file + " --workers 1 --config " + (tmp / "c.toml").string() + " --out " + (tmp / "run").string());
+  ASSERT_EQ(cmp.exit_code, 0) << cmp.err;
+  EXPECT_NE(cmp.out.find("program: s0 = interp(s0, g, beta1)"), std::string::npos) << cmp.out;
+  EXPECT_NE(cmp.out.find("adam (tuned)"), std::string::npos) << cmp.out;
+  std::ofstream(tmp / "bad.json") << R"J({"algorithm": "program", "version": 3, "terms": [], "program": ["u = foo(g)"]})J";
+  auto bad = evoopt::test::run_cli("train --genome " + (tmp / "bad.json").string() + data);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(evoopt::test::count_lines(bad.err), 1) << bad.err;
+  EXPECT_NE(bad.err.find("program statement 1 (u = foo(g)): unknown operation 'foo'"), std::string::npos) << bad.err;
+  auto export_program = evoopt::test::run_cli("export " + file + " --format pytorch");
+  EXPECT_EQ(export_program.exit_code, 1);
+  EXPECT_NE(export_program.err.find("is a program"), std::string::npos) << export_program.err;
+}

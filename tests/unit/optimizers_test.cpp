@@ -473,7 +473,7 @@ TEST(Optimizers, HandMadeAlgorithmGenomesReadWriteHashAndRefuseWhatTheyCannotBe)
     }
   };
   refused({{"algorithm", "muon"}, {"terms", {"ADAM_TERM"}}}, "has no terms");
-  refused({{"algorithm", "adafactor"}}, "is not one of terms, ademamix, schedule_free_adamw, muon");
+  refused({{"algorithm", "adafactor"}}, "is not one of terms, program, ademamix, schedule_free_adamw, muon");
   refused({{"algorithm", "schedule_free_adamw"}, {"cosine_decay", true}}, "cosine_decay is not allowed");
   refused({{"algorithm", "ademamix"}, {"weight_decay", 0.1}, {"decoupled_weight_decay", false}}, "decoupled");
   refused({{"algorithm", "ademamix"}, {"beta3", 1.0}}, "beta3");

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evoopt/common/limits.hpp"
+#include "evoopt/genome/program.hpp"
 #include "evoopt/genome/term.hpp"
 
 namespace evoopt::genome {
@@ -47,16 +48,18 @@ struct Bounds {
 // (optim/algorithm.hpp says how each is mapped).
 enum class Algorithm {
   Terms,
+  Program,            // a program over primitive operations (genome/program.hpp): the program search space
   AdEMAMix,           // Pagliardini et al. 2024: reads beta3 and alpha besides Adam's
   ScheduleFreeAdamW,  // Defazio et al. 2024: warmup only (no decay: the method is schedule-free)
   Muon,               // Jordan et al. 2024: lr for the hidden matrices (beta1 its momentum), aux_lr for its AdamW part
 };
-const char* algorithm_name(Algorithm a);  // "terms", "ademamix", "schedule_free_adamw", "muon"
+const char* algorithm_name(Algorithm a);  // "terms", "program", "ademamix", "schedule_free_adamw", "muon"
 std::optional<Algorithm> algorithm_from_name(const std::string& name);
 
 struct Genome {
   Algorithm algorithm = Algorithm::Terms;
-  std::vector<TermGene> terms;  // empty for a hand-made method
+  std::vector<TermGene> terms;  // empty for a program or a hand-made method
+  Program program;              // Algorithm::Program: its statements (empty otherwise)
   double log10_lr = -3.0;
   double beta1 = 0.9;
   double beta2 = 0.999;
@@ -78,6 +81,9 @@ struct Genome {
   double weight_decay() const;  // 0 when off
   double aux_lr() const;        // Muon's AdamW part
   bool is_terms() const { return algorithm == Algorithm::Terms; }
+  bool is_program() const { return algorithm == Algorithm::Program; }
+  // An update rule GenomeOptimizer runs (terms or a program), as opposed to a hand-made method.
+  bool has_rule() const { return is_terms() || is_program(); }
   bool needs_m() const;
   bool needs_v() const;
   bool needs_lion_m() const;           // LION's own momentum (EMA with β2)
@@ -115,7 +121,10 @@ inline constexpr const char* kGenomeFormat = "evoopt.genome";
 // NESTEROV with bias correction is NAdam's numerator. A version-1 file loads with
 // its old meaning: its LION becomes LION_V1, its NESTEROV with bias correction
 // NESTEROV_V1 (legacy terms, never searched).
-inline constexpr int kGenomeFormatVersion = 2;
+// Version 3 adds programs ("algorithm": "program", "program": [statements]); a genome without
+// one is written as version 2, which version 3 reads unchanged.
+inline constexpr int kGenomeFormatVersion = 3;
+inline constexpr int kGenomeFormatVersionWithoutProgram = 2;
 
 // Presets: sgd (EMA momentum), adam, adamw, rmsprop, signum, lion ("lion-like" is an alias),
 // nadamw (AlgoPerf's NAdamW), and the hand-made ademamix, schedule_free_adamw, muon (the last

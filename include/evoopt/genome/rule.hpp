@@ -47,8 +47,21 @@ enum class Var : std::uint8_t {
   Bc2,    // 1 − β2^t
   Ng,     // NESTEROV's coefficient of g at step t
   Nm,     // NESTEROV's coefficient of m at step t
+  // A program's registers (genome/program.hpp):
+  S0,  // state slots, zero at the first step
+  S1,  //
+  S2,  //
+  R0,  // temporaries
+  R1,  //
+  R2,  //
+  R3,  //
+  R4,  //
+  R5,  //
+  R6,  //
+  R7,  //
+  U,   // the update direction: θ ← θ − η_t·u
 };
-inline constexpr std::size_t kVarCount = static_cast<std::size_t>(Var::Nm) + 1;
+inline constexpr std::size_t kVarCount = static_cast<std::size_t>(Var::U) + 1;
 
 struct VarInfo {
   Var id;
@@ -65,19 +78,28 @@ const VarInfo& var_info(Var v);
 
 // Operations. The table in rule.cpp gives each its arity, evaluation and spellings.
 enum class Op : std::uint8_t {
-  Var,        // a variable
-  Num,        // a constant
-  Add,        // a + b
-  Sub,        // a − b
-  Mul,        // a · b
-  Div,        // a / b
-  Neg,        // −a
-  Pow,        // a^b (scalars)
-  Sqrt,       // √a
-  Sign,       // sign(a)
-  Exp,        // e^a
-  AddScaled,  // a + c·b in one rounding (torch's a.add(b, alpha=c))
+  Var,            // a variable
+  Num,            // a constant
+  Add,            // a + b
+  Sub,            // a − b
+  Mul,            // a · b
+  Div,            // a / b
+  Neg,            // −a
+  Pow,            // a^b (scalars)
+  Sqrt,           // √a
+  Sign,           // sign(a)
+  Exp,            // e^a
+  AddScaled,      // a + c·b in one rounding (torch's a.add(b, alpha=c))
+  Abs,            // |a|
+  Min,            // elementwise min(a, b)
+  Max,            // elementwise max(a, b)
+  Clip,           // a clamped to [−c, c] (c a scalar)
+  SafeDiv,        // a / b, 0 where |b| < kSafeDivFloor
+  RmsNorm,        // a / (rms(a) + 1e-8), rms over the whole tensor
+  L2Norm,         // a / (‖a‖ + 1e-8)
+  Orthogonalize,  // orthogonalize(a) below
 };
+inline constexpr double kSafeDivFloor = 1e-12;
 
 struct Expr {
   Op op = Op::Num;
@@ -102,6 +124,14 @@ Expr sqrt(Expr a);
 Expr sign(Expr a);
 Expr exp(Expr a);
 Expr add_scaled(Expr a, Expr b, Expr alpha);
+Expr abs(Expr a);
+Expr minimum(Expr a, Expr b);
+Expr maximum(Expr a, Expr b);
+Expr clip(Expr a, Expr c);
+Expr safe_div(Expr a, Expr b);
+Expr rms_normalize(Expr a);
+Expr l2_normalize(Expr a);
+Expr orthogonalize(Expr a);
 Expr substitute(Expr e, Var from, const Expr& to);
 
 // In-place methods of a statement's chain, as torch spells them.
@@ -118,8 +148,9 @@ struct Call {
 
 struct Stmt {
   enum class Kind : std::uint8_t {
-    Let,       // target = value (a temporary: G, MHat, Denom, Bc1, Bc2)
+    Let,       // target = value (a temporary: G, MHat, Denom, Bc1, Bc2, a program's r0…r7 and u)
     Update,    // target.call_1(..).call_2(..), in place (state, or the parameter)
+    Assign,    // target.copy_(value): a program's state slot takes a new value in place
     Nesterov,  // (Ng, Nm) = NESTEROV's coefficients at t (reads and updates the state's μ product)
   };
   Kind kind;
@@ -156,6 +187,13 @@ struct Env {
 };
 void run(const Rule& rule, Env& env);
 torch::Tensor evaluate(const Expr& e, const Env& env);  // a tensor-valued expression
+
+// Five (or `steps`) Newton–Schulz iterations X ← a·X + (b·A + c·A²)·X, A = X·Xᵀ, with
+// (a, b, c) = (3.4445, −4.7750, 2.0315), on x viewed as a matrix (rows = size(0), conv
+// kernels as (out, in·k·k)) scaled to Frobenius norm 1 (÷ (‖x‖ + 1e-7)), transposed while it
+// runs when it has more rows than columns: an approximation of U·Vᵀ of x = U·S·Vᵀ (Muon,
+// Jordan et al. 2024). Returns x's shape; a tensor of fewer than 2 dimensions is copied as it is.
+torch::Tensor orthogonalize(const torch::Tensor& x, int steps = 5);
 
 // Spellings. Each statement is one line without indentation; comments included.
 std::vector<std::string> python_lines(const Rule& rule);

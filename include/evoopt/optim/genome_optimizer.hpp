@@ -43,6 +43,9 @@ struct GenomeParamState : public torch::optim::OptimizerCloneableParamState<Geno
   TORCH_ARG(torch::Tensor, exp_avg_sq);    // v, only when a term needs it
   TORCH_ARG(torch::Tensor, lion_exp_avg);  // LION's momentum c (EMA with β2), only when LION is used
   TORCH_ARG(double, mu_product) = 1.0;     // NAdam's Π μ_i, for NESTEROV with bias correction
+  TORCH_ARG(torch::Tensor, slot0);         // a program's state slots s0, s1, s2, only those it reads
+  TORCH_ARG(torch::Tensor, slot1);
+  TORCH_ARG(torch::Tensor, slot2);
 
  public:
   void serialize(torch::serialize::InputArchive& archive) override;

@@ -26,14 +26,12 @@
 #include <torch/optim/optimizer.h>
 #include <torch/optim/serialize.h>
 
+#include "evoopt/genome/rule.hpp"
+
 namespace evoopt::optim {
 
-// Five (or `steps`) Newton–Schulz iterations X ← a·X + (b·A + c·A²)·X, A = X·Xᵀ, with
-// (a, b, c) = (3.4445, −4.7750, 2.0315), on x viewed as a matrix (rows = size(0), conv
-// kernels as (out, in·k·k)) scaled to Frobenius norm 1 (÷ (‖x‖ + 1e-7)), transposed while it
-// runs when it has more rows than columns: an approximation of U·Vᵀ of x = U·S·Vᵀ. Returns
-// x's shape. A tensor of fewer than 2 dimensions is returned as it is.
-torch::Tensor orthogonalize(const torch::Tensor& x, int steps = 5);
+// Muon's Newton–Schulz iterations (genome/rule.hpp: a program's orthogonalize is the same function).
+using genome::rule::orthogonalize;
 
 struct MuonOptions : public torch::optim::OptimizerCloneableOptions<MuonOptions> {
   MuonOptions(double lr = 0.02);

@@ -1,0 +1,117 @@
+#pragma once
+// An update rule as a program (the search space of Chen et al. 2023, "Symbolic Discovery of
+// Optimization Algorithms", which found Lion): straight-line statements over per-parameter
+// tensors, one per line, `dst = op(operand, ...)`. Adam:
+//
+//   s0 = interp(s0, g, beta1)
+//   r0 = square(g)
+//   s1 = interp(s1, r0, beta2)
+//   r1 = bias_correct(s0, beta1)
+//   r2 = bias_correct(s1, beta2)
+//   r3 = rsqrt(r2, eps)
+//   u = mul(r1, r3)
+//
+// Registers: the inputs g (the gradient, after clipping and L2 weight decay) and theta (the
+// parameter, after decoupled weight decay), read only; the state slots s0, s1, s2, zero at the
+// first step and kept between steps (a slot read before this step writes it holds the last
+// step's value); the temporaries r0 … r7, written before they are read, every step; and the
+// output u, the update direction: θ ← θ − η_t·u. The learning rate and its schedule, clipping
+// and weight decay stay the genome's hyperparameters. A constant operand is a number or one of
+// the genome's beta1, beta2, eps, so tuning and mutating those fields reach the program.
+//
+// Operations (a, b registers; c, β, ε constants):
+//   add(a, b)  sub(a, b)  mul(a, b)  div(a, b) = a/b, 0 where |b| < 1e-12  min(a, b)  max(a, b)
+//   neg(a)  abs(a)  sign(a)  sqrt(a) = √|a|  square(a)  exp(a)
+//   rsqrt(a, ε) = 1/(√|a| + ε)  clip(a, c) = a clamped to [−c, c]  scale(a, c) = c·a
+//   interp(a, b, β) = β·a + (1−β)·b  bias_correct(a, β) = a/(1 − β^t)
+//   rms_normalize(a) = a/(rms(a) + 1e-8)  l2_normalize(a) = a/(‖a‖ + 1e-8) (over the tensor)
+//   orthogonalize(a): Muon's five Newton–Schulz iterations (genome/rule.hpp), identity on 1-D
+//   nesterov(m, g): NAdam's a_t·g + b_t·m at the genome's β1 (term.hpp's NESTEROV; with
+//                   bias correction off, (1−β1)·g + β1·m); at most one per program
+//
+// A program compiles to the update-rule description (genome/rule.hpp), so GenomeOptimizer
+// runs it like a weighted sum of terms.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "evoopt/genome/rule.hpp"
+
+namespace evoopt::genome {
+struct Genome;
+
+enum class ProgramOp : std::uint8_t {
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Min,
+  Max,
+  Neg,
+  Abs,
+  Sign,
+  Sqrt,
+  Square,
+  Exp,
+  Rsqrt,
+  Clip,
+  Scale,
+  Interp,
+  BiasCorrect,
+  RmsNormalize,
+  L2Normalize,
+  Orthogonalize,
+  Nesterov,
+};
+
+// A constant operand: a number, or one of the genome's hyperparameters by name.
+struct Constant {
+  enum class Name : std::uint8_t { None, Beta1, Beta2, Eps } name = Name::None;
+  double value = 0.0;  // when name is None
+  bool operator==(const Constant& o) const;
+  std::string text() const;  // "0.9", "beta1"
+};
+
+struct Statement {
+  ProgramOp op = ProgramOp::Add;
+  rule::Var dst = rule::Var::U;
+  std::vector<rule::Var> args;  // registers, as many as the operation reads
+  std::optional<Constant> c;    // the operation's constant, where it has one
+  std::string text() const;     // "s0 = interp(s0, g, beta1)"
+  bool operator==(const Statement& o) const { return op == o.op && dst == o.dst && args == o.args && c == o.c; }
+};
+
+struct Program {
+  std::vector<Statement> statements;
+
+  static constexpr std::size_t kMaxStatements = 32;
+
+  // One statement per line. Throws evoopt::Error naming the statement ("program statement 3
+  // (r1 = foo(g)): unknown operation 'foo'") for a statement that does not parse or is invalid.
+  static Program parse(const std::vector<std::string>& lines);
+  std::vector<std::string> lines() const;
+  // Every statement well formed, temporaries written before they are read, u written, at
+  // most one nesterov, at most kMaxStatements, and u depending on g (through any state);
+  // throws evoopt::Error naming the statement or the problem.
+  void validate() const;
+  bool uses(ProgramOp op) const;
+  bool reads(Constant::Name name) const;  // a constant operand names the hyperparameter
+  bool operator==(const Program& o) const { return statements == o.statements; }
+  bool operator!=(const Program& o) const { return !(*this == o); }
+};
+
+const char* program_op_name(ProgramOp op);
+
+// The weighted sum of terms of `terms_genome` as a program: its state updates, each term's
+// value and their weighted sum as u. Training with it gives the term genome's parameters up
+// to rounding (tested to 1e-6 in float64).
+Program program_of_terms(const Genome& terms_genome);
+// The program genome with `terms_genome`'s hyperparameters and program_of_terms as its rule.
+Genome program_genome(const Genome& terms_genome);
+
+// The rule of one step of a program genome: g (L2 decay), decoupled decay, NAdam's
+// coefficients where nesterov is used, the program's statements (temporaries as lets, state
+// slots assigned in place), then θ ← θ − η_t·u.
+rule::Rule program_rule(const Genome& program_genome);
+
+}  // namespace evoopt::genome

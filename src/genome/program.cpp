@@ -1,0 +1,490 @@
+#include "evoopt/genome/program.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "evoopt/common/error.hpp"
+#include "evoopt/genome/genome.hpp"
+#include "evoopt/genome/term.hpp"
+
+namespace evoopt::genome {
+namespace {
+
+using rule::Expr;
+using rule::Var;
+using rule::x;
+
+// What an operation reads: its register operands and whether it takes a constant (and which
+// values the constant may take when it is a number).
+enum class ConstantKind : std::uint8_t { None, Any, Positive, Weight, Decay };
+struct OpRow {
+  ProgramOp op;
+  const char* name;
+  int registers;
+  ConstantKind constant;
+};
+
+constexpr OpRow kOps[] = {
+    {ProgramOp::Add, "add", 2, ConstantKind::None},
+    {ProgramOp::Sub, "sub", 2, ConstantKind::None},
+    {ProgramOp::Mul, "mul", 2, ConstantKind::None},
+    {ProgramOp::Div, "div", 2, ConstantKind::None},
+    {ProgramOp::Min, "min", 2, ConstantKind::None},
+    {ProgramOp::Max, "max", 2, ConstantKind::None},
+    {ProgramOp::Neg, "neg", 1, ConstantKind::None},
+    {ProgramOp::Abs, "abs", 1, ConstantKind::None},
+    {ProgramOp::Sign, "sign", 1, ConstantKind::None},
+    {ProgramOp::Sqrt, "sqrt", 1, ConstantKind::None},
+    {ProgramOp::Square, "square", 1, ConstantKind::None},
+    {ProgramOp::Exp, "exp", 1, ConstantKind::None},
+    {ProgramOp::Rsqrt, "rsqrt", 1, ConstantKind::Positive},
+    {ProgramOp::Clip, "clip", 1, ConstantKind::Positive},
+    {ProgramOp::Scale, "scale", 1, ConstantKind::Any},
+    {ProgramOp::Interp, "interp", 2, ConstantKind::Weight},
+    {ProgramOp::BiasCorrect, "bias_correct", 1, ConstantKind::Decay},
+    {ProgramOp::RmsNormalize, "rms_normalize", 1, ConstantKind::None},
+    {ProgramOp::L2Normalize, "l2_normalize", 1, ConstantKind::None},
+    {ProgramOp::Orthogonalize, "orthogonalize", 1, ConstantKind::None},
+    {ProgramOp::Nesterov, "nesterov", 2, ConstantKind::None},
+};
+
+const OpRow& row(ProgramOp op) {
+  for (const auto& r : kOps)
+    if (r.op == op) return r;
+  throw Error("program: unknown operation");
+}
+
+// Registers by name; the first two are read only.
+constexpr std::pair<Var, const char*> kRegisters[] = {
+    {Var::G, "g"},   {Var::Param, "theta"}, {Var::S0, "s0"}, {Var::S1, "s1"}, {Var::S2, "s2"}, {Var::R0, "r0"}, {Var::R1, "r1"},
+    {Var::R2, "r2"}, {Var::R3, "r3"},       {Var::R4, "r4"}, {Var::R5, "r5"}, {Var::R6, "r6"}, {Var::R7, "r7"}, {Var::U, "u"},
+};
+const char* register_name(Var v) {
+  for (const auto& [var, name] : kRegisters)
+    if (var == v) return name;
+  return "?";
+}
+bool is_state(Var v) { return v == Var::S0 || v == Var::S1 || v == Var::S2; }
+bool is_input(Var v) { return v == Var::G || v == Var::Param; }
+
+std::string trim(const std::string& s) {
+  std::size_t a = 0, b = s.size();
+  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+  return s.substr(a, b - a);
+}
+
+std::string number_text(double v) {
+  std::string s = fmt::format("{:.17g}", v);
+  // The shortest text that reads back to the same double.
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::string t = fmt::format("{:.{}g}", v, digits);
+    if (std::strtod(t.c_str(), nullptr) == v) return t;
+  }
+  return s;
+}
+
+// One statement's text: "dst = op(a, b, c)".
+Statement parse_statement(const std::string& line) {
+  const auto eq = line.find('=');
+  if (eq == std::string::npos) throw Error("expected 'register = operation(operands)'");
+  const std::string dst = trim(line.substr(0, eq)), rhs = trim(line.substr(eq + 1));
+  const auto open = rhs.find('('), close = rhs.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open || trim(rhs.substr(close + 1)) != "")
+    throw Error("expected 'register = operation(operands)'");
+  Statement s;
+  const std::string name = trim(rhs.substr(0, open));
+  const OpRow* op = nullptr;
+  for (const auto& r : kOps)
+    if (name == r.name) op = &r;
+  if (op == nullptr) throw Error("unknown operation '" + name + "'");
+  s.op = op->op;
+  bool found = false;
+  for (const auto& [var, n] : kRegisters)
+    if (dst == n) {
+      s.dst = var;
+      found = true;
+    }
+  if (!found) throw Error("unknown register '" + dst + "' (registers: g, theta, s0-s2, r0-r7, u)");
+  std::vector<std::string> operands;
+  const std::string inside = rhs.substr(open + 1, close - open - 1);
+  if (!trim(inside).empty()) {
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= inside.size(); ++i)
+      if (i == inside.size() || inside[i] == ',') {
+        operands.push_back(trim(inside.substr(start, i - start)));
+        start = i + 1;
+      }
+  }
+  const std::size_t want = static_cast<std::size_t>(op->registers) + (op->constant != ConstantKind::None ? 1 : 0);
+  if (operands.size() != want) throw Error(fmt::format("{} takes {} operands, got {}", op->name, want, operands.size()));
+  for (int i = 0; i < op->registers; ++i) {
+    const std::string& a = operands[static_cast<std::size_t>(i)];
+    bool ok = false;
+    for (const auto& [var, n] : kRegisters)
+      if (a == n) {
+        s.args.push_back(var);
+        ok = true;
+      }
+    if (!ok) throw Error(fmt::format("operand {} of {} is '{}', not a register (g, theta, s0-s2, r0-r7, u)", i + 1, op->name, a));
+  }
+  if (op->constant != ConstantKind::None) {
+    const std::string& a = operands.back();
+    Constant c;
+    if (a == "beta1") {
+      c.name = Constant::Name::Beta1;
+    } else if (a == "beta2") {
+      c.name = Constant::Name::Beta2;
+    } else if (a == "eps") {
+      c.name = Constant::Name::Eps;
+    } else {
+      char* end = nullptr;
+      c.value = std::strtod(a.c_str(), &end);
+      if (a.empty() || end != a.c_str() + a.size())
+        throw Error(fmt::format("the constant of {} is '{}', not a number, beta1, beta2 or eps", op->name, a));
+    }
+    s.c = c;
+  }
+  return s;
+}
+
+// The statement's own checks (operands and constant); order-dependent ones are in validate().
+void check_statement(const Statement& s) {
+  const OpRow& op = row(s.op);
+  if (static_cast<int>(s.args.size()) != op.registers)
+    throw Error(fmt::format("{} reads {} registers, got {}", op.name, op.registers, s.args.size()));
+  if (is_input(s.dst)) throw Error(fmt::format("{} is an input: it cannot be written", register_name(s.dst)));
+  if ((op.constant == ConstantKind::None) != !s.c)
+    throw Error(fmt::format("{} {} a constant", op.name, op.constant == ConstantKind::None ? "takes no" : "needs"));
+  if (!s.c || s.c->name != Constant::Name::None) return;
+  const double v = s.c->value;
+  if (!std::isfinite(v)) throw Error(fmt::format("the constant of {} must be finite", op.name));
+  if (op.constant == ConstantKind::Positive && !(v > 0)) throw Error(fmt::format("the constant of {} must be > 0, got {}", op.name, number_text(v)));
+  if (op.constant == ConstantKind::Weight && !(v >= 0 && v <= 1))
+    throw Error(fmt::format("the weight of interp must be in [0, 1], got {}", number_text(v)));
+  if (op.constant == ConstantKind::Decay && !(v >= 0 && v < 1))
+    throw Error(fmt::format("the β of bias_correct must be in [0, 1), got {}", number_text(v)));
+  if (op.constant == ConstantKind::Any && std::fabs(v) > 1e6)
+    throw Error(fmt::format("the constant of {} must be within ±1e6, got {}", op.name, number_text(v)));
+}
+
+std::string statement_context(std::size_t i, const std::string& text) { return fmt::format("program statement {} ({})", i + 1, text); }
+
+Expr constant_expr(const Constant& c) {
+  switch (c.name) {
+    case Constant::Name::Beta1:
+      return x(Var::Beta1);
+    case Constant::Name::Beta2:
+      return x(Var::Beta2);
+    case Constant::Name::Eps:
+      return x(Var::Eps);
+    case Constant::Name::None:
+      break;
+  }
+  return rule::num(c.value);
+}
+
+// The statement's value as an update-rule expression.
+Expr value_of(const Statement& s) {
+  const auto a = [&s](std::size_t i) { return x(s.args.at(i)); };
+  const Expr one = rule::num(1.0);
+  switch (s.op) {
+    case ProgramOp::Add:
+      return a(0) + a(1);
+    case ProgramOp::Sub:
+      return a(0) - a(1);
+    case ProgramOp::Mul:
+      return a(0) * a(1);
+    case ProgramOp::Div:
+      return rule::safe_div(a(0), a(1));
+    case ProgramOp::Min:
+      return rule::minimum(a(0), a(1));
+    case ProgramOp::Max:
+      return rule::maximum(a(0), a(1));
+    case ProgramOp::Neg:
+      return -a(0);
+    case ProgramOp::Abs:
+      return rule::abs(a(0));
+    case ProgramOp::Sign:
+      return rule::sign(a(0));
+    case ProgramOp::Sqrt:
+      return rule::sqrt(rule::abs(a(0)));
+    case ProgramOp::Square:
+      return a(0) * a(0);
+    case ProgramOp::Exp:
+      return rule::exp(a(0));
+    case ProgramOp::Rsqrt:
+      return one / (rule::sqrt(rule::abs(a(0))) + constant_expr(*s.c));
+    case ProgramOp::Clip:
+      return rule::clip(a(0), constant_expr(*s.c));
+    case ProgramOp::Scale:
+      return a(0) * constant_expr(*s.c);
+    case ProgramOp::Interp:  // as torch's EMA updates spell it: (a·β).add(b, alpha=1−β)
+      return rule::add_scaled(a(0) * constant_expr(*s.c), a(1), one - constant_expr(*s.c));
+    case ProgramOp::BiasCorrect:
+      return a(0) / (one - rule::pow(constant_expr(*s.c), x(Var::Step)));
+    case ProgramOp::RmsNormalize:
+      return rule::rms_normalize(a(0));
+    case ProgramOp::L2Normalize:
+      return rule::l2_normalize(a(0));
+    case ProgramOp::Orthogonalize:
+      return rule::orthogonalize(a(0));
+    case ProgramOp::Nesterov:  // NESTEROV's value: g·a_t + m·b_t
+      return a(1) * x(Var::Ng) + a(0) * x(Var::Nm);
+  }
+  throw Error("program: unknown operation");
+}
+
+}  // namespace
+
+bool Constant::operator==(const Constant& o) const {
+  if (name != o.name) return false;
+  return name != Name::None || value == o.value;
+}
+
+std::string Constant::text() const {
+  switch (name) {
+    case Name::Beta1:
+      return "beta1";
+    case Name::Beta2:
+      return "beta2";
+    case Name::Eps:
+      return "eps";
+    case Name::None:
+      break;
+  }
+  return number_text(value);
+}
+
+const char* program_op_name(ProgramOp op) { return row(op).name; }
+
+std::string Statement::text() const {
+  std::string out = std::string(register_name(dst)) + " = " + program_op_name(op) + "(";
+  for (std::size_t i = 0; i < args.size(); ++i) out += (i ? ", " : "") + std::string(register_name(args[i]));
+  if (c) out += (args.empty() ? "" : ", ") + c->text();
+  return out + ")";
+}
+
+Program Program::parse(const std::vector<std::string>& lines) {
+  Program p;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    try {
+      p.statements.push_back(parse_statement(lines[i]));
+      check_statement(p.statements.back());
+    } catch (const Error& e) {
+      throw Error(statement_context(i, trim(lines[i])) + ": " + e.what());
+    }
+  }
+  p.validate();
+  return p;
+}
+
+std::vector<std::string> Program::lines() const {
+  std::vector<std::string> out;
+  for (const auto& s : statements) out.push_back(s.text());
+  return out;
+}
+
+void Program::validate() const {
+  if (statements.empty()) throw Error("program has no statements (it needs at least one that writes u)");
+  if (statements.size() > kMaxStatements)
+    throw Error(fmt::format("program has {} statements, more than the maximum {}", statements.size(), kMaxStatements));
+  std::array<bool, rule::kVarCount> written{};
+  for (const Var v : {Var::G, Var::Param, Var::S0, Var::S1, Var::S2}) written[static_cast<std::size_t>(v)] = true;
+  int nesterovs = 0;
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    const Statement& s = statements[i];
+    try {
+      check_statement(s);
+      for (const Var a : s.args)
+        if (!written[static_cast<std::size_t>(a)]) throw Error(fmt::format("reads {} before any statement writes it", register_name(a)));
+      if (s.op == ProgramOp::Nesterov && ++nesterovs > 1) throw Error("a second nesterov (a program has at most one)");
+    } catch (const Error& e) {
+      throw Error(statement_context(i, s.text()) + ": " + e.what());
+    }
+    written[static_cast<std::size_t>(s.dst)] = true;
+  }
+  if (!written[static_cast<std::size_t>(Var::U)]) throw Error("program never writes u, the update direction");
+  // Does u depend on g? Data flow through the statements, repeated so that a state slot
+  // carries what it holds into the next step.
+  std::array<bool, rule::kVarCount> from_g{};
+  from_g[static_cast<std::size_t>(Var::G)] = true;
+  for (int pass = 0; pass < 4; ++pass)
+    for (const auto& s : statements) {
+      // A slot read before this step writes it holds what the previous pass left there.
+      bool d = false;
+      for (const Var a : s.args) d = d || from_g[static_cast<std::size_t>(a)];
+      from_g[static_cast<std::size_t>(s.dst)] = d;
+    }
+  if (!from_g[static_cast<std::size_t>(Var::U)]) throw Error("program's output u does not depend on the gradient g");
+}
+
+bool Program::uses(ProgramOp op) const {
+  return std::any_of(statements.begin(), statements.end(), [op](const Statement& s) { return s.op == op; });
+}
+
+bool Program::reads(Constant::Name name) const {
+  return std::any_of(statements.begin(), statements.end(), [name](const Statement& s) { return s.c && s.c->name == name; });
+}
+
+// ---------------------------------------------------------------- terms as a program
+
+namespace {
+
+// Emits statements; m in s0, v in s1, Lion's momentum in s2, as GenomeOptimizer keeps them.
+struct Emitter {
+  Program p;
+  void emit(Var dst, ProgramOp op, std::vector<Var> args, std::optional<Constant> c = std::nullopt) {
+    p.statements.push_back({op, dst, std::move(args), c});
+  }
+};
+Constant named(Constant::Name n) { return {n, 0.0}; }
+Constant number(double v) { return {Constant::Name::None, v}; }
+
+}  // namespace
+
+Program program_of_terms(const Genome& genome) {
+  const Genome g = genome.canonical();
+  if (!g.is_terms()) throw Error(std::string("genome algorithm ") + algorithm_name(g.algorithm) + " is not a weighted sum of terms");
+  const bool bc = g.bias_correction;
+  const auto b1 = named(Constant::Name::Beta1), b2 = named(Constant::Name::Beta2), eps = named(Constant::Name::Eps);
+  Emitter e;
+  const Var G = Var::G, M = Var::S0, V = Var::S1, C = Var::S2;
+  if (g.needs_m()) e.emit(M, ProgramOp::Interp, {M, G}, b1);
+  if (g.needs_v()) {
+    e.emit(Var::R0, ProgramOp::Square, {G});
+    e.emit(V, ProgramOp::Interp, {V, Var::R0}, b2);
+  }
+  // Shared values: m̂ in r1, 1/(√v̂+ε) in r2.
+  Var m_hat = M;
+  bool have_m_hat = false, have_inv_denom = false;
+  auto need_m_hat = [&] {
+    if (!bc || have_m_hat) return;
+    e.emit(Var::R1, ProgramOp::BiasCorrect, {M}, b1);
+    m_hat = Var::R1;
+    have_m_hat = true;
+  };
+  auto need_inv_denom = [&] {
+    if (have_inv_denom) return;
+    if (bc) {
+      e.emit(Var::R2, ProgramOp::BiasCorrect, {V}, b2);
+      e.emit(Var::R2, ProgramOp::Rsqrt, {Var::R2}, eps);
+    } else {
+      e.emit(Var::R2, ProgramOp::Rsqrt, {V}, eps);
+    }
+    have_inv_denom = true;
+  };
+  bool first = true;
+  for (const auto& t : g.terms) {
+    Var value = Var::R3;
+    switch (t.term) {
+      case Term::Grad:
+        value = G;
+        break;
+      case Term::Momentum:
+        need_m_hat();
+        value = m_hat;
+        break;
+      case Term::RmsNorm:
+        need_inv_denom();
+        e.emit(Var::R3, ProgramOp::Mul, {G, Var::R2});
+        break;
+      case Term::AdamTerm:
+        need_m_hat();
+        need_inv_denom();
+        e.emit(Var::R3, ProgramOp::Mul, {m_hat, Var::R2});
+        break;
+      case Term::SignGrad:
+        e.emit(Var::R3, ProgramOp::Sign, {G});
+        break;
+      case Term::Nesterov:
+        e.emit(Var::R3, ProgramOp::Nesterov, {M, G});
+        break;
+      case Term::SignMomentum:
+        e.emit(Var::R3, ProgramOp::Sign, {M});
+        break;
+      case Term::Lion:
+        e.emit(Var::R3, ProgramOp::Interp, {C, G}, b1);
+        e.emit(Var::R3, ProgramOp::Sign, {Var::R3});
+        break;
+      case Term::AddSign:
+      case Term::PowerSign:
+        e.emit(Var::R3, ProgramOp::Sign, {G});
+        e.emit(Var::R4, ProgramOp::Sign, {M});
+        e.emit(Var::R3, ProgramOp::Mul, {Var::R3, Var::R4});
+        if (t.term == Term::AddSign) {
+          e.emit(Var::R3, ProgramOp::Mul, {Var::R3, G});
+          e.emit(Var::R3, ProgramOp::Add, {Var::R3, G});
+        } else {
+          e.emit(Var::R3, ProgramOp::Exp, {Var::R3});
+          e.emit(Var::R3, ProgramOp::Mul, {Var::R3, G});
+        }
+        break;
+      case Term::LionV1:
+      case Term::NesterovV1:
+        need_m_hat();
+        e.emit(Var::R3, ProgramOp::Interp, {m_hat, G}, b1);
+        if (t.term == Term::LionV1) e.emit(Var::R3, ProgramOp::Sign, {Var::R3});
+        break;
+      case Term::NAdamW:
+        need_m_hat();
+        need_inv_denom();
+        if (bc) {
+          e.emit(Var::R3, ProgramOp::BiasCorrect, {G}, b1);
+          e.emit(Var::R3, ProgramOp::Interp, {m_hat, Var::R3}, b1);
+        } else {
+          e.emit(Var::R3, ProgramOp::Interp, {M, G}, b1);
+        }
+        e.emit(Var::R3, ProgramOp::Mul, {Var::R3, Var::R2});
+        break;
+    }
+    if (first) {
+      e.emit(Var::U, ProgramOp::Scale, {value}, number(t.weight));
+      first = false;
+    } else {
+      e.emit(Var::R5, ProgramOp::Scale, {value}, number(t.weight));
+      e.emit(Var::U, ProgramOp::Add, {Var::U, Var::R5});
+    }
+  }
+  if (g.needs_lion_m()) e.emit(C, ProgramOp::Interp, {C, G}, b2);  // Lion's momentum moves after the step
+  e.p.validate();
+  return e.p;
+}
+
+Genome program_genome(const Genome& terms_genome) {
+  Genome g = terms_genome;
+  g.program = program_of_terms(terms_genome);
+  g.algorithm = Algorithm::Program;
+  g.terms.clear();
+  g.validate(Bounds::kHardMaxTerms);
+  return g;
+}
+
+rule::Rule program_rule(const Genome& g) {
+  using rule::Method;
+  using rule::Stmt;
+  const Program& program = g.program;
+  rule::Rule r;
+  const bool l2 = g.log10_weight_decay && !g.decoupled_weight_decay;
+  r.stmts.push_back({Stmt::Kind::Let,
+                     Var::G,
+                     l2 ? rule::add_scaled(x(Var::Grad), x(Var::Param), x(Var::Wd)) : x(Var::Grad),
+                     {},
+                     false,
+                     l2 ? "L2 weight decay" : ""});
+  if (g.log10_weight_decay && g.decoupled_weight_decay)
+    r.stmts.push_back(
+        {Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Mul, {rule::num(1.0) - x(Var::LrT) * x(Var::Wd)}}}, false, "decoupled weight decay"});
+  if (program.uses(ProgramOp::Nesterov)) r.stmts.push_back({Stmt::Kind::Nesterov, Var::Ng, Expr{}, {}, g.bias_correction, ""});
+  for (const auto& s : program.statements)
+    r.stmts.push_back({is_state(s.dst) ? Stmt::Kind::Assign : Stmt::Kind::Let, s.dst, value_of(s), {}, false, ""});
+  r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), -x(Var::LrT)}}}, false, "θ ← θ − η_t·u"});
+  return r;
+}
+
+}  // namespace evoopt::genome
