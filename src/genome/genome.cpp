@@ -119,11 +119,12 @@ Genome Genome::canonical() const {
     c.alpha = kDefaults.alpha;
   }
   if (algorithm != Algorithm::Muon) c.log10_aux_lr = kDefaults.log10_aux_lr;
-  if (is_program()) {  // the hyperparameters its statements do not name are reset
-    const bool nesterov = program.uses(ProgramOp::Nesterov);
-    if (!nesterov && !program.reads(Constant::Name::Beta1)) c.beta1 = kDefaults.beta1;
-    if (!program.reads(Constant::Name::Beta2)) c.beta2 = kDefaults.beta2;
-    if (!program.reads(Constant::Name::Eps)) c.log10_eps = kDefaults.log10_eps;
+  if (is_program()) {  // simplified; the hyperparameters its statements do not name are reset
+    c.program = simplify(program);
+    const bool nesterov = c.program.uses(ProgramOp::Nesterov);
+    if (!nesterov && !c.program.reads(Constant::Name::Beta1)) c.beta1 = kDefaults.beta1;
+    if (!c.program.reads(Constant::Name::Beta2)) c.beta2 = kDefaults.beta2;
+    if (!c.program.reads(Constant::Name::Eps)) c.log10_eps = kDefaults.log10_eps;
     if (!nesterov) c.bias_correction = false;
     if (!c.has_schedule()) c.warmup_fraction = 0.0;
     if (!c.log10_weight_decay) c.decoupled_weight_decay = true;
@@ -187,7 +188,18 @@ std::uint64_t Genome::hash() const {
     put("|b3", c.beta3);
     put("|alpha", c.alpha);
     put("|auxlr", c.log10_aux_lr);
-    for (const auto& line : c.program.lines()) bytes += "|" + line;
+    if (c.is_program()) {
+      // What the program computes (its probe), so that equivalent programs share the hash and
+      // the run store trains them once; a program the probe cannot tell (not finite, or blind
+      // to g) by its simplified text.
+      const Probe p = probe(c);
+      if (p.finite && p.reads_g) {
+        bytes += "|function=";
+        bytes += std::to_string(p.fingerprint);
+      } else {
+        for (const auto& line : c.program.lines()) bytes += "|" + line;
+      }
+    }
   }
   return mix64(fnv1a64(bytes));
 }

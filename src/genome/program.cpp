@@ -7,8 +7,10 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
+#include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/common/rng.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/genome/term.hpp"
 
@@ -330,6 +332,105 @@ bool Program::uses(ProgramOp op) const {
 
 bool Program::reads(Constant::Name name) const {
   return std::any_of(statements.begin(), statements.end(), [name](const Statement& s) { return s.c && s.c->name == name; });
+}
+
+// ---------------------------------------------------------------- simplify and probe
+
+namespace {
+bool commutative(ProgramOp op) { return op == ProgramOp::Add || op == ProgramOp::Mul || op == ProgramOp::Min || op == ProgramOp::Max; }
+bool is_temporary(Var v) { return v >= Var::R0 && v <= Var::R7; }
+}  // namespace
+
+Program simplify(const Program& p) {
+  // Liveness, backwards, to a fixpoint over steps: a slot read before this step writes it
+  // needs the last write of the previous step.
+  const std::size_t n = p.statements.size();
+  std::vector<bool> live(n, false);
+  std::array<bool, rule::kVarCount> at_end{};
+  at_end[static_cast<std::size_t>(Var::U)] = true;
+  for (bool changed = true; changed;) {
+    changed = false;
+    std::array<bool, rule::kVarCount> needed = at_end;
+    for (std::size_t k = n; k-- > 0;) {
+      const Statement& s = p.statements[k];
+      const auto d = static_cast<std::size_t>(s.dst);
+      if (!needed[d]) continue;
+      live[k] = true;
+      needed[d] = false;
+      for (const Var a : s.args) needed[static_cast<std::size_t>(a)] = true;
+    }
+    for (const Var v : {Var::S0, Var::S1, Var::S2})
+      if (needed[static_cast<std::size_t>(v)] && !at_end[static_cast<std::size_t>(v)]) at_end[static_cast<std::size_t>(v)] = changed = true;
+  }
+  Program out;
+  for (std::size_t k = 0; k < n; ++k)
+    if (live[k]) out.statements.push_back(p.statements[k]);
+  // Temporaries renamed by first write (a bijection, so reads follow their writes).
+  std::array<int, rule::kVarCount> order;
+  order.fill(-1);
+  int next = 0;
+  for (auto& s : out.statements)
+    if (is_temporary(s.dst) && order[static_cast<std::size_t>(s.dst)] < 0) order[static_cast<std::size_t>(s.dst)] = next++;
+  auto renamed = [&order](Var v) { return is_temporary(v) ? static_cast<Var>(static_cast<int>(Var::R0) + order[static_cast<std::size_t>(v)]) : v; };
+  for (auto& s : out.statements) {
+    s.dst = renamed(s.dst);
+    for (auto& a : s.args) a = renamed(a);
+    if (commutative(s.op) && s.args[1] < s.args[0]) std::swap(s.args[0], s.args[1]);
+  }
+  return out;
+}
+
+Probe probe(const Genome& g) {
+  const rule::Rule r = program_rule(g);
+  const auto run_with = [&](std::uint64_t gradient_seed) {
+    Rng rng(0x70726f6265ULL);  // "probe"
+    std::vector<torch::Tensor> params, slots[3];
+    for (const auto& shape : {std::vector<std::int64_t>{5, 4}, std::vector<std::int64_t>{6}}) {
+      auto t = torch::empty(shape, torch::kFloat64);
+      for (std::int64_t i = 0; i < t.numel(); ++i) t.data_ptr<double>()[i] = rng.normal(0.0, 1.0);
+      params.push_back(t);
+      for (auto& s : slots) s.push_back(torch::zeros_like(t));
+    }
+    Rng grads(gradient_seed);
+    std::vector<double> mu_product(params.size(), 1.0);
+    std::vector<double> out;
+    for (int t = 1; t <= kProbeSteps; ++t)
+      for (std::size_t k = 0; k < params.size(); ++k) {
+        auto grad = torch::empty_like(params[k]);
+        for (std::int64_t i = 0; i < grad.numel(); ++i) grad.data_ptr<double>()[i] = grads.normal(0.0, 1.0);
+        rule::Env env;
+        auto tensor = [&env](Var v) -> torch::Tensor& { return env.tensor[static_cast<std::size_t>(v)]; };
+        auto scalar = [&env](Var v) -> double& { return env.scalar[static_cast<std::size_t>(v)]; };
+        tensor(Var::Param) = params[k];
+        tensor(Var::Grad) = grad;
+        tensor(Var::S0) = slots[0][k];
+        tensor(Var::S1) = slots[1][k];
+        tensor(Var::S2) = slots[2][k];
+        scalar(Var::Step) = static_cast<double>(t);
+        scalar(Var::LrT) = 1e-2;
+        scalar(Var::Beta1) = g.beta1;
+        scalar(Var::Beta2) = g.beta2;
+        scalar(Var::Eps) = g.eps();
+        scalar(Var::Wd) = g.weight_decay();
+        env.step = t;
+        env.mu_product = mu_product[k];
+        rule::run(r, env);
+        mu_product[k] = env.mu_product;
+        const auto u = tensor(Var::U).contiguous();
+        out.insert(out.end(), u.data_ptr<double>(), u.data_ptr<double>() + u.numel());
+      }
+    return out;
+  };
+  const std::vector<double> a = run_with(1), b = run_with(2);
+  Probe result;
+  std::string text;
+  for (const double v : a) {
+    if (!std::isfinite(v)) result.finite = false;
+    text += fmt::format("{:.8e};", v == 0.0 ? 0.0 : v);
+  }
+  result.reads_g = a != b;
+  result.fingerprint = mix64(fnv1a64(text));
+  return result;
 }
 
 // ---------------------------------------------------------------- terms as a program

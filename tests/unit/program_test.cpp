@@ -231,3 +231,47 @@ TEST(Program, OperationsActAsDocumentedAndAProgramContinuesAfterASave) {
   for (int t = 10; t <= 20; ++t) set_grads(resumed, t), b.step(t);
   for (std::size_t k = 0; k < straight.size(); ++k) EXPECT_TRUE(torch::equal(resumed[k].second.detach(), straight[k])) << k;
 }
+
+// Simplification keeps the function and a canonical text; the probe tells programs apart by
+// what they compute, so equivalent programs share a genome hash (and train once).
+TEST(Program, SimplifyDropsWhatCannotReachUAndProbesHashTheFunction) {
+  const auto lines = [](const std::vector<std::string>& l) { return genome::simplify(Program::parse(l)).lines(); };
+  EXPECT_EQ(lines({"r4 = sign(g)", "r1 = abs(g)", "u = scale(r4, 1)"}), (std::vector<std::string>{"r0 = sign(g)", "u = scale(r0, 1)"}));
+  // A slot feeds u in the next step; one that never reaches u goes.
+  EXPECT_EQ(lines({"u = sign(s0)", "s0 = interp(s0, g, 0.9)", "s1 = interp(s1, g, 0.5)"}),
+            (std::vector<std::string>{"u = sign(s0)", "s0 = interp(s0, g, 0.9)"}));
+  EXPECT_EQ(lines({"r2 = sign(g)", "u = mul(r2, g)"}), lines({"r6 = sign(g)", "u = mul(g, r6)"}));  // names and operand order
+  // An overwritten u: only the last write and what it reads stay.
+  EXPECT_EQ(lines({"u = sign(g)", "r0 = abs(g)", "u = scale(r0, 2)"}), (std::vector<std::string>{"r0 = abs(g)", "u = scale(r0, 2)"}));
+  // Adam compiled from terms is already simple.
+  const Program adam = genome::program_of_terms(genome::preset("adam"));
+  EXPECT_EQ(genome::simplify(adam), adam);
+
+  const auto genome_of = [](const std::vector<std::string>& l) {
+    Genome g = genome::preset("adam");
+    g.algorithm = genome::Algorithm::Program;
+    g.terms.clear();
+    g.program = Program::parse(l);
+    return g;
+  };
+  // The simplified program trains bit for bit as the original.
+  const Genome noisy = genome_of({"s0 = interp(s0, g, beta1)", "r5 = square(g)", "r7 = sign(s0)", "s2 = interp(s2, r5, 0.3)", "u = add(r7, g)"});
+  EXPECT_EQ(noisy.canonical().program.statements.size(), 3u);
+  const auto a = train(noisy, 30), b = train(noisy.canonical(), 30);
+  for (std::size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k]));
+  // Equal functions, equal hashes: 2·g written two ways; sign(g) is another function.
+  const Genome twice = genome_of({"u = scale(g, 2)"}), sum = genome_of({"r3 = add(g, g)", "u = scale(r3, 1)"});
+  EXPECT_EQ(genome::probe(twice).fingerprint, genome::probe(sum).fingerprint);
+  EXPECT_EQ(twice.hash(), sum.hash());
+  EXPECT_NE(twice.hash(), genome_of({"u = sign(g)"}).hash());
+  Genome slower = twice;
+  slower.log10_lr = -4.0;
+  EXPECT_NE(slower.hash(), twice.hash());  // the hyperparameters still count
+  // Degenerate programs: an overflow is not finite; a rule blind to g is told by the probe too.
+  const auto overflow = genome::probe(genome_of({"r0 = exp(g)", "r0 = exp(r0)", "r0 = exp(r0)", "r0 = exp(r0)", "u = mul(r0, g)"}));
+  EXPECT_FALSE(overflow.finite);
+  const auto blind = genome::probe(genome_of({"r0 = sub(g, g)", "r1 = sign(theta)", "u = add(r0, r1)"}));
+  EXPECT_TRUE(blind.finite);
+  EXPECT_FALSE(blind.reads_g);
+  EXPECT_TRUE(genome::probe(twice).reads_g);
+}

@@ -102,6 +102,26 @@ struct Program {
 
 const char* program_op_name(ProgramOp op);
 
+// The same function in a canonical text: statements that cannot reach u dropped (through the
+// state slots, across steps), the operands of add, mul, min and max in register order, and
+// the temporaries renamed r0, r1, ... in the order they are first written. Constants are
+// operands only, so there is no expression of constants to fold.
+Program simplify(const Program& p);
+
+// What a program computes, probed as Chen et al. probe theirs: the program genome's rule run
+// for kProbeSteps steps on fixed pseudo-random parameters and gradients (a 5×4 matrix and a
+// vector of 6, float64, drawn from evoopt's own generator), every output u rounded to 9
+// significant digits and hashed. Programs that compute the same function (up to rounding) share
+// it. `finite` is false when an output was NaN or infinite; `reads_g` is false when u came out
+// the same for another gradient sequence.
+struct Probe {
+  std::uint64_t fingerprint = 0;
+  bool finite = true;
+  bool reads_g = true;
+};
+inline constexpr int kProbeSteps = 5;
+Probe probe(const Genome& program_genome);
+
 // The weighted sum of terms of `terms_genome` as a program: its state updates, each term's
 // value and their weighted sum as u. Training with it gives the term genome's parameters up
 // to rounding (tested to 1e-6 in float64).
