@@ -14,6 +14,8 @@ using genome::TermGene;
 void SearchSpace::validate() const {
   if (max_terms < 1 || max_terms > Bounds::kHardMaxTerms)
     throw Error("max_terms " + std::to_string(max_terms) + " is outside [1, " + std::to_string(Bounds::kHardMaxTerms) + "]");
+  if (max_statements < 1 || max_statements > static_cast<int>(genome::Program::kMaxStatements))
+    throw Error("max_statements " + std::to_string(max_statements) + " is outside [1, " + std::to_string(genome::Program::kMaxStatements) + "]");
 }
 
 void MutationOptions::validate() const {
@@ -34,14 +36,167 @@ Term random_term(const SearchSpace& space, Rng& rng) {
 double random_weight(Rng& rng) { return rng.uniform(0.1, 2.0); }
 }  // namespace
 
-Genome repair(Genome g, const SearchSpace& space, Rng& rng) {
-  const auto allowed = genome::vocabulary_terms(space.vocabulary);
-  for (auto& t : g.terms) {
-    if (std::find(allowed.begin(), allowed.end(), t.term) == allowed.end()) t.term = random_term(space, rng);
-    t.weight = clamp(std::isfinite(t.weight) ? t.weight : 1.0, Bounds::kWeightMin, Bounds::kWeightMax);
+// ---------------------------------------------------------------- programs
+
+namespace {
+using genome::Constant;
+using genome::Program;
+using genome::ProgramOp;
+using genome::Statement;
+using genome::rule::Var;
+
+constexpr ProgramOp kAllOps[] = {
+    ProgramOp::Add,         ProgramOp::Sub,           ProgramOp::Mul,     ProgramOp::Div,    ProgramOp::Min,         ProgramOp::Max,
+    ProgramOp::Neg,         ProgramOp::Abs,           ProgramOp::Sign,    ProgramOp::Sqrt,   ProgramOp::Square,      ProgramOp::Exp,
+    ProgramOp::Rsqrt,       ProgramOp::Clip,          ProgramOp::Scale,   ProgramOp::Interp, ProgramOp::BiasCorrect, ProgramOp::RmsNormalize,
+    ProgramOp::L2Normalize, ProgramOp::Orthogonalize, ProgramOp::Nesterov};
+constexpr Var kWritable[] = {Var::S0, Var::S1, Var::S2, Var::R0, Var::R1, Var::R2, Var::R3, Var::R4, Var::R5, Var::R6, Var::R7, Var::U};
+
+// An operation's register count and constant, read off a parsed example (the program's own
+// table stays in program.cpp).
+struct Shape {
+  int registers;
+  bool constant;
+};
+Shape shape_of(ProgramOp op) {
+  const std::string name = genome::program_op_name(op);
+  for (const char* tail : {"(g, g)", "(g)", "(g, g, 0.5)", "(g, 0.5)"}) {
+    try {
+      const Program p = Program::parse({"u = " + name + tail});
+      return {static_cast<int>(p.statements[0].args.size()), p.statements[0].c.has_value()};
+    } catch (const Error&) {
+    }
   }
-  if (static_cast<int>(g.terms.size()) > space.max_terms) g.terms.resize(static_cast<std::size_t>(space.max_terms));
-  if (g.terms.empty() || g.canonical().terms.empty()) g.terms = {{random_term(space, rng), random_weight(rng)}};
+  throw Error("program operation " + name + " has no shape");
+}
+
+// A fresh constant for `op`, valid for it: a β-like weight, an ε, a bound, a scale.
+Constant random_constant(ProgramOp op, Rng& rng) {
+  Constant c;
+  switch (op) {
+    case ProgramOp::Interp:
+    case ProgramOp::BiasCorrect: {
+      const double r = rng.uniform(0.0, 1.0);
+      c.name = r < 0.3 ? Constant::Name::Beta1 : r < 0.5 ? Constant::Name::Beta2 : Constant::Name::None;
+      c.value = 1.0 - std::pow(10.0, rng.uniform(-3.0, -0.3));
+      break;
+    }
+    case ProgramOp::Rsqrt:
+      c.name = rng.bernoulli(0.5) ? Constant::Name::Eps : Constant::Name::None;
+      c.value = std::pow(10.0, rng.uniform(-10.0, -4.0));
+      break;
+    default:
+      c.value = std::pow(10.0, rng.uniform(-1.0, 1.0)) * (op == ProgramOp::Scale && rng.bernoulli(0.2) ? -1.0 : 1.0);
+      break;
+  }
+  return c;
+}
+
+// A constant nudged: numbers multiplicatively (β-like weights in log10(1 − β)), names kept.
+Constant nudged(const Constant& c, ProgramOp op, Rng& rng) {
+  if (c.name != Constant::Name::None) return rng.bernoulli(0.5) ? random_constant(op, rng) : c;
+  Constant out = c;
+  if (op == ProgramOp::Interp || op == ProgramOp::BiasCorrect) {
+    const double l = std::log10(std::max(1.0 - c.value, 1e-6)) + rng.normal(0.0, 0.25);
+    out.value = 1.0 - std::pow(10.0, std::min(l, -1e-3));
+  } else {
+    out.value = c.value * std::exp(rng.normal(0.0, 0.25));
+  }
+  return out;
+}
+
+// The registers statement k may read: inputs, state, and what earlier statements wrote.
+std::vector<Var> readable(const Program& p, std::size_t k) {
+  std::vector<Var> out = {Var::G, Var::G, Var::Param, Var::S0, Var::S1, Var::S2};  // g twice: the gradient is what rules read most
+  for (std::size_t i = 0; i < k && i < p.statements.size(); ++i)
+    if (std::find(out.begin(), out.end(), p.statements[i].dst) == out.end()) out.push_back(p.statements[i].dst);
+  return out;
+}
+
+Statement random_statement(const Program& p, std::size_t k, Rng& rng) {
+  Statement s;
+  s.op = kAllOps[rng.below(std::size(kAllOps))];
+  s.dst = kWritable[rng.below(std::size(kWritable))];
+  const Shape sh = shape_of(s.op);
+  const auto regs = readable(p, k);
+  for (int i = 0; i < sh.registers; ++i) s.args.push_back(regs[rng.below(regs.size())]);
+  if (sh.constant) s.c = random_constant(s.op, rng);
+  return s;
+}
+
+bool valid(const Program& p, int max_statements) {
+  if (static_cast<int>(p.statements.size()) > max_statements) return false;
+  try {
+    p.validate();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+}  // namespace
+
+Program mutate_program(const Program& p, int max_statements, Rng& rng, std::vector<std::string>* applied) {
+  static const char* const kMoves[] = {"change_op", "change_operand", "change_constant", "insert_statement", "delete_statement"};
+  for (int attempt = 0; attempt < 32; ++attempt) {
+    Program q = p;
+    const int move = static_cast<int>(rng.below(5));
+    const std::size_t n = q.statements.size();
+    if (n == 0) break;
+    Statement& s = q.statements[rng.below(n)];
+    if (move == 0) {
+      const Shape old = shape_of(s.op);
+      s.op = kAllOps[rng.below(std::size(kAllOps))];
+      const Shape now = shape_of(s.op);
+      if (now.registers != old.registers) continue;  // same operands only: the move changes what is done to them
+      if (now.constant && !old.constant) s.c = random_constant(s.op, rng);
+      if (!now.constant) s.c.reset();
+    } else if (move == 1) {
+      if (s.args.empty()) continue;
+      const std::size_t k = static_cast<std::size_t>(&s - q.statements.data());
+      const auto regs = readable(q, k);
+      s.args[rng.below(s.args.size())] = regs[rng.below(regs.size())];
+    } else if (move == 2) {
+      if (!s.c) continue;
+      s.c = nudged(*s.c, s.op, rng);
+    } else if (move == 3) {
+      if (static_cast<int>(n) >= max_statements) continue;
+      const std::size_t k = rng.below(n + 1);
+      q.statements.insert(q.statements.begin() + static_cast<std::ptrdiff_t>(k), random_statement(q, k, rng));
+    } else {
+      if (n < 2) continue;
+      q.statements.erase(q.statements.begin() + static_cast<std::ptrdiff_t>(rng.below(n)));
+    }
+    if (q != p && valid(q, max_statements)) {
+      if (applied) applied->push_back(kMoves[move]);
+      return q;
+    }
+  }
+  return p;
+}
+
+Program crossover_programs(const Program& a, const Program& b, int max_statements, Rng& rng) {
+  for (int attempt = 0; attempt < 32; ++attempt) {
+    const std::size_t i = rng.below(a.statements.size() + 1), j = rng.below(b.statements.size() + 1);
+    Program child;
+    child.statements.assign(a.statements.begin(), a.statements.begin() + static_cast<std::ptrdiff_t>(i));
+    child.statements.insert(child.statements.end(), b.statements.begin() + static_cast<std::ptrdiff_t>(j), b.statements.end());
+    if (valid(child, max_statements)) return child;
+  }
+  return a;
+}
+
+// ---------------------------------------------------------------- genomes
+
+Genome repair(Genome g, const SearchSpace& space, Rng& rng) {
+  if (!g.is_program()) {  // a program is kept valid by its own operators
+    const auto allowed = genome::vocabulary_terms(space.vocabulary);
+    for (auto& t : g.terms) {
+      if (std::find(allowed.begin(), allowed.end(), t.term) == allowed.end()) t.term = random_term(space, rng);
+      t.weight = clamp(std::isfinite(t.weight) ? t.weight : 1.0, Bounds::kWeightMin, Bounds::kWeightMax);
+    }
+    if (static_cast<int>(g.terms.size()) > space.max_terms) g.terms.resize(static_cast<std::size_t>(space.max_terms));
+    if (g.terms.empty() || g.canonical().terms.empty()) g.terms = {{random_term(space, rng), random_weight(rng)}};
+  }
   g.log10_lr = clamp(g.log10_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
   g.beta1 = clamp(g.beta1, Bounds::kBeta1Min, Bounds::kBeta1Max);
   g.beta2 = clamp(g.beta2, Bounds::kBeta2Min, Bounds::kBeta2Max);
@@ -66,7 +221,8 @@ Genome random_genome(const SearchSpace& space, Rng& rng) {
   g.warmup_fraction = rng.bernoulli(0.3) ? rng.uniform(0.0, 0.2) : 0.0;
   g.cosine_decay = rng.bernoulli(0.5);
   if (rng.bernoulli(0.2)) g.clip_norm = std::pow(10.0, rng.uniform(-1.0, 1.0));
-  return repair(std::move(g), space, rng);
+  g = repair(std::move(g), space, rng);
+  return space.programs ? genome::program_genome(g) : g;
 }
 
 std::size_t tournament_select(const std::vector<double>& fitness, int k, Rng& rng) {
@@ -82,11 +238,17 @@ std::size_t tournament_select(const std::vector<double>& fitness, int k, Rng& rn
 
 Genome crossover(const Genome& a, const Genome& b, const SearchSpace& space, Rng& rng) {
   Genome child;
-  const std::size_t i = rng.below(a.terms.size() + 1), j = rng.below(b.terms.size() + 1);
-  child.terms.assign(a.terms.begin(), a.terms.begin() + static_cast<std::ptrdiff_t>(i));
-  child.terms.insert(child.terms.end(), b.terms.begin() + static_cast<std::ptrdiff_t>(j), b.terms.end());
-  if (child.terms.empty()) child.terms.push_back(rng.bernoulli(0.5) || b.terms.empty() ? a.terms.front() : b.terms.front());
-  if (static_cast<int>(child.terms.size()) > space.max_terms) child.terms.resize(static_cast<std::size_t>(space.max_terms));
+  if (a.is_program() && b.is_program()) {
+    child.algorithm = genome::Algorithm::Program;
+    child.program = crossover_programs(a.program, b.program, space.max_statements, rng);
+  } else {
+    if (a.is_program() || b.is_program()) throw Error("crossover of a program with a term genome");
+    const std::size_t i = rng.below(a.terms.size() + 1), j = rng.below(b.terms.size() + 1);
+    child.terms.assign(a.terms.begin(), a.terms.begin() + static_cast<std::ptrdiff_t>(i));
+    child.terms.insert(child.terms.end(), b.terms.begin() + static_cast<std::ptrdiff_t>(j), b.terms.end());
+    if (child.terms.empty()) child.terms.push_back(rng.bernoulli(0.5) || b.terms.empty() ? a.terms.front() : b.terms.front());
+    if (static_cast<int>(child.terms.size()) > space.max_terms) child.terms.resize(static_cast<std::size_t>(space.max_terms));
+  }
   auto pick = [&rng](const auto& x, const auto& y) { return rng.bernoulli(0.5) ? x : y; };
   child.log10_lr = pick(a.log10_lr, b.log10_lr);
   child.beta1 = pick(a.beta1, b.beta1);
@@ -137,7 +299,9 @@ Genome mutate(const Genome& parent, const SearchSpace& space, const MutationOpti
       t.weight *= std::exp(rng.normal(0.0, o.sigma_weight * s));
       note("weight");
     }
-  if (rng.bernoulli(o.structural_rate)) {
+  if (g.is_program() && rng.bernoulli(o.structural_rate)) {
+    g.program = mutate_program(g.program, space.max_statements, rng, applied);
+  } else if (!g.is_program() && rng.bernoulli(o.structural_rate)) {
     // add, remove or change one term, among the moves the size allows
     std::vector<int> moves = {2};
     if (static_cast<int>(g.terms.size()) < space.max_terms) moves.push_back(0);

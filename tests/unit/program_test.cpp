@@ -13,6 +13,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/rng.hpp"
+#include "evoopt/ga/operators.hpp"
 #include "evoopt/genome/genome.hpp"
 #include "evoopt/genome/program.hpp"
 #include "evoopt/optim/algorithm.hpp"
@@ -274,4 +275,52 @@ TEST(Program, SimplifyDropsWhatCannotReachUAndProbesHashTheFunction) {
   EXPECT_TRUE(blind.finite);
   EXPECT_FALSE(blind.reads_g);
   EXPECT_TRUE(genome::probe(twice).reads_g);
+}
+
+// The search's operators on programs (ga/operators.hpp): thousands of mutations and crossovers
+// from the presets' programs stay valid and within the length limit, every move happens, and
+// the draws are a function of the generator's seed.
+TEST(Program, MutationAndCrossoverKeepProgramsValid) {
+  ga::SearchSpace space;
+  space.programs = true;
+  space.max_statements = 14;
+  const Program adam = genome::program_of_terms(genome::preset("adam")), lion = genome::program_of_terms(genome::preset("lion"));
+  Rng rng(11);
+  std::set<std::string> moves;
+  std::set<std::uint64_t> functions;
+  int changed = 0;
+  Program p = adam;
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<std::string> applied;
+    const Program q = ga::mutate_program(p, space.max_statements, rng, &applied);
+    ASSERT_NO_THROW(q.validate()) << q.lines().back();
+    ASSERT_LE(q.statements.size(), 14u);
+    moves.insert(applied.begin(), applied.end());
+    changed += q != p;
+    p = i % 50 == 49 ? adam : q;  // a walk, restarted now and then
+    Genome g = genome::preset("adam");
+    g.algorithm = genome::Algorithm::Program;
+    g.terms.clear();
+    g.program = q;
+    const auto probe = genome::probe(g);
+    if (probe.finite && probe.reads_g) functions.insert(probe.fingerprint);
+  }
+  EXPECT_EQ(moves, (std::set<std::string>{"change_constant", "change_op", "change_operand", "delete_statement", "insert_statement"}));
+  EXPECT_GT(changed, 1900);
+  EXPECT_GT(functions.size(), 300u);  // the walk reaches many functions (386 with this seed; many moves are neutral)
+  for (int i = 0; i < 500; ++i) {
+    const Program c = ga::crossover_programs(adam, lion, space.max_statements, rng);
+    ASSERT_NO_THROW(c.validate());
+  }
+  // Through the genome operators: random genomes of the program space, crossover and mutation.
+  ga::MutationOptions options;
+  for (int i = 0; i < 200; ++i) {
+    const Genome a = ga::random_genome(space, rng), b = ga::random_genome(space, rng);
+    ASSERT_TRUE(a.is_program());
+    const Genome child = ga::mutate(ga::crossover(a, b, space, rng), space, options, rng);
+    ASSERT_TRUE(child.is_program());
+    ASSERT_NO_THROW(child.validate(genome::Bounds::kHardMaxTerms));
+  }
+  Rng x(3), y(3);
+  EXPECT_EQ(ga::mutate_program(adam, 14, x), ga::mutate_program(adam, 14, y));
 }

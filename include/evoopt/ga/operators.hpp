@@ -24,6 +24,10 @@ namespace evoopt::ga {
 struct SearchSpace {
   genome::Vocabulary vocabulary = genome::Vocabulary::Extended;
   int max_terms = genome::Bounds::kDefaultMaxTerms;
+  // Programs (genome/program.hpp) instead of weighted sums of terms, at most
+  // max_statements long; random genomes are weighted sums compiled to programs.
+  bool programs = false;
+  int max_statements = 20;
   void validate() const;
 };
 
@@ -76,5 +80,15 @@ genome::Genome mutate(const genome::Genome& g, const SearchSpace& space, const M
 
 // Clamps every gene into its bounds and ensures at least one non-zero term.
 genome::Genome repair(genome::Genome g, const SearchSpace& space, Rng& rng);
+
+// A program's structural mutation, one move: change an operation, an operand or a constant,
+// insert a random statement or delete one. A move that leaves an invalid program (a
+// temporary read before it is written, u no longer written or blind to g, longer than
+// `max_statements`) is drawn again, at most 32 times; then the program is returned as it is.
+// `applied` receives the move's name.
+genome::Program mutate_program(const genome::Program& p, int max_statements, Rng& rng, std::vector<std::string>* applied = nullptr);
+// One-point crossover of two programs (a's first i statements, then b's from j), drawn again
+// while invalid or too long (at most 32 times; then a).
+genome::Program crossover_programs(const genome::Program& a, const genome::Program& b, int max_statements, Rng& rng);
 
 }  // namespace evoopt::ga
