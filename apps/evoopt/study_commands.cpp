@@ -295,7 +295,8 @@ experiment::StudyEvents study_events(Progress& progress) {
   ev.ga.generation_finished = [](const ga::GenerationRecord& rec, const ga::Individual& best) {
     std::string per;
     for (const auto& [t, v] : best.per_task) per += fmt::format("{}{} {:.2f}", per.empty() ? "" : ", ", t, v);
-    const std::string saved = rec.steps_saved != 0 ? fmt::format(", racing saved {} steps", rec.steps_saved) : "";
+    std::string saved = rec.steps_saved != 0 ? fmt::format(", racing saved {} steps", rec.steps_saved) : "";
+    if (rec.rejected != 0) saved += fmt::format(", {} programs rejected before training", rec.rejected);
     std::cout << fmt::format("Best fitness: {:.4f} (val_acc: {})  mean {:.4f}, distinct {:.2f}, gene distance {:.3f}, {} new runs{}, {:.1f} s",
                              rec.best, per, rec.mean, rec.diversity, rec.gene_distance, rec.evaluations, saved, rec.seconds)
               << std::endl;

@@ -673,6 +673,11 @@ std::string export_genome(const Genome& genome, Format format, const ExportOptio
 }
 
 std::string latex_update(const Genome& g) {
+  if (g.is_program()) {  // u is the program's output; its statements are the definitions
+    std::string out = "\\theta_t = \\theta_{t-1}";
+    if (g.log10_weight_decay && g.decoupled_weight_decay) out += " - \\eta_t \\lambda\\, \\theta_{t-1}";
+    return out + " - \\eta_t\\, u_t";
+  }
   std::string sum;
   for (std::size_t i = 0; i < g.terms.size(); ++i) {
     const double w = g.terms[i].weight;
@@ -701,20 +706,29 @@ std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_s
     d.push_back("g_t \\leftarrow g_t + \\lambda\\,\\theta_{t-1} \\quad\\text{(L2 weight decay)}");
   const genome::rule::Rule rule = genome::rule::update_rule(g);
   for (const auto& stmt : rule.stmts) {
-    if (stmt.kind != genome::rule::Stmt::Kind::Update || stmt.target == Var::Param) continue;
+    // A program's statements in order: a state slot takes a new value (←), a temporary or u is defined (=).
+    using Kind = genome::rule::Stmt::Kind;
+    if (g.is_program() && (stmt.kind == Kind::Assign || (stmt.kind == Kind::Let && stmt.target != Var::G))) {
+      d.push_back(std::string(genome::rule::var_info(stmt.target).latex) + (stmt.kind == Kind::Assign ? " \\leftarrow " : " = ") +
+                  genome::rule::latex(stmt.value));
+      continue;
+    }
+    if (stmt.kind != Kind::Update || stmt.target == Var::Param) continue;
     d.push_back(genome::rule::latex_definition(stmt) + (stmt.target == Var::C ? " \\quad\\text{(after the update)}" : ""));
     if (g.bias_correction && stmt.target == Var::M) d.push_back("\\hat{m}_t = m_t / (1-\\beta_1^t)");
     if (g.bias_correction && stmt.target == Var::V) d.push_back("\\hat{v}_t = v_t / (1-\\beta_2^t)");
   }
-  for (const auto& t : g.terms)
-    if (t.term == Term::Nesterov) {
-      if (g.bias_correction)
-        d.push_back(
-            "\\mu_t = \\beta_1\\left(1 - \\tfrac12\\, 0.96^{0.004\\,t}\\right),\\ a_t = \\frac{1-\\mu_t}{1-\\prod_{i\\le t}\\mu_i},\\ "
-            "b_t = \\frac{\\mu_{t+1}}{1-\\prod_{i\\le t+1}\\mu_i} \\quad\\text{(NAdam)}");
-      else
-        d.push_back("a_t = 1-\\beta_1,\\ b_t = \\beta_1");
-    }
+  const bool nesterov = g.is_program()
+                            ? g.program.uses(genome::ProgramOp::Nesterov)
+                            : std::any_of(g.terms.begin(), g.terms.end(), [](const genome::TermGene& t) { return t.term == Term::Nesterov; });
+  if (nesterov) {
+    if (g.bias_correction)
+      d.push_back(
+          "\\mu_t = \\beta_1\\left(1 - \\tfrac12\\, 0.96^{0.004\\,t}\\right),\\ a_t = \\frac{1-\\mu_t}{1-\\prod_{i\\le t}\\mu_i},\\ "
+          "b_t = \\frac{\\mu_{t+1}}{1-\\prod_{i\\le t+1}\\mu_i} \\quad\\text{(NAdam)}");
+    else
+      d.push_back("a_t = 1-\\beta_1,\\ b_t = \\beta_1");
+  }
   std::string eta = "\\eta_t = \\eta";
   if (g.has_schedule()) {
     const auto warm = static_cast<std::int64_t>(std::llround(g.warmup_fraction * static_cast<double>(total_steps)));

@@ -48,7 +48,7 @@ void GaOptions::validate() const {
   space.validate();
   mutation.validate();
   for (const auto& p : seed_presets)
-    if (!genome::preset(p).is_terms())
+    if (!genome::preset(p).is_terms())  // in the program space, seeds are compiled to programs
       throw Error("seed preset '" + p + "' is a hand-made optimizer (a comparison baseline); the search seeds its population with term genomes");
 }
 
@@ -95,20 +95,22 @@ Individual Individual::from_json(const json& j) {
 }
 
 json GenerationRecord::to_json() const {
-  return {{"generation", generation},
-          {"best", best},
-          {"mean", mean},
-          {"median", median},
-          {"std", stddev},
-          {"best_per_task", best_per_task},
-          {"diversity", diversity},
-          {"gene_distance", gene_distance},
-          {"term_share", term_share},
-          {"evaluations", evaluations},
-          {"reused", reused},
-          {"steps_saved", steps_saved},
-          {"seconds", seconds},
-          {"best_id", best_id}};
+  json j = {{"generation", generation},
+            {"best", best},
+            {"mean", mean},
+            {"median", median},
+            {"std", stddev},
+            {"best_per_task", best_per_task},
+            {"diversity", diversity},
+            {"gene_distance", gene_distance},
+            {"term_share", term_share},
+            {"evaluations", evaluations},
+            {"reused", reused},
+            {"steps_saved", steps_saved},
+            {"seconds", seconds},
+            {"best_id", best_id}};
+  if (rejected != 0) j["rejected"] = rejected;  // written where programs were searched only
+  return j;
 }
 
 GenerationRecord GenerationRecord::from_json(const json& j) {
@@ -125,6 +127,7 @@ GenerationRecord GenerationRecord::from_json(const json& j) {
   r.evaluations = j.at("evaluations");
   r.reused = j.at("reused");
   r.steps_saved = j.value("steps_saved", std::int64_t{0});
+  r.rejected = j.value("rejected", 0);
   r.seconds = j.at("seconds");
   r.best_id = j.at("best_id");
   return r;
@@ -182,6 +185,9 @@ void summarise_population(const std::vector<Individual>& population, const std::
     for (std::size_t k = i + 1; k < n; ++k) distance_sum += genome::genome_distance(population[i].genome, population[k].genome);
   rec.gene_distance = n > 1 ? distance_sum / (0.5 * static_cast<double>(n) * static_cast<double>(n - 1)) : 0.0;
   rec.best_id = best_of(population).id;
+  rec.rejected = 0;
+  for (const auto& i : population)
+    for (const auto& m : i.mutations) rec.rejected += m.rfind("rejected:", 0) == 0 ? 1 : 0;
   rec.term_share.clear();
   for (const auto& i : population) {
     std::set<std::string> used;

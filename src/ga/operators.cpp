@@ -11,6 +11,14 @@ using genome::Genome;
 using genome::Term;
 using genome::TermGene;
 
+const char* rule_space_name(RuleSpace s) { return s == RuleSpace::Programs ? "programs" : "terms"; }
+
+RuleSpace rule_space_from_name(const std::string& name) {
+  if (name == "terms") return RuleSpace::Terms;
+  if (name == "programs") return RuleSpace::Programs;
+  throw Error("unknown search space '" + name + "' (allowed: terms, programs)");
+}
+
 void SearchSpace::validate() const {
   if (max_terms < 1 || max_terms > Bounds::kHardMaxTerms)
     throw Error("max_terms " + std::to_string(max_terms) + " is outside [1, " + std::to_string(Bounds::kHardMaxTerms) + "]");
@@ -222,7 +230,7 @@ Genome random_genome(const SearchSpace& space, Rng& rng) {
   g.cosine_decay = rng.bernoulli(0.5);
   if (rng.bernoulli(0.2)) g.clip_norm = std::pow(10.0, rng.uniform(-1.0, 1.0));
   g = repair(std::move(g), space, rng);
-  return space.programs ? genome::program_genome(g) : g;
+  return space.rules == RuleSpace::Programs ? genome::program_genome(g) : g;
 }
 
 std::size_t tournament_select(const std::vector<double>& fitness, int k, Rng& rng) {

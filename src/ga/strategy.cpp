@@ -31,7 +31,7 @@ std::vector<Individual> GeneticStrategy::ask_initial(Rng& rng) {
     if (static_cast<int>(pop.size()) == options_.population) break;
     Individual i;
     i.id = next_id++;
-    i.genome = genome::preset(name);
+    i.genome = options_.space.rules == RuleSpace::Programs ? genome::program_genome(genome::preset(name)) : genome::preset(name);
     i.origin = "seed:" + name;
     pop.push_back(i);
   }
@@ -100,7 +100,22 @@ Individual GeneticStrategy::ask_child(int generation, Rng& rng) {
     child.parents = {a.id};
     child.origin = "mutation";
   }
-  child.genome = mutate(g, options_.space, m, rng, &child.mutations);
+  // A program that is not finite or blind to g on the probe is drawn again before any
+  // training (at most 16 times), each redraw noted in the child's mutations.
+  for (int attempt = 0;; ++attempt) {
+    std::vector<std::string> notes;
+    genome::Genome c = mutate(g, options_.space, m, rng, &notes);
+    if (c.is_program() && attempt < 16) {
+      const genome::Probe p = genome::probe(c);
+      if (!p.finite || !p.reads_g) {
+        child.mutations.push_back(p.finite ? "rejected:blind_to_g" : "rejected:not_finite");
+        continue;
+      }
+    }
+    child.genome = std::move(c);
+    child.mutations.insert(child.mutations.end(), notes.begin(), notes.end());
+    break;
+  }
   child.id = next_id++;
   child.generation = generation;
   return child;

@@ -204,3 +204,43 @@ TEST(GeneticAlgorithm, ContinuedRacingTrainsEachSurvivorStepOnceAndResumesIdenti
   EXPECT_FALSE(restart.to_json().at("racing").contains("continue"));
   EXPECT_TRUE(GaOptions::from_json(o.to_json()).racing.continue_runs);
 }
+
+// The program space (issue 28): the presets compiled to programs seed the search, children
+// are programs, degenerate ones are drawn again before training and counted; the history is
+// the same in this process and in 2 worker processes, and an interrupted search resumes to it.
+TEST(GeneticAlgorithm, TheProgramSpaceSearchesProgramsReproduciblyAndResumes) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const task::TaskOptions to = test::small_mnist_options();
+  std::map<std::string, task::Task> tasks = {{"mnist", task::load_task("mnist", to)}};
+  train::Budget b;
+  b.steps = 15;
+  GaOptions o;
+  o.population = 8;
+  o.generations = 3;
+  o.tasks = {"mnist"};
+  o.seed = 6;
+  o.space.rules = RuleSpace::Programs;
+  test::TempDir tmp;
+  eval::LocalEvaluator one(tasks, b);
+  eval::ProcessEvaluator two(tasks, to, b, 2, EVOOPT_CLI);
+  GaOutcome a = GeneticAlgorithm(o, one, tmp / "full").run();
+  ASSERT_TRUE(a.completed);
+  ASSERT_TRUE(GeneticAlgorithm(o, two, tmp / "w2").run().completed);
+  EXPECT_EQ(test::csv_without_last_column(read_text_file(tmp / "full/history.csv")),
+            test::csv_without_last_column(read_text_file(tmp / "w2/history.csv")));
+  EXPECT_EQ(read_text_file(tmp / "full/lineage.json"), read_text_file(tmp / "w2/lineage.json"));
+  const auto lineage = nlohmann::json::parse(read_text_file(tmp / "full/lineage.json"));
+  int seeds = 0, rejected = 0;
+  for (const auto& i : lineage.at("individuals")) {
+    EXPECT_EQ(i.at("genome").at("algorithm"), "program");
+    if (i.at("origin").get<std::string>().rfind("seed:", 0) == 0) ++seeds;
+    for (const auto& m : i.at("mutations")) rejected += m.get<std::string>().rfind("rejected:", 0) == 0;
+  }
+  EXPECT_EQ(seeds, 6);  // sgd, adam, rmsprop, adamw, signum, lion as programs
+  int recorded = 0;
+  for (const auto& r : a.history) recorded += r.rejected;
+  EXPECT_EQ(recorded, rejected);
+  EXPECT_TRUE(a.best.genome.is_program());
+  EXPECT_GT(a.best.fitness, 0.1);
+  expect_cut_search_resumes_identically(o, one, tmp.path(), 5, 1);
+}

@@ -282,7 +282,7 @@ TEST(Program, SimplifyDropsWhatCannotReachUAndProbesHashTheFunction) {
 // the draws are a function of the generator's seed.
 TEST(Program, MutationAndCrossoverKeepProgramsValid) {
   ga::SearchSpace space;
-  space.programs = true;
+  space.rules = ga::RuleSpace::Programs;
   space.max_statements = 14;
   const Program adam = genome::program_of_terms(genome::preset("adam")), lion = genome::program_of_terms(genome::preset("lion"));
   Rng rng(11);

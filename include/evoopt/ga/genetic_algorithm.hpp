@@ -108,6 +108,14 @@ struct GaOptions {
     visit("anneal", o.anneal, help("Mutation strength falls linearly from 1 to 0.3 over the generations").flag(both));
     visit("vocabulary", o.space.vocabulary, help("Term vocabulary").one_of("seed (GRAD MOMENTUM RMS_NORM ADAM_TERM SIGN_GRAD), extended").flag(both));
     visit("max_terms", o.space.max_terms, help("Maximum terms per genome").at_least(1).limit(limits::kGenomeTerms).flag(both));
+    visit("space", o.space.rules,
+          help("What the search evolves: terms (weighted sums of update terms) or programs (statements over primitive operations, seeded "
+               "with the presets compiled to programs)")
+              .one_of("terms, programs")
+              .flag(both, "--space")
+              .since("\"terms\"", /*omit=*/true));
+    visit("max_statements", o.space.max_statements,
+          help("Maximum statements of a program (space = programs)").at_least(1).at_most(32).since("20", /*omit=*/true));
     visit("seed", o.seed, help("The run seed (the study's `seed`)").set_by_program());
     visit("tasks", o.tasks, help("The search tasks (the study's `tasks`)").set_by_program());
     visit("search_seeds", o.search_seeds,
@@ -167,6 +175,7 @@ struct GenerationRecord {
   int evaluations = 0;                          // training runs this generation needed (not known from earlier ones)
   int reused = 0;                               // runs reused from earlier generations
   std::int64_t steps_saved = 0;                 // racing: training steps not spent compared with training every new run fully
+  int rejected = 0;                             // programs: children drawn again before training (not finite or blind to g on the probe)
   double seconds = 0;
   std::uint64_t best_id = 0;
   nlohmann::json to_json() const;

@@ -10,7 +10,19 @@
 #include "evoopt/common/schema.hpp"
 #include "evoopt/genome/genome.hpp"
 
+namespace evoopt::ga {
+// What the search evolves: weighted sums of terms, or programs (genome/program.hpp).
+enum class RuleSpace { Terms, Programs };
+const char* rule_space_name(RuleSpace s);  // "terms", "programs"
+RuleSpace rule_space_from_name(const std::string& name);
+}  // namespace evoopt::ga
+
 namespace evoopt::schema {
+template <>
+struct EnumText<ga::RuleSpace> {
+  static std::string name(ga::RuleSpace s) { return ga::rule_space_name(s); }
+  static ga::RuleSpace parse(const std::string& s) { return ga::rule_space_from_name(s); }
+};
 // A vocabulary is its name in config files ("seed" | "extended").
 template <>
 struct EnumText<genome::Vocabulary> {
@@ -24,9 +36,9 @@ namespace evoopt::ga {
 struct SearchSpace {
   genome::Vocabulary vocabulary = genome::Vocabulary::Extended;
   int max_terms = genome::Bounds::kDefaultMaxTerms;
-  // Programs (genome/program.hpp) instead of weighted sums of terms, at most
-  // max_statements long; random genomes are weighted sums compiled to programs.
-  bool programs = false;
+  // Programs instead of weighted sums of terms, at most max_statements long; random
+  // genomes are then weighted sums compiled to programs.
+  RuleSpace rules = RuleSpace::Terms;
   int max_statements = 20;
   void validate() const;
 };
