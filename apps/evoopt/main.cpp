@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
                    "bench/profile_summary.py sums it per operator). Profiling slows the run: its ms/step is not comparable")
       ->check(non_empty());
   add_task_flags(bench_train);
-  auto* bench_opt = bench_cmd->add_subcommand("optimizer", "GenomeOptimizer(adam) step time vs torch::optim::Adam");
+  auto* bench_opt = bench_cmd->add_subcommand("optimizer", "GenomeOptimizer(adam) step time vs torch::optim::Adam and vs Adam as a program");
   bench_opt->add_option("--model", train_args.model, "Model preset")->capture_default_str();
   bench_opt->add_option("--task", train_args.task, "Input shape of this task")->capture_default_str();
   bench_opt->add_option("--steps", train_args.steps, "Steps per round (default 200)")->transform(integer_flag(1, limits::kSteps));

@@ -178,27 +178,33 @@ OptimizerBench bench_optimizer(const std::string& task_name, const std::string& 
   at::set_num_threads(1);
   auto model_a = task::make_model(task::model_preset_from_name(model), in, 0);
   auto model_b = task::make_model(task::model_preset_from_name(model), in, 0);
-  for (auto* m : {&model_a, &model_b})
+  auto model_c = task::make_model(task::model_preset_from_name(model), in, 0);
+  for (auto* m : {&model_a, &model_b, &model_c})
     for (auto& p : (*m)->parameters()) p.mutable_grad() = torch::randn_like(p);
   optim::GenomeOptimizer ga(model_a->parameters(), optim::GenomeOptimizerOptions(genome::preset("adam")));
   torch::optim::Adam tb(model_b->parameters(), torch::optim::AdamOptions(1e-3));
+  optim::GenomeOptimizer tc(model_c->parameters(), optim::GenomeOptimizerOptions(genome::program_genome(genome::preset("adam"))));
   OptimizerBench out;
   out.rounds = 20;
   out.steps = steps > 0 ? steps : 200;
-  double ta = 0, tbt = 0;
+  double ta = 0, tbt = 0, tct = 0;
   for (int r = 0; r < out.rounds; ++r) {
     auto t0 = std::chrono::steady_clock::now();
     for (int s = 0; s < out.steps; ++s) ga.step();
     auto t1 = std::chrono::steady_clock::now();
     for (int s = 0; s < out.steps; ++s) tb.step();
     auto t2 = std::chrono::steady_clock::now();
+    for (int s = 0; s < out.steps; ++s) tc.step();
+    auto t3 = std::chrono::steady_clock::now();
     ta += std::chrono::duration<double>(t1 - t0).count();
     tbt += std::chrono::duration<double>(t2 - t1).count();
+    tct += std::chrono::duration<double>(t3 - t2).count();
   }
   for (auto& p : model_a->parameters()) out.parameters += p.numel();
   const double n = static_cast<double>(out.rounds) * out.steps;
   out.genome_us = 1e6 * ta / n;
   out.torch_us = 1e6 * tbt / n;
+  out.program_us = 1e6 * tct / n;
   return out;
 }
 

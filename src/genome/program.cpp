@@ -221,7 +221,7 @@ Expr value_of(const Statement& s) {
     case ProgramOp::Exp:
       return rule::exp(a(0));
     case ProgramOp::Rsqrt:
-      return one / (rule::sqrt(rule::abs(a(0))) + constant_expr(*s.c));
+      return rule::rsqrt_eps(a(0), constant_expr(*s.c));
     case ProgramOp::Clip:
       return rule::clip(a(0), constant_expr(*s.c));
     case ProgramOp::Scale:
@@ -582,8 +582,24 @@ rule::Rule program_rule(const Genome& g) {
     r.stmts.push_back(
         {Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Mul, {rule::num(1.0) - x(Var::LrT) * x(Var::Wd)}}}, false, "decoupled weight decay"});
   if (program.uses(ProgramOp::Nesterov)) r.stmts.push_back({Stmt::Kind::Nesterov, Var::Ng, Expr{}, {}, g.bias_correction, ""});
-  for (const auto& s : program.statements)
+  for (const auto& s : program.statements) {
+    // A slot's EMA of itself, s = interp(s, x, β), runs in place as torch's EMAs do,
+    // s.mul_(β).add_(x, 1−β): the same arithmetic as the expression, without its two copies.
+    if (is_state(s.dst) && s.op == ProgramOp::Interp && s.args[0] == s.dst && s.args[1] != s.dst) {
+      const Expr beta = constant_expr(*s.c);
+      r.stmts.push_back(
+          {Stmt::Kind::Update, s.dst, Expr{}, {{Method::Mul, {beta}}, {Method::Add, {x(s.args[1]), rule::num(1.0) - beta}}}, false, ""});
+      continue;
+    }
+    // scale(x, 1) of a temporary, g or u is x itself: nothing writes those in place, so the
+    // name can share its buffer.
+    if (!is_state(s.dst) && s.op == ProgramOp::Scale && s.c->name == Constant::Name::None && s.c->value == 1.0 &&
+        (is_temporary(s.args[0]) || s.args[0] == Var::G || s.args[0] == Var::U)) {
+      r.stmts.push_back({Stmt::Kind::Let, s.dst, x(s.args[0]), {}, false, ""});
+      continue;
+    }
     r.stmts.push_back({is_state(s.dst) ? Stmt::Kind::Assign : Stmt::Kind::Let, s.dst, value_of(s), {}, false, ""});
+  }
   r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), -x(Var::LrT)}}}, false, "θ ← θ − η_t·u"});
   return r;
 }

@@ -159,6 +159,9 @@ const std::vector<OpInfo>& op_table() {
        [](const Value* a) { return Value{a[0].t / (a[0].t.norm() + 1e-8)}; }},
       {Op::Orthogonalize, 1, call("_orthogonalize({0})"), none, call("orthogonalize({0})"), none, call("\\operatorname{{NS}}_5\\left({0}\\right)"),
        [](const Value* a) { return Value{orthogonalize(a[0].t)}; }},
+      {Op::RsqrtEps, 2, method("{0}.abs().sqrt().add({1}).reciprocal()"), none, method("{0}.abs().sqrt().add({1}).reciprocal()"), none,
+       call("\\frac{{1}}{{\\sqrt{{\\left|{0}\\right|}}+{1}}}"),
+       [](const Value* a) { return Value{a[0].t.abs().sqrt_().add_(a[1].s).reciprocal_()}; }},
   };
   return table;
 }
@@ -430,6 +433,7 @@ Expr safe_div(Expr a, Expr b) { return make(Op::SafeDiv, {std::move(a), std::mov
 Expr rms_normalize(Expr a) { return make(Op::RmsNorm, {std::move(a)}); }
 Expr l2_normalize(Expr a) { return make(Op::L2Norm, {std::move(a)}); }
 Expr orthogonalize(Expr a) { return make(Op::Orthogonalize, {std::move(a)}); }
+Expr rsqrt_eps(Expr a, Expr eps) { return make(Op::RsqrtEps, {std::move(a), std::move(eps)}); }
 
 torch::Tensor orthogonalize(const torch::Tensor& x, int steps) {
   if (x.dim() < 2) return x.clone();

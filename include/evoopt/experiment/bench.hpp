@@ -58,10 +58,12 @@ struct OptimizerBench {
   std::int64_t parameters = 0;
   int steps = 0, rounds = 0;
   double genome_us = 0, torch_us = 0;  // per step: GenomeOptimizer(adam), torch::optim::Adam
+  double program_us = 0;               // per step: GenomeOptimizer running adam compiled to a program
 };
 
-// `evoopt bench optimizer`: GenomeOptimizer(adam) against torch::optim::Adam, step() alone on
-// the same model and random gradients, one thread, `steps` steps each, interleaved in rounds.
+// `evoopt bench optimizer`: GenomeOptimizer(adam) against torch::optim::Adam and against Adam
+// as a program (genome/program.hpp, interpreted), step() alone on the same model and random
+// gradients, one thread, `steps` steps each, interleaved in rounds.
 OptimizerBench bench_optimizer(const std::string& task, const std::string& model, int steps);
 
 // Checks, before anything is timed, that `evoopt bench train --profile PREFIX` can write its

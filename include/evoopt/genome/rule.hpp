@@ -98,6 +98,7 @@ enum class Op : std::uint8_t {
   RmsNorm,        // a / (rms(a) + 1e-8), rms over the whole tensor
   L2Norm,         // a / (‖a‖ + 1e-8)
   Orthogonalize,  // orthogonalize(a) below
+  RsqrtEps,       // 1/(√|a| + c), c a scalar, in one buffer
 };
 inline constexpr double kSafeDivFloor = 1e-12;
 
@@ -132,6 +133,7 @@ Expr safe_div(Expr a, Expr b);
 Expr rms_normalize(Expr a);
 Expr l2_normalize(Expr a);
 Expr orthogonalize(Expr a);
+Expr rsqrt_eps(Expr a, Expr eps);
 Expr substitute(Expr e, Var from, const Expr& to);
 
 // In-place methods of a statement's chain, as torch spells them.
