@@ -54,7 +54,67 @@ std::string brief(double v) { return fmt::format("{:.6g}", v); }
 
 using genome::rule::Var;
 // The optimizer-state tensors, in the order exports allocate them.
-constexpr Var kStateVars[] = {Var::M, Var::V, Var::C};
+constexpr Var kStateVars[] = {Var::M, Var::V, Var::C, Var::S0, Var::S1, Var::S2};
+
+// A program's operations beyond the terms' own, as functions of the exported module (the
+// same arithmetic as genome/rule.cpp's op table).
+constexpr const char* kPythonProgramHelpers = R"PY(def _safe_div(a, b):
+    """a / b, 0 where |b| < 1e-12."""
+    q = a / b
+    return torch.where(b.abs() < 1e-12, torch.zeros_like(q), q)
+
+
+def _rms_normalize(a):
+    return a / (a.square().mean().sqrt() + 1e-8)
+
+
+def _l2_normalize(a):
+    return a / (a.norm() + 1e-8)
+
+
+def _orthogonalize(x, steps=5):
+    """Muon's Newton-Schulz iterations on x as a matrix (conv kernels as (out, in*k*k)); 1-D: a copy."""
+    if x.dim() < 2:
+        return x.clone()
+    a, b, c = 3.4445, -4.7750, 2.0315
+    X = x.reshape(x.size(0), -1)
+    tall = X.size(0) > X.size(1)
+    if tall:
+        X = X.t()
+    X = X / (X.norm() + 1e-7)
+    for _ in range(steps):
+        A = X.mm(X.t())
+        B = b * A + c * A.mm(A)
+        X = a * X + B.mm(X)
+    if tall:
+        X = X.t()
+    return X.reshape(x.shape)
+
+
+)PY";
+
+constexpr const char* kCppProgramHelpers = R"HDR(  static torch::Tensor safe_div(const torch::Tensor& a, const torch::Tensor& b) {
+    const torch::Tensor q = a / b;
+    return torch::where(b.abs() < 1e-12, torch::zeros_like(q), q);
+  }
+  static torch::Tensor rms_normalize(const torch::Tensor& a) { return a / (a.square().mean().sqrt() + 1e-8); }
+  static torch::Tensor l2_normalize(const torch::Tensor& a) { return a / (a.norm() + 1e-8); }
+  static torch::Tensor orthogonalize(const torch::Tensor& x, int steps = 5) {
+    if (x.dim() < 2) return x.clone();
+    constexpr double a = 3.4445, b = -4.7750, c = 2.0315;
+    torch::Tensor X = x.reshape({x.size(0), -1});
+    const bool tall = X.size(0) > X.size(1);
+    if (tall) X = X.t();
+    X = X / (X.norm() + 1e-7);
+    for (int i = 0; i < steps; ++i) {
+      const torch::Tensor A = X.mm(X.t());
+      const torch::Tensor B = b * A + c * A.mm(A);
+      X = a * X + B.mm(X);
+    }
+    if (tall) X = X.t();
+    return X.reshape(x.sizes());
+  }
+)HDR";
 
 // ---------------------------------------------------------------- text from outside
 
@@ -336,7 +396,7 @@ std::string python_class(const Genome& g, const std::string& cls, const std::str
 std::string export_pytorch(const Genome& g, const ExportOptions& o) {
   const std::string cls = o.class_name;
   const std::string doc = lines_in(doc_lines(g, o.provenance, "    "), "    ", python_docstring_text);
-  return python_module_head(cls, o.total_steps) + python_class(g, cls, doc, o.total_steps);
+  return python_module_head(cls, o.total_steps) + (g.is_program() ? kPythonProgramHelpers : "") + python_class(g, cls, doc, o.total_steps);
 }
 
 // ---------------------------------------------------------------- libtorch C++
@@ -403,7 +463,7 @@ struct {cls}Options : public torch::optim::OptimizerCloneableOptions<{cls}Option
 }
 
 // The optimizer class's public members: constructor, step() with clipping, the per-parameter state.
-std::string cpp_public_members(const std::string& cls) {
+std::string cpp_public_members(const std::string& cls, bool program) {
   return fmt::format(R"HDR(  explicit {cls}(std::vector<torch::Tensor> params, {cls}Options options = {{}})
       : torch::optim::Optimizer({{torch::optim::OptimizerParamGroup(std::move(params))}}, std::make_unique<{cls}Options>(options)) {{
     if ((options.warmup_fraction() > 0.0 || options.cosine_decay()) && options.total_steps() <= 0)
@@ -435,16 +495,17 @@ std::string cpp_public_members(const std::string& cls) {
     return loss;
   }}
 
-  // Per-parameter state: exp_avg, exp_avg_sq, Lion's momentum, step, NAdam's mu product.
+  // Per-parameter state: exp_avg, exp_avg_sq, Lion's momentum, step, NAdam's mu product{slots_doc}.
   struct ParamState {{
     std::int64_t step = 0;
-    torch::Tensor exp_avg, exp_avg_sq, lion_exp_avg;
+    torch::Tensor exp_avg, exp_avg_sq, lion_exp_avg{slots};
     double mu_product = 1.0;
   }};
   const std::map<const void*, ParamState>& param_states() const {{ return states_; }}
 
 )HDR",
-                     fmt::arg("cls", cls));
+                     fmt::arg("cls", cls), fmt::arg("slots", program ? ", slot0, slot1, slot2" : ""),
+                     fmt::arg("slots_doc", program ? ", a program's state slots" : ""));
 }
 
 // The optimizer class's private members: schedule, Nesterov coefficients, state and the
@@ -476,23 +537,28 @@ std::string cpp_private_members(const Genome& g) {
     if (fresh) {{
       it->second.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
       it->second.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
-      it->second.lion_exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      it->second.lion_exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);{slot_init}
     }}
     return it->second;
   }}
-  void step_one(torch::Tensor& p, const Hyper& o, double beta1, double beta2) {{
+{helpers}  void step_one(torch::Tensor& p, const Hyper& o, double beta1, double beta2) {{
     (void)beta1;
     (void)beta2;
 {step}  }}
   std::map<const void*, ParamState> states_;
 )HDR",
-                     fmt::arg("decay", num(genome::kNadamMomentumDecay)), fmt::arg("step", cpp_step(g)));
+                     fmt::arg("decay", num(genome::kNadamMomentumDecay)), fmt::arg("step", cpp_step(g)),
+                     fmt::arg("helpers", g.is_program() ? kCppProgramHelpers : ""),
+                     fmt::arg("slot_init", g.is_program() ? "\n      it->second.slot0 = torch::zeros_like(p, torch::MemoryFormat::Preserve);"
+                                                            "\n      it->second.slot1 = torch::zeros_like(p, torch::MemoryFormat::Preserve);"
+                                                            "\n      it->second.slot2 = torch::zeros_like(p, torch::MemoryFormat::Preserve);"
+                                                          : ""));
 }
 
 // The optimizer class: its public and private members.
 std::string cpp_class(const Genome& g, const std::string& cls) {
-  return "class " + cls + " : public torch::optim::Optimizer {\n public:\n" + cpp_public_members(cls) + " private:\n" + cpp_private_members(g) +
-         "};\n";
+  return "class " + cls + " : public torch::optim::Optimizer {\n public:\n" + cpp_public_members(cls, g.is_program()) + " private:\n" +
+         cpp_private_members(g) + "};\n";
 }
 
 std::string export_cpp(const Genome& g, const ExportOptions& o) {
@@ -509,9 +575,13 @@ std::string export_latex(const Genome& g, const ExportOptions& o) {
   for (std::size_t i = 0; i < defs.size(); ++i) s += "  &" + defs[i] + (i + 1 < defs.size() ? " \\\\\n" : "\n");
   s += "\\end{align*}\n";
   s += fmt::format("with $\\eta = {}$", brief(g.lr()));
-  if (g.needs_m() || g.needs_lion_m()) s += fmt::format(", $\\beta_1 = {}$", brief(g.beta1));
-  if (g.needs_v() || g.needs_lion_m()) s += fmt::format(", $\\beta_2 = {}$", brief(g.beta2));
-  if (g.needs_v()) s += fmt::format(", $\\epsilon = {}$", brief(g.eps()));
+  using genome::Constant;
+  const genome::Program& p = g.program;
+  const bool program = g.is_program();
+  if (program ? p.reads(Constant::Name::Beta1) || p.uses(genome::ProgramOp::Nesterov) : g.needs_m() || g.needs_lion_m())
+    s += fmt::format(", $\\beta_1 = {}$", brief(g.beta1));
+  if (program ? p.reads(Constant::Name::Beta2) : g.needs_v() || g.needs_lion_m()) s += fmt::format(", $\\beta_2 = {}$", brief(g.beta2));
+  if (program ? p.reads(Constant::Name::Eps) : g.needs_v()) s += fmt::format(", $\\epsilon = {}$", brief(g.eps()));
   if (g.log10_weight_decay) s += fmt::format(", $\\lambda = {}$", brief(g.weight_decay()));
   return s + ".\n";
 }
@@ -660,10 +730,10 @@ std::string export_text(const Genome& g, Format format, const ExportOptions& o) 
 
 std::string export_genome(const Genome& genome, Format format, const ExportOptions& options) {
   genome.validate(genome::Bounds::kHardMaxTerms);
-  if (genome.is_program()) throw Error("the genome is a program; export writes term genomes (exporting programs is not built yet)");
-  if (!genome.is_terms())
-    throw Error(std::string("the genome is the hand-made optimizer ") + genome::algorithm_name(genome.algorithm) +
-                " (a comparison baseline), not a term genome; export writes term genomes (the authors publish their own code)");
+  if (!genome.has_rule())
+    throw Error(
+        std::string("the genome is the hand-made optimizer ") + genome::algorithm_name(genome.algorithm) +
+        " (a comparison baseline), not an update rule; export writes weighted sums of terms and programs (the authors publish their own code)");
   if (options.total_steps < 0) throw Error("total steps must be >= 0, got " + std::to_string(options.total_steps));
   const Genome g = genome.canonical();
   if (g.has_schedule() && options.total_steps == 0)

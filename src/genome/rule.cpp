@@ -291,15 +291,30 @@ std::string spell_update(const Stmt& s, Lang lang) {
 
 std::vector<std::string> lines(const Rule& rule, Lang lang) {
   const bool py = lang == Lang::Python;
+  // C++ declares a name once: one let is a const, a name let again (a program's temporaries)
+  // is declared at its first let and assigned after.
+  std::array<int, kVarCount> lets{};
+  for (const auto& s : rule.stmts)
+    if (s.kind == Stmt::Kind::Let) ++lets[static_cast<std::size_t>(s.target)];
+  std::array<bool, kVarCount> declared{};
   std::vector<std::string> out;
   for (const auto& s : rule.stmts) {
     const VarInfo& v = var_info(s.target);
     const std::string name(py ? v.python : v.cpp);
     std::string line;
     switch (s.kind) {
-      case Stmt::Kind::Let:
-        line = py ? name + " = " + python(s.value) : fmt::format("const {} {} = {};", v.tensor ? "torch::Tensor" : "double", name, cpp(s.value));
+      case Stmt::Kind::Let: {
+        const auto i = static_cast<std::size_t>(s.target);
+        if (py)
+          line = name + " = " + python(s.value);
+        else if (lets[i] == 1)
+          line = fmt::format("const {} {} = {};", v.tensor ? "torch::Tensor" : "double", name, cpp(s.value));
+        else
+          line = declared[i] ? fmt::format("{} = {};", name, cpp(s.value))
+                             : fmt::format("{} {} = {};", v.tensor ? "torch::Tensor" : "double", name, cpp(s.value));
+        declared[i] = true;
         break;
+      }
       case Stmt::Kind::Update:
         line = spell_update(s, lang) + (py ? "" : ";");
         break;

@@ -235,13 +235,10 @@ std::string section_winner(const Run& r, std::int64_t steps) {
     sched.points.emplace_back(static_cast<double>(s + 1), optim::schedule_factor(g.warmup_fraction, g.cosine_decay, s, steps));
   out += line_chart("schedule", fmt::format("Schedule over the {} training steps", steps), "step", "η_t / η", {sched}, {}, std::pair{0.0, 1.05});
   out += "</div></div>";
-  if (g.is_program())
-    out += "<p>A program: exporting programs is not built yet; <code>evoopt genome show</code> on its best_genome.json prints its statements.</p>";
-  else
-    out += fmt::format(
-        "<p>Export it: <code>evoopt export {} --format pytorch -o evolved_optimizer.py</code> (or <code>--format cpp</code>, <code>latex</code>, "
-        "<code>markdown</code>).</p>",
-        esc(r.dir.string()));
+  out += fmt::format(
+      "<p>Export it: <code>evoopt export {} --format pytorch -o evolved_optimizer.py</code> (or <code>--format cpp</code>, <code>latex</code>, "
+      "<code>markdown</code>).</p>",
+      esc(r.dir.string()));
   return out;
 }
 

@@ -2,7 +2,8 @@
 // batches, trained 60 steps with (a) GenomeOptimizer, (b) the exported PyTorch class under
 // Debian's python3-torch (/usr/bin/python3), (c) the exported libtorch header compiled into
 // this test; parameters agree in float64. For every preset and for two genomes that use
-// every term, both weight-decay kinds, the schedule and clipping. Also the formats, the
+// every term, both weight-decay kinds, the schedule and clipping, and a program that uses
+// every operation (issue 28). Also the formats, the
 // provenance of a run directory and bad input through the CLI; and (issue 25) the header
 // exported at build time from a run directory built to inject code (export_hostile_run.py,
 // ExportedHostile) compiles into this test and trains, class names that break or shadow are
@@ -25,6 +26,7 @@
 #include "ExportedHostile.hpp"
 #include "ExportedLion.hpp"
 #include "ExportedNAdamW.hpp"
+#include "ExportedProgram.hpp"
 #include "ExportedRmsProp.hpp"
 #include "ExportedSgd.hpp"
 #include "ExportedSignum.hpp"
@@ -59,7 +61,8 @@ std::vector<Case> cases() {
           {"lion", "ExportedLion"},
           {"nadamw", "ExportedNAdamW"},
           {dir + "all_terms_l2.json", "ExportedAllTermsL2"},
-          {dir + "all_terms_decoupled.json", "ExportedAllTermsDecoupled"}};
+          {dir + "all_terms_decoupled.json", "ExportedAllTermsDecoupled"},
+          {dir + "program_every_op.json", "ExportedProgram"}};
 }
 
 std::pair<torch::Tensor, torch::Tensor> run_header(const std::string& cls, const Problem& p) {
@@ -71,6 +74,7 @@ std::pair<torch::Tensor, torch::Tensor> run_header(const std::string& cls, const
   if (cls == "ExportedLion") return with_header<ExportedLion>(p);
   if (cls == "ExportedNAdamW") return with_header<ExportedNAdamW>(p);
   if (cls == "ExportedAllTermsL2") return with_header<ExportedAllTermsL2>(p);
+  if (cls == "ExportedProgram") return with_header<ExportedProgram>(p);
   return with_header<ExportedAllTermsDecoupled>(p);
 }
 }  // namespace
@@ -117,6 +121,12 @@ TEST(Export, FormulasProvenanceAndBadInput) {
   EXPECT_NE(md.find("$$"), std::string::npos);
   EXPECT_NE(md.find("| weight decay λ | 0.01 (decoupled) |"), std::string::npos) << md;
   EXPECT_NE(md.find("\\eta_t \\lambda"), std::string::npos) << md;
+  // A program: its statements in order as definitions, u in the update.
+  const genome::Genome program = genome::load_genome(std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/export_genomes/program_every_op.json");
+  const std::string ptex = exports::export_genome(program, exports::Format::Latex, o);
+  for (const char* piece : {"\\eta_t\\, u_t", "s_{0,t} = ", "\\operatorname{NS}_5", "u_t = ", "s_{0} \\leftarrow ", "\\beta_1 = 0.85"})
+    EXPECT_NE(ptex.find(piece), std::string::npos) << piece << "\n" << ptex;
+  EXPECT_LT(ptex.find("\\operatorname{NS}_5"), ptex.find("u_t = "));
   // Without bias correction the hats go.
   genome::Genome plain = genome::preset("adam");
   plain.bias_correction = false;
