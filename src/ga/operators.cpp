@@ -53,29 +53,12 @@ using genome::ProgramOp;
 using genome::Statement;
 using genome::rule::Var;
 
-constexpr ProgramOp kAllOps[] = {
-    ProgramOp::Add,         ProgramOp::Sub,           ProgramOp::Mul,     ProgramOp::Div,    ProgramOp::Min,         ProgramOp::Max,
-    ProgramOp::Neg,         ProgramOp::Abs,           ProgramOp::Sign,    ProgramOp::Sqrt,   ProgramOp::Square,      ProgramOp::Exp,
-    ProgramOp::Rsqrt,       ProgramOp::Clip,          ProgramOp::Scale,   ProgramOp::Interp, ProgramOp::BiasCorrect, ProgramOp::RmsNormalize,
-    ProgramOp::L2Normalize, ProgramOp::Orthogonalize, ProgramOp::Nesterov};
 constexpr Var kWritable[] = {Var::S0, Var::S1, Var::S2, Var::R0, Var::R1, Var::R2, Var::R3, Var::R4, Var::R5, Var::R6, Var::R7, Var::U};
 
-// An operation's register count and constant, read off a parsed example (the program's own
-// table stays in program.cpp).
-struct Shape {
-  int registers;
-  bool constant;
-};
-Shape shape_of(ProgramOp op) {
-  const std::string name = genome::program_op_name(op);
-  for (const char* tail : {"(g, g)", "(g)", "(g, g, 0.5)", "(g, 0.5)"}) {
-    try {
-      const Program p = Program::parse({"u = " + name + tail});
-      return {static_cast<int>(p.statements[0].args.size()), p.statements[0].c.has_value()};
-    } catch (const Error&) {
-    }
-  }
-  throw Error("program operation " + name + " has no shape");
+// An operation drawn uniformly from the program operations.
+ProgramOp random_op(Rng& rng) {
+  const auto& ops = genome::program_ops();
+  return ops[rng.below(ops.size())];
 }
 
 // A fresh constant for `op`, valid for it: a β-like weight, an ε, a bound, a scale.
@@ -123,12 +106,11 @@ std::vector<Var> readable(const Program& p, std::size_t k) {
 
 Statement random_statement(const Program& p, std::size_t k, Rng& rng) {
   Statement s;
-  s.op = kAllOps[rng.below(std::size(kAllOps))];
+  s.op = random_op(rng);
   s.dst = kWritable[rng.below(std::size(kWritable))];
-  const Shape sh = shape_of(s.op);
   const auto regs = readable(p, k);
-  for (int i = 0; i < sh.registers; ++i) s.args.push_back(regs[rng.below(regs.size())]);
-  if (sh.constant) s.c = random_constant(s.op, rng);
+  for (int i = 0; i < genome::program_op_registers(s.op); ++i) s.args.push_back(regs[rng.below(regs.size())]);
+  if (genome::program_op_takes_constant(s.op)) s.c = random_constant(s.op, rng);
   return s;
 }
 
@@ -152,12 +134,13 @@ Program mutate_program(const Program& p, int max_statements, Rng& rng, std::vect
     if (n == 0) break;
     Statement& s = q.statements[rng.below(n)];
     if (move == 0) {
-      const Shape old = shape_of(s.op);
-      s.op = kAllOps[rng.below(std::size(kAllOps))];
-      const Shape now = shape_of(s.op);
-      if (now.registers != old.registers) continue;  // same operands only: the move changes what is done to them
-      if (now.constant && !old.constant) s.c = random_constant(s.op, rng);
-      if (!now.constant) s.c.reset();
+      const ProgramOp old = s.op;
+      s.op = random_op(rng);
+      // Same operands only: the move changes what is done to them.
+      if (genome::program_op_registers(s.op) != genome::program_op_registers(old)) continue;
+      const bool takes = genome::program_op_takes_constant(s.op);
+      if (takes && !genome::program_op_takes_constant(old)) s.c = random_constant(s.op, rng);
+      if (!takes) s.c.reset();
     } else if (move == 1) {
       if (s.args.empty()) continue;
       const std::size_t k = static_cast<std::size_t>(&s - q.statements.data());

@@ -265,6 +265,18 @@ std::string Constant::text() const {
 
 const char* program_op_name(ProgramOp op) { return row(op).name; }
 
+const std::vector<ProgramOp>& program_ops() {
+  static const std::vector<ProgramOp> ops = [] {
+    std::vector<ProgramOp> out;
+    for (const auto& r : kOps) out.push_back(r.op);
+    return out;
+  }();
+  return ops;
+}
+
+int program_op_registers(ProgramOp op) { return row(op).registers; }
+bool program_op_takes_constant(ProgramOp op) { return row(op).constant != ConstantKind::None; }
+
 std::string Statement::text() const {
   std::string out = std::string(register_name(dst)) + " = " + program_op_name(op) + "(";
   for (std::size_t i = 0; i < args.size(); ++i) out += (i ? ", " : "") + std::string(register_name(args[i]));
@@ -400,19 +412,12 @@ Probe probe(const Genome& g) {
         for (std::int64_t i = 0; i < grad.numel(); ++i) grad.data_ptr<double>()[i] = grads.normal(0.0, 1.0);
         rule::Env env;
         auto tensor = [&env](Var v) -> torch::Tensor& { return env.tensor[static_cast<std::size_t>(v)]; };
-        auto scalar = [&env](Var v) -> double& { return env.scalar[static_cast<std::size_t>(v)]; };
         tensor(Var::Param) = params[k];
         tensor(Var::Grad) = grad;
         tensor(Var::S0) = slots[0][k];
         tensor(Var::S1) = slots[1][k];
         tensor(Var::S2) = slots[2][k];
-        scalar(Var::Step) = static_cast<double>(t);
-        scalar(Var::LrT) = 1e-2;
-        scalar(Var::Beta1) = g.beta1;
-        scalar(Var::Beta2) = g.beta2;
-        scalar(Var::Eps) = g.eps();
-        scalar(Var::Wd) = g.weight_decay();
-        env.step = t;
+        rule::set_step_scalars(env, g, t, 1e-2);
         env.mu_product = mu_product[k];
         rule::run(r, env);
         mu_product[k] = env.mu_product;

@@ -527,6 +527,17 @@ Rule update_rule(const Genome& genome) {
   return update_rule(genome, terms);
 }
 
+void set_step_scalars(Env& env, const Genome& g, std::int64_t t, double lr_t) {
+  auto scalar = [&env](Var v) -> double& { return env.scalar[static_cast<std::size_t>(v)]; };
+  scalar(Var::Step) = static_cast<double>(t);
+  scalar(Var::LrT) = lr_t;
+  scalar(Var::Beta1) = g.beta1;
+  scalar(Var::Beta2) = g.beta2;
+  scalar(Var::Eps) = g.eps();
+  scalar(Var::Wd) = g.weight_decay();
+  env.step = t;
+}
+
 void run(const Rule& rule, Env& env) {
   for (const auto& s : rule.stmts) {
     const auto i = static_cast<std::size_t>(s.target);

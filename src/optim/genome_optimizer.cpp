@@ -101,7 +101,6 @@ void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule&
 
   genome::rule::Env env;
   auto tensor = [&env](Var v) -> torch::Tensor& { return env.tensor[static_cast<std::size_t>(v)]; };
-  auto scalar = [&env](Var v) -> double& { return env.scalar[static_cast<std::size_t>(v)]; };
   tensor(Var::Param) = p;
   tensor(Var::Grad) = p.grad();
   tensor(Var::M) = state.exp_avg();
@@ -110,13 +109,7 @@ void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule&
   tensor(Var::S0) = state.slot0();
   tensor(Var::S1) = state.slot1();
   tensor(Var::S2) = state.slot2();
-  scalar(Var::Step) = static_cast<double>(t);
-  scalar(Var::LrT) = options.lr() * schedule_factor(g.warmup_fraction, g.cosine_decay, t - 1, options.total_steps());
-  scalar(Var::Beta1) = g.beta1;
-  scalar(Var::Beta2) = g.beta2;
-  scalar(Var::Eps) = g.eps();
-  scalar(Var::Wd) = g.weight_decay();
-  env.step = t;
+  genome::rule::set_step_scalars(env, g, t, options.lr() * schedule_factor(g.warmup_fraction, g.cosine_decay, t - 1, options.total_steps()));
   env.mu_product = state.mu_product();
   genome::rule::run(rule, env);
   state.mu_product(env.mu_product);

@@ -101,6 +101,11 @@ struct Program {
 };
 
 const char* program_op_name(ProgramOp op);
+// Every operation, in the table's order, and what each reads: its register operands and
+// whether it takes a constant.
+const std::vector<ProgramOp>& program_ops();
+int program_op_registers(ProgramOp op);
+bool program_op_takes_constant(ProgramOp op);
 
 // The same function in a canonical text: statements that cannot reach u dropped (through the
 // state slots, across steps), the operands of add, mul, min and max in register order, and

@@ -187,6 +187,8 @@ struct Env {
   std::int64_t step = 0;
   double mu_product = 1.0;  // NAdam's Π μ_i, read and updated by a Nesterov statement
 };
+// The scalars of step t (1-based): t, η_t and the genome's β1, β2, ε and λ.
+void set_step_scalars(Env& env, const Genome& g, std::int64_t t, double lr_t);
 void run(const Rule& rule, Env& env);
 torch::Tensor evaluate(const Expr& e, const Env& env);  // a tensor-valued expression
 
