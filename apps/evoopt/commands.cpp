@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
+#include <algorithm>
 
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -80,24 +81,39 @@ int cmd_data_verify(const DataArgs& a) {
   return all_ok ? 0 : 1;
 }
 
+namespace {
+// A program genome's statements, numbered; with a second program, each under its parameters.
+void print_programs(const genome::Genome& g) {
+  const auto print = [](const genome::Program& p) {
+    const auto lines = p.lines();
+    for (std::size_t i = 0; i < lines.size(); ++i) std::cout << fmt::format("{:>3}  {}\n", i + 1, lines[i]);
+  };
+  if (g.has_program_rest()) std::cout << "program (hidden weight matrices, η):\n";
+  print(g.program);
+  if (!g.has_program_rest()) return;
+  std::cout << "program_rest (biases, normalisation, first layer, head; η_aux):\n";
+  print(g.program_rest);
+}
+}  // namespace
+
 int cmd_genome_show(const std::string& which) {
   const genome::Genome g = genome::load_genome(which);
   g.validate(genome::Bounds::kHardMaxTerms);
   const genome::Genome c = g.canonical();
   std::cout << c.formula() << "\n" << c.hyperparameters() << "\n";
   std::cout << "hash: " << g.hash_hex() << "\n";
-  const auto lines = c.program.lines();
-  for (std::size_t i = 0; i < lines.size(); ++i) std::cout << fmt::format("{:>3}  {}\n", i + 1, lines[i]);
+  print_programs(c);
   std::cout << c.to_json().dump(2) << "\n";
   return 0;
 }
 
 int cmd_genome_program(const std::string& which, const std::string& out) {
-  genome::Genome g = genome::load_genome(which);
+  const auto names = genome::program_preset_names();
+  genome::Genome g = std::find(names.begin(), names.end(), which) != names.end() ? genome::program_preset(which) : genome::load_genome(which);
   g.validate(genome::Bounds::kHardMaxTerms);
+  if (!g.has_rule()) g = genome::program_preset(which);  // a hand-made method without a program form: the error lists those with one
   if (!g.is_program()) g = genome::program_genome(g);
-  const auto lines = g.program.lines();
-  for (std::size_t i = 0; i < lines.size(); ++i) std::cout << fmt::format("{:>3}  {}\n", i + 1, lines[i]);
+  print_programs(g);
   std::cout << g.hyperparameters() << "\n";
   if (!out.empty()) {
     genome::save_genome(g, out);

@@ -52,6 +52,7 @@ std::string num(double v) { return fmt::format("{:.17g}", v); }
 // Six significant digits, for people.
 std::string brief(double v) { return fmt::format("{:.6g}", v); }
 
+using genome::Constant;
 using genome::rule::Var;
 // The optimizer-state tensors, in the order exports allocate them.
 constexpr Var kStateVars[] = {Var::M, Var::V, Var::C, Var::S0, Var::S1, Var::S2};
@@ -91,6 +92,22 @@ def _orthogonalize(x, steps=5):
     return X.reshape(x.shape)
 
 
+def _average_weight(lr_t, state):
+    """Schedule-Free's averaging weight c_t: (largest lr_t so far)^2 over the sum of those squares."""
+    state["lr_max"] = max(state["lr_max"], lr_t)
+    weight = state["lr_max"] ** 2
+    state["weight_sum"] += weight
+    return weight / state["weight_sum"] if state["weight_sum"] > 0 else 0.0
+
+
+def _aspect_scale(x):
+    """sqrt(max(1, rows/cols)) * x, x viewed as _orthogonalize views it (Muon's scale); 1-D: a copy."""
+    if x.dim() < 2:
+        return x.clone()
+    rows = x.size(0)
+    return x * math.sqrt(max(1.0, rows / (x.numel() / rows)))
+
+
 )PY";
 
 constexpr const char* kCppProgramHelpers = R"HDR(  static torch::Tensor safe_div(const torch::Tensor& a, const torch::Tensor& b) {
@@ -113,6 +130,17 @@ constexpr const char* kCppProgramHelpers = R"HDR(  static torch::Tensor safe_div
     }
     if (tall) X = X.t();
     return X.reshape(x.sizes());
+  }
+  static double average_weight(double lr_t, double& lr_max, double& weight_sum) {
+    lr_max = std::max(lr_max, lr_t);
+    const double w = lr_max * lr_max;
+    weight_sum += w;
+    return weight_sum > 0 ? w / weight_sum : 0.0;
+  }
+  static torch::Tensor aspect_scale(const torch::Tensor& x) {
+    if (x.dim() < 2) return x.clone();
+    const double rows = static_cast<double>(x.size(0)), cols = static_cast<double>(x.numel()) / rows;
+    return x * std::sqrt(std::max(1.0, rows / cols));
   }
 )HDR";
 
@@ -278,25 +306,89 @@ std::vector<std::string> doc_lines(const Genome& g, const Provenance& p, const s
 
 // ---------------------------------------------------------------- PyTorch
 
-// The per-parameter body of step(): state, t and η_t around the genome's update rule.
-std::string python_step(const Genome& g) {
+// The per-parameter body of step() for a one-program (or term) genome, at `indent`: state, t
+// and η_t (from the group's `lr_key`) around the genome's update rule.
+std::string python_part_step(const Genome& g, const std::string& indent, const char* lr_key) {
   const genome::rule::Rule rule = genome::rule::update_rule(g);
+  const genome::rule::Rule at_x = g.is_program() ? genome::evaluation_rule(g) : genome::rule::Rule{};
   std::string s;
-  auto line = [&](const std::string& l) { s += "                " + l + "\n"; };
+  auto line = [&](const std::string& l) { s += indent + l + "\n"; };
   line("state = self.state[p]");
   line("if len(state) == 0:");
   line("    state[\"step\"] = 0");
   for (Var v : kStateVars)
-    if (rule.reads(v))
+    if (rule.reads(v) || at_x.reads(v))
       line(fmt::format("    state[\"{}\"] = torch.zeros_like(p, memory_format=torch.preserve_format)", genome::rule::var_info(v).state_key));
   if (rule.reads(Var::Ng)) line("    state[\"mu_product\"] = 1.0");
+  if (rule.reads(Var::AvgW)) line("    state[\"lr_max\"], state[\"weight_sum\"] = 0.0, 0.0");
   line("state[\"step\"] += 1");
   line("t = state[\"step\"]");
-  line("lr_t = group[\"lr\"] * _schedule_factor(group[\"warmup_fraction\"], group[\"cosine_decay\"], t - 1, group[\"total_steps\"])");
+  line(fmt::format("lr_t = group[\"{}\"] * _schedule_factor(group[\"warmup_fraction\"], group[\"cosine_decay\"], t - 1, group[\"total_steps\"])",
+                   lr_key));
   for (Var v : kStateVars)
     if (rule.reads(v)) line(fmt::format("{} = state[\"{}\"]", genome::rule::var_info(v).python, genome::rule::var_info(v).state_key));
   for (const auto& l : genome::rule::python_lines(rule)) line(l);
   return s;
+}
+
+// The parts of a genome as exports write them: one (itself), or the hidden matrices' and the
+// rest's programs.
+bool two_parts(const Genome& g) { return g.is_program() && g.has_program_rest(); }
+
+// The per-parameter body of step(); with two programs, the group's "rest" picks the part.
+std::string python_step(const Genome& g) {
+  if (!two_parts(g)) return python_part_step(g, "                ", "lr");
+  return "                if group[\"rest\"]:\n" + python_part_step(genome::program_part(g, genome::Part::Rest), "                    ", "aux_lr") +
+         "                else:\n" + python_part_step(genome::program_part(g, genome::Part::Hidden), "                    ", "lr");
+}
+
+// A part's evaluation point for one parameter p (its state non-empty), at `indent`.
+std::string python_part_x(const Genome& part, const std::string& indent, const char* lr_key) {
+  const genome::rule::Rule at_x = genome::evaluation_rule(part);
+  if (at_x.stmts.empty()) return indent + "continue\n";
+  std::string s;
+  auto line = [&](const std::string& l) { s += indent + l + "\n"; };
+  line("t = state[\"step\"]");
+  line(fmt::format("lr_t = group[\"{}\"] * _schedule_factor(group[\"warmup_fraction\"], group[\"cosine_decay\"], t - 1, group[\"total_steps\"])",
+                   lr_key));
+  for (Var v : kStateVars)
+    if (at_x.reads(v)) line(fmt::format("{} = state[\"{}\"]", genome::rule::var_info(v).python, genome::rule::var_info(v).state_key));
+  for (const auto& l : genome::rule::python_lines(at_x)) line(l);
+  line("state[\"train_weights\"] = p.clone()");
+  line("p.copy_(x)");
+  return s;
+}
+
+// eval() and train() of a genome evaluated elsewhere (a program's evaluation point, as
+// Schedule-Free's x): empty otherwise.
+std::string python_eval_methods(const Genome& g) {
+  if (!g.is_program() || !g.evaluates_elsewhere()) return "";
+  const std::string at_x =
+      two_parts(g)
+          ? "                if group[\"rest\"]:\n" + python_part_x(genome::program_part(g, genome::Part::Rest), "                    ", "aux_lr") +
+                "                else:\n" + python_part_x(genome::program_part(g, genome::Part::Hidden), "                    ", "lr")
+          : python_part_x(g, "                ", "lr");
+  return R"PY(
+    @torch.no_grad()
+    def eval(self):
+        """Moves every parameter that has stepped to the weights this optimizer is evaluated at (x); train() moves them back."""
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                state = self.state[p]
+                if len(state) == 0 or "train_weights" in state:
+                    continue
+)PY" + at_x +
+         R"PY(
+    @torch.no_grad()
+    def train(self):
+        """Puts back the training weights eval() moved."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                if "train_weights" in state:
+                    p.copy_(state.pop("train_weights"))
+)PY";
 }
 
 // The module's docstring, imports and the functions the class calls: the schedule and NAdam's
@@ -346,65 +438,108 @@ def _nesterov_coefficients(beta1, bias_correction, t, state):
 }
 
 // The optimizer class: the genome's hyperparameters as defaults, clipping, then the
-// genome's update rule per parameter.
+// genome's update rule per parameter (with two programs, per the group's "rest"), and eval()
+// and train() where it is evaluated elsewhere.
 std::string python_class(const Genome& g, const std::string& cls, const std::string& doc, std::int64_t total_steps) {
-  return fmt::format(R"PY(class {cls}(torch.optim.Optimizer):
-    """An optimizer discovered by evoopt.
-
-{doc}
-    Equal (within float rounding) to evoopt's GenomeOptimizer for this genome: the same
-    state (exp_avg, exp_avg_sq, lion_exp_avg, step), clipping by the global gradient norm
-    of each parameter group, the schedule over `total_steps` steps.
-    """
-
-    def __init__(self, params, lr={lr}, betas=({b1}, {b2}), eps={eps}, weight_decay={wd},
-                 warmup_fraction={warm}, cosine_decay={cos}, clip_norm={clip}, total_steps={total}):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {{lr}}")
-        if (warmup_fraction > 0.0 or cosine_decay) and total_steps <= 0:
-            raise ValueError("this optimizer has a learning-rate schedule: give total_steps (the run's step count)")
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, warmup_fraction=warmup_fraction,
-                        cosine_decay=cosine_decay, clip_norm=clip_norm, total_steps=total_steps)
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            params = [p for p in group["params"] if p.grad is not None]
-            if group["clip_norm"] is not None and params:
+  const bool two = two_parts(g), elsewhere = g.is_program() && g.evaluates_elsewhere();
+  const std::string per_group_clip = R"PY(            if group["clip_norm"] is not None and params:
                 total = torch.stack([p.grad.norm(2) for p in params]).norm(2).item()
                 coef = group["clip_norm"] / (total + 1e-6)
                 if coef < 1.0:
                     for p in params:
                         p.grad.mul_(coef)
-            for p in params:
+)PY";
+  // Two programs clip over every parameter, as evoopt clips over the whole model.
+  const std::string global_clip = R"PY(        everything = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if self.defaults["clip_norm"] is not None and everything:
+            total = torch.stack([p.grad.norm(2) for p in everything]).norm(2).item()
+            coef = self.defaults["clip_norm"] / (total + 1e-6)
+            if coef < 1.0:
+                for p in everything:
+                    p.grad.mul_(coef)
+)PY";
+  const std::string guard = elsewhere ? R"PY(        if any("train_weights" in state for state in self.state.values()):
+            raise RuntimeError("step() at the evaluation point: call train() first")
+)PY"
+                                      : "";
+  return fmt::format(
+      R"PY(class {cls}(torch.optim.Optimizer):
+    """An optimizer discovered by evoopt.
+
+{doc}
+    Equal (within float rounding) to evoopt's GenomeOptimizer for this genome: the same
+    state (exp_avg, exp_avg_sq, lion_exp_avg, step), clipping by the global gradient norm
+    of {clip_scope}, the schedule over `total_steps` steps.{two_doc}{eval_doc}
+    """
+
+    def __init__(self, params, lr={lr}, betas=({b1}, {b2}), eps={eps}, weight_decay={wd},
+                 warmup_fraction={warm}, cosine_decay={cos}, clip_norm={clip}, total_steps={total}{aux_sig}):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {{lr}}")
+        if (warmup_fraction > 0.0 or cosine_decay) and total_steps <= 0:
+            raise ValueError("this optimizer has a learning-rate schedule: give total_steps (the run's step count)")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, warmup_fraction=warmup_fraction,
+                        cosine_decay=cosine_decay, clip_norm=clip_norm, total_steps=total_steps{aux_defaults})
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+{guard}        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+{global_clip}        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            params = [p for p in group["params"] if p.grad is not None]
+{group_clip}            for p in params:
                 if p.grad.is_sparse:
                     raise RuntimeError("{cls} does not support sparse gradients")
 {step}        return loss
-)PY",
-                     fmt::arg("cls", cls), fmt::arg("doc", doc), fmt::arg("total", total_steps), fmt::arg("lr", num(g.lr())),
-                     fmt::arg("b1", num(g.beta1)), fmt::arg("b2", num(g.beta2)), fmt::arg("eps", num(g.eps())), fmt::arg("wd", num(g.weight_decay())),
-                     fmt::arg("warm", num(g.warmup_fraction)), fmt::arg("cos", g.cosine_decay ? "True" : "False"),
-                     fmt::arg("clip", g.clip_norm ? num(*g.clip_norm) : "None"), fmt::arg("step", python_step(g)));
+{eval_methods})PY",
+      fmt::arg("cls", cls), fmt::arg("doc", doc), fmt::arg("total", total_steps), fmt::arg("lr", num(g.lr())), fmt::arg("b1", num(g.beta1)),
+      fmt::arg("b2", num(g.beta2)), fmt::arg("eps", num(g.eps())), fmt::arg("wd", num(g.weight_decay())), fmt::arg("warm", num(g.warmup_fraction)),
+      fmt::arg("cos", g.cosine_decay ? "True" : "False"), fmt::arg("clip", g.clip_norm ? num(*g.clip_norm) : "None"),
+      fmt::arg("step", python_step(g)), fmt::arg("clip_scope", two ? "all parameters" : "each parameter group"),
+      fmt::arg("two_doc", two ? "\n    Two programs: a group with \"rest\": True (biases, normalisation, the first layer, the head)\n"
+                                "    steps with the second at aux_lr; split_parameters(model.named_parameters()) makes\n"
+                                "    both groups as evoopt splits a model."
+                              : ""),
+      fmt::arg("eval_doc", elsewhere ? "\n    Evaluate the model after eval() (the parameters move to the evaluation point) and\n"
+                                       "    call train() before the next step."
+                                     : ""),
+      fmt::arg("aux_sig", two ? ", aux_lr=" + num(g.aux_lr()) : ""), fmt::arg("aux_defaults", two ? ", aux_lr=aux_lr, rest=False" : ""),
+      fmt::arg("guard", guard), fmt::arg("global_clip", two ? global_clip : ""), fmt::arg("group_clip", two ? "" : per_group_clip),
+      fmt::arg("eval_methods", python_eval_methods(g)));
 }
+
+// Muon's split as a module function, for an optimizer with two programs.
+constexpr const char* kPythonSplit = R"PY(def split_parameters(named_parameters):
+    """evoopt's split of a model: the matrices between the first (input layer) and the last (head) step
+    with the first program, everything else with the second ("rest": True, at aux_lr)."""
+    named = list(named_parameters)
+    matrices = [name for name, p in named if p.dim() >= 2]
+    hidden = set(matrices[1:-1])
+    groups = [{"params": [p for name, p in named if name in hidden]},
+              {"params": [p for name, p in named if name not in hidden], "rest": True}]
+    return [group for group in groups if group["params"]]
+
+
+)PY";
 
 std::string export_pytorch(const Genome& g, const ExportOptions& o) {
   const std::string cls = o.class_name;
   const std::string doc = lines_in(doc_lines(g, o.provenance, "    "), "    ", python_docstring_text);
-  return python_module_head(cls, o.total_steps) + (g.is_program() ? kPythonProgramHelpers : "") + python_class(g, cls, doc, o.total_steps);
+  return python_module_head(cls, o.total_steps) + (g.is_program() ? kPythonProgramHelpers : "") + (two_parts(g) ? kPythonSplit : "") +
+         python_class(g, cls, doc, o.total_steps);
 }
 
 // ---------------------------------------------------------------- libtorch C++
 
-std::string cpp_step(const Genome& g) {
+// One part's step for one parameter, at `indent`.
+std::string cpp_part_step(const Genome& g, const std::string& indent) {
   const genome::rule::Rule rule = genome::rule::update_rule(g);
   std::string s;
-  auto line = [&](const std::string& l) { s += "    " + l + "\n"; };
+  auto line = [&](const std::string& l) { s += indent + l + "\n"; };
   line("auto& st = state_for(p);");
   line("st.step += 1;");
   line("const std::int64_t t = st.step;");
@@ -413,6 +548,75 @@ std::string cpp_step(const Genome& g) {
     if (rule.reads(v)) line(fmt::format("torch::Tensor& {} = st.{};", genome::rule::var_info(v).cpp, genome::rule::var_info(v).state_key));
   for (const auto& l : genome::rule::cpp_lines(rule)) line(l);
   return s;
+}
+
+std::string cpp_step(const Genome& g) {
+  if (!two_parts(g)) return cpp_part_step(g, "    ");
+  return "    if (rest) {\n" + cpp_part_step(genome::program_part(g, genome::Part::Rest), "      ") + "    } else {\n" +
+         cpp_part_step(genome::program_part(g, genome::Part::Hidden), "      ") + "    }\n";
+}
+
+// One part's evaluation point for the parameter p with state st, at `indent` (nothing without one).
+std::string cpp_part_x(const Genome& part, const std::string& indent) {
+  const genome::rule::Rule at_x = genome::evaluation_rule(part);
+  if (at_x.stmts.empty()) return "";
+  std::string s;
+  auto line = [&](const std::string& l) { s += indent + l + "\n"; };
+  line("{");
+  line("  const std::int64_t t = st.step;");
+  line("  const double lr_t = o.lr * schedule_factor(o.warmup_fraction, o.cosine_decay, t - 1, o.total_steps);");
+  line("  (void)lr_t;");
+  for (Var v : kStateVars)
+    if (at_x.reads(v)) line(fmt::format("  torch::Tensor& {} = st.{};", genome::rule::var_info(v).cpp, genome::rule::var_info(v).state_key));
+  for (const auto& l : genome::rule::cpp_lines(at_x)) line("  " + l);
+  line("  st.train_weights = p.detach().clone();");
+  line("  p.copy_(x);");
+  line("}");
+  return s;
+}
+
+// to_evaluation() and to_training() of a genome evaluated elsewhere; empty otherwise.
+std::string cpp_eval_methods(const Genome& g, const std::string& cls) {
+  if (!g.is_program() || !g.evaluates_elsewhere()) return "";
+  const std::string at_x = two_parts(g)
+                               ? "        if (opts.rest()) {\n" + cpp_part_x(genome::program_part(g, genome::Part::Rest), "          ") +
+                                     "        } else {\n" + cpp_part_x(genome::program_part(g, genome::Part::Hidden), "          ") + "        }\n"
+                               : cpp_part_x(g, "        ");
+  return fmt::format(R"HDR(  // Moves every parameter that has stepped to the weights this optimizer is evaluated at (x);
+  // to_training() moves them back. step() refuses to run in between.
+  void to_evaluation() {{
+    torch::NoGradGuard no_grad;
+    if (at_evaluation_) return;
+    for (auto& group : param_groups_) {{
+      const auto& opts = static_cast<const {cls}Options&>(group.options());
+      const Hyper o{{{lr}, opts.eps(), opts.weight_decay(), opts.warmup_fraction(), opts.cosine_decay(), opts.total_steps()}};
+      const double beta1 = opts.beta1(), beta2 = opts.beta2();
+      (void)beta1;
+      (void)beta2;
+      for (auto& p : group.params()) {{
+        auto it = states_.find(p.unsafeGetTensorImpl());
+        if (it == states_.end()) continue;
+        ParamState& st = it->second;
+{at_x}      }}
+    }}
+    at_evaluation_ = true;
+  }}
+  void to_training() {{
+    torch::NoGradGuard no_grad;
+    for (auto& group : param_groups_)
+      for (auto& p : group.params()) {{
+        auto it = states_.find(p.unsafeGetTensorImpl());
+        if (it != states_.end() && it->second.train_weights.defined()) {{
+          p.copy_(it->second.train_weights);
+          it->second.train_weights = torch::Tensor();
+        }}
+      }}
+    at_evaluation_ = false;
+  }}
+
+)HDR",
+                     fmt::arg("cls", cls), fmt::arg("lr", two_parts(g) ? "opts.rest() ? opts.aux_lr() : opts.lr()" : "opts.lr()"),
+                     fmt::arg("at_x", at_x));
 }
 
 // The header's comment, includes and the options struct, whose defaults are the genome's
@@ -449,7 +653,7 @@ struct {cls}Options : public torch::optim::OptimizerCloneableOptions<{cls}Option
   TORCH_ARG(double, warmup_fraction) = {warm};
   TORCH_ARG(bool, cosine_decay) = {cos};
   TORCH_ARG(std::optional<double>, clip_norm) = {clip};
-  TORCH_ARG(std::int64_t, total_steps) = {total};
+  TORCH_ARG(std::int64_t, total_steps) = {total};{aux}
   double get_lr() const override {{ return lr(); }}
   void set_lr(const double lr) override {{ this->lr(lr); }}
 }};
@@ -459,53 +663,110 @@ struct {cls}Options : public torch::optim::OptimizerCloneableOptions<{cls}Option
                      fmt::arg("b2", num(g.beta2)), fmt::arg("eps", num(g.eps())), fmt::arg("wd", num(g.weight_decay())),
                      fmt::arg("warm", num(g.warmup_fraction)), fmt::arg("cos", g.cosine_decay ? "true" : "false"),
                      fmt::arg("clip", g.clip_norm ? "std::optional<double>(" + num(*g.clip_norm) + ")" : "std::nullopt"),
-                     fmt::arg("total", total_steps));
+                     fmt::arg("total", total_steps),
+                     fmt::arg("aux", two_parts(g) ? "\n  TORCH_ARG(double, aux_lr) = " + num(g.aux_lr()) +
+                                                        ";  // the second program's learning rate\n  TORCH_ARG(bool, rest) = false;  // this group "
+                                                        "steps with the second program"
+                                                  : ""));
 }
 
-// The optimizer class's public members: constructor, step() with clipping, the per-parameter state.
-std::string cpp_public_members(const std::string& cls, bool program) {
-  return fmt::format(R"HDR(  explicit {cls}(std::vector<torch::Tensor> params, {cls}Options options = {{}})
-      : torch::optim::Optimizer({{torch::optim::OptimizerParamGroup(std::move(params))}}, std::make_unique<{cls}Options>(options)) {{
-    if ((options.warmup_fraction() > 0.0 || options.cosine_decay()) && options.total_steps() <= 0)
-      throw std::invalid_argument("{cls}: this optimizer has a learning-rate schedule: give total_steps (the run's step count)");
+// The optimizer class's public members: constructors, step() with clipping, the per-parameter
+// state (and, with two programs, the split; where evaluated elsewhere, to_evaluation()).
+std::string cpp_public_members(const Genome& g, const std::string& cls) {
+  const bool program = g.is_program(), two = two_parts(g), elsewhere = program && g.evaluates_elsewhere();
+  const std::string two_ctor = fmt::format(R"HDR(  // Two programs: `hidden` steps with the first, `rest` with the second at aux_lr
+  // (split_parameters(model->named_parameters()) splits a model as evoopt does).
+  {cls}(std::vector<torch::Tensor> hidden, std::vector<torch::Tensor> rest, {cls}Options options = {{}})
+      : {cls}(std::move(hidden), options) {{
+    if (!rest.empty()) {{
+      auto r = std::make_unique<{cls}Options>(options);
+      r->rest(true);
+      add_param_group(torch::optim::OptimizerParamGroup(std::move(rest), std::move(r)));
+    }}
+  }}
+  static std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> split_parameters(
+      const torch::OrderedDict<std::string, torch::Tensor>& named) {{
+    std::vector<std::string> matrices;
+    for (const auto& item : named)
+      if (item.value().dim() >= 2) matrices.push_back(item.key());
+    std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> out;
+    for (const auto& item : named) {{
+      const auto at = std::find(matrices.begin(), matrices.end(), item.key());
+      const bool hidden = at != matrices.end() && at != matrices.begin() && at + 1 != matrices.end();
+      (hidden ? out.first : out.second).push_back(item.value());
+    }}
+    return out;
   }}
 
-  torch::Tensor step(LossClosure closure = nullptr) override {{
-    torch::NoGradGuard no_grad;
-    torch::Tensor loss;
-    if (closure != nullptr) {{
-      at::AutoGradMode enable_grad(true);
-      loss = closure();
-    }}
-    for (auto& group : param_groups_) {{
-      const auto& o = static_cast<const {cls}Options&>(group.options());
-      std::vector<torch::Tensor> params;
+)HDR",
+                                           fmt::arg("cls", cls));
+  const std::string global_clip = R"HDR(    std::vector<torch::Tensor> everything;
+    for (auto& group : param_groups_)
       for (auto& p : group.params())
-        if (p.grad().defined()) params.push_back(p);
-      if (o.clip_norm() && !params.empty()) {{
+        if (p.grad().defined()) everything.push_back(p);
+    const auto& first = static_cast<const )HDR" +
+                                  cls +
+                                  R"HDR(Options&>(param_groups_.front().options());
+    if (first.clip_norm() && !everything.empty()) {
+      std::vector<torch::Tensor> norms;
+      for (auto& p : everything) norms.push_back(p.grad().norm(2));
+      const double coef = *first.clip_norm() / (torch::stack(norms).norm(2).item<double>() + 1e-6);
+      if (coef < 1.0)
+        for (auto& p : everything) p.grad().mul_(coef);
+    }
+)HDR";
+  const std::string group_clip = R"HDR(      if (o.clip_norm() && !params.empty()) {
         std::vector<torch::Tensor> norms;
         for (auto& p : params) norms.push_back(p.grad().norm(2));
         const double coef = *o.clip_norm() / (torch::stack(norms).norm(2).item<double>() + 1e-6);
         if (coef < 1.0)
           for (auto& p : params) p.grad().mul_(coef);
-      }}
-      const Hyper h{{o.lr(), o.eps(), o.weight_decay(), o.warmup_fraction(), o.cosine_decay(), o.total_steps()}};
-      for (auto& p : params) step_one(p, h, o.beta1(), o.beta2());
+      }
+)HDR";
+  return fmt::format(R"HDR(  explicit {cls}(std::vector<torch::Tensor> params, {cls}Options options = {{}})
+      : torch::optim::Optimizer({{torch::optim::OptimizerParamGroup(std::move(params))}}, std::make_unique<{cls}Options>(options)) {{
+    if ((options.warmup_fraction() > 0.0 || options.cosine_decay()) && options.total_steps() <= 0)
+      throw std::invalid_argument("{cls}: this optimizer has a learning-rate schedule: give total_steps (the run's step count)");
+  }}
+{two_ctor}
+  torch::Tensor step(LossClosure closure = nullptr) override {{
+    torch::NoGradGuard no_grad;{guard}
+    torch::Tensor loss;
+    if (closure != nullptr) {{
+      at::AutoGradMode enable_grad(true);
+      loss = closure();
+    }}
+{global_clip}    for (auto& group : param_groups_) {{
+      const auto& o = static_cast<const {cls}Options&>(group.options());
+      std::vector<torch::Tensor> params;
+      for (auto& p : group.params())
+        if (p.grad().defined()) params.push_back(p);
+{group_clip}      const Hyper h{{{lr}, o.eps(), o.weight_decay(), o.warmup_fraction(), o.cosine_decay(), o.total_steps()}};
+      for (auto& p : params) step_one(p, h, o.beta1(), o.beta2(){rest_arg});
     }}
     return loss;
   }}
 
-  // Per-parameter state: exp_avg, exp_avg_sq, Lion's momentum, step, NAdam's mu product{slots_doc}.
+{eval_methods}  // Per-parameter state: exp_avg, exp_avg_sq, Lion's momentum, step, NAdam's mu product{slots_doc}.
   struct ParamState {{
     std::int64_t step = 0;
     torch::Tensor exp_avg, exp_avg_sq, lion_exp_avg{slots};
-    double mu_product = 1.0;
+    double mu_product = 1.0;{program_state}
   }};
   const std::map<const void*, ParamState>& param_states() const {{ return states_; }}
 
 )HDR",
                      fmt::arg("cls", cls), fmt::arg("slots", program ? ", slot0, slot1, slot2" : ""),
-                     fmt::arg("slots_doc", program ? ", a program's state slots" : ""));
+                     fmt::arg("slots_doc", program ? ", a program's state slots" : ""), fmt::arg("two_ctor", two ? "\n" + two_ctor : ""),
+                     fmt::arg("guard", elsewhere ? "\n    if (at_evaluation_) throw std::logic_error(\"" + cls +
+                                                       ": step() at the evaluation point; call to_training() first\");"
+                                                 : ""),
+                     fmt::arg("global_clip", two ? global_clip : ""), fmt::arg("group_clip", two ? "" : group_clip),
+                     fmt::arg("lr", two ? "o.rest() ? o.aux_lr() : o.lr()" : "o.lr()"), fmt::arg("rest_arg", two ? ", o.rest()" : ""),
+                     fmt::arg("eval_methods", cpp_eval_methods(g, cls)),
+                     fmt::arg("program_state", program ? "\n    double lr_max = 0.0, weight_sum = 0.0;  // Schedule-Free's averaging weight"
+                                                         "\n    torch::Tensor train_weights;            // while at the evaluation point"
+                                                       : ""));
 }
 
 // The optimizer class's private members: schedule, Nesterov coefficients, state and the
@@ -541,14 +802,15 @@ std::string cpp_private_members(const Genome& g) {
     }}
     return it->second;
   }}
-{helpers}  void step_one(torch::Tensor& p, const Hyper& o, double beta1, double beta2) {{
+{helpers}  void step_one(torch::Tensor& p, const Hyper& o, double beta1, double beta2{rest_param}) {{
     (void)beta1;
     (void)beta2;
 {step}  }}
-  std::map<const void*, ParamState> states_;
+  std::map<const void*, ParamState> states_;{at_eval}
 )HDR",
                      fmt::arg("decay", num(genome::kNadamMomentumDecay)), fmt::arg("step", cpp_step(g)),
-                     fmt::arg("helpers", g.is_program() ? kCppProgramHelpers : ""),
+                     fmt::arg("helpers", g.is_program() ? kCppProgramHelpers : ""), fmt::arg("rest_param", two_parts(g) ? ", bool rest" : ""),
+                     fmt::arg("at_eval", g.is_program() && g.evaluates_elsewhere() ? "\n  bool at_evaluation_ = false;" : ""),
                      fmt::arg("slot_init", g.is_program() ? "\n      it->second.slot0 = torch::zeros_like(p, torch::MemoryFormat::Preserve);"
                                                             "\n      it->second.slot1 = torch::zeros_like(p, torch::MemoryFormat::Preserve);"
                                                             "\n      it->second.slot2 = torch::zeros_like(p, torch::MemoryFormat::Preserve);"
@@ -557,8 +819,8 @@ std::string cpp_private_members(const Genome& g) {
 
 // The optimizer class: its public and private members.
 std::string cpp_class(const Genome& g, const std::string& cls) {
-  return "class " + cls + " : public torch::optim::Optimizer {\n public:\n" + cpp_public_members(cls, g.is_program()) + " private:\n" +
-         cpp_private_members(g) + "};\n";
+  return "class " + cls + " : public torch::optim::Optimizer {\n public:\n" + cpp_public_members(g, cls) + " private:\n" + cpp_private_members(g) +
+         "};\n";
 }
 
 std::string export_cpp(const Genome& g, const ExportOptions& o) {
@@ -744,9 +1006,13 @@ std::string export_genome(const Genome& genome, Format format, const ExportOptio
 
 std::string latex_update(const Genome& g) {
   if (g.is_program()) {  // u is the program's output; its statements are the definitions
+    // A program that reads lr applies η_t itself, one that reads wd its weight decay.
+    const bool own_lr = g.program.reads(Constant::Name::Lr), own_decay = g.program.reads(Constant::Name::Wd);
     std::string out = "\\theta_t = \\theta_{t-1}";
-    if (g.log10_weight_decay && g.decoupled_weight_decay) out += " - \\eta_t \\lambda\\, \\theta_{t-1}";
-    return out + " - \\eta_t\\, u_t";
+    if (g.log10_weight_decay && g.decoupled_weight_decay && !own_decay) out += " - \\eta_t \\lambda\\, \\theta_{t-1}";
+    out += own_lr ? " - u_t" : " - \\eta_t\\, u_t";
+    if (two_parts(g)) out += " \\quad\\text{(hidden weight matrices; the other parameters below, at } \\eta_{\\mathrm{aux}}\\text{)}";
+    return out;
   }
   std::string sum;
   for (std::size_t i = 0; i < g.terms.size(); ++i) {
@@ -765,6 +1031,18 @@ std::string latex_update(const Genome& g) {
 
 // The definitions the update reads, one LaTeX line each.
 std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_steps) {
+  if (two_parts(g)) {  // the hidden matrices' program, then the rest's statements under their own heading
+    std::vector<std::string> d = latex_definitions(genome::program_part(g, genome::Part::Hidden), total_steps);
+    const Genome rest = genome::program_part(g, genome::Part::Rest);
+    std::vector<std::string> r = latex_definitions(rest, total_steps);
+    // Its gradient, clipping and decay lines are the hidden part's (the first ones), η_t its last.
+    const std::size_t head =
+        1 + (g.clip_norm ? 1 : 0) + (g.log10_weight_decay && !g.decoupled_weight_decay && !g.program_rest.reads(Constant::Name::Wd) ? 1 : 0);
+    d.push_back(fmt::format("\\text{{The other parameters (biases, normalisation, first layer, head), at }} \\eta_{{\\mathrm{{aux}}}} = {}:\\ {}",
+                            brief(g.aux_lr()), latex_update(rest)));
+    d.insert(d.end(), r.begin() + static_cast<std::ptrdiff_t>(std::min(head, r.size())), r.end() - (r.empty() ? 0 : 1));
+    return d;
+  }
   std::vector<std::string> d;
   d.push_back("g_t = \\nabla_\\theta L(\\theta_{t-1})");
   if (g.clip_norm)
@@ -772,10 +1050,16 @@ std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_s
         fmt::format("g_t \\leftarrow g_t \\cdot \\min\\!\\left(1, \\frac{{{}}}{{\\lVert g_t \\rVert_2 + 10^{{-6}}}}\\right) \\quad\\text{{(norm over "
                     "all parameters)}}",
                     brief(*g.clip_norm)));
-  if (g.log10_weight_decay && !g.decoupled_weight_decay)
+  if (g.log10_weight_decay && !g.decoupled_weight_decay && !(g.is_program() && g.program.reads(Constant::Name::Wd)))
     d.push_back("g_t \\leftarrow g_t + \\lambda\\,\\theta_{t-1} \\quad\\text{(L2 weight decay)}");
   const genome::rule::Rule rule = genome::rule::update_rule(g);
   for (const auto& stmt : rule.stmts) {
+    if (stmt.kind == genome::rule::Stmt::Kind::AverageWeight) {
+      d.push_back(
+          "c_t = \\frac{w_t}{\\sum_{i\\le t} w_i},\\ w_t = \\left(\\max_{i\\le t} \\eta_i\\right)^2 \\quad\\text{(Schedule-Free's averaging "
+          "weight)}");
+      continue;
+    }
     // A program's statements in order: a state slot takes a new value (←), a temporary or u is defined (=).
     using Kind = genome::rule::Stmt::Kind;
     if (g.is_program() && (stmt.kind == Kind::Assign || (stmt.kind == Kind::Let && stmt.target != Var::G))) {
@@ -799,6 +1083,12 @@ std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_s
     else
       d.push_back("a_t = 1-\\beta_1,\\ b_t = \\beta_1");
   }
+  if (g.is_program())
+    for (const auto& stmt : genome::evaluation_rule(g).stmts) {
+      std::string value = genome::rule::latex(stmt.value);  // θ after the step
+      for (auto at = value.find("\\theta_{t-1}"); at != std::string::npos; at = value.find("\\theta_{t-1}")) value.replace(at, 12, "\\theta_t");
+      d.push_back("x_t = " + value + " \\quad\\text{(the weights the model is evaluated at)}");
+    }
   std::string eta = "\\eta_t = \\eta";
   if (g.has_schedule()) {
     const auto warm = static_cast<std::int64_t>(std::llround(g.warmup_fraction * static_cast<double>(total_steps)));

@@ -47,9 +47,15 @@ void GaOptions::validate() const {
   if (search_seeds < 1) throw Error("search seeds per task must be >= 1, got " + std::to_string(search_seeds));
   space.validate();
   mutation.validate();
-  for (const auto& p : seed_presets)
-    if (!genome::preset(p).is_terms())  // in the program space, seeds are compiled to programs
-      throw Error("seed preset '" + p + "' is a hand-made optimizer (a comparison baseline); the search seeds its population with term genomes");
+  for (const auto& p : seed_presets) {
+    if (space.rules == RuleSpace::Programs) {
+      genome::program_preset(p);  // throws, listing the program presets
+      continue;
+    }
+    if (!genome::preset(p).is_terms())
+      throw Error("seed preset '" + p + "' is a hand-made optimizer (a comparison baseline); the term search seeds its population with term genomes");
+  }
+  if (fill != "random" && fill != "mutants") throw Error("fill = \"" + fill + "\" is not one of random, mutants");
 }
 
 json GaOptions::to_json() const { return schema::to_json(*this); }

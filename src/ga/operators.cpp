@@ -189,6 +189,7 @@ Genome repair(Genome g, const SearchSpace& space, Rng& rng) {
     if (g.terms.empty() || g.canonical().terms.empty()) g.terms = {{random_term(space, rng), random_weight(rng)}};
   }
   g.log10_lr = clamp(g.log10_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
+  if (g.has_program_rest()) g.log10_aux_lr = clamp(g.log10_aux_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
   g.beta1 = clamp(g.beta1, Bounds::kBeta1Min, Bounds::kBeta1Max);
   g.beta2 = clamp(g.beta2, Bounds::kBeta2Min, Bounds::kBeta2Max);
   g.log10_eps = clamp(g.log10_eps, Bounds::kLog10EpsMin, Bounds::kLog10EpsMax);
@@ -232,6 +233,16 @@ Genome crossover(const Genome& a, const Genome& b, const SearchSpace& space, Rng
   if (a.is_program() && b.is_program()) {
     child.algorithm = genome::Algorithm::Program;
     child.program = crossover_programs(a.program, b.program, space.max_statements, rng);
+    // A second program (genome.hpp's program_rest) crosses with the other's, or comes from
+    // one parent with its η_aux.
+    if (a.has_program_rest() && b.has_program_rest()) {
+      child.program_rest = crossover_programs(a.program_rest, b.program_rest, space.max_statements, rng);
+      child.log10_aux_lr = rng.bernoulli(0.5) ? a.log10_aux_lr : b.log10_aux_lr;
+    } else if (a.has_program_rest() || b.has_program_rest()) {
+      const Genome& from = rng.bernoulli(0.5) ? a : b;
+      child.program_rest = from.program_rest;
+      child.log10_aux_lr = from.log10_aux_lr;
+    }
   } else {
     if (a.is_program() || b.is_program()) throw Error("crossover of a program with a term genome");
     const std::size_t i = rng.below(a.terms.size() + 1), j = rng.below(b.terms.size() + 1);
@@ -290,8 +301,14 @@ Genome mutate(const Genome& parent, const SearchSpace& space, const MutationOpti
       t.weight *= std::exp(rng.normal(0.0, o.sigma_weight * s));
       note("weight");
     }
+  if (g.has_program_rest() && rng.bernoulli(o.gene_rate)) {
+    g.log10_aux_lr += rng.normal(0.0, o.sigma_log10_lr * s);
+    note("aux_lr");
+  }
   if (g.is_program() && rng.bernoulli(o.structural_rate)) {
-    g.program = mutate_program(g.program, space.max_statements, rng, applied);
+    // With two programs, one of them (drawn) takes the move.
+    Program& p = g.has_program_rest() && rng.bernoulli(0.5) ? g.program_rest : g.program;
+    p = mutate_program(p, space.max_statements, rng, applied);
   } else if (!g.is_program() && rng.bernoulli(o.structural_rate)) {
     // add, remove or change one term, among the moves the size allows
     std::vector<int> moves = {2};

@@ -31,15 +31,23 @@ std::vector<Individual> GeneticStrategy::ask_initial(Rng& rng) {
     if (static_cast<int>(pop.size()) == options_.population) break;
     Individual i;
     i.id = next_id++;
-    i.genome = options_.space.rules == RuleSpace::Programs ? genome::program_genome(genome::preset(name)) : genome::preset(name);
+    i.genome = options_.space.rules == RuleSpace::Programs ? genome::program_preset(name) : genome::preset(name);
     i.origin = "seed:" + name;
     pop.push_back(i);
   }
+  const std::size_t seeds = pop.size();
   while (static_cast<int>(pop.size()) < options_.population) {
     Individual i;
     i.id = next_id++;
-    i.genome = random_genome(options_.space, rng);
-    i.origin = "random";
+    if (options_.fill == "mutants" && seeds > 0) {
+      const Individual& parent = pop[(pop.size() - seeds) % seeds];
+      i.genome = mutate(parent.genome, options_.space, options_.mutation, rng, &i.mutations);
+      i.parents = {parent.id};
+      i.origin = "mutant";
+    } else {
+      i.genome = random_genome(options_.space, rng);
+      i.origin = "random";
+    }
     pop.push_back(i);
   }
   return pop;

@@ -39,6 +39,9 @@ std::optional<Algorithm> algorithm_from_name(const std::string& name) {
 }
 
 double Genome::lr() const { return std::pow(10.0, log10_lr); }
+bool Genome::evaluates_elsewhere() const {
+  return algorithm == Algorithm::ScheduleFreeAdamW || (is_program() && (program.has_evaluation_point() || program_rest.has_evaluation_point()));
+}
 double Genome::aux_lr() const { return std::pow(10.0, log10_aux_lr); }
 double Genome::eps() const { return std::pow(10.0, log10_eps); }
 double Genome::weight_decay() const { return log10_weight_decay ? std::pow(10.0, *log10_weight_decay) : 0.0; }
@@ -77,6 +80,14 @@ void validate_algorithm(const Genome& g) {
 void validate_program(const Genome& g) {
   if (!g.terms.empty()) throw Error(fmt::format("genome algorithm program has no terms, got {}", g.terms.size()));
   g.program.validate();
+  if (g.has_program_rest()) {
+    try {
+      g.program_rest.validate();
+    } catch (const Error& e) {
+      throw Error(std::string("program_rest: ") + e.what());
+    }
+    check_range("log10_aux_lr", g.log10_aux_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
+  }
 }
 
 void validate_terms(const Genome& g, int max_terms) {
@@ -102,7 +113,8 @@ void Genome::validate(int max_terms) const {
     validate_program(*this);
   else
     validate_algorithm(*this);
-  if (!is_program() && !program.statements.empty()) throw Error(std::string("genome algorithm ") + algorithm_name(algorithm) + " has no program");
+  if (!is_program() && (!program.statements.empty() || has_program_rest()))
+    throw Error(std::string("genome algorithm ") + algorithm_name(algorithm) + " has no program");
   check_range("log10_lr", log10_lr, Bounds::kLog10LrMin, Bounds::kLog10LrMax);
   check_range("beta1", beta1, Bounds::kBeta1Min, Bounds::kBeta1Max);
   check_range("beta2", beta2, Bounds::kBeta2Min, Bounds::kBeta2Max);
@@ -118,13 +130,15 @@ Genome Genome::canonical() const {
     c.beta3 = kDefaults.beta3;
     c.alpha = kDefaults.alpha;
   }
-  if (algorithm != Algorithm::Muon) c.log10_aux_lr = kDefaults.log10_aux_lr;
+  if (algorithm != Algorithm::Muon && !has_program_rest()) c.log10_aux_lr = kDefaults.log10_aux_lr;
   if (is_program()) {  // simplified; the hyperparameters its statements do not name are reset
     c.program = simplify(program);
-    const bool nesterov = c.program.uses(ProgramOp::Nesterov);
-    if (!nesterov && !c.program.reads(Constant::Name::Beta1)) c.beta1 = kDefaults.beta1;
-    if (!c.program.reads(Constant::Name::Beta2)) c.beta2 = kDefaults.beta2;
-    if (!c.program.reads(Constant::Name::Eps)) c.log10_eps = kDefaults.log10_eps;
+    if (has_program_rest()) c.program_rest = simplify(program_rest);
+    const auto reads = [&c](Constant::Name n) { return c.program.reads(n) || c.program_rest.reads(n); };
+    const bool nesterov = c.program.uses(ProgramOp::Nesterov) || c.program_rest.uses(ProgramOp::Nesterov);
+    if (!nesterov && !reads(Constant::Name::Beta1)) c.beta1 = kDefaults.beta1;
+    if (!reads(Constant::Name::Beta2)) c.beta2 = kDefaults.beta2;
+    if (!reads(Constant::Name::Eps)) c.log10_eps = kDefaults.log10_eps;
     if (!nesterov) c.bias_correction = false;
     if (!c.has_schedule()) c.warmup_fraction = 0.0;
     if (!c.log10_weight_decay) c.decoupled_weight_decay = true;
@@ -198,6 +212,8 @@ std::uint64_t Genome::hash() const {
         bytes += std::to_string(p.fingerprint);
       } else {
         for (const auto& line : c.program.lines()) bytes += "|" + line;
+        if (c.has_program_rest()) bytes += "|rest";
+        for (const auto& line : c.program_rest.lines()) bytes += "|" + line;
       }
     }
   }
@@ -250,11 +266,16 @@ std::string algorithm_hyperparameters(const Genome& g, const std::string& schedu
 std::string Genome::formula() const {
   const Genome c = canonical();
   if (c.is_program()) {
-    std::string out = "Δθ = −η·u";
-    if (c.log10_weight_decay) out += c.decoupled_weight_decay ? " − η·λ·θ" : ",  g ← g + λ·θ";
-    std::string body;
-    for (const auto& line : c.program.lines()) body += (body.empty() ? "" : "; ") + line;
-    return out + ",  program: " + body;
+    const bool own_lr = c.program.reads(Constant::Name::Lr), own_decay = c.program.reads(Constant::Name::Wd);
+    std::string out = own_lr ? "Δθ = −u" : "Δθ = −η·u";
+    if (c.log10_weight_decay && !own_decay) out += c.decoupled_weight_decay ? " − η·λ·θ" : ",  g ← g + λ·θ";
+    const auto body = [](const Program& p) {
+      std::string b;
+      for (const auto& line : p.lines()) b += (b.empty() ? "" : "; ") + line;
+      return b;
+    };
+    if (!c.has_program_rest()) return out + ",  program: " + body(c.program);
+    return out + ",  program (hidden matrices): " + body(c.program) + ",  program (the rest, η_aux): " + body(c.program_rest);
   }
   if (!c.is_terms()) return algorithm_formula(c);
   std::string sum;
@@ -281,10 +302,12 @@ std::string Genome::hyperparameters() const {
   if (cosine_decay) sched += std::string(sched.empty() ? "" : ", ") + "cosine";
   if (!has_rule()) return algorithm_hyperparameters(*this, sched);
   std::string out = fmt::format("η = {:.3g}{}", lr(), sched.empty() ? "" : " (" + sched + ")");
-  const bool nesterov = is_program() && program.uses(ProgramOp::Nesterov);
-  if (is_program() ? nesterov || program.reads(Constant::Name::Beta1) : needs_m() || needs_lion_m()) out += fmt::format(", β1 = {:.4g}", beta1);
-  if (is_program() ? program.reads(Constant::Name::Beta2) : needs_v() || needs_lion_m()) out += fmt::format(", β2 = {:.5g}", beta2);
-  if (is_program() ? program.reads(Constant::Name::Eps) : needs_v()) out += fmt::format(", ε = {:.2g}", eps());
+  const auto reads = [this](Constant::Name n) { return program.reads(n) || program_rest.reads(n); };
+  const bool nesterov = is_program() && (program.uses(ProgramOp::Nesterov) || program_rest.uses(ProgramOp::Nesterov));
+  if (has_program_rest()) out += fmt::format(", η_aux = {:.3g}", aux_lr());
+  if (is_program() ? nesterov || reads(Constant::Name::Beta1) : needs_m() || needs_lion_m()) out += fmt::format(", β1 = {:.4g}", beta1);
+  if (is_program() ? reads(Constant::Name::Beta2) : needs_v() || needs_lion_m()) out += fmt::format(", β2 = {:.5g}", beta2);
+  if (is_program() ? reads(Constant::Name::Eps) : needs_v()) out += fmt::format(", ε = {:.2g}", eps());
   out += log10_weight_decay ? fmt::format(", λ = {:.2g} ({})", weight_decay(), decoupled_weight_decay ? "decoupled" : "L2") : ", λ = off";
   if (is_program() ? nesterov : reads_bias_correction()) out += bias_correction ? ", bias correction" : ", no bias correction";
   if (clip_norm) out += fmt::format(", clip ‖g‖ ≤ {:.3g}", *clip_norm);
@@ -315,6 +338,10 @@ json Genome::to_json() const {
     }
     if (algorithm == Algorithm::Muon) j["log10_aux_lr"] = log10_aux_lr;
     if (is_program()) j["program"] = program.lines();
+    if (has_program_rest()) {
+      j["program_rest"] = program_rest.lines();
+      j["log10_aux_lr"] = log10_aux_lr;
+    }
   }
   return j;
 }
@@ -385,7 +412,8 @@ void check_keys(const json& j) {
                                               "alpha",
                                               "log10_aux_lr",
                                               "aux_lr",
-                                              "program"};
+                                              "program",
+                                              "program_rest"};
   for (const auto& [key, value] : j.items())
     if (!known.count(key)) throw Error("genome JSON has an unknown key '" + key + "'");
   static const std::vector<std::vector<const char*>> same_field = {{"log10_lr", "lr", "learning_rate"},
@@ -508,20 +536,25 @@ void read_algorithm(const json& j, Genome& g) {
       throw Error("genome field algorithm = \"" + v->get<std::string>() + "\" is not one of terms, program, ademamix, schedule_free_adamw, muon");
     g.algorithm = *m;
   }
-  if (const json* v = find_any(j, {"program"}, &which)) {
-    if (!g.is_program()) throw Error("genome field program needs \"algorithm\": \"program\"");
-    if (!v->is_array()) throw Error("genome field program must be an array of statements (strings), got " + v->dump());
+  for (const char* field : {"program", "program_rest"}) {
+    const json* v = find_any(j, {field}, &which);
+    if (v == nullptr) continue;
+    if (!g.is_program()) throw Error(fmt::format("genome field {} needs \"algorithm\": \"program\"", field));
+    if (!v->is_array()) throw Error(fmt::format("genome field {} must be an array of statements (strings), got {}", field, v->dump()));
     if (v->size() > Program::kMaxStatements)
-      throw Error(fmt::format("genome field program has {} statements, more than the maximum {}", v->size(), Program::kMaxStatements));
+      throw Error(fmt::format("genome field {} has {} statements, more than the maximum {}", field, v->size(), Program::kMaxStatements));
     std::vector<std::string> lines;
     for (const auto& s : *v) {
-      if (!s.is_string()) throw Error("genome field program: a statement must be a string, got " + s.dump());
+      if (!s.is_string()) throw Error(fmt::format("genome field {}: a statement must be a string, got {}", field, s.dump()));
       lines.push_back(s.get<std::string>());
     }
-    g.program = Program::parse(lines);
-  } else if (g.is_program()) {
-    throw Error("genome algorithm program needs a 'program' array of statements");
+    try {
+      (std::string(field) == "program" ? g.program : g.program_rest) = Program::parse(lines);
+    } catch (const Error& e) {
+      throw Error(std::string(field) == "program" ? e.what() : std::string("program_rest: ") + e.what());
+    }
   }
+  if (g.is_program() && g.program.statements.empty()) throw Error("genome algorithm program needs a 'program' array of statements");
   if (const json* v = find_any(j, {"beta3"}, &which)) g.beta3 = number(*v, which);
   if (const json* v = find_any(j, {"alpha"}, &which)) g.alpha = number(*v, which);
   if (const json* v = find_any(j, {"log10_aux_lr"}, &which))
@@ -554,10 +587,10 @@ Genome Genome::from_json(const json& j) {
 }
 
 bool Genome::operator==(const Genome& o) const {
-  return algorithm == o.algorithm && program == o.program && beta3 == o.beta3 && alpha == o.alpha && log10_aux_lr == o.log10_aux_lr &&
-         terms == o.terms && log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 && log10_eps == o.log10_eps &&
-         log10_weight_decay == o.log10_weight_decay && decoupled_weight_decay == o.decoupled_weight_decay && bias_correction == o.bias_correction &&
-         warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
+  return algorithm == o.algorithm && program == o.program && program_rest == o.program_rest && beta3 == o.beta3 && alpha == o.alpha &&
+         log10_aux_lr == o.log10_aux_lr && terms == o.terms && log10_lr == o.log10_lr && beta1 == o.beta1 && beta2 == o.beta2 &&
+         log10_eps == o.log10_eps && log10_weight_decay == o.log10_weight_decay && decoupled_weight_decay == o.decoupled_weight_decay &&
+         bias_correction == o.bias_correction && warmup_fraction == o.warmup_fraction && cosine_decay == o.cosine_decay && clip_norm == o.clip_norm;
 }
 
 std::vector<std::string> preset_names() {
@@ -656,7 +689,7 @@ double genome_distance(const Genome& a_in, const Genome& b_in) {
     diff += std::abs(w.first - w.second);
     norm += std::abs(w.first) + std::abs(w.second);
   }
-  const double term_part = a.is_program() ? (a.program == b.program ? 0.0 : 1.0) : norm > 0 ? diff / norm : 0.0;
+  const double term_part = a.is_program() ? (a.program == b.program && a.program_rest == b.program_rest ? 0.0 : 1.0) : norm > 0 ? diff / norm : 0.0;
 
   // Each hyperparameter difference scaled to [0, 1] by its allowed range.
   const auto scaled = [](double x, double y, double lo, double hi) { return std::min(1.0, std::abs(x - y) / (hi - lo)); };

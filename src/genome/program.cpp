@@ -53,6 +53,7 @@ constexpr OpRow kOps[] = {
     {ProgramOp::L2Normalize, "l2_normalize", 1, ConstantKind::None},
     {ProgramOp::Orthogonalize, "orthogonalize", 1, ConstantKind::None},
     {ProgramOp::Nesterov, "nesterov", 2, ConstantKind::None},
+    {ProgramOp::AspectScale, "aspect_scale", 1, ConstantKind::None},
 };
 
 const OpRow& row(ProgramOp op) {
@@ -63,8 +64,8 @@ const OpRow& row(ProgramOp op) {
 
 // Registers by name; the first two are read only.
 constexpr std::pair<Var, const char*> kRegisters[] = {
-    {Var::G, "g"},   {Var::Param, "theta"}, {Var::S0, "s0"}, {Var::S1, "s1"}, {Var::S2, "s2"}, {Var::R0, "r0"}, {Var::R1, "r1"},
-    {Var::R2, "r2"}, {Var::R3, "r3"},       {Var::R4, "r4"}, {Var::R5, "r5"}, {Var::R6, "r6"}, {Var::R7, "r7"}, {Var::U, "u"},
+    {Var::G, "g"},   {Var::Param, "theta"}, {Var::S0, "s0"}, {Var::S1, "s1"}, {Var::S2, "s2"}, {Var::R0, "r0"}, {Var::R1, "r1"}, {Var::R2, "r2"},
+    {Var::R3, "r3"}, {Var::R4, "r4"},       {Var::R5, "r5"}, {Var::R6, "r6"}, {Var::R7, "r7"}, {Var::U, "u"},   {Var::X, "x"},
 };
 const char* register_name(Var v) {
   for (const auto& [var, name] : kRegisters)
@@ -72,6 +73,8 @@ const char* register_name(Var v) {
   return "?";
 }
 bool is_state(Var v) { return v == Var::S0 || v == Var::S1 || v == Var::S2; }
+constexpr Constant::Name kConstantNames[] = {Constant::Name::Beta1, Constant::Name::Beta2, Constant::Name::Eps,
+                                             Constant::Name::Lr,    Constant::Name::Wd,    Constant::Name::AvgWeight};
 bool is_input(Var v) { return v == Var::G || v == Var::Param; }
 
 std::string trim(const std::string& s) {
@@ -112,7 +115,7 @@ Statement parse_statement(const std::string& line) {
       s.dst = var;
       found = true;
     }
-  if (!found) throw Error("unknown register '" + dst + "' (registers: g, theta, s0-s2, r0-r7, u)");
+  if (!found) throw Error("unknown register '" + dst + "' (registers: g, theta, s0-s2, r0-r7, u, x)");
   std::vector<std::string> operands;
   const std::string inside = rhs.substr(open + 1, close - open - 1);
   if (!trim(inside).empty()) {
@@ -138,17 +141,17 @@ Statement parse_statement(const std::string& line) {
   if (op->constant != ConstantKind::None) {
     const std::string& a = operands.back();
     Constant c;
-    if (a == "beta1") {
-      c.name = Constant::Name::Beta1;
-    } else if (a == "beta2") {
-      c.name = Constant::Name::Beta2;
-    } else if (a == "eps") {
-      c.name = Constant::Name::Eps;
-    } else {
+    bool by_name = false;
+    for (const auto n : kConstantNames)
+      if (a == Constant{n, 0.0}.text()) {
+        c.name = n;
+        by_name = true;
+      }
+    if (!by_name) {
       char* end = nullptr;
       c.value = std::strtod(a.c_str(), &end);
       if (a.empty() || end != a.c_str() + a.size())
-        throw Error(fmt::format("the constant of {} is '{}', not a number, beta1, beta2 or eps", op->name, a));
+        throw Error(fmt::format("the constant of {} is '{}', not a number, beta1, beta2, eps, lr, wd or avg_weight", op->name, a));
     }
     s.c = c;
   }
@@ -185,6 +188,12 @@ Expr constant_expr(const Constant& c) {
       return x(Var::Beta2);
     case Constant::Name::Eps:
       return x(Var::Eps);
+    case Constant::Name::Lr:
+      return x(Var::LrT);
+    case Constant::Name::Wd:
+      return x(Var::Wd);
+    case Constant::Name::AvgWeight:
+      return x(Var::AvgW);
     case Constant::Name::None:
       break;
   }
@@ -238,6 +247,8 @@ Expr value_of(const Statement& s) {
       return rule::orthogonalize(a(0));
     case ProgramOp::Nesterov:  // NESTEROV's value: g·a_t + m·b_t
       return a(1) * x(Var::Ng) + a(0) * x(Var::Nm);
+    case ProgramOp::AspectScale:
+      return rule::aspect_scale(a(0));
   }
   throw Error("program: unknown operation");
 }
@@ -257,6 +268,12 @@ std::string Constant::text() const {
       return "beta2";
     case Name::Eps:
       return "eps";
+    case Name::Lr:
+      return "lr";
+    case Name::Wd:
+      return "wd";
+    case Name::AvgWeight:
+      return "avg_weight";
     case Name::None:
       break;
   }
@@ -318,6 +335,13 @@ void Program::validate() const {
       for (const Var a : s.args)
         if (!written[static_cast<std::size_t>(a)]) throw Error(fmt::format("reads {} before any statement writes it", register_name(a)));
       if (s.op == ProgramOp::Nesterov && ++nesterovs > 1) throw Error("a second nesterov (a program has at most one)");
+      if (s.dst == Var::X) {
+        if (i + 1 != statements.size()) throw Error("x, the evaluation point, is written by the last statement only");
+        for (const Var a : s.args)
+          if (a != Var::Param && !is_state(a))
+            throw Error(fmt::format("x, the evaluation point, reads theta and the state slots only, not {}", register_name(a)));
+        if (s.op == ProgramOp::Nesterov) throw Error("x, the evaluation point, cannot use nesterov");
+      }
     } catch (const Error& e) {
       throw Error(statement_context(i, s.text()) + ": " + e.what());
     }
@@ -342,6 +366,8 @@ bool Program::uses(ProgramOp op) const {
   return std::any_of(statements.begin(), statements.end(), [op](const Statement& s) { return s.op == op; });
 }
 
+bool Program::has_evaluation_point() const { return !statements.empty() && statements.back().dst == Var::X; }
+
 bool Program::reads(Constant::Name name) const {
   return std::any_of(statements.begin(), statements.end(), [name](const Statement& s) { return s.c && s.c->name == name; });
 }
@@ -360,6 +386,7 @@ Program simplify(const Program& p) {
   std::vector<bool> live(n, false);
   std::array<bool, rule::kVarCount> at_end{};
   at_end[static_cast<std::size_t>(Var::U)] = true;
+  at_end[static_cast<std::size_t>(Var::X)] = true;
   for (bool changed = true; changed;) {
     changed = false;
     std::array<bool, rule::kVarCount> needed = at_end;
@@ -392,48 +419,70 @@ Program simplify(const Program& p) {
   return out;
 }
 
-Probe probe(const Genome& g) {
-  const rule::Rule r = program_rule(g);
-  const auto run_with = [&](std::uint64_t gradient_seed) {
-    Rng rng(0x70726f6265ULL);  // "probe"
-    std::vector<torch::Tensor> params, slots[3];
-    for (const auto& shape : {std::vector<std::int64_t>{5, 4}, std::vector<std::int64_t>{6}}) {
-      auto t = torch::empty(shape, torch::kFloat64);
-      for (std::int64_t i = 0; i < t.numel(); ++i) t.data_ptr<double>()[i] = rng.normal(0.0, 1.0);
-      params.push_back(t);
-      for (auto& s : slots) s.push_back(torch::zeros_like(t));
-    }
-    Rng grads(gradient_seed);
-    std::vector<double> mu_product(params.size(), 1.0);
-    std::vector<double> out;
-    for (int t = 1; t <= kProbeSteps; ++t)
-      for (std::size_t k = 0; k < params.size(); ++k) {
-        auto grad = torch::empty_like(params[k]);
-        for (std::int64_t i = 0; i < grad.numel(); ++i) grad.data_ptr<double>()[i] = grads.normal(0.0, 1.0);
-        rule::Env env;
-        auto tensor = [&env](Var v) -> torch::Tensor& { return env.tensor[static_cast<std::size_t>(v)]; };
-        tensor(Var::Param) = params[k];
-        tensor(Var::Grad) = grad;
-        tensor(Var::S0) = slots[0][k];
-        tensor(Var::S1) = slots[1][k];
-        tensor(Var::S2) = slots[2][k];
-        rule::set_step_scalars(env, g, t, 1e-2);
-        env.mu_product = mu_product[k];
-        rule::run(r, env);
-        mu_product[k] = env.mu_product;
-        const auto u = tensor(Var::U).contiguous();
-        out.insert(out.end(), u.data_ptr<double>(), u.data_ptr<double>() + u.numel());
-      }
-    return out;
+namespace {
+// One part's outputs on the probe: u at every step (and x, where the program has one), for
+// the gradient sequence drawn from `gradient_seed`.
+std::vector<double> probe_outputs(const Genome& g, std::uint64_t gradient_seed) {
+  const rule::Rule r = program_rule(g), at_x = evaluation_rule(g);
+  Rng rng(0x70726f6265ULL);  // "probe"
+  std::vector<torch::Tensor> params, slots[3];
+  for (const auto& shape : {std::vector<std::int64_t>{5, 4}, std::vector<std::int64_t>{6}}) {
+    auto t = torch::empty(shape, torch::kFloat64);
+    for (std::int64_t i = 0; i < t.numel(); ++i) t.data_ptr<double>()[i] = rng.normal(0.0, 1.0);
+    params.push_back(t);
+    for (auto& s : slots) s.push_back(torch::zeros_like(t));
+  }
+  Rng grads(gradient_seed);
+  std::vector<rule::Env> carried(params.size());  // the scalar state between steps (μ product, c_t's sums)
+  std::vector<double> out;
+  const auto append = [&out](const torch::Tensor& v) {
+    const auto c = v.contiguous();
+    out.insert(out.end(), c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
   };
-  const std::vector<double> a = run_with(1), b = run_with(2);
+  for (int t = 1; t <= kProbeSteps; ++t)
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      auto grad = torch::empty_like(params[k]);
+      for (std::int64_t i = 0; i < grad.numel(); ++i) grad.data_ptr<double>()[i] = grads.normal(0.0, 1.0);
+      rule::Env env;
+      auto tensor = [&env](Var v) -> torch::Tensor& { return env.tensor[static_cast<std::size_t>(v)]; };
+      tensor(Var::Param) = params[k];
+      tensor(Var::Grad) = grad;
+      tensor(Var::S0) = slots[0][k];
+      tensor(Var::S1) = slots[1][k];
+      tensor(Var::S2) = slots[2][k];
+      rule::set_step_scalars(env, g, t, 1e-2);
+      env.mu_product = carried[k].mu_product;
+      env.lr_max = carried[k].lr_max;
+      env.weight_sum = carried[k].weight_sum;
+      rule::run(r, env);
+      carried[k].mu_product = env.mu_product;
+      carried[k].lr_max = env.lr_max;
+      carried[k].weight_sum = env.weight_sum;
+      append(tensor(Var::U));
+      if (!at_x.stmts.empty()) {
+        rule::run(at_x, env);
+        append(tensor(Var::X));
+      }
+    }
+  return out;
+}
+}  // namespace
+
+Probe probe(const Genome& g) {
   Probe result;
   std::string text;
-  for (const double v : a) {
-    if (!std::isfinite(v)) result.finite = false;
-    text += fmt::format("{:.8e};", v == 0.0 ? 0.0 : v);
+  const bool two = !g.program_rest.statements.empty();
+  for (const Part part : {Part::Hidden, Part::Rest}) {
+    if (part == Part::Rest && !two) break;
+    const Genome one = program_part(g, part);
+    const std::vector<double> a = probe_outputs(one, 1), b = probe_outputs(one, 2);
+    if (part == Part::Rest) text += "|rest:";
+    for (const double v : a) {
+      if (!std::isfinite(v)) result.finite = false;
+      text += fmt::format("{:.8e};", v == 0.0 ? 0.0 : v);
+    }
+    result.reads_g = result.reads_g && a != b;
   }
-  result.reads_g = a != b;
   result.fingerprint = mix64(fnv1a64(text));
   return result;
 }
@@ -576,18 +625,22 @@ rule::Rule program_rule(const Genome& g) {
   using rule::Stmt;
   const Program& program = g.program;
   rule::Rule r;
-  const bool l2 = g.log10_weight_decay && !g.decoupled_weight_decay;
+  // A program that reads wd applies weight decay itself; one that reads lr applies η_t itself.
+  const bool own_decay = program.reads(Constant::Name::Wd), own_lr = program.reads(Constant::Name::Lr);
+  const bool l2 = g.log10_weight_decay && !g.decoupled_weight_decay && !own_decay;
   r.stmts.push_back({Stmt::Kind::Let,
                      Var::G,
                      l2 ? rule::add_scaled(x(Var::Grad), x(Var::Param), x(Var::Wd)) : x(Var::Grad),
                      {},
                      false,
                      l2 ? "L2 weight decay" : ""});
-  if (g.log10_weight_decay && g.decoupled_weight_decay)
+  if (g.log10_weight_decay && g.decoupled_weight_decay && !own_decay)
     r.stmts.push_back(
         {Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Mul, {rule::num(1.0) - x(Var::LrT) * x(Var::Wd)}}}, false, "decoupled weight decay"});
   if (program.uses(ProgramOp::Nesterov)) r.stmts.push_back({Stmt::Kind::Nesterov, Var::Ng, Expr{}, {}, g.bias_correction, ""});
+  if (program.reads(Constant::Name::AvgWeight)) r.stmts.push_back({Stmt::Kind::AverageWeight, Var::AvgW, Expr{}, {}, false, ""});
   for (const auto& s : program.statements) {
+    if (s.dst == Var::X) continue;  // the evaluation point: evaluation_rule
     // A slot's EMA of itself, s = interp(s, x, β), runs in place as torch's EMAs do,
     // s.mul_(β).add_(x, 1−β): the same arithmetic as the expression, without its two copies.
     if (is_state(s.dst) && s.op == ProgramOp::Interp && s.args[0] == s.dst && s.args[1] != s.dst) {
@@ -605,8 +658,96 @@ rule::Rule program_rule(const Genome& g) {
     }
     r.stmts.push_back({is_state(s.dst) ? Stmt::Kind::Assign : Stmt::Kind::Let, s.dst, value_of(s), {}, false, ""});
   }
-  r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), -x(Var::LrT)}}}, false, "θ ← θ − η_t·u"});
+  if (own_lr)
+    r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), rule::num(-1.0)}}}, false, "θ ← θ − u"});
+  else
+    r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), -x(Var::LrT)}}}, false, "θ ← θ − η_t·u"});
   return r;
+}
+
+rule::Rule evaluation_rule(const Genome& g) {
+  rule::Rule r;
+  if (!g.program.has_evaluation_point()) return r;
+  r.stmts.push_back({rule::Stmt::Kind::Let, Var::X, value_of(g.program.statements.back()), {}, false, "the evaluation point"});
+  return r;
+}
+
+Genome program_part(const Genome& g, Part part) {
+  Genome out = g;
+  out.program_rest = Program{};
+  if (part == Part::Rest && !g.program_rest.statements.empty()) {
+    out.program = g.program_rest;
+    out.log10_lr = g.log10_aux_lr;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- program presets
+
+namespace {
+Program lines_program(std::initializer_list<const char*> lines) { return Program::parse(std::vector<std::string>(lines.begin(), lines.end())); }
+}  // namespace
+
+std::vector<std::string> program_preset_names() {
+  std::vector<std::string> out;
+  for (const auto& name : preset_names())
+    if (preset(name).is_terms()) out.push_back(name);
+  for (const char* extra : {"nadam", "muon", "schedule_free_adamw"}) out.push_back(extra);
+  return out;
+}
+
+Genome program_preset(const std::string& name) {
+  if (name == "nadam") {  // torch.optim.NAdam: m̂ with NAdam's μ schedule, v̂ bias-corrected
+    Genome g = program_genome(preset("adam"));
+    g.program = lines_program({"s0 = interp(s0, g, beta1)", "r0 = square(g)", "s1 = interp(s1, r0, beta2)", "r1 = nesterov(s0, g)",
+                               "r2 = bias_correct(s1, beta2)", "r3 = rsqrt(r2, eps)", "u = mul(r1, r3)"});
+    g.bias_correction = true;
+    g.log10_weight_decay.reset();
+    g.validate(Bounds::kHardMaxTerms);
+    return g;
+  }
+  if (name == "muon") {  // the Muon baseline's rule as two programs, its hyperparameters
+    const Genome m = preset("muon");
+    Genome g = program_genome(preset("adam"));
+    g.log10_lr = m.log10_lr;
+    g.beta1 = m.beta1;
+    g.log10_aux_lr = m.log10_aux_lr;
+    g.log10_weight_decay = m.log10_weight_decay;
+    g.decoupled_weight_decay = true;
+    g.program = lines_program({"s0 = interp(s0, g, beta1)", "r0 = interp(s0, g, beta1)", "r1 = orthogonalize(r0)", "u = aspect_scale(r1)"});
+    // Its AdamW part with the authors' β's (0.9, 0.95) and ε 1e-10.
+    g.program_rest = lines_program({"s0 = interp(s0, g, 0.9)", "r0 = square(g)", "s1 = interp(s1, r0, 0.95)", "r1 = bias_correct(s0, 0.9)",
+                                    "r2 = bias_correct(s1, 0.95)", "r3 = rsqrt(r2, 1e-10)", "u = mul(r1, r3)"});
+    g.validate(Bounds::kHardMaxTerms);
+    return g;
+  }
+  if (name == "schedule_free_adamw") {
+    // θ holds y; s0 = v, s1 = z − y, s2 = x − y (zero at the start, where x = y = z). With
+    // d = g/(√v̂+ε) + λ·y, A = z_{t+1} − y_t = s1 − η_t·d, B = x_{t+1} − y_t = c·A + (1−c)·s2 and
+    // Δy = (1−β1)·A + β1·B (y = (1−β1)·z + β1·x), the slots move to A − Δy and B − Δy.
+    const Genome sf = preset("schedule_free_adamw");
+    Genome g = program_genome(preset("adam"));
+    g.log10_lr = sf.log10_lr;
+    g.beta1 = sf.beta1;
+    g.beta2 = sf.beta2;
+    g.log10_eps = sf.log10_eps;
+    g.log10_weight_decay = sf.log10_weight_decay;
+    g.warmup_fraction = sf.warmup_fraction;
+    g.cosine_decay = false;
+    g.program =
+        lines_program({"r0 = square(g)", "s0 = interp(s0, r0, beta2)", "r1 = bias_correct(s0, beta2)", "r2 = rsqrt(r1, eps)", "r3 = mul(g, r2)",
+                       "r4 = scale(theta, wd)", "r3 = add(r3, r4)", "r4 = scale(r3, lr)", "r5 = sub(s1, r4)", "r6 = interp(r5, s2, avg_weight)",
+                       "r7 = interp(r6, r5, beta1)", "s1 = sub(r5, r7)", "s2 = sub(r6, r7)", "u = neg(r7)", "x = add(theta, s2)"});
+    g.validate(Bounds::kHardMaxTerms);
+    return g;
+  }
+  const Genome p = preset(name);
+  if (!p.is_terms()) {
+    std::string names;
+    for (const auto& n : program_preset_names()) names += (names.empty() ? "" : ", ") + n;
+    throw Error("preset '" + name + "' has no program form (program presets: " + names + ")");
+  }
+  return program_genome(p);
 }
 
 }  // namespace evoopt::genome

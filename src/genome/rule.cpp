@@ -50,6 +50,8 @@ const std::vector<VarInfo>& var_table() {
       {Var::R6, true, "r6", "r6", "r_{6}", "", "", "", false},
       {Var::R7, true, "r7", "r7", "r_{7}", "", "", "", false},
       {Var::U, true, "u", "u", "u_t", "", "", "", false},
+      {Var::AvgW, false, "avg_w", "avg_w", "c_t", "", "", "", false},
+      {Var::X, true, "x", "x", "x_t", "", "", "", false},
   };
   return table;
 }
@@ -162,6 +164,8 @@ const std::vector<OpInfo>& op_table() {
       {Op::RsqrtEps, 2, method("{0}.abs().sqrt().add({1}).reciprocal()"), none, method("{0}.abs().sqrt().add({1}).reciprocal()"), none,
        call("\\frac{{1}}{{\\sqrt{{\\left|{0}\\right|}}+{1}}}"),
        [](const Value* a) { return Value{a[0].t.abs().sqrt_().add_(a[1].s).reciprocal_()}; }},
+      {Op::AspectScale, 1, call("_aspect_scale({0})"), none, call("aspect_scale({0})"), none,
+       call("\\sqrt{{\\max\\left(1, \\tfrac{{r}}{{c}}\\right)}}\\,{0}"), [](const Value* a) { return Value{aspect_scale(a[0].t)}; }},
   };
   return table;
 }
@@ -258,6 +262,11 @@ Spelled spell(const Expr& e, Lang lang, std::optional<Var> prev_of) {
       for (const auto& a : args) text.push_back(a.text);
       // LaTeX functions without their own brackets (sign) take (x) around an atom, else \left(x\right).
       if (lang == Lang::Latex && e.op == Op::Sign) text[0] = args[0].prec >= 100 ? "(" + text[0] + ")" : "\\left(" + text[0] + "\\right)";
+      // a + c·b: c and b are factors of a product (1 − β bracketed).
+      if (lang == Lang::Latex && e.op == Op::AddScaled) {
+        text[1] = wrap(args[1], 61, lang);
+        text[2] = wrap(args[2], 60, lang);
+      }
       return {fill(s.pattern, text), e.op == Op::AddScaled ? 50 : s.prec};
     }
   }
@@ -324,6 +333,9 @@ std::vector<std::string> lines(const Rule& rule, Lang lang) {
       case Stmt::Kind::Nesterov:
         line = py ? fmt::format("ng, nm = _nesterov_coefficients(beta1, {}, t, state)", s.bias_correction ? "True" : "False")
                   : fmt::format("const auto [ng, nm] = nesterov_coefficients(beta1, {}, t, st.mu_product);", s.bias_correction ? "true" : "false");
+        break;
+      case Stmt::Kind::AverageWeight:
+        line = py ? "avg_w = _average_weight(lr_t, state)" : "const double avg_w = average_weight(lr_t, st.lr_max, st.weight_sum);";
         break;
     }
     if (!s.comment.empty()) line += (py ? "  # " : "  // ") + s.comment;
@@ -449,6 +461,20 @@ Expr rms_normalize(Expr a) { return make(Op::RmsNorm, {std::move(a)}); }
 Expr l2_normalize(Expr a) { return make(Op::L2Norm, {std::move(a)}); }
 Expr orthogonalize(Expr a) { return make(Op::Orthogonalize, {std::move(a)}); }
 Expr rsqrt_eps(Expr a, Expr eps) { return make(Op::RsqrtEps, {std::move(a), std::move(eps)}); }
+Expr aspect_scale(Expr a) { return make(Op::AspectScale, {std::move(a)}); }
+
+double average_weight(double lr_t, double& lr_max, double& weight_sum) {
+  lr_max = std::max(lr_max, lr_t);
+  const double w = lr_max * lr_max;
+  weight_sum += w;
+  return weight_sum > 0 ? w / weight_sum : 0.0;
+}
+
+torch::Tensor aspect_scale(const torch::Tensor& x) {
+  if (x.dim() < 2) return x.clone();
+  const double rows = static_cast<double>(x.size(0)), cols = static_cast<double>(x.numel()) / rows;
+  return x * std::sqrt(std::max(1.0, rows / cols));
+}
 
 torch::Tensor orthogonalize(const torch::Tensor& x, int steps) {
   if (x.dim() < 2) return x.clone();
@@ -564,6 +590,9 @@ void run(const Rule& rule, Env& env) {
         env.scalar[static_cast<std::size_t>(Var::Nm)] = c.m;
         break;
       }
+      case Stmt::Kind::AverageWeight:
+        env.scalar[static_cast<std::size_t>(Var::AvgW)] = average_weight(env.scalar[static_cast<std::size_t>(Var::LrT)], env.lr_max, env.weight_sum);
+        break;
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "evoopt/common/error.hpp"
+#include "evoopt/genome/program.hpp"
 #include "evoopt/optim/ademamix.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 #include "evoopt/optim/muon.hpp"
@@ -40,6 +41,24 @@ std::unique_ptr<torch::optim::Optimizer> make_schedule_free(const genome::Genome
   return std::make_unique<ScheduleFreeAdamW>(params, o);
 }
 
+// A genome with two programs: the hidden matrices (Muon's split) step with its program, the rest
+// with program_rest at η_aux, one GenomeOptimizer group each. Clipping is over all parameters
+// (AlgorithmOptimizer::step), so neither part clips its group alone.
+std::unique_ptr<torch::optim::Optimizer> make_two_programs(const genome::Genome& g, const std::vector<std::pair<std::string, torch::Tensor>>& named,
+                                                           std::int64_t total_steps, const std::vector<std::string>& hidden_names,
+                                                           std::string& split_text) {
+  const MuonSplit split = muon_split(named, hidden_names);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (const auto part : {genome::Part::Hidden, genome::Part::Rest}) {
+    genome::Genome one = genome::program_part(g, part);
+    one.clip_norm.reset();
+    const auto params = tensors_of(part == genome::Part::Hidden ? split.muon : split.adamw);
+    if (!params.empty()) groups.emplace_back(params, std::make_unique<GenomeOptimizerOptions>(one, total_steps));
+  }
+  split_text = split.describe("program", "program_rest");
+  return std::make_unique<GenomeOptimizer>(std::move(groups), GenomeOptimizerOptions(genome::program_part(g, genome::Part::Hidden), total_steps));
+}
+
 // Puts each tensor of a loaded state back in its parameter's memory layout.
 template <typename State>
 bool relayout(torch::optim::OptimizerParamState& base, at::MemoryFormat format, std::initializer_list<torch::Tensor& (State::*)()> fields) {
@@ -63,6 +82,10 @@ AlgorithmOptimizer::AlgorithmOptimizer(const genome::Genome& genome, const std::
   switch (genome_.algorithm) {
     case Algorithm::Terms:
     case Algorithm::Program:
+      if (genome_.has_program_rest()) {
+        optimizer_ = make_two_programs(genome_, named_parameters, total_steps, muon_names, split_);
+        break;
+      }
       optimizer_ = std::make_unique<GenomeOptimizer>(params, GenomeOptimizerOptions(genome_, total_steps));
       break;
     case Algorithm::AdEMAMix:
@@ -86,7 +109,7 @@ AlgorithmOptimizer::AlgorithmOptimizer(const genome::Genome& genome, const std::
 }
 
 void AlgorithmOptimizer::step(std::int64_t step) {
-  if (genome_.has_rule()) {  // the genome's schedule and clipping run inside GenomeOptimizer
+  if (genome_.has_rule() && !genome_.has_program_rest()) {  // the genome's schedule and clipping run inside GenomeOptimizer
     optimizer_->step();
     return;
   }
@@ -96,8 +119,9 @@ void AlgorithmOptimizer::step(std::int64_t step) {
       for (const auto& p : group.params()) all.push_back(p);
     clip_grad_norm(all, *genome_.clip_norm);
   }
-  // Schedule-Free AdamW warms up by itself and has no decay (genome validation refuses cosine).
-  if (genome_.algorithm != Algorithm::ScheduleFreeAdamW) {
+  // Schedule-Free AdamW warms up by itself and has no decay (genome validation refuses cosine);
+  // a GenomeOptimizer group follows its genome's schedule.
+  if (genome_.algorithm != Algorithm::ScheduleFreeAdamW && !genome_.has_rule()) {
     const double factor = schedule_factor(genome_.warmup_fraction, genome_.cosine_decay, step - 1, total_steps_);
     auto& groups = optimizer_->param_groups();
     for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(base_lrs_[i] * factor);
@@ -107,10 +131,12 @@ void AlgorithmOptimizer::step(std::int64_t step) {
 
 void AlgorithmOptimizer::to_evaluation() {
   if (auto* sf = dynamic_cast<ScheduleFreeAdamW*>(optimizer_.get())) sf->eval_mode();
+  if (auto* go = dynamic_cast<GenomeOptimizer*>(optimizer_.get())) go->to_evaluation();
 }
 
 void AlgorithmOptimizer::to_training() {
   if (auto* sf = dynamic_cast<ScheduleFreeAdamW*>(optimizer_.get())) sf->train_mode();
+  if (auto* go = dynamic_cast<GenomeOptimizer*>(optimizer_.get())) go->to_training();
 }
 
 void AlgorithmOptimizer::save(torch::serialize::OutputArchive& archive) const { optimizer_->save(archive); }

@@ -4,6 +4,7 @@
 
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/json_io.hpp"
+#include "evoopt/genome/program.hpp"
 #include "evoopt/optim/param_state.hpp"
 #include "evoopt/optim/schedule.hpp"
 
@@ -44,6 +45,10 @@ void GenomeParamState::serialize(torch::serialize::OutputArchive& archive) const
   if (slot0().defined()) archive.write("slot0", slot0(), /*is_buffer=*/true);
   if (slot1().defined()) archive.write("slot1", slot1(), /*is_buffer=*/true);
   if (slot2().defined()) archive.write("slot2", slot2(), /*is_buffer=*/true);
+  if (weight_sum() > 0) {
+    archive.write("lr_max", c10::IValue(lr_max()));
+    archive.write("weight_sum", c10::IValue(weight_sum()));
+  }
 }
 
 void GenomeParamState::serialize(torch::serialize::InputArchive& archive) {
@@ -63,12 +68,21 @@ void GenomeParamState::serialize(torch::serialize::InputArchive& archive) {
   if (archive.try_read("slot1", s1, /*is_buffer=*/true)) slot1_ = s1;
   torch::Tensor s2;
   if (archive.try_read("slot2", s2, /*is_buffer=*/true)) slot2_ = s2;
+  if (archive.try_read("lr_max", v)) lr_max_ = v.toDouble();
+  if (archive.try_read("weight_sum", v)) weight_sum_ = v.toDouble();
 }
 
 GenomeOptimizer::GenomeOptimizer(std::vector<torch::optim::OptimizerParamGroup> param_groups, GenomeOptimizerOptions defaults)
-    : Optimizer(std::move(param_groups), std::make_unique<GenomeOptimizerOptions>(defaults)) {}
+    : Optimizer(std::move(param_groups), std::make_unique<GenomeOptimizerOptions>(defaults)) {
+  for (const auto& group : param_groups_)
+    if (static_cast<const GenomeOptimizerOptions&>(group.options()).genome().has_program_rest())
+      throw Error(
+          "GenomeOptimizer: a genome with program_rest steps two kinds of parameters: give each part its own group "
+          "(genome::program_part) or use AlgorithmOptimizer, which splits the model");
+}
 
 torch::Tensor GenomeOptimizer::step(LossClosure closure) {
+  if (at_evaluation_) throw Error("GenomeOptimizer: step() at the evaluation point; call to_training() first");
   torch::NoGradGuard no_grad;
   torch::Tensor loss = closure ? call_closure(closure) : torch::Tensor{};
   for (auto& group : param_groups_) {
@@ -88,13 +102,16 @@ torch::Tensor GenomeOptimizer::step(LossClosure closure) {
 void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule& rule, const GenomeOptimizerOptions& options) {
   using genome::rule::Var;
   const genome::Genome& g = options.genome();
-  auto& state = param_state<GenomeParamState>(state_, p, [&rule](GenomeParamState& s, const torch::Tensor& q) {
+  auto& state = param_state<GenomeParamState>(state_, p, [&rule, &g](GenomeParamState& s, const torch::Tensor& q) {
+    // A slot the evaluation point reads exists even where no step writes it (it stays zero).
+    const genome::rule::Rule at_x = g.is_program() ? genome::evaluation_rule(g) : genome::rule::Rule{};
+    const auto needs = [&](Var v) { return rule.reads(v) || at_x.reads(v); };
     if (rule.reads(Var::M)) s.exp_avg(torch::zeros_like(q, torch::MemoryFormat::Preserve));
     if (rule.reads(Var::V)) s.exp_avg_sq(torch::zeros_like(q, torch::MemoryFormat::Preserve));
     if (rule.reads(Var::C)) s.lion_exp_avg(torch::zeros_like(q, torch::MemoryFormat::Preserve));
-    if (rule.reads(Var::S0)) s.slot0(torch::zeros_like(q, torch::MemoryFormat::Preserve));
-    if (rule.reads(Var::S1)) s.slot1(torch::zeros_like(q, torch::MemoryFormat::Preserve));
-    if (rule.reads(Var::S2)) s.slot2(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (needs(Var::S0)) s.slot0(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (needs(Var::S1)) s.slot1(torch::zeros_like(q, torch::MemoryFormat::Preserve));
+    if (needs(Var::S2)) s.slot2(torch::zeros_like(q, torch::MemoryFormat::Preserve));
   });
   state.step(state.step() + 1);
   const auto t = state.step();
@@ -111,11 +128,61 @@ void GenomeOptimizer::step_parameter(torch::Tensor& p, const genome::rule::Rule&
   tensor(Var::S2) = state.slot2();
   genome::rule::set_step_scalars(env, g, t, options.lr() * schedule_factor(g.warmup_fraction, g.cosine_decay, t - 1, options.total_steps()));
   env.mu_product = state.mu_product();
+  env.lr_max = state.lr_max();
+  env.weight_sum = state.weight_sum();
   genome::rule::run(rule, env);
   state.mu_product(env.mu_product);
+  state.lr_max(env.lr_max);
+  state.weight_sum(env.weight_sum);
+}
+
+bool GenomeOptimizer::evaluates_elsewhere() const {
+  for (const auto& group : param_groups_)
+    if (static_cast<const GenomeOptimizerOptions&>(group.options()).genome().evaluates_elsewhere()) return true;
+  return false;
+}
+
+void GenomeOptimizer::to_evaluation() {
+  using genome::rule::Var;
+  if (at_evaluation_) return;
+  torch::NoGradGuard no_grad;
+  training_weights_.clear();
+  for (auto& group : param_groups_) {
+    const auto& options = static_cast<const GenomeOptimizerOptions&>(group.options());
+    const genome::rule::Rule at_x = genome::evaluation_rule(options.genome());
+    for (auto& p : group.params()) {
+      const auto it = state_.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (at_x.stmts.empty() || it == state_.end()) continue;  // a parameter that has not stepped is at x
+      const auto& state = static_cast<const GenomeParamState&>(*it->second);
+      genome::rule::Env env;
+      env.tensor[static_cast<std::size_t>(Var::Param)] = p;
+      env.tensor[static_cast<std::size_t>(Var::S0)] = state.slot0();
+      env.tensor[static_cast<std::size_t>(Var::S1)] = state.slot1();
+      env.tensor[static_cast<std::size_t>(Var::S2)] = state.slot2();
+      genome::rule::set_step_scalars(env, options.genome(), state.step(), options.lr());
+      genome::rule::run(at_x, env);
+      training_weights_.push_back(p.detach().clone());
+      p.copy_(env.tensor[static_cast<std::size_t>(Var::X)]);
+    }
+  }
+  at_evaluation_ = true;
+}
+
+void GenomeOptimizer::to_training() {
+  if (!at_evaluation_) return;
+  torch::NoGradGuard no_grad;
+  std::size_t k = 0;
+  for (auto& group : param_groups_) {
+    const genome::rule::Rule at_x = genome::evaluation_rule(static_cast<const GenomeOptimizerOptions&>(group.options()).genome());
+    for (auto& p : group.params())
+      if (!at_x.stmts.empty() && state_.count(c10::guts::to_string(p.unsafeGetTensorImpl())) != 0) p.copy_(training_weights_.at(k++));
+  }
+  training_weights_.clear();
+  at_evaluation_ = false;
 }
 
 void GenomeOptimizer::save(torch::serialize::OutputArchive& archive) const {
+  if (at_evaluation_) throw Error("GenomeOptimizer: save() at the evaluation point; call to_training() first");
   torch::optim::serialize<GenomeParamState, GenomeOptimizerOptions>(archive, *this);
 }
 

@@ -167,13 +167,13 @@ std::vector<torch::optim::OptimizerParamGroup> MuonSplit::groups(const MuonOptio
   return g;
 }
 
-std::string MuonSplit::describe() const {
+std::string MuonSplit::describe(const std::string& first, const std::string& second) const {
   auto list = [](const std::vector<std::pair<std::string, torch::Tensor>>& v) {
     std::vector<std::string> items;
     for (const auto& [name, p] : v) items.push_back(fmt::format("{} [{}]", name, fmt::join(p.sizes(), ", ")));
     return items.empty() ? std::string("none") : fmt::format("{}", fmt::join(items, ", "));
   };
-  return "Muon: " + list(muon) + "; AdamW: " + list(adamw);
+  return first + ": " + list(muon) + "; " + second + ": " + list(adamw);
 }
 
 }  // namespace evoopt::optim

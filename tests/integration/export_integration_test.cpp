@@ -25,14 +25,17 @@
 #include "ExportedAllTermsL2.hpp"
 #include "ExportedHostile.hpp"
 #include "ExportedLion.hpp"
+#include "ExportedMuonProgram.hpp"
 #include "ExportedNAdamW.hpp"
 #include "ExportedProgram.hpp"
 #include "ExportedRmsProp.hpp"
+#include "ExportedScheduleFreeProgram.hpp"
 #include "ExportedSgd.hpp"
 #include "ExportedSignum.hpp"
 #include "evoopt/common/error.hpp"
 #include "evoopt/common/files.hpp"
 #include "evoopt/export/export.hpp"
+#include "evoopt/optim/algorithm.hpp"
 #include "evoopt/optim/genome_optimizer.hpp"
 #include "export_support.hpp"
 #include "test_support.hpp"
@@ -123,10 +126,24 @@ TEST(Export, FormulasProvenanceAndBadInput) {
   EXPECT_NE(md.find("\\eta_t \\lambda"), std::string::npos) << md;
   // A program: its statements in order as definitions, u in the update.
   const genome::Genome program = genome::load_genome(std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/export_genomes/program_every_op.json");
+  for (const auto op : genome::program_ops()) EXPECT_TRUE(program.program.uses(op)) << genome::program_op_name(op);  // every operation
   const std::string ptex = exports::export_genome(program, exports::Format::Latex, o);
   for (const char* piece : {"\\eta_t\\, u_t", "s_{0,t} = ", "\\operatorname{NS}_5", "u_t = ", "s_{0} \\leftarrow ", "\\beta_1 = 0.85"})
     EXPECT_NE(ptex.find(piece), std::string::npos) << piece << "\n" << ptex;
   EXPECT_LT(ptex.find("\\operatorname{NS}_5"), ptex.find("u_t = "));
+  // Two programs: both, the second under its heading; an evaluation point and c_t as definitions,
+  // and a program applying η_t and λ itself has neither around u.
+  const std::string dir = std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/export_genomes/";
+  const std::string mtex = exports::export_genome(genome::load_genome(dir + "muon_program.json"), exports::Format::Latex, o);
+  for (const char* piece :
+       {"(hidden weight matrices", "The other parameters (biases", "\\operatorname{NS}_5", "\\sqrt{\\max\\left(1", "{1 - 0.95^{t}}"})
+    EXPECT_NE(mtex.find(piece), std::string::npos) << piece << "\n" << mtex;
+  EXPECT_LT(mtex.find("\\operatorname{NS}_5"), mtex.find("The other parameters"));
+  EXPECT_GT(mtex.find("0.95^{t}"), mtex.find("The other parameters"));
+  const std::string stex = exports::export_genome(genome::load_genome(dir + "schedule_free_program.json"), exports::Format::Latex, o);
+  for (const char* piece : {"x_t = \\theta_t + s_{2}", "c_t = \\frac{w_t}", "\\theta_{t-1} - u_t"})
+    EXPECT_NE(stex.find(piece), std::string::npos) << piece << "\n" << stex;
+  EXPECT_EQ(stex.find("\\eta_t \\lambda\\, \\theta_{t-1}"), std::string::npos) << stex;
   // Without bias correction the hats go.
   genome::Genome plain = genome::preset("adam");
   plain.bias_correction = false;
@@ -345,4 +362,93 @@ TEST(ExportSafety, ADamagedRunFileNamesTheFileAndTheKey) {
   EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find((run / "summary.json").string() + ": /final_test/overall_mean: expected a number, got a string"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
+}
+
+// A program genome with two programs (Muon's: W is the hidden matrix, b the rest, at aux_lr,
+// clipped over both) and one with an evaluation point (Schedule-Free AdamW's x, with the
+// constants lr, wd and avg_weight) export too: the libtorch header and the PyTorch class train
+// like evoopt's AlgorithmOptimizer in float64, and evaluate at the same x.
+namespace {
+struct Trained {
+  std::pair<torch::Tensor, torch::Tensor> at_y, at_x;
+};
+// Trains W, b with `step` (called with the 1-based step), then moves them to x with `to_x`.
+Trained train_and_evaluate(const Problem& p, torch::Tensor& w, torch::Tensor& b, const std::function<void(std::int64_t)>& step,
+                           const std::function<void()>& to_x) {
+  for (std::int64_t k = 0; k < kSteps; ++k) {
+    if (w.grad().defined()) w.mutable_grad().zero_();
+    if (b.grad().defined()) b.mutable_grad().zero_();
+    auto loss = (torch::tanh(torch::matmul(p.x[k], w) + b) - p.y[k]).pow(2).mean();
+    loss.backward();
+    step(k + 1);
+  }
+  Trained t;
+  t.at_y = {w.detach().clone(), b.detach().clone()};
+  to_x();
+  t.at_x = {w.detach().clone(), b.detach().clone()};
+  return t;
+}
+}  // namespace
+
+TEST(Export, TwoProgramsAndAnEvaluationPointTrainAndEvaluateLikeEvoopt) {
+  test::TempDir tmp;
+  const Problem p = make_problem(13);
+  const fs::path data = tmp / "data.json";
+  write_file_atomic(data,
+                    nlohmann::json{{"W0", tensor_json(p.w0)}, {"b0", tensor_json(p.b0)}, {"X", tensor_json(p.x)}, {"Y", tensor_json(p.y)}}.dump());
+  const std::string dir = std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/export_genomes/";
+  for (const std::string cls : {"ExportedMuonProgram", "ExportedScheduleFreeProgram"}) {
+    SCOPED_TRACE(cls);
+    const bool muon = cls == "ExportedMuonProgram";
+    const std::string file = dir + (muon ? "muon_program.json" : "schedule_free_program.json");
+    const genome::Genome g = genome::load_genome(file);
+    ASSERT_EQ(g.has_program_rest(), muon);
+    ASSERT_EQ(g.evaluates_elsewhere(), !muon);
+    // evoopt: AlgorithmOptimizer with W as the hidden matrix.
+    auto w = p.w0.clone().requires_grad_(true), b = p.b0.clone().requires_grad_(true);
+    optim::AlgorithmOptimizer ref_opt(g, {{"W", w}, {"b", b}}, kSteps, {"W"});
+    const Trained reference = train_and_evaluate(
+        p, w, b, [&](std::int64_t t) { ref_opt.step(t); }, [&] { ref_opt.to_evaluation(); });
+    EXPECT_GT((reference.at_y.first - p.w0).abs().max().item<double>(), 1e-3);
+    // x differs from the training weights where there is an evaluation point (else at_x proves nothing).
+    EXPECT_EQ((reference.at_x.first - reference.at_y.first).abs().max().item<double>() > 1e-6, !muon);
+    // The header exported at build time.
+    auto hw = p.w0.clone().requires_grad_(true), hb = p.b0.clone().requires_grad_(true);
+    Trained header;
+    if (muon) {
+      ExportedMuonProgram opt({hw}, {hb}, ExportedMuonProgramOptions().total_steps(kSteps));
+      header = train_and_evaluate(
+          p, hw, hb, [&](std::int64_t) { opt.step(); }, [] {});
+      // The split of a model as evoopt splits it: first and last matrices with the rest.
+      torch::nn::Sequential model(torch::nn::Linear(4, 8), torch::nn::Linear(8, 8), torch::nn::Linear(8, 2));
+      const auto [hidden, rest] = ExportedMuonProgram::split_parameters(model->named_parameters());
+      ASSERT_EQ(hidden.size(), 1U);
+      EXPECT_TRUE(hidden[0].is_same(model[1]->as<torch::nn::Linear>()->weight));
+      EXPECT_EQ(rest.size(), 5U);
+    } else {
+      ExportedScheduleFreeProgram opt({hw, hb}, ExportedScheduleFreeProgramOptions().total_steps(kSteps));
+      header = train_and_evaluate(
+          p, hw, hb, [&](std::int64_t) { opt.step(); }, [&] { opt.to_evaluation(); });
+      EXPECT_THROW(opt.step(), std::logic_error);
+      opt.to_training();
+      EXPECT_TRUE(torch::equal(hw.detach(), header.at_y.first));
+    }
+    expect_close(header.at_y, reference.at_y, cls + " (libtorch header)");
+    expect_close(header.at_x, reference.at_x, cls + " (libtorch header, at x)");
+    // The PyTorch class, exported now by the CLI.
+    const fs::path py = tmp / (cls + ".py");
+    const auto made = test::run_cli("export " + file + " --format pytorch --total-steps 60 --class-name " + cls + " -o " + py.string());
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    const fs::path out = tmp / (cls + ".json");
+    const std::string cmd = "/usr/bin/python3 " + std::string(EVOOPT_TEST_SOURCE_DIR) + "/unit/export_check.py " + py.string() + " " + cls + " " +
+                            data.string() + " " + out.string() + (muon ? " --rest-b" : "") + " 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const auto j = nlohmann::json::parse(read_text_file(out));
+    expect_close({json_tensor(j.at("W")), json_tensor(j.at("b"))}, reference.at_y, cls + " (PyTorch class)");
+    EXPECT_TRUE(j.at("state_dict_resume_equal").get<bool>());
+    if (!muon) {
+      expect_close({json_tensor(j.at("W_x")), json_tensor(j.at("b_x"))}, reference.at_x, cls + " (PyTorch class, at x)");
+      EXPECT_TRUE(j.at("train_restores").get<bool>());
+    }
+  }
 }

@@ -244,3 +244,45 @@ TEST(GeneticAlgorithm, TheProgramSpaceSearchesProgramsReproduciblyAndResumes) {
   EXPECT_GT(a.best.fitness, 0.1);
   expect_cut_search_resumes_identically(o, one, tmp.path(), 5, 1);
 }
+
+// Racing and the asynchronous mode search programs as they search term genomes: seeded with
+// program presets (Muon as two programs, Schedule-Free AdamW evaluated at x) and a first
+// generation of their mutants; racing resumes identically after a cut, and the asynchronous
+// order of 2 worker processes replays in this process.
+TEST(GeneticAlgorithm, ProgramsRaceAndEvolveAsynchronouslyFromProgramPresets) {
+  EVOOPT_REQUIRE_DATASET("mnist");
+  const task::TaskOptions to = test::small_mnist_options();
+  auto tasks = racing_tasks();
+  GaOptions o = racing_options(false);
+  o.space.rules = RuleSpace::Programs;
+  o.seed_presets = {"sgd", "muon", "schedule_free_adamw"};
+  o.fill = "mutants";
+  test::TempDir tmp;
+  eval::LocalEvaluator one(tasks, racing_budget());
+  const GaOutcome raced = GeneticAlgorithm(o, one, tmp / "full").run();
+  ASSERT_TRUE(raced.completed);
+  EXPECT_GT(steps_saved(raced), 0);
+  const auto lineage = nlohmann::json::parse(read_text_file(tmp / "full/lineage.json"));
+  int mutants = 0, two_programs = 0;
+  for (const auto& i : lineage.at("individuals")) {
+    EXPECT_EQ(i.at("genome").at("algorithm"), "program");
+    mutants += i.at("origin") == "mutant";
+    two_programs += i.at("genome").contains("program_rest");
+  }
+  EXPECT_EQ(mutants, 3);  // population 6: 3 seeds, then a mutant of each
+  EXPECT_GE(two_programs, 2);
+  expect_cut_search_resumes_identically(o, one, tmp.path(), 3, 0);
+
+  GaOptions a = o;
+  a.racing.enabled = false;
+  a.async = true;
+  {
+    eval::ProcessEvaluator two(tasks, to, racing_budget(), 2, EVOOPT_CLI);
+    ASSERT_TRUE(GeneticAlgorithm(a, two, tmp / "async2").run().completed);
+  }
+  std::filesystem::create_directories(tmp / "async1");
+  std::filesystem::copy_file(tmp / "async2/completions.jsonl", tmp / "async1/completions.jsonl");
+  ASSERT_TRUE(GeneticAlgorithm(a, one, tmp / "async1").run().completed);
+  EXPECT_EQ(read_text_file(tmp / "async1/lineage.json"), read_text_file(tmp / "async2/lineage.json"));
+  EXPECT_EQ(read_text_file(tmp / "async1/best_genome.json"), read_text_file(tmp / "async2/best_genome.json"));
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Float64 references of NAdamW, AdEMAMix, Schedule-Free AdamW and Muon, written from the
+"""Float64 references of NAdamW, NAdam, AdEMAMix, Schedule-Free AdamW and Muon, written from the
 published algorithms in plain Python (floats and lists, no torch), for optimizers_test.cpp.
 
     optim_reference.py ALGORITHM STEPS '{"lr": ..., ...}'
@@ -14,6 +14,8 @@ optimizers_test.cpp builds the same problem in C++.
 Sources (../shared/docs/REFERENCES.md):
 - NAdamW: MLCommons AlgoPerf, reference_algorithms/paper_baselines/nadamw (the Nesterov
   look-ahead beta1*m + (1-beta1)*g in AdamW's place).
+- NAdam: Dozat 2016 as torch.optim.NAdam documents it (momentum decay psi = 0.004,
+  mu_t = beta1*(1 - 0.5*0.96**(t*psi)), L2 weight decay added to the gradient).
 - AdEMAMix: Pagliardini et al. 2024, Algorithm 1; alpha and beta3 warmup as in apple/ml-ademamix.
 - Schedule-Free AdamW: Defazio et al. 2024, Algorithm 1 (x, y, z kept explicitly here), with
   the denominator sqrt(v/(1-beta2^t)) + eps and weights (max lr so far)^2 of
@@ -64,6 +66,31 @@ def nadamw(steps, h):
                 m_hat = look_ahead / (1 - b1 ** t)
                 v_hat = v[k][i] / (1 - b2 ** t)
                 p[k][i] = p[k][i] - lr * wd * p[k][i] - lr * m_hat / (math.sqrt(v_hat) + eps)
+        out.append({"p": [list(x) for x in p]})
+    return out
+
+
+def nadam(steps, h):
+    lr, b1, b2, eps, wd = h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]
+    psi = 0.004
+    p = start()
+    m = [[0.0] * len(x) for x in p]
+    v = [[0.0] * len(x) for x in p]
+    mu_product = 1.0
+    out = []
+    for t in range(1, steps + 1):
+        g = grad(p, t)
+        mu = b1 * (1 - 0.5 * 0.96 ** (t * psi))
+        mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+        mu_product *= mu
+        for k in range(len(p)):
+            for i in range(len(p[k])):
+                gi = g[k][i] + wd * p[k][i]
+                m[k][i] = b1 * m[k][i] + (1 - b1) * gi
+                v[k][i] = b2 * v[k][i] + (1 - b2) * gi * gi
+                m_hat = mu_next * m[k][i] / (1 - mu_product * mu_next) + (1 - mu) * gi / (1 - mu_product)
+                v_hat = v[k][i] / (1 - b2 ** t)
+                p[k][i] -= lr * m_hat / (math.sqrt(v_hat) + eps)
         out.append({"p": [list(x) for x in p]})
     return out
 
@@ -190,7 +217,7 @@ def main(argv):
     if len(argv) != 3:
         sys.exit(__doc__)
     algorithm, steps, h = argv[0], int(argv[1]), json.loads(argv[2])
-    fn = {"nadamw": nadamw, "ademamix": ademamix, "schedule_free": schedule_free, "muon": muon}[algorithm]
+    fn = {"nadamw": nadamw, "nadam": nadam, "ademamix": ademamix, "schedule_free": schedule_free, "muon": muon}[algorithm]
     json.dump(fn(steps, h), sys.stdout)
 
 

@@ -480,3 +480,64 @@ TEST(Optimizers, HandMadeAlgorithmGenomesReadWriteHashAndRefuseWhatTheyCannotBe)
   EXPECT_EQ(genome::Genome::from_json({{"algorithm", "muon"}, {"aux_lr", 1e-3}}).aux_lr(),
             genome::Genome::from_json({{"algorithm", "muon"}, {"log10_aux_lr", -3}}).aux_lr());
 }
+
+// The program presets (genome/program.hpp) train as the published algorithms they spell, in
+// float64 over 200 steps against the same references as the hand-made optimizers: NAdam (its
+// momentum schedule, L2 decay) as torch.optim.NAdam documents it, Muon as two programs
+// (hidden matrices, and its AdamW part on the rest at η_aux), and Schedule-Free AdamW, trained
+// at y and evaluated at x.
+TEST(Optimizers, TheNAdamProgramMatchesTorchsNAdamInFloat64) {
+  auto ps = start();
+  genome::Genome g = genome::program_preset("nadam");
+  g.log10_lr = -2.0;
+  g.beta2 = 0.99;
+  g.log10_weight_decay = -2.0;
+  g.decoupled_weight_decay = false;
+  GenomeOptimizer opt(ps, GenomeOptimizerOptions(g));
+  expect_matches(opt, ps, reference("nadam", {{"lr", 0.01}, {"beta1", 0.9}, {"beta2", 0.99}, {"eps", 1e-8}, {"weight_decay", 0.01}}));
+}
+
+TEST(Optimizers, TheMuonProgramsMatchThePublishedMuonAndItsAdamWPartInFloat64) {
+  auto ps = start();
+  genome::Genome g = genome::program_preset("muon");
+  ASSERT_TRUE(g.has_program_rest());
+  g.log10_lr = std::log10(0.02);
+  g.beta1 = 0.95;
+  g.log10_aux_lr = std::log10(0.003);
+  g.log10_weight_decay = -1.0;
+  // The reference's split: every tensor of 2 or more dimensions on Muon.
+  AlgorithmOptimizer opt(g, named(ps), kSteps, {"p0", "p1", "p2"});
+  EXPECT_EQ(opt.split(), "program: p0 [3, 4], p1 [5, 3], p2 [2, 2, 2, 2]; program_rest: p3 [5]");
+  expect_matches(opt.optimizer(), ps, reference("muon", muon_hyper(true)));
+  // A genome with two programs needs the split: GenomeOptimizer alone refuses it.
+  auto qs = start();
+  EXPECT_THROW(GenomeOptimizer(qs, GenomeOptimizerOptions(g)), Error);
+}
+
+TEST(Optimizers, TheScheduleFreeProgramTrainsAtYAndEvaluatesAtXInFloat64) {
+  auto ps = start();
+  genome::Genome g = genome::program_preset("schedule_free_adamw");
+  g.log10_lr = std::log10(0.02);
+  g.beta1 = 0.9;
+  g.beta2 = 0.99;
+  g.log10_eps = -8.0;
+  g.log10_weight_decay = std::log10(0.05);
+  g.warmup_fraction = 20.0 / kSteps;
+  GenomeOptimizer opt(ps, GenomeOptimizerOptions(g, kSteps));
+  EXPECT_TRUE(opt.evaluates_elsewhere());
+  const auto ref = reference("schedule_free", kScheduleFree);
+  double worst_x = 0;
+  expect_matches(opt, ps, ref, [&](int t) {
+    if (t % 50 != 0) return;
+    const auto y = values(ps);
+    opt.to_evaluation();
+    worst_x = std::max(worst_x, max_diff(values(ps), ref.at(static_cast<std::size_t>(t - 1)), "x"));
+    EXPECT_THROW(opt.step(), Error);  // no step at x
+    torch::serialize::OutputArchive archive;
+    EXPECT_THROW(opt.save(archive), Error);  // nor a save
+    opt.to_training();
+    EXPECT_EQ(values(ps), y);  // the training weights come back bit for bit
+  });
+  EXPECT_LE(worst_x, 1e-9);
+  EXPECT_GT(max_diff(values(ps), ref.back(), "x"), 1e-4);
+}

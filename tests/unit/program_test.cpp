@@ -124,13 +124,15 @@ TEST(Program, BadProgramsAreOneLineErrorsNamingTheStatement) {
       {{"g = sign(g)", "u = sign(g)"}, "program statement 1 (g = sign(g)): g is an input: it cannot be written"},
       {{"u = interp(g, g)"}, "interp takes 3 operands, got 2"},
       {{"u = interp(s0, g, 1.5)"}, "the weight of interp must be in [0, 1], got 1.5"},
-      {{"u = rsqrt(g, zero)"}, "the constant of rsqrt is 'zero', not a number, beta1, beta2 or eps"},
+      {{"u = rsqrt(g, zero)"}, "the constant of rsqrt is 'zero', not a number, beta1, beta2, eps, lr, wd or avg_weight"},
       {{"u = sign(x9)"}, "operand 1 of sign is 'x9', not a register"},
       {{"u sign(g)"}, "expected 'register = operation(operands)'"},
       {{"r0 = sign(g)"}, "program never writes u, the update direction"},
       {{"s0 = interp(s0, theta, 0.9)", "u = sign(s0)"}, "program's output u does not depend on the gradient g"},
       {{"r0 = nesterov(s0, g)", "r1 = nesterov(s0, g)", "u = add(r0, r1)"}, "a second nesterov"},
       {{}, "program has no statements"},
+      {{"u = sign(g)", "x = add(theta, g)"}, "x, the evaluation point, reads theta and the state slots only, not g"},
+      {{"x = add(theta, s0)", "u = sign(g)"}, "x, the evaluation point, is written by the last statement only"},
   };
   for (const auto& [lines, message] : cases) {
     try {
@@ -323,4 +325,82 @@ TEST(Program, MutationAndCrossoverKeepProgramsValid) {
   }
   Rng x(3), y(3);
   EXPECT_EQ(ga::mutate_program(adam, 14, x), ga::mutate_program(adam, 14, y));
+}
+
+// A genome with two programs (hidden matrices, and the rest at η_aux): reads and writes, its
+// hash and distance see both programs, bad input names the program, the search's operators
+// keep both valid, and it trains each part with its own rule and learning rate.
+TEST(Program, TwoProgramGenomesReadWriteHashAndTrainEachPart) {
+  const Genome muon = genome::program_preset("muon");
+  ASSERT_TRUE(muon.has_program_rest());
+  const auto j = muon.to_json();
+  EXPECT_EQ(j.at("program_rest").size(), muon.program_rest.statements.size());
+  EXPECT_EQ(Genome::from_json(j), muon);
+  Genome other = muon;
+  other.program_rest = Program::parse({"u = sign(g)"});
+  EXPECT_NE(other.hash(), muon.hash());
+  EXPECT_GT(genome::genome_distance(muon, other), 0.0);
+  Genome slower = muon;
+  slower.log10_aux_lr -= 1;
+  EXPECT_NE(slower.hash(), muon.hash());  // η_aux is read
+  EXPECT_NE(muon.formula().find("program (the rest, η_aux): "), std::string::npos) << muon.formula();
+  auto bad = j;
+  bad["program_rest"] = {"u = foo(g)"};
+  try {
+    Genome::from_json(bad);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("program_rest: program statement 1 (u = foo(g)): unknown operation 'foo'"), std::string::npos) << e.what();
+  }
+  bad = genome::preset("adam").to_json();
+  bad["program_rest"] = {"u = sign(g)"};
+  EXPECT_THROW(Genome::from_json(bad), Error);
+  // Training: the parameters named hidden (p0) follow the first program at η, the rest the
+  // second at η_aux, each bit for bit as a one-program run.
+  Genome two = genome::program_genome(genome::preset("adam"));
+  two.program_rest = genome::program_of_terms(genome::preset("sgd"));
+  two.log10_aux_lr = -1.0;
+  auto ps = start();
+  optim::AlgorithmOptimizer opt(two, ps, 30, {"p0"});
+  EXPECT_EQ(opt.split(), "program: p0 [6, 4]; program_rest: p1 [3, 2, 3, 3], p2 [5]");
+  for (int t = 1; t <= 30; ++t) set_grads(ps, t), opt.step(t);
+  const auto adam = train(genome::program_genome(genome::preset("adam")), 30), sgd = train(genome::program_genome(genome::preset("sgd")), 30);
+  EXPECT_TRUE(torch::equal(ps[0].second.detach(), adam[0]));
+  EXPECT_TRUE(torch::equal(ps[1].second.detach(), sgd[1]));
+  EXPECT_TRUE(torch::equal(ps[2].second.detach(), sgd[2]));
+  // The operators: children of two-program genomes keep two valid programs.
+  ga::SearchSpace space;
+  space.rules = ga::RuleSpace::Programs;
+  Rng rng(5);
+  const Genome nadam = genome::program_preset("nadam");
+  int rest_changed = 0;
+  for (int i = 0; i < 200; ++i) {
+    const Genome child = ga::mutate(ga::crossover(muon, i % 2 ? nadam : muon, space, rng), space, ga::MutationOptions{}, rng);
+    ASSERT_NO_THROW(child.validate(genome::Bounds::kHardMaxTerms));
+    rest_changed += child.has_program_rest() && child.program_rest != muon.program_rest;
+  }
+  EXPECT_GT(rest_changed, 10);
+}
+
+// The program presets: every term preset compiled, and NAdam, Muon and Schedule-Free AdamW
+// (optimizers_test.cpp checks those against the published algorithms); the evaluation point
+// survives simplification and splits the hash.
+TEST(Program, ProgramPresetsAndTheEvaluationPoint) {
+  for (const auto& name : genome::program_preset_names()) {
+    SCOPED_TRACE(name);
+    const Genome g = genome::program_preset(name);
+    EXPECT_TRUE(g.is_program());
+    EXPECT_NO_THROW(g.validate(genome::Bounds::kHardMaxTerms));
+    EXPECT_EQ(Genome::from_json(g.to_json()), g);
+    const auto p = genome::probe(g);
+    EXPECT_TRUE(p.finite && p.reads_g);
+  }
+  EXPECT_THROW(genome::program_preset("ademamix"), Error);
+  const Genome sf = genome::program_preset("schedule_free_adamw");
+  EXPECT_TRUE(sf.evaluates_elsewhere());
+  EXPECT_TRUE(genome::simplify(sf.program).has_evaluation_point());
+  Genome at_z = sf;
+  at_z.program.statements.back() = Program::parse({"u = sign(g)", "x = add(theta, s1)"}).statements.back();
+  EXPECT_NE(at_z.hash(), sf.hash());  // only the evaluation point differs
+  EXPECT_FALSE(genome::program_preset("adam").evaluates_elsewhere());
 }

@@ -107,7 +107,7 @@ void add_flags(CLI::App& app, const Spec& defaults, unsigned command) {
         const limits::Limit limit = info.max_what != nullptr ? limits::Limit{static_cast<std::int64_t>(*info.max), info.max_what}
                                                              : limits::Limit{std::numeric_limits<T>::max(), "the field's type"};
         o->transform(integer_flag<T>(limit));
-      } else if constexpr (std::is_enum_v<T>) {
+      } else if constexpr (std::is_enum_v<T> || std::is_same_v<T, std::string>) {
         o->type_name("TEXT");
       }
     }

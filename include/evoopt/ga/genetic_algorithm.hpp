@@ -83,6 +83,10 @@ struct GaOptions {
   std::vector<std::string> tasks;         // fitness = mean over these of the mean over seeds
   int search_seeds = 1;                   // training seeds per task per genome
   std::vector<std::string> seed_presets;  // empty: default_seed_presets(space.vocabulary)
+  // What fills the first generation after the seeds: "random" genomes, or "mutants" of the
+  // seeds (each a mutation of the seeds in turn, so the population holds nothing the seeds
+  // do not lead to: a search from SGD alone).
+  std::string fill = "random";  // validate() refuses any other
   RacingOptions racing;
   // Asynchronous steady state (regularized evolution, Real et al. 2019): no generation
   // barrier. Each individual that finishes joins the population, the oldest member leaves
@@ -125,7 +129,14 @@ struct GaOptions {
               .flag(schema::kEvolve, "--seeds")
               .flag(schema::kCompare, "--val-seeds"));
     visit("seed_presets", o.seed_presets,
-          help("Presets seeding the first generation ([] = sgd, adam, rmsprop, adamw, and signum, lion with the extended vocabulary)"));
+          help("Presets seeding the first generation ([] = sgd, adam, rmsprop, adamw, and signum, lion with the extended vocabulary; with "
+               "space = programs also nadam, muon, schedule_free_adamw as programs)")
+              .flag(schema::kEvolve, "--seed-presets"));
+    visit("fill", o.fill,
+          help("What fills the first generation after the seed presets: random genomes, or mutants of the seeds")
+              .one_of("random, mutants")
+              .flag(schema::kEvolve, "--fill")
+              .since("\"random\"", /*omit=*/true));
     visit("mutation", o.mutation, help("Mutation rates and strengths"));
     visit("racing", o.racing, help("Racing (successive halving inside each generation)").since(""));
     visit("async", o.async,

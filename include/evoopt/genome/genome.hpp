@@ -60,6 +60,9 @@ struct Genome {
   Algorithm algorithm = Algorithm::Terms;
   std::vector<TermGene> terms;  // empty for a program or a hand-made method
   Program program;              // Algorithm::Program: its statements (empty otherwise)
+  // Algorithm::Program, optional: the rule of the parameters outside the hidden weight matrices
+  // (biases, normalisation, first layer, head), stepped at aux_lr; empty: `program` steps all.
+  Program program_rest;
   double log10_lr = -3.0;
   double beta1 = 0.9;
   double beta2 = 0.999;
@@ -74,7 +77,7 @@ struct Genome {
   std::optional<double> clip_norm;            // clip gradients by global norm when set
   double beta3 = 0.9999;                      // AdEMAMix: the slow EMA's β3
   double alpha = 5.0;                         // AdEMAMix: the weight of the slow EMA
-  double log10_aux_lr = -3.5228787452803374;  // Muon: log10 of its AdamW part's learning rate (3e-4)
+  double log10_aux_lr = -3.5228787452803374;  // Muon, or program_rest: log10 of the other parameters' learning rate (3e-4)
 
   double lr() const;
   double eps() const;
@@ -82,6 +85,10 @@ struct Genome {
   double aux_lr() const;        // Muon's AdamW part
   bool is_terms() const { return algorithm == Algorithm::Terms; }
   bool is_program() const { return algorithm == Algorithm::Program; }
+  bool has_program_rest() const { return !program_rest.statements.empty(); }
+  // Where the model is evaluated differs from where it trains (Schedule-Free AdamW, or a
+  // program with an evaluation point).
+  bool evaluates_elsewhere() const;
   // An update rule GenomeOptimizer runs (terms or a program), as opposed to a hand-made method.
   bool has_rule() const { return is_terms() || is_program(); }
   bool needs_m() const;

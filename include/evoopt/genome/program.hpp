@@ -19,6 +19,13 @@
 // and weight decay stay the genome's hyperparameters. A constant operand is a number or one of
 // the genome's beta1, beta2, eps, so tuning and mutating those fields reach the program.
 //
+// Three constants change what surrounds the statements: a program that reads lr (η_t) applies
+// the learning rate itself, θ ← θ − u; one that reads wd (λ) applies weight decay itself (the
+// genome's L2 or decoupled decay is not added around it). A program may end with the weights
+// the model is evaluated with, `x = op(...)` over theta, the state slots and constants (as
+// Schedule-Free AdamW trains at y and evaluates at x); x is computed when the model is
+// evaluated, from the state after the last step, and the training weights are put back after.
+//
 // Operations (a, b registers; c, β, ε constants):
 //   add(a, b)  sub(a, b)  mul(a, b)  div(a, b) = a/b, 0 where |b| < 1e-12  min(a, b)  max(a, b)
 //   neg(a)  abs(a)  sign(a)  sqrt(a) = √|a|  square(a)  exp(a)
@@ -28,6 +35,11 @@
 //   orthogonalize(a): Muon's five Newton–Schulz iterations (genome/rule.hpp), identity on 1-D
 //   nesterov(m, g): NAdam's a_t·g + b_t·m at the genome's β1 (term.hpp's NESTEROV; with
 //                   bias correction off, (1−β1)·g + β1·m); at most one per program
+//   aspect_scale(a) = √max(1, rows/cols)·a, a viewed as orthogonalize views it (Muon's scale)
+//
+// A genome may carry a second program (Genome::program_rest): then the hidden weight matrices
+// step with `program` at η and every other parameter (biases, normalisation parameters, the
+// first layer, the head) with `program_rest` at η_aux, Muon's split (optim/muon.hpp).
 //
 // A program compiles to the update-rule description (genome/rule.hpp), so GenomeOptimizer
 // runs it like a weighted sum of terms.
@@ -62,11 +74,14 @@ enum class ProgramOp : std::uint8_t {
   L2Normalize,
   Orthogonalize,
   Nesterov,
+  AspectScale,
 };
 
-// A constant operand: a number, or one of the genome's hyperparameters by name.
+// A constant operand: a number, or a value of the step by name: the genome's beta1, beta2, eps,
+// weight decay (wd), the scheduled learning rate η_t (lr) or Schedule-Free's averaging weight
+// c_t (avg_weight, rule.hpp's average_weight over the η_t so far).
 struct Constant {
-  enum class Name : std::uint8_t { None, Beta1, Beta2, Eps } name = Name::None;
+  enum class Name : std::uint8_t { None, Beta1, Beta2, Eps, Lr, Wd, AvgWeight } name = Name::None;
   double value = 0.0;  // when name is None
   bool operator==(const Constant& o) const;
   std::string text() const;  // "0.9", "beta1"
@@ -96,6 +111,8 @@ struct Program {
   void validate() const;
   bool uses(ProgramOp op) const;
   bool reads(Constant::Name name) const;  // a constant operand names the hyperparameter
+  // The last statement writes x, the evaluation point (read only at evaluation, not a step).
+  bool has_evaluation_point() const;
   bool operator==(const Program& o) const { return statements == o.statements; }
   bool operator!=(const Program& o) const { return !(*this == o); }
 };
@@ -134,9 +151,26 @@ Program program_of_terms(const Genome& terms_genome);
 // The program genome with `terms_genome`'s hyperparameters and program_of_terms as its rule.
 Genome program_genome(const Genome& terms_genome);
 
-// The rule of one step of a program genome: g (L2 decay), decoupled decay, NAdam's
-// coefficients where nesterov is used, the program's statements (temporaries as lets, state
-// slots assigned in place), then θ ← θ − η_t·u.
+// The rule of one step of a (one-program) genome: g (L2 decay), decoupled decay, NAdam's
+// coefficients where nesterov is used, c_t where avg_weight is read, the program's statements
+// (temporaries as lets, state slots assigned in place; not the evaluation point), then
+// θ ← θ − η_t·u (θ ← θ − u where the program reads lr).
 rule::Rule program_rule(const Genome& program_genome);
+// The evaluation point as a rule of one statement, x = ... (empty without one).
+rule::Rule evaluation_rule(const Genome& program_genome);
+
+// The parts of a genome with a second program, each a one-program genome: the hidden
+// matrices' (its `program` at its η) and the rest's (`program_rest` at η_aux). Clipping stays
+// the whole genome's (over all parameters). Without a second program both parts are the genome.
+enum class Part : std::uint8_t { Hidden, Rest };
+Genome program_part(const Genome& g, Part part);
+
+// The program forms of the presets (for `evoopt genome program` and the program search's
+// seeds): every term preset compiled (program_genome), and the rules the weighted sums cannot
+// express: nadam (NAdam with its momentum schedule, ψ = 0.004), muon (Muon on the hidden
+// matrices, AdamW on the rest at η_aux, two programs) and schedule_free_adamw (Schedule-Free
+// AdamW: slots for v, z − y and x − y, evaluated at x).
+std::vector<std::string> program_preset_names();
+Genome program_preset(const std::string& name);
 
 }  // namespace evoopt::genome

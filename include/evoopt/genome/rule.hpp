@@ -48,20 +48,22 @@ enum class Var : std::uint8_t {
   Ng,     // NESTEROV's coefficient of g at step t
   Nm,     // NESTEROV's coefficient of m at step t
   // A program's registers (genome/program.hpp):
-  S0,  // state slots, zero at the first step
-  S1,  //
-  S2,  //
-  R0,  // temporaries
-  R1,  //
-  R2,  //
-  R3,  //
-  R4,  //
-  R5,  //
-  R6,  //
-  R7,  //
-  U,   // the update direction: θ ← θ − η_t·u
+  S0,    // state slots, zero at the first step
+  S1,    //
+  S2,    //
+  R0,    // temporaries
+  R1,    //
+  R2,    //
+  R3,    //
+  R4,    //
+  R5,    //
+  R6,    //
+  R7,    //
+  U,     // the update direction: θ ← θ − η_t·u
+  AvgW,  // Schedule-Free's averaging weight at t: c_t = w_t/Σ_{i≤t} w_i, w_t = (max_{i≤t} η_i)² (scalar)
+  X,     // a program's evaluation point (the weights the model is evaluated with)
 };
-inline constexpr std::size_t kVarCount = static_cast<std::size_t>(Var::U) + 1;
+inline constexpr std::size_t kVarCount = static_cast<std::size_t>(Var::X) + 1;
 
 struct VarInfo {
   Var id;
@@ -99,6 +101,7 @@ enum class Op : std::uint8_t {
   L2Norm,         // a / (‖a‖ + 1e-8)
   Orthogonalize,  // orthogonalize(a) below
   RsqrtEps,       // 1/(√|a| + c), c a scalar, in one buffer
+  AspectScale,    // √max(1, rows/cols)·a, a viewed as a matrix as orthogonalize views it; a itself on 1-D
 };
 inline constexpr double kSafeDivFloor = 1e-12;
 
@@ -134,6 +137,7 @@ Expr rms_normalize(Expr a);
 Expr l2_normalize(Expr a);
 Expr orthogonalize(Expr a);
 Expr rsqrt_eps(Expr a, Expr eps);
+Expr aspect_scale(Expr a);
 Expr substitute(Expr e, Var from, const Expr& to);
 
 // In-place methods of a statement's chain, as torch spells them.
@@ -150,10 +154,11 @@ struct Call {
 
 struct Stmt {
   enum class Kind : std::uint8_t {
-    Let,       // target = value (a temporary: G, MHat, Denom, Bc1, Bc2, a program's r0…r7 and u)
-    Update,    // target.call_1(..).call_2(..), in place (state, or the parameter)
-    Assign,    // target.copy_(value): a program's state slot takes a new value in place
-    Nesterov,  // (Ng, Nm) = NESTEROV's coefficients at t (reads and updates the state's μ product)
+    Let,            // target = value (a temporary: G, MHat, Denom, Bc1, Bc2, a program's r0…r7 and u)
+    Update,         // target.call_1(..).call_2(..), in place (state, or the parameter)
+    Assign,         // target.copy_(value): a program's state slot takes a new value in place
+    Nesterov,       // (Ng, Nm) = NESTEROV's coefficients at t (reads and updates the state's μ product)
+    AverageWeight,  // AvgW = Schedule-Free's c_t (reads and updates the state's largest η and weight sum)
   };
   Kind kind;
   Var target;
@@ -186,6 +191,8 @@ struct Env {
   std::array<double, kVarCount> scalar{};
   std::int64_t step = 0;
   double mu_product = 1.0;  // NAdam's Π μ_i, read and updated by a Nesterov statement
+  double lr_max = 0.0;      // the largest η_i so far, read and updated by an AverageWeight statement
+  double weight_sum = 0.0;  // Σ w_i, likewise
 };
 // The scalars of step t (1-based): t, η_t and the genome's β1, β2, ε and λ.
 void set_step_scalars(Env& env, const Genome& g, std::int64_t t, double lr_t);
@@ -198,6 +205,14 @@ torch::Tensor evaluate(const Expr& e, const Env& env);  // a tensor-valued expre
 // runs when it has more rows than columns: an approximation of U·Vᵀ of x = U·S·Vᵀ (Muon,
 // Jordan et al. 2024). Returns x's shape; a tensor of fewer than 2 dimensions is copied as it is.
 torch::Tensor orthogonalize(const torch::Tensor& x, int steps = 5);
+// Schedule-Free AdamW's averaging weight at a step whose learning rate is lr_t (Defazio et al.
+// 2024, weighted as facebookresearch/schedule_free weights by default, r = 0 and power 2):
+// lr_max ← max(lr_max, lr_t), weight_sum ← weight_sum + lr_max², c = lr_max²/weight_sum (0
+// while the sum is 0).
+double average_weight(double lr_t, double& lr_max, double& weight_sum);
+// √max(1, rows/cols)·x with x viewed as orthogonalize views it (Muon's scale); a copy of x
+// for a tensor of fewer than 2 dimensions.
+torch::Tensor aspect_scale(const torch::Tensor& x);
 
 // Spellings. Each statement is one line without indentation; comments included.
 std::vector<std::string> python_lines(const Rule& rule);

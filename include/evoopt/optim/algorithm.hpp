@@ -41,12 +41,13 @@ class AlgorithmOptimizer {
   void to_training();
   // Whether to_evaluation() changes the parameters (then batch-norm statistics gathered during
   // training belong to other weights and are recomputed before evaluating).
-  bool evaluates_elsewhere() const { return genome_.algorithm == genome::Algorithm::ScheduleFreeAdamW; }
+  bool evaluates_elsewhere() const { return genome_.evaluates_elsewhere(); }
   // The optimizer's whole state; load() puts every state buffer back in its parameter's
   // memory layout, as the uninterrupted run keeps it (so a continued run is bit-identical).
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
-  // Muon: which parameters step with Muon and which with AdamW (one line); empty otherwise.
+  // Muon, or a genome with program_rest: which parameters step with which rule (one line);
+  // empty otherwise.
   const std::string& split() const { return split_; }
 
  private:

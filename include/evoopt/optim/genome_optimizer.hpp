@@ -46,6 +46,8 @@ struct GenomeParamState : public torch::optim::OptimizerCloneableParamState<Geno
   TORCH_ARG(torch::Tensor, slot0);         // a program's state slots s0, s1, s2, only those it reads
   TORCH_ARG(torch::Tensor, slot1);
   TORCH_ARG(torch::Tensor, slot2);
+  TORCH_ARG(double, lr_max) = 0.0;      // a program reading avg_weight: the largest η_t so far
+  TORCH_ARG(double, weight_sum) = 0.0;  // ... and Σ w_i (rule.hpp's average_weight)
 
  public:
   void serialize(torch::serialize::InputArchive& archive) override;
@@ -59,10 +61,21 @@ class GenomeOptimizer : public torch::optim::Optimizer {
       : GenomeOptimizer({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
 
   torch::Tensor step(LossClosure closure = nullptr) override;
+  // save() and step() refuse to run at the evaluation point: call to_training() first.
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
+  // A program with an evaluation point (genome/program.hpp: `x = ...`, as Schedule-Free AdamW
+  // evaluates at x): to_evaluation() moves each parameter that has stepped to its x, keeping
+  // the training weights, which to_training() puts back bit for bit. No-ops otherwise.
+  bool evaluates_elsewhere() const;
+  void to_evaluation();
+  void to_training();
+
  private:
+  std::vector<torch::Tensor> training_weights_;  // while at the evaluation point
+  bool at_evaluation_ = false;
+
   // One parameter's step: its state, t and η_t around the genome's update rule.
   void step_parameter(torch::Tensor& p, const genome::rule::Rule& rule, const GenomeOptimizerOptions& options);
 };

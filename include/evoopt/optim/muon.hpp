@@ -88,7 +88,8 @@ struct MuonSplit {
   // Two param groups (Muon first; a group with no parameters is left out).
   std::vector<torch::optim::OptimizerParamGroup> groups(const MuonOptions& muon_options, const MuonOptions& adamw_options) const;
   // One line: "Muon: conv2.weight [32, 16, 3, 3], ...; AdamW: conv1.weight [16, 1, 3, 3], ...".
-  std::string describe() const;
+  // `first` and `second` name the two groups' rules.
+  std::string describe(const std::string& first = "Muon", const std::string& second = "AdamW") const;
 };
 MuonSplit muon_split(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters, const std::vector<std::string>& muon_names = {});
 
