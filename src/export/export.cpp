@@ -1052,7 +1052,8 @@ std::vector<std::string> latex_definitions(const Genome& g, std::int64_t total_s
                     brief(*g.clip_norm)));
   if (g.log10_weight_decay && !g.decoupled_weight_decay && !(g.is_program() && g.program.reads(Constant::Name::Wd)))
     d.push_back("g_t \\leftarrow g_t + \\lambda\\,\\theta_{t-1} \\quad\\text{(L2 weight decay)}");
-  const genome::rule::Rule rule = genome::rule::update_rule(g);
+  // A program's statements as written (not fused), so that u_t is defined.
+  const genome::rule::Rule rule = g.is_program() ? genome::program_rule(g, /*fuse=*/false) : genome::rule::update_rule(g);
   for (const auto& stmt : rule.stmts) {
     if (stmt.kind == genome::rule::Stmt::Kind::AverageWeight) {
       d.push_back(

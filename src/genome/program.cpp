@@ -423,7 +423,7 @@ namespace {
 // One part's outputs on the probe: u at every step (and x, where the program has one), for
 // the gradient sequence drawn from `gradient_seed`.
 std::vector<double> probe_outputs(const Genome& g, std::uint64_t gradient_seed) {
-  const rule::Rule r = program_rule(g), at_x = evaluation_rule(g);
+  const rule::Rule r = program_rule(g, /*fuse=*/false), at_x = evaluation_rule(g);
   Rng rng(0x70726f6265ULL);  // "probe"
   std::vector<torch::Tensor> params, slots[3];
   for (const auto& shape : {std::vector<std::int64_t>{5, 4}, std::vector<std::int64_t>{6}}) {
@@ -620,7 +620,68 @@ Genome program_genome(const Genome& terms_genome) {
   return g;
 }
 
-rule::Rule program_rule(const Genome& g) {
+namespace {
+// Where program_rule fuses statements, as torch's own optimizers do: a square feeding a
+// slot's EMA of itself (s.mul_(β).addcmul_(a, a, 1−β)), and an output that is a product,
+// u = a·b or u = scale(a·b, 1), applied to θ by addcmul_ without a buffer for u. Each only
+// where the value it removes is read nowhere else.
+struct Fusions {
+  std::vector<bool> skip, square_into_ema;
+  std::optional<std::pair<Var, Var>> product;
+};
+
+// Reads of `v` by statements [from, n) up to (not past) the next statement writing it.
+int reads_until_rewritten(const Program& p, Var v, std::size_t from) {
+  int reads = 0;
+  for (std::size_t k = from; k < p.statements.size(); ++k) {
+    for (const Var a : p.statements[k].args) reads += a == v;
+    if (p.statements[k].dst == v) break;
+  }
+  return reads;
+}
+bool written_from(const Program& p, Var v, std::size_t from) {
+  for (std::size_t k = from; k < p.statements.size(); ++k)
+    if (p.statements[k].dst == v) return true;
+  return false;
+}
+
+Fusions fusions(const Program& p) {
+  const std::size_t n = p.statements.size();
+  Fusions f{std::vector<bool>(n, false), std::vector<bool>(n, false), std::nullopt};
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const Statement& sq = p.statements[i];
+    const Statement& ema = p.statements[i + 1];
+    if (sq.op == ProgramOp::Square && is_temporary(sq.dst) && ema.op == ProgramOp::Interp && is_state(ema.dst) && ema.args[0] == ema.dst &&
+        ema.args[1] == sq.dst && sq.args[0] != ema.dst && reads_until_rewritten(p, sq.dst, i + 1) == 1 && !f.skip[i] && !f.square_into_ema[i]) {
+      f.square_into_ema[i] = true;
+      f.skip[i + 1] = true;  // emitted with i
+      ++i;
+    }
+  }
+  // The last statement writing u (the evaluation point aside), nothing after it reading u.
+  std::size_t last = n;
+  for (std::size_t k = 0; k < n; ++k)
+    if (p.statements[k].dst == Var::U) last = k;
+  if (last == n || f.skip[last] || reads_until_rewritten(p, Var::U, last + 1) != 0) return f;
+  const Statement& out = p.statements[last];
+  std::size_t product_at = last;
+  if (out.op == ProgramOp::Scale && out.c->name == Constant::Name::None && out.c->value == 1.0 && last > 0 && is_temporary(out.args[0]) &&
+      p.statements[last - 1].dst == out.args[0] && reads_until_rewritten(p, out.args[0], last) == 1 && !f.skip[last - 1] &&
+      !f.square_into_ema[last - 1])
+    product_at = last - 1;
+  const Statement& mul = p.statements[product_at];
+  if (mul.op != ProgramOp::Mul) return f;
+  // Its operands keep their values until the update at the end (no later statement writes them).
+  const Var a = mul.args[0], b = mul.args[1];
+  if (a == Var::U || b == Var::U || written_from(p, a, product_at + 1) || written_from(p, b, product_at + 1)) return f;
+  f.product = std::make_pair(a, b);
+  f.skip[product_at] = true;
+  f.skip[last] = true;
+  return f;
+}
+}  // namespace
+
+rule::Rule program_rule(const Genome& g, bool fuse) {
   using rule::Method;
   using rule::Stmt;
   const Program& program = g.program;
@@ -639,8 +700,22 @@ rule::Rule program_rule(const Genome& g) {
         {Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Mul, {rule::num(1.0) - x(Var::LrT) * x(Var::Wd)}}}, false, "decoupled weight decay"});
   if (program.uses(ProgramOp::Nesterov)) r.stmts.push_back({Stmt::Kind::Nesterov, Var::Ng, Expr{}, {}, g.bias_correction, ""});
   if (program.reads(Constant::Name::AvgWeight)) r.stmts.push_back({Stmt::Kind::AverageWeight, Var::AvgW, Expr{}, {}, false, ""});
-  for (const auto& s : program.statements) {
+  const Fusions fused =
+      fuse ? fusions(program)
+           : Fusions{std::vector<bool>(program.statements.size(), false), std::vector<bool>(program.statements.size(), false), std::nullopt};
+  const Expr lr_coef = own_lr ? rule::num(-1.0) : -x(Var::LrT);
+  for (std::size_t i = 0; i < program.statements.size(); ++i) {
+    const Statement& s = program.statements[i];
     if (s.dst == Var::X) continue;  // the evaluation point: evaluation_rule
+    if (fused.skip[i]) continue;
+    if (fused.square_into_ema[i]) {  // t = square(a); s = interp(s, t, β)  as  s.mul_(β).addcmul_(a, a, 1−β)
+      const Statement& ema = program.statements[i + 1];
+      const Expr beta = constant_expr(*ema.c);
+      const Expr a = x(s.args[0]);
+      r.stmts.push_back({Stmt::Kind::Update, ema.dst, Expr{}, {{Method::Mul, {beta}}, {Method::AddCMul, {a, a, rule::num(1.0) - beta}}}, false, ""});
+      ++i;
+      continue;
+    }
     // A slot's EMA of itself, s = interp(s, x, β), runs in place as torch's EMAs do,
     // s.mul_(β).add_(x, 1−β): the same arithmetic as the expression, without its two copies.
     if (is_state(s.dst) && s.op == ProgramOp::Interp && s.args[0] == s.dst && s.args[1] != s.dst) {
@@ -658,10 +733,12 @@ rule::Rule program_rule(const Genome& g) {
     }
     r.stmts.push_back({is_state(s.dst) ? Stmt::Kind::Assign : Stmt::Kind::Let, s.dst, value_of(s), {}, false, ""});
   }
-  if (own_lr)
-    r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), rule::num(-1.0)}}}, false, "θ ← θ − u"});
+  const char* comment = own_lr ? "θ ← θ − u" : "θ ← θ − η_t·u";
+  if (fused.product)  // u = a·b applied as θ.addcmul_(a, b, −η_t): no buffer for u
+    r.stmts.push_back(
+        {Stmt::Kind::Update, Var::Param, Expr{}, {{Method::AddCMul, {x(fused.product->first), x(fused.product->second), lr_coef}}}, false, comment});
   else
-    r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), -x(Var::LrT)}}}, false, "θ ← θ − η_t·u"});
+    r.stmts.push_back({Stmt::Kind::Update, Var::Param, Expr{}, {{Method::Add, {x(Var::U), lr_coef}}}, false, comment});
   return r;
 }
 
@@ -741,13 +818,13 @@ Genome program_preset(const std::string& name) {
     g.validate(Bounds::kHardMaxTerms);
     return g;
   }
-  const Genome p = preset(name);
-  if (!p.is_terms()) {
-    std::string names;
-    for (const auto& n : program_preset_names()) names += (names.empty() ? "" : ", ") + n;
-    throw Error("preset '" + name + "' has no program form (program presets: " + names + ")");
+  const auto names = program_preset_names();
+  if (std::find(names.begin(), names.end(), name) == names.end() && name != "lion-like") {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw Error("no program preset '" + name + "' (program presets: " + list + ")");
   }
-  return program_genome(p);
+  return program_genome(preset(name));
 }
 
 }  // namespace evoopt::genome

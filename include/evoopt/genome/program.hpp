@@ -154,8 +154,10 @@ Genome program_genome(const Genome& terms_genome);
 // The rule of one step of a (one-program) genome: g (L2 decay), decoupled decay, NAdam's
 // coefficients where nesterov is used, c_t where avg_weight is read, the program's statements
 // (temporaries as lets, state slots assigned in place; not the evaluation point), then
-// θ ← θ − η_t·u (θ ← θ − u where the program reads lr).
-rule::Rule program_rule(const Genome& program_genome);
+// θ ← θ − η_t·u (θ ← θ − u where the program reads lr). With `fuse`, a square feeding a slot's
+// EMA runs as one addcmul_, and an output u = a·b as θ.addcmul_(a, b, −η_t) (no buffer for u),
+// as torch's optimizers fuse them; without, each statement as written (the probe, LaTeX).
+rule::Rule program_rule(const Genome& program_genome, bool fuse = true);
 // The evaluation point as a rule of one statement, x = ... (empty without one).
 rule::Rule evaluation_rule(const Genome& program_genome);
 
