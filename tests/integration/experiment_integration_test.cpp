@@ -105,11 +105,12 @@ TEST(Compare, HandMadeBaselinesAreTunedTestedAndMuonsSplitIsShown) {
     std::ofstream cfg(tmp / "c.toml");
     cfg << "tasks = [\"mnist\"]\ntransfer_tasks = [\"mnist:paper\"]\nsteps = 16\nbatch_size = 32\n"
         << "[data]\ndir = \"" << test::data_dir().string() << "\"\ntrain_subset = 600\nval_size = 200\n"
-        << "[compare]\nprotocol = \"strong\"\nbaselines = [\"ademamix\", \"schedule_free_adamw\", \"muon\"]\nlr_grid = [0.001, 0.01]\nwd_grid = "
-           "[0.0]\n"
+        << "[compare]\nprotocol = \"strong\"\nlr_grid = [0.001, 0.01]\nwd_grid = [0.0]\n"
         << "halving = false\nattribution = false\ntest_seeds = 2\nhorizon_multiple = 0\n";
   }
-  const auto r = test::run_cli("compare --genome adam --workers 1 --config " + (tmp / "c.toml").string() + " --out " + (tmp / "run").string());
+  // The methods from the command line (--methods), the rest from the config file.
+  const auto r = test::run_cli("compare --genome adam --workers 1 --methods ademamix schedule_free_adamw muon --config " + (tmp / "c.toml").string() +
+                               " --out " + (tmp / "run").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* name : {"ademamix (tuned)", "schedule_free_adamw (tuned)", "muon (tuned)"})
     EXPECT_NE(r.out.find(name), std::string::npos) << r.out;
@@ -119,6 +120,7 @@ TEST(Compare, HandMadeBaselinesAreTunedTestedAndMuonsSplitIsShown) {
   EXPECT_EQ(r.out.find("muon (tuned) on MNIST: Muon: ", first + 1), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("; AdamW: "), std::string::npos);
   const auto c = nlohmann::json::parse(read_text_file(tmp / "run" / "comparison.json"));
+  EXPECT_EQ(c.at("baselines").size(), 3u);  // only the methods named
   int muons = 0;
   for (const auto& h : {c.at("horizons"), c.at("transfer").at("horizons")})
     for (const auto& m : h.at(0).at("methods")) {

@@ -66,9 +66,10 @@ struct CompareOptions {
     using schema::kCompare;
     using schema::kEvolve;
     visit("enabled", c.enabled, help("Compare the winner with tuned baselines").flag(kEvolve, "--no-compare"));
-    visit(
-        "baselines", c.baselines,
-        help("Baseline optimizers (genome presets)").one_of("sgd, adam, adamw, rmsprop, signum, lion, nadamw, ademamix, schedule_free_adamw, muon"));
+    visit("baselines", c.baselines,
+          help("Baseline optimizers (genome presets)")
+              .one_of("sgd, adam, adamw, rmsprop, signum, lion, nadamw, ademamix, schedule_free_adamw, muon")
+              .flag(kEvolve | kCompare, "--methods"));
     visit("protocol", c.protocol,
           help("How baselines are tuned: quasirandom (the same number of quasi-random trials from each method's published search space, "
                "the evolved genome tuned alike, each with AlgoPerf's schedule or the winner's schedule + clipping, chosen per workload too), "
