@@ -379,7 +379,27 @@ bool commutative(ProgramOp op) { return op == ProgramOp::Add || op == ProgramOp:
 bool is_temporary(Var v) { return v >= Var::R0 && v <= Var::R7; }
 }  // namespace
 
-Program simplify(const Program& p) {
+namespace {
+// A statement that leaves its destination as it was: d = interp(d, d, β), scale(d, 1), min(d, d), max(d, d).
+bool identity_on_itself(const Statement& s) {
+  if (s.args.empty() || s.args[0] != s.dst) return false;
+  switch (s.op) {
+    case ProgramOp::Interp:
+    case ProgramOp::Min:
+    case ProgramOp::Max:
+      return s.args[1] == s.dst;
+    case ProgramOp::Scale:
+      return s.c->name == Constant::Name::None && s.c->value == 1.0;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+Program simplify(const Program& input) {
+  Program p;
+  for (const auto& s : input.statements)
+    if (!identity_on_itself(s)) p.statements.push_back(s);
   // Liveness, backwards, to a fixpoint over steps: a slot read before this step writes it
   // needs the last write of the previous step.
   const std::size_t n = p.statements.size();

@@ -246,6 +246,9 @@ TEST(Program, SimplifyDropsWhatCannotReachUAndProbesHashTheFunction) {
   EXPECT_EQ(lines({"r2 = sign(g)", "u = mul(r2, g)"}), lines({"r6 = sign(g)", "u = mul(g, r6)"}));  // names and operand order
   // An overwritten u: only the last write and what it reads stay.
   EXPECT_EQ(lines({"u = sign(g)", "r0 = abs(g)", "u = scale(r0, 2)"}), (std::vector<std::string>{"r0 = abs(g)", "u = scale(r0, 2)"}));
+  // Statements that leave their destination as it was go.
+  EXPECT_EQ(lines({"s0 = interp(s0, g, 0.9)", "s0 = interp(s0, s0, 0.5)", "s0 = scale(s0, 1)", "s0 = max(s0, s0)", "u = sign(s0)"}),
+            (std::vector<std::string>{"s0 = interp(s0, g, 0.9)", "u = sign(s0)"}));
   // Adam compiled from terms is already simple.
   const Program adam = genome::program_of_terms(genome::preset("adam"));
   EXPECT_EQ(genome::simplify(adam), adam);

@@ -124,7 +124,8 @@ const std::vector<ProgramOp>& program_ops();
 int program_op_registers(ProgramOp op);
 bool program_op_takes_constant(ProgramOp op);
 
-// The same function in a canonical text: statements that cannot reach u dropped (through the
+// The same function in a canonical text: statements that leave their destination as it was
+// (d = interp(d, d, β), scale(d, 1), min(d, d), max(d, d)) and statements that cannot reach u dropped (through the
 // state slots, across steps), the operands of add, mul, min and max in register order, and
 // the temporaries renamed r0, r1, ... in the order they are first written. Constants are
 // operands only, so there is no expression of constants to fold.
